@@ -1,0 +1,278 @@
+"""Typed, frozen model configurations: the one place where architecture and tracker facts are declared.
+
+A config mirrors pysot's ``experiments/<name>/config.yaml`` (BACKBONE / ADJUST / RPN / ANCHOR / TRACK), so a user's
+yaml file maps onto it one to one; DaSiamRPN models are expressed in the same shape. Facts come from
+STVIR/pysot (experiments/*/config.yaml, pysot/core/config.py) and foolwood/DaSiamRPN (code/net.py,
+code/run_SiamRPN.py). Everything downstream reads these values from the ONNX metadata, not from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+from .errors import ConfigError
+
+FLAVOURS = ("pysot", "dasiamrpn")
+
+
+def _freeze(obj: Any) -> Any:
+    """Lists → tuples, dicts → sorted tuples of pairs, so configs stay hashable and immutable."""
+    if isinstance(obj, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in obj.items()))
+    if isinstance(obj, (list, tuple)):
+        return tuple(_freeze(v) for v in obj)
+    return obj
+
+
+def _thaw(obj: Any) -> Any:
+    if isinstance(obj, tuple) and obj and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in obj):
+        return {k: _thaw(v) for k, v in obj}
+    if isinstance(obj, tuple):
+        return [_thaw(v) for v in obj]
+    return obj
+
+
+@dataclass(frozen=True)
+class AnchorConfig:
+    """Anchor grid (pysot ``ANCHOR`` / DaSiamRPN ``TrackerConfig``)."""
+
+    stride: int = 8
+    ratios: Tuple[float, ...] = (0.33, 0.5, 1.0, 2.0, 3.0)
+    scales: Tuple[float, ...] = (8.0,)
+
+    @property
+    def anchor_num(self) -> int:
+        return len(self.ratios) * len(self.scales)
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """Tracker hyper-parameters (pysot ``TRACK`` / DaSiamRPN ``net.cfg``).
+
+    ``flavour`` selects the post-processing conventions: ``pysot`` (SiamRPNTracker) or ``dasiamrpn``
+    (run_SiamRPN.py). ``adaptive_instance_size`` is DaSiamRPN's small-object search size (SiamRPNBIG: 287
+    when target area / image area < ``adaptive_area_ratio``); None disables it.
+    """
+
+    penalty_k: float = 0.04
+    window_influence: float = 0.44
+    lr: float = 0.4
+    exemplar_size: int = 127
+    instance_size: int = 255
+    base_size: int = 8
+    context_amount: float = 0.5
+    flavour: str = "pysot"
+    adaptive_instance_size: Optional[int] = None
+    adaptive_area_ratio: float = 0.004
+
+    def score_size(self, stride: int, instance_size: Optional[int] = None) -> int:
+        """Score-map side for an instance size (pysot: (I − E) // stride + 1 + BASE_SIZE)."""
+        inst = self.instance_size if instance_size is None else instance_size
+        return (inst - self.exemplar_size) // stride + 1 + self.base_size
+
+    @property
+    def instance_sizes(self) -> Tuple[int, ...]:
+        return (self.instance_size,) if self.adaptive_instance_size is None else (
+            self.instance_size, self.adaptive_instance_size)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model: architecture (as pysot's yaml states it) plus anchors and tracker parameters."""
+
+    name: str
+    family: str  # "pysot" | "dasiamrpn"
+    backbone: str
+    backbone_kwargs: Tuple = ()
+    adjust: Optional[str] = None
+    adjust_kwargs: Tuple = ()
+    rpn: str = "DepthwiseRPN"
+    rpn_kwargs: Tuple = ()
+    anchor: AnchorConfig = field(default_factory=AnchorConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
+    description: str = ""
+
+    @property
+    def backbone_args(self) -> Dict[str, Any]:
+        return _thaw(self.backbone_kwargs) or {}
+
+    @property
+    def adjust_args(self) -> Dict[str, Any]:
+        return _thaw(self.adjust_kwargs) or {}
+
+    @property
+    def rpn_args(self) -> Dict[str, Any]:
+        return _thaw(self.rpn_kwargs) or {}
+
+    @property
+    def score_size(self) -> int:
+        return self.track.score_size(self.anchor.stride)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-friendly dict (the form stored in ONNX metadata)."""
+        d = dataclasses.asdict(self)
+        for k in ("backbone_kwargs", "adjust_kwargs", "rpn_kwargs"):
+            d[k] = _thaw(getattr(self, k)) or {}
+        d["anchor"] = {"stride": self.anchor.stride, "ratios": list(self.anchor.ratios),
+                       "scales": list(self.anchor.scales)}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ModelConfig":
+        d = dict(d)
+        try:
+            anchor = AnchorConfig(stride=int(d["anchor"]["stride"]),
+                                  ratios=tuple(float(r) for r in d["anchor"]["ratios"]),
+                                  scales=tuple(float(s) for s in d["anchor"]["scales"]))
+            track = _make(TrackConfig, d["track"], "track")
+            kw = {k: _freeze(d.get(k) or {}) for k in ("backbone_kwargs", "adjust_kwargs", "rpn_kwargs")}
+            return cls(name=d["name"], family=d["family"], backbone=d["backbone"], adjust=d.get("adjust"),
+                       rpn=d["rpn"], anchor=anchor, track=track, description=d.get("description", ""), **kw)
+        except KeyError as e:
+            raise ConfigError(f"model config is missing the field {e}", evidence=json.dumps(d)[:400],
+                              fix="re-export the model with `python export/to_onnx.py`") from None
+
+
+def _make(cls, values: Dict[str, Any], where: str):
+    """Build a frozen dataclass, rejecting unknown keys (no silent defaults for typos)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown {where} keys: {unknown}", evidence=f"valid keys: {sorted(names)}",
+                          fix="remove or rename them")
+    return cls(**values)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Built-in registry. Values: pysot @ d04028f experiments/*/config.yaml; DaSiamRPN code/net.py cfg dicts.
+# ---------------------------------------------------------------------------------------------------------------
+
+_DWXCORR_ANCHOR = AnchorConfig()
+
+
+def _pysot(name, backbone, bkw, adjust, akw, rpn, rkw, pk, wi, lr, inst=255, base=8, desc=""):
+    return ModelConfig(name=name, family="pysot", backbone=backbone, backbone_kwargs=_freeze(bkw), adjust=adjust,
+                       adjust_kwargs=_freeze(akw), rpn=rpn, rpn_kwargs=_freeze(rkw), anchor=_DWXCORR_ANCHOR,
+                       track=TrackConfig(penalty_k=pk, window_influence=wi, lr=lr, instance_size=inst, base_size=base),
+                       description=desc)
+
+
+def _dasiam(name, size, feature_out, lr, wi, pk, adaptive, desc):
+    return ModelConfig(
+        name=name, family="dasiamrpn", backbone="dasiamrpn_alexnet", backbone_kwargs=_freeze({"size": size}),
+        rpn="DaSiamRPNHead", rpn_kwargs=_freeze({"anchor_num": 5, "feature_out": feature_out}),
+        anchor=_DWXCORR_ANCHOR,
+        track=TrackConfig(penalty_k=pk, window_influence=wi, lr=lr, instance_size=271, base_size=0,
+                          flavour="dasiamrpn", adaptive_instance_size=287 if adaptive else None),
+        description=desc)
+
+
+_R50 = dict(backbone="resnet50", bkw={"used_layers": [2, 3, 4]}, adjust="AdjustAllLayer",
+            akw={"in_channels": [512, 1024, 2048], "out_channels": [256, 256, 256]},
+            rpn="MultiRPN", rkw={"anchor_num": 5, "in_channels": [256, 256, 256], "weighted": True})
+
+CONFIGS: Dict[str, ModelConfig] = {
+    c.name: c for c in (
+        _pysot("siamrpn_r50_l234_dwxcorr", **_R50, pk=0.05, wi=0.42, lr=0.38,
+               desc="SiamRPN++ ResNet-50 (VOT)"),
+        _pysot("siamrpn_r50_l234_dwxcorr_otb", **_R50, pk=0.24, wi=0.50, lr=0.25,
+               desc="SiamRPN++ ResNet-50 (OTB hyper-parameters)"),
+        _pysot("siamrpn_mobilev2_l234_dwxcorr", "mobilenetv2", {"used_layers": [3, 5, 7], "width_mult": 1.4},
+               "AdjustAllLayer", {"in_channels": [44, 134, 448], "out_channels": [256, 256, 256]},
+               "MultiRPN", {"anchor_num": 5, "in_channels": [256, 256, 256], "weighted": False},
+               pk=0.04, wi=0.40, lr=0.50, desc="SiamRPN++ MobileNetV2"),
+        _pysot("siamrpn_alex_dwxcorr", "alexnetlegacy", {"width_mult": 1.0}, None, {},
+               "DepthwiseRPN", {"anchor_num": 5, "in_channels": 256, "out_channels": 256},
+               pk=0.16, wi=0.40, lr=0.30, inst=287, base=0, desc="SiamRPN++ AlexNet (VOT)"),
+        _pysot("siamrpn_alex_dwxcorr_otb", "alexnetlegacy", {"width_mult": 1.0}, None, {},
+               "DepthwiseRPN", {"anchor_num": 5, "in_channels": 256, "out_channels": 256},
+               pk=0.16, wi=0.40, lr=0.30, inst=287, base=0, desc="SiamRPN++ AlexNet (OTB weights, same config)"),
+        _dasiam("SiamRPNBIG", 2, 512, lr=0.295, wi=0.42, pk=0.055, adaptive=True,
+                desc="DaSiamRPN SiamRPNBIG (AlexNet x2, up-channel)"),
+        _dasiam("SiamRPNvot", 1, 256, lr=0.45, wi=0.44, pk=0.04, adaptive=False, desc="DaSiamRPN SiamRPNvot"),
+        _dasiam("SiamRPNotb", 1, 256, lr=0.30, wi=0.40, pk=0.22, adaptive=False, desc="DaSiamRPN SiamRPNotb"),
+    )
+}
+
+DEFAULT_CONFIG = "siamrpn_mobilev2_l234_dwxcorr"
+
+# pysot yaml BACKBONE.TYPE / ADJUST.TYPE / RPN.TYPE values this project implements.
+SUPPORTED_TYPES = {
+    "backbone": ("resnet50", "mobilenetv2", "alexnetlegacy", "dasiamrpn_alexnet"),
+    "adjust": ("AdjustAllLayer", "AdjustLayer"),
+    "rpn": ("DepthwiseRPN", "MultiRPN", "DaSiamRPNHead"),
+}
+
+
+def _unknown_name(name: str) -> ConfigError:
+    close = difflib.get_close_matches(name, list(CONFIGS), n=1)
+    return ConfigError(f"unknown model config '{name}'",
+                       evidence="built-in configs: " + ", ".join(sorted(CONFIGS)),
+                       fix=(f"did you mean '{close[0]}'? " if close else "")
+                       + "pass a built-in name or the path of a pysot experiments/<name>/config.yaml")
+
+
+def config_from_pysot_yaml(path: Union[str, Path]) -> ModelConfig:
+    """Read a pysot ``experiments/<name>/config.yaml`` into a ModelConfig (pysot defaults for absent keys)."""
+    import yaml  # export-side dependency only
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read config file {path}", evidence=str(e),
+                          fix="pass a readable pysot config.yaml or a built-in name") from None
+    if not isinstance(raw, dict) or "BACKBONE" not in raw:
+        raise ConfigError(f"{path} is not a pysot config (no BACKBONE section)",
+                          evidence=f"top-level keys: {sorted(raw) if isinstance(raw, dict) else type(raw).__name__}",
+                          fix="use a file from pysot's experiments/ folder")
+    if (raw.get("MASK") or {}).get("MASK"):
+        raise ConfigError(f"{path} describes a SiamMask model (MASK.MASK: true), which siamtrt does not export",
+                          fix="use a siamrpn_* config")
+    bb = raw["BACKBONE"]
+    adj = raw.get("ADJUST") or {}
+    rpn = raw.get("RPN") or {}
+    trk = raw.get("TRACK") or {}
+    anc = raw.get("ANCHOR") or {}
+    if trk.get("TYPE", "SiamRPNTracker") not in ("SiamRPNTracker",):
+        raise ConfigError(f"{path}: TRACK.TYPE {trk.get('TYPE')!r} is not supported",
+                          evidence="siamtrt implements pysot's short-term SiamRPNTracker",
+                          fix="use a short-term siamrpn_* config")
+    adjust = adj.get("TYPE", "AdjustAllLayer") if adj.get("ADJUST", True) else None
+    for kind, value in (("backbone", bb.get("TYPE")), ("adjust", adjust), ("rpn", rpn.get("TYPE", "MultiRPN"))):
+        if value is not None and value not in SUPPORTED_TYPES[kind]:
+            raise ConfigError(f"{path}: {kind} type {value!r} is not supported",
+                              evidence=f"supported: {SUPPORTED_TYPES[kind]}")
+    # Defaults below are pysot/core/config.py's.
+    track = TrackConfig(penalty_k=float(trk.get("PENALTY_K", 0.04)),
+                        window_influence=float(trk.get("WINDOW_INFLUENCE", 0.44)), lr=float(trk.get("LR", 0.4)),
+                        exemplar_size=int(trk.get("EXEMPLAR_SIZE", 127)),
+                        instance_size=int(trk.get("INSTANCE_SIZE", 255)), base_size=int(trk.get("BASE_SIZE", 8)),
+                        context_amount=float(trk.get("CONTEXT_AMOUNT", 0.5)))
+    anchor = AnchorConfig(stride=int(anc.get("STRIDE", 8)),
+                          ratios=tuple(float(r) for r in anc.get("RATIOS", [0.33, 0.5, 1, 2, 3])),
+                          scales=tuple(float(s) for s in anc.get("SCALES", [8])))
+    name = str(raw.get("META_ARC") or path.parent.name or path.stem)
+    return ModelConfig(name=name, family="pysot", backbone=bb["TYPE"], backbone_kwargs=_freeze(bb.get("KWARGS") or {}),
+                       adjust=adjust, adjust_kwargs=_freeze(adj.get("KWARGS") or {}) if adjust else (),
+                       rpn=rpn.get("TYPE", "MultiRPN"), rpn_kwargs=_freeze(rpn.get("KWARGS") or {}),
+                       anchor=anchor, track=track, description=f"from {path}")
+
+
+def get_config(name_or_path: Union[str, Path]) -> ModelConfig:
+    """Resolve a built-in config name or a pysot yaml path.
+
+    Raises:
+        ConfigError: unknown name (with the closest valid name) or unreadable/unsupported yaml.
+    """
+    s = str(name_or_path)
+    if s in CONFIGS:
+        return CONFIGS[s]
+    if s.endswith((".yaml", ".yml")) or Path(s).is_file():
+        return config_from_pysot_yaml(s)
+    raise _unknown_name(s)

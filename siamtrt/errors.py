@@ -1,0 +1,61 @@
+"""One exception type for the whole library: every message says what is wrong, the evidence, and the fix."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class SiamtrtError(Exception):
+    """Base error. ``str(err)`` reads: what went wrong, then the evidence, then what to do.
+
+    Args:
+        what (str): one sentence naming the file, tensor or option and what is wrong with it.
+        evidence (str): expected vs actual, key lists, versions. Defaults to None.
+        fix (str): the command or change that resolves it. Defaults to None.
+    """
+
+    def __init__(self, what: str, evidence: Optional[str] = None, fix: Optional[str] = None):
+        self.what = what
+        self.evidence = evidence
+        self.fix = fix
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        parts = [self.what]
+        if self.evidence:
+            parts.append("  evidence: " + self.evidence.replace("\n", "\n            "))
+        if self.fix:
+            parts.append("  fix: " + self.fix.replace("\n", "\n       "))
+        return "\n".join(parts)
+
+
+class ConfigError(SiamtrtError):
+    """Unknown or malformed model configuration."""
+
+
+class CheckpointError(SiamtrtError):
+    """A checkpoint that cannot be read or does not match the architecture."""
+
+
+class ExportError(SiamtrtError):
+    """ONNX export or its self-check failed."""
+
+
+class ModelDirError(SiamtrtError):
+    """A model directory is missing files or carries incompatible metadata."""
+
+
+class InputError(SiamtrtError):
+    """Bad user input: video, image folder, bounding box, calibration file."""
+
+
+class EngineError(SiamtrtError):
+    """TensorRT engine build or load problem (version, GPU, tampered ONNX, missing plugin)."""
+
+
+class BackendError(SiamtrtError):
+    """An inference backend is unavailable or was fed the wrong tensors."""
+
+
+class CalibrationError(SiamtrtError):
+    """Calibration data or quantization problem."""

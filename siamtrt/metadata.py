@@ -1,0 +1,104 @@
+"""The metadata every artifact carries (ONNX ``metadata_props``, engine sidecars), defined once.
+
+An exported model directory is self-describing: the runtime, calibration and engine builder read these keys and
+never re-derive them from a config file. Values are JSON-encoded strings under the ``siamtrt.`` prefix.
+No torch here: the runtime imports this module on a Jetson.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Union
+
+from . import __version__
+from .config import ModelConfig
+from .errors import ModelDirError
+
+PREFIX = "siamtrt."
+TEMPLATE_ONNX = "template.onnx"
+SEARCH_ONNX = "search.onnx"
+TEMPLATE_INPUT = "template"
+SEARCH_INPUT = "search"
+SEARCH_OUTPUTS = ("cls", "loc")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+# Keys every exported ONNX file carries (besides the per-branch ones).
+REQUIRED_KEYS = ("version", "arch", "family", "config", "branch", "exemplar_size", "instance_size", "score_size",
+                 "anchor", "track", "template_outputs", "precision", "xcorr", "batch", "checkpoint_sha256",
+                 "trained")
+
+
+def build_metadata(cfg: ModelConfig, *, branch: str, template_outputs: List[str], checkpoint_sha256: str,
+                   trained: bool, precision: str = "fp32", xcorr: str = "conv", batch: str = "dynamic",
+                   **extra: Any) -> Dict[str, Any]:
+    """The metadata dict for one exported branch (plain Python values; encoded by :func:`encode`)."""
+    meta = {
+        "version": __version__, "arch": cfg.name, "family": cfg.family, "config": cfg.to_dict(), "branch": branch,
+        "exemplar_size": cfg.track.exemplar_size, "instance_size": cfg.track.instance_size,
+        "instance_sizes": list(cfg.track.instance_sizes), "score_size": cfg.score_size,
+        "anchor": cfg.to_dict()["anchor"], "track": cfg.to_dict()["track"],
+        "template_outputs": list(template_outputs), "precision": precision, "xcorr": xcorr, "batch": batch,
+        "checkpoint_sha256": checkpoint_sha256, "trained": bool(trained),
+    }
+    meta.update(extra)
+    return meta
+
+
+def encode(meta: Dict[str, Any]) -> Dict[str, str]:
+    return {PREFIX + k: json.dumps(v) for k, v in meta.items()}
+
+
+def decode(props: Dict[str, str]) -> Dict[str, Any]:
+    out = {}
+    for k, v in props.items():
+        if k.startswith(PREFIX):
+            try:
+                out[k[len(PREFIX):]] = json.loads(v)
+            except json.JSONDecodeError:
+                out[k[len(PREFIX):]] = v
+    return out
+
+
+def set_onnx_metadata(model, meta: Dict[str, Any]) -> None:
+    """Replace the siamtrt.* entries of an ``onnx.ModelProto``'s metadata_props with ``meta``."""
+    keep = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(PREFIX)]
+    del model.metadata_props[:]
+    for k, v in keep + sorted(encode(meta).items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+
+
+def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
+    """Read the siamtrt metadata of one ONNX file (weights are not loaded).
+
+    Raises:
+        ModelDirError: the file is missing, not ONNX, or carries no siamtrt metadata.
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelDirError(f"{path} does not exist", fix="export the model: python export/to_onnx.py --config NAME "
+                            f"--checkpoint model.pth --out {path.parent}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # onnx raises DecodeError / google.protobuf errors
+        raise ModelDirError(f"{path} is not a readable ONNX file (corrupt or truncated?)", evidence=repr(e)[:300],
+                            fix="re-export it with python export/to_onnx.py") from None
+    meta = decode({p.key: p.value for p in model.metadata_props})
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise ModelDirError(f"{path} lacks siamtrt metadata keys {missing}",
+                            evidence="it was not written by siamtrt's exporter (or by an older version)",
+                            fix="re-export it with python export/to_onnx.py")
+    return meta
+
+
+def file_sha256(path: Union[str, Path], chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
