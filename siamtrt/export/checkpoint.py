@@ -1,0 +1,117 @@
+"""Load a user's ``model.pth`` safely and strictly, or explain exactly why it does not fit.
+
+Accepts what the public releases and training scripts write: a bare state_dict (pysot model zoo, DaSiamRPN
+releases), or a dict holding it under ``state_dict`` (pysot ``restore_from`` snapshots); a ``module.`` prefix from
+DataParallel is stripped. Always ``torch.load(weights_only=True)``: a checkpoint holding arbitrary Python objects is
+refused, never unpickled. Never loads partially.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+from typing import Dict, List, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+from ..config import CONFIGS, ModelConfig
+from ..errors import CheckpointError
+from ..metadata import file_sha256
+
+log = logging.getLogger(__name__)
+
+
+def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
+    """Read tensors from a checkpoint file (weights only), unwrapped and with ``module.`` stripped."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist", fix="pass the path of your model.pth")
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refused to load {path}: it contains Python objects other than tensors",
+            evidence=str(e).splitlines()[0][:300],
+            fix="siamtrt only reads weights (torch.load(weights_only=True)). If you trust the file, re-save its "
+                "state_dict: torch.save(torch.load(p, weights_only=False)['state_dict'], 'clean.pth')") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"cannot read checkpoint {path} (truncated or corrupt?)",
+                              evidence=f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                                       f" (file size {path.stat().st_size} bytes)",
+                              fix="download the model again and check its size/hash") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path} does not hold a state_dict",
+                              evidence=f"top-level object: {type(obj).__name__}"
+                              + (f" with keys {list(obj)[:8]}" if isinstance(obj, dict) else ""),
+                              fix="pass a file saved with torch.save(model.state_dict(), path)")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+
+
+def _signature(model_or_sd) -> Dict[str, Tuple[int, ...]]:
+    sd = model_or_sd.state_dict() if isinstance(model_or_sd, nn.Module) else model_or_sd
+    return {k: tuple(v.shape) for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+
+
+def config_signatures() -> Dict[str, Dict[str, Tuple[int, ...]]]:
+    """state_dict key → shape for every built-in config, built on the meta device (no memory, fast)."""
+    from .models import build_model
+
+    out = {}
+    with torch.device("meta"):
+        for name, cfg in CONFIGS.items():
+            out[name] = _signature(build_model(cfg))
+    return out
+
+
+def likely_configs(sd: Dict[str, torch.Tensor], top: int = 2) -> List[Tuple[str, float]]:
+    """Built-in configs ranked by how many (key, shape) pairs they share with ``sd``."""
+    sig = _signature(sd)
+    scores = []
+    for name, ref in config_signatures().items():
+        common = sum(1 for k, s in sig.items() if ref.get(k) == s)
+        scores.append((name, common / max(len(ref), len(sig), 1)))
+    return sorted(scores, key=lambda t: -t[1])[:top]
+
+
+def _short(keys: List[str], n: int = 12) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:n]) + (f", … ({len(keys) - n} more)" if len(keys) > n else "") if keys else "none"
+
+
+def load_checkpoint(model: nn.Module, path: Union[str, Path], cfg: ModelConfig = None) -> str:
+    """Load ``path`` into ``model`` strictly; return the file's sha256.
+
+    Raises:
+        CheckpointError: unreadable/unsafe file, or keys/shapes that do not match the architecture (lists the
+            missing and unexpected keys and names the built-in config the checkpoint most likely belongs to).
+    """
+    sd = read_state_dict(path)
+    expected = _signature(model)
+    got = _signature(sd)
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    wrong_shape = [f"{k}: checkpoint {got[k]} vs model {expected[k]}" for k in expected
+                   if k in got and got[k] != expected[k]]
+    if missing or unexpected or wrong_shape:
+        arch = cfg.name if cfg is not None else type(model).__name__
+        guess = likely_configs(sd)
+        hint = ", ".join(f"{n} ({s:.0%} of keys match)" for n, s in guess)
+        raise CheckpointError(
+            f"checkpoint {path} does not match the architecture '{arch}'",
+            evidence=(f"missing keys ({len(missing)}): {_short(missing)}\n"
+                      f"unexpected keys ({len(unexpected)}): {_short(unexpected)}\n"
+                      f"shape mismatches ({len(wrong_shape)}): {_short(wrong_shape, 6)}\n"
+                      f"closest built-in configs: {hint}"),
+            fix=f"pass the matching --config (likely '{guess[0][0]}') or the config.yaml the model was trained with")
+    # BatchNorm's num_batches_tracked is absent from pre-0.4.1 checkpoints; fill it so strict loading passes.
+    full = dict(sd)
+    for k, v in model.state_dict().items():
+        if k.endswith("num_batches_tracked") and k not in full:
+            full[k] = torch.zeros_like(v)
+    full = {k: v for k, v in full.items() if k in model.state_dict()}
+    model.load_state_dict(full, strict=True)
+    return file_sha256(path)
