@@ -37,3 +37,69 @@ def bag_sequence(data_dir) -> Path:
 
 
 BAG_INIT_BOX = (316, 140, 112, 115)  # hand-picked box for bag.avi frame 0 (shared/data/README.md)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Realistic random-weight models (BatchNorm statistics from real bag.avi crops, heads scaled to trained-like ranges),
+# saved as checkpoints in the public layout and exported through the same path a user's model.pth takes.
+# Factories cache per session, so each architecture is built and exported once per test run.
+# ------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def calib_frames(bag_video):
+    """Six bag.avi frames with the init box, used to recompute BatchNorm statistics of random models."""
+    from siamtrt.export.random_init import video_frames
+
+    return video_frames(bag_video, BAG_INIT_BOX, 6)
+
+
+@pytest.fixture(scope="session")
+def torch_model(calib_frames):
+    """Factory: ``torch_model(name, seed=0)`` → realistic random-weight torch model (eval mode, cached)."""
+    from siamtrt.export.random_init import realistic_random_model
+
+    cache = {}
+
+    def make(name: str, seed: int = 0):
+        if (name, seed) not in cache:
+            cache[(name, seed)] = realistic_random_model(name, seed, calib_frames)
+        return cache[(name, seed)]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def checkpoint(torch_model, tmp_path_factory):
+    """Factory: ``checkpoint(name, seed=0)`` → path of a bare state_dict .pth in the public layout."""
+    import torch
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    cache = {}
+
+    def make(name: str, seed: int = 0) -> Path:
+        if (name, seed) not in cache:
+            path = root / f"{name}-seed{seed}.pth"
+            torch.save(torch_model(name, seed).state_dict(), path)
+            cache[(name, seed)] = path
+        return cache[(name, seed)]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def model_dir(checkpoint, tmp_path_factory):
+    """Factory: ``model_dir(name, batch="dynamic")`` → exported model directory (template.onnx, search.onnx)."""
+    from siamtrt.export.onnx import export_model
+
+    root = tmp_path_factory.mktemp("models")
+    cache = {}
+
+    def make(name: str, batch: str = "dynamic") -> Path:
+        if (name, batch) not in cache:
+            out = root / f"{name}-{batch}"
+            export_model(name, out, checkpoint=checkpoint(name), batch=batch)
+            cache[(name, batch)] = out
+        return cache[(name, batch)]
+
+    return make

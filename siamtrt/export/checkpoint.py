@@ -31,9 +31,14 @@ def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        detail = str(e)[str(e).find("WeightsUnpickler error:"):].split("\n\nCheck")[0].strip()
+        if "Unsupported global" not in detail:  # not a refused object: the bytes are not a pickle at all
+            raise CheckpointError(f"cannot read checkpoint {path} (truncated or corrupt?)",
+                                  evidence=f"{detail or e} (file size {path.stat().st_size} bytes)",
+                                  fix="download the model again and check its size/hash") from None
         raise CheckpointError(
             f"refused to load {path}: it contains Python objects other than tensors",
-            evidence=str(e).splitlines()[0][:300],
+            evidence=detail[:300],
             fix="siamtrt only reads weights (torch.load(weights_only=True)). If you trust the file, re-save its "
                 "state_dict: torch.save(torch.load(p, weights_only=False)['state_dict'], 'clean.pth')") from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as e:
