@@ -35,7 +35,10 @@ from .models import build_model
 log = logging.getLogger(__name__)
 
 PARITY_RTOL = 1e-4
-DEFAULT_OPSET = 18  # the dynamo exporter's lowest native opset; lower ones go through onnx's version converter
+DEFAULT_OPSET = 18  # the dynamo exporter's lowest native opset
+# Lower opsets (TensorRT 8.5 on JetPack 5 parses up to 17) are made by exporting at 18 and converting the *simplified*
+# graph with onnx.version_converter: the exporter's own down-conversion produced wrong numbers here (rel. error 4.7).
+EXPORT_OPSET = 18
 
 
 @dataclass
@@ -98,8 +101,8 @@ def _torch_export(module: nn.Module, args: Tuple[torch.Tensor, ...], path: Path,
     log.debug(buf.getvalue())
 
 
-def _finish(path: Path, meta: Dict[str, Any], simplify: bool) -> onnx.ModelProto:
-    """checker → shape inference → onnxslim → metadata → save."""
+def _finish(path: Path, meta: Dict[str, Any], simplify: bool, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """checker → shape inference → onnxslim → (opset conversion) → metadata → save."""
     model = onnx.load(str(path))
     try:
         onnx.checker.check_model(model)
@@ -113,6 +116,15 @@ def _finish(path: Path, meta: Dict[str, Any], simplify: bool) -> onnx.ModelProto
         with contextlib.redirect_stdout(io.StringIO()):
             model = onnxslim.slim(model)
         onnx.checker.check_model(model)
+    if opset < EXPORT_OPSET:
+        from onnx import version_converter
+
+        try:
+            model = version_converter.convert_version(model, opset)
+            onnx.checker.check_model(model)
+        except Exception as e:
+            raise ExportError(f"cannot convert {path.name} to opset {opset}", evidence=str(e)[:400],
+                              fix=f"use --opset {EXPORT_OPSET} or higher") from e
     model.producer_name = "siamtrt"
     set_onnx_metadata(model, meta)
     onnx.save(model, str(path))
@@ -152,8 +164,8 @@ def export_template(model: nn.Module, path: Path, meta: Dict[str, Any], opset: i
     z = torch.rand(n, 3, e, e) * 255
     names = model.template_output_names
     dyn = {"template": {0: torch.export.Dim("batch", min=1, max=1024)}} if dynamic_batch else None
-    _torch_export(_TemplateBranch(model), (z,), path, [TEMPLATE_INPUT], names, dyn, opset)
-    _finish(path, meta, simplify)
+    _torch_export(_TemplateBranch(model), (z,), path, [TEMPLATE_INPUT], names, dyn, max(opset, EXPORT_OPSET))
+    _finish(path, meta, simplify, opset)
     return path
 
 
@@ -173,8 +185,9 @@ def export_search(model: nn.Module, path: Path, meta: Dict[str, Any], opset: int
         if t.adaptive_instance_size:  # DaSiamRPN BIG searches at 271 or 287 per target
             xs.update({2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC})
         dyn = {"search": xs or None, "kernels": tuple(({0: batch} if batch is not None else None) for _ in names)}
-    _torch_export(_SearchBranch(model), (x, *kernels), path, [SEARCH_INPUT, *names], list(SEARCH_OUTPUTS), dyn, opset)
-    _finish(path, meta, simplify)
+    _torch_export(_SearchBranch(model), (x, *kernels), path, [SEARCH_INPUT, *names], list(SEARCH_OUTPUTS), dyn,
+                  max(opset, EXPORT_OPSET))
+    _finish(path, meta, simplify, opset)
     return path
 
 

@@ -66,3 +66,13 @@ def test_corrupt_onnx_is_reported(tmp_path):
     p.write_bytes(b"\x08\x07garbage" * 10)
     with pytest.raises(ModelDirError, match="not a readable ONNX file"):
         read_onnx_metadata(p)
+
+
+def test_opset17_export_for_jetpack5(checkpoint, tmp_path):
+    """TensorRT 8.5 (JetPack 5) parses opset ≤ 17: the converted graph must still pass the parity check."""
+    from siamtrt.export.onnx import export_model
+
+    res = export_model("siamrpn_alex_dwxcorr", tmp_path / "o17", checkpoint=checkpoint("siamrpn_alex_dwxcorr"),
+                       opset=17)
+    assert onnx.load(str(res.search_path)).opset_import[0].version == 17
+    assert all(v["rel"] <= 1e-4 for v in res.parity.values())
