@@ -1,0 +1,300 @@
+"""The lean tracker: reference-exact SiamRPN / DaSiamRPN tracking of one or many targets on any backend.
+
+State is held in arrays (centre, size, channel mean, instance size per target) so N targets cost one batched
+template call at ``init`` and one batched search call per frame. Conventions (boxes are 0-based x, y, w, h):
+
+* pysot (SiamRPNTracker): centre = (x + (w−1)/2, y + (h−1)/2); template crop side round(sqrt(w_z·h_z)) with
+  w_z = w + ca·(w+h); per frame s_z = sqrt(w_z·h_z) (not rounded), scale_z = E/s_z, s_x = s_z·I/E, crop side
+  round(s_x), crop origin floor(pos − c + 0.5).
+* DaSiamRPN (run_SiamRPN.py): centre = (x + w/2, y + h/2) (its OTB code adds ±1 for 1-based rects; here boxes are
+  0-based throughout); per frame s_x = s_z + 2·((I − E)/2)/scale_z, crop origin round(pos − c); with an adaptive
+  model (SiamRPNBIG) the instance size is chosen per target at init (287 when w·h / frame area < 0.004, else 271).
+  Targets with different instance sizes are tracked in one batched call per size.
+* Output (both): x = cx − w/2, y = cy − h/2, score = un-penalised foreground probability of the chosen anchor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import InputError, ModelDirError
+from .backend import Backend, backend_class, choose_backend
+from .crop import crop_batch
+from .geometry import Geometry, geometry
+from .modeldir import ModelInfo, load_model_info
+from .postprocess import PostParams, Workspace, postprocess
+
+LOG = logging.getLogger(__name__)
+
+
+def check_frame(frame: Any) -> np.ndarray:
+    """A BGR uint8 HxWx3 frame, or InputError saying what it is instead."""
+    if not isinstance(frame, np.ndarray):
+        raise InputError(f"frame must be a numpy array, got {type(frame).__name__}",
+                         fix="pass an image read with cv2.imread / cv2.VideoCapture")
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 or frame.shape[0] < 1 or frame.shape[1] < 1:
+        raise InputError("frame must be an HxWx3 uint8 BGR image",
+                         evidence=f"got shape {frame.shape}, dtype {frame.dtype}",
+                         fix="convert grey or RGBA images with cv2.cvtColor(img, cv2.COLOR_GRAY2BGR / "
+                             "COLOR_BGRA2BGR)")
+    return frame
+
+
+def check_boxes(bbox: Any, frame_wh: Tuple[int, int]) -> Tuple[np.ndarray, bool]:
+    """(N, 4) float64 x, y, w, h boxes and whether a single (4,) box was given.
+
+    Raises:
+        InputError: wrong shape, non-finite values, zero/negative size, or a box entirely outside the frame.
+    """
+    arr = np.asarray(bbox, dtype=np.float64)
+    single = arr.ndim == 1
+    boxes = arr.reshape(1, -1) if single else arr
+    if boxes.ndim != 2 or boxes.shape[1] != 4 or boxes.shape[0] == 0:
+        raise InputError(f"bbox must be x,y,w,h (4 numbers) or an (N, 4) array, got shape {arr.shape}",
+                         fix="e.g. --bbox 316,140,112,115")
+    w_img, h_img = frame_wh
+    for i, (x, y, w, h) in enumerate(boxes):
+        name = "bbox" if single else f"bbox[{i}]"
+        if not np.all(np.isfinite((x, y, w, h))):
+            raise InputError(f"{name} has non-finite values: {x},{y},{w},{h}")
+        if w <= 0 or h <= 0:
+            raise InputError(f"{name} has zero or negative size: w={w:g}, h={h:g}",
+                             fix="give the box as x,y,w,h (top-left corner, width, height), not x1,y1,x2,y2")
+        if x >= w_img or y >= h_img or x + w <= 0 or y + h <= 0:
+            raise InputError(f"{name} {x:g},{y:g},{w:g},{h:g} lies outside the {w_img}x{h_img} frame",
+                             evidence="no pixel of the box is inside the image",
+                             fix="give x,y,w,h in pixels of the first frame (0-based top-left corner)")
+    return boxes, single
+
+
+class Tracker:
+    """SiamRPN(++) / DaSiamRPN tracker over a backend.
+
+    Args:
+        backend (Backend): inference backend (activated on first use).
+        info (ModelInfo): the model directory's checked metadata.
+
+    Use :meth:`from_model_dir`. ``init(frame, bbox)`` accepts one (4,) box or (N, 4) boxes; ``track(frame)``
+    returns ((4,), float) or ((N, 4), (N,)) accordingly. ``last_timings`` holds seconds of the last call
+    ("crop", "template" or "search", "post").
+    """
+
+    def __init__(self, backend: Backend, info: ModelInfo):
+        self.backend = backend
+        self.info = info
+        t, a = info.track, info.anchor
+        self.flavour = t.flavour
+        self.exemplar_size = t.exemplar_size
+        self.context_amount = t.context_amount
+        self.params = PostParams(penalty_k=t.penalty_k, window_influence=t.window_influence, lr=t.lr,
+                                 flavour=t.flavour)
+        self.geometries: Dict[int, Geometry] = {
+            inst: geometry(t.score_size(a.stride, inst), a.stride, a.ratios, a.scales, t.flavour)
+            for inst in t.instance_sizes}
+        self.last_timings: Dict[str, float] = {}
+        self.backend_reason = "given"  # why this backend (from_model_dir: "requested" or the "auto" reasoning)
+        self._single = True
+        self._n = 0
+        self.center = np.zeros((0, 2))
+        self.size = np.zeros((0, 2))
+        self.avg_chans = np.zeros((0, 3))
+        self.instance = np.zeros((0,), np.int64)
+        self._kernels: Dict[str, np.ndarray] = {}
+        self._groups: List[Tuple[int, np.ndarray, Dict[str, np.ndarray]]] = []
+        self._crop_bufs: Dict[int, np.ndarray] = {}
+        self._workspaces: Dict[int, Workspace] = {}
+        self._outputs_checked: set = set()
+        self._dtypes: Optional[Tuple[np.dtype, np.dtype]] = None
+
+    # ------------------------------------------------------------------------------------------- construction
+    @classmethod
+    def from_model_dir(cls, model_dir: Union[str, Path], backend: str = "auto", **options: Any) -> "Tracker":
+        """Tracker over an exported model directory.
+
+        Args:
+            model_dir (str | Path): folder with template/search models and their metadata.
+            backend (str): "auto", "onnxruntime" or "tensorrt". Defaults to "auto" (TensorRT when engines, TensorRT
+                and a CUDA device are present, else ONNX Runtime).
+            **options: backend options (onnxruntime: threads, providers, io_binding).
+
+        Raises:
+            ModelDirError: missing files or incompatible metadata. BackendError: unknown/unavailable backend.
+        """
+        info = load_model_info(model_dir)
+        name, reason = choose_backend(backend, model_dir)
+        LOG.info("runtime: backend %s (%s)", name, reason)
+        be = backend_class(name).from_model_dir(model_dir, info.meta, **options)
+        tracker = cls(be, info)
+        tracker.backend_reason = reason
+        return tracker
+
+    def close(self) -> None:
+        """Release the backend's sessions/engines."""
+        self.backend.deactivate()
+
+    def __enter__(self) -> "Tracker":
+        self.backend.activate()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def num_targets(self) -> int:
+        return self._n
+
+    def _io_dtypes(self) -> Tuple[np.dtype, np.dtype]:
+        self.backend.activate()  # idempotent: loads sessions on first use (and again after close())
+        if self._dtypes is None:
+            self._dtypes = (self.backend.input_metadata("template")["template"][0],
+                            self.backend.input_metadata("search")["search"][0])
+        return self._dtypes
+
+    # -------------------------------------------------------------------------------------------------- init
+    def init(self, frame: np.ndarray, bbox: Any) -> None:
+        """Start tracking the given box(es) in ``frame`` (replaces any previous targets).
+
+        Raises:
+            InputError: bad frame or box (zero size, outside the frame, wrong shape).
+        """
+        *parts, single = self._new_targets(frame, bbox)
+        self._set_targets(*parts, single=single)
+
+    def add(self, frame: np.ndarray, bbox: Any) -> np.ndarray:
+        """Add target(s) initialised on ``frame`` to those already tracked; returns their indices."""
+        if self._n == 0:
+            self.init(frame, np.asarray(bbox, np.float64).reshape(-1, 4))
+            return np.arange(self._n)
+        parts = self._new_targets(frame, np.asarray(bbox, np.float64).reshape(-1, 4))[:5]
+        old = (self.center, self.size, self.avg_chans, self.instance, self._kernels)
+        start = self._n
+        self._set_targets(*(np.concatenate([o, p]) for o, p in zip(old[:4], parts[:4])),
+                          {k: np.concatenate([old[4][k], parts[4][k]]) for k in old[4]}, single=False)
+        return np.arange(start, self._n)
+
+    def remove(self, indices: Sequence[int]) -> None:
+        """Stop tracking the targets at ``indices`` (the others keep their order)."""
+        keep = np.setdiff1d(np.arange(self._n), np.asarray(indices, np.int64))
+        self._set_targets(self.center[keep], self.size[keep], self.avg_chans[keep], self.instance[keep],
+                          {k: v[keep] for k, v in self._kernels.items()}, single=self._single and len(keep) == 1)
+
+    def _new_targets(self, frame: np.ndarray, bbox: Any):
+        t0 = time.perf_counter()
+        frame = check_frame(frame)
+        img_h, img_w = frame.shape[:2]
+        boxes, single = check_boxes(bbox, (img_w, img_h))
+        x, y, w, h = boxes.T
+        if self.flavour == "pysot":
+            center = np.stack([x + (w - 1) / 2, y + (h - 1) / 2], 1)
+        else:
+            center = np.stack([x + w / 2, y + h / 2], 1)
+        size = np.stack([w, h], 1)
+        avg = np.broadcast_to(np.mean(frame, axis=(0, 1)), (len(boxes), 3)).copy()
+        ca = self.context_amount
+        s_z = np.round(np.sqrt((w + ca * (w + h)) * (h + ca * (w + h))))  # half-to-even, as Python's round
+        t = self.info.track
+        instance = np.full(len(boxes), t.instance_size, np.int64)
+        if t.adaptive_instance_size is not None:
+            small = (w * h) / float(img_h * img_w) < t.adaptive_area_ratio
+            instance[small] = t.adaptive_instance_size
+        tdtype, _ = self._io_dtypes()
+        z = np.empty((len(boxes), 3, self.exemplar_size, self.exemplar_size), tdtype)
+        crop_batch(frame, center, self.exemplar_size, s_z.astype(np.int64), avg, self.flavour, out=z)
+        t1 = time.perf_counter()
+        kernels = self.backend.run_template(z)
+        t2 = time.perf_counter()
+        self.last_timings = {"crop": t1 - t0, "template": t2 - t1, "post": 0.0}
+        return center, size, avg, instance, kernels, single
+
+    def _set_targets(self, center, size, avg, instance, kernels, single: bool) -> None:
+        t0 = time.perf_counter()
+        self.center, self.size, self.avg_chans, self.instance = center, size, avg, instance
+        self._kernels = kernels
+        self._n = len(center)
+        self._single = single
+        # One batch per instance size; kernels are stacked here once (never per frame) and never mutated after.
+        self._groups = []
+        for inst in sorted(set(instance.tolist())):
+            idx = np.flatnonzero(instance == inst)
+            ker = kernels if len(idx) == self._n else {k: np.ascontiguousarray(v[idx]) for k, v in kernels.items()}
+            self._groups.append((int(inst), idx, ker))
+        self.last_timings["post"] = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------------------------------------- track
+    def track(self, frame: np.ndarray):
+        """Locate every target in ``frame``.
+
+        Returns:
+            (np.ndarray, float) for a single (4,) init box: bbox x, y, w, h and score;
+            (np.ndarray, np.ndarray) otherwise: (N, 4) boxes and (N,) scores.
+
+        Raises:
+            InputError: bad frame or no target initialised. ModelDirError: model outputs disagree with metadata.
+        """
+        if self._n == 0:
+            raise InputError("track() called before init()", fix="call tracker.init(frame, bbox) first")
+        frame = check_frame(frame)
+        img_h, img_w = frame.shape[:2]
+        t_crop = t_inf = t_post = 0.0
+        scores = np.empty(self._n)
+        new_center = np.empty_like(self.center)
+        new_size = np.empty_like(self.size)
+        e = self.exemplar_size
+        ca = self.context_amount
+        _, sdtype = self._io_dtypes()
+        for inst, idx, kernels in self._groups:
+            t0 = time.perf_counter()
+            center = self.center[idx]
+            size = self.size[idx]
+            w, h = size[:, 0], size[:, 1]
+            if self.flavour == "pysot":
+                s_z = np.sqrt((w + ca * (w + h)) * (h + ca * (w + h)))
+                scale_z = e / s_z
+                s_x = s_z * (inst / e)
+            else:
+                wc_z, hc_z = h + ca * (w + h), w + ca * (w + h)  # swapped as in run_SiamRPN.py (product equal)
+                s_z = np.sqrt(wc_z * hc_z)
+                scale_z = e / s_z
+                s_x = s_z + 2 * (((inst - e) / 2) / scale_z)
+            buf = self._crop_bufs.get(inst)
+            if buf is None or buf.shape[0] != len(idx):
+                buf = self._crop_bufs[inst] = np.empty((len(idx), 3, inst, inst), sdtype)
+            crop_batch(frame, center, inst, np.round(s_x).astype(np.int64), self.avg_chans[idx], self.flavour,
+                       out=buf)
+            t1 = time.perf_counter()
+            cls, loc = self.backend.run_search(buf, kernels)
+            t2 = time.perf_counter()
+            geo = self.geometries[inst]
+            self._check_outputs(inst, cls, loc, geo, len(idx))
+            ws = self._workspaces.setdefault(inst, Workspace())
+            res = postprocess(cls, loc, geo, center, size, scale_z, (img_w, img_h), self.params, ws)
+            new_center[idx] = res.center
+            new_size[idx] = res.size
+            scores[idx] = res.score
+            t3 = time.perf_counter()
+            t_crop += t1 - t0
+            t_inf += t2 - t1
+            t_post += t3 - t2
+        self.center, self.size = new_center, new_size
+        self.last_timings = {"crop": t_crop, "search": t_inf, "post": t_post}
+        bbox = np.concatenate([new_center - new_size / 2, new_size], axis=1)
+        if self._single and self._n == 1:
+            return bbox[0], float(scores[0])
+        return bbox, scores
+
+    def _check_outputs(self, inst: int, cls: np.ndarray, loc: np.ndarray, geo: Geometry, n: int) -> None:
+        key = (inst, n)
+        if key in self._outputs_checked:
+            return
+        a, s = geo.anchor_num, geo.score_size
+        if cls.shape != (n, 2 * a, s, s) or loc.shape != (n, 4 * a, s, s):
+            raise ModelDirError(f"{self.info.path}: search outputs do not match the metadata",
+                                evidence=f"cls {cls.shape}, loc {loc.shape}; metadata implies cls {(n, 2 * a, s, s)}, "
+                                         f"loc {(n, 4 * a, s, s)} (A={a} anchors, score size {s}, instance {inst})",
+                                fix="re-export the directory with python export/to_onnx.py")
+        self._outputs_checked.add(key)

@@ -1,0 +1,273 @@
+"""Tracker end to end on tiny ONNX models: equals a plain transcription of each reference tracker, batches
+N targets exactly like N single trackers, and refuses bad inputs with specific errors."""
+
+import math
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from siamtrt.errors import InputError, ModelDirError
+from siamtrt.runtime import Tracker
+
+BOX = (316, 140, 112, 115)
+
+
+# ------------------------------------------------------------------------------------- independent reference
+def ref_subwindow(im, pos, model_sz, original_sz, avg_chans, flavour):
+    """pysot get_subwindow / DaSiamRPN get_subwindow_tracking as written: pad the WHOLE frame, then crop."""
+    sz = original_sz
+    im_sz = im.shape
+    c = (original_sz + 1) / 2
+    if flavour == "pysot":
+        xmin = math.floor(pos[0] - c + 0.5)
+        ymin = math.floor(pos[1] - c + 0.5)
+    else:
+        xmin = round(pos[0] - c)
+        ymin = round(pos[1] - c)
+    xmax, ymax = xmin + sz - 1, ymin + sz - 1
+    left, top = int(max(0, -xmin)), int(max(0, -ymin))
+    right, bottom = int(max(0, xmax - im_sz[1] + 1)), int(max(0, ymax - im_sz[0] + 1))
+    xmin, xmax, ymin, ymax = xmin + left, xmax + left, ymin + top, ymax + top
+    r, cc, k = im.shape
+    if any([top, bottom, left, right]):
+        te = np.zeros((r + top + bottom, cc + left + right, k), np.uint8)
+        te[top:top + r, left:left + cc, :] = im
+        if top:
+            te[0:top, left:left + cc, :] = avg_chans
+        if bottom:
+            te[r + top:, left:left + cc, :] = avg_chans
+        if left:
+            te[:, 0:left, :] = avg_chans
+        if right:
+            te[:, cc + left:, :] = avg_chans
+        patch = te[int(ymin):int(ymax + 1), int(xmin):int(xmax + 1), :]
+    else:
+        patch = im[int(ymin):int(ymax + 1), int(xmin):int(xmax + 1), :]
+    if model_sz != original_sz:
+        patch = cv2.resize(patch, (model_sz, model_sz))
+    return patch.transpose(2, 0, 1)[None].astype(np.float32)
+
+
+class RefTracker:
+    """Straight transcription of pysot SiamRPNTracker / DaSiamRPN SiamRPN_init+track (batch 1, loops)."""
+
+    def __init__(self, model_dir, meta):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        self.t = ort.InferenceSession(str(model_dir / "template.onnx"), so, providers=["CPUExecutionProvider"])
+        self.s = ort.InferenceSession(str(model_dir / "search.onnx"), so, providers=["CPUExecutionProvider"])
+        self.tr = meta["track"]
+        self.an = meta["anchor"]
+        self.names = meta["template_outputs"]
+
+    def init(self, img, bbox):
+        x, y, w, h = bbox
+        f = self.tr["flavour"]
+        self.center = [x + (w - 1) / 2, y + (h - 1) / 2] if f == "pysot" else [x + w / 2, y + h / 2]
+        self.size = [w, h]
+        self.avg = np.mean(img, axis=(0, 1))
+        ca = self.tr["context_amount"]
+        s_z = round(math.sqrt((w + ca * (w + h)) * (h + ca * (w + h))))
+        self.inst = self.tr["instance_size"]
+        if self.tr["adaptive_instance_size"] and w * h / float(img.shape[0] * img.shape[1]) < 0.004:
+            self.inst = self.tr["adaptive_instance_size"]
+        z = ref_subwindow(img, self.center, 127, s_z, self.avg, f)
+        self.kernels = dict(zip(self.names, self.t.run(self.names, {"template": z})))
+
+    def track(self, img):
+        from test_postprocess import reference_step  # the per-anchor loop transcription
+
+        f = self.tr["flavour"]
+        w, h = self.size
+        ca = self.tr["context_amount"]
+        if f == "pysot":
+            s_z = math.sqrt((w + ca * (w + h)) * (h + ca * (w + h)))
+            s_x = s_z * (self.inst / 127)
+        else:
+            s_z = math.sqrt((h + ca * (w + h)) * (w + ca * (w + h)))
+            s_x = s_z + 2 * ((self.inst - 127) / 2) / (127 / s_z)
+        x = ref_subwindow(img, self.center, self.inst, round(s_x), self.avg, f)
+        cls, loc = self.s.run(["cls", "loc"], dict(self.kernels, search=x))
+        cx, cy, nw, nh, score, _ = reference_step(cls[0], loc[0], self.center, self.size,
+                                                  (img.shape[1], img.shape[0]), self.tr["penalty_k"],
+                                                  self.tr["window_influence"], self.tr["lr"], f,
+                                                  instance=self.inst)
+        self.center, self.size = [cx, cy], [nw, nh]
+        return [cx - nw / 2, cy - nh / 2, nw, nh], score
+
+
+CASES = [("siamrpn_alex_dwxcorr", {}), ("siamrpn_mobilev2_l234_dwxcorr", {"levels": 3}), ("SiamRPNotb", {}),
+         ("SiamRPNBIG", {})]
+
+
+@pytest.mark.parametrize("config,kw", CASES, ids=[c for c, _ in CASES])
+def test_matches_reference_tracker(config, kw, tiny_dir, bag_frames):
+    d = tiny_dir(config, **kw)
+    tracker = Tracker.from_model_dir(d, backend="onnxruntime", threads=1)
+    ref = RefTracker(d, tracker.info.meta)
+    box = (150, 300, 14, 12) if config == "SiamRPNBIG" else BOX  # small box → adaptive 287 search
+    tracker.init(bag_frames[0], box)
+    ref.init(bag_frames[0], box)
+    if config == "SiamRPNBIG":
+        assert ref.inst == 287 and tracker.instance.tolist() == [287]
+    for frame in bag_frames[1:25]:
+        b, s = tracker.track(frame)
+        rb, rs = ref.track(frame)
+        assert b.shape == (4,) and isinstance(s, float)
+        np.testing.assert_allclose(b, rb, rtol=0, atol=1e-4)
+        assert s == pytest.approx(rs, abs=1e-5)
+    assert set(tracker.last_timings) == {"crop", "search", "post"}
+
+
+@pytest.mark.parametrize("config", ["siamrpn_alex_dwxcorr", "SiamRPNBIG"])
+def test_batched_equals_single(config, tiny_dir, bag_frames):
+    d = tiny_dir(config)
+    boxes = np.array([BOX, (100, 60, 80, 50), (150, 300, 14, 12), (0, 0, 40, 40)], np.float64)
+    multi = Tracker.from_model_dir(d, backend="onnxruntime")
+    multi.init(bag_frames[0], boxes)
+    singles = [Tracker.from_model_dir(d, backend="onnxruntime") for _ in boxes]
+    for t, b in zip(singles, boxes):
+        t.init(bag_frames[0], b)
+    if config == "SiamRPNBIG":  # the small target searches at 287, the others at 271: two batched calls
+        assert sorted(multi.instance.tolist()) == [271, 271, 271, 287] and len(multi._groups) == 2
+    calls = []
+    orig = multi.backend.run_search
+    multi.backend.run_search = lambda x, k: calls.append(x.shape[0]) or orig(x, k)
+    for frame in bag_frames[1:15]:
+        mb, ms = multi.track(frame)
+        assert mb.shape == (4, 4) and ms.shape == (4,)
+        for n, t in enumerate(singles):
+            sb, ss = t.track(frame)
+            np.testing.assert_allclose(mb[n], sb, rtol=0, atol=1e-3)
+            assert ms[n] == pytest.approx(ss, abs=1e-4)
+    assert calls[:2] == ([4, 4] if config != "SiamRPNBIG" else [3, 1])[:2]
+
+
+def test_add_and_remove_targets(tiny_dir, bag_frames):
+    d = tiny_dir("siamrpn_alex_dwxcorr")
+    t = Tracker.from_model_dir(d, backend="onnxruntime")
+    ref_a = Tracker.from_model_dir(d, backend="onnxruntime")
+    ref_b = Tracker.from_model_dir(d, backend="onnxruntime")
+    t.init(bag_frames[0], np.array([BOX]))
+    ref_a.init(bag_frames[0], BOX)
+    t.track(bag_frames[1]), ref_a.track(bag_frames[1])
+    idx = t.add(bag_frames[1], (100, 60, 80, 50))
+    ref_b.init(bag_frames[1], (100, 60, 80, 50))
+    assert idx.tolist() == [1] and t.num_targets == 2
+    for frame in bag_frames[2:6]:
+        b, _ = t.track(frame)
+        np.testing.assert_allclose(b[0], ref_a.track(frame)[0], atol=1e-3)
+        np.testing.assert_allclose(b[1], ref_b.track(frame)[0], atol=1e-3)
+    t.remove([0])
+    b, s = t.track(bag_frames[6])
+    assert b.shape == (1, 4)
+    np.testing.assert_allclose(b[0], ref_b.track(bag_frames[6])[0], atol=1e-3)
+
+
+def test_fixed_batch_model_runs_targets_one_by_one(tiny_dir, bag_frames):
+    dyn = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
+    one = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr", batch="1"), backend="onnxruntime")
+    boxes = np.array([BOX, (100, 60, 80, 50)], np.float64)
+    dyn.init(bag_frames[0], boxes)
+    one.init(bag_frames[0], boxes)
+    for frame in bag_frames[1:5]:
+        np.testing.assert_allclose(dyn.track(frame)[0], one.track(frame)[0], atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("box,msg", [((0, 0, 0, 10), "zero or negative size"), ((10, 10, 20, -5), "zero or negative"),
+                                     ((500, 10, 20, 20), "outside"), ((-50, -50, 40, 40), "outside"),
+                                     ((1, 2, 3), "4 numbers"), ((np.nan, 1, 2, 3), "non-finite")])
+def test_bad_boxes(box, msg, tiny_dir, bag_frames):
+    t = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
+    with pytest.raises(InputError, match=msg):
+        t.init(bag_frames[0], box)
+
+
+def test_bad_frames_and_order(tiny_dir, bag_frames):
+    t = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
+    with pytest.raises(InputError, match="before init"):
+        t.track(bag_frames[0])
+    with pytest.raises(InputError, match="HxWx3 uint8"):
+        t.init(bag_frames[0][:, :, 0], BOX)
+    with pytest.raises(InputError, match="HxWx3 uint8"):
+        t.init(bag_frames[0].astype(np.float32), BOX)
+
+
+def test_model_dir_errors(tiny_dir, tmp_path):
+    import shutil
+
+    import onnx
+
+    from siamtrt.metadata import read_onnx_metadata, set_onnx_metadata
+
+    with pytest.raises(ModelDirError, match="does not exist"):
+        Tracker.from_model_dir(tmp_path / "nope")
+    src = tiny_dir("siamrpn_alex_dwxcorr")
+    d = tmp_path / "m"
+    shutil.copytree(src, d)
+    (d / "search.onnx").unlink()
+    with pytest.raises(ModelDirError, match=r"lacks \['search.onnx'\]"):
+        Tracker.from_model_dir(d)
+    # search.onnx from another export (different architecture)
+    shutil.copy(tiny_dir("SiamRPNotb") / "search.onnx", d / "search.onnx")
+    with pytest.raises(ModelDirError, match="different exports"):
+        Tracker.from_model_dir(d)
+    # swapped branches
+    shutil.copy(src / "template.onnx", d / "search.onnx")
+    shutil.copy(src / "search.onnx", d / "template.onnx")
+    with pytest.raises(ModelDirError, match="branch"):
+        Tracker.from_model_dir(d)
+    # not ONNX at all
+    (d / "template.onnx").write_bytes(b"garbage")
+    with pytest.raises(ModelDirError, match="not a readable ONNX"):
+        Tracker.from_model_dir(d)
+    # metadata from a future major version
+    shutil.copy(src / "template.onnx", d / "template.onnx")
+    shutil.copy(src / "search.onnx", d / "search.onnx")
+    for name in ("template.onnx", "search.onnx"):
+        m = onnx.load(str(d / name))
+        meta = read_onnx_metadata(d / name)
+        meta["version"] = "9.0.0"
+        set_onnx_metadata(m, meta)
+        onnx.save(m, str(d / name))
+    with pytest.raises(ModelDirError, match="incompatible"):
+        Tracker.from_model_dir(d)
+
+
+def test_metadata_score_size_must_match_outputs(tiny_dir, tmp_path, bag_frames):
+    """A directory whose metadata claims another instance size fails at the first search with a clear message."""
+    from rt_tiny_models import make_tiny_model_dir
+
+    from siamtrt.config import CONFIGS
+
+    cfg = CONFIGS["siamrpn_alex_dwxcorr"]
+    d = make_tiny_model_dir(tmp_path / "m", cfg=cfg)
+    import onnx
+
+    from siamtrt.metadata import read_onnx_metadata, set_onnx_metadata
+
+    for name in ("template.onnx", "search.onnx"):
+        m = onnx.load(str(d / name))
+        meta = read_onnx_metadata(d / name)
+        meta["anchor"]["ratios"] = [0.5, 1.0, 2.0]  # 3 anchors claimed, model has 5
+        meta["config"]["anchor"]["ratios"] = [0.5, 1.0, 2.0]
+        set_onnx_metadata(m, meta)
+        onnx.save(m, str(d / name))
+    t = Tracker.from_model_dir(d, backend="onnxruntime")
+    t.init(bag_frames[0], BOX)
+    with pytest.raises(ModelDirError, match="search outputs do not match"):
+        t.track(bag_frames[1])
+
+
+def test_close_releases_and_tracking_resumes(tiny_dir, bag_frames):
+    t = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
+    ref = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
+    with t:
+        t.init(bag_frames[0], BOX)
+        ref.init(bag_frames[0], BOX)
+        t.track(bag_frames[1]), ref.track(bag_frames[1])
+    assert not t.backend.is_active and t.backend.sessions == {}
+    np.testing.assert_allclose(t.track(bag_frames[2])[0], ref.track(bag_frames[2])[0], atol=1e-6)
