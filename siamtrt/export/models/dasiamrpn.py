@@ -13,6 +13,7 @@ from typing import List
 
 import torch.nn as nn
 
+from .pysot import alexnet_features
 from .xcorr import xcorr_upchannel
 
 
@@ -23,19 +24,10 @@ class DaSiamRPN(nn.Module):
         size = cfg.backbone_args.get("size", 1)
         anchor = cfg.rpn_args.get("anchor_num", 5)
         feature_out = cfg.rpn_args.get("feature_out", 256)
-        c = [3 if x == 3 else x * size for x in (3, 96, 256, 384, 384, 256)]
-        self.featureExtract = nn.Sequential(
-            nn.Conv2d(c[0], c[1], kernel_size=11, stride=2), nn.BatchNorm2d(c[1]),
-            nn.MaxPool2d(kernel_size=3, stride=2), nn.ReLU(inplace=True),
-            nn.Conv2d(c[1], c[2], kernel_size=5), nn.BatchNorm2d(c[2]),
-            nn.MaxPool2d(kernel_size=3, stride=2), nn.ReLU(inplace=True),
-            nn.Conv2d(c[2], c[3], kernel_size=3), nn.BatchNorm2d(c[3]), nn.ReLU(inplace=True),
-            nn.Conv2d(c[3], c[4], kernel_size=3), nn.BatchNorm2d(c[4]), nn.ReLU(inplace=True),
-            nn.Conv2d(c[4], c[5], kernel_size=3), nn.BatchNorm2d(c[5]),
-        )
+        self.featureExtract = alexnet_features(size)  # widths × size (2 for SiamRPNBIG)
         self.anchor = anchor
         self.feature_out = feature_out
-        feat_in = c[5]
+        feat_in = self.featureExtract[-1].num_features
         self.conv_r1 = nn.Conv2d(feat_in, feature_out * 4 * anchor, 3)
         self.conv_r2 = nn.Conv2d(feat_in, feature_out, 3)
         self.conv_cls1 = nn.Conv2d(feat_in, feature_out * 2 * anchor, 3)

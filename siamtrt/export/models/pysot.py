@@ -18,24 +18,31 @@ from .xcorr import xcorr_depthwise
 # --------------------------------------------------------------------------------------------- backbones
 
 
-class AlexNetLegacy(nn.Module):
-    """pysot ``alexnetlegacy``: one Sequential ``features``; no padding; no final ReLU."""
+ALEXNET_WIDTHS = (3, 96, 256, 384, 384, 256)
 
-    configs = [3, 96, 256, 384, 384, 256]
+
+def alexnet_features(width_mult: float = 1.0) -> nn.Sequential:
+    """The SiamRPN AlexNet trunk shared by pysot ``alexnetlegacy`` and DaSiamRPN ``featureExtract``: no padding,
+    BN after every conv, no final ReLU; Sequential indices 0..15 are what the checkpoints' keys name."""
+    c = [3 if x == 3 else int(x * width_mult) for x in ALEXNET_WIDTHS]
+    return nn.Sequential(
+        nn.Conv2d(c[0], c[1], kernel_size=11, stride=2), nn.BatchNorm2d(c[1]),
+        nn.MaxPool2d(kernel_size=3, stride=2), nn.ReLU(inplace=True),
+        nn.Conv2d(c[1], c[2], kernel_size=5), nn.BatchNorm2d(c[2]),
+        nn.MaxPool2d(kernel_size=3, stride=2), nn.ReLU(inplace=True),
+        nn.Conv2d(c[2], c[3], kernel_size=3), nn.BatchNorm2d(c[3]), nn.ReLU(inplace=True),
+        nn.Conv2d(c[3], c[4], kernel_size=3), nn.BatchNorm2d(c[4]), nn.ReLU(inplace=True),
+        nn.Conv2d(c[4], c[5], kernel_size=3), nn.BatchNorm2d(c[5]),
+    )
+
+
+class AlexNetLegacy(nn.Module):
+    """pysot ``alexnetlegacy``: one Sequential ``features``."""
 
     def __init__(self, width_mult: float = 1.0):
         super().__init__()
-        c = [3 if x == 3 else int(x * width_mult) for x in self.configs]
-        self.features = nn.Sequential(
-            nn.Conv2d(c[0], c[1], kernel_size=11, stride=2), nn.BatchNorm2d(c[1]),
-            nn.MaxPool2d(kernel_size=3, stride=2), nn.ReLU(inplace=True),
-            nn.Conv2d(c[1], c[2], kernel_size=5), nn.BatchNorm2d(c[2]),
-            nn.MaxPool2d(kernel_size=3, stride=2), nn.ReLU(inplace=True),
-            nn.Conv2d(c[2], c[3], kernel_size=3), nn.BatchNorm2d(c[3]), nn.ReLU(inplace=True),
-            nn.Conv2d(c[3], c[4], kernel_size=3), nn.BatchNorm2d(c[4]), nn.ReLU(inplace=True),
-            nn.Conv2d(c[4], c[5], kernel_size=3), nn.BatchNorm2d(c[5]),
-        )
-        self.feature_size = c[5]
+        self.features = alexnet_features(width_mult)
+        self.feature_size = self.features[-1].num_features
 
     def forward(self, x):
         return self.features(x)
