@@ -1,0 +1,635 @@
+"""Build ``template.engine`` and ``search.engine`` from an exported model directory (``export/build_engine.py``).
+
+One code path for every TensorRT flavour (see trt_compat.py): precision comes from a plan decided once per branch —
+the ONNX's own precision in a strongly typed network where the builder has one, builder flags where it only has weak
+typing, and for ``--fp16`` on an FP32 export with a strongly-typed-only builder (TensorRT 11, tensorrt_rtx) an FP16
+copy of the ONNX made here (I/O kept float32). Nothing is downgraded silently: unsupported combinations raise with the
+command that fixes them, and the precision actually built goes into the sidecar and the summary.
+
+The correlation (docs/CONTRACT.md) decides the batch handling of the search engine:
+* ``--xcorr conv``: TensorRT's parser needs the runtime-weight Conv's channel count (N·C) at build time, so a
+  dynamic-batch export is built with a *fixed* batch of ``--max-batch`` (the runtime pads fewer targets);
+* ``--xcorr plugin``: the DepthwiseXCorr plugin takes any N, so the engine gets a 1..N optimization profile.
+The template branch has no correlation and always gets the 1..N profile.
+
+Every engine is written with a JSON sidecar (sidecar.py) that the runtime checks before deserializing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from ..errors import EngineError, ExportError, ModelDirError
+from ..metadata import PRECISIONS, SEARCH_ONNX, TEMPLATE_ONNX, read_onnx_metadata
+from ..runtime.cuda import CudaProbe, probe_cuda
+from ..runtime.trt import ENGINE_NAMES, TrtLogger, TrtModule, import_tensorrt
+from . import sidecar as sc
+from .trt_compat import BuilderCaps, detect, network_flags
+
+log = logging.getLogger(__name__)
+
+XCORR_MODES = ("conv", "plugin")
+HARDWARE_COMPAT = ("none", "ampere_plus", "same_compute_capability")
+ONNX_NAMES = {"template": TEMPLATE_ONNX, "search": SEARCH_ONNX}
+
+
+def quantize_command(model_dir: Path) -> str:
+    d = Path(model_dir)
+    return (f"python calibration/quantize.py --model {d} --calib calib.npz --precision int8 --target tensorrt "
+            f"--out {d.parent / (d.name + '_int8')}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plans
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How one branch gets its precision on this builder."""
+
+    precision: str               # what the engine computes in (fp32 | fp16 | int8)
+    strongly_typed: bool         # network created STRONGLY_TYPED
+    flags: Tuple[str, ...] = ()  # BuilderFlag names set (weak typing)
+    convert_fp16: bool = False   # FP16 copy of the ONNX made here
+
+    @property
+    def typing(self) -> str:
+        return "strong" if self.strongly_typed else "weak"
+
+    def describe(self) -> str:
+        how = "strongly typed" if self.strongly_typed else "weakly typed"
+        if self.flags:
+            how += " + " + "/".join(self.flags) + " flag"
+        if self.convert_fp16:
+            how += ", FP16 ONNX converted here"
+        return f"{self.precision} ({how})"
+
+
+def plan_precision(requested: str, onnx_precision: str, caps: BuilderCaps, model_dir: Path,
+                   branch: str) -> PrecisionPlan:
+    """Decide how ``requested`` is built from an ONNX of ``onnx_precision`` on a builder with ``caps``.
+
+    Raises:
+        EngineError: INT8 without a quantized model (says how to make one), a precision below the ONNX's
+            (FP32 engine from an FP16/INT8 export), or a builder that can express none of the needed forms.
+    """
+    onnx_file = model_dir / ONNX_NAMES[branch]
+    strong = caps.strongly_typed
+    if requested == onnx_precision:
+        if strong or requested == "fp32":
+            return PrecisionPlan(requested, strongly_typed=strong)
+        flag = {"fp16": "FP16", "int8": "INT8"}[requested]
+        if not (caps.weak_typing if flag == "FP16" else caps.int8_flag):
+            raise EngineError(f"{caps.flavour} {caps.version} can neither type the network strongly nor set {flag}",
+                              fix="upgrade TensorRT (>= 8.5)")
+        return PrecisionPlan(requested, strongly_typed=False, flags=(flag,))
+    if requested == "int8":
+        raise EngineError(f"--int8 needs a quantized (Q/DQ) model, and {onnx_file} is {onnx_precision}",
+                          evidence=f"metadata precision of {onnx_file.name}: {onnx_precision!r}; TensorRT 10+ and "
+                                   "tensorrt_rtx take INT8 only as explicit Q/DQ nodes (no calibrators)",
+                          fix="quantize it with real video crops, then build from the new directory:\n"
+                              + quantize_command(model_dir)
+                              + f"\npython export/build_engine.py --model {model_dir.parent / (model_dir.name + '_int8')}"
+                                " --int8")
+    if requested == "fp16" and onnx_precision == "fp32":
+        if caps.weak_typing:
+            return PrecisionPlan("fp16", strongly_typed=False, flags=("FP16",))
+        if strong:
+            return PrecisionPlan("fp16", strongly_typed=True, convert_fp16=True)
+        raise EngineError(f"{caps.flavour} {caps.version} offers no way to build FP16", fix="upgrade TensorRT")
+    raise EngineError(f"cannot build a {requested} engine from {onnx_file}, which is {onnx_precision}",
+                      evidence="siamtrt does not lower a quantized or FP16 model back to a higher precision",
+                      fix=f"build with --{onnx_precision} (or omit the precision flag), or pass the FP32 model "
+                          "directory for --fp32/--fp16")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ONNX preparation
+# ---------------------------------------------------------------------------------------------------------------
+
+def _dim_values(value_info) -> List[Union[int, str]]:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in value_info.type.tensor_type.shape.dim]
+
+
+def onnx_inputs(model) -> Dict[str, List[Union[int, str]]]:
+    """Input name → dims (int, or a symbolic name for dynamic axes) of an ``onnx.ModelProto``."""
+    inits = {i.name for i in model.graph.initializer}
+    return {i.name: _dim_values(i) for i in model.graph.input if i.name not in inits}
+
+
+def fix_batch(model, batch: int) -> None:
+    """Give every graph input/output a static batch (axis 0), in place; stale value_info is dropped."""
+    for vi in list(model.graph.input) + list(model.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].Clear()
+            dims[0].dim_value = batch
+    del model.graph.value_info[:]
+
+
+def to_fp16(model):
+    """FP16 copy of an FP32 model with float32 I/O, for strongly typed builders (onnxconverter-common).
+
+    Also retypes ``Cast(bool/int → float)`` nodes the converter leaves at float32 (the identity mask of the
+    dynamic-batch correlation is one), which a strongly typed builder would reject as mixed-type arithmetic.
+    """
+    import onnx
+    from onnx import TensorProto
+
+    try:
+        from onnxconverter_common import float16
+    except ImportError:
+        raise EngineError("--fp16 on this TensorRT needs an FP16 ONNX, and onnxconverter-common is not installed",
+                          fix="pip install onnxconverter-common (or make an FP16 model directory with "
+                              "calibration/quantize.py --precision fp16)") from None
+    with warnings.catch_warnings():  # it warns once per tiny weight it rounds to the FP16 minimum
+        warnings.simplefilter("ignore")
+        m16 = float16.convert_float_to_float16(model, keep_io_types=True)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(m16)
+    except Exception:  # types are only needed for the Cast fix; without them leave the model as converted
+        inferred = m16
+    vis = list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+    types = {v.name: v.type.tensor_type.elem_type for v in vis}
+    types.update({i.name: i.data_type for i in inferred.graph.initializer})
+    outputs = {o.name for o in m16.graph.output}
+    for node in m16.graph.node:
+        if node.op_type != "Cast" or node.output[0] in outputs:
+            continue
+        to = next(a for a in node.attribute if a.name == "to")
+        src = types.get(node.input[0])
+        if to.i == TensorProto.FLOAT and src not in (None, TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE):
+            to.i = TensorProto.FLOAT16
+    return m16
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class EngineResult:
+    """One written engine."""
+
+    branch: str
+    engine: Path
+    sidecar: Path
+    plan: PrecisionPlan
+    seconds: float
+    layers: Dict[str, Any]
+    profile: Dict[str, Any]
+
+    @property
+    def megabytes(self) -> float:
+        return self.engine.stat().st_size / 1e6
+
+
+@dataclass
+class BuildReport:
+    """What :func:`build_engine` did: engines, builder, warnings; ``summary()`` is what the CLI prints."""
+
+    model_dir: Path
+    out_dir: Path
+    trt: str
+    caps: BuilderCaps
+    gpu: str
+    xcorr: str
+    engines: List[EngineResult] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    plugin: Optional[str] = None
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [f"TensorRT: {self.caps.describe()}; GPU: {self.gpu}; xcorr: {self.xcorr}"
+                 + (f" ({self.plugin})" if self.plugin else "")]
+        head = f"{'engine':<17}{'precision':<52}{'batch':<10}{'layers':>7}{'MB':>8}{'build s':>9}"
+        lines += [head, "-" * len(head)]
+        for e in self.engines:
+            b = e.profile.get("batch", {})
+            batch = f"fixed {b['fixed']}" if b.get("fixed") else f"{b.get('min', '?')}..{b.get('max', '?')}"
+            n = e.layers.get("engine_layers", e.layers.get("network_layers", 0))
+            lines.append(f"{e.engine.name:<17}{e.plan.describe():<52}{batch:<10}{n:>7}{e.megabytes:>8.2f}"
+                         f"{e.seconds:>9.2f}")
+        for e in self.engines:
+            prec = e.layers.get("engine_precisions")
+            src = "engine inspector"
+            if prec is None:
+                prec = e.layers.get("network_output_types", {})
+                src = "network layer output types" + (" (weak typing: the builder may pick lower precision)"
+                                                      if e.plan.typing == "weak" else "")
+            lines.append(f"{e.engine.name}: per-layer precision ({src}): "
+                         + ", ".join(f"{k} {v}" for k, v in sorted(prec.items())))
+        lines += [f"note: {n}" for n in self.notes]
+        lines.append(f"wrote {', '.join(str(e.engine) for e in self.engines)} (+ .json sidecars) in "
+                     f"{self.seconds:.1f} s")
+        lines.append(f"next: python runtime/track.py --model {self.out_dir} --backend tensorrt --video VIDEO "
+                     "--bbox x,y,w,h")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Builder pieces
+# ---------------------------------------------------------------------------------------------------------------
+
+def _probe_builder(trt: TrtModule, caps: BuilderCaps, probe: CudaProbe, logger) -> Any:
+    """Create the Builder, with a clear error where this flavour needs a GPU to build."""
+    try:
+        builder = trt.module.Builder(logger)
+    except (TypeError, RuntimeError) as e:  # full TensorRT without a driver: "factory function returned nullptr"
+        builder, err = None, e
+    else:
+        err = None
+    if builder is None:
+        raise EngineError(f"{trt.describe()} cannot create a builder here",
+                          evidence=(f"{probe.describe()}; " if not probe.available else "") + (str(err)[:200] if err
+                                   else "; ".join(logger.errors)[-300:]),
+                          fix="full TensorRT builds need an NVIDIA GPU (build on the target device); on a machine "
+                              "without one, pip install tensorrt-rtx (conv mode only)")
+    return builder
+
+
+def _register_plugin(trt: TrtModule, caps: BuilderCaps, plugin_lib: Optional[Path]) -> Dict[str, Any]:
+    """Register the DepthwiseXCorr creator before parsing; return the sidecar's plugin record."""
+    import ctypes
+
+    from .plugin.kernel import LIBRARY_NAME, build_dir
+
+    lib = Path(plugin_lib) if plugin_lib is not None else build_dir() / LIBRARY_NAME
+    if plugin_lib is not None and not lib.is_file():
+        raise EngineError(f"plugin library {lib} does not exist",
+                          fix="build it: python -m siamtrt.export.plugin.build --cpp")
+    if lib.is_file():
+        ctypes.CDLL(str(lib), mode=getattr(ctypes, "RTLD_GLOBAL", 0))
+        return {"implementation": "cpp", "library": str(lib.resolve()), "name": "DepthwiseXCorr", "version": "1"}
+    if caps.python_plugin_v3:
+        from .plugin.python_plugin import register
+
+        register(trt.module)
+        return {"implementation": "python", "module": "siamtrt.export.plugin.python_plugin",
+                "name": "DepthwiseXCorr", "version": "1"}
+    raise EngineError(f"{trt.describe()} needs the C++ DepthwiseXCorr plugin for --xcorr plugin (no Python "
+                      "IPluginV3 before TensorRT 10), and it is not built",
+                      evidence=f"looked for {lib}",
+                      fix="python -m siamtrt.export.plugin.build --cpp --tensorrt-root /usr (JetPack), then "
+                          "rerun with --plugin-lib " + str(lib))
+
+
+def _network_layers(trt: TrtModule, network) -> Dict[str, Any]:
+    """Layer count and output types per layer of a parsed network (what is known without a GPU)."""
+    types: Dict[str, int] = {}
+    kinds: Dict[str, int] = {}
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        kind = str(layer.type).split(".")[-1]
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if layer.num_outputs:
+            t = str(layer.get_output(0).dtype).split(".")[-1]
+            t = "shape/index (int, bool)" if t in ("INT64", "INT32", "BOOL", "UINT8") else t
+            types[t] = types.get(t, 0) + 1
+    return {"network_layers": network.num_layers, "network_layer_types": kinds, "network_output_types": types}
+
+
+def _inspect_engine(trt: TrtModule, plan: bytes, logger) -> Dict[str, Any]:
+    """Per-layer precision from the engine inspector (needs a CUDA device: only called after the probe)."""
+    m = trt.module
+    runtime = m.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(plan)
+    if engine is None or not hasattr(engine, "create_engine_inspector"):
+        return {}
+    inspector = engine.create_engine_inspector()
+    info = json.loads(inspector.get_engine_information(m.LayerInformationFormat.JSON))
+    layers = info.get("Layers", [])
+    prec: Dict[str, int] = {}
+    for layer in layers:
+        dtype = "unknown"
+        if isinstance(layer, dict):
+            outs = layer.get("Outputs") or []
+            fmt = outs[0].get("Format/Datatype", "") if outs and isinstance(outs[0], dict) else ""
+            for key in ("Int8", "Half", "Float", "BFloat16", "FP8", "Int32", "Int64", "Bool"):
+                if key.lower() in fmt.lower():
+                    dtype = key
+                    break
+        prec[dtype] = prec.get(dtype, 0) + 1
+    return {"engine_layers": len(layers), "engine_precisions": prec}
+
+
+def _set_workspace(trt: TrtModule, caps: BuilderCaps, config, gib: Optional[float]) -> None:
+    if gib is None:
+        return
+    nbytes = int(gib * (1 << 30))
+    if caps.memory_pools:
+        config.set_memory_pool_limit(trt.module.MemoryPoolType.WORKSPACE, nbytes)
+    else:
+        config.max_workspace_size = nbytes
+
+
+def _timing_cache(trt: TrtModule, caps: BuilderCaps, config, path: Optional[Path]) -> Tuple[bool, Optional[str]]:
+    """Load ``path`` into the config; returns (usable, note). tensorrt_rtx's cache calls are no-ops (it warns)."""
+    if path is None:
+        return False, None
+    if not caps.timing_cache:
+        return False, f"this TensorRT has no timing cache API; {path} not used"
+    data = Path(path).read_bytes() if Path(path).is_file() else b""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cache = config.create_timing_cache(data)
+        ok = config.set_timing_cache(cache, False)
+    noop = [w for w in caught if "no-op" in str(w.message).lower()]
+    if noop:
+        return False, (f"{trt.describe()} treats timing caches as no-ops (its set_timing_cache says so); {path} is "
+                       "neither read nor written")
+    if ok is False:
+        return False, f"timing cache {path} was rejected (other TensorRT version or GPU?); starting a fresh one"
+    return True, (f"timing cache {path} loaded ({len(data)} bytes)" if data else None)
+
+
+def _save_timing_cache(config, path: Path) -> None:
+    cache = config.get_timing_cache()
+    if cache is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(bytes(cache.serialize()))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The build
+# ---------------------------------------------------------------------------------------------------------------
+
+def _validate(precision, xcorr, max_batch, opt_batch, dla_core, hardware_compatibility, workspace_gib) -> None:
+    if precision is not None and precision not in PRECISIONS:
+        raise EngineError(f"unknown precision '{precision}'", evidence=f"valid: {PRECISIONS}")
+    if xcorr is not None and xcorr not in XCORR_MODES:
+        raise EngineError(f"unknown xcorr mode '{xcorr}'", evidence=f"valid: {XCORR_MODES}")
+    if max_batch < 1 or not 1 <= opt_batch <= max_batch:
+        raise EngineError(f"invalid batch profile: opt {opt_batch}, max {max_batch}",
+                          fix="use 1 <= --opt-batch <= --max-batch")
+    if dla_core is not None and dla_core < 0:
+        raise EngineError(f"invalid DLA core {dla_core}", fix="use --dla 0 or --dla 1")
+    if hardware_compatibility not in HARDWARE_COMPAT:
+        raise EngineError(f"unknown hardware compatibility '{hardware_compatibility}'",
+                          evidence=f"valid: {HARDWARE_COMPAT}")
+    if workspace_gib is not None and workspace_gib <= 0:
+        raise EngineError(f"invalid workspace {workspace_gib} GiB", fix="pass a positive size, e.g. --workspace 2")
+
+
+def _profile_for(branch: str, inputs: Dict[str, List], meta: Dict[str, Any], max_batch: int, opt_batch: int,
+                 fixed: Optional[int], dla: bool) -> Dict[str, Any]:
+    """min/opt/max shapes per input (only inputs with dynamic axes need one)."""
+    sizes = [int(s) for s in (meta.get("instance_sizes") or [meta["instance_size"]])]
+    shapes = {}
+    for name, dims in inputs.items():
+        lo, opt, hi = [], [], []
+        for axis, d in enumerate(dims):
+            if isinstance(d, int) and d > 0:
+                triple = (d, d, d)
+            elif axis == 0:  # DLA needs static shapes: min = opt = max
+                triple = (max_batch, max_batch, max_batch) if dla else (1, opt_batch, max_batch)
+            else:  # dynamic spatial size: DaSiamRPN's adaptive search (271 or 287)
+                if name != "search":
+                    raise EngineError(f"{branch}.onnx input '{name}' has an unexpected dynamic axis {axis} ({d})",
+                                      fix="re-export the model directory with python export/to_onnx.py")
+                s_opt = int(meta["instance_size"])
+                triple = (s_opt, s_opt, s_opt) if dla else (min(sizes), s_opt, max(sizes))
+            lo.append(triple[0])
+            opt.append(triple[1])
+            hi.append(triple[2])
+        shapes[name] = {"min": lo, "opt": opt, "max": hi}
+    first = next(iter(shapes.values()))
+    if fixed:
+        batch = {"fixed": fixed}
+    else:
+        batch = {"min": first["min"][0], "opt": first["opt"][0], "max": first["max"][0]}
+    return {"batch": batch, "shapes": shapes}
+
+
+def build_engine(model_dir: Union[str, Path], *, precision: Optional[str] = None, xcorr: Optional[str] = None,
+                 max_batch: int = 1, opt_batch: int = 1, workspace_gib: Optional[float] = None,
+                 timing_cache: Optional[Union[str, Path]] = None, dla_core: Optional[int] = None,
+                 out_dir: Optional[Union[str, Path]] = None, plugin_lib: Optional[Union[str, Path]] = None,
+                 hardware_compatibility: str = "none", branches: Sequence[str] = ("template", "search"),
+                 progress: bool = True, trt: Optional[TrtModule] = None) -> BuildReport:
+    """Build the engines of a model directory and write them with their sidecars.
+
+    Args:
+        model_dir (Path): exported directory (template.onnx, search.onnx), FP32 / FP16 / INT8 (Q/DQ).
+        precision (str): "fp32", "fp16" or "int8". Defaults to the precision of the directory's ONNX files.
+        xcorr (str): "conv" or "plugin". Defaults to the directory's xcorr mode (a conv export is converted to plugin
+            mode here when "plugin" is asked).
+        max_batch (int): largest number of targets per call. Defaults to 1.
+        opt_batch (int): batch the kernels are tuned for. Defaults to 1.
+        workspace_gib (float): builder workspace limit in GiB. Defaults to TensorRT's default (device memory).
+        timing_cache (Path): timing cache file, read if present and written back. Defaults to None.
+        dla_core (int): build for this DLA core with GPU fallback (Jetson Xavier/Orin). Defaults to None.
+        out_dir (Path): where to write the engines. Defaults to ``model_dir``.
+        plugin_lib (Path): C++ plugin library for plugin mode. Defaults to the built one if present, else the
+            Python plugin.
+        hardware_compatibility (str): "none", "ampere_plus" or "same_compute_capability". Defaults to "none".
+        branches (list[str]): which engines to build. Defaults to both.
+        progress (bool): show a progress bar. Defaults to True.
+        trt (TrtModule): TensorRT module to use. Defaults to :func:`siamtrt.runtime.trt.import_tensorrt`.
+
+    Returns:
+        BuildReport: engines, builder description and notes; ``summary()`` prints them.
+
+    Raises:
+        ModelDirError: missing or inconsistent model directory.
+        EngineError: an unsupported combination (named with its fix), a parser or builder failure.
+        ExportError: the plugin-mode conversion failed (e.g. DaSiamRPN up-channel correlation).
+    """
+    import onnx
+    from tqdm import tqdm
+
+    t_start = time.perf_counter()
+    model_dir = Path(model_dir)
+    out_dir = Path(out_dir) if out_dir is not None else model_dir
+    timing_cache = Path(timing_cache) if timing_cache is not None else None
+    _validate(precision, xcorr, max_batch, opt_batch, dla_core, hardware_compatibility, workspace_gib)
+    bad = [b for b in branches if b not in ONNX_NAMES]
+    if bad or not branches:
+        raise EngineError(f"unknown branches {bad}", evidence="valid: template, search")
+    if not model_dir.is_dir():
+        raise ModelDirError(f"model directory {model_dir} does not exist",
+                            fix="export it: python export/to_onnx.py --config NAME --checkpoint model.pth --out DIR")
+    metas = {b: read_onnx_metadata(model_dir / ONNX_NAMES[b]) for b in ONNX_NAMES}
+
+    # --- what this TensorRT can do, and the refusals that must happen before any parsing
+    trt = trt or import_tensorrt()
+    caps = detect(trt)
+    src_xcorr = metas["search"].get("xcorr", "conv")
+    xcorr = xcorr or src_xcorr
+    if xcorr == "plugin" and "search" in branches and not caps.plugin_layers:
+        raise EngineError(f"{caps.flavour} {caps.version} cannot build --xcorr plugin: its networks have no plugin "
+                          "layers",
+                          evidence="INetworkDefinition has neither add_plugin_v3 nor add_plugin_v2 (its ONNX parser "
+                                   "also aborts the whole process on a plugin node, so siamtrt stops before parsing)",
+                          fix=f"build with --xcorr conv (python export/build_engine.py --model {model_dir} --xcorr "
+                              "conv), or use full TensorRT (JetPack / pypi.nvidia.com) for plugin mode")
+    if xcorr == "conv" and src_xcorr == "plugin":
+        raise EngineError(f"{model_dir / SEARCH_ONNX} is in plugin mode; --xcorr conv needs the conv-mode export",
+                          fix="re-export with python export/to_onnx.py ... --xcorr conv")
+    requested = precision or metas["search"].get("precision", "fp32")
+    plans = {b: plan_precision(requested, metas[b].get("precision", "fp32"), caps, model_dir, b) for b in branches}
+    if dla_core is not None and requested == "fp32":
+        raise EngineError("DLA runs only FP16 and INT8", fix="add --fp16 (or --int8 with a quantized model)")
+
+    probe = probe_cuda()
+    logger = TrtLogger.create(trt.module)
+    builder = _probe_builder(trt, caps, probe, logger)
+    if dla_core is not None and getattr(builder, "num_DLA_cores", 0) <= dla_core:
+        raise EngineError(f"--dla {dla_core}: this device has {getattr(builder, 'num_DLA_cores', 0)} DLA cores",
+                          evidence=probe.describe(), fix="omit --dla (DLA exists on Jetson Xavier and Orin only)")
+    plugin_record = _register_plugin(trt, caps, plugin_lib) if xcorr == "plugin" and "search" in branches else None
+    report = BuildReport(model_dir=model_dir, out_dir=out_dir, trt=trt.describe(), caps=caps,
+                         gpu=probe.describe() if probe.available else "built without GPU", xcorr=xcorr,
+                         plugin=None if plugin_record is None else
+                         f"{plugin_record['implementation']} plugin" + (f" {plugin_record.get('library')}"
+                                                                       if plugin_record.get("library") else ""))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rebuild = sc.rebuild_command(model_dir, precision=requested, xcorr=xcorr, max_batch=max_batch, opt_batch=opt_batch,
+                                 workspace_gib=workspace_gib, timing_cache=timing_cache, dla_core=dla_core,
+                                 out_dir=out_dir, plugin_lib=plugin_lib if plugin_record else None,
+                                 hardware_compatibility=hardware_compatibility)
+    options = {"precision": requested, "xcorr": xcorr, "max_batch": max_batch, "opt_batch": opt_batch,
+               "workspace_gib": workspace_gib, "timing_cache": str(timing_cache) if timing_cache else None,
+               "dla_core": dla_core, "hardware_compatibility": hardware_compatibility}
+    log.info("TensorRT: %s; GPU: %s; building %s from %s", caps.describe(), report.gpu, ", ".join(branches),
+             model_dir)
+
+    bar = tqdm(total=len(branches) * 3, desc="TensorRT", unit="step", disable=not progress, leave=False)
+    with tempfile.TemporaryDirectory(prefix="siamtrt-build-") as tmp:
+        for branch in branches:
+            plan = plans[branch]
+            src = model_dir / ONNX_NAMES[branch]
+            meta = metas[branch]
+            t0 = time.perf_counter()
+            bar.set_postfix_str(f"{branch}: prepare")
+            # --- prepare the ONNX: plugin nodes, fixed batch for the conv correlation, FP16 copy
+            model = onnx.load(str(src))
+            inputs = onnx_inputs(model)
+            first = next(iter(inputs.values()))
+            static_b = first[0] if isinstance(first[0], int) and first[0] > 0 else None
+            changed, fixed = False, None
+            if static_b is not None and max_batch > static_b:
+                raise EngineError(f"{src} was exported with a fixed batch of {static_b}; --max-batch {max_batch} "
+                                  "needs a dynamic-batch export",
+                                  fix="re-export without --batch 1: python export/to_onnx.py ... (batch is dynamic "
+                                      "by default)")
+            if static_b is not None:
+                fixed = static_b if static_b > 1 else None
+            if branch == "search" and xcorr == "plugin" and src_xcorr == "conv":
+                from .xcorr_plugin_onnx import convert_model_to_plugin
+
+                model, n = convert_model_to_plugin(model)
+                if n == 0:
+                    raise ExportError(f"{src} has no correlation Conv to convert for --xcorr plugin",
+                                      fix="pass a model directory written by export/to_onnx.py")
+                changed = True
+            if branch == "search" and xcorr == "conv" and static_b is None:
+                fix_batch(model, max_batch)
+                fixed, changed = max_batch, True
+                if max_batch > 1:
+                    report.notes.append(
+                        f"search.engine has a fixed batch of {max_batch} (TensorRT needs the conv correlation's "
+                        f"N*C channels at build time); fewer targets are padded, costing {max_batch}x the search "
+                        "work. --xcorr plugin (full TensorRT) gives a true 1..N profile.")
+            if plan.convert_fp16:
+                model = to_fp16(model)
+                changed = True
+            parse_path = src
+            if changed:
+                parse_path = Path(tmp) / f"{branch}.onnx"
+                onnx.save(model, str(parse_path))
+            inputs = onnx_inputs(model)
+            del model
+            bar.update(1)
+
+            # --- parse
+            bar.set_postfix_str(f"{branch}: parse")
+            network = builder.create_network(network_flags(trt, caps, plan.strongly_typed))
+            parser = trt.module.OnnxParser(network, logger)
+            if not parser.parse_from_file(str(parse_path)):
+                errs = [parser.get_error(i).desc() for i in range(parser.num_errors)]
+                raise EngineError(f"{trt.describe()} could not parse {src.name}"
+                                  + (" (prepared copy)" if changed else ""),
+                                  evidence="\n".join(e[:300] for e in errs)[:1500] or "; ".join(logger.errors)[-600:],
+                                  fix="check that the export is current (python export/to_onnx.py) and see "
+                                      "docs/tensorrt.md for what each TensorRT version parses")
+            layers = _network_layers(trt, network)
+            bar.update(1)
+
+            # --- configure and build
+            bar.set_postfix_str(f"{branch}: build")
+            config = builder.create_builder_config()
+            _set_workspace(trt, caps, config, workspace_gib)
+            for flag in plan.flags:
+                config.set_flag(getattr(trt.module.BuilderFlag, flag))
+            if hasattr(config, "profiling_verbosity"):
+                config.profiling_verbosity = trt.module.ProfilingVerbosity.DETAILED
+            profile_info = _profile_for(branch, inputs, meta, max_batch, opt_batch, fixed, dla_core is not None)
+            if any(not (isinstance(d, int) and d > 0) for dims in inputs.values() for d in dims):
+                profile = builder.create_optimization_profile()
+                for name, s in profile_info["shapes"].items():
+                    profile.set_shape(name, s["min"], s["opt"], s["max"])
+                config.add_optimization_profile(profile)
+            use_cache, note = _timing_cache(trt, caps, config, timing_cache)
+            if note and note not in report.notes:
+                report.notes.append(note)
+            if dla_core is not None:
+                config.default_device_type = trt.module.DeviceType.DLA
+                config.DLA_core = dla_core
+                config.set_flag(trt.module.BuilderFlag.GPU_FALLBACK)
+            if hardware_compatibility != "none":
+                level = getattr(getattr(trt.module, "HardwareCompatibilityLevel", None),
+                                hardware_compatibility.upper(), None)
+                if level is None:
+                    raise EngineError(f"{trt.describe()} has no hardware compatibility level "
+                                      f"'{hardware_compatibility}'", fix="omit --hardware-compatibility")
+                config.hardware_compatibility_level = level
+            logger.errors.clear()
+            plan_bytes = builder.build_serialized_network(network, config)
+            if plan_bytes is None:
+                raise EngineError(f"{trt.describe()} failed to build {ENGINE_NAMES[branch]}",
+                                  evidence="\n".join(logger.errors)[-1500:] or "no TensorRT error message",
+                                  fix="see docs/tensorrt.md (workspace: --workspace GiB; INT8 needs Q/DQ from "
+                                      "calibration/quantize.py --target tensorrt)")
+            data = bytes(plan_bytes)
+            del plan_bytes
+            if use_cache:
+                _save_timing_cache(config, timing_cache)
+            engine_path = out_dir / ENGINE_NAMES[branch]
+            engine_path.write_bytes(data)
+            if probe.available and caps.engine_inspector:
+                try:
+                    layers.update(_inspect_engine(trt, data, logger))
+                except Exception as e:  # the inspector is a report, never a reason to fail the build
+                    log.warning("TensorRT: engine inspector failed on %s: %s", engine_path.name, e)
+            seconds = time.perf_counter() - t0
+            io_desc = {name: {"shape": [d if isinstance(d, int) and d > 0 else -1 for d in dims]}
+                       for name, dims in inputs.items()}
+            side = sc.make_sidecar(
+                engine_path=engine_path, branch=branch, trt=trt, probe=probe, precision=plan.precision, xcorr=xcorr,
+                typing=plan.typing, source_onnx=sc.onnx_source(src),
+                build_options=dict(options, flags=list(plan.flags), converted_fp16=plan.convert_fp16),
+                profile=profile_info, metadata=meta,
+                plugin=plugin_record if branch == "search" else None, rebuild=rebuild, build_seconds=seconds,
+                layers=layers, io=io_desc)
+            side_path = sc.write_sidecar(engine_path, side)
+            report.engines.append(EngineResult(branch, engine_path, side_path, plan, seconds, layers, profile_info))
+            log.info("TensorRT: wrote %s (%.2f MB, %s) in %.2f s", engine_path, len(data) / 1e6, plan.describe(),
+                     seconds)
+            del network, parser, config
+            bar.update(1)
+    bar.close()
+    report.seconds = time.perf_counter() - t_start
+    return report
+
+
+__all__ = ["BuildReport", "EngineResult", "PrecisionPlan", "build_engine", "fix_batch", "onnx_inputs",
+           "plan_precision", "quantize_command", "to_fp16"]

@@ -1,0 +1,108 @@
+"""What the installed TensorRT builder can do, detected from its API rather than from its name or version.
+
+One build code path serves ``tensorrt`` 8.5 (JetPack 5), 10.3 (JetPack 6), 10.x/11.x desktop and ``tensorrt_rtx``:
+
+* weak typing (``BuilderFlag.FP16`` / ``INT8``) exists up to TensorRT 10 and is gone in 11 and tensorrt_rtx, where the
+  network is strongly typed and precision lives in the ONNX (FP16 tensors, Q/DQ nodes);
+* ``NetworkDefinitionCreationFlag.EXPLICIT_BATCH`` must be passed on 8.x, is ignored on 10.x and gone on 11.x;
+* plugin layers (``INetworkDefinition.add_plugin_v3`` / ``add_plugin_v2``) are missing from tensorrt_rtx 1.x, whose
+  ONNX parser must then never see a plugin node;
+* Python IPluginV3 classes exist from 10.0.
+
+:data:`CAPABILITY_TABLE` documents what each known target accepts (docs/tensorrt.md shows it); the build decisions
+themselves use :func:`detect` on the module actually imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, Optional
+
+from ..runtime.trt import TrtModule, import_tensorrt
+
+#: Documentation of the known targets (detected capabilities decide; this table explains). "flags" = weakly typed
+#: builder precision flags; "onnx" = precision carried by the ONNX (FP16 tensors / Q/DQ) in a strongly typed network.
+CAPABILITY_TABLE = {
+    "tensorrt 8.2 (JetPack 4.6: Nano, TX2)": {"fp16": "flags", "int8": "flags + Q/DQ", "xcorr conv": "no (parser "
+                                             "rejects runtime-weight Conv)", "xcorr plugin": "C++ IPluginV2DynamicExt",
+                                             "dynamic batch": "plugin mode only", "dla": "Xavier only"},
+    "tensorrt 8.5 (JetPack 5)": {"fp16": "flags", "int8": "flags + Q/DQ", "xcorr conv": "static batch",
+                                 "xcorr plugin": "C++ IPluginV2DynamicExt", "dynamic batch": "plugin mode or template",
+                                 "dla": "Xavier/Orin"},
+    "tensorrt 10.x (JetPack 6, desktop)": {"fp16": "flags (or FP16 ONNX, strongly typed)", "int8": "Q/DQ",
+                                           "xcorr conv": "static batch", "xcorr plugin": "C++ or Python IPluginV3",
+                                           "dynamic batch": "plugin mode or template", "dla": "Orin (10.3)"},
+    "tensorrt 11.x": {"fp16": "FP16 ONNX (converted internally)", "int8": "Q/DQ ONNX", "xcorr conv": "static batch",
+                      "xcorr plugin": "C++ or Python IPluginV3", "dynamic batch": "plugin mode or template",
+                      "dla": "AGX Orin with 11.4.1+ only"},
+    "tensorrt_rtx 1.x": {"fp16": "FP16 ONNX (converted internally)", "int8": "Q/DQ ONNX", "xcorr conv": "static batch",
+                         "xcorr plugin": "no (no plugin layers): refused before parsing",
+                         "dynamic batch": "template branch", "dla": "no"},
+}
+
+
+@dataclass(frozen=True)
+class BuilderCaps:
+    """Capabilities of one TensorRT module's builder (all detected by attribute)."""
+
+    flavour: str
+    version: str
+    weak_typing: bool            # BuilderFlag.FP16 exists: precision flags on FP32 networks
+    int8_flag: bool              # BuilderFlag.INT8 exists (legacy explicit/implicit INT8 switch)
+    strongly_typed: bool         # NetworkDefinitionCreationFlag.STRONGLY_TYPED exists
+    explicit_batch_flag: bool    # EXPLICIT_BATCH exists (required on 8.x, ignored on 10.x)
+    plugin_v3_layers: bool       # INetworkDefinition.add_plugin_v3
+    plugin_v2_layers: bool       # INetworkDefinition.add_plugin_v2
+    python_plugin_v3: bool       # trt.IPluginV3 + IPluginCreatorV3One (Python plugins)
+    engine_inspector: bool       # ICudaEngine.create_engine_inspector
+    progress_monitor: bool       # trt.IProgressMonitor
+    timing_cache: bool           # IBuilderConfig.create_timing_cache
+    memory_pools: bool           # IBuilderConfig.set_memory_pool_limit (8.4+); else max_workspace_size
+
+    @property
+    def plugin_layers(self) -> bool:
+        return self.plugin_v3_layers or self.plugin_v2_layers
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        typing = "weak+strong typing" if self.weak_typing and self.strongly_typed else (
+            "weak typing only" if self.weak_typing else "strongly typed only")
+        plugins = "plugin layers" if self.plugin_layers else "no plugin layers"
+        return f"{self.flavour} {self.version} ({typing}, {plugins})"
+
+
+def detect(trt: Optional[TrtModule] = None) -> BuilderCaps:
+    """Detect the builder capabilities of ``trt`` (default: :func:`import_tensorrt`). Creates no TensorRT object."""
+    trt = trt or import_tensorrt()
+    m = trt.module
+    flag = getattr(m, "BuilderFlag", None)
+    ndcf = getattr(m, "NetworkDefinitionCreationFlag", None)
+    net = getattr(m, "INetworkDefinition", None)
+    cfg = getattr(m, "IBuilderConfig", None)
+    return BuilderCaps(
+        flavour=trt.flavour, version=trt.version,
+        weak_typing=hasattr(flag, "FP16"), int8_flag=hasattr(flag, "INT8"),
+        strongly_typed=hasattr(ndcf, "STRONGLY_TYPED"), explicit_batch_flag=hasattr(ndcf, "EXPLICIT_BATCH"),
+        plugin_v3_layers=hasattr(net, "add_plugin_v3"), plugin_v2_layers=hasattr(net, "add_plugin_v2"),
+        python_plugin_v3=hasattr(m, "IPluginV3") and hasattr(m, "IPluginCreatorV3One"),
+        engine_inspector=hasattr(getattr(m, "ICudaEngine", None), "create_engine_inspector"),
+        progress_monitor=hasattr(m, "IProgressMonitor"),
+        timing_cache=hasattr(cfg, "create_timing_cache"),
+        memory_pools=hasattr(cfg, "set_memory_pool_limit"),
+    )
+
+
+def network_flags(trt: TrtModule, caps: BuilderCaps, strongly_typed: bool) -> int:
+    """``create_network`` flags: EXPLICIT_BATCH where it exists, STRONGLY_TYPED when asked (and available)."""
+    m = trt.module
+    flags = 0
+    if caps.explicit_batch_flag:
+        flags |= 1 << int(m.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    if strongly_typed:
+        flags |= 1 << int(m.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    return flags
+
+
+__all__ = ["BuilderCaps", "CAPABILITY_TABLE", "detect", "network_flags"]

@@ -1,0 +1,679 @@
+"""TensorRT backend: engines built by ``export/build_engine.py``, driven with cuda-python (no torch, no pycuda).
+
+Also the runtime half of the engine contract, so a Jetson needs nothing from ``siamtrt.export``:
+
+* :func:`import_tensorrt` — ``tensorrt`` (JetPack, NVIDIA's wheels) else ``tensorrt_rtx``; the one import helper;
+* :func:`check_sidecar` / :func:`verify_engine` — every engine travels with ``<engine>.json`` (TensorRT flavour and
+  version, GPU, precision, xcorr mode, hashes of the engine and its source ONNX, the exact build command). An engine
+  from another TensorRT, another GPU, or an edited ONNX is refused with that command, before TensorRT sees it;
+* :func:`load_engine` — probe CUDA first (a TensorRT Runtime without a device segfaults on deserialize), register
+  the DepthwiseXCorr plugin the sidecar names, deserialize.
+
+The backend (:class:`TrtBackend`, Polygraphy TrtRunner's shape): ``activate`` allocates every device buffer and pinned
+host buffer once and sets the tensor addresses; per frame: async H2D of the crop → ``execute_async_v3`` on one
+non-default stream (optionally replayed as a CUDA graph) → async D2H of cls/loc → one synchronize. Template outputs stay
+on the device and are bound directly as the search engine's kernel inputs (cached by array identity, as the backend
+contract allows), so no kernel crosses the bus per frame.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import BackendError, EngineError, ModelDirError
+from ..metadata import file_sha256
+from .backend import Backend, InputMetadata, resolve_source
+from .cuda import CudaDevice, CudaGraph, DeviceBuffer, PinnedBuffer, Stream, probe_cuda, require_cuda
+
+LOG = logging.getLogger(__name__)
+
+TRT_FLAVOURS = ("tensorrt", "tensorrt_rtx")
+SIDECAR_SCHEMA = 1
+ENGINE_NAMES = {"template": "template.engine", "search": "search.engine"}
+PLUGIN_LIB_ENV = "SIAMTRT_PLUGIN_LIB"
+TRT_ENV = "SIAMTRT_TENSORRT"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# TensorRT import
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrtModule:
+    """The imported TensorRT module and which flavour it is."""
+
+    module: Any
+    flavour: str  # "tensorrt" | "tensorrt_rtx"
+    version: str
+
+    def describe(self) -> str:
+        return f"{self.flavour} {self.version}"
+
+
+@functools.lru_cache(maxsize=None)
+def import_tensorrt(prefer: Optional[str] = None) -> TrtModule:
+    """Import ``tensorrt``, else ``tensorrt_rtx`` (``prefer`` or ``$SIAMTRT_TENSORRT`` picks one explicitly).
+
+    Raises:
+        EngineError: neither is installed (or the preferred one is not).
+    """
+    prefer = prefer or os.environ.get(TRT_ENV) or None
+    if prefer is not None and prefer not in TRT_FLAVOURS:
+        raise EngineError(f"unknown TensorRT flavour '{prefer}'", evidence=f"valid: {TRT_FLAVOURS}",
+                          fix=f"set {TRT_ENV} to one of them or unset it")
+    order = [prefer] if prefer else list(TRT_FLAVOURS)
+    errors = []
+    for name in order:
+        try:
+            mod = __import__(name)
+        except ImportError as e:
+            errors.append(f"{name}: {e}")
+            continue
+        return TrtModule(mod, name, str(getattr(mod, "__version__", "unknown")))
+    raise EngineError("TensorRT is not installed" if not prefer else f"{prefer} is not installed",
+                      evidence="; ".join(errors)[:400],
+                      fix="JetPack ships tensorrt; on a desktop: pip install tensorrt --extra-index-url "
+                          "https://pypi.nvidia.com (needs a GPU to build), or pip install tensorrt-rtx "
+                          "(builds without a GPU; no plugins)")
+
+
+class TrtLogger:
+    """Factory for a TensorRT ILogger that forwards to ``logging`` and keeps the errors for messages."""
+
+    _shared: Dict[int, Any] = {}
+
+    @classmethod
+    def shared(cls, trt: Any):
+        """One logger per TensorRT module for the whole process: runtimes keep a raw pointer to their logger, so it
+        must outlive every engine (its ``errors`` list is cleared by callers before use)."""
+        if id(trt) not in cls._shared:
+            cls._shared[id(trt)] = cls.create(trt)
+        return cls._shared[id(trt)]
+
+    @staticmethod
+    def create(trt: Any, name: str = "TensorRT"):
+        class _Logger(trt.ILogger):
+            def __init__(self):
+                trt.ILogger.__init__(self)
+                self.errors: List[str] = []
+
+            def log(self, severity, msg):
+                if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
+                    self.errors.append(str(msg))
+                    LOG.debug("%s: [E] %s", name, msg)
+                elif severity == trt.ILogger.Severity.WARNING:
+                    LOG.debug("%s: [W] %s", name, msg)
+
+        return _Logger()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sidecar checks
+# ---------------------------------------------------------------------------------------------------------------
+
+def sidecar_path(engine_path: Union[str, Path]) -> Path:
+    """``DIR/search.engine`` → ``DIR/search.engine.json``."""
+    p = Path(engine_path)
+    return p.with_name(p.name + ".json")
+
+
+def read_sidecar(engine_path: Union[str, Path]) -> Dict[str, Any]:
+    """The JSON sidecar of an engine.
+
+    Raises:
+        EngineError: missing, unreadable or of an unknown schema.
+    """
+    path = sidecar_path(engine_path)
+    if not path.is_file():
+        raise EngineError(f"{engine_path} has no sidecar {path.name}, so siamtrt cannot tell what it was built for",
+                          evidence="every engine built by export/build_engine.py is written with <engine>.json",
+                          fix=f"rebuild: python export/build_engine.py --model {Path(engine_path).parent}")
+    try:
+        side = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise EngineError(f"sidecar {path} is not readable JSON", evidence=str(e)[:200],
+                          fix=f"rebuild: python export/build_engine.py --model {Path(engine_path).parent}") from None
+    if not isinstance(side, dict) or side.get("schema") != SIDECAR_SCHEMA:
+        raise EngineError(f"sidecar {path} has schema {side.get('schema') if isinstance(side, dict) else '?'}, "
+                          f"this siamtrt reads schema {SIDECAR_SCHEMA}",
+                          fix=f"rebuild: python export/build_engine.py --model {Path(engine_path).parent}")
+    return side
+
+
+def _rebuild(side: Dict[str, Any], engine_path: Path) -> str:
+    cmd = side.get("rebuild_command") or f"python export/build_engine.py --model {engine_path.parent}"
+    return f"rebuild the engines on this machine: {cmd}"
+
+
+def _cc_tuple(text: Optional[str]) -> Optional[Tuple[int, int]]:
+    try:
+        major, minor = str(text).split(".")
+        return int(major), int(minor)
+    except (ValueError, AttributeError):
+        return None
+
+
+def check_sidecar(engine_path: Union[str, Path], side: Dict[str, Any], *, flavour: Optional[str] = None,
+                  version: Optional[str] = None, device: Optional[CudaDevice] = None,
+                  check_onnx: bool = True) -> List[str]:
+    """Refuse an engine that does not belong here; return warnings for tolerable differences.
+
+    Checks, in order: the engine file's hash (tampered / truncated), the TensorRT flavour and version (``flavour`` /
+    ``version`` of the importing process; None skips), the source ONNX hash when that file is found next to the engine
+    or at its recorded path (edited / re-exported ONNX), and the GPU (``device``; None skips): compute capability must
+    match unless the engine was built hardware-compatible or without a GPU (tensorrt_rtx compiles per GPU at load).
+
+    Raises:
+        EngineError: with the exact rebuild command.
+    """
+    engine_path = Path(engine_path)
+    fix = _rebuild(side, engine_path)
+    warnings: List[str] = []
+    eng = side.get("engine", {})
+    if not engine_path.is_file():
+        raise EngineError(f"engine {engine_path} does not exist", fix=fix)
+    size = engine_path.stat().st_size
+    if eng.get("bytes") is not None and size != eng.get("bytes"):
+        raise EngineError(f"engine {engine_path} was modified after it was built (size changed)",
+                          evidence=f"{size} bytes on disk, {eng.get('bytes')} recorded in {sidecar_path(engine_path).name}",
+                          fix=fix)
+    if eng.get("sha256") and file_sha256(engine_path) != eng["sha256"]:
+        raise EngineError(f"engine {engine_path} was modified after it was built (hash mismatch)",
+                          evidence=f"sha256 recorded in {sidecar_path(engine_path).name}: {eng['sha256'][:16]}…",
+                          fix=fix)
+    trt_info = side.get("tensorrt", {})
+    if flavour is not None and trt_info.get("flavour") != flavour:
+        raise EngineError(f"engine {engine_path.name} was built with {trt_info.get('flavour')} "
+                          f"{trt_info.get('version')}, this process runs {flavour} {version}",
+                          evidence="TensorRT engines load only in the TensorRT that built them",
+                          fix=fix + f" (or install {trt_info.get('flavour')} {trt_info.get('version')})")
+    if version is not None and trt_info.get("version") != version:
+        raise EngineError(f"engine {engine_path.name} was built with {trt_info.get('flavour')} "
+                          f"{trt_info.get('version')}, this process has {version}",
+                          evidence="serialized engines are tied to the exact TensorRT version",
+                          fix=fix + f" (or install {trt_info.get('flavour')}=={trt_info.get('version')})")
+    src = side.get("source_onnx") or {}
+    if check_onnx and src.get("sha256"):
+        cands = [engine_path.parent / src.get("file", ""), Path(src.get("path", ""))]
+        found = next((c for c in cands if src.get("file") and c.is_file()), None)
+        if found is None:
+            LOG.debug("TensorRT: source ONNX of %s not found; hash check skipped", engine_path)
+        elif file_sha256(found) != src["sha256"]:
+            raise EngineError(f"{found} changed since {engine_path.name} was built (edited or re-exported ONNX)",
+                              evidence=f"sha256 now {file_sha256(found)[:16]}…, recorded {src['sha256'][:16]}…",
+                              fix=fix)
+    gpu = side.get("gpu") or {}
+    if device is not None and not gpu.get("built_without_gpu"):
+        built_cc = _cc_tuple(gpu.get("compute_capability"))
+        hwc = str(side.get("build_options", {}).get("hardware_compatibility", "none")).lower()
+        here = device.compute_capability
+        compatible = built_cc is None or built_cc == here or (hwc == "ampere_plus" and here >= (8, 0))
+        if not compatible:
+            raise EngineError(f"engine {engine_path.name} was built for {gpu.get('name')} "
+                              f"(sm_{built_cc[0]}{built_cc[1]}), this GPU is {device.name} ({device.sm})",
+                              evidence="TensorRT engines are compiled for one GPU architecture",
+                              fix=fix)
+        if built_cc is not None and built_cc != here:
+            warnings.append(f"engine {engine_path.name} is hardware-compatible ({hwc}), built on {gpu.get('name')}, "
+                            f"running on {device.name}: expect slower kernels than a native build")
+        elif gpu.get("name") and gpu.get("name") != device.name:
+            warnings.append(f"engine {engine_path.name} was built on {gpu.get('name')}, running on {device.name} "
+                            "(same compute capability: it loads, but tactics were timed on the other GPU)")
+    return warnings
+
+
+def verify_engine(engine_path: Union[str, Path], *, trt: Optional[TrtModule] = None,
+                  device: Optional[CudaDevice] = None, check_onnx: bool = True) -> Dict[str, Any]:
+    """Read and check an engine's sidecar against this process (TensorRT imported here; ``device`` if given).
+
+    Returns:
+        dict: the sidecar.
+
+    Raises:
+        EngineError: missing/invalid sidecar or any mismatch (message carries the rebuild command).
+    """
+    side = read_sidecar(engine_path)
+    trt = trt or import_tensorrt()
+    for w in check_sidecar(engine_path, side, flavour=trt.flavour, version=trt.version, device=device,
+                           check_onnx=check_onnx):
+        LOG.warning("TensorRT: %s", w)
+    return side
+
+
+def plugin_library_candidates(side: Dict[str, Any], engine_path: Path) -> List[Path]:
+    """Where to look for the C++ plugin library: $SIAMTRT_PLUGIN_LIB, the sidecar's path, next to the engine."""
+    plugin = side.get("plugin") or {}
+    cands = []
+    if os.environ.get(PLUGIN_LIB_ENV):
+        cands.append(Path(os.environ[PLUGIN_LIB_ENV]))
+    if plugin.get("library"):
+        cands.append(Path(plugin["library"]))
+        cands.append(engine_path.parent / Path(plugin["library"]).name)
+    return cands
+
+
+def register_plugins(side: Dict[str, Any], engine_path: Path, trt: TrtModule) -> Optional[str]:
+    """Make the DepthwiseXCorr plugin an engine needs available before it is deserialized; return what was loaded.
+
+    Raises:
+        EngineError: the engine needs a plugin that cannot be found or registered here.
+    """
+    plugin = side.get("plugin") or {}
+    impl = plugin.get("implementation")
+    if not impl:
+        return None
+    if impl == "cpp":
+        import ctypes
+
+        for cand in plugin_library_candidates(side, engine_path):
+            if cand.is_file():
+                ctypes.CDLL(str(cand), mode=getattr(ctypes, "RTLD_GLOBAL", 0))
+                return f"C++ plugin {cand}"
+        raise EngineError(f"{engine_path.name} uses the C++ DepthwiseXCorr plugin, whose library is not here",
+                          evidence="looked at: " + ", ".join(str(c) for c in plugin_library_candidates(side, engine_path)),
+                          fix=f"build it (python -m siamtrt.export.plugin.build) and set {PLUGIN_LIB_ENV}=<path to "
+                              "libsiamtrt_dwxcorr.so>")
+    if impl == "python":
+        # The Python IPluginV3 lives with the kernel sources (siamtrt/export/plugin); it imports no torch.
+        from ..export.plugin.python_plugin import register
+
+        register(trt.module)
+        return "Python DepthwiseXCorr plugin"
+    raise EngineError(f"{engine_path.name}: unknown plugin implementation {impl!r} in the sidecar",
+                      fix=_rebuild(side, engine_path))
+
+
+def load_engine(engine_path: Union[str, Path], *, trt: Optional[TrtModule] = None,
+                check_onnx: bool = True) -> Tuple[Any, Any, Dict[str, Any]]:
+    """Verify, then deserialize an engine: returns (ICudaEngine, Runtime, sidecar). Keep the Runtime alive.
+
+    Raises:
+        EngineError: sidecar mismatch or deserialization failure (with the rebuild command).
+        BackendError: no CUDA device (checked before any TensorRT runtime object is created).
+    """
+    engine_path = Path(engine_path)
+    trt = trt or import_tensorrt()
+    side = verify_engine(engine_path, trt=trt, device=None, check_onnx=check_onnx)
+    device = require_cuda(f"loading {engine_path.name}")
+    for w in check_sidecar(engine_path, side, device=device, check_onnx=False):
+        LOG.warning("TensorRT: %s", w)
+    loaded = register_plugins(side, engine_path, trt)
+    if loaded:
+        LOG.info("TensorRT: %s registered for %s", loaded, engine_path.name)
+    logger = TrtLogger.shared(trt.module)
+    logger.errors.clear()
+    runtime = trt.module.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+    if engine is None:
+        raise EngineError(f"{trt.describe()} could not deserialize {engine_path}",
+                          evidence="; ".join(logger.errors)[-800:] or "no TensorRT error message",
+                          fix=_rebuild(side, engine_path))
+    return engine, runtime, side
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Backend
+# ---------------------------------------------------------------------------------------------------------------
+
+class _EngineIO:
+    """One engine's context, I/O description and persistent buffers."""
+
+    def __init__(self, trt: Any, engine: Any, name: str):
+        self.name = name
+        self.engine = engine
+        self.context = engine.create_execution_context()
+        if self.context is None:
+            raise BackendError(f"{name}: TensorRT could not create an execution context (out of GPU memory?)")
+        self.inputs: List[str] = []
+        self.outputs: List[str] = []
+        self.dtypes: Dict[str, np.dtype] = {}
+        self.shapes: Dict[str, Tuple[int, ...]] = {}
+        self.max_shapes: Dict[str, Tuple[int, ...]] = {}
+        for i in range(engine.num_io_tensors):
+            t = engine.get_tensor_name(i)
+            is_input = engine.get_tensor_mode(t) == trt.TensorIOMode.INPUT
+            (self.inputs if is_input else self.outputs).append(t)
+            self.dtypes[t] = np.dtype(trt.nptype(engine.get_tensor_dtype(t)))
+            self.shapes[t] = tuple(engine.get_tensor_shape(t))
+            if is_input:
+                if any(d < 0 for d in self.shapes[t]):
+                    self.max_shapes[t] = tuple(engine.get_tensor_profile_shape(t, 0)[2])
+                else:
+                    self.max_shapes[t] = self.shapes[t]
+        for t in self.inputs:
+            self.context.set_input_shape(t, self.max_shapes[t])
+        for t in self.outputs:
+            self.max_shapes[t] = tuple(self.context.get_tensor_shape(t))
+        self.current_shapes: Dict[str, Tuple[int, ...]] = {}
+        self.addresses: Dict[str, int] = {}
+        self.device: Dict[str, DeviceBuffer] = {}
+        self.host: Dict[str, PinnedBuffer] = {}
+
+    @property
+    def static_batch(self) -> Optional[int]:
+        """The batch of an engine built for one fixed batch (conv-mode correlation), else None."""
+        b = self.shapes[self.inputs[0]][0]
+        return b if b > 0 else None
+
+    @property
+    def max_batch(self) -> int:
+        return self.max_shapes[self.inputs[0]][0]
+
+    def item_bytes(self, tensor: str, shape: Optional[Sequence[int]] = None) -> int:
+        shape = self.max_shapes[tensor] if shape is None else shape
+        return int(np.prod(shape[1:], dtype=np.int64)) * self.dtypes[tensor].itemsize
+
+    def allocate(self, host_for: Sequence[str]) -> None:
+        for t in self.inputs + self.outputs:
+            self.device[t] = DeviceBuffer(self.item_bytes(t) * self.max_shapes[t][0])
+            self.bind(t, self.device[t].ptr)
+        for t in host_for:
+            self.host[t] = PinnedBuffer(self.max_shapes[t], self.dtypes[t])
+
+    def bind(self, tensor: str, ptr: int) -> bool:
+        """Set a tensor address; True if it changed (a captured CUDA graph is then stale)."""
+        if self.addresses.get(tensor) == ptr:
+            return False
+        if not self.context.set_tensor_address(tensor, int(ptr)):
+            raise BackendError(f"{self.name}: TensorRT refused the address of tensor '{tensor}'")
+        self.addresses[tensor] = ptr
+        return True
+
+    def set_shape(self, tensor: str, shape: Tuple[int, ...]) -> bool:
+        if self.current_shapes.get(tensor) == shape:
+            return False
+        if not self.context.set_input_shape(tensor, shape):
+            raise BackendError(f"{self.name}: input '{tensor}' shape {shape} is outside the engine's profile",
+                               evidence=f"max shape {self.max_shapes[tensor]}",
+                               fix="rebuild with a larger --max-batch: python export/build_engine.py --max-batch N")
+        self.current_shapes[tensor] = shape
+        return True
+
+    def free(self) -> None:
+        for buf in list(self.device.values()) + list(self.host.values()):
+            buf.free()
+        self.device.clear()
+        self.host.clear()
+        self.context = None
+        self.engine = None
+
+
+class TrtBackend(Backend):
+    """TensorRT backend over ``template.engine`` / ``search.engine`` (+ their sidecars).
+
+    Args:
+        template (Source), search (Source), meta (dict): see :class:`~siamtrt.runtime.backend.Backend`. Engine bytes or
+            callables are accepted; their sidecar checks are then skipped (paths are checked).
+        cuda_graph (bool): replay the search step as a CUDA graph (captured after one warm run per shape/binding;
+            falls back to plain enqueue if capture fails). Defaults to False.
+        kernel_cache (int): template-output sets kept on the device for direct binding. Defaults to 16.
+    """
+
+    name = "tensorrt"
+    short = "trt"
+    file_names = (ENGINE_NAMES["template"], ENGINE_NAMES["search"])
+    option_names = ("cuda_graph", "kernel_cache")
+
+    def __init__(self, template, search, meta: Dict[str, Any], **options: Any):
+        super().__init__(template, search, meta, **options)
+        self.trt: Optional[TrtModule] = None
+        self.runtimes: List[Any] = []
+        self.io: Dict[str, _EngineIO] = {}
+        self.sidecars: Dict[str, Dict[str, Any]] = {}
+        self.stream: Optional[Stream] = None
+        self.use_graph = bool(options.get("cuda_graph", False))
+        self.graphs: Dict[Tuple, CudaGraph] = {}
+        self._graph_seen: set = set()
+        self._kernel_cache: "OrderedDict[int, Tuple[np.ndarray, DeviceBuffer]]" = OrderedDict()
+        self._uploaded: Dict[str, Tuple[int, Any]] = {}
+
+    # ------------------------------------------------------------------------------------------- availability
+    @classmethod
+    def missing_files_fix(cls, model_dir: Path) -> str:
+        return f"build the engines: python export/build_engine.py --model {model_dir}"
+
+    @classmethod
+    def unavailable_reason(cls, model_dir: Optional[Path] = None) -> Optional[str]:
+        try:
+            trt = import_tensorrt()
+        except EngineError as e:
+            return e.what
+        probe = probe_cuda()
+        if not probe.available:
+            return f"no CUDA device ({probe.reason})"
+        try:
+            from .cuda import cudart
+            cudart()
+        except BackendError as e:
+            return e.what
+        if model_dir is not None:
+            for name in ENGINE_NAMES.values():
+                try:
+                    verify_engine(Path(model_dir) / name, trt=trt, device=probe.devices[0])
+                except EngineError as e:
+                    return e.what
+        return None
+
+    # ------------------------------------------------------------------------------------------------ hooks
+    def _activate(self) -> None:
+        self.trt = import_tensorrt()
+        device = require_cuda(f"the TensorRT backend ({self.trt.describe()})")
+        try:
+            self.stream = Stream()
+            for branch in ("template", "search"):
+                self.io[branch] = self._load(branch)
+            t, s = self.io["template"], self.io["search"]
+            t.allocate(host_for=t.inputs + t.outputs)
+            s.allocate(host_for=["search"] + s.outputs)
+            self._check_outputs()
+        except Exception:
+            self._deactivate()
+            raise
+        LOG.info("TensorRT: %s on %s (%s); search batch %s, CUDA graph %s", self.trt.describe(), device.name,
+                 device.sm, self.io["search"].static_batch or f"1..{self.io['search'].max_batch}",
+                 "on" if self.use_graph else "off")
+
+    def _load(self, branch: str) -> _EngineIO:
+        src = resolve_source(self.sources[branch])
+        if isinstance(src, Path):
+            engine, runtime, side = load_engine(src, trt=self.trt)
+            self.sidecars[branch] = side
+        else:
+            LOG.warning("TensorRT: %s engine given as bytes: sidecar checks skipped", branch)
+            logger = TrtLogger.shared(self.trt.module)
+            logger.errors.clear()
+            runtime = self.trt.module.Runtime(logger)
+            engine = runtime.deserialize_cuda_engine(src)
+            if engine is None:
+                raise EngineError(f"{self.instance_name(branch)}: TensorRT could not deserialize the engine bytes",
+                                  evidence="; ".join(logger.errors)[-600:])
+        self.runtimes.append(runtime)
+        return _EngineIO(self.trt.module, engine, self.instance_name(branch))
+
+    def _check_outputs(self) -> None:
+        t, s = self.io["template"], self.io["search"]
+        missing = [n for n in self.template_output_names if n not in t.outputs]
+        missing += [n for n in ("cls", "loc") if n not in s.outputs]
+        if missing:
+            raise ModelDirError(f"engine outputs {missing} are missing",
+                                evidence=f"template outputs {t.outputs}, search outputs {s.outputs}",
+                                fix="rebuild the engines from the model directory: python export/build_engine.py")
+
+    def _deactivate(self) -> None:
+        for g in self.graphs.values():
+            g.free()
+        self.graphs.clear()
+        self._graph_seen.clear()
+        for _, buf in self._kernel_cache.values():
+            buf.free()
+        self._kernel_cache.clear()
+        self._uploaded.clear()
+        for io in self.io.values():
+            io.free()
+        self.io.clear()
+        if self.stream is not None:
+            self.stream.free()
+            self.stream = None
+        self.runtimes.clear()
+
+    def _input_metadata(self, branch: str) -> InputMetadata:
+        io = self.io[branch]
+        out = {}
+        for t in io.inputs:
+            shape = [d if d > 0 else None for d in io.shapes[t]]
+            # batch: 1 for single-batch engines (the base class splits targets); otherwise any batch (profile, or
+            # padding/chunking of a fixed-batch engine, done here).
+            shape[0] = 1 if io.max_batch == 1 else None
+            out[t] = (io.dtypes[t], tuple(shape))
+        return out
+
+    # ------------------------------------------------------------------------------------------------- running
+    def _infer(self, branch: str, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        if branch == "template":
+            return self._run_template(feed["template"])
+        return self._run_search(feed)
+
+    def _chunks(self, io: _EngineIO, n: int) -> List[Tuple[int, int]]:
+        step = io.max_batch
+        return [(s, min(s + step, n)) for s in range(0, n, step)]
+
+    def _run_template(self, z: np.ndarray) -> Dict[str, np.ndarray]:
+        io, stream = self.io["template"], self.stream
+        n = z.shape[0]
+        names = io.outputs
+        result = {k: np.empty((n,) + io.max_shapes[k][1:], io.dtypes[k]) for k in names}
+        keep = {k: DeviceBuffer(io.item_bytes(k) * n) for k in names if k in self.template_output_names}
+        for s, e in self._chunks(io, n):
+            m = e - s
+            eb = io.static_batch or m
+            shape = (eb,) + tuple(z.shape[1:])
+            io.set_shape("template", shape)
+            host = io.host["template"].view(shape)
+            host[:m] = z[s:e]
+            if eb > m:
+                host[m:] = 0
+            stream.htod(io.device["template"], host)
+            self._execute(io, graph=False)
+            for k in names:
+                out_shape = (eb,) + io.max_shapes[k][1:]
+                stream.dtoh(io.host[k].view(out_shape), io.device[k].ptr)
+                if k in keep:
+                    stream.dtod(keep[k].ptr + s * io.item_bytes(k), io.device[k].ptr, m * io.item_bytes(k))
+            stream.synchronize()
+            for k in names:
+                result[k][s:e] = io.host[k].view((eb,) + io.max_shapes[k][1:])[:m]
+        for k, buf in keep.items():
+            self._remember_kernel(result[k], buf)
+        return result
+
+    def _remember_kernel(self, arr: np.ndarray, buf: DeviceBuffer) -> None:
+        limit = int(self.options.get("kernel_cache", 16))
+        self._kernel_cache[id(arr)] = (arr, buf)
+        while len(self._kernel_cache) > max(limit, len(self.template_output_names)):
+            _, (_, old) = self._kernel_cache.popitem(last=False)
+            old.free()
+
+    def _kernel_ptr(self, name: str, arr: np.ndarray) -> Optional[int]:
+        hit = self._kernel_cache.get(id(arr))
+        if hit is not None and hit[0] is arr:
+            self._kernel_cache.move_to_end(id(arr))
+            return hit[1].ptr
+        return None
+
+    def _run_search(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        io, stream = self.io["search"], self.stream
+        x = feed["search"]
+        n = x.shape[0]
+        chunks = self._chunks(io, n)
+        outs = {k: [] for k in io.outputs}
+        for s, e in chunks:
+            m = e - s
+            eb = io.static_batch or m
+            changed = io.set_shape("search", (eb,) + tuple(x.shape[1:]))
+            for name in self.template_output_names:
+                arr = feed[name]
+                changed |= io.set_shape(name, (eb,) + tuple(arr.shape[1:]))
+                changed |= self._bind_kernel(io, name, arr, s, e, eb)
+            host = io.host["search"].view((eb,) + tuple(x.shape[1:]))
+            host[:m] = x[s:e]
+            if eb > m:
+                host[m:] = 0
+            stream.htod(io.device["search"], host)
+            self._execute(io, graph=self.use_graph, changed=changed)
+            views = {}
+            for k in io.outputs:
+                shape = tuple(io.context.get_tensor_shape(k))
+                views[k] = io.host[k].view(shape)
+                stream.dtoh(views[k], io.device[k].ptr)
+            stream.synchronize()
+            for k in io.outputs:  # the pinned buffers are reused by the next chunk: copy unless this is the only one
+                outs[k].append(views[k][:m] if len(chunks) == 1 else views[k][:m].copy())
+        if len(chunks) == 1:
+            return {k: v[0] for k, v in outs.items()}
+        return {k: np.concatenate(v) for k, v in outs.items()}
+
+    def _bind_kernel(self, io: _EngineIO, name: str, arr: np.ndarray, s: int, e: int, eb: int) -> bool:
+        """Bind kernel rows [s:e] of ``arr`` as search input ``name``; True if the address changed.
+
+        ``arr`` is found on the device by identity (a template output, or an array uploaded once when first seen);
+        rows are bound in place by offset, or copied device-to-device into the engine's own buffer when a
+        fixed-batch engine needs padding.
+        """
+        item = io.item_bytes(name, (eb,) + tuple(arr.shape[1:]))
+        ptr = self._kernel_ptr(name, arr)
+        if ptr is None:  # a new array (e.g. the tracker stacked targets): one upload, then it is device-resident
+            buf = DeviceBuffer(arr.nbytes)
+            self.stream.htod(buf, np.ascontiguousarray(arr))
+            self.stream.synchronize()  # the source is pageable host memory owned by the caller
+            self._remember_kernel(arr, buf)
+            ptr = buf.ptr
+        m = e - s
+        if eb == m:
+            return io.bind(name, ptr + s * item)
+        own = io.device[name]
+        key = (id(arr), s, e, eb)
+        held = self._uploaded.get(name)
+        if held is None or held[0] != key or held[1] is not arr:
+            from .cuda import cuda_call, cudart
+
+            self.stream.dtod(own.ptr, ptr + s * item, m * item)
+            cuda_call(cudart().cudaMemsetAsync(own.ptr + m * item, 0, (eb - m) * item, self.stream.handle),
+                      "cudaMemsetAsync")
+            self._uploaded[name] = (key, arr)
+        return io.bind(name, own.ptr)
+
+    def _execute(self, io: _EngineIO, graph: bool, changed: bool = False) -> None:
+        """One enqueue, or a CUDA-graph replay (captured on the second run of a shape/binding signature)."""
+        if graph:
+            key = (tuple(sorted(io.current_shapes.items())), tuple(sorted(io.addresses.items())))
+            g = self.graphs.get(key)
+            if g is not None:
+                g.launch()
+                return
+            if key in self._graph_seen:
+                g = CudaGraph(self.stream)
+                if g.capture(lambda: io.context.execute_async_v3(self.stream.ptr)):
+                    if len(self.graphs) >= 8:
+                        _, old = self.graphs.popitem()
+                        old.free()
+                    self.graphs[key] = g
+                    g.launch()
+                    return
+                self.use_graph = False  # capture not possible with this engine: stop trying
+            self._graph_seen.add(key)
+        if not io.context.execute_async_v3(self.stream.ptr):
+            raise BackendError(f"{io.name}: execute_async_v3 failed",
+                               fix="run with SIAMTRT log level DEBUG to see TensorRT's error; rebuild the engine")
+
+
+__all__ = ["TrtBackend", "TrtModule", "import_tensorrt", "read_sidecar", "check_sidecar", "verify_engine",
+           "load_engine", "register_plugins", "sidecar_path", "SIDECAR_SCHEMA", "ENGINE_NAMES"]

@@ -1,0 +1,325 @@
+"""Engine building (siamtrt/export/engine.py, export/build_engine.py) on the CPU with tensorrt_rtx.
+
+tensorrt_rtx builds engines without a GPU, so CI parses and builds the realistic alex and mobilev2 exports in conv
+mode at FP32, FP16 (converted here: the builder is strongly typed) and INT8 (a Q/DQ model made below with
+onnxruntime's quantize_static), checks the sidecars, and checks every refusal (plugin mode on a builder without plugin
+layers — in a subprocess, because that parser aborts the process on a plugin node —, INT8 without Q/DQ, precision
+lowering, fixed-batch exports). Running the engines needs a GPU: tests/runtime/test_trt.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from siamtrt.errors import EngineError
+from siamtrt.export.engine import build_engine, plan_precision, to_fp16
+from siamtrt.export.trt_compat import BuilderCaps, detect
+from siamtrt.metadata import file_sha256, read_onnx_metadata, set_onnx_metadata
+
+REPO = Path(__file__).resolve().parents[2]
+trt_rtx = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx (the CPU-capable builder) is not installed")
+
+from siamtrt.runtime.trt import TrtModule, import_tensorrt, read_sidecar  # noqa: E402
+
+RTX = TrtModule(trt_rtx, "tensorrt_rtx", trt_rtx.__version__)
+MODELS = ["siamrpn_alex_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr"]
+
+
+def _caps(**kw) -> BuilderCaps:
+    base = dict(flavour="tensorrt", version="10.3.0", weak_typing=True, int8_flag=True, strongly_typed=True,
+                explicit_batch_flag=True, plugin_v3_layers=True, plugin_v2_layers=True, python_plugin_v3=True,
+                engine_inspector=True, progress_monitor=True, timing_cache=True, memory_pools=True)
+    base.update(kw)
+    return BuilderCaps(**base)
+
+
+# ------------------------------------------------------------------------------------------ QDQ helper
+def make_qdq_dir(src: Path, dst: Path, samples: int = 3) -> Path:
+    """A symmetric INT8 Q/DQ copy of a model directory (onnxruntime quantize_static on random crops), with metadata
+    precision "int8" — the form calibration/quantize.py --target tensorrt writes. Correlation convs are excluded."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, feeds):
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    dst.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    tsess = ort.InferenceSession(str(src / "template.onnx"), providers=["CPUExecutionProvider"])
+    meta = read_onnx_metadata(src / "search.onnx")
+    e, s = meta["exemplar_size"], meta["instance_size"]
+    zs = [rng.uniform(0, 255, (1, 3, e, e)).astype(np.float32) for _ in range(samples)]
+    feeds = {"template": [{"template": z} for z in zs],
+             "search": [dict(zip([o.name for o in tsess.get_outputs()], tsess.run(None, {"template": z})),
+                             search=rng.uniform(0, 255, (1, 3, s, s)).astype(np.float32)) for z in zs]}
+    for branch in ("template", "search"):
+        path = src / f"{branch}.onnx"
+        model = onnx.load(str(path), load_external_data=False)
+        inits = {i.name for i in model.graph.initializer}
+        runtime_weight = [n.name for n in model.graph.node if n.op_type == "Conv" and n.input[1] not in inits]
+        out = dst / f"{branch}.onnx"
+        quantize_static(str(path), str(out), Reader(feeds[branch]), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        nodes_to_exclude=runtime_weight,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
+        q = onnx.load(str(out))
+        m = read_onnx_metadata(path)
+        m.update(precision="int8", quantization={"tool": "onnxruntime.quantize_static (test)", "samples": samples})
+        set_onnx_metadata(q, m)
+        onnx.save(q, str(out))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def qdq_dir(model_dir, tmp_path_factory):
+    cache = {}
+
+    def make(name):
+        if name not in cache:
+            cache[name] = make_qdq_dir(model_dir(name), tmp_path_factory.mktemp("qdq") / name)
+        return cache[name]
+
+    return make
+
+
+# ------------------------------------------------------------------------------------------ capabilities
+def test_tensorrt_rtx_capabilities_are_detected():
+    caps = detect(RTX)
+    assert caps.flavour == "tensorrt_rtx"
+    assert caps.strongly_typed and not caps.weak_typing and not caps.int8_flag
+    assert not caps.plugin_layers  # tensorrt_rtx 1.x networks have no add_plugin_v3 / add_plugin_v2
+    assert caps.python_plugin_v3
+    assert "strongly typed only" in caps.describe() and "no plugin layers" in caps.describe()
+
+
+def test_import_tensorrt_helper_and_unknown_flavour(monkeypatch):
+    import_tensorrt.cache_clear()
+    try:
+        monkeypatch.setenv("SIAMTRT_TENSORRT", "tensorrt_rtx")
+        assert import_tensorrt().flavour == "tensorrt_rtx"
+        import_tensorrt.cache_clear()
+        monkeypatch.setenv("SIAMTRT_TENSORRT", "tensorrt_lean")
+        with pytest.raises(EngineError, match="unknown TensorRT flavour"):
+            import_tensorrt()
+    finally:
+        import_tensorrt.cache_clear()
+
+
+# ------------------------------------------------------------------------------------------ precision plans
+@pytest.mark.parametrize("caps_kw, onnx_prec, want, expect", [
+    # weakly typed builders (TensorRT 8.x / 10.x): flags on an FP32 network
+    (dict(strongly_typed=False), "fp32", "fp16", ("fp16", False, ("FP16",), False)),
+    (dict(), "fp32", "fp16", ("fp16", False, ("FP16",), False)),
+    (dict(strongly_typed=False), "int8", "int8", ("int8", False, ("INT8",), False)),
+    # strongly typed only (TensorRT 11, tensorrt_rtx): precision from the ONNX, FP16 converted here
+    (dict(weak_typing=False, int8_flag=False), "fp32", "fp16", ("fp16", True, (), True)),
+    (dict(weak_typing=False, int8_flag=False), "int8", "int8", ("int8", True, (), False)),
+    (dict(weak_typing=False, int8_flag=False), "fp16", "fp16", ("fp16", True, (), False)),
+    (dict(), "int8", "int8", ("int8", True, (), False)),
+    (dict(), "fp32", "fp32", ("fp32", True, (), False)),
+])
+def test_precision_plan(tmp_path, caps_kw, onnx_prec, want, expect):
+    p = plan_precision(want, onnx_prec, _caps(**caps_kw), tmp_path, "search")
+    assert (p.precision, p.strongly_typed, p.flags, p.convert_fp16) == expect
+
+
+def test_int8_without_qdq_says_how_to_quantize(tmp_path):
+    with pytest.raises(EngineError) as e:
+        plan_precision("int8", "fp32", _caps(), tmp_path / "mv2", "search")
+    msg = str(e.value)
+    assert "python calibration/quantize.py --model" in msg and "--precision int8 --target tensorrt" in msg
+    assert "--out" in msg and "mv2_int8" in msg
+
+
+@pytest.mark.parametrize("want, have", [("fp32", "fp16"), ("fp32", "int8"), ("fp16", "int8")])
+def test_precision_is_never_lowered_silently(tmp_path, want, have):
+    with pytest.raises(EngineError, match=f"cannot build a {want} engine"):
+        plan_precision(want, have, _caps(), tmp_path, "template")
+
+
+# ------------------------------------------------------------------------------------------ real builds
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_build_conv_mode(model_dir, tmp_path, name, precision):
+    src = model_dir(name)
+    report = build_engine(src, precision=precision, out_dir=tmp_path, progress=False, trt=RTX)
+    assert [e.branch for e in report.engines] == ["template", "search"]
+    for e in report.engines:
+        assert e.engine == tmp_path / f"{e.branch}.engine" and e.engine.stat().st_size > 100_000
+        side = read_sidecar(e.engine)
+        assert side["tensorrt"] == {"flavour": "tensorrt_rtx", "version": trt_rtx.__version__}
+        assert side["precision"] == precision == side["metadata"]["precision"]
+        assert side["xcorr"] == "conv" and side["typing"] == "strong"
+        assert side["gpu"]["built_without_gpu"] and side["gpu"]["name"] == "built without GPU"
+        assert side["engine"]["sha256"] == file_sha256(e.engine)
+        onnx_file = src / f"{e.branch}.onnx"
+        assert side["source_onnx"] == {"file": onnx_file.name, "path": str(onnx_file.resolve()),
+                                       "sha256": file_sha256(onnx_file)}
+        assert side["build_options"]["converted_fp16"] == (precision == "fp16")
+        assert side["metadata"]["arch"] == name and side["metadata"]["branch"] == e.branch
+        assert side["rebuild_command"].startswith("python export/build_engine.py --model ")
+        assert f"--{precision}" in side["rebuild_command"] and str(tmp_path) in side["rebuild_command"]
+        types = e.layers["network_output_types"]
+        if precision == "fp16":  # strongly typed network from the converted ONNX: the convolutions run in HALF
+            assert types.get("HALF", 0) > types.get("FLOAT", 0)
+        else:
+            assert "HALF" not in types
+    assert read_sidecar(tmp_path / "search.engine")["profile"]["batch"] == {"fixed": 1}
+    assert "search.engine" in report.summary() and "tensorrt_rtx" in report.summary()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_build_int8_qdq(qdq_dir, tmp_path, name):
+    report = build_engine(qdq_dir(name), precision="int8", out_dir=tmp_path, progress=False, trt=RTX)
+    for e in report.engines:
+        assert e.plan.precision == "int8" and e.plan.strongly_typed and not e.plan.flags
+        assert e.layers["network_output_types"].get("INT8", 0) > 0
+        assert read_sidecar(e.engine)["metadata"]["quantization"]["samples"] == 3
+    # default precision = the directory's: the same build without --int8
+    again = build_engine(qdq_dir(name), out_dir=tmp_path / "default", progress=False, trt=RTX, branches=["template"])
+    assert again.engines[0].plan.precision == "int8"
+
+
+@pytest.mark.slow
+def test_build_r50_fp16(model_dir, tmp_path):
+    report = build_engine(model_dir("siamrpn_r50_l234_dwxcorr"), precision="fp16", out_dir=tmp_path,
+                          progress=False, trt=RTX)
+    assert len(report.engines) == 2 and all(e.engine.stat().st_size > 1_000_000 for e in report.engines)
+
+
+def test_multi_target_profiles(model_dir, tmp_path):
+    """Template: a 1..N profile. Conv-mode search: a fixed batch of N (the correlation's N*C must be static)."""
+    report = build_engine(model_dir("siamrpn_alex_dwxcorr"), max_batch=3, opt_batch=2, out_dir=tmp_path,
+                          progress=False, trt=RTX)
+    t = read_sidecar(tmp_path / "template.engine")["profile"]
+    assert t["batch"] == {"min": 1, "opt": 2, "max": 3}
+    assert t["shapes"]["template"] == {"min": [1, 3, 127, 127], "opt": [2, 3, 127, 127], "max": [3, 3, 127, 127]}
+    s = read_sidecar(tmp_path / "search.engine")
+    assert s["profile"]["batch"] == {"fixed": 3} and s["io"]["search"]["shape"][0] == 3
+    assert "--max-batch 3 --opt-batch 2" in s["rebuild_command"]
+    assert any("fixed batch of 3" in n for n in report.notes)
+
+
+def test_fp16_conversion_keeps_the_numbers(model_dir):
+    """The internal FP16 copy (incl. the Cast fix for the dynamic-batch correlation mask) still computes the model."""
+    import onnx
+    import onnxruntime as ort
+
+    src = model_dir("siamrpn_alex_dwxcorr")
+    m16 = to_fp16(onnx.load(str(src / "search.onnx")))
+    rng = np.random.default_rng(0)
+    t = ort.InferenceSession(str(src / "template.onnx"), providers=["CPUExecutionProvider"])
+    kernels = dict(zip([o.name for o in t.get_outputs()],
+                       t.run(None, {"template": rng.uniform(0, 255, (2, 3, 127, 127)).astype(np.float32)})))
+    feed = dict(kernels, search=rng.uniform(0, 255, (2, 3, 287, 287)).astype(np.float32))
+    ref = ort.InferenceSession(str(src / "search.onnx"), providers=["CPUExecutionProvider"]).run(None, feed)
+    half = ort.InferenceSession(m16.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
+    for a, b in zip(ref, half):
+        assert b.dtype == np.float32  # I/O stays float32
+        assert np.abs(a - b).max() <= 0.02 * np.abs(a).max() + 1e-3
+
+
+def test_timing_cache_note_on_tensorrt_rtx(model_dir, tmp_path):
+    report = build_engine(model_dir("siamrpn_alex_dwxcorr"), timing_cache=tmp_path / "tc.bin", out_dir=tmp_path,
+                          progress=False, trt=RTX, branches=["template"])
+    assert any("timing caches as no-ops" in n for n in report.notes)
+    assert not (tmp_path / "tc.bin").exists()
+
+
+# ------------------------------------------------------------------------------------------ refusals
+def test_int8_on_fp32_dir_raises_with_quantize_command(model_dir, tmp_path):
+    src = model_dir("siamrpn_alex_dwxcorr")
+    with pytest.raises(EngineError, match="needs a quantized") as e:
+        build_engine(src, precision="int8", out_dir=tmp_path, progress=False, trt=RTX)
+    assert f"python calibration/quantize.py --model {src} --calib calib.npz --precision int8 --target tensorrt" \
+        in str(e.value)
+    assert not list(tmp_path.glob("*.engine"))
+
+
+def test_fixed_batch_export_rejects_max_batch(model_dir, tmp_path):
+    with pytest.raises(EngineError, match="fixed batch of 1"):
+        build_engine(model_dir("siamrpn_alex_dwxcorr", batch="1"), max_batch=2, out_dir=tmp_path, progress=False,
+                     trt=RTX)
+
+
+def test_bad_options_are_rejected(model_dir, tmp_path):
+    src = model_dir("siamrpn_alex_dwxcorr")
+    for kw, msg in ((dict(precision="int4"), "unknown precision"), (dict(xcorr="fft"), "unknown xcorr"),
+                    (dict(max_batch=2, opt_batch=3), "invalid batch profile"),
+                    (dict(precision="fp32", dla_core=0), "DLA runs only FP16"),
+                    (dict(precision="fp16", dla_core=0), "DLA cores")):
+        with pytest.raises(EngineError, match=msg):
+            build_engine(src, out_dir=tmp_path, progress=False, trt=RTX, **kw)
+
+
+def test_plugin_mode_refused_before_parsing(model_dir, tmp_path):
+    """tensorrt_rtx's parser aborts the process on a plugin node; build_engine must refuse first. Run as the CLI in
+    a subprocess: an abort would show as a signal, a clean refusal as exit code 2 with the message."""
+    src = model_dir("siamrpn_alex_dwxcorr")
+    res = subprocess.run([sys.executable, str(REPO / "export/build_engine.py"), "--model", str(src), "--xcorr",
+                          "plugin", "--out", str(tmp_path), "--no-progress"],
+                         capture_output=True, text=True, timeout=300, env=_env_rtx())
+    assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
+    assert "cannot build --xcorr plugin" in res.stderr and "no plugin layers" in res.stderr
+    assert "--xcorr conv" in res.stderr and "Traceback" not in res.stderr
+    assert not list(tmp_path.glob("*.engine"))
+
+
+def test_plugin_mode_dir_with_conv_flag_is_refused(model_dir, tmp_path):
+    import shutil
+
+    from siamtrt.export.xcorr_plugin_onnx import convert_search_to_plugin
+
+    d = tmp_path / "plugin_dir"
+    shutil.copytree(model_dir("siamrpn_alex_dwxcorr"), d)
+    convert_search_to_plugin(d / "search.onnx", d / "search.onnx")
+    with pytest.raises(EngineError, match="plugin mode; --xcorr conv needs"):
+        build_engine(d, xcorr="conv", progress=False, trt=RTX)
+    with pytest.raises(EngineError, match="no plugin layers"):  # its default xcorr (plugin) is refused too
+        build_engine(d, progress=False, trt=RTX)
+
+
+def _env_rtx():
+    import os
+
+    env = dict(os.environ)
+    env["SIAMTRT_TENSORRT"] = "tensorrt_rtx"
+    return env
+
+
+def test_cli_help_without_tensorrt_or_torch():
+    code = ("import sys, runpy; sys.modules['tensorrt'] = None; sys.modules['tensorrt_rtx'] = None; "
+            "sys.modules['torch'] = None; sys.argv = ['build_engine.py', '--help']; "
+            f"runpy.run_path({str(REPO / 'export/build_engine.py')!r}, run_name='__main__')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-1500:]
+    for flag in ("--fp16", "--int8", "--fp32", "--xcorr", "--max-batch", "--workspace", "--timing-cache", "--dla",
+                 "--out"):
+        assert flag in res.stdout
+
+
+def test_cli_builds_and_prints_summary(model_dir, tmp_path):
+    res = subprocess.run([sys.executable, str(REPO / "export/build_engine.py"), "--model",
+                          str(model_dir("siamrpn_alex_dwxcorr")), "--fp16", "--out", str(tmp_path), "--no-progress"],
+                         capture_output=True, text=True, timeout=300, env=_env_rtx())
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "per-layer precision" in res.stdout and "next: python runtime/track.py" in res.stdout
+    side = json.loads((tmp_path / "search.engine.json").read_text())
+    assert side["precision"] == "fp16"
+
+
+def test_cli_missing_model_dir_exits_2(tmp_path):
+    res = subprocess.run([sys.executable, str(REPO / "export/build_engine.py"), "--model", str(tmp_path / "nope")],
+                         capture_output=True, text=True, timeout=120, env=_env_rtx())
+    assert res.returncode == 2 and "does not exist" in res.stderr and "Traceback" not in res.stderr
