@@ -260,25 +260,25 @@ def _register_plugin(trt: TrtModule, caps: BuilderCaps, plugin_lib: Optional[Pat
     """Register the DepthwiseXCorr creator before parsing; return the sidecar's plugin record."""
     import ctypes
 
-    from .plugin.kernel import LIBRARY_NAME, build_dir
+    from ..plugin.kernel import LIBRARY_NAME, build_dir
 
     lib = Path(plugin_lib) if plugin_lib is not None else build_dir() / LIBRARY_NAME
     if plugin_lib is not None and not lib.is_file():
         raise EngineError(f"plugin library {lib} does not exist",
-                          fix="build it: python -m siamtrt.export.plugin.build --cpp")
+                          fix="build it: python -m siamtrt.plugin.build --cpp")
     if lib.is_file():
         ctypes.CDLL(str(lib), mode=getattr(ctypes, "RTLD_GLOBAL", 0))
         return {"implementation": "cpp", "library": str(lib.resolve()), "name": "DepthwiseXCorr", "version": "1"}
     if caps.python_plugin_v3:
-        from .plugin.python_plugin import register
+        from ..plugin.python_plugin import register
 
         register(trt.module)
-        return {"implementation": "python", "module": "siamtrt.export.plugin.python_plugin",
+        return {"implementation": "python", "module": "siamtrt.plugin.python_plugin",
                 "name": "DepthwiseXCorr", "version": "1"}
     raise EngineError(f"{trt.describe()} needs the C++ DepthwiseXCorr plugin for --xcorr plugin (no Python "
                       "IPluginV3 before TensorRT 10), and it is not built",
                       evidence=f"looked for {lib}",
-                      fix="python -m siamtrt.export.plugin.build --cpp --tensorrt-root /usr (JetPack), then "
+                      fix="python -m siamtrt.plugin.build --cpp --tensorrt-root /usr (JetPack), then "
                           "rerun with --plugin-lib " + str(lib))
 
 

@@ -3,7 +3,7 @@
 Why: TensorRT's ONNX parser takes a Conv whose weight is a graph tensor only since 8.5 (Jetson Nano / TX2 are stuck on
 8.2), and where it does, the generic kernel for runtime weights may be slow and cannot be INT8. A custom node
 (domain ``siamtrt``, op ``DepthwiseXCorr``, inputs (search feature [N,C,H,W], kernel [N,C,h,w]) → [N,C,H-h+1,W-w+1])
-is mapped by the parser to the DepthwiseXCorr plugin (siamtrt/export/plugin) instead.
+is mapped by the parser to the DepthwiseXCorr plugin (siamtrt/plugin) instead.
 
 What is replaced: for every ``Conv`` whose weight is not a constant, the correlation subgraph around it — the
 layout ops (Reshape/Transpose) folding the batch into channels before it and unfolding after it, and the ops that
@@ -21,7 +21,7 @@ from typing import List, Optional, Tuple, Union
 
 from ..errors import ExportError
 from ..metadata import decode, set_onnx_metadata
-from .plugin.python_plugin import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from ..plugin.python_plugin import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 log = logging.getLogger(__name__)
 

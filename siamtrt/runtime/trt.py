@@ -280,11 +280,11 @@ def register_plugins(side: Dict[str, Any], engine_path: Path, trt: TrtModule) ->
                 return f"C++ plugin {cand}"
         raise EngineError(f"{engine_path.name} uses the C++ DepthwiseXCorr plugin, whose library is not here",
                           evidence="looked at: " + ", ".join(str(c) for c in plugin_library_candidates(side, engine_path)),
-                          fix=f"build it (python -m siamtrt.export.plugin.build) and set {PLUGIN_LIB_ENV}=<path to "
+                          fix=f"build it (python -m siamtrt.plugin.build) and set {PLUGIN_LIB_ENV}=<path to "
                               "libsiamtrt_dwxcorr.so>")
     if impl == "python":
-        # The Python IPluginV3 lives with the kernel sources (siamtrt/export/plugin); it imports no torch.
-        from ..export.plugin.python_plugin import register
+        # The Python IPluginV3 lives with the kernel sources in siamtrt/plugin (shared by export and runtime; no torch).
+        from ..plugin.python_plugin import register
 
         register(trt.module)
         return "Python DepthwiseXCorr plugin"

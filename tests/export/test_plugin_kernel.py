@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siamtrt.export.plugin import build as pbuild
-from siamtrt.export.plugin.kernel import (BLOCK, KERNEL_SOURCE, MAX_GRID_X, PLUGIN_DIR, dwxcorr_reference,
+from siamtrt.plugin import build as pbuild
+from siamtrt.plugin.kernel import (BLOCK, KERNEL_SOURCE, MAX_GRID_X, PLUGIN_DIR, dwxcorr_reference,
                                           launch_geometry)
 from siamtrt.runtime.cuda import probe_cuda
 
@@ -93,7 +93,7 @@ def test_cpp_plugin_builds_where_tensorrt_headers_exist(tmp_path):
 
 
 def test_build_script_help_and_missing_headers_path():
-    res = subprocess.run([sys.executable, "-m", "siamtrt.export.plugin.build", "--help"], cwd=REPO,
+    res = subprocess.run([sys.executable, "-m", "siamtrt.plugin.build", "--help"], cwd=REPO,
                          capture_output=True, text=True)
     assert res.returncode == 0 and "--archs" in res.stdout
 
@@ -103,7 +103,7 @@ _PLUGIN_PROBE = textwrap.dedent("""
     import sys
     sys.path.insert(0, {repo!r})
     import tensorrt_rtx as trt
-    from siamtrt.export.plugin.python_plugin import plugin_classes, register, PLUGIN_NAME
+    from siamtrt.plugin.python_plugin import plugin_classes, register, PLUGIN_NAME
     plugin_cls, creator_cls = plugin_classes(trt)
     creator = register(trt)
     assert register(trt) is creator                      # idempotent
@@ -141,7 +141,7 @@ def test_plugin_modules_import_without_tensorrt_or_cuda():
     code = ("import sys; sys.modules['tensorrt'] = None; sys.modules['tensorrt_rtx'] = None; "
             "sys.modules['cuda'] = None; sys.modules['torch'] = None; "
             f"sys.path.insert(0, {str(REPO)!r}); "
-            "import siamtrt.export.plugin.python_plugin, siamtrt.export.plugin.kernel, siamtrt.export.plugin.build; "
+            "import siamtrt.plugin.python_plugin, siamtrt.plugin.kernel, siamtrt.plugin.build; "
             "print('OK')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0 and "OK" in res.stdout, res.stderr[-1500:]
@@ -155,7 +155,7 @@ def test_plugin_modules_import_without_tensorrt_or_cuda():
                                    (300, 256, 8, 8, 3, 3)])
 def test_kernel_numerics_match_numpy_on_gpu(dtype, shape):
     """Compiled kernel (prebuilt fatbin, else NVRTC) vs numpy; the last case exceeds gridDim.y (planes in z)."""
-    from siamtrt.export.plugin.kernel import CompiledKernel, FATBIN_NAME
+    from siamtrt.plugin.kernel import CompiledKernel, FATBIN_NAME
     from siamtrt.runtime.cuda import DeviceBuffer, Stream, cuda_call, cudart
 
     pytest.importorskip("cuda.bindings", reason="cuda-python not installed")
@@ -186,8 +186,8 @@ def test_kernel_numerics_match_numpy_on_gpu(dtype, shape):
 
 def test_names_agree_across_cuda_cpp_python_and_onnx():
     """The plugin's name/version and the kernel entry points are spelled in C++, CUDA and Python: keep them equal."""
-    from siamtrt.export.plugin.kernel import KERNEL_NAMES
-    from siamtrt.export.plugin.python_plugin import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
+    from siamtrt.plugin.kernel import KERNEL_NAMES
+    from siamtrt.plugin.python_plugin import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
     from siamtrt.export.xcorr_plugin_onnx import PLUGIN_ATTRS, PLUGIN_OP
 
     common = (PLUGIN_DIR / "dwxcorr_plugin_common.h").read_text()

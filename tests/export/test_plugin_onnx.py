@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 gs = pytest.importorskip("onnx_graphsurgeon")
 
 from siamtrt.errors import ExportError  # noqa: E402
-from siamtrt.export.plugin.kernel import dwxcorr_reference  # noqa: E402
+from siamtrt.plugin.kernel import dwxcorr_reference  # noqa: E402
 from siamtrt.export.xcorr_plugin_onnx import (PLUGIN_DOMAIN, PLUGIN_OP, convert_model_to_plugin,  # noqa: E402
                                               convert_search_to_plugin, find_correlations, plugin_nodes)
 from siamtrt.metadata import read_onnx_metadata  # noqa: E402

@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ...errors import BackendError, ExportError
+from ..errors import BackendError, ExportError
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +85,14 @@ def compile_ptx_nvrtc(compute_capability: Tuple[int, int]) -> bytes:
         except ImportError:
             raise ExportError("cannot compile the DepthwiseXCorr kernel: cuda-python (NVRTC) is not installed",
                               fix="pip install cuda-python, or prebuild the fatbin: "
-                                  "python -m siamtrt.export.plugin.build") from None
+                                  "python -m siamtrt.plugin.build") from None
     src = KERNEL_SOURCE.read_bytes()
     try:
         err, prog = nvrtc.nvrtcCreateProgram(src, b"dwxcorr_kernel.cu", 0, [], [])
     except Exception as e:  # libnvrtc not found by cuda-pathfinder
         raise ExportError("cannot compile the DepthwiseXCorr kernel: NVRTC library not found", evidence=str(e)[:300],
                           fix="pip install nvidia-cuda-nvrtc-cu12 (or the CUDA toolkit), or prebuild the fatbin: "
-                              "python -m siamtrt.export.plugin.build") from None
+                              "python -m siamtrt.plugin.build") from None
     major, minor = compute_capability
     opts = [f"--gpu-architecture=compute_{major}{minor}".encode(), b"--std=c++14",
             f"--include-path={PLUGIN_DIR}".encode()] + [f"--include-path={d}".encode() for d in _cuda_include_dirs()]
@@ -102,7 +102,7 @@ def compile_ptx_nvrtc(compute_capability: Tuple[int, int]) -> bytes:
         buf = b" " * size
         nvrtc.nvrtcGetProgramLog(prog, buf)
         raise ExportError("NVRTC failed to compile dwxcorr_kernel.cu", evidence=buf.decode(errors="replace")[-1500:],
-                          fix="report this with the log; meanwhile prebuild with python -m siamtrt.export.plugin.build")
+                          fix="report this with the log; meanwhile prebuild with python -m siamtrt.plugin.build")
     _, size = nvrtc.nvrtcGetPTXSize(prog)
     ptx = b" " * size
     nvrtc.nvrtcGetPTX(prog, ptx)
@@ -118,7 +118,7 @@ class CompiledKernel:
     """
 
     def __init__(self, image: bytes, origin: str):
-        from ...runtime.cuda import cuda_call, cuda_driver
+        from ..runtime.cuda import cuda_call, cuda_driver
 
         drv = cuda_driver()
         self.origin = origin
@@ -133,7 +133,7 @@ class CompiledKernel:
         if fatbin.is_file():
             return cls(fatbin.read_bytes(), f"fatbin {fatbin}")
         if compute_capability is None:
-            from ...runtime.cuda import require_cuda
+            from ..runtime.cuda import require_cuda
             compute_capability = require_cuda("compiling the DepthwiseXCorr kernel").compute_capability
         log.info("plugin: no prebuilt %s; compiling dwxcorr_kernel.cu with NVRTC for sm_%d%d", fatbin,
                  *compute_capability)
@@ -146,7 +146,7 @@ class CompiledKernel:
         Raises:
             BackendError: unsupported dtype, bad sizes or a launch failure.
         """
-        from ...runtime.cuda import cuda_call, cuda_driver
+        from ..runtime.cuda import cuda_call, cuda_driver
 
         dtype = np.dtype(dtype)
         if dtype not in self.functions:
@@ -163,7 +163,7 @@ class CompiledKernel:
                                      args, 0), "cuLaunchKernel(DepthwiseXCorr)")
 
     def unload(self) -> None:
-        from ...runtime.cuda import cuda_driver
+        from ..runtime.cuda import cuda_driver
 
         if self.module is not None:
             cuda_driver().cuModuleUnload(self.module)

@@ -148,17 +148,17 @@ def register(trt: Optional[Any] = None) -> Any:
     Raises:
         EngineError: this TensorRT has no Python IPluginV3 support (TensorRT < 10).
     """
-    from ...errors import EngineError
+    from ..errors import EngineError
 
     if trt is None:
-        from ...runtime.trt import import_tensorrt
+        from ..runtime.trt import import_tensorrt
         trt = import_tensorrt().module
     if id(trt) in _REGISTERED:
         return _REGISTERED[id(trt)]
     if not (hasattr(trt, "IPluginV3") and hasattr(trt, "IPluginCreatorV3One")):
         raise EngineError(f"{trt.__name__} {getattr(trt, '__version__', '?')} has no Python IPluginV3 interface",
                           evidence="Python plugins need TensorRT >= 10.0",
-                          fix="build the C++ plugin (python -m siamtrt.export.plugin.build) and pass "
+                          fix="build the C++ plugin (python -m siamtrt.plugin.build) and pass "
                               "--plugin-lib build/libsiamtrt_dwxcorr.so, or use --xcorr conv")
     _, creator_cls = plugin_classes(trt)
     creator = creator_cls()

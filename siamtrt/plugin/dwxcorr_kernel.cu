@@ -1,7 +1,7 @@
 /*
  * The one compiled source of the depthwise cross-correlation: the kernels (from dwxcorr_kernel.cuh) and the host
  * launchers declared in dwxcorr_kernel.h. Linked into the C++ TensorRT plugins; compiled to a fatbin for the Python
- * plugin (siamtrt/export/plugin/build.py); compiled by CI for every architecture nvcc supports.
+ * plugin (siamtrt/plugin/build.py); compiled by CI for every architecture nvcc supports.
  */
 #define SIAMTRT_DWXCORR_DEFINE_KERNELS
 #include "dwxcorr_kernel.cuh"

@@ -1,6 +1,6 @@
 """Build the DepthwiseXCorr plugin: the kernel fatbin (nvcc) and, where TensorRT headers exist, the C++ library.
 
-    python -m siamtrt.export.plugin.build [--out DIR] [--archs 72,87] [--no-cpp] [--tensorrt-root DIR]
+    python -m siamtrt.plugin.build [--out DIR] [--archs 72,87] [--no-cpp] [--tensorrt-root DIR]
 
 Why a script: the kernel must be compiled for the GPUs users have (Jetson Nano sm_53, TX2 sm_62, Xavier sm_72,
 Orin sm_87, desktop sm_75–sm_90, plus PTX for newer ones), but every nvcc supports a different subset (CUDA 13
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from ...errors import ExportError, SiamtrtError
+from ..errors import ExportError, SiamtrtError
 from .kernel import FATBIN_NAME, KERNEL_SOURCE, LIBRARY_NAME, PLUGIN_DIR, build_dir
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ def build_plugin(out_dir: Optional[Path] = None, *, archs: Optional[Sequence[int
     """Compile the kernel fatbin and, where possible, the C++ plugin library.
 
     Args:
-        out_dir (Path): output folder. Defaults to :func:`siamtrt.export.plugin.kernel.build_dir`.
+        out_dir (Path): output folder. Defaults to :func:`siamtrt.plugin.kernel.build_dir`.
         archs (list[int]): SM numbers. Defaults to :data:`WANTED_ARCHS` filtered by this nvcc.
         cpp (str): "auto" (build when NvInfer.h is found), "yes" (fail without it) or "no". Defaults to "auto".
         tensorrt_root (Path): TensorRT install root for the C++ build. Defaults to $TENSORRT_ROOT and standard paths.
@@ -245,7 +245,7 @@ def build_plugin(out_dir: Optional[Path] = None, *, archs: Optional[Sequence[int
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m siamtrt.export.plugin.build", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m siamtrt.plugin.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None, help=f"output folder (default: {build_dir()})")
     parser.add_argument("--archs", default=None, help="comma-separated SM numbers, e.g. 72,87 (default: all this "
                                                       "nvcc supports of " + ",".join(map(str, WANTED_ARCHS)) + ")")
