@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="auto", help="auto | onnxruntime | tensorrt (default auto)")
     ap.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: physical cores)")
     ap.add_argument("--providers", help="ONNX Runtime providers: auto | cpu | cuda | tensorrt (default auto)")
+    ap.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay the search step as a CUDA graph")
     ap.add_argument("--max-frames", type=int, help="stop after this many frames")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
@@ -40,6 +41,8 @@ def main(argv=None) -> int:
         opts["threads"] = args.threads
     if args.providers:
         opts["providers"] = args.providers
+    if args.cuda_graph:
+        opts["cuda_graph"] = True
     try:
         boxes = [parse_bbox(b) for b in args.bbox]
         run = track_video(args.model, args.video, boxes[0] if len(boxes) == 1 else boxes, out=args.out,
