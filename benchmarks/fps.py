@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Frames per second and per-stage latency of the tracker loop, per backend/precision, against the PyTorch reference.
+
+With no arguments: exports the default model (seeded random weights, once, into ./models), tracks
+../shared/data/bag.avi with ONNX Runtime and with the PyTorch reference, and prints the table.
+
+  python benchmarks/fps.py
+  python benchmarks/fps.py --model models/mine --backend onnxruntime tensorrt --targets 4 \
+      --json fps.json --plot fps.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _box(text: str):
+    try:
+        vals = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected x,y,w,h numbers, got {text!r}") from None
+    if len(vals) != 4:
+        raise argparse.ArgumentTypeError(f"expected 4 numbers x,y,w,h, got {len(vals)}")
+    return vals
+
+
+def _frames(text: str):
+    if text == "all":
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of frames or 'all', got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("model (default: --config siamrpn_mobilev2_l234_dwxcorr, seeded random weights)")
+    src.add_argument("--model", nargs="+", default=[], metavar="DIR",
+                     help="exported model directories (each: template.onnx, search.onnx[, engines])")
+    src.add_argument("--config", help="built-in config name or pysot config.yaml, exported into --cache if needed")
+    src.add_argument("--checkpoint", help="trained model.pth (for --config, and the torch reference's weights)")
+    src.add_argument("--cache", default="models", help="folder for exported models (default: ./models)")
+    run = p.add_argument_group("what to run")
+    run.add_argument("--backend", nargs="+", default=["onnxruntime"], metavar="NAME",
+                     help="onnxruntime, tensorrt, torch (the PyTorch reference, as pysot runs it); "
+                          "default: onnxruntime")
+    run.add_argument("--precision", nargs="+", default=[], metavar="P",
+                     help="fp32 / fp16 / int8: with --config, the variants to produce (fp16 is derived on demand); "
+                          "with --model, a check on the directories' recorded precision")
+    run.add_argument("--no-reference", action="store_true", help="do not add the torch reference (no speed ratios)")
+    run.add_argument("--threads", type=int, help="CPU threads for every backend (default: physical cores)")
+    run.add_argument("--interleave", action="store_true",
+                     help="alternate the variants frame by frame instead of running them one after the other "
+                          "(evens out drifting load; different runtimes' thread pools then interfere)")
+    data = p.add_argument_group("input")
+    data.add_argument("--video", help="video file or image folder to track (default: ../shared/data/bag.avi)")
+    data.add_argument("--bbox", type=_box, default=None, metavar="X,Y,W,H",
+                      help="first target on frame 0 (default: 316,140,112,115, the bag.avi box)")
+    data.add_argument("--targets", type=int, default=1, help="number of targets tracked together (default: 1)")
+    data.add_argument("--frames", type=_frames, default=None, metavar="N|all",
+                      help="timed frames after warm-up (default: 60; 'all' = the whole video)")
+    data.add_argument("--warmup", type=int, default=None, help="tracked but untimed frames (default: 3)")
+    data.add_argument("--template-reps", type=int, default=None, help="re-inits timed for the template stage (5)")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", help="write the full report (all percentiles, machine info) to this JSON file")
+    out.add_argument("--plot", help="write a per-stage latency bar chart (PNG)")
+    out.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from siamtrt.errors import SiamtrtError
+    from siamtrt.benchmarks import fps
+
+    kw = {}
+    if args.bbox is not None:
+        kw["bbox"] = args.bbox
+    if args.warmup is not None:
+        kw["warmup"] = args.warmup
+    if args.template_reps is not None:
+        kw["template_reps"] = args.template_reps
+    if args.frames is not None:
+        kw["frames"] = None if args.frames == "all" else args.frames
+    try:
+        report = fps.run_fps(models=args.model, config=args.config, checkpoint=args.checkpoint,
+                             backends=args.backend, precisions=args.precision, video=args.video,
+                             targets=args.targets, threads=args.threads, reference=not args.no_reference,
+                             schedule="interleaved" if args.interleave else "sequential", json_out=args.json,
+                             plot_out=args.plot, cache_root=args.cache, progress=not args.quiet, **kw)
+    except SiamtrtError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,501 @@
+"""Frames per second and per-stage latency of the full tracker loop, for each backend/precision, in one run.
+
+How it is measured (style rule 13):
+
+* Every variant tracks the same frames of the same video (each variant decodes its own copy through the runtime's
+  ``FrameSource``), the targets initialised on frame 0; the first ``warmup`` tracked frames are tracked but left out
+  of the statistics. Variants run one after the other by default; ``schedule="interleaved"`` alternates them frame
+  by frame instead (see :func:`measure` for the trade-off).
+* Per frame, ``time.perf_counter`` brackets the decode (reading the next frame) and the ``Tracker.track`` call
+  separately. The tracker's ``last_timings`` splits the track call into ``crop`` (crop + resize + HWC→CHW float),
+  ``search`` (the backend call: ONNX Runtime/TensorRT/PyTorch inference, including any host↔device copies and the
+  stream synchronisation) and ``post`` (score/box decoding, penalties, smoothing, clipping). ``other`` is the part of
+  the track call outside those three timers (argument checks, Python overhead): ``other = track − crop − search −
+  post``. Hence, per frame and exactly, ``e2e = decode + crop + search + post + other``; ``other`` is reported as the
+  unattributed share, which is how "the stages add up" is checked (a few percent at most).
+* ``fps`` = timed frames / Σ track (decode excluded, as pysot and the papers count it); ``fps_with_decode`` =
+  timed frames / Σ e2e.
+* The template branch runs once per target (at init), so it is not a per-frame stage: it is timed over
+  ``template_reps`` re-initialisations on the last frame after the loop (crop and template inference separately).
+* Speed ratios divide each variant's fps by the torch reference's fps measured in the same run on the same frames
+  with the same thread count. With several targets the reference runs one pysot-style tracker per target, one after
+  the other (that is how pysot tracks N objects); the other backends run all targets as one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import BackendError, CheckpointError, InputError
+from . import sysinfo
+from .results import dump_json, text_table
+from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, resolve_variants
+
+LOG = logging.getLogger(__name__)
+
+FRAME_STAGES = ("decode", "crop", "search", "post", "other")
+TOTALS = ("track", "e2e")
+INIT_STAGES = ("crop", "template")
+DEFAULT_BOX = (316.0, 140.0, 112.0, 115.0)  # hand-picked box on bag.avi frame 0 (shared/data/README.md)
+DEFAULT_FRAMES = 60
+DEFAULT_WARMUP = 3
+DEFAULT_TEMPLATE_REPS = 5
+
+
+def default_video() -> Path:
+    """``$SIAMTRT_DATA/bag.avi``, else ``<repo>/../shared/data/bag.avi`` (where the project keeps its test data)."""
+    import os
+
+    repo = Path(__file__).resolve().parents[2]
+    cands = ([Path(os.environ["SIAMTRT_DATA"])] if os.environ.get("SIAMTRT_DATA") else []) + [
+        repo.parent / "shared" / "data", repo / "shared" / "data"]
+    for c in cands:
+        if (c / "bag.avi").is_file():
+            return c / "bag.avi"
+    return cands[-1] / "bag.avi"
+
+
+def stats_ms(seconds: Sequence[float]) -> Dict[str, Optional[float]]:
+    """mean / p50 / p90 / p99 / min / max in milliseconds (None for an empty sample)."""
+    a = np.asarray(seconds, np.float64) * 1e3
+    if a.size == 0:
+        return {k: None for k in ("mean", "p50", "p90", "p99", "min", "max")}
+    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    return {"mean": float(a.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99),
+            "min": float(a.min()), "max": float(a.max())}
+
+
+def target_boxes(first: Sequence[float], n: int, frame_wh: Tuple[int, int]) -> np.ndarray:
+    """``n`` boxes: ``first``, then copies of its size spread over the frame on a grid (deterministic)."""
+    x, y, w, h = (float(v) for v in first)
+    fw, fh = frame_wh
+    boxes = [(x, y, w, h)]
+    if n > 1:
+        cols = int(np.ceil(np.sqrt(n - 1)))
+        rows = int(np.ceil((n - 1) / cols))
+        for k in range(n - 1):
+            r, c = divmod(k, cols)
+            cx = (c + 0.5) / cols * fw
+            cy = (r + 0.5) / rows * fh
+            boxes.append((float(np.clip(cx - w / 2, 0, max(fw - w, 0))), float(np.clip(cy - h / 2, 0, max(fh - h, 0))),
+                          w, h))
+    return np.asarray(boxes, np.float64)
+
+
+@dataclass
+class VariantResult:
+    """Timings of one variant (seconds per frame, per stage)."""
+
+    variant: Variant
+    frames: int
+    per_frame: Dict[str, np.ndarray]            # stage → seconds [frames], FRAME_STAGES + TOTALS
+    init: Dict[str, np.ndarray]                 # INIT_STAGES → seconds [reps]
+    first_init_s: float
+    setup_s: float
+    threads: Optional[int]
+    batching: str
+    notes: List[str] = field(default_factory=list)
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return float(self.frames / self.per_frame["track"].sum())
+
+    @property
+    def fps_with_decode(self) -> float:
+        return float(self.frames / self.per_frame["e2e"].sum())
+
+    @property
+    def unattributed_pct(self) -> float:
+        """Share of the end-to-end time outside decode/crop/search/post (the stage-sum check)."""
+        return float(100.0 * self.per_frame["other"].sum() / self.per_frame["e2e"].sum())
+
+    def to_dict(self, reference: Optional["VariantResult"]) -> Dict[str, Any]:
+        d = self.variant.describe()
+        stages = {k: stats_ms(self.per_frame[k]) for k in FRAME_STAGES + TOTALS}
+        stage_sum = sum(stages[k]["mean"] for k in FRAME_STAGES)
+        d.update({
+            "frames": self.frames, "threads": self.threads, "batching": self.batching,
+            "fps": self.fps, "fps_with_decode": self.fps_with_decode,
+            "latency_ms": stages,
+            "init_ms": {k: stats_ms(v) for k, v in self.init.items()},
+            "first_init_ms": self.first_init_s * 1e3, "setup_s": self.setup_s,
+            "stage_sum_check": {"e2e_mean_ms": stages["e2e"]["mean"], "stages_sum_mean_ms": stage_sum,
+                                "attributed_pct": 100.0 - self.unattributed_pct,
+                                "unattributed_pct": self.unattributed_pct},
+            "speedup_vs_reference": (self.fps / reference.fps) if reference else None,
+            "speedup_vs_reference_p50": (float(np.median(reference.per_frame["track"]) /
+                                               np.median(self.per_frame["track"])) if reference else None),
+            "speedup_vs_reference_with_decode": (self.fps_with_decode / reference.fps_with_decode)
+            if reference else None,
+            "reference": reference.variant.label if reference else None,
+            "notes": list(self.notes), **self.extra,
+        })
+        return d
+
+
+@dataclass
+class FpsReport:
+    """Everything one ``benchmarks/fps.py`` run measured."""
+
+    results: List[VariantResult]
+    video: Path
+    frame_size: Tuple[int, int]
+    targets: int
+    warmup: int
+    threads: Optional[int]
+    machine: Dict[str, Any]
+    schedule: str = "sequential"
+    notes: List[str] = field(default_factory=list)
+    skipped: List[Dict[str, str]] = field(default_factory=list)
+    json_path: Optional[Path] = None
+    plot_path: Optional[Path] = None
+
+    def reference_for(self, r: VariantResult) -> Optional[VariantResult]:
+        for ref in self.results:
+            if ref.variant.is_reference and ref.variant.weights_key == r.variant.weights_key:
+                return ref
+        return None
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "tool": "siamtrt benchmarks/fps.py", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": self.machine,
+            "video": {"path": str(self.video), "width": self.frame_size[0], "height": self.frame_size[1]},
+            "targets": self.targets, "warmup_frames": self.warmup, "threads": self.threads,
+            "schedule": self.schedule,
+            "timing": ("perf_counter around decode and Tracker.track per frame; crop/search/post from "
+                       "Tracker.last_timings; other = track - crop - search - post; e2e = decode + track; "
+                       "fps = frames / sum(track); fps_with_decode = frames / sum(e2e); warm-up frames excluded"),
+            "variants": [r.to_dict(self.reference_for(r)) for r in self.results],
+            "skipped": self.skipped, "notes": self.notes,
+        }
+
+    def summary(self) -> str:
+        """The human table."""
+        if not self.results:
+            return "no variant ran"
+        r0 = self.results[0]
+        archs = ", ".join(dict.fromkeys(r.variant.arch for r in self.results))
+        weights = ("trained weights" if all(r.variant.trained for r in self.results)
+                   else "SEEDED RANDOM WEIGHTS (speed only; boxes meaningless)")
+        lines = [
+            f"siamtrt fps — {archs} ({weights})",
+            f"video {self.video.name} {self.frame_size[0]}x{self.frame_size[1]}, {r0.frames} timed frames "
+            f"(+{self.warmup} warm-up), {self.targets} target{'s' if self.targets > 1 else ''}, "
+            f"{self.threads} thread{'s' if (self.threads or 0) > 1 else ''} for every backend, "
+            f"variants {self.schedule}",
+            f"machine: {sysinfo.describe(self.machine)}",
+            "",
+        ]
+        head = ["variant", "FPS", "FPS+dec", "vs torch", "(p50)", "e2e p50/p90/p99 ms", "decode", "crop", "search",
+                "post", "other", "template"]
+        rows = []
+        for r in self.results:
+            ref = self.reference_for(r)
+            lat = {k: stats_ms(r.per_frame[k]) for k in FRAME_STAGES + TOTALS}
+            tmpl = stats_ms(r.init["template"])["mean"] if len(r.init["template"]) else float("nan")
+            label = r.variant.label + (" (ref)" if r.variant.is_reference else "")
+            rows.append([label, f"{r.fps:.1f}", f"{r.fps_with_decode:.1f}",
+                         f"{r.fps / ref.fps:.2f}x" if ref else "n/a",
+                         f"{np.median(ref.per_frame['track']) / np.median(r.per_frame['track']):.2f}x"
+                         if ref else "n/a",
+                         f"{lat['e2e']['p50']:.1f}/{lat['e2e']['p90']:.1f}/{lat['e2e']['p99']:.1f}"]
+                        + [f"{lat[k]['mean']:.2f}" for k in FRAME_STAGES] + [f"{tmpl:.2f}"])
+        lines += text_table(head, rows)
+        lines.append("stage columns: mean ms per frame (decode, crop+preprocess, search inference, post-process, "
+                     "unattributed); template: mean ms per init (once per target). FPS excludes decode, FPS+dec "
+                     "includes it; vs torch = FPS ratio, (p50) = ratio of median per-frame track times.")
+        worst = max(r.unattributed_pct for r in self.results)
+        lines.append(f"stage check: e2e = decode + crop + search + post + other per frame; the unattributed 'other' "
+                     f"is at most {worst:.2f}% of the end-to-end time of any variant.")
+        for r in self.results:
+            for n in r.notes:
+                lines.append(f"note [{r.variant.label}]: {n}")
+        for s in self.skipped:
+            lines.append(f"skipped {s['label']}: {s['reason']}")
+        lines += [f"note: {n}" for n in self.notes]
+        if self.json_path:
+            lines.append(f"JSON: {self.json_path}")
+        if self.plot_path:
+            lines.append(f"plot: {self.plot_path}")
+        return "\n".join(lines)
+
+
+def probe_video(video: Union[str, Path]) -> Tuple[np.ndarray, int]:
+    """(first frame, decodable frame count) of a video file or image folder."""
+    from ..runtime.video import FrameSource
+
+    with FrameSource(video) as src:
+        first = src.first
+        n = sum(1 for _ in src)
+    return first, n
+
+
+class _Runner:
+    """One variant's trackers, its own frame source and its per-frame records (so variants can interleave)."""
+
+    def __init__(self, variant: Variant, video: Path, boxes: np.ndarray, total: int, threads: Optional[int]):
+        from ..runtime import Tracker
+        from ..runtime.video import FrameSource
+
+        self.variant = variant
+        self.boxes = boxes
+        t0 = time.perf_counter()
+        # the reference tracks N targets pysot-style: one tracker per target, sharing one backend (the model)
+        self.per_target = variant.is_reference and len(boxes) > 1
+        first = variant.make_tracker(threads)
+        self.trackers = [first] + ([Tracker(first.backend, first.info) for _ in range(len(boxes) - 1)]
+                                   if self.per_target else [])
+        self.backend = first.backend
+        self.backend.activate()
+        self.setup_s = time.perf_counter() - t0
+        self.threads = getattr(self.backend, "threads", None) or threads
+        self.source = FrameSource(video, max_frames=total + 1)
+        self.frames = iter(self.source)
+        self.last = next(self.frames)  # frame 0 (decoded when the source opened)
+        ti = time.perf_counter()
+        self._init(self.last)
+        self.first_init_s = time.perf_counter() - ti
+        self.rec = {k: np.zeros(total) for k in FRAME_STAGES + TOTALS}
+        self.done = 0
+        self.exhausted = False
+
+    def _init(self, frame: np.ndarray) -> None:
+        if self.per_target:
+            for tr, b in zip(self.trackers, self.boxes):
+                tr.init(frame, b)
+        else:
+            self.trackers[0].init(frame, self.boxes if len(self.boxes) > 1 else self.boxes[0])
+
+    def step(self) -> bool:
+        """Decode and track one frame; False when the video is exhausted."""
+        a = time.perf_counter()
+        frame = next(self.frames, None)
+        b = time.perf_counter()
+        if frame is None:
+            self.exhausted = True
+            return False
+        crop = search = post = 0.0
+        for tr in self.trackers:
+            tr.track(frame)
+            lt = tr.last_timings
+            crop += lt["crop"]
+            search += lt["search"]
+            post += lt["post"]
+        c = time.perf_counter()
+        i = self.done
+        r = self.rec
+        r["decode"][i], r["track"][i], r["e2e"][i] = b - a, c - b, c - a
+        r["crop"][i], r["search"][i], r["post"][i] = crop, search, post
+        r["other"][i] = (c - b) - (crop + search + post)
+        self.last = frame
+        self.done += 1
+        return True
+
+    def time_template(self, reps: int) -> Dict[str, np.ndarray]:
+        """Template stage over ``reps`` re-initialisations on the last frame (summed over a reference's trackers)."""
+        out: Dict[str, List[float]] = {k: [] for k in INIT_STAGES}
+        for _ in range(max(reps, 0)):
+            self._init(self.last)
+            for k in INIT_STAGES:
+                out[k].append(sum(t.last_timings[k] for t in self.trackers))
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    def close(self) -> None:
+        self.source.close()
+        self.backend.deactivate()
+
+    def result(self, warmup: int, template: Dict[str, np.ndarray], schedule: str) -> VariantResult:
+        v = self.variant
+        notes: List[str] = []
+        extra: Dict[str, Any] = {"schedule": schedule}
+        if v.is_reference:
+            extra["weights"] = getattr(self.backend, "weights", None)
+            extra["torch_mode"] = getattr(self.backend, "mode", None)
+            if "timing only" in str(extra["weights"]):
+                notes.append("torch reference uses random weights of the same architecture (no --checkpoint "
+                             "given): its speed is valid, its boxes are not comparable")
+        n = len(self.boxes)
+        batching = (f"{n} trackers in turn (pysot style)" if self.per_target else
+                    (f"one batch of {n}" if n > 1 else "single target"))
+        return VariantResult(variant=v, frames=self.done - warmup,
+                             per_frame={k: a[warmup:self.done] for k, a in self.rec.items()}, init=template,
+                             first_init_s=self.first_init_s, setup_s=self.setup_s, threads=self.threads,
+                             batching=batching, notes=notes, extra=extra)
+
+
+SCHEDULES = ("interleaved", "sequential")
+
+
+def measure(variants: Sequence[Variant], video: Path, boxes: np.ndarray, frames: int, warmup: int,
+            threads: Optional[int], template_reps: int = DEFAULT_TEMPLATE_REPS, schedule: str = "sequential",
+            progress: bool = True, on_error=None) -> List[VariantResult]:
+    """Track ``warmup + frames`` frames after the init frame with every variant and time every stage.
+
+    ``sequential`` (default): one variant after the other, so nothing else runs between two frames of a variant —
+    as in a deployment. ``interleaved``: each frame is decoded and tracked by every variant in turn, so load that
+    drifts during the run hits all variants alike; but the thread pools of different runtimes (ONNX Runtime's
+    spinning workers, PyTorch's OpenMP team) then wait on the same cores right after each other's calls, which on a
+    busy 2-core machine slowed PyTorch about 2x in one comparison — use it to compare variants of one runtime on a
+    drifting machine.
+
+    Args:
+        on_error (callable): ``on_error(variant, error)`` for BackendError/CheckpointError while building a
+            variant; return True to skip that variant, False to re-raise. Defaults to None (re-raise).
+
+    Raises:
+        SiamtrtError: from building trackers; InputError when the video is too short for the warm-up.
+    """
+    if schedule not in SCHEDULES:
+        raise InputError(f"unknown schedule {schedule!r}", evidence=f"valid: {', '.join(SCHEDULES)}")
+    total = warmup + frames
+
+    def build(v: Variant) -> Optional[_Runner]:
+        try:
+            return _Runner(v, video, boxes, total, threads)
+        except (BackendError, CheckpointError) as e:
+            if on_error is not None and on_error(v, e):
+                return None
+            raise
+
+    def bar(n: int, desc: str):
+        if not progress:
+            return range(n)
+        from tqdm import tqdm
+
+        return tqdm(range(n), desc=desc, unit="frame", leave=False)
+
+    out: List[VariantResult] = []
+    if schedule == "sequential":
+        for v in variants:
+            r = build(v)
+            if r is None:
+                continue
+            try:
+                for _ in bar(total, f"fps: {v.label}"):
+                    if not r.step():
+                        break
+                out.append(_finish(r, warmup, template_reps, schedule, video))
+            finally:
+                r.close()
+        return out
+    runners = [r for r in (build(v) for v in variants) if r is not None]
+    try:
+        for _ in bar(total, "fps: " + ", ".join(r.variant.label for r in runners)):
+            if not all([r.step() for r in runners]):
+                break
+        out = [_finish(r, warmup, template_reps, schedule, video) for r in runners]
+    finally:
+        for r in runners:
+            r.close()
+    return out
+
+
+def _finish(r: _Runner, warmup: int, template_reps: int, schedule: str, video: Path) -> VariantResult:
+    if r.done <= warmup:
+        raise InputError(f"{video} has too few frames: {r.done + 1} decoded, need more than {warmup + 1}",
+                         fix="use a longer video or a smaller --warmup")
+    return r.result(warmup, r.time_template(template_reps), schedule)
+
+
+def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = None,
+            checkpoint: Optional[Union[str, Path]] = None, backends: Sequence[str] = ("onnxruntime",),
+            precisions: Sequence[str] = (), video: Optional[Union[str, Path]] = None,
+            bbox: Sequence[float] = DEFAULT_BOX, targets: int = 1, frames: Optional[int] = DEFAULT_FRAMES,
+            warmup: int = DEFAULT_WARMUP, threads: Optional[int] = None, reference: bool = True,
+            template_reps: int = DEFAULT_TEMPLATE_REPS, schedule: str = "sequential",
+            json_out: Optional[Union[str, Path]] = None,
+            plot_out: Optional[Union[str, Path]] = None, cache_root: Union[str, Path] = DEFAULT_CACHE,
+            progress: bool = True) -> FpsReport:
+    """Benchmark every requested variant (plus the torch reference) on the same frames.
+
+    Args:
+        models (Sequence[str | Path]): model directories. Defaults to () — export ``config`` into ``cache_root``.
+        config (str): config to export when no model is given. Defaults to siamtrt.config.DEFAULT_CONFIG.
+        checkpoint (str | Path): trained weights (export, and the torch reference's weights). Defaults to None.
+        backends (Sequence[str]): "onnxruntime", "tensorrt", "torch". Defaults to ("onnxruntime",).
+        precisions (Sequence[str]): fp32/fp16/int8 (see variants.resolve_variants). Defaults to ().
+        video (str | Path): video to track. Defaults to shared/data/bag.avi.
+        bbox (Sequence[float]): first target x,y,w,h on frame 0. Defaults to the bag.avi box.
+        targets (int): number of targets (multi-target batching). Defaults to 1.
+        frames (int): timed frames (after warm-up); None = the whole video. Defaults to 60.
+        warmup (int): tracked but untimed frames. Defaults to 3.
+        threads (int): CPU threads for every backend (ORT intra-op, torch). Defaults to the physical core count.
+        reference (bool): include the torch reference. Defaults to True.
+        template_reps (int): re-initialisations timed for the template stage. Defaults to 5.
+        schedule (str): "sequential" or "interleaved" (see :func:`measure`). Defaults to "sequential".
+        json_out (str | Path): write the JSON report here. Defaults to None.
+        plot_out (str | Path): write a PNG bar chart here. Defaults to None.
+        cache_root (str | Path): where exported models are cached. Defaults to "models".
+        progress (bool): tqdm bars. Defaults to True.
+
+    Raises:
+        SiamtrtError: bad arguments, unavailable backends, unreadable video/model.
+    """
+    from ..runtime.backend import physical_cores
+
+    video = Path(video) if video else default_video()
+    if not video.exists():
+        raise InputError(f"video {video} does not exist",
+                         fix="pass --video PATH (a video file or an image folder), or set SIAMTRT_DATA to the "
+                             "folder holding bag.avi")
+    if targets < 1:
+        raise InputError(f"--targets must be >= 1 (got {targets})")
+    if warmup < 0 or (frames is not None and frames < 1):
+        raise InputError("--frames must be >= 1 and --warmup >= 0", evidence=f"frames={frames}, warmup={warmup}")
+    threads = threads or physical_cores()
+    machine = sysinfo.machine_info()  # before the run: the load average says whether others compete for the cores
+    first, n_video = probe_video(video)
+    fh, fw = first.shape[:2]
+    avail = n_video - 1 - warmup
+    if avail < 1:
+        raise InputError(f"{video} has {n_video} frames: not enough for {warmup} warm-up frames",
+                         fix="lower --warmup")
+    notes: List[str] = []
+    busy = sysinfo.busy_warning(machine)
+    if busy:
+        notes.append(busy)
+    if frames is None or frames > avail:
+        if frames is not None:
+            notes.append(f"--frames {frames} exceeds the video: timed {avail} frames")
+        frames = avail
+    boxes = target_boxes(bbox, targets, (fw, fh))
+    explicit_ref = REFERENCE_BACKEND in backends
+    variants = resolve_variants(models, config, checkpoint, backends, precisions, reference=reference,
+                                cache_root=cache_root, progress=progress)
+    skipped: List[Dict[str, str]] = []
+    for v in variants:
+        if v.is_reference and not explicit_ref:
+            v.random_fallback = True  # a timing baseline: random weights are fine when no checkpoint is given
+
+    def skip_reference(v: Variant, e) -> bool:
+        if v.is_reference and not explicit_ref:
+            skipped.append({"label": v.label, "reason": e.what})
+            return True
+        return False
+
+    results = measure(variants, video, boxes, frames, warmup, threads, template_reps, schedule, progress,
+                      on_error=skip_reference)
+    report = FpsReport(results=results, video=video, frame_size=(fw, fh), targets=targets, warmup=warmup,
+                       threads=threads, machine=machine, schedule=schedule, notes=notes, skipped=skipped)
+    if json_out:
+        report.json_path = dump_json(json_out, report.to_dict())
+    if plot_out:
+        from .plots import plot_fps
+
+        rows = [{"label": r.variant.label, "fps": r.fps,
+                 "stages_ms": {k: stats_ms(r.per_frame[k]) for k in FRAME_STAGES}} for r in results]
+        report.plot_path = plot_fps(rows, FRAME_STAGES, plot_out,
+                                    title=f"{results[0].variant.arch if results else ''} on {video.name}, "
+                                          f"{targets} target(s), {threads} threads")
+    return report
+
+
+__all__ = ["FpsReport", "VariantResult", "run_fps", "measure", "stats_ms", "target_boxes", "default_video"]

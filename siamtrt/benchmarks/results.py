@@ -1,0 +1,155 @@
+"""Evaluation goes run → files → analysis (style rule 14, pytracking's layout).
+
+Tracking results are written to ``<root>/<model>/<backend>-<precision>[_<run:03d>]/<seq>.txt`` (one ``x,y,w,h`` box
+per frame, frame 0 = the initial box) with ``<seq>_time.txt`` beside it (seconds per frame: frame 0 is ``init``,
+the others ``track``; frame decoding excluded) and ``run.json`` describing the run. Existing complete results are
+skipped, and scores are always recomputed from the files, so backends and precisions compare without re-running.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+from ..errors import InputError
+from . import metrics
+from .sequences import Sequence
+
+RUN_INFO = "run.json"
+_SAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
+
+
+def safe_name(name: str) -> str:
+    """A file-system-safe version of a model / sequence name."""
+    return _SAFE.sub("_", str(name)).strip("_") or "unnamed"
+
+
+def run_name(backend: str, precision: str, run: Optional[int] = None) -> str:
+    """``<backend>-<precision>[_<run:03d>]``."""
+    base = f"{safe_name(backend)}-{safe_name(precision)}"
+    return base if run is None else f"{base}_{int(run):03d}"
+
+
+def run_dir(root: Union[str, Path], model: str, backend: str, precision: str, run: Optional[int] = None) -> Path:
+    """The folder holding one run's per-sequence result files."""
+    return Path(root) / safe_name(model) / run_name(backend, precision, run)
+
+
+def result_paths(rdir: Union[str, Path], seq_name: str) -> Tuple[Path, Path]:
+    rdir = Path(rdir)
+    return rdir / f"{safe_name(seq_name)}.txt", rdir / f"{safe_name(seq_name)}_time.txt"
+
+
+def write_result(rdir: Union[str, Path], seq_name: str, boxes: np.ndarray, times: np.ndarray) -> Path:
+    """Write one sequence's boxes and per-frame times; returns the box file."""
+    bpath, tpath = result_paths(rdir, seq_name)
+    bpath.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(bpath, np.asarray(boxes, np.float64).reshape(-1, 4), fmt="%.3f", delimiter=",")
+    np.savetxt(tpath, np.asarray(times, np.float64).reshape(-1), fmt="%.8f")
+    return bpath
+
+
+def read_result(rdir: Union[str, Path], seq_name: str) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Boxes [N, 4] and times [N] (None when the time file is absent).
+
+    Raises:
+        InputError: the box file is missing or malformed.
+    """
+    bpath, tpath = result_paths(rdir, seq_name)
+    if not bpath.is_file():
+        raise InputError(f"no result for sequence '{seq_name}' in {Path(rdir)}", evidence=f"missing {bpath.name}",
+                         fix="run the tracker first: python benchmarks/accuracy.py ... (results are cached)")
+    try:
+        boxes = np.loadtxt(bpath, delimiter=",", ndmin=2)
+    except ValueError as e:
+        raise InputError(f"{bpath} is not a list of x,y,w,h boxes", evidence=str(e)[:200],
+                         fix="delete it and re-run (or pass --force)") from None
+    times = np.loadtxt(tpath, ndmin=1) if tpath.is_file() else None
+    return boxes, times
+
+
+def is_complete(rdir: Union[str, Path], seq: Sequence) -> bool:
+    """True when a result file exists with exactly one box per frame of ``seq``."""
+    bpath, tpath = result_paths(rdir, seq.name)
+    if not (bpath.is_file() and tpath.is_file()):
+        return False
+    try:
+        return len(np.loadtxt(bpath, delimiter=",", ndmin=2)) == len(seq)
+    except ValueError:
+        return False
+
+
+def text_table(head: List[str], rows: List[List[str]]) -> List[str]:
+    """Aligned text table lines: first column left-aligned, the others right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+
+    def fmt(row: List[str]) -> str:
+        return "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
+
+    return [fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
+
+
+def json_safe(obj: Any) -> Any:
+    """Plain JSON types only: numpy scalars/arrays converted, NaN/inf → None (strict JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return str(obj)
+
+
+def dump_json(path: Union[str, Path], obj: Any) -> Path:
+    """Write strict JSON (see :func:`json_safe`), creating the parent folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(json_safe(obj), indent=1, allow_nan=False))
+    return path
+
+
+def write_run_info(rdir: Union[str, Path], info: Dict[str, Any]) -> None:
+    dump_json(Path(rdir) / RUN_INFO, info)
+
+
+def read_run_info(rdir: Union[str, Path]) -> Dict[str, Any]:
+    p = Path(rdir) / RUN_INFO
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def speed_fps(times: Optional[np.ndarray]) -> Optional[float]:
+    """pysot's speed: frames / total tracker time (init + track calls, decode excluded)."""
+    if times is None or len(times) == 0 or not np.all(np.isfinite(times)) or times.sum() <= 0:
+        return None
+    return float(len(times) / times.sum())
+
+
+def analyse_run(rdir: Union[str, Path], sequences: List[Sequence]) -> Tuple[metrics.OPEScores, Optional[float]]:
+    """Recompute OPE scores of one run from its files: (overall scores, fps over all frames)."""
+    per_seq: Dict[str, metrics.OPEScores] = {}
+    all_times = []
+    for seq in sequences:
+        boxes, times = read_result(rdir, seq.name)
+        per_seq[seq.name] = metrics.evaluate_sequence(boxes, seq.gt)
+        if times is not None:
+            all_times.append(times)
+    fps = speed_fps(np.concatenate(all_times)) if len(all_times) == len(sequences) else None
+    return metrics.aggregate(per_seq), fps
+
+
+def discover_runs(root: Union[str, Path], model: Optional[str] = None) -> List[Path]:
+    """Run folders under ``root`` (optionally of one model): any folder holding a run.json."""
+    base = Path(root) / safe_name(model) if model else Path(root)
+    return sorted(p.parent for p in base.glob("**/" + RUN_INFO))

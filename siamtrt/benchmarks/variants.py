@@ -1,0 +1,227 @@
+"""What the benchmarks compare: (backend, precision, model directory) variants, and where their models come from.
+
+Shared by ``fps`` and ``accuracy``. A model directory comes from ``--model DIR`` or is exported on demand from
+``--config NAME [--checkpoint model.pth]`` into a cache folder (``models/<config>-random`` for seeded random weights,
+``models/<config>-<sha8>`` for a checkpoint). Precision is a property of a model directory (its metadata): FP16
+variants of a cached export are derived with ``siamtrt.calibration.fp16.convert_fp16``; INT8 needs calibration data,
+so it is taken from ``--model DIR`` of an int8 directory (``calibration/quantize.py``). Nothing is silently
+substituted: a requested combination that cannot be produced raises with the command that produces it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from ..config import DEFAULT_CONFIG, get_config
+from ..errors import BackendError, ModelDirError
+from ..metadata import PRECISIONS
+
+LOG = logging.getLogger(__name__)
+
+BACKEND_CHOICES = ("onnxruntime", "tensorrt", "torch")
+REFERENCE_BACKEND = "torch"
+DEFAULT_CACHE = Path("models")
+
+
+@dataclass
+class Variant:
+    """One thing to benchmark: a backend over a model directory (whose metadata fixes the precision)."""
+
+    backend: str
+    model_dir: Path
+    meta: Dict[str, Any]
+    checkpoint: Optional[Path] = None
+    options: Dict[str, Any] = field(default_factory=dict)
+    random_fallback: bool = False  # torch only: timing with random weights when the checkpoint is absent
+
+    @property
+    def precision(self) -> str:
+        # the torch reference always computes in float32, whatever the directory's ONNX precision
+        return "fp32" if self.backend == REFERENCE_BACKEND else str(self.meta.get("precision", "fp32"))
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}-{self.precision}"
+
+    @property
+    def arch(self) -> str:
+        return str(self.meta.get("arch"))
+
+    @property
+    def weights_key(self) -> str:
+        """Identifies the network weights: variants with equal keys compare against the same torch reference."""
+        return f"{self.arch}:{self.meta.get('checkpoint_sha256')}"
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.meta.get("trained"))
+
+    @property
+    def is_reference(self) -> bool:
+        return self.backend == REFERENCE_BACKEND
+
+    def describe(self) -> Dict[str, Any]:
+        return {"label": self.label, "backend": self.backend, "precision": self.precision,
+                "model_dir": str(self.model_dir), "arch": self.arch, "trained": self.trained,
+                "checkpoint_sha256": self.meta.get("checkpoint_sha256"), "xcorr": self.meta.get("xcorr"),
+                "batch": self.meta.get("batch")}
+
+    def make_tracker(self, threads: Optional[int] = None):
+        """A runtime Tracker for this variant (torch: the same Tracker over the PyTorch reference backend)."""
+        from ..runtime import Tracker
+        from ..runtime.modeldir import load_model_info
+
+        if self.backend == REFERENCE_BACKEND:
+            from .torch_backend import TorchBackend
+
+            info = load_model_info(self.model_dir)
+            be = TorchBackend.from_model_dir(self.model_dir, info.meta, checkpoint=self.checkpoint,
+                                             random_fallback=self.random_fallback, threads=threads, **self.options)
+            return Tracker(be, info)
+        opts = dict(self.options)
+        if self.backend == "onnxruntime" and threads:
+            opts["threads"] = threads
+        return Tracker.from_model_dir(self.model_dir, backend=self.backend, **opts)
+
+
+def read_dir_meta(model_dir: Union[str, Path]) -> Dict[str, Any]:
+    """The search-branch metadata of a model directory (checked by the runtime's reader)."""
+    from ..runtime.modeldir import load_model_info
+
+    return dict(load_model_info(model_dir).meta)
+
+
+def cache_dir_for(config: str, checkpoint: Optional[Union[str, Path]], cache_root: Union[str, Path],
+                  precision: str = "fp32") -> Path:
+    name = get_config(config).name
+    if checkpoint is None:
+        tag = "random"
+    else:
+        from ..metadata import file_sha256
+
+        tag = file_sha256(checkpoint)[:8]
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    return Path(cache_root) / f"{name}-{tag}{suffix}"
+
+
+def ensure_exported(config: str = DEFAULT_CONFIG, checkpoint: Optional[Union[str, Path]] = None,
+                    cache_root: Union[str, Path] = DEFAULT_CACHE, seed: int = 0, progress: bool = True) -> Path:
+    """The fp32 model directory of ``config`` in the cache, exported first if it is not there yet.
+
+    Without a checkpoint the weights are seeded random (realistic numerics, untrained; the metadata says so).
+
+    Raises:
+        ConfigError / CheckpointError / ExportError: from the exporter.
+    """
+    out = cache_dir_for(config, checkpoint, cache_root)
+    if (out / "template.onnx").is_file() and (out / "search.onnx").is_file():
+        try:
+            read_dir_meta(out)
+            return out
+        except ModelDirError as e:  # a half-written or stale cache: export again
+            LOG.warning("bench: cache %s is unusable (%s); exporting again", out, e.what)
+    from ..export.onnx import export_model  # torch only when an export is needed
+
+    LOG.warning("bench: exporting %s (%s) into %s — once; later runs reuse it", get_config(config).name,
+                f"checkpoint {checkpoint}" if checkpoint else f"SEEDED RANDOM WEIGHTS, seed {seed}", out)
+    export_model(config, out, checkpoint=checkpoint, seed=seed, progress=progress)
+    return out
+
+
+def ensure_precision(fp32_dir: Path, precision: str) -> Path:
+    """A derived directory of ``fp32_dir`` at ``precision`` (fp16 is made on demand; int8 needs calibration data).
+
+    Raises:
+        ModelDirError: int8 requested without a quantized directory.
+    """
+    if precision == "fp32":
+        return fp32_dir
+    out = fp32_dir.parent / f"{fp32_dir.name}-{precision}"
+    if (out / "search.onnx").is_file():
+        try:
+            if read_dir_meta(out).get("precision") == precision:
+                return out
+        except ModelDirError:
+            pass
+    if precision == "fp16":
+        from ..calibration.fp16 import convert_fp16
+
+        LOG.warning("bench: deriving an FP16 copy of %s into %s", fp32_dir, out)
+        convert_fp16(fp32_dir, out)
+        return out
+    raise ModelDirError(f"no {precision} model directory for {fp32_dir}",
+                        evidence="INT8 needs calibration crops, which the benchmark does not collect on its own",
+                        fix=f"python calibration/collect.py --model {fp32_dir} ... then python calibration/quantize.py "
+                            f"--model {fp32_dir} --precision int8 --out {out}, and pass --model {out}")
+
+
+def resolve_variants(models: Sequence[Union[str, Path]] = (), config: Optional[str] = None,
+                     checkpoint: Optional[Union[str, Path]] = None, backends: Sequence[str] = ("onnxruntime",),
+                     precisions: Sequence[str] = (), reference: bool = True,
+                     cache_root: Union[str, Path] = DEFAULT_CACHE, seed: int = 0,
+                     progress: bool = True) -> List[Variant]:
+    """Turn CLI choices into variants (reference first).
+
+    Args:
+        models (Sequence[str | Path]): model directories; when empty, ``config`` is exported into the cache.
+        config (str): built-in config name or pysot yaml. Defaults to siamtrt.config.DEFAULT_CONFIG.
+        checkpoint (str | Path): trained weights for ``config`` (and for the torch reference of ``models``).
+        backends (Sequence[str]): backends to run on every directory ("torch" is the reference).
+        precisions (Sequence[str]): wanted precisions: with ``models``, a filter that must match every directory;
+            with ``config``, the directories to produce. Defaults to the directories' own (fp32 for a config).
+        reference (bool): add the torch reference (one per distinct network) even when not listed. Defaults to True.
+        progress (bool): progress bar while exporting. Defaults to True.
+
+    Raises:
+        BackendError / ModelDirError / InputError: unknown names, mismatched precisions, missing directories.
+    """
+    for b in backends:
+        if b not in BACKEND_CHOICES:
+            import difflib
+
+            close = difflib.get_close_matches(b, BACKEND_CHOICES, n=1)
+            raise BackendError(f"unknown backend '{b}'", evidence=f"valid: {', '.join(BACKEND_CHOICES)}",
+                               fix=f"did you mean '{close[0]}'?" if close else "choose one of the valid names")
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise ModelDirError(f"unknown precision '{p}'", evidence=f"valid: {', '.join(PRECISIONS)}")
+    if models and config:
+        raise ModelDirError("pass either --model DIR or --config NAME, not both",
+                            fix="--model runs existing directories; --config exports one into the cache")
+    dirs: List[Path] = []
+    if models:
+        for m in models:
+            d = Path(m)
+            prec = read_dir_meta(d).get("precision", "fp32")
+            if precisions and prec not in precisions:
+                raise ModelDirError(f"{d} is a {prec} directory, but --precision asks for {', '.join(precisions)}",
+                                    evidence="precision is recorded in the directory's metadata",
+                                    fix="pass the directories of the wanted precisions (calibration/quantize.py "
+                                        "writes fp16/int8 copies), or drop --precision")
+            dirs.append(d)
+    else:
+        base = ensure_exported(config or DEFAULT_CONFIG, checkpoint, cache_root, seed, progress)
+        dirs = [ensure_precision(base, p) for p in (precisions or ["fp32"])]
+    variants: List[Variant] = []
+    seen_ref = set()
+    ckpt = Path(checkpoint) if checkpoint else None
+    for d in dirs:
+        meta = read_dir_meta(d)
+        for b in backends:
+            v = Variant(backend=b, model_dir=d, meta=meta, checkpoint=ckpt)
+            if v.is_reference:
+                if v.weights_key in seen_ref:
+                    continue  # one reference per network: precision does not apply to it
+                seen_ref.add(v.weights_key)
+            variants.append(v)
+    if reference:
+        for d in dirs:
+            meta = read_dir_meta(d)
+            v = Variant(backend=REFERENCE_BACKEND, model_dir=d, meta=meta, checkpoint=ckpt)
+            if v.weights_key not in seen_ref:
+                seen_ref.add(v.weights_key)
+                variants.append(v)
+    return sorted(variants, key=lambda v: (not v.is_reference,))

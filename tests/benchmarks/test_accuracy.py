@@ -1,0 +1,130 @@
+"""OPE pipeline: run → files → analysis with stand-in trackers, and a reduced real run (ONNX Runtime vs torch)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from siamtrt.benchmarks import metrics, results
+from siamtrt.benchmarks.accuracy import Entrant, evaluate, run_accuracy, truncate
+from siamtrt.benchmarks.sequences import load_folder_sequence
+
+
+@pytest.fixture
+def seqs(synthetic_seq, bag_sequence):
+    return [truncate(load_folder_sequence(bag_sequence), 12), synthetic_seq]
+
+
+def _entrant(name, factory, calls, **kw):
+    def make():
+        calls.append(name)
+        return factory()
+    return Entrant(model="standin", backend=name, precision="fp32", make_tracker=make, **kw)
+
+
+def test_run_files_analysis(tmp_path, seqs, oracle_cls, stuck_cls):
+    calls = []
+    ents = [_entrant("oracle", lambda: oracle_cls(seqs), calls, is_reference=True),
+            _entrant("noisy", lambda: oracle_cls(seqs, noise=4.0), calls),
+            _entrant("stuck", stuck_cls, calls)]
+    rep = evaluate(ents, seqs, tmp_path, json_out=tmp_path / "acc.json", plot_out=tmp_path / "acc.png",
+                   progress=False)
+    assert calls == ["oracle", "noisy", "stuck"]
+    # rule 14 layout
+    rdir = tmp_path / "standin" / "noisy-fp32"
+    for s in seqs:
+        boxes = np.loadtxt(rdir / f"{s.name}.txt", delimiter=",")
+        times = np.loadtxt(rdir / f"{s.name}_time.txt")
+        assert boxes.shape == (len(s), 4) and times.shape == (len(s),) and np.all(times > 0)
+        np.testing.assert_allclose(boxes[0], s.gt[0], atol=1e-3)  # frame 0 = the initial box
+    assert json.loads((rdir / "run.json").read_text())["backend"] == "noisy"
+    sc = rep.scores()
+    assert sc["oracle-fp32"].success_score == pytest.approx(20 / 21, abs=1e-9)
+    assert sc["oracle-fp32"].precision_score == 1.0
+    assert 0.5 < sc["noisy-fp32"].success_score < 20 / 21
+    assert sc["stuck-fp32"].success_score < sc["noisy-fp32"].success_score
+    # scores come from the files: recompute one sequence by hand
+    boxes, _ = results.read_result(rdir, seqs[1].name)
+    direct = metrics.evaluate_sequence(boxes, seqs[1].gt)
+    np.testing.assert_allclose(sc["noisy-fp32"].per_sequence[seqs[1].name].success_curve, direct.success_curve)
+    # reference, deltas, agreement
+    ents_d = {e["label"]: e for e in rep.entries}
+    assert rep.reference == "oracle-fp32" and ents_d["oracle-fp32"]["agreement"]["mean_iou"] == pytest.approx(1.0)
+    assert ents_d["stuck-fp32"]["delta_success"] < 0
+    # JSON valid and self-consistent, PNG written
+    d = json.loads((tmp_path / "acc.json").read_text())
+    for e in d["entries"]:
+        assert e["success_score"] == pytest.approx(np.mean(e["success_curve"]))
+        assert e["precision_score"] == pytest.approx(e["precision_curve"][20])
+        assert all(0 <= v <= 1 for v in e["success_curve"] + e["precision_curve"])
+        assert e["frames"] == sum(len(s) for s in seqs) and e["fps"] > 0
+        assert set(e["per_sequence"]) == {s.name for s in seqs}
+    assert (tmp_path / "acc.png").stat().st_size > 10_000
+    assert "oracle-fp32 (ref)" in rep.summary()
+
+
+def test_existing_results_are_skipped_and_force_reruns(tmp_path, seqs, oracle_cls):
+    calls = []
+    ent = _entrant("oracle", lambda: oracle_cls(seqs), calls)
+    evaluate([ent], seqs, tmp_path, progress=False)
+    rep = evaluate([ent], seqs, tmp_path, progress=False)
+    assert calls == ["oracle"]  # second run: everything read from files
+    assert any("2 sequence(s) read from earlier results" in n for n in rep.notes)
+    # a truncated result file is incomplete → that sequence is tracked again
+    bpath, _ = results.result_paths(tmp_path / "standin" / "oracle-fp32", seqs[0].name)
+    bpath.write_text("\n".join(bpath.read_text().splitlines()[:3]) + "\n")
+    evaluate([ent], seqs, tmp_path, progress=False)
+    assert calls == ["oracle", "oracle"]
+    evaluate([ent], seqs, tmp_path, force=True, progress=False)
+    assert len(calls) == 3
+
+
+def test_run_numbers_and_discovery(tmp_path, seqs, oracle_cls):
+    calls = []
+    for run in (1, 2):
+        evaluate([_entrant("oracle", lambda: oracle_cls(seqs), calls, run=run)], seqs, tmp_path, progress=False)
+    names = sorted(p.name for p in results.discover_runs(tmp_path, "standin"))
+    assert names == ["oracle-fp32_001", "oracle-fp32_002"]
+
+
+def test_reduced_real_run_ort_vs_torch(tmp_path, alex_dir, alex_ckpt, synthetic_seq, bag_sequence):
+    """ONNX Runtime and the PyTorch reference on 8 frames of bag and of a synthetic sequence."""
+    run_accuracy(models=[alex_dir], checkpoint=alex_ckpt, backends=["onnxruntime", "torch"],
+                 sequences=[bag_sequence, synthetic_seq.source], max_frames=8, results_root=tmp_path / "res",
+                 json_out=tmp_path / "a.json", plot_out=tmp_path / "a.png", threads=2, progress=False)
+    d = json.loads((tmp_path / "a.json").read_text())
+    labels = [e["label"] for e in d["entries"]]
+    assert labels == ["torch-fp32", "onnxruntime-fp32"] and d["reference"] == "torch-fp32"
+    assert d["trained"] is True and [s["frames"] for s in d["sequences"]] == [8, 8]
+    for e in d["entries"]:
+        assert e["fps"] > 0 and e["frames"] == 16
+        assert 0 < e["success_score"] <= 20 / 21 and e["success_score"] == pytest.approx(np.mean(e["success_curve"]))
+    ort = d["entries"][1]
+    # same weights, same tracker code: the deployment reproduces the reference's boxes
+    assert ort["agreement"]["mean_iou"] > 0.99
+    assert abs(ort["delta_success"]) < 0.02
+    assert (tmp_path / "a.png").is_file()
+    run_dirs = sorted(p.name for p in (tmp_path / "res").iterdir())
+    assert len(run_dirs) == 1 and run_dirs[0].startswith("siamrpn_alex_dwxcorr-")
+
+
+def test_cli_reduced_run(tmp_path, alex_dir, synthetic_seq):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "acc.json"
+    cmd = [sys.executable, "benchmarks/accuracy.py", "--model", str(alex_dir), "--no-reference", "--sequence",
+           synthetic_seq.source, "--max-frames", "5", "--results", str(tmp_path / "res"), "--json", str(out),
+           "--plot", str(tmp_path / "acc.png"), "--quiet"]
+    r = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "onnxruntime-fp32" in r.stdout and "success" in r.stdout
+    d = json.loads(out.read_text())
+    assert d["entries"][0]["frames"] == 5 and d["entries"][0]["success_score"] > 0
+    r = subprocess.run(cmd[:-1] + ["--sequence", str(tmp_path / "nowhere"), "--quiet"], cwd=repo,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "cannot read" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,117 @@
+"""FPS benchmark: reduced runs produce valid, self-consistent JSON; helpers; the CLI contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from siamtrt.benchmarks import results
+from siamtrt.benchmarks.fps import FRAME_STAGES, run_fps, stats_ms, target_boxes
+from siamtrt.errors import InputError, ModelDirError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_stats_ms():
+    s = stats_ms([0.001] * 98 + [0.011, 0.021])
+    assert s["mean"] == pytest.approx(1.3) and s["p50"] == pytest.approx(1.0) and s["max"] == pytest.approx(21.0)
+    assert s["p90"] == pytest.approx(1.0) and 1.0 < s["p99"] < 21.0
+
+
+def test_target_boxes_inside_frame():
+    b = target_boxes((316, 140, 112, 115), 5, (480, 360))
+    assert b.shape == (5, 4) and tuple(b[0]) == (316, 140, 112, 115)
+    assert np.all(b[:, 0] >= 0) and np.all(b[:, 0] + b[:, 2] <= 480) and np.all(b[:, 1] + b[:, 3] <= 360)
+    assert len({tuple(r) for r in b}) == 5
+
+
+def _check_report(d, n_frames, targets):
+    assert d["targets"] == targets and d["machine"]["cpu"] and d["machine"]["versions"]["onnxruntime"]
+    for v in d["variants"]:
+        assert v["frames"] == n_frames and v["fps"] > 0 and v["fps_with_decode"] > 0
+        assert v["fps_with_decode"] <= v["fps"]  # decode can only add time
+        lat = v["latency_ms"]
+        for k in FRAME_STAGES + ("track", "e2e"):
+            assert lat[k]["p50"] <= lat[k]["p90"] <= lat[k]["p99"] <= lat[k]["max"] + 1e-9
+        assert lat["search"]["mean"] > 0 and lat["crop"]["mean"] > 0 and lat["decode"]["mean"] > 0
+        # stages add up exactly (other is the remainder) and the remainder is small
+        assert sum(lat[k]["mean"] for k in FRAME_STAGES) == pytest.approx(lat["e2e"]["mean"], rel=1e-9)
+        assert lat["track"]["mean"] + lat["decode"]["mean"] == pytest.approx(lat["e2e"]["mean"], rel=1e-9)
+        assert v["stage_sum_check"]["unattributed_pct"] < 10
+        assert 1000.0 / lat["track"]["mean"] == pytest.approx(v["fps"], rel=1e-9)
+        assert v["init_ms"]["template"]["mean"] > 0
+    ref = [v for v in d["variants"] if v["backend"] == "torch"]
+    assert len(ref) == 1 and ref[0]["speedup_vs_reference"] == pytest.approx(1.0)
+    for v in d["variants"]:
+        assert v["reference"] == "torch-fp32"
+        assert v["speedup_vs_reference"] == pytest.approx(v["fps"] / ref[0]["fps"])
+
+
+def test_reduced_run_ort_and_torch(tmp_path, alex_dir, alex_ckpt, bag_video):
+    rep = run_fps(models=[alex_dir], checkpoint=alex_ckpt, backends=["onnxruntime", "torch"], video=bag_video,
+                  frames=6, warmup=1, template_reps=2, threads=2, json_out=tmp_path / "f.json",
+                  plot_out=tmp_path / "f.png", progress=False)
+    d = json.loads((tmp_path / "f.json").read_text())
+    assert [v["label"] for v in d["variants"]] == ["torch-fp32", "onnxruntime-fp32"]
+    _check_report(d, 6, 1)
+    assert d["variants"][0]["weights"].startswith("checkpoint ")  # the exported weights, not a stand-in
+    assert (tmp_path / "f.png").stat().st_size > 5_000
+    text = rep.summary()
+    assert "torch-fp32 (ref)" in text and "vs torch" in text
+
+
+def test_reduced_multi_target(tmp_path, alex_dir, alex_ckpt, bag_video):
+    """3 targets: ORT batches them; the reference runs 3 pysot-style trackers in turn."""
+    rep = run_fps(models=[alex_dir], checkpoint=alex_ckpt, video=bag_video, targets=3, frames=3, warmup=1,
+                  template_reps=1, threads=2, json_out=tmp_path / "m.json", progress=False)
+    d = json.loads((tmp_path / "m.json").read_text())
+    _check_report(d, 3, 3)
+    by = {v["backend"]: v for v in d["variants"]}
+    assert by["onnxruntime"]["batching"] == "one batch of 3"
+    assert by["torch"]["batching"].startswith("3 trackers in turn")
+    assert len(rep.results[0].init["template"]) == 1
+
+
+def test_no_reference_and_bad_arguments(tmp_path, alex_dir, bag_video):
+    rep = run_fps(models=[alex_dir], video=bag_video, frames=2, warmup=0, template_reps=0, reference=False,
+                  schedule="interleaved", progress=False)
+    assert [r.variant.label for r in rep.results] == ["onnxruntime-fp32"]
+    d = rep.to_dict()
+    assert d["variants"][0]["speedup_vs_reference"] is None and d["schedule"] == "interleaved"
+    assert d["variants"][0]["init_ms"]["template"]["mean"] is None  # no template reps: null, not NaN
+    json.dumps(results.json_safe(d), allow_nan=False)
+    with pytest.raises(InputError, match="targets"):
+        run_fps(models=[alex_dir], video=bag_video, targets=0)
+    with pytest.raises(InputError, match="does not exist"):
+        run_fps(models=[alex_dir], video=tmp_path / "none.avi")
+    with pytest.raises(ModelDirError, match="fp32 directory"):
+        run_fps(models=[alex_dir], video=bag_video, precisions=["int8"])
+
+
+def _cli(*args, **kw):
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600, **kw)
+
+
+def test_cli_reduced_run_and_errors(tmp_path, alex_dir, bag_video):
+    out = tmp_path / "cli.json"
+    r = _cli("benchmarks/fps.py", "--model", str(alex_dir), "--video", str(bag_video), "--frames", "3", "--warmup",
+             "1", "--no-reference", "--json", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "onnxruntime-fp32" in r.stdout and json.loads(out.read_text())["variants"][0]["frames"] == 3
+    r = _cli("benchmarks/fps.py", "--model", str(tmp_path / "missing"), "--quiet")
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("benchmarks/fps.py", "--model", str(alex_dir), "--backend", "onnxruntme", "--quiet")
+    assert r.returncode == 2 and "did you mean 'onnxruntime'" in r.stderr
+
+
+@pytest.mark.parametrize("script", ["benchmarks/fps.py", "benchmarks/accuracy.py", "benchmarks/make_synthetic.py"])
+def test_help_without_torch(script):
+    code = ("import runpy, sys; sys.modules['torch'] = None; sys.argv = [%r, '--help']; "
+            "runpy.run_path(%r, run_name='__main__')" % (script, script))
+    r = _cli("-c", code)
+    assert r.returncode == 0 and "usage:" in r.stdout, r.stderr
