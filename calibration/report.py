@@ -1,0 +1,54 @@
+#!/usr/bin/env python
+"""Accuracy-retention report of reduced-precision model directories against their FP32 source.
+
+    python calibration/report.py --ref models/siamrpn_mobilev2_l234_dwxcorr \\
+        --cand models/siamrpn_mobilev2_l234_dwxcorr_int8 --cand models/siamrpn_mobilev2_l234_dwxcorr_fp16 \\
+        --video ../shared/data/bag.avi --bbox 316,140,112,115
+
+On real crops along the FP32 trajectory: cosine / SQNR / max error of cls and loc (and of the template kernels),
+argmax agreement of the score map, per-frame IoU between the FP32 and candidate trajectories over the whole video
+(mean and minimum), and ONNX Runtime CPU speed of every variant side by side (search branch alone and end to end,
+ratio to FP32, same thread count). Prints a table; writes report.json and report.png to --out.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from siamtrt.errors import SiamtrtError  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ref", required=True, help="fp32 model directory")
+    ap.add_argument("--cand", required=True, action="append", help="fp16/int8 directory derived from --ref; repeatable")
+    ap.add_argument("--video", required=True, help="video file, image folder or OTB sequence folder")
+    ap.add_argument("--bbox", metavar="x,y,w,h", help="initial box in frame 0")
+    ap.add_argument("--boxes", metavar="FILE", help="per-frame boxes for the crops (default: FP32 trajectory)")
+    ap.add_argument("--out", help="folder for report.json / report.png (default results/calibration/<cand>)")
+    ap.add_argument("--samples", type=int, default=64, help="search crops for the per-output metrics (default 64)")
+    ap.add_argument("--threads", type=int, help="ONNX Runtime threads for every variant (default: physical cores)")
+    ap.add_argument("--max-frames", type=int, help="track at most this many frames")
+    ap.add_argument("--speed-rounds", type=int, default=10, help="interleaved timing rounds (default 10)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = ap.parse_args(argv)
+
+    from siamtrt.calibration.report import accuracy_report
+    from siamtrt.runtime.run import parse_bbox
+
+    try:
+        bbox = parse_bbox(args.bbox) if args.bbox else None
+        rep = accuracy_report(args.ref, args.cand, args.video, bbox, boxes=args.boxes, out=args.out,
+                              samples=args.samples, threads=args.threads, speed_rounds=args.speed_rounds,
+                              max_frames=args.max_frames, progress=not args.no_progress)
+    except SiamtrtError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(rep)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

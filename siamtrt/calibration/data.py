@@ -1,0 +1,567 @@
+"""Calibration data: template and search crops cut exactly as the tracker cuts them, stored in one ``.npz``.
+
+The calibration set is a plain iterable of feed dicts (style rule 9): :meth:`CalibrationSet.template_feeds` yields
+``{"template": [n,3,E,E] float32}`` and :meth:`CalibrationSet.search_feeds` yields ``{"search": [n,3,S,S], <kernel
+name>: [n,…]}`` where the kernels are the FP32 template outputs of the template each search crop is paired with
+(the search branch never sees random kernels). Crops are stored as uint8 (they *are* uint8 images; the network
+input is their float32 copy), kernels as float32.
+
+File layout (``np.savez_compressed``, no pickles):
+
+* ``template`` uint8 [Nt,3,E,E], ``search`` uint8 [Ns,3,S,S], ``pair`` int32 [Ns] (index into ``template``);
+* ``kernel/<name>`` float32 [Nt,…] for every name in the model's ``template_outputs`` (FP32 template outputs);
+* ``meta``: a JSON string — format, arch, sizes, template_outputs, the sha256 of the template.onnx that produced
+  the kernels, the sources (path, frames, where the boxes came from) and the frame of every sample.
+
+Sizes are checked against the model on use; kernels are recomputed when the template model differs from the one
+that produced them (another export of the same architecture, say).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .. import __version__
+from ..errors import CalibrationError, InputError
+from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
+from .modeldir import ModelDir, open_model_dir
+
+LOG = logging.getLogger(__name__)
+
+FORMAT = "siamtrt-calib/1"
+KERNEL_PREFIX = "kernel/"
+#: below this many search crops the int8 ranges are noisy (documented in docs/calibration.md); a warning is logged.
+MIN_RECOMMENDED_SEARCH = 64
+DEFAULT_MAX_SAMPLES = 256
+DEFAULT_TEMPLATES_PER_SOURCE = 8
+
+Feed = Dict[str, np.ndarray]
+
+
+@dataclass
+class CalibrationSet:
+    """Template crops, search crops, their pairing and (optionally) the FP32 kernels of the templates."""
+
+    template: np.ndarray                      # uint8 [Nt,3,E,E]
+    search: np.ndarray                        # uint8 [Ns,3,S,S]
+    pair: np.ndarray                          # int32 [Ns] → template index
+    kernels: Dict[str, np.ndarray] = field(default_factory=dict)  # name → float32 [Nt,…]
+    meta: Dict[str, Any] = field(default_factory=dict)
+    path: Optional[Path] = None
+
+    # ------------------------------------------------------------------------------------------------ properties
+    @property
+    def num_templates(self) -> int:
+        return int(self.template.shape[0])
+
+    @property
+    def num_search(self) -> int:
+        return int(self.search.shape[0])
+
+    @property
+    def exemplar_size(self) -> int:
+        return int(self.template.shape[-1])
+
+    @property
+    def instance_size(self) -> int:
+        return int(self.search.shape[-1])
+
+    def summary(self) -> str:
+        src = ", ".join(Path(s["path"]).name for s in self.meta.get("sources", [])) or "?"
+        return (f"{self.num_search} search crops {self.instance_size}x{self.instance_size}, {self.num_templates} "
+                f"template crops {self.exemplar_size}x{self.exemplar_size} from {src}")
+
+    # ---------------------------------------------------------------------------------------------------- feeds
+    def template_feeds(self, batch: int = 1) -> Iterator[Feed]:
+        """Feed dicts for the template branch: ``{"template": float32 [n,3,E,E]}``."""
+        for i in range(0, self.num_templates, batch):
+            yield {TEMPLATE_INPUT: self.template[i:i + batch].astype(np.float32)}
+
+    def search_feeds(self, kernels: Dict[str, np.ndarray], batch: int = 1) -> Iterator[Feed]:
+        """Feed dicts for the search branch: search crops plus the kernels of their paired templates.
+
+        Args:
+            kernels (dict): name → [Nt,…] template outputs (from :meth:`kernels_for` or a template model).
+            batch (int): crops per feed. Defaults to 1.
+        """
+        for i in range(0, self.num_search, batch):
+            idx = self.pair[i:i + batch]
+            feed = {SEARCH_INPUT: self.search[i:i + batch].astype(np.float32)}
+            for name, k in kernels.items():
+                feed[name] = np.ascontiguousarray(k[idx])
+            yield feed
+
+    def kernels_for(self, model: ModelDir, threads: Optional[int] = None) -> Dict[str, np.ndarray]:
+        """FP32 kernels for ``model``'s search branch: the stored ones when they came from this very template
+        model, else recomputed with its template.onnx in ONNX Runtime."""
+        self.check_model(model)
+        sha = model.sha256("template")
+        names = model.template_outputs
+        if self.kernels and self.meta.get("template_sha256") == sha and all(n in self.kernels for n in names):
+            return {n: self.kernels[n] for n in names}
+        LOG.info("INT8: recomputing %d template kernels with %s (the calibration file was collected with another "
+                 "template model)", self.num_templates, model.onnx("template"))
+        return run_template(model, self.template, threads=threads)
+
+    # --------------------------------------------------------------------------------------------- validation
+    def check_model(self, model: ModelDir) -> None:
+        """The crops fit ``model`` (exemplar and instance size).
+
+        Raises:
+            CalibrationError: size mismatch, with the collect command that fixes it.
+        """
+        want = (model.exemplar_size, model.instance_size)
+        have = (self.exemplar_size, self.instance_size)
+        if want != have:
+            raise CalibrationError(
+                f"calibration file {self.path or ''} does not fit the model {model.path}",
+                evidence=f"crops are exemplar/instance {have[0]}/{have[1]}, the model ({model.search_meta['arch']}) "
+                         f"takes {want[0]}/{want[1]}",
+                fix=f"collect crops for this model: python calibration/collect.py --model {model.path} --video V "
+                    f"--bbox x,y,w,h --out calib.npz")
+
+    # -------------------------------------------------------------------------------------------------- storage
+    def save(self, path: Union[str, Path]) -> Path:
+        """Write the set as one compressed ``.npz`` (see the module docstring for the layout)."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")  # np.savez would append it anyway
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"template": self.template, "search": self.search, "pair": self.pair.astype(np.int32),
+                  "meta": np.array(json.dumps(self.meta))}
+        for name, k in self.kernels.items():
+            arrays[KERNEL_PREFIX + name] = k.astype(np.float32)
+        np.savez_compressed(path, **arrays)
+        self.path = path
+        return path
+
+
+def load_calibration(path: Union[str, Path]) -> CalibrationSet:
+    """Read and validate a calibration file written by :meth:`CalibrationSet.save`.
+
+    Raises:
+        CalibrationError: missing, empty, corrupt or inconsistent file (what is wrong, and how to re-collect).
+    """
+    path = Path(path)
+    recollect = (f"re-create it: python calibration/collect.py --model DIR --video V --bbox x,y,w,h "
+                 f"--out {path}")
+    if not path.is_file():
+        raise CalibrationError(f"calibration file {path} does not exist", fix=recollect)
+    if path.stat().st_size == 0:
+        raise CalibrationError(f"calibration file {path} is empty (0 bytes)", fix=recollect)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        raise CalibrationError(f"calibration file {path} is corrupt or not a siamtrt .npz",
+                               evidence=f"{type(e).__name__}: {str(e)[:200]}", fix=recollect) from None
+    if not isinstance(arrays, dict) or not arrays:
+        raise CalibrationError(f"calibration file {path} holds no arrays", fix=recollect)
+    missing = [k for k in ("template", "search", "pair", "meta") if k not in arrays]
+    if missing:
+        raise CalibrationError(f"calibration file {path} lacks {missing}",
+                               evidence=f"arrays present: {sorted(arrays)}", fix=recollect)
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except json.JSONDecodeError as e:
+        raise CalibrationError(f"calibration file {path} has unreadable metadata", evidence=str(e),
+                               fix=recollect) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        raise CalibrationError(f"calibration file {path} has format {fmt!r}",
+                               evidence=f"this siamtrt reads {FORMAT!r}", fix=recollect)
+    tpl, srch, pair = arrays["template"], arrays["search"], arrays["pair"]
+    for name, a in (("template", tpl), ("search", srch)):
+        if a.dtype != np.uint8 or a.ndim != 4 or a.shape[1] != 3 or a.shape[2] != a.shape[3]:
+            raise CalibrationError(f"calibration file {path}: '{name}' is not a uint8 [N,3,S,S] crop array",
+                                   evidence=f"dtype {a.dtype}, shape {a.shape}", fix=recollect)
+    if tpl.shape[0] == 0 or srch.shape[0] == 0:
+        raise CalibrationError(f"calibration file {path} contains no samples",
+                               evidence=f"{tpl.shape[0]} template crops, {srch.shape[0]} search crops",
+                               fix=recollect + " (check that the video has frames and the box lies inside them)")
+    if pair.shape != (srch.shape[0],) or pair.min() < 0 or pair.max() >= tpl.shape[0]:
+        raise CalibrationError(f"calibration file {path}: 'pair' does not index the template crops",
+                               evidence=f"pair shape {pair.shape}, range [{pair.min()}, {pair.max()}], "
+                                        f"{tpl.shape[0]} templates", fix=recollect)
+    kernels = {k[len(KERNEL_PREFIX):]: v for k, v in arrays.items() if k.startswith(KERNEL_PREFIX)}
+    bad = {k: v.shape for k, v in kernels.items() if v.shape[0] != tpl.shape[0] or v.dtype != np.float32}
+    if bad:
+        raise CalibrationError(f"calibration file {path}: stored kernels do not match the template crops",
+                               evidence=f"{bad} vs {tpl.shape[0]} templates", fix=recollect)
+    return CalibrationSet(template=tpl, search=srch, pair=pair.astype(np.int64), kernels=kernels, meta=meta,
+                          path=path)
+
+
+# ------------------------------------------------------------------------------------------------------- helpers
+def run_template(model: ModelDir, crops: np.ndarray, threads: Optional[int] = None, batch: int = 8
+                 ) -> Dict[str, np.ndarray]:
+    """FP32 template outputs of uint8 crops [N,3,E,E], with the runtime's ONNX Runtime backend."""
+    from ..runtime.ort import OrtBackend
+
+    opts = {"providers": "cpu"}
+    if threads:
+        opts["threads"] = threads
+    backend = OrtBackend.from_model_dir(model.path, model.search_meta, **opts)
+    step = batch if model.dynamic_batch else 1
+    parts: Dict[str, List[np.ndarray]] = {n: [] for n in model.template_outputs}
+    with backend:
+        for i in range(0, len(crops), step):
+            out = backend.run_template(crops[i:i + step].astype(np.float32))
+            for n in parts:
+                parts[n].append(np.array(out[n], np.float32))
+    return {n: np.concatenate(v) for n, v in parts.items()}
+
+
+def even_indices(candidates: Sequence[int], k: int) -> List[int]:
+    """``k`` evenly spaced picks (first and last included) from ``candidates``: deterministic sampling."""
+    candidates = list(candidates)
+    if k >= len(candidates):
+        return candidates
+    if k <= 0:
+        return []
+    pos = np.linspace(0, len(candidates) - 1, k).round().astype(int)
+    return [candidates[p] for p in sorted(set(pos.tolist()))]
+
+
+def split_budget(lengths: Sequence[int], total: int) -> List[int]:
+    """Share ``total`` samples among sources proportionally to their lengths (each at most its length)."""
+    lengths = [max(0, int(n)) for n in lengths]
+    if sum(lengths) <= total:
+        return lengths
+    raw = [total * n / sum(lengths) for n in lengths]
+    out = [min(n, int(r)) for n, r in zip(lengths, raw)]
+    rest = total - sum(out)
+    for i in sorted(range(len(lengths)), key=lambda i: raw[i] - int(raw[i]), reverse=True):
+        if rest <= 0:
+            break
+        if out[i] < lengths[i]:
+            out[i] += 1
+            rest -= 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- collection
+@dataclass
+class SourceSpec:
+    """One calibration source and where its boxes come from.
+
+    Attributes:
+        path (Path): video file, image folder, or OTB sequence folder (``img/`` + ``groundtruth_rect.txt``).
+        bbox (Sequence[float]): init box x,y,w,h in frame 0 → crops follow the tracker's own trajectory.
+        boxes (Path): a per-frame box file (ground truth) → crops follow those boxes.
+        When neither is given, an OTB folder's ``groundtruth_rect.txt`` is used.
+    """
+
+    path: Path
+    bbox: Optional[Sequence[float]] = None
+    boxes: Optional[Path] = None
+
+    def resolve_boxes(self) -> Optional[Path]:
+        if self.bbox is not None:
+            return None
+        if self.boxes is not None:
+            return Path(self.boxes)
+        gt = Path(self.path) / "groundtruth_rect.txt"
+        if Path(self.path).is_dir() and gt.is_file():
+            return gt
+        raise InputError(f"calibration source {self.path} has no box",
+                         evidence="no --bbox, no --boxes, and no groundtruth_rect.txt in the folder",
+                         fix="add --bbox x,y,w,h (initial box; the tracker follows it) or --boxes gt.txt")
+
+
+def read_boxes(path: Union[str, Path]) -> np.ndarray:
+    """Per-frame boxes from a text file: ``x,y,w,h`` (OTB) or 8-value polygons (VOT, turned into their axis-aligned
+    bounding box); commas, tabs or spaces. Rows that are not finite or have no area come back as NaN.
+
+    Raises:
+        InputError: missing/empty file or rows that are neither 4 nor 8 numbers.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"box file {path} does not exist", fix="pass an OTB groundtruth_rect.txt-style file")
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines()):
+        line = line.strip()
+        if not line:
+            continue
+        parts = [p for p in line.replace(",", " ").replace("\t", " ").split(" ") if p]
+        try:
+            vals = [float(p) for p in parts]
+        except ValueError:
+            vals = []
+        if len(vals) == 8:
+            xs, ys = vals[0::2], vals[1::2]
+            vals = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+        if len(vals) != 4:
+            raise InputError(f"box file {path}, line {i + 1}: expected x,y,w,h or 8 polygon values",
+                             evidence=repr(line[:80]))
+        rows.append(vals)
+    if not rows:
+        raise InputError(f"box file {path} holds no boxes")
+    boxes = np.asarray(rows, np.float64)
+    bad = ~np.all(np.isfinite(boxes), axis=1) | (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0)
+    boxes[bad] = np.nan
+    return boxes
+
+
+def sources_from_args(videos: Sequence[str], bboxes: Optional[Sequence[str]] = None,
+                      boxes: Optional[Sequence[str]] = None) -> List[SourceSpec]:
+    """Pair repeated ``--video`` with ``--bbox`` / ``--boxes`` (one each per video, in order, or none at all).
+
+    Raises:
+        InputError: counts that do not pair up, or both --bbox and --boxes for the same videos.
+    """
+    from ..runtime.run import parse_bbox
+
+    videos, bboxes, boxes = list(videos or []), list(bboxes or []), list(boxes or [])
+    if not videos:
+        raise InputError("no --video given", fix="pass --video V (a video, image folder or OTB folder)")
+    for flag, vals in (("--bbox", bboxes), ("--boxes", boxes)):
+        if vals and len(vals) != len(videos):
+            raise InputError(f"{len(vals)} {flag} for {len(videos)} --video",
+                             evidence="each --video takes its own box, in the same order",
+                             fix=f"give one {flag} per --video (or none, for OTB folders with groundtruth_rect.txt)")
+    if bboxes and boxes:
+        raise InputError("both --bbox and --boxes given", fix="use --bbox (tracker trajectory) or --boxes (file)")
+    return [SourceSpec(Path(v), bbox=parse_bbox(bboxes[i]) if bboxes else None,
+                       boxes=Path(boxes[i]) if boxes else None) for i, v in enumerate(videos)]
+
+
+class _Recorder:
+    """Wraps the tracker's backend and keeps copies of the crops the tracker feeds it: the calibration crops are
+    the tracker's crops by construction (same crop code, context, scale and rounding), not a re-derivation."""
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.want = False
+        self.search: Optional[np.ndarray] = None
+        self.template: Optional[np.ndarray] = None
+        self.kernels: Optional[Dict[str, np.ndarray]] = None
+
+    def run_template(self, z):
+        out = self._backend.run_template(z)
+        if self.want:
+            self.template = np.array(z)
+            self.kernels = {k: np.array(v, np.float32) for k, v in out.items()}
+        return out
+
+    def run_search(self, x, kernels):
+        if self.want:
+            self.search = np.array(x)
+        return self._backend.run_search(x, kernels)
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+
+@dataclass
+class CollectSummary:
+    """What ``calibration/collect.py`` wrote."""
+
+    path: Path
+    calib: CalibrationSet
+    seconds: float
+    per_source: List[Dict[str, Any]]
+
+    def __str__(self) -> str:
+        mb = self.path.stat().st_size / 2 ** 20 if self.path.is_file() else 0.0
+        lines = [f"calibration set written: {self.path} ({mb:.1f} MB, {self.seconds:.1f}s)",
+                 f"  {self.calib.summary()}"]
+        for s in self.per_source:
+            lines.append(f"  {s['path']}: {s['frames']} frames, boxes from {s['boxes_from']}, "
+                         f"{s['search']} search / {s['templates']} template crops")
+        if self.calib.num_search < MIN_RECOMMENDED_SEARCH:
+            lines.append(f"  warning: fewer than {MIN_RECOMMENDED_SEARCH} search crops — INT8 ranges may be noisy")
+        lines.append(f"next: python calibration/quantize.py --model MODEL_DIR --calib {self.path} --precision int8 "
+                     f"--out MODEL_DIR_int8")
+        return "\n".join(lines)
+
+
+def _to_uint8(crops: np.ndarray) -> np.ndarray:
+    """The tracker's float crops hold integral 0..255 values (uint8 pixels, INTER_LINEAR output): store as uint8."""
+    return np.clip(np.rint(crops), 0, 255).astype(np.uint8)
+
+
+def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int, progress: bool = True,
+                   max_frames: Optional[int] = None) -> Tuple[List[np.ndarray], List[np.ndarray], List[int],
+                                                               Dict[str, List[np.ndarray]], Dict[str, Any]]:
+    """Crops from one source with an (already built) FP32 tracker: (templates, searches, pair, kernels, info).
+
+    Search crops are taken at ``n_search`` evenly spaced frames ≥ 1, template crops at ``n_templates`` evenly
+    spaced frames (frame 0 always); a search crop is paired with the latest template taken before its frame.
+    """
+    from ..runtime.tracker import Tracker, check_boxes
+    from ..runtime.video import open_frames
+    from tqdm import tqdm
+
+    gt_path = source.resolve_boxes()
+    src = open_frames(source.path, max_frames=max_frames)
+    try:
+        count = src.frame_count
+        gt = read_boxes(gt_path) if gt_path is not None else None
+        if gt is not None:
+            if count is not None and len(gt) < count:
+                raise InputError(f"box file {gt_path} has {len(gt)} boxes for {count} frames of {source.path}",
+                                 fix="pass the matching ground-truth file, or --bbox for the tracker's trajectory")
+            count = min(count, len(gt)) if count is not None else len(gt)
+            if not np.all(np.isfinite(gt[0])):
+                raise InputError(f"box file {gt_path}: the first box is missing or empty", evidence=str(gt[0]))
+        if count is None or count < 2:
+            raise InputError(f"calibration source {source.path} has {count or 'an unknown number of'} frames",
+                             fix="use a video or image folder with at least 2 frames")
+        frame_ok = [True] * count if gt is None else [True] + [bool(np.all(np.isfinite(gt[t - 1])))
+                                                               for t in range(1, count)]
+        search_at = set(even_indices([t for t in range(1, count) if frame_ok[t]], n_search))
+        template_at = set(even_indices(list(range(count)), n_templates)) | {0}
+        if gt is not None:
+            template_at = {t for t in template_at if np.all(np.isfinite(gt[t]))}
+        init_box = np.asarray(gt[0] if gt is not None else source.bbox, np.float64)
+        check_boxes(init_box, src.size)
+        rec = _Recorder(tracker.backend)
+        tracker.backend = rec
+        ztracker = Tracker(rec, tracker.info)  # re-initialisations for extra templates, same backend and geometry
+        templates: List[np.ndarray] = []
+        t_frames: List[int] = []
+        kernels: Dict[str, List[np.ndarray]] = {}
+        searches: List[np.ndarray] = []
+        s_frames: List[int] = []
+        skipped = 0
+        instance_size = int(tracker.info.track.instance_size)
+        prev = None
+
+        def keep_template(t: int) -> None:
+            templates.append(_to_uint8(rec.template[0]))
+            t_frames.append(t)
+            for k, v in rec.kernels.items():
+                kernels.setdefault(k, []).append(v[0])
+
+        bar = tqdm(total=count, desc=f"collect {Path(source.path).name}", unit="frame", disable=not progress,
+                   leave=False)
+        for t, frame in enumerate(src):
+            if t >= count:
+                break
+            if t == 0:
+                rec.want = True
+                tracker.init(frame, init_box)
+                keep_template(0)
+                box = init_box
+            else:
+                rec.want = t in search_at
+                if gt is not None:
+                    if rec.want:
+                        # cut the search crop around the ground-truth box of the previous frame, as the tracker would
+                        rec.want = False
+                        try:
+                            ztracker.init(prev, gt[t - 1])
+                        except InputError:  # that box lies outside the frame: no crop for this frame
+                            skipped += 1
+                        else:
+                            tracker.center, tracker.size = ztracker.center.copy(), ztracker.size.copy()
+                            rec.want = True
+                            tracker.track(frame)
+                    box = gt[t]
+                else:
+                    box, _ = tracker.track(frame)
+                if rec.want:
+                    if rec.search.shape[-1] == instance_size:
+                        searches.append(_to_uint8(rec.search[0]))
+                        s_frames.append(t)
+                    else:  # DaSiamRPN's adaptive size (287 for small targets): calibrate at the default size only
+                        skipped += 1
+                if t in template_at:
+                    rec.want = True
+                    try:
+                        ztracker.init(frame, box)
+                    except InputError:  # the box left the frame: no template here
+                        pass
+                    else:
+                        keep_template(t)
+                rec.want = False
+            prev = frame
+            bar.update(1)
+        bar.close()
+    finally:
+        src.close()
+        if isinstance(tracker.backend, _Recorder):
+            tracker.backend = tracker.backend._backend
+    pair = [int(np.searchsorted(t_frames, f, side="left") - 1) for f in s_frames]  # latest template before f
+    info = {"path": str(source.path), "frames": count, "boxes_from": str(gt_path) if gt_path else "tracker",
+            "init_bbox": [float(v) for v in init_box], "search_frames": s_frames, "template_frames": t_frames,
+            "search": len(searches), "templates": len(templates), "skipped": skipped}
+    return templates, searches, pair, kernels, info
+
+
+def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Optional[Union[str, Path]] = None, *,
+            max_samples: int = DEFAULT_MAX_SAMPLES, templates_per_source: int = DEFAULT_TEMPLATES_PER_SOURCE,
+            max_frames: Optional[int] = None, threads: Optional[int] = None, progress: bool = True
+            ) -> CollectSummary:
+    """Cut calibration crops from videos / image folders exactly as the FP32 tracker does, and save them.
+
+    Args:
+        model_dir (str | Path): the fp32 model directory (its tracker makes the trajectory and the crops).
+        sources (Sequence[SourceSpec]): videos / folders with their init box or box file.
+        out (str | Path): ``.npz`` to write. Defaults to None (not written; the set is returned).
+        max_samples (int): cap on search crops over all sources (shared by frame count). Defaults to 256.
+        templates_per_source (int): template crops per source (frame 0 included). Defaults to 8.
+        max_frames (int): use at most this many frames of each source. Defaults to None (all).
+        threads (int): ONNX Runtime threads. Defaults to the physical cores.
+        progress (bool): tqdm bars. Defaults to True.
+
+    Raises:
+        InputError: unreadable source, bad box or box file. ModelDirError: bad model directory.
+        CalibrationError: no crop could be taken.
+    """
+    from ..runtime.tracker import Tracker
+    from ..runtime.video import open_frames
+
+    t0 = time.perf_counter()
+    if not sources:
+        raise InputError("no calibration source given", fix="pass --video V (a video, image folder or OTB folder)")
+    if max_samples < 1 or templates_per_source < 1:
+        raise InputError("--max-samples and --templates must be ≥ 1",
+                         evidence=f"max_samples={max_samples}, templates={templates_per_source}")
+    md = open_model_dir(model_dir, require_fp32=True)
+    counts = []
+    for s in sources:
+        s.resolve_boxes()  # fail early on a source without boxes
+        with open_frames(s.path, max_frames=max_frames) as fs:
+            counts.append(max((fs.frame_count or 2) - 1, 0))
+    budgets = split_budget(counts, max_samples)
+    opts = {"providers": "cpu"}
+    if threads:
+        opts["threads"] = threads
+    tracker = Tracker.from_model_dir(md.path, backend="onnxruntime", **opts)
+    all_t, all_s, all_p, all_k, infos = [], [], [], {}, []
+    with tracker:
+        for s, budget in zip(sources, budgets):
+            tpl, srch, pair, ker, info = collect_source(tracker, s, budget, templates_per_source, progress,
+                                                        max_frames=max_frames)
+            offset = len(all_t)
+            all_t += tpl
+            all_s += srch
+            all_p += [p + offset for p in pair]
+            for k, v in ker.items():
+                all_k.setdefault(k, []).extend(v)
+            infos.append(info)
+    if not all_s:
+        raise CalibrationError("no search crop could be collected",
+                               evidence="; ".join(f"{i['path']}: {i['frames']} frames" for i in infos),
+                               fix="use longer videos (≥ 2 frames) with valid boxes")
+    meta = {"format": FORMAT, "siamtrt": __version__, "arch": md.search_meta["arch"],
+            "exemplar_size": md.exemplar_size, "instance_size": md.instance_size,
+            "template_outputs": md.template_outputs, "template_sha256": md.sha256("template"),
+            "model_dir": str(md.path), "max_samples": max_samples, "templates_per_source": templates_per_source,
+            "sources": infos, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    cset = CalibrationSet(template=np.stack(all_t), search=np.stack(all_s), pair=np.asarray(all_p, np.int64),
+                          kernels={k: np.stack(v).astype(np.float32) for k, v in all_k.items()}, meta=meta)
+    path = cset.save(out) if out is not None else Path("")
+    LOG.info("INT8: %s", cset.summary())  # (too few crops for calibration: the summary and quantize_int8 warn)
+    return CollectSummary(path=path, calib=cset, seconds=time.perf_counter() - t0, per_source=infos)

@@ -1,0 +1,131 @@
+"""FP16 ONNX of both branches: weights and activations in half precision, I/O kept float32.
+
+Library: ``onnxconverter_common.float16.convert_float_to_float16`` (Microsoft's converter, the one ONNX Runtime's
+docs point to). Why: it rewrites initializers and value types, inserts the boundary Casts, keeps graph I/O float32
+(``keep_io_types``) so the runtime's Tracker runs the directory unchanged, and takes op/node block lists for what
+must stay float32. ModelOpt AutoCast does the same with a range rule but needs torch ≥ 2.8 and onnxruntime-gpu.
+The result is also what TensorRT 11 needs for FP16 (strong typing: the precision lives in the ONNX).
+
+Kept in float32 (``node_block_list``):
+
+* the stem (the convolution reading the 0..255 crop): its filters' response to the crop's constant level is
+  cancelled by the folded BatchNorm bias, so fp16 rounding of its weights is magnified (mobilev2: the deepest
+  template kernel fell to 0.97 cosine with an fp16 stem, 0.999 without); it is < 1 % of the MACs;
+* the depthwise correlations — each output is a sum of products of two feature maps and can exceed fp16's 65504
+  on real images; ~1 % of the search branch;
+* the graph's own Cast nodes (onnxconverter-common 1.16 retypes their outputs but not their ``to`` attribute);
+* any node whose output magnitude on the calibration crops exceeds ``data_max`` (ModelOpt AutoCast's rule;
+  default 4096, well below fp16's 65504 so unseen frames have 16× head-room), when crops are given.
+
+Weights beyond fp16 range are clamped by the converter (``max_finite_val``); tiny ones to ``min_positive_val``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import List, Optional, Union
+
+from ..errors import CalibrationError
+from .data import CalibrationSet, load_calibration
+from .modeldir import derived_metadata, open_model_dir, save_branch
+from .qdq import BranchResult, QuantizeSummary, correlation_convs, name_nodes, stem_convs
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_DATA_MAX = 4096.0
+
+
+def _large_output_nodes(model, onnx_path: Path, feeds, total: Optional[int], data_max: float, branch: str
+                        ) -> List[str]:
+    """Nodes with any output beyond ±data_max on the calibration feeds."""
+    from .ranges import collect_statistics
+
+    stats = collect_statistics(onnx_path, feeds, op_types=None, total=total, progress=f"FP16 {branch} ranges")
+    big = {t for t, (lo, hi) in stats.minmax.items() if max(abs(lo), abs(hi)) > data_max}
+    return [n.name for n in model.graph.node if any(o in big for o in n.output)]
+
+
+def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
+                 calib: Optional[Union[str, Path, CalibrationSet]] = None, *, data_max: float = DEFAULT_DATA_MAX,
+                 exclude: tuple = ()) -> QuantizeSummary:
+    """Write an FP16 copy of an fp32 model directory (``calibration/quantize.py --precision fp16``).
+
+    Args:
+        model_dir (str | Path): fp32 directory.
+        out_dir (str | Path): derived directory to write.
+        calib (str | Path | CalibrationSet): optional calibration crops, used to find overflow-prone nodes.
+            Defaults to None (then only the stem, the correlations and Casts are kept in float32).
+        data_max (float): output magnitude above which a node stays float32. Defaults to 4096.
+        exclude (tuple): extra node names kept in float32. Defaults to ().
+
+    Raises:
+        ModelDirError: see :func:`open_model_dir`. CalibrationError: conversion or onnx.checker failure.
+    """
+    import onnx
+    import onnxconverter_common
+    from onnxconverter_common import float16
+
+    t0 = time.perf_counter()
+    src = open_model_dir(model_dir, require_fp32=True)
+    out_dir = Path(out_dir)
+    if out_dir.resolve() == src.path.resolve():
+        raise CalibrationError("the output directory is the source directory", fix="pass a new --out")
+    cset = None
+    if calib is not None:
+        cset = calib if isinstance(calib, CalibrationSet) else load_calibration(calib)
+        cset.check_model(src)
+    kernels = cset.kernels_for(src) if cset is not None else None
+    models = {b: onnx.load(str(src.onnx(b))) for b in ("template", "search")}
+    for m in models.values():
+        name_nodes(m)
+    names = {b: {n.name for n in m.graph.node} for b, m in models.items()}
+    unknown = sorted(set(exclude) - names["template"] - names["search"])
+    if unknown:
+        raise CalibrationError(f"--exclude names nodes found in neither branch: {unknown}",
+                               fix="list node names with onnx.load('DIR/search.onnx').graph.node")
+    summary = QuantizeSummary(out_dir=out_dir, precision="fp16", target="any")
+    converted = {}
+    for branch, model in models.items():
+        b0 = time.perf_counter()
+        blocked = stem_convs(model) + correlation_convs(model)
+        blocked += [n.name for n in model.graph.node if n.op_type == "Cast"]  # see the module docstring
+        n = 0
+        if cset is not None:
+            feeds = cset.template_feeds() if branch == "template" else cset.search_feeds(kernels)
+            n = cset.num_templates if branch == "template" else cset.num_search
+            with tempfile.TemporaryDirectory(prefix="siamtrt-fp16-") as tmp:
+                named = Path(tmp) / "named.onnx"
+                onnx.save(model, str(named))
+                blocked += _large_output_nodes(model, named, feeds, n, data_max, branch)
+        blocked = list(dict.fromkeys(blocked + [e for e in exclude if e in names[branch]]))
+        # stale value_info (from the exporter's shape inference) would pin tensors the converter retypes; it
+        # re-infers shapes itself
+        del model.graph.value_info[:]
+        try:
+            with warnings.catch_warnings():  # one UserWarning per tiny weight clamped to 1e-7: harmless, hundreds
+                warnings.simplefilter("ignore")
+                half = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=blocked)
+        except Exception as e:  # the converter raises plain Exceptions / onnx errors
+            raise CalibrationError(f"onnxconverter-common could not convert the {branch} model to fp16",
+                                   evidence=f"{type(e).__name__}: {str(e)[:300]}") from None
+        details = {"library": "onnxconverter_common.float16", "library_version": onnxconverter_common.__version__,
+                   "keep_io_types": True, "data_max": data_max if cset is not None else None,
+                   "excluded_nodes": blocked, "calib_file": cset.path.name if cset is not None and cset.path else None,
+                   "source_dir": str(src.path), "source_sha256": src.sha256(branch)}
+        res = BranchResult(branch=branch, path=out_dir / src.onnx(branch).name, samples=n, excluded=blocked,
+                           methods={}, qdq_nodes=0, seconds=time.perf_counter() - b0)
+        converted[branch] = (half, details, res)
+        LOG.info("FP16: %s: %d nodes kept in float32: %s", branch, len(blocked), blocked[:8])
+    # written only once both branches converted (no half-written directory)
+    for branch, (half, details, res) in converted.items():
+        res.path = save_branch(half, out_dir, branch, derived_metadata(src, branch, "fp16", details))
+        summary.branches.append(res)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+__all__ = ["DEFAULT_DATA_MAX", "convert_fp16"]

@@ -1,0 +1,373 @@
+"""Accuracy-retention report: how much a reduced-precision directory (fp16 / int8) differs from its FP32 source.
+
+Everything is measured on real crops of the given video, cut along the FP32 tracker's own trajectory by the
+calibration collector (so: the tracker's crops, the frame-0 template, exactly what deployment sees):
+
+* per output: cosine similarity, SQNR (dB) and max abs error of ``cls`` and ``loc`` against FP32 — each variant
+  running its *own* template branch, as the tracker does — and of the template kernels;
+* argmax agreement: the fraction of crops whose foreground score map peaks at the same anchor;
+* tracking agreement: per-frame IoU between the FP32 trajectory and the candidate's over the whole video (mean,
+  minimum, frames below 0.5), and the IoU of a single step taken from the FP32 state (teacher forcing), which
+  separates per-frame disagreement from drift;
+* speed on ONNX Runtime CPU, all variants with the same thread count, measured side by side in one run: the
+  search branch alone (interleaved rounds, :mod:`.speed`) and end to end (tracker time per frame of the tracking
+  runs), as ratios to FP32.
+
+Written to ``<out>/report.json`` and ``<out>/report.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import ModelDirError
+from .data import CalibrationSet, SourceSpec, collect
+from .modeldir import ModelDir, open_model_dir
+from .speed import ratios, time_search
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_SAMPLES = 64
+
+
+# ----------------------------------------------------------------------------------------------------- metrics
+def cosine(ref: np.ndarray, cand: np.ndarray) -> float:
+    """Cosine similarity of two tensors, flattened (1.0 for identical, 0 for orthogonal)."""
+    a, b = np.asarray(ref, np.float64).ravel(), np.asarray(cand, np.float64).ravel()
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 or nb == 0:
+        return 1.0 if na == nb else 0.0
+    return float(a @ b / (na * nb))
+
+
+def sqnr_db(ref: np.ndarray, cand: np.ndarray) -> float:
+    """Signal-to-quantization-noise ratio 10·log10(Σref² / Σ(ref−cand)²) in dB (inf when identical)."""
+    a, b = np.asarray(ref, np.float64), np.asarray(cand, np.float64)
+    noise = float(np.sum((a - b) ** 2))
+    if noise == 0:
+        return float("inf")
+    return float(10 * np.log10(max(float(np.sum(a ** 2)), 1e-30) / noise))
+
+
+def max_abs_error(ref: np.ndarray, cand: np.ndarray) -> float:
+    return float(np.max(np.abs(np.asarray(ref, np.float64) - np.asarray(cand, np.float64))))
+
+
+def foreground(cls: np.ndarray) -> np.ndarray:
+    """[N, 2A, H, W] raw cls → [N, A·H·W] foreground probability (reference layout: bg channels, then fg)."""
+    n, c = cls.shape[:2]
+    a = c // 2
+    x = cls.reshape(n, 2, a, -1).astype(np.float64)
+    x = x - x.max(axis=1, keepdims=True)
+    e = np.exp(x)
+    return (e[:, 1] / e.sum(axis=1)).reshape(n, -1)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-row IoU of x,y,w,h boxes [N,4] × [N,4]."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, 0], b[:, 0])
+    y1 = np.maximum(a[:, 1], b[:, 1])
+    x2 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
+    y2 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def compare(ref: np.ndarray, cand: np.ndarray) -> Dict[str, float]:
+    """cosine (global), per-sample minimum cosine, SQNR and max abs error of one output over all samples."""
+    per = [cosine(r, c) for r, c in zip(ref, cand)]
+    return {"cosine": cosine(ref, cand), "cosine_min": float(np.min(per)), "sqnr_db": sqnr_db(ref, cand),
+            "max_abs_error": max_abs_error(ref, cand)}
+
+
+# ------------------------------------------------------------------------------------------------------ report
+@dataclass
+class Report:
+    """The measurements (``data`` is what report.json holds)."""
+
+    data: Dict[str, Any]
+    json_path: Optional[Path] = None
+    png_path: Optional[Path] = None
+
+    def __str__(self) -> str:
+        d = self.data
+        w = max(len(v["name"]) for v in [d["ref"]] + d["candidates"])
+        lines = [f"accuracy retention vs FP32 ({d['ref']['dir']}) on {d['video']}: {d['crops']} search crops, "
+                 f"{d['frames']} frames, ONNX Runtime CPU, {d['threads']} threads"]
+        hdr = (f"{'variant':{w}s} {'prec':5s} {'cls cos':>8s} {'cls SQNR':>9s} {'loc cos':>8s} {'kern cos':>8s} "
+               f"{'argmax':>7s} {'IoU mean':>8s} {'IoU min':>8s} {'1-step':>7s} {'search ms':>9s} {'ratio':>6s} "
+               f"{'e2e ms':>7s} {'ratio':>6s}")
+        lines.append(hdr)
+        lines.append("-" * len(hdr))
+        for v in [d["ref"]] + d["candidates"]:
+            acc = v.get("accuracy")
+            trk = v.get("tracking")
+            sp = v["speed"]
+            if acc:
+                kern = min(x["cosine"] for x in acc["template"].values())
+                body = (f"{acc['cls']['cosine']:8.4f} {acc['cls']['sqnr_db']:7.1f}dB {acc['loc']['cosine']:8.4f} "
+                        f"{kern:8.4f} {acc['argmax_agreement']:7.2f} {trk['iou_mean']:8.3f} {trk['iou_min']:8.3f} "
+                        f"{trk['one_step_iou_mean']:7.3f}")
+            else:
+                body = f"{'(reference)':>69s}"
+            lines.append(f"{v['name']:{w}s} {v['precision']:5s} {body} {sp['search_ms']:9.1f} "
+                         f"{sp['search_ratio']:6.2f} {sp['e2e_ms']:7.1f} {sp['e2e_ratio']:6.2f}")
+        lines.append("IoU mean/min: free-running trajectory vs FP32 over the video; 1-step: mean IoU of one step "
+                     "taken from the FP32 state (no drift).")
+        if self.json_path:
+            lines.append(f"saved: {self.json_path}" + (f", {self.png_path}" if self.png_path else ""))
+        return "\n".join(lines)
+
+
+def _same_model(ref: ModelDir, cand: ModelDir) -> None:
+    keys = ("arch", "exemplar_size", "instance_size", "score_size", "template_outputs", "anchor", "track")
+    diff = [k for k in keys if ref.search_meta.get(k) != cand.search_meta.get(k)]
+    if diff:
+        raise ModelDirError(f"{cand.path} is not a variant of {ref.path}",
+                            evidence="; ".join(f"{k}: {ref.search_meta.get(k)!r} vs {cand.search_meta.get(k)!r}"
+                                               for k in diff)[:500],
+                            fix="compare a directory with the fp32 directory it was quantized from")
+
+
+def _run_branches(md: ModelDir, cset: CalibrationSet, threads: int, batch: int = 8):
+    """(template outputs, cls, loc) of one variant on the crops, kernels from its own template branch."""
+    from ..runtime.ort import OrtBackend
+
+    be = OrtBackend.from_model_dir(md.path, md.search_meta, threads=threads, providers="cpu")
+    step = batch if md.dynamic_batch else 1
+    with be:
+        kern = {n: [] for n in md.template_outputs}
+        for i in range(0, cset.num_templates, step):
+            out = be.run_template(cset.template[i:i + step].astype(np.float32))
+            for n in kern:
+                kern[n].append(np.array(out[n], np.float32))
+        kernels = {n: np.concatenate(v) for n, v in kern.items()}
+        cls, loc = [], []
+        for feed in cset.search_feeds(kernels, step):
+            x = feed.pop("search")
+            c, l = be.run_search(x, feed)
+            cls.append(np.array(c, np.float32))
+            loc.append(np.array(l, np.float32))
+    return kernels, np.concatenate(cls), np.concatenate(loc)
+
+
+def _one_step_iou(ref: ModelDir, cands: Sequence[ModelDir], video, init_box, threads: int,
+                  max_frames: Optional[int], progress: bool) -> Dict[str, np.ndarray]:
+    """Per-frame IoU of one tracking step from the FP32 state (teacher forcing): before every frame each candidate
+    tracker is put where the FP32 tracker is, then both track that frame. Free-running trajectories fork for good
+    at the first flipped decision (with random weights even FP16 does); this isolates the per-step agreement."""
+    from tqdm import tqdm
+
+    from ..runtime.tracker import Tracker
+    from ..runtime.video import open_frames
+
+    opts = {"threads": threads, "providers": "cpu"}
+    trackers = [Tracker.from_model_dir(md.path, backend="onnxruntime", **opts) for md in [ref] + list(cands)]
+    out: Dict[str, List[float]] = {str(md.path): [1.0] for md in cands}
+    src = open_frames(video, max_frames=max_frames)
+    try:
+        bar = tqdm(total=src.frame_count, desc="one-step agreement", unit="frame", disable=not progress, leave=False)
+        for t, frame in enumerate(src):
+            if t == 0:
+                for tr in trackers:
+                    tr.init(frame, init_box)
+            else:
+                for tr in trackers[1:]:
+                    tr.center, tr.size = trackers[0].center.copy(), trackers[0].size.copy()
+                boxes = [tr.track(frame)[0] for tr in trackers]
+                for md, b in zip(cands, boxes[1:]):
+                    out[str(md.path)].append(float(iou(boxes[0], b)[0]))
+            bar.update(1)
+        bar.close()
+    finally:
+        src.close()
+        for tr in trackers:
+            tr.close()
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _plot(data: Dict[str, Any], path: Path) -> Optional[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        LOG.warning("report: matplotlib is not installed; no PNG written (pip install matplotlib)")
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [2.2, 1.2, 1.2]})
+    ax = axes[0]
+    for v in data["candidates"]:
+        line, = ax.plot(v["tracking"]["iou_per_frame"], label=f"{v['name']}: mean {v['tracking']['iou_mean']:.3f}")
+        ax.plot(v["tracking"]["one_step_iou_per_frame"], ls=":", color=line.get_color(),
+                label=f"  one step from FP32 state: mean {v['tracking']['one_step_iou_mean']:.3f}")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("IoU with FP32 box")
+    ax.set_title("tracking agreement")
+    ax.legend(loc="lower left", fontsize=8)
+    ax = axes[1]
+    lo = min([min(v["accuracy"]["cls_cosine_per_crop"]) for v in data["candidates"]] + [0.99])
+    bins = np.linspace(max(lo - 1e-3, -1.0), 1.0, 41)  # fixed edges: identical values must not break np.histogram
+    for v in data["candidates"]:
+        ax.hist(np.clip(v["accuracy"]["cls_cosine_per_crop"], bins[0], 1.0), bins=bins, alpha=0.6, label=v["name"])
+    ax.set_xlabel("cls cosine vs FP32 (per crop)")
+    ax.set_title("score-map fidelity")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    variants = [data["ref"]] + data["candidates"]
+
+    def short(v):
+        q = v.get("quantization") or {}
+        return v["precision"] + (f"\n{q['target']}" if q.get("target") not in (None, "any") else "")
+
+    names = ["fp32 (ref)" if v is data["ref"] else short(v) for v in variants]
+    xs = np.arange(len(variants))
+    ax.bar(xs - 0.2, [v["speed"]["search_ms"] for v in variants], 0.4, label="search branch")
+    ax.bar(xs + 0.2, [v["speed"]["e2e_ms"] for v in variants], 0.4, label="end to end / frame")
+    for x, v in zip(xs, variants):
+        ax.text(x - 0.2, v["speed"]["search_ms"], f"{v['speed']['search_ratio']:.2f}x", ha="center", va="bottom",
+                fontsize=8)
+    ax.set_xticks(xs)
+    ax.set_xticklabels(names, fontsize=8)
+    ax.set_ylabel("ms (ONNX Runtime CPU)")
+    ax.set_title(f"speed, {data['threads']} threads")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], video: Union[str, Path],
+                    bbox: Optional[Sequence[float]] = None, *, boxes: Optional[Union[str, Path]] = None,
+                    out: Optional[Union[str, Path]] = None, samples: int = DEFAULT_SAMPLES,
+                    threads: Optional[int] = None, speed_rounds: int = 10, max_frames: Optional[int] = None,
+                    progress: bool = True) -> Report:
+    """Compare reduced-precision directories with their FP32 source on a real video.
+
+    Args:
+        ref (str | Path): the fp32 model directory.
+        cands (Sequence): fp16 / int8 directories derived from it.
+        video (str | Path): video file or image folder.
+        bbox (Sequence[float]): initial box x,y,w,h (or give ``boxes``/an OTB folder for the crops' geometry).
+        boxes (str | Path): per-frame box file used for the crops instead of the FP32 trajectory. Defaults to None.
+        out (str | Path): folder for report.json / report.png. Defaults to results/calibration/<first cand name>.
+        samples (int): search crops for the per-output metrics. Defaults to 64.
+        threads (int): ONNX Runtime intra-op threads for every variant. Defaults to the physical cores.
+        speed_rounds (int): interleaved timing rounds. Defaults to 10.
+        max_frames (int): track at most this many frames. Defaults to None (the whole video).
+        progress (bool): progress bars. Defaults to True.
+
+    Raises:
+        ModelDirError: a candidate is not a variant of ``ref``. InputError: unreadable video or bad box.
+    """
+    from ..runtime.backend import physical_cores
+    from ..runtime.ort import OrtBackend
+    from ..runtime.run import track_video
+
+    t0 = time.perf_counter()
+    threads = int(threads or physical_cores())
+    ref_md = open_model_dir(ref)
+    if ref_md.precision != "fp32":
+        LOG.warning("report: the reference %s is %s, not fp32", ref_md.path, ref_md.precision)
+    cand_mds = [open_model_dir(c) for c in cands]
+    if not cand_mds:
+        raise ModelDirError("no candidate directory given", fix="pass --cand DIR_INT8 (repeatable)")
+    ref_sha = ref_md.sha256("search")
+    derived = {}
+    for c in cand_mds:
+        _same_model(ref_md, c)
+        src_sha = (c.search_meta.get("quantization") or {}).get("source_sha256")
+        derived[str(c.path)] = src_sha == ref_sha
+        if src_sha is not None and src_sha != ref_sha:
+            LOG.warning("report: %s was made from another export than %s (its source_sha256 differs); the "
+                        "comparison mixes weight differences into the precision loss", c.path, ref_md.path)
+    source = SourceSpec(Path(video), bbox=bbox, boxes=Path(boxes) if boxes else None)
+    crops = collect(ref_md.path, [source], out=None, max_samples=samples, templates_per_source=1,
+                    max_frames=max_frames, threads=threads, progress=progress).calib
+    # track the whole video with every variant (FP32 first); the same runs give the end-to-end time
+    init_box = crops.meta["sources"][0]["init_bbox"]
+    runs = {}
+    for md in [ref_md] + cand_mds:
+        runs[str(md.path)] = track_video(md.path, video, init_box, backend="onnxruntime", threads=threads,
+                                         providers="cpu", max_frames=max_frames, progress=progress)
+    ref_run = runs[str(ref_md.path)]
+    one_step = _one_step_iou(ref_md, cand_mds, video, init_box, threads, max_frames, progress)
+    ref_k, ref_cls, ref_loc = _run_branches(ref_md, crops, threads)
+    # side-by-side search-branch timing, interleaved, one crop, each variant with its own kernels
+    bes = {str(md.path): OrtBackend.from_model_dir(md.path, md.search_meta, threads=threads, providers="cpu")
+           for md in [ref_md] + cand_mds}
+    x = crops.search[:1].astype(np.float32)
+    kern = {}
+    for key, be in bes.items():
+        be.activate()
+        out_t = be.run_template(crops.template[:1].astype(np.float32))
+        kern[key] = {n: np.ascontiguousarray(v[:1]) for n, v in out_t.items()}
+    timings = time_search(bes, x, kern, rounds=speed_rounds)
+    for be in bes.values():
+        be.deactivate()
+    rat = ratios(timings, str(ref_md.path))
+
+    def e2e_ms(run) -> float:
+        return 1000.0 * run.tracker_seconds / max(run.frames, 1)
+
+    def speed(md) -> Dict[str, float]:
+        key = str(md.path)
+        return {"search_ms": timings[key].median_ms, "search_p90_ms": timings[key].p90_ms,
+                "search_ratio": rat[key], "e2e_ms": e2e_ms(runs[key]),
+                "e2e_ratio": e2e_ms(runs[key]) / e2e_ms(ref_run)}
+
+    data: Dict[str, Any] = {
+        "video": str(video), "init_bbox": init_box, "frames": ref_run.frames, "crops": crops.num_search,
+        "threads": threads, "backend": "onnxruntime-cpu",
+        "ref": {"name": ref_md.path.name, "dir": str(ref_md.path), "precision": ref_md.precision,
+                "speed": speed(ref_md)},
+        "candidates": [],
+    }
+    for md in cand_mds:
+        k, cls, loc = _run_branches(md, crops, threads)
+        per_crop = [cosine(a, b) for a, b in zip(ref_cls, cls)]
+        fg_ref, fg_c = foreground(ref_cls), foreground(cls)
+        run = runs[str(md.path)]
+        n = min(run.frames, ref_run.frames)
+        ious = iou(ref_run.boxes[1:n, 0], run.boxes[1:n, 0]) if n > 1 else np.ones(0)
+        step = one_step[str(md.path)]
+        data["candidates"].append({
+            "name": md.path.name, "dir": str(md.path), "precision": md.precision,
+            "quantization": md.search_meta.get("quantization"), "derived_from_ref": derived[str(md.path)],
+            "accuracy": {
+                "cls": compare(ref_cls, cls), "loc": compare(ref_loc, loc),
+                "template": {name: compare(ref_k[name], k[name]) for name in md.template_outputs},
+                "argmax_agreement": float(np.mean(fg_ref.argmax(1) == fg_c.argmax(1))),
+                "score_max_abs_error": max_abs_error(fg_ref, fg_c),
+                "cls_cosine_per_crop": per_crop,
+            },
+            "tracking": {"iou_mean": float(ious.mean()) if ious.size else 1.0,
+                         "iou_min": float(ious.min()) if ious.size else 1.0,
+                         "frames_below_0.5": int(np.sum(ious < 0.5)),
+                         "iou_per_frame": [1.0] + [float(v) for v in ious],
+                         "one_step_iou_mean": float(step[1:].mean()) if step.size > 1 else 1.0,
+                         "one_step_iou_min": float(step[1:].min()) if step.size > 1 else 1.0,
+                         "one_step_iou_per_frame": [float(v) for v in step]},
+            "speed": speed(md),
+        })
+    data["seconds"] = time.perf_counter() - t0
+    out = Path(out) if out is not None else Path("results") / "calibration" / cand_mds[0].path.name
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "report.json"
+    json_path.write_text(json.dumps(data, indent=1))
+    png = _plot(data, out / "report.png")
+    return Report(data=data, json_path=json_path, png_path=png)
+
+
+__all__ = ["Report", "accuracy_report", "compare", "cosine", "foreground", "iou", "max_abs_error", "sqnr_db"]

@@ -1,0 +1,88 @@
+"""The documented commands: --help without torch, errors as exit code 2 without traceback, the full CLI chain."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from calib_helpers import ALEX, BAG_INIT_BOX
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = ["calibration/collect.py", "calibration/quantize.py", "calibration/report.py"]
+BOX = ",".join(str(v) for v in BAG_INIT_BOX)
+
+
+def run(*args, block_torch=False):
+    code = ("import sys, runpy; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; "
+            "runpy.run_path(sys.argv[0], run_name='__main__')") if block_torch else None
+    cmd = [sys.executable] + (["-c", code] if code else []) + [str(a) for a in args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_without_torch(script):
+    r = run(script, "--help", block_torch=True)
+    assert r.returncode == 0, r.stderr
+    assert "usage:" in r.stdout and "python calibration/" in r.stdout
+
+
+def test_quantize_with_corrupt_calibration_exits_2(model_dir, tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an npz")
+    r = run("calibration/quantize.py", "--model", model_dir(ALEX), "--calib", bad, "--precision", "int8",
+            "--out", tmp_path / "out")
+    assert r.returncode == 2
+    assert "corrupt" in r.stderr and "collect.py" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fp16_rejects_int8_options(model_dir, tmp_path):
+    r = run("calibration/quantize.py", "--model", model_dir(ALEX), "--precision", "fp16", "--method", "entropy",
+            "--out", tmp_path / "out")
+    assert r.returncode == 2 and "--method" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_collect_bad_box_exits_2(model_dir, bag_video, tmp_path):
+    r = run("calibration/collect.py", "--model", model_dir(ALEX), "--video", bag_video, "--bbox", "1,2,3",
+            "--out", tmp_path / "c.npz")
+    assert r.returncode == 2 and "x,y,w,h" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_chain(model_dir, bag_video, tmp_path):
+    """collect → quantize (int8, TensorRT flavour + legacy cache) → report, as docs/calibration.md shows."""
+    calib = tmp_path / "calib.npz"
+    r = run("calibration/collect.py", "--model", model_dir(ALEX), "--video", bag_video, "--bbox", BOX,
+            "--out", calib, "--max-samples", 6, "--templates", 2, "--max-frames", 16, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "6 search crops" in r.stdout and calib.is_file()
+    out = tmp_path / "int8"
+    r = run("calibration/quantize.py", "--model", model_dir(ALEX), "--calib", calib, "--precision", "int8",
+            "--target", "tensorrt", "--trt-cache", "--trt-version", "8.6.1", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert (out / "search.onnx").is_file() and (out / "search.calib.cache").read_text().startswith("TRT-8601-")
+    from siamtrt.metadata import file_sha256, read_onnx_metadata
+
+    rec = read_onnx_metadata(out / "search.onnx")["quantization"]["trt_calibration_cache"]
+    assert rec["file"] == "search.calib.cache" and rec["header"] == "TRT-8601-EntropyCalibration2"
+    assert rec["for_onnx_sha256"] == file_sha256(model_dir(ALEX) / "search.onnx")  # the fp32 ONNX it belongs to
+    r = run("calibration/report.py", "--ref", model_dir(ALEX), "--cand", out, "--video", bag_video, "--bbox", BOX,
+            "--samples", 4, "--max-frames", 8, "--speed-rounds", 1, "--threads", 2, "--out", tmp_path / "rep",
+            "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "cls cos" in r.stdout
+    d = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert d["candidates"][0]["quantization"]["target"] == "tensorrt"
+
+
+def test_calibration_library_needs_no_torch():
+    """calibration/ depends on onnx + onnxruntime (+ onnxconverter-common), not on the export side's torch."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import siamtrt.calibration.qdq, siamtrt.calibration.fp16, siamtrt.calibration.report\n"
+            "import siamtrt.calibration.cache, siamtrt.calibration.data, siamtrt.calibration.speed\n"
+            "import onnxruntime.quantization, onnxconverter_common.float16\n"
+            "print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
