@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Track a target through a video with an exported model directory (numpy + OpenCV + one backend, no torch).
 
-    python runtime/track.py --model models/siamrpn_alex_dwxcorr --video ../shared/data/bag.avi \
+    python runtime/track.py --model models/siamrpn_alex_dwxcorr --video ../shared/data/bag.avi \\
         --bbox 316,140,112,115 --out boxes.txt --save-video out.mp4
 
 Writes one line per frame, x,y,w,h,score (frame 0 is the given box with score 1). Repeat --bbox to track several
