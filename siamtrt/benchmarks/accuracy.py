@@ -182,13 +182,7 @@ class AccuracyReport:
         lines += results.text_table(head, rows)
         lines.append("success = OTB success score (AUC of 21 IoU thresholds, 20/21 = 0.952 for a perfect tracker); "
                      "prec@20 = precision at 20 px; Δ = minus the reference; fps = tracker calls only.")
-        for s in self.skipped:
-            lines.append(f"skipped {s['label']}: {s['reason']}")
-        lines += [f"note: {n}" for n in self.notes]
-        if self.json_path:
-            lines.append(f"JSON: {self.json_path}")
-        if self.plot_path:
-            lines.append(f"plot: {self.plot_path}")
+        lines += results.report_footer(self.skipped, self.notes, self.json_path, self.plot_path)
         return "\n".join(lines)
 
 

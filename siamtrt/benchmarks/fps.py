@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import BackendError, CheckpointError, InputError
 from . import sysinfo
-from .results import dump_json, text_table
+from .results import dump_json, report_footer, text_table
 from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, resolve_variants
 
 LOG = logging.getLogger(__name__)
@@ -218,13 +218,7 @@ class FpsReport:
         for r in self.results:
             for n in r.notes:
                 lines.append(f"note [{r.variant.label}]: {n}")
-        for s in self.skipped:
-            lines.append(f"skipped {s['label']}: {s['reason']}")
-        lines += [f"note: {n}" for n in self.notes]
-        if self.json_path:
-            lines.append(f"JSON: {self.json_path}")
-        if self.plot_path:
-            lines.append(f"plot: {self.plot_path}")
+        lines += report_footer(self.skipped, self.notes, self.json_path, self.plot_path)
         return "\n".join(lines)
 
 

@@ -153,3 +153,14 @@ def discover_runs(root: Union[str, Path], model: Optional[str] = None) -> List[P
     """Run folders under ``root`` (optionally of one model): any folder holding a run.json."""
     base = Path(root) / safe_name(model) if model else Path(root)
     return sorted(p.parent for p in base.glob("**/" + RUN_INFO))
+
+
+def report_footer(skipped, notes, json_path, plot_path) -> List[str]:
+    """Closing lines shared by the fps and accuracy reports: skipped variants, notes, written files."""
+    lines = [f"skipped {s['label']}: {s['reason']}" for s in skipped]
+    lines += [f"note: {n}" for n in notes]
+    if json_path:
+        lines.append(f"JSON: {json_path}")
+    if plot_path:
+        lines.append(f"plot: {plot_path}")
+    return lines
