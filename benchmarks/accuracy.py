@@ -6,7 +6,7 @@ PyTorch reference, on ../shared/data/bag plus one synthetic sequence. Results ar
 (results/<model>/<backend>-<precision>/<seq>.txt); scores are recomputed from those files on every run.
 
   python benchmarks/accuracy.py
-  python benchmarks/accuracy.py --model models/mine models/mine-int8 --checkpoint model.pth \
+  python benchmarks/accuracy.py --model models/mine models/mine-int8 --checkpoint model.pth \\
       --sequence ~/data/OTB100 --json otb.json --plot otb.png
 """
 
@@ -18,21 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from siamtrt.benchmarks.variants import add_variant_arguments  # noqa: E402  (torch-free)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_argument_group("model (default: --config siamrpn_mobilev2_l234_dwxcorr, seeded random weights)")
-    src.add_argument("--model", nargs="+", default=[], metavar="DIR", help="exported model directories")
-    src.add_argument("--config", help="built-in config name or pysot config.yaml, exported into --cache if needed")
-    src.add_argument("--checkpoint", help="trained model.pth (for --config, and the torch reference's weights)")
-    src.add_argument("--cache", default="models", help="folder for exported models (default: ./models)")
-    run = p.add_argument_group("what to run")
-    run.add_argument("--backend", nargs="+", default=["onnxruntime"], metavar="NAME",
-                     help="onnxruntime, tensorrt, torch (default: onnxruntime; the torch reference is added "
-                          "unless --no-reference)")
-    run.add_argument("--precision", nargs="+", default=[], metavar="P", help="fp32 / fp16 / int8 (see fps.py)")
-    run.add_argument("--no-reference", action="store_true", help="do not run the torch reference")
-    run.add_argument("--threads", type=int, help="CPU threads for every backend (default: physical cores)")
+    add_variant_arguments(p)
     data = p.add_argument_group("sequences (default: ../shared/data/bag + one synthetic sequence)")
     data.add_argument("--sequence", nargs="+", default=[], metavar="PATH",
                       help="OTB folder (img/ + groundtruth_rect.txt), VOT folder (groundtruth.txt polygons), a "

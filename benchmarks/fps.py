@@ -5,7 +5,7 @@ With no arguments: exports the default model (seeded random weights, once, into 
 ../shared/data/bag.avi with ONNX Runtime and with the PyTorch reference, and prints the table.
 
   python benchmarks/fps.py
-  python benchmarks/fps.py --model models/mine --backend onnxruntime tensorrt --targets 4 \
+  python benchmarks/fps.py --model models/mine --backend onnxruntime tensorrt --targets 4 \\
       --json fps.json --plot fps.png
 """
 
@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from siamtrt.benchmarks.variants import add_variant_arguments  # noqa: E402  (torch-free)
 
 
 def _box(text: str):
@@ -39,21 +41,7 @@ def _frames(text: str):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_argument_group("model (default: --config siamrpn_mobilev2_l234_dwxcorr, seeded random weights)")
-    src.add_argument("--model", nargs="+", default=[], metavar="DIR",
-                     help="exported model directories (each: template.onnx, search.onnx[, engines])")
-    src.add_argument("--config", help="built-in config name or pysot config.yaml, exported into --cache if needed")
-    src.add_argument("--checkpoint", help="trained model.pth (for --config, and the torch reference's weights)")
-    src.add_argument("--cache", default="models", help="folder for exported models (default: ./models)")
-    run = p.add_argument_group("what to run")
-    run.add_argument("--backend", nargs="+", default=["onnxruntime"], metavar="NAME",
-                     help="onnxruntime, tensorrt, torch (the PyTorch reference, as pysot runs it); "
-                          "default: onnxruntime")
-    run.add_argument("--precision", nargs="+", default=[], metavar="P",
-                     help="fp32 / fp16 / int8: with --config, the variants to produce (fp16 is derived on demand); "
-                          "with --model, a check on the directories' recorded precision")
-    run.add_argument("--no-reference", action="store_true", help="do not add the torch reference (no speed ratios)")
-    run.add_argument("--threads", type=int, help="CPU threads for every backend (default: physical cores)")
+    run = add_variant_arguments(p)
     run.add_argument("--interleave", action="store_true",
                      help="alternate the variants frame by frame instead of running them one after the other "
                           "(evens out drifting load; different runtimes' thread pools then interfere)")

@@ -225,3 +225,26 @@ def resolve_variants(models: Sequence[Union[str, Path]] = (), config: Optional[s
                 seen_ref.add(v.weights_key)
                 variants.append(v)
     return sorted(variants, key=lambda v: (not v.is_reference,))
+
+
+def add_variant_arguments(parser) -> Any:
+    """The model-source and "what to run" options shared by benchmarks/fps.py and benchmarks/accuracy.py.
+
+    Returns the "what to run" group so a script can add its own options to it.
+    """
+    src = parser.add_argument_group(f"model (default: --config {DEFAULT_CONFIG}, seeded random weights)")
+    src.add_argument("--model", nargs="+", default=[], metavar="DIR",
+                     help="exported model directories (each: template.onnx, search.onnx[, engines])")
+    src.add_argument("--config", help="built-in config name or pysot config.yaml, exported into --cache if needed")
+    src.add_argument("--checkpoint", help="trained model.pth (for --config, and the torch reference's weights)")
+    src.add_argument("--cache", default="models", help="folder for exported models (default: ./models)")
+    run = parser.add_argument_group("what to run")
+    run.add_argument("--backend", nargs="+", default=["onnxruntime"], metavar="NAME",
+                     help="onnxruntime, tensorrt, torch (the PyTorch reference, as pysot runs it); "
+                          "default: onnxruntime")
+    run.add_argument("--precision", nargs="+", default=[], metavar="P",
+                     help="fp32 / fp16 / int8: with --config, the variants to produce (fp16 is derived on demand); "
+                          "with --model, a check on the directories' recorded precision")
+    run.add_argument("--no-reference", action="store_true", help="do not add the torch reference")
+    run.add_argument("--threads", type=int, help="CPU threads for every backend (default: physical cores)")
+    return run
