@@ -31,6 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--xcorr", choices=["conv", "plugin"], default="conv",
                    help="correlation as a standard grouped Conv (default) or the siamtrt TensorRT plugin node")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights and parity inputs")
+    p.add_argument("--random-heads", choices=["realistic", "matching"], default="realistic",
+                   help="without --checkpoint: random heads (default), or template-matching heads that follow the "
+                        "target (pysot models; a stand-in for trained weights in accuracy-retention reports)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
     return p.parse_args(argv)
 
@@ -44,7 +47,8 @@ def main(argv=None) -> int:
         name = Path(args.config).parent.name if args.config.endswith((".yaml", ".yml")) else args.config
         out = Path(args.out or Path("models") / name)
         res = export_model(args.config, out, checkpoint=args.checkpoint, seed=args.seed, opset=args.opset,
-                           batch=args.batch, xcorr=args.xcorr, simplify=not args.no_simplify, progress=True)
+                           batch=args.batch, xcorr=args.xcorr, simplify=not args.no_simplify, progress=True,
+                           random_heads=args.random_heads)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -238,9 +238,14 @@ def _check_out_dir(out_dir: Path) -> None:
                           fix="choose a writable --out directory (or fix its permissions)") from None
 
 
+#: untrained head constructions for export without a checkpoint
+RANDOM_HEADS = ("realistic", "matching")
+
+
 def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], checkpoint: Optional[Union[str, Path]] = None,
                  seed: int = 0, opset: int = DEFAULT_OPSET, batch: str = "dynamic", xcorr: str = "conv",
-                 simplify: bool = True, check: bool = True, frames=None, progress: bool = False) -> ExportResult:
+                 simplify: bool = True, check: bool = True, frames=None, progress: bool = False,
+                 random_heads: str = "realistic") -> ExportResult:
     """Export a tracker's two branches into a self-describing model directory.
 
     Args:
@@ -255,6 +260,8 @@ def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], che
         xcorr (str): "conv" (standard grouped Conv) or "plugin" (custom DepthwiseXCorr node for TensorRT).
         frames: (image, box) pairs for the random-weight BatchNorm statistics. Defaults to synthetic texture.
         progress (bool): show a tqdm bar over the steps. Defaults to False.
+        random_heads (str): without a checkpoint: "realistic" (random heads) or "matching" (template-matching
+            heads that follow the target, pysot models only: :mod:`.matching_init`). Defaults to "realistic".
 
     Returns:
         ExportResult: paths, metadata, parity errors and summary rows.
@@ -269,6 +276,12 @@ def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], che
                           fix="use --batch dynamic (multi-target) or --batch 1 (single target, static shapes)")
     if xcorr not in ("conv", "plugin"):
         raise ExportError(f"--xcorr must be 'conv' or 'plugin', got {xcorr!r}")
+    if random_heads not in RANDOM_HEADS:
+        raise ExportError(f"--random-heads must be one of {RANDOM_HEADS}, got {random_heads!r}")
+    if random_heads == "matching" and (cfg.family != "pysot" or checkpoint is not None):
+        raise ExportError("--random-heads matching needs a pysot architecture and no --checkpoint",
+                          evidence=f"config {cfg.name} ({cfg.family}), checkpoint {checkpoint}",
+                          fix="drop --random-heads, or pick a pysot config (e.g. siamrpn_alex_dwxcorr)")
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
     steps = ["build", "weights", "template.onnx", "search.onnx", "parity", "xcorr"]
@@ -294,6 +307,11 @@ def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], che
         torch.manual_seed(seed)
         model = make_realistic(build_model(cfg), frames, seed=seed)
         sha, trained = f"random-seed-{seed}", False
+        if random_heads == "matching":
+            from .matching_init import make_matching
+
+            model = make_matching(model, frames, seed=seed)
+            sha = f"random-seed-{seed}-matching"
         log.warning("ONNX: no --checkpoint given: exporting SEEDED RANDOM WEIGHTS (seed %d). They are untrained: "
                     "fine for speed and pipeline checks, useless for tracking.", seed)
     model.eval()
