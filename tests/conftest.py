@@ -103,3 +103,22 @@ def model_dir(checkpoint, tmp_path_factory):
         return cache[(name, batch)]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def matching_dir(calib_frames, tmp_path_factory):
+    """Factory: ``matching_dir(name)`` → exported directory with untrained template-matching heads
+    (``--random-heads matching``): the stand-in that follows the target, for trajectory-level checks."""
+    from siamtrt.export.onnx import export_model
+
+    root = tmp_path_factory.mktemp("matching")
+    cache = {}
+
+    def make(name: str) -> Path:
+        if name not in cache:
+            out = root / name
+            export_model(name, out, random_heads="matching", frames=calib_frames)
+            cache[name] = out
+        return cache[name]
+
+    return make

@@ -11,7 +11,9 @@ calibration collector (so: the tracker's crops, the frame-0 template, exactly wh
   separates per-frame disagreement from drift;
 * speed on ONNX Runtime CPU, all variants with the same thread count, measured side by side in one run: the
   search branch alone (interleaved rounds, :mod:`.speed`) and end to end (tracker time per frame of the tracking
-  runs), as ratios to FP32.
+  runs), as ratios to FP32. The search branch is timed a second time single-threaded: on a small shared machine
+  the multi-threaded ratio swings from run to run (mobilev2 int8, 2 threads on this 2-core VM: 0.40–0.54 over six
+  runs) while the single-threaded one holds (0.379–0.384): it is the compute ratio of the two precisions.
 
 Written to ``<out>/report.json`` and ``<out>/report.png``.
 """
@@ -105,7 +107,7 @@ class Report:
                  f"{d['frames']} frames, ONNX Runtime CPU, {d['threads']} threads"]
         hdr = (f"{'variant':{w}s} {'prec':5s} {'cls cos':>8s} {'cls SQNR':>9s} {'loc cos':>8s} {'kern cos':>8s} "
                f"{'argmax':>7s} {'IoU mean':>8s} {'IoU min':>8s} {'1-step':>7s} {'search ms':>9s} {'ratio':>6s} "
-               f"{'e2e ms':>7s} {'ratio':>6s}")
+               f"{'e2e ms':>7s} {'ratio':>6s} {'1t ratio':>8s}")
         lines.append(hdr)
         lines.append("-" * len(hdr))
         for v in [d["ref"]] + d["candidates"]:
@@ -120,12 +122,24 @@ class Report:
             else:
                 body = f"{'(reference)':>69s}"
             lines.append(f"{v['name']:{w}s} {v['precision']:5s} {body} {sp['search_ms']:9.1f} "
-                         f"{sp['search_ratio']:6.2f} {sp['e2e_ms']:7.1f} {sp['e2e_ratio']:6.2f}")
+                         f"{sp['search_ratio']:6.2f} {sp['e2e_ms']:7.1f} {sp['e2e_ratio']:6.2f} "
+                         f"{sp['search_ratio_1t']:8.2f}")
         lines.append("IoU mean/min: free-running trajectory vs FP32 over the video; 1-step: mean IoU of one step "
-                     "taken from the FP32 state (no drift).")
+                     "taken from the FP32 state (no drift). 1t ratio: search-branch time ratio single-threaded.")
+        if d["ref"].get("weights") == "random":
+            lines.append("note: the reference has random (untrained) heads: its tracker follows nothing, so "
+                         "trajectories fork at the first near-tie whatever the precision. For trajectory agreement "
+                         "export with --random-heads matching, or use a trained --checkpoint.")
         if self.json_path:
             lines.append(f"saved: {self.json_path}" + (f", {self.png_path}" if self.png_path else ""))
         return "\n".join(lines)
+
+
+def _weights_kind(md: ModelDir) -> str:
+    """"trained", "matching" (untrained template-matching heads) or "random" (untrained, realistic random)."""
+    if md.search_meta.get("trained", True):
+        return "trained"
+    return "matching" if str(md.search_meta.get("checkpoint_sha256", "")).endswith("-matching") else "random"
 
 
 def _same_model(ref: ModelDir, cand: ModelDir) -> None:
@@ -158,6 +172,27 @@ def _run_branches(md: ModelDir, cset: CalibrationSet, threads: int, batch: int =
             cls.append(np.array(c, np.float32))
             loc.append(np.array(l, np.float32))
     return kernels, np.concatenate(cls), np.concatenate(loc)
+
+
+def _time_search_branches(mds: Sequence[ModelDir], crops: CalibrationSet, threads: int, rounds: int):
+    """(timings, ratios to the first) of every variant's search branch on one crop, interleaved (:mod:`.speed`),
+    each with kernels from its own template branch."""
+    from ..runtime.ort import OrtBackend
+
+    bes = {str(md.path): OrtBackend.from_model_dir(md.path, md.search_meta, threads=threads, providers="cpu")
+           for md in mds}
+    x = crops.search[:1].astype(np.float32)
+    kern = {}
+    try:
+        for key, be in bes.items():
+            be.activate()
+            out_t = be.run_template(crops.template[:1].astype(np.float32))
+            kern[key] = {n: np.ascontiguousarray(v[:1]) for n, v in out_t.items()}
+        timings = time_search(bes, x, kern, rounds=rounds)
+    finally:
+        for be in bes.values():
+            be.deactivate()
+    return timings, ratios(timings, str(mds[0].path))
 
 
 def _one_step_iou(ref: ModelDir, cands: Sequence[ModelDir], video, init_box, threads: int,
@@ -235,8 +270,8 @@ def _plot(data: Dict[str, Any], path: Path) -> Optional[Path]:
     ax.bar(xs - 0.2, [v["speed"]["search_ms"] for v in variants], 0.4, label="search branch")
     ax.bar(xs + 0.2, [v["speed"]["e2e_ms"] for v in variants], 0.4, label="end to end / frame")
     for x, v in zip(xs, variants):
-        ax.text(x - 0.2, v["speed"]["search_ms"], f"{v['speed']['search_ratio']:.2f}x", ha="center", va="bottom",
-                fontsize=8)
+        ax.text(x - 0.2, v["speed"]["search_ms"], f"{v['speed']['search_ratio']:.2f}x\n"
+                f"(1t {v['speed']['search_ratio_1t']:.2f}x)", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(xs)
     ax.set_xticklabels(names, fontsize=8)
     ax.set_ylabel("ms (ONNX Runtime CPU)")
@@ -272,7 +307,6 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
         ModelDirError: a candidate is not a variant of ``ref``. InputError: unreadable video or bad box.
     """
     from ..runtime.backend import physical_cores
-    from ..runtime.ort import OrtBackend
     from ..runtime.run import track_video
 
     t0 = time.perf_counter()
@@ -304,19 +338,11 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
     ref_run = runs[str(ref_md.path)]
     one_step = _one_step_iou(ref_md, cand_mds, video, init_box, threads, max_frames, progress)
     ref_k, ref_cls, ref_loc = _run_branches(ref_md, crops, threads)
-    # side-by-side search-branch timing, interleaved, one crop, each variant with its own kernels
-    bes = {str(md.path): OrtBackend.from_model_dir(md.path, md.search_meta, threads=threads, providers="cpu")
-           for md in [ref_md] + cand_mds}
-    x = crops.search[:1].astype(np.float32)
-    kern = {}
-    for key, be in bes.items():
-        be.activate()
-        out_t = be.run_template(crops.template[:1].astype(np.float32))
-        kern[key] = {n: np.ascontiguousarray(v[:1]) for n, v in out_t.items()}
-    timings = time_search(bes, x, kern, rounds=speed_rounds)
-    for be in bes.values():
-        be.deactivate()
-    rat = ratios(timings, str(ref_md.path))
+    # side-by-side search-branch timing, interleaved; at the tracking thread count and single-threaded
+    timed = {threads: _time_search_branches([ref_md] + cand_mds, crops, threads, speed_rounds)}
+    if threads > 1:
+        timed[1] = _time_search_branches([ref_md] + cand_mds, crops, 1, speed_rounds)
+    timings, rat = timed[threads]
 
     def e2e_ms(run) -> float:
         return 1000.0 * run.tracker_seconds / max(run.frames, 1)
@@ -324,14 +350,15 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
     def speed(md) -> Dict[str, float]:
         key = str(md.path)
         return {"search_ms": timings[key].median_ms, "search_p90_ms": timings[key].p90_ms,
-                "search_ratio": rat[key], "e2e_ms": e2e_ms(runs[key]),
+                "search_ratio": rat[key], "search_ms_1t": timed[1][0][key].median_ms,
+                "search_ratio_1t": timed[1][1][key], "e2e_ms": e2e_ms(runs[key]),
                 "e2e_ratio": e2e_ms(runs[key]) / e2e_ms(ref_run)}
 
     data: Dict[str, Any] = {
         "video": str(video), "init_bbox": init_box, "frames": ref_run.frames, "crops": crops.num_search,
         "threads": threads, "backend": "onnxruntime-cpu",
         "ref": {"name": ref_md.path.name, "dir": str(ref_md.path), "precision": ref_md.precision,
-                "speed": speed(ref_md)},
+                "weights": _weights_kind(ref_md), "speed": speed(ref_md)},
         "candidates": [],
     }
     for md in cand_mds:

@@ -29,18 +29,8 @@ def _centre_errors(model_dir, bag_sequence, bag_video):
     return np.linalg.norm(centre - truth, axis=1)
 
 
-@pytest.fixture(scope="module")
-def matching_dir(tmp_path_factory, calib_frames):
-    from siamtrt.export.onnx import export_model
-
-    out = tmp_path_factory.mktemp("matching") / ALEX
-    res = export_model(ALEX, out, random_heads="matching", frames=calib_frames)
-    assert res.trained is False
-    return out
-
-
 def test_matching_heads_follow_the_bag(matching_dir, model_dir, bag_sequence, bag_video):
-    err_match = _centre_errors(matching_dir, bag_sequence, bag_video)
+    err_match = _centre_errors(matching_dir(ALEX), bag_sequence, bag_video)
     err_random = _centre_errors(model_dir(ALEX), bag_sequence, bag_video)
     prec_match, prec_random = np.mean(err_match < 50), np.mean(err_random < 50)
     # measured: matching 0.68 (median error 36 px), realistic random 0.03 (median 308 px)
@@ -51,7 +41,7 @@ def test_matching_heads_follow_the_bag(matching_dir, model_dir, bag_sequence, ba
 def test_matching_metadata_says_untrained(matching_dir):
     from siamtrt.metadata import read_onnx_metadata
 
-    meta = read_onnx_metadata(matching_dir / "search.onnx")
+    meta = read_onnx_metadata(matching_dir(ALEX) / "search.onnx")
     assert meta["trained"] is False
     assert meta["checkpoint_sha256"].endswith("-matching")
 
