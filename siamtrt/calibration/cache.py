@@ -74,8 +74,8 @@ def write_trt_caches(model_dir: Union[str, Path], calib, out_dir: Optional[Union
     kernels = cset.kernels_for(src)
     out = {}
     for branch in ("template", "search"):
-        feeds = cset.template_feeds(step) if branch == "template" else cset.search_feeds(kernels, step)
-        total = cset.num_templates if branch == "template" else cset.num_search
+        feeds = cset.template_feeds(step) if branch == "template" else cset.search_feeds(kernels, step, alt=True)
+        total = cset.num_templates if branch == "template" else cset.num_search_feeds
         out[branch] = write_trt_cache(src.onnx(branch), feeds, out_dir / cache_file_name(branch), method=method,
                                       trt_version=trt_version, total=total)
     return out

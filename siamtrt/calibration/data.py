@@ -9,6 +9,9 @@ input is their float32 copy), kernels as float32.
 File layout (``np.savez_compressed``, no pickles):
 
 * ``template`` uint8 [Nt,3,E,E], ``search`` uint8 [Ns,3,S,S], ``pair`` int32 [Ns] (index into ``template``);
+* for a model with an adaptive search size (SiamRPNBIG: 271, or 287 for small targets) also ``search_alt`` uint8
+  [Na,3,S',S'] and ``pair_alt`` int32 [Na]: at every sampled frame the tracker's crop at the *other* size, cut from
+  the same state (the size a target gets is fixed at init, so one video rarely shows both);
 * ``kernel/<name>`` float32 [Nt,…] for every name in the model's ``template_outputs`` (FP32 template outputs);
 * ``meta``: a JSON string — format, arch, sizes, template_outputs, the sha256 of the template.onnx that produced
   the kernels, the sources (path, frames, where the boxes came from) and the frame of every sample.
@@ -56,6 +59,8 @@ class CalibrationSet:
     kernels: Dict[str, np.ndarray] = field(default_factory=dict)  # name → float32 [Nt,…]
     meta: Dict[str, Any] = field(default_factory=dict)
     path: Optional[Path] = None
+    search_alt: Optional[np.ndarray] = None   # uint8 [Na,3,S',S']: the adaptive model's other search size
+    pair_alt: Optional[np.ndarray] = None     # int [Na] → template index
 
     # ------------------------------------------------------------------------------------------------ properties
     @property
@@ -74,10 +79,16 @@ class CalibrationSet:
     def instance_size(self) -> int:
         return int(self.search.shape[-1])
 
+    @property
+    def alt_instance_size(self) -> Optional[int]:
+        return None if self.search_alt is None else int(self.search_alt.shape[-1])
+
     def summary(self) -> str:
         src = ", ".join(Path(s["path"]).name for s in self.meta.get("sources", [])) or "?"
-        return (f"{self.num_search} search crops {self.instance_size}x{self.instance_size}, {self.num_templates} "
-                f"template crops {self.exemplar_size}x{self.exemplar_size} from {src}")
+        alt = (f" (+ {len(self.search_alt)} at {self.alt_instance_size}x{self.alt_instance_size})"
+               if self.search_alt is not None else "")
+        return (f"{self.num_search} search crops {self.instance_size}x{self.instance_size}{alt}, "
+                f"{self.num_templates} template crops {self.exemplar_size}x{self.exemplar_size} from {src}")
 
     # ---------------------------------------------------------------------------------------------------- feeds
     def template_feeds(self, batch: int = 1) -> Iterator[Feed]:
@@ -85,19 +96,30 @@ class CalibrationSet:
         for i in range(0, self.num_templates, batch):
             yield {TEMPLATE_INPUT: self.template[i:i + batch].astype(np.float32)}
 
-    def search_feeds(self, kernels: Dict[str, np.ndarray], batch: int = 1) -> Iterator[Feed]:
+    def search_feeds(self, kernels: Dict[str, np.ndarray], batch: int = 1, alt: bool = False) -> Iterator[Feed]:
         """Feed dicts for the search branch: search crops plus the kernels of their paired templates.
 
         Args:
             kernels (dict): name → [Nt,…] template outputs (from :meth:`kernels_for` or a template model).
             batch (int): crops per feed. Defaults to 1.
+            alt (bool): also the crops at the adaptive model's other search size, after the main ones (one size
+                per feed). Defaults to False.
         """
-        for i in range(0, self.num_search, batch):
-            idx = self.pair[i:i + batch]
-            feed = {SEARCH_INPUT: self.search[i:i + batch].astype(np.float32)}
-            for name, k in kernels.items():
-                feed[name] = np.ascontiguousarray(k[idx])
-            yield feed
+        sets = [(self.search, self.pair)]
+        if alt and self.search_alt is not None:
+            sets.append((self.search_alt, self.pair_alt))
+        for crops, pair in sets:
+            for i in range(0, len(crops), batch):
+                idx = pair[i:i + batch]
+                feed = {SEARCH_INPUT: crops[i:i + batch].astype(np.float32)}
+                for name, k in kernels.items():
+                    feed[name] = np.ascontiguousarray(k[idx])
+                yield feed
+
+    @property
+    def num_search_feeds(self) -> int:
+        """Search crops over both sizes (what ``search_feeds(..., alt=True)`` yields at batch 1)."""
+        return self.num_search + (0 if self.search_alt is None else len(self.search_alt))
 
     def kernels_for(self, model: ModelDir, threads: Optional[int] = None) -> Dict[str, np.ndarray]:
         """FP32 kernels for ``model``'s search branch: the stored ones when they came from this very template
@@ -120,6 +142,9 @@ class CalibrationSet:
         """
         want = (model.exemplar_size, model.instance_size)
         have = (self.exemplar_size, self.instance_size)
+        alt = model.alt_instance_size
+        if self.search_alt is not None and self.alt_instance_size != alt:
+            want, have = (want[0], want[1], alt), (have[0], have[1], self.alt_instance_size)
         if want != have:
             raise CalibrationError(
                 f"calibration file {self.path or ''} does not fit the model {model.path}",
@@ -139,6 +164,9 @@ class CalibrationSet:
                   "meta": np.array(json.dumps(self.meta))}
         for name, k in self.kernels.items():
             arrays[KERNEL_PREFIX + name] = k.astype(np.float32)
+        if self.search_alt is not None:
+            arrays["search_alt"] = self.search_alt
+            arrays["pair_alt"] = self.pair_alt.astype(np.int32)
         np.savez_compressed(path, **arrays)
         self.path = path
         return path
@@ -179,7 +207,11 @@ def load_calibration(path: Union[str, Path]) -> CalibrationSet:
         raise CalibrationError(f"calibration file {path} has format {fmt!r}",
                                evidence=f"this siamtrt reads {FORMAT!r}", fix=recollect)
     tpl, srch, pair = arrays["template"], arrays["search"], arrays["pair"]
-    for name, a in (("template", tpl), ("search", srch)):
+    alt, pair_alt = arrays.get("search_alt"), arrays.get("pair_alt")
+    if (alt is None) != (pair_alt is None):
+        raise CalibrationError(f"calibration file {path} has only one of 'search_alt' / 'pair_alt'",
+                               evidence=f"arrays present: {sorted(arrays)}", fix=recollect)
+    for name, a in (("template", tpl), ("search", srch)) + ((("search_alt", alt),) if alt is not None else ()):
         if a.dtype != np.uint8 or a.ndim != 4 or a.shape[1] != 3 or a.shape[2] != a.shape[3]:
             raise CalibrationError(f"calibration file {path}: '{name}' is not a uint8 [N,3,S,S] crop array",
                                    evidence=f"dtype {a.dtype}, shape {a.shape}", fix=recollect)
@@ -187,17 +219,20 @@ def load_calibration(path: Union[str, Path]) -> CalibrationSet:
         raise CalibrationError(f"calibration file {path} contains no samples",
                                evidence=f"{tpl.shape[0]} template crops, {srch.shape[0]} search crops",
                                fix=recollect + " (check that the video has frames and the box lies inside them)")
-    if pair.shape != (srch.shape[0],) or pair.min() < 0 or pair.max() >= tpl.shape[0]:
-        raise CalibrationError(f"calibration file {path}: 'pair' does not index the template crops",
-                               evidence=f"pair shape {pair.shape}, range [{pair.min()}, {pair.max()}], "
-                                        f"{tpl.shape[0]} templates", fix=recollect)
+    for name, p, crops in (("pair", pair, srch),) + ((("pair_alt", pair_alt, alt),) if alt is not None else ()):
+        if p.shape != (crops.shape[0],) or (p.size and (p.min() < 0 or p.max() >= tpl.shape[0])):
+            raise CalibrationError(f"calibration file {path}: '{name}' does not index the template crops",
+                                   evidence=f"{name} shape {p.shape}, range [{p.min() if p.size else '-'}, "
+                                            f"{p.max() if p.size else '-'}], {tpl.shape[0]} templates",
+                                   fix=recollect)
     kernels = {k[len(KERNEL_PREFIX):]: v for k, v in arrays.items() if k.startswith(KERNEL_PREFIX)}
     bad = {k: v.shape for k, v in kernels.items() if v.shape[0] != tpl.shape[0] or v.dtype != np.float32}
     if bad:
         raise CalibrationError(f"calibration file {path}: stored kernels do not match the template crops",
                                evidence=f"{bad} vs {tpl.shape[0]} templates", fix=recollect)
     return CalibrationSet(template=tpl, search=srch, pair=pair.astype(np.int64), kernels=kernels, meta=meta,
-                          path=path)
+                          path=path, search_alt=alt,
+                          pair_alt=None if pair_alt is None else pair_alt.astype(np.int64))
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
@@ -390,13 +425,27 @@ def _to_uint8(crops: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(crops), 0, 255).astype(np.uint8)
 
 
+@dataclass
+class SourceCrops:
+    """What :func:`collect_source` took from one source."""
+
+    templates: List[np.ndarray]
+    searches: List[np.ndarray]
+    pair: List[int]
+    kernels: Dict[str, List[np.ndarray]]
+    info: Dict[str, Any]
+    searches_alt: List[np.ndarray] = field(default_factory=list)
+    pair_alt: List[int] = field(default_factory=list)
+
+
 def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int, progress: bool = True,
-                   max_frames: Optional[int] = None) -> Tuple[List[np.ndarray], List[np.ndarray], List[int],
-                                                               Dict[str, List[np.ndarray]], Dict[str, Any]]:
-    """Crops from one source with an (already built) FP32 tracker: (templates, searches, pair, kernels, info).
+                   max_frames: Optional[int] = None) -> SourceCrops:
+    """Crops from one source with an (already built) FP32 tracker.
 
     Search crops are taken at ``n_search`` evenly spaced frames ≥ 1, template crops at ``n_templates`` evenly
-    spaced frames (frame 0 always); a search crop is paired with the latest template taken before its frame.
+    spaced frames (frame 0 always); a search crop is paired with the latest template taken before its frame. With an
+    adaptive model (SiamRPNBIG) each sampled frame also gives the crop at the other search size, cut by a second
+    tracker forced to that size and put in the same state.
     """
     from ..runtime.tracker import Tracker, check_boxes
     from ..runtime.video import open_frames
@@ -428,6 +477,10 @@ def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int,
         rec = _Recorder(tracker.backend)
         tracker.backend = rec
         ztracker = Tracker(rec, tracker.info)  # re-initialisations for extra templates, same backend and geometry
+        sizes = tuple(tracker.info.track.instance_sizes)
+        atracker = Tracker(rec, tracker.info) if len(sizes) > 1 else None  # the other search size, same state
+        searches_alt: List[np.ndarray] = []
+        alt_frames: List[int] = []
         templates: List[np.ndarray] = []
         t_frames: List[int] = []
         kernels: Dict[str, List[np.ndarray]] = {}
@@ -453,7 +506,12 @@ def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int,
                 tracker.init(frame, init_box)
                 keep_template(0)
                 box = init_box
+                if atracker is not None:
+                    other = [z for z in sizes if z != int(tracker.instance[0])][0]
+                    rec.want = False
+                    atracker.init(frame, init_box, instance_size=other)
             else:
+                state = None
                 rec.want = t in search_at
                 if gt is not None:
                     if rec.want:
@@ -466,16 +524,25 @@ def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int,
                         else:
                             tracker.center, tracker.size = ztracker.center.copy(), ztracker.size.copy()
                             rec.want = True
+                            state = (tracker.center.copy(), tracker.size.copy())
                             tracker.track(frame)
                     box = gt[t]
                 else:
+                    state = (tracker.center.copy(), tracker.size.copy())
                     box, _ = tracker.track(frame)
                 if rec.want:
-                    if rec.search.shape[-1] == instance_size:
-                        searches.append(_to_uint8(rec.search[0]))
-                        s_frames.append(t)
-                    else:  # DaSiamRPN's adaptive size (287 for small targets): calibrate at the default size only
-                        skipped += 1
+                    crops = [rec.search[0]]
+                    if atracker is not None:  # the same step at the other search size
+                        atracker.center, atracker.size = state[0].copy(), state[1].copy()
+                        atracker.track(frame)
+                        crops.append(rec.search[0])
+                    for crop in crops:
+                        if crop.shape[-1] == instance_size:
+                            searches.append(_to_uint8(crop))
+                            s_frames.append(t)
+                        else:
+                            searches_alt.append(_to_uint8(crop))
+                            alt_frames.append(t)
                 if t in template_at:
                     rec.want = True
                     try:
@@ -492,11 +559,16 @@ def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int,
         src.close()
         if isinstance(tracker.backend, _Recorder):
             tracker.backend = tracker.backend._backend
-    pair = [int(np.searchsorted(t_frames, f, side="left") - 1) for f in s_frames]  # latest template before f
+    def latest_template(frames: List[int]) -> List[int]:  # the latest template taken before each frame
+        return [int(np.searchsorted(t_frames, f, side="left") - 1) for f in frames]
+
     info = {"path": str(source.path), "frames": count, "boxes_from": str(gt_path) if gt_path else "tracker",
             "init_bbox": [float(v) for v in init_box], "search_frames": s_frames, "template_frames": t_frames,
             "search": len(searches), "templates": len(templates), "skipped": skipped}
-    return templates, searches, pair, kernels, info
+    if atracker is not None:
+        info.update({"search_alt": len(searches_alt), "search_alt_frames": alt_frames})
+    return SourceCrops(templates, searches, latest_template(s_frames), kernels, info, searches_alt,
+                       latest_template(alt_frames))
 
 
 def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Optional[Union[str, Path]] = None, *,
@@ -539,18 +611,19 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
     if threads:
         opts["threads"] = threads
     tracker = Tracker.from_model_dir(md.path, backend="onnxruntime", **opts)
-    all_t, all_s, all_p, all_k, infos = [], [], [], {}, []
+    all_t, all_s, all_p, all_k, infos, alt_s, alt_p = [], [], [], {}, [], [], []
     with tracker:
         for s, budget in zip(sources, budgets):
-            tpl, srch, pair, ker, info = collect_source(tracker, s, budget, templates_per_source, progress,
-                                                        max_frames=max_frames)
+            got = collect_source(tracker, s, budget, templates_per_source, progress, max_frames=max_frames)
             offset = len(all_t)
-            all_t += tpl
-            all_s += srch
-            all_p += [p + offset for p in pair]
-            for k, v in ker.items():
+            all_t += got.templates
+            all_s += got.searches
+            all_p += [p + offset for p in got.pair]
+            alt_s += got.searches_alt
+            alt_p += [p + offset for p in got.pair_alt]
+            for k, v in got.kernels.items():
                 all_k.setdefault(k, []).extend(v)
-            infos.append(info)
+            infos.append(got.info)
     if not all_s:
         raise CalibrationError("no search crop could be collected",
                                evidence="; ".join(f"{i['path']}: {i['frames']} frames" for i in infos),
@@ -561,7 +634,9 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
             "model_dir": str(md.path), "max_samples": max_samples, "templates_per_source": templates_per_source,
             "sources": infos, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     cset = CalibrationSet(template=np.stack(all_t), search=np.stack(all_s), pair=np.asarray(all_p, np.int64),
-                          kernels={k: np.stack(v).astype(np.float32) for k, v in all_k.items()}, meta=meta)
+                          kernels={k: np.stack(v).astype(np.float32) for k, v in all_k.items()}, meta=meta,
+                          search_alt=np.stack(alt_s) if alt_s else None,
+                          pair_alt=np.asarray(alt_p, np.int64) if alt_s else None)
     path = cset.save(out) if out is not None else Path("")
     LOG.info("INT8: %s", cset.summary())  # (too few crops for calibration: the summary and quantize_int8 warn)
     return CollectSummary(path=path, calib=cset, seconds=time.perf_counter() - t0, per_source=infos)

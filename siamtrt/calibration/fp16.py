@@ -95,8 +95,8 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
         blocked += [n.name for n in model.graph.node if n.op_type == "Cast"]  # see the module docstring
         n = 0
         if cset is not None:
-            feeds = cset.template_feeds() if branch == "template" else cset.search_feeds(kernels)
-            n = cset.num_templates if branch == "template" else cset.num_search
+            feeds = cset.template_feeds() if branch == "template" else cset.search_feeds(kernels, alt=True)
+            n = cset.num_templates if branch == "template" else cset.num_search_feeds
             with tempfile.TemporaryDirectory(prefix="siamtrt-fp16-") as tmp:
                 named = Path(tmp) / "named.onnx"
                 onnx.save(model, str(named))

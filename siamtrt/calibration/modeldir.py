@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 from ..errors import ModelDirError
 from ..metadata import SEARCH_ONNX, TEMPLATE_ONNX, file_sha256, set_onnx_metadata
@@ -48,6 +48,12 @@ class ModelDir:
     @property
     def instance_size(self) -> int:
         return int(self.search_meta["instance_size"])
+
+    @property
+    def alt_instance_size(self) -> Optional[int]:
+        """The adaptive model's small-target search size (SiamRPNBIG: 287), else None."""
+        v = (self.search_meta.get("track") or {}).get("adaptive_instance_size")
+        return None if v is None else int(v)
 
     @property
     def template_outputs(self):

@@ -443,8 +443,8 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
     summary = QuantizeSummary(out_dir=out_dir, precision="int8", target=target, details=common)
     results = {}
     for branch in ("template", "search"):
-        feeds = cset.template_feeds(step) if branch == "template" else cset.search_feeds(kernels, step)
-        total = cset.num_templates if branch == "template" else cset.num_search
+        feeds = cset.template_feeds(step) if branch == "template" else cset.search_feeds(kernels, step, alt=True)
+        total = cset.num_templates if branch == "template" else cset.num_search_feeds
         qmodel, res = quantize_branch(src.onnx(branch), out_dir / src.onnx(branch).name, feeds, target=target,
                                       method=method, head_method=head_method, float_prefix=prefix[branch],
                                       exclude=[e for e in exclude if e in node_names[branch]], total=total,
@@ -455,8 +455,8 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
         from .cache import cache_file_name, write_trt_cache
 
         for branch in ("template", "search"):
-            feeds = cset.template_feeds(step) if branch == "template" else cset.search_feeds(kernels, step)
-            total = cset.num_templates if branch == "template" else cset.num_search
+            feeds = cset.template_feeds(step) if branch == "template" else cset.search_feeds(kernels, step, alt=True)
+            total = cset.num_templates if branch == "template" else cset.num_search_feeds
             caches[branch] = write_trt_cache(src.onnx(branch), feeds, out_dir / cache_file_name(branch),
                                              method=method, head_method=head_method, trt_version=trt_version,
                                              total=total)

@@ -20,6 +20,7 @@ Written to ``<out>/report.json`` and ``<out>/report.png``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -124,6 +125,12 @@ class Report:
             lines.append(f"{v['name']:{w}s} {v['precision']:5s} {body} {sp['search_ms']:9.1f} "
                          f"{sp['search_ratio']:6.2f} {sp['e2e_ms']:7.1f} {sp['e2e_ratio']:6.2f} "
                          f"{sp['search_ratio_1t']:8.2f}")
+        for v in d["candidates"]:
+            acc = v.get("accuracy") or {}
+            if "cls_alt" in acc:
+                lines.append(f"{v['name']} at search size {d['alt_instance_size']} ({d['alt_crops']} crops): cls cos "
+                             f"{acc['cls_alt']['cosine']:.4f} ({acc['cls_alt']['sqnr_db']:.1f} dB), loc cos "
+                             f"{acc['loc_alt']['cosine']:.4f}")
         lines.append("IoU mean/min: free-running trajectory vs FP32 over the video; 1-step: mean IoU of one step "
                      "taken from the FP32 state (no drift). 1t ratio: search-branch time ratio single-threaded.")
         if d["ref"].get("weights") == "random":
@@ -338,6 +345,10 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
     ref_run = runs[str(ref_md.path)]
     one_step = _one_step_iou(ref_md, cand_mds, video, init_box, threads, max_frames, progress)
     ref_k, ref_cls, ref_loc = _run_branches(ref_md, crops, threads)
+    # the adaptive model's other search size (SiamRPNBIG 287), when the collector cut crops at it
+    alt_crops = (dataclasses.replace(crops, search=crops.search_alt, pair=crops.pair_alt, search_alt=None,
+                                     pair_alt=None) if crops.search_alt is not None else None)
+    ref_alt = _run_branches(ref_md, alt_crops, threads)[1:] if alt_crops is not None else None
     # side-by-side search-branch timing, interleaved; at the tracking thread count and single-threaded
     timed = {threads: _time_search_branches([ref_md] + cand_mds, crops, threads, speed_rounds)}
     if threads > 1:
@@ -356,6 +367,7 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
 
     data: Dict[str, Any] = {
         "video": str(video), "init_bbox": init_box, "frames": ref_run.frames, "crops": crops.num_search,
+        "alt_instance_size": crops.alt_instance_size, "alt_crops": 0 if alt_crops is None else alt_crops.num_search,
         "threads": threads, "backend": "onnxruntime-cpu",
         "ref": {"name": ref_md.path.name, "dir": str(ref_md.path), "precision": ref_md.precision,
                 "weights": _weights_kind(ref_md), "speed": speed(ref_md)},
@@ -388,6 +400,10 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
                          "one_step_iou_per_frame": [float(v) for v in step]},
             "speed": speed(md),
         })
+        if alt_crops is not None:
+            _, cls_a, loc_a = _run_branches(md, alt_crops, threads)
+            data["candidates"][-1]["accuracy"].update({"cls_alt": compare(ref_alt[0], cls_a),
+                                                       "loc_alt": compare(ref_alt[1], loc_a)})
     data["seconds"] = time.perf_counter() - t0
     out = Path(out) if out is not None else Path("results") / "calibration" / cand_mds[0].path.name
     out.mkdir(parents=True, exist_ok=True)

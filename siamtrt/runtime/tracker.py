@@ -156,13 +156,19 @@ class Tracker:
         return self._dtypes
 
     # -------------------------------------------------------------------------------------------------- init
-    def init(self, frame: np.ndarray, bbox: Any) -> None:
+    def init(self, frame: np.ndarray, bbox: Any, instance_size: Optional[int] = None) -> None:
         """Start tracking the given box(es) in ``frame`` (replaces any previous targets).
 
+        Args:
+            frame (np.ndarray): BGR uint8 image.
+            bbox: x,y,w,h or an (N, 4) array.
+            instance_size (int): search size for these targets instead of the model's choice; only the sizes the
+                model supports (SiamRPNBIG: 271 or 287). Defaults to None (the model's choice by target area).
+
         Raises:
-            InputError: bad frame or box (zero size, outside the frame, wrong shape).
+            InputError: bad frame or box (zero size, outside the frame, wrong shape), unsupported instance_size.
         """
-        *parts, single = self._new_targets(frame, bbox)
+        *parts, single = self._new_targets(frame, bbox, instance_size)
         self._set_targets(*parts, single=single)
 
     def add(self, frame: np.ndarray, bbox: Any) -> np.ndarray:
@@ -183,7 +189,7 @@ class Tracker:
         self._set_targets(self.center[keep], self.size[keep], self.avg_chans[keep], self.instance[keep],
                           {k: v[keep] for k, v in self._kernels.items()}, single=self._single and len(keep) == 1)
 
-    def _new_targets(self, frame: np.ndarray, bbox: Any):
+    def _new_targets(self, frame: np.ndarray, bbox: Any, instance_size: Optional[int] = None):
         t0 = time.perf_counter()
         frame = check_frame(frame)
         img_h, img_w = frame.shape[:2]
@@ -199,7 +205,13 @@ class Tracker:
         s_z = np.round(np.sqrt((w + ca * (w + h)) * (h + ca * (w + h))))  # half-to-even, as Python's round
         t = self.info.track
         instance = np.full(len(boxes), t.instance_size, np.int64)
-        if t.adaptive_instance_size is not None:
+        if instance_size is not None:
+            if int(instance_size) not in t.instance_sizes:
+                raise InputError(f"instance_size {instance_size} is not a search size of this model",
+                                 evidence=f"{self.info.meta.get('arch')}: {list(t.instance_sizes)}",
+                                 fix=f"use one of {list(t.instance_sizes)} or leave it unset")
+            instance[:] = int(instance_size)
+        elif t.adaptive_instance_size is not None:
             small = (w * h) / float(img_h * img_w) < t.adaptive_area_ratio
             instance[small] = t.adaptive_instance_size
         tdtype, _ = self._io_dtypes()
