@@ -32,7 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     prec.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
                       help="FP16 engines (an FP32 export is converted where the builder is strongly typed)")
     prec.add_argument("--int8", dest="precision", action="store_const", const="int8",
-                      help="INT8 engines from a Q/DQ model made by calibration/quantize.py --target tensorrt")
+                      help="INT8 engines from a Q/DQ model made by calibration/quantize.py --target tensorrt (or, "
+                           "with --calib, implicit INT8 from an FP32 model on TensorRT 8.x-10.x)")
     p.add_argument("--xcorr", choices=["conv", "plugin"], default=None,
                    help="depthwise correlation as TensorRT's runtime-weight Conv or the DepthwiseXCorr plugin "
                         "(default: the export's mode)")
@@ -46,6 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="C++ plugin library for --xcorr plugin (default: the built one, else the Python plugin)")
     p.add_argument("--hardware-compatibility", choices=["none", "ampere_plus", "same_compute_capability"],
                    default="none", help="engines portable across GPUs of this class (default none)")
+    p.add_argument("--calib", type=Path, default=None, metavar="CALIB.NPZ",
+                   help="with --int8 on an FP32 directory: write TensorRT calibration caches from these crops "
+                        "(calibration/collect.py) and build implicit INT8 (TensorRT 8.x-10.x, JetPack 5/6)")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: the model directory)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log TensorRT warnings")
@@ -61,7 +65,8 @@ def main(argv=None) -> int:
         report = build_engine(args.model, precision=args.precision, xcorr=args.xcorr, max_batch=args.max_batch,
                               opt_batch=args.opt_batch, workspace_gib=args.workspace, timing_cache=args.timing_cache,
                               dla_core=args.dla, out_dir=args.out, plugin_lib=args.plugin_lib,
-                              hardware_compatibility=args.hardware_compatibility, progress=not args.no_progress)
+                              hardware_compatibility=args.hardware_compatibility, progress=not args.no_progress,
+                              calib=args.calib)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

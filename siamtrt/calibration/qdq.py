@@ -31,6 +31,14 @@ crops with FP32 kernels): whole-graph ORT defaults (MinMax, per-tensor weights) 
 with entropy ranges 0.69; max ranges + stem float 0.935 (int8 stem weights alone cost 0.15); + residual Adds
 float and the first 5 % of MACs float 0.99. The template branch, which runs once per target, keeps 25 % of its
 MACs in float.
+
+Why not fewer float layers on mobilev2 (its search ratio sits at ~0.40× FP32 single-threaded, 0.37× with only the
+stem float): quantizing any one of the first ten prefix convolutions alone costs 0.01–0.05 of cls cosine, the next
+ten 0.000–0.008 each but 0.011 together (contiguous float prefix to conv k: 19 → 0.988, 16 → 0.987, 13 → 0.980,
+10 → 0.970); and a float set with holes in it is *slower* than the contiguous prefix (each hole adds a
+Q/DQ pair and two NCHWc layout reorders). Where the rest of the time goes (ORT profile, int8): the 6 float
+correlations ~4 ms, the float prefix ~8 ms (its 22/33/132/198-channel layers miss ORT's NCHWc kernels in FP32 too),
+int8 convolutions ~22 ms at VNNI rate.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ class PrecisionPlan:
     strongly_typed: bool         # network created STRONGLY_TYPED
     flags: Tuple[str, ...] = ()  # BuilderFlag names set (weak typing)
     convert_fp16: bool = False   # FP16 copy of the ONNX made here
+    calibration_cache: bool = False  # implicit INT8: scales from a TensorRT calibration cache (TensorRT <= 10)
 
     @property
     def typing(self) -> str:
@@ -69,12 +70,17 @@ class PrecisionPlan:
             how += " + " + "/".join(self.flags) + " flag"
         if self.convert_fp16:
             how += ", FP16 ONNX converted here"
+        if self.calibration_cache:
+            how += ", implicit INT8 from a calibration cache"
         return f"{self.precision} ({how})"
 
 
 def plan_precision(requested: str, onnx_precision: str, caps: BuilderCaps, model_dir: Path,
-                   branch: str) -> PrecisionPlan:
+                   branch: str, calib: bool = False) -> PrecisionPlan:
     """Decide how ``requested`` is built from an ONNX of ``onnx_precision`` on a builder with ``caps``.
+
+    ``calib``: calibration crops were given, so INT8 from an FP32 model may take TensorRT's implicit path (a
+    calibrator reading the cache :mod:`siamtrt.calibration.cache` writes), where the builder still has one.
 
     Raises:
         EngineError: INT8 without a quantized model (says how to make one), a precision below the ONNX's
@@ -90,6 +96,18 @@ def plan_precision(requested: str, onnx_precision: str, caps: BuilderCaps, model
             raise EngineError(f"{caps.flavour} {caps.version} can neither type the network strongly nor set {flag}",
                               fix="upgrade TensorRT (>= 8.5)")
         return PrecisionPlan(requested, strongly_typed=False, flags=(flag,))
+    if requested == "int8" and onnx_precision == "fp32" and calib:
+        if not caps.int8_calibrator:
+            raise EngineError(f"{caps.flavour} {caps.version} has no implicit INT8 (no calibrators): --calib needs "
+                              "TensorRT 8.x-10.x (JetPack 5 / 6)",
+                              evidence="IInt8EntropyCalibrator2 / BuilderFlag.INT8 missing; TensorRT 11 and "
+                                       "tensorrt_rtx take INT8 only as explicit Q/DQ nodes",
+                              fix="quantize explicitly, then build from the new directory:\n"
+                                  + quantize_command(model_dir)
+                                  + f"\npython export/build_engine.py --model "
+                                    f"{model_dir.parent / (model_dir.name + '_int8')} --int8")
+        flags = ("INT8", "FP16") if caps.weak_typing else ("INT8",)  # FP16 for what stays out of INT8
+        return PrecisionPlan("int8", strongly_typed=False, flags=flags, calibration_cache=True)
     if requested == "int8":
         raise EngineError(f"--int8 needs a quantized (Q/DQ) model, and {onnx_file} is {onnx_precision}",
                           evidence=f"metadata precision of {onnx_file.name}: {onnx_precision!r}; TensorRT 10+ and "
@@ -97,7 +115,8 @@ def plan_precision(requested: str, onnx_precision: str, caps: BuilderCaps, model
                           fix="quantize it with real video crops, then build from the new directory:\n"
                               + quantize_command(model_dir)
                               + f"\npython export/build_engine.py --model {model_dir.parent / (model_dir.name + '_int8')}"
-                                " --int8")
+                                " --int8\n(TensorRT 8.x-10.x also builds implicit INT8 from this directory: add "
+                                "--calib calib.npz)")
     if requested == "fp16" and onnx_precision == "fp32":
         if caps.weak_typing:
             return PrecisionPlan("fp16", strongly_typed=False, flags=("FP16",))
@@ -409,12 +428,39 @@ def _profile_for(branch: str, inputs: Dict[str, List], meta: Dict[str, Any], max
     return {"batch": batch, "shapes": shapes}
 
 
+def cache_calibrator(trt_module, cache_path: Union[str, Path]):
+    """An ``IInt8EntropyCalibrator2`` that serves a calibration cache and no data, so TensorRT (8.x-10.x) reads the
+    scales from the cache and never calibrates on the device (the crops were measured once, on any machine, by
+    :func:`siamtrt.calibration.cache.write_trt_caches`). ``trt_module``: ``tensorrt`` (or a stand-in in tests)."""
+    data = Path(cache_path).read_bytes()
+
+    class CacheCalibrator(trt_module.IInt8EntropyCalibrator2):
+        def __init__(self):
+            super().__init__()
+            self.cache_path = str(cache_path)
+
+        def get_batch_size(self):
+            return 1
+
+        def get_batch(self, names, *args):  # never called when the cache is accepted; None ends calibration
+            return None
+
+        def read_calibration_cache(self, *args):
+            return data
+
+        def write_calibration_cache(self, cache, *args):  # the cache came from siamtrt; keep it as written
+            return None
+
+    return CacheCalibrator()
+
+
 def build_engine(model_dir: Union[str, Path], *, precision: Optional[str] = None, xcorr: Optional[str] = None,
                  max_batch: int = 1, opt_batch: int = 1, workspace_gib: Optional[float] = None,
                  timing_cache: Optional[Union[str, Path]] = None, dla_core: Optional[int] = None,
                  out_dir: Optional[Union[str, Path]] = None, plugin_lib: Optional[Union[str, Path]] = None,
                  hardware_compatibility: str = "none", branches: Sequence[str] = ("template", "search"),
-                 progress: bool = True, trt: Optional[TrtModule] = None) -> BuildReport:
+                 progress: bool = True, trt: Optional[TrtModule] = None,
+                 calib: Optional[Union[str, Path]] = None) -> BuildReport:
     """Build the engines of a model directory and write them with their sidecars.
 
     Args:
@@ -434,6 +480,9 @@ def build_engine(model_dir: Union[str, Path], *, precision: Optional[str] = None
         branches (list[str]): which engines to build. Defaults to both.
         progress (bool): show a progress bar. Defaults to True.
         trt (TrtModule): TensorRT module to use. Defaults to :func:`siamtrt.runtime.trt.import_tensorrt`.
+        calib (Path): calibration crops (calibration/collect.py) for ``precision="int8"`` from an FP32 directory:
+            TensorRT calibration caches are written next to the engines and read by the builder's calibrator
+            (implicit INT8, TensorRT 8.x-10.x only). Defaults to None.
 
     Returns:
         BuildReport: engines, builder description and notes; ``summary()`` prints them.
@@ -475,7 +524,12 @@ def build_engine(model_dir: Union[str, Path], *, precision: Optional[str] = None
         raise EngineError(f"{model_dir / SEARCH_ONNX} is in plugin mode; --xcorr conv needs the conv-mode export",
                           fix="re-export with python export/to_onnx.py ... --xcorr conv")
     requested = precision or metas["search"].get("precision", "fp32")
-    plans = {b: plan_precision(requested, metas[b].get("precision", "fp32"), caps, model_dir, b) for b in branches}
+    plans = {b: plan_precision(requested, metas[b].get("precision", "fp32"), caps, model_dir, b, calib is not None)
+             for b in branches}
+    if calib is not None and not any(p.calibration_cache for p in plans.values()):
+        raise EngineError("--calib is for --int8 from an FP32 directory (implicit INT8 on TensorRT 8.x-10.x)",
+                          evidence=f"precision {requested}, ONNX {metas['search'].get('precision', 'fp32')}",
+                          fix="drop --calib, or add --int8 with the FP32 model directory")
     if dla_core is not None and requested == "fp32":
         raise EngineError("DLA runs only FP16 and INT8", fix="add --fp16 (or --int8 with a quantized model)")
 
@@ -492,13 +546,21 @@ def build_engine(model_dir: Union[str, Path], *, precision: Optional[str] = None
                          f"{plugin_record['implementation']} plugin" + (f" {plugin_record.get('library')}"
                                                                        if plugin_record.get("library") else ""))
     out_dir.mkdir(parents=True, exist_ok=True)
+    caches: Dict[str, Path] = {}
+    if calib is not None:  # scales for the implicit-INT8 calibrator, from the same statistics as the Q/DQ models
+        from ..calibration.cache import write_trt_caches
+
+        caches = write_trt_caches(model_dir, calib, out_dir, trt_version=trt.version)
+        report.notes.append(f"implicit INT8: scales from {', '.join(p.name for p in caches.values())} (written "
+                            "here from --calib)")
     rebuild = sc.rebuild_command(model_dir, precision=requested, xcorr=xcorr, max_batch=max_batch, opt_batch=opt_batch,
                                  workspace_gib=workspace_gib, timing_cache=timing_cache, dla_core=dla_core,
                                  out_dir=out_dir, plugin_lib=plugin_lib if plugin_record else None,
-                                 hardware_compatibility=hardware_compatibility)
+                                 hardware_compatibility=hardware_compatibility, calib=calib)
     options = {"precision": requested, "xcorr": xcorr, "max_batch": max_batch, "opt_batch": opt_batch,
                "workspace_gib": workspace_gib, "timing_cache": str(timing_cache) if timing_cache else None,
-               "dla_core": dla_core, "hardware_compatibility": hardware_compatibility}
+               "dla_core": dla_core, "hardware_compatibility": hardware_compatibility,
+               "calib": str(calib) if calib is not None else None}
     log.info("TensorRT: %s; GPU: %s; building %s from %s", caps.describe(), report.gpu, ", ".join(branches),
              model_dir)
 
@@ -570,6 +632,8 @@ def build_engine(model_dir: Union[str, Path], *, precision: Optional[str] = None
             _set_workspace(trt, caps, config, workspace_gib)
             for flag in plan.flags:
                 config.set_flag(getattr(trt.module.BuilderFlag, flag))
+            if plan.calibration_cache:
+                config.int8_calibrator = cache_calibrator(trt.module, caches[branch])
             if hasattr(config, "profiling_verbosity"):
                 config.profiling_verbosity = trt.module.ProfilingVerbosity.DETAILED
             profile_info = _profile_for(branch, inputs, meta, max_batch, opt_batch, fixed, dla_core is not None)
@@ -631,5 +695,5 @@ def build_engine(model_dir: Union[str, Path], *, precision: Optional[str] = None
     return report
 
 
-__all__ = ["BuildReport", "EngineResult", "PrecisionPlan", "build_engine", "fix_batch", "onnx_inputs",
-           "plan_precision", "quantize_command", "to_fp16"]
+__all__ = ["BuildReport", "EngineResult", "PrecisionPlan", "build_engine", "cache_calibrator", "fix_batch",
+           "onnx_inputs", "plan_precision", "quantize_command", "to_fp16"]

@@ -39,7 +39,8 @@ def gpu_record(probe: CudaProbe) -> Dict[str, Any]:
 
 def rebuild_command(model_dir: Path, *, precision: str, xcorr: str, max_batch: int, opt_batch: int,
                     workspace_gib: Optional[float], timing_cache: Optional[Path], dla_core: Optional[int],
-                    out_dir: Optional[Path], plugin_lib: Optional[Path], hardware_compatibility: str) -> str:
+                    out_dir: Optional[Path], plugin_lib: Optional[Path], hardware_compatibility: str,
+                    calib: Optional[Path] = None) -> str:
     """The exact ``export/build_engine.py`` command that reproduces a build (absolute paths)."""
     parts = ["python", "export/build_engine.py", "--model", str(Path(model_dir).resolve()), f"--{precision}",
              "--xcorr", xcorr, "--max-batch", str(max_batch)]
@@ -55,6 +56,8 @@ def rebuild_command(model_dir: Path, *, precision: str, xcorr: str, max_batch: i
         parts += ["--plugin-lib", str(Path(plugin_lib).resolve())]
     if hardware_compatibility != "none":
         parts += ["--hardware-compatibility", hardware_compatibility]
+    if calib is not None:
+        parts += ["--calib", str(Path(calib).resolve())]
     if out_dir is not None and Path(out_dir).resolve() != Path(model_dir).resolve():
         parts += ["--out", str(Path(out_dir).resolve())]
     return " ".join(shlex.quote(p) for p in parts)

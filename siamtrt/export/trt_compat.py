@@ -49,6 +49,7 @@ class BuilderCaps:
     version: str
     weak_typing: bool            # BuilderFlag.FP16 exists: precision flags on FP32 networks
     int8_flag: bool              # BuilderFlag.INT8 exists (legacy explicit/implicit INT8 switch)
+    int8_calibrator: bool        # IInt8EntropyCalibrator2 exists: implicit INT8 from a calibration cache (<= 10.x)
     strongly_typed: bool         # NetworkDefinitionCreationFlag.STRONGLY_TYPED exists
     explicit_batch_flag: bool    # EXPLICIT_BATCH exists (required on 8.x, ignored on 10.x)
     plugin_v3_layers: bool       # INetworkDefinition.add_plugin_v3
@@ -84,6 +85,7 @@ def detect(trt: Optional[TrtModule] = None) -> BuilderCaps:
     return BuilderCaps(
         flavour=trt.flavour, version=trt.version,
         weak_typing=hasattr(flag, "FP16"), int8_flag=hasattr(flag, "INT8"),
+        int8_calibrator=hasattr(flag, "INT8") and hasattr(m, "IInt8EntropyCalibrator2"),
         strongly_typed=hasattr(ndcf, "STRONGLY_TYPED"), explicit_batch_flag=hasattr(ndcf, "EXPLICIT_BATCH"),
         plugin_v3_layers=hasattr(net, "add_plugin_v3"), plugin_v2_layers=hasattr(net, "add_plugin_v2"),
         python_plugin_v3=hasattr(m, "IPluginV3") and hasattr(m, "IPluginCreatorV3One"),

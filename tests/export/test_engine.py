@@ -13,12 +13,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from siamtrt.errors import EngineError
-from siamtrt.export.engine import build_engine, plan_precision, to_fp16
+from siamtrt.export.engine import build_engine, cache_calibrator, plan_precision, to_fp16
 from siamtrt.export.trt_compat import BuilderCaps, detect
 from siamtrt.metadata import file_sha256, read_onnx_metadata, set_onnx_metadata
 
@@ -32,7 +33,8 @@ MODELS = ["siamrpn_alex_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr"]
 
 
 def _caps(**kw) -> BuilderCaps:
-    base = dict(flavour="tensorrt", version="10.3.0", weak_typing=True, int8_flag=True, strongly_typed=True,
+    base = dict(flavour="tensorrt", version="10.3.0", weak_typing=True, int8_flag=True, int8_calibrator=True,
+                strongly_typed=True,
                 explicit_batch_flag=True, plugin_v3_layers=True, plugin_v2_layers=True, python_plugin_v3=True,
                 engine_inspector=True, progress_monitor=True, timing_cache=True, memory_pools=True)
     base.update(kw)
@@ -140,6 +142,43 @@ def test_int8_without_qdq_says_how_to_quantize(tmp_path):
     msg = str(e.value)
     assert "python calibration/quantize.py --model" in msg and "--precision int8 --target tensorrt" in msg
     assert "--out" in msg and "mv2_int8" in msg
+
+
+def test_implicit_int8_plan_needs_calibrators(tmp_path):
+    p = plan_precision("int8", "fp32", _caps(), tmp_path / "mv2", "search", calib=True)
+    assert (p.precision, p.strongly_typed, p.flags, p.calibration_cache) == ("int8", False, ("INT8", "FP16"), True)
+    assert "calibration cache" in p.describe()
+    with pytest.raises(EngineError, match="no implicit INT8") as e:  # TensorRT 11 / tensorrt_rtx
+        plan_precision("int8", "fp32", _caps(int8_calibrator=False, int8_flag=False, weak_typing=False),
+                       tmp_path / "mv2", "search", calib=True)
+    assert "--target tensorrt" in str(e.value)
+
+
+def test_cache_calibrator_serves_the_cache_and_no_data(tmp_path):
+    """The calibrator TensorRT 8.x-10.x calls: the cache bytes on read, no batches, no overwrite."""
+    class Base:  # stands in for tensorrt.IInt8EntropyCalibrator2 (full TensorRT is not installable here)
+        def __init__(self):
+            self.base_init = True
+
+    cache = tmp_path / "search.calib.cache"
+    cache.write_bytes(b"TRT-100300-EntropyCalibration2\nsearch: 3c010204\n")
+    cal = cache_calibrator(SimpleNamespace(IInt8EntropyCalibrator2=Base), cache)
+    assert isinstance(cal, Base) and cal.base_init
+    assert cal.read_calibration_cache() == cache.read_bytes()
+    assert cal.get_batch(["search"]) is None and cal.get_batch_size() == 1
+    cal.write_calibration_cache(b"other")
+    assert cache.read_bytes().startswith(b"TRT-100300")
+
+
+def test_calib_on_tensorrt_rtx_is_refused_before_any_work(model_dir, tmp_path):
+    src = model_dir("siamrpn_alex_dwxcorr")
+    with pytest.raises(EngineError, match="no implicit INT8"):
+        build_engine(src, precision="int8", calib=tmp_path / "calib.npz", out_dir=tmp_path, progress=False,
+                     trt=RTX)
+    with pytest.raises(EngineError, match="--calib is for --int8"):
+        build_engine(src, precision="fp16", calib=tmp_path / "calib.npz", out_dir=tmp_path, progress=False,
+                     trt=RTX)
+    assert not list(tmp_path.glob("*.engine")) and not list(tmp_path.glob("*.cache"))
 
 
 @pytest.mark.parametrize("want, have", [("fp32", "fp16"), ("fp32", "int8"), ("fp16", "int8")])
