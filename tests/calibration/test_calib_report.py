@@ -117,4 +117,4 @@ def test_int8_trajectory_follows_fp32_with_matching_heads(matching_dir, bag_vide
     d = rep.data
     assert d["ref"]["weights"] == "matching" and "--random-heads matching" not in str(rep)
     trk = d["candidates"][0]["tracking"]
-    assert trk["iou_mean"] >= 0.9, trk["iou_per_frame"]
+    assert trk["iou_mean"] >= 0.9, trk["iou_per_frame"]  # measured 0.957 (min 0.62, one-step 0.996)
