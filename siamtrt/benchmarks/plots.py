@@ -8,6 +8,16 @@ from typing import Dict, Sequence, Union
 from . import metrics
 
 
+def _save(plt, fig, out_png: Union[str, Path]) -> Path:
+    """Lay out, write as PNG (creating the folder) and close the figure."""
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def _pyplot():
     import matplotlib
 
@@ -36,12 +46,7 @@ def plot_ope(scores: Dict[str, metrics.OPEScores], out_png: Union[str, Path], ti
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower left" if ax is ax1 else "lower right", fontsize=8)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out_png)
 
 
 def plot_fps(rows: Sequence[Dict], stages: Sequence[str], out_png: Union[str, Path], title: str = "") -> Path:
@@ -65,9 +70,4 @@ def plot_fps(rows: Sequence[Dict], stages: Sequence[str], out_png: Union[str, Pa
     ax.set_ylim(0, max(bottom + [1.0]) * 1.15)
     ax.legend(fontsize=8)
     plt.setp(ax.get_xticklabels(), rotation=15, ha="right")
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out_png)

@@ -26,7 +26,7 @@ import json
 import logging
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -105,16 +105,22 @@ class CalibrationSet:
             alt (bool): also the crops at the adaptive model's other search size, after the main ones (one size
                 per feed). Defaults to False.
         """
-        sets = [(self.search, self.pair)]
-        if alt and self.search_alt is not None:
-            sets.append((self.search_alt, self.pair_alt))
-        for crops, pair in sets:
-            for i in range(0, len(crops), batch):
-                idx = pair[i:i + batch]
-                feed = {SEARCH_INPUT: crops[i:i + batch].astype(np.float32)}
-                for name, k in kernels.items():
-                    feed[name] = np.ascontiguousarray(k[idx])
-                yield feed
+        for i in range(0, self.num_search, batch):
+            idx = self.pair[i:i + batch]
+            feed = {SEARCH_INPUT: self.search[i:i + batch].astype(np.float32)}
+            for name, k in kernels.items():
+                feed[name] = np.ascontiguousarray(k[idx])
+            yield feed
+        other = self.alt_set() if alt else None
+        if other is not None:
+            yield from other.search_feeds(kernels, batch)
+
+    def alt_set(self) -> Optional["CalibrationSet"]:
+        """The crops at the adaptive model's other search size as a set of their own (same templates and kernels),
+        or None when there are none."""
+        if self.search_alt is None:
+            return None
+        return replace(self, search=self.search_alt, pair=self.pair_alt, search_alt=None, pair_alt=None)
 
     @property
     def num_search_feeds(self) -> int:
@@ -511,38 +517,34 @@ def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int,
                     rec.want = False
                     atracker.init(frame, init_box, instance_size=other)
             else:
-                state = None
-                rec.want = t in search_at
-                if gt is not None:
-                    if rec.want:
-                        # cut the search crop around the ground-truth box of the previous frame, as the tracker would
-                        rec.want = False
-                        try:
-                            ztracker.init(prev, gt[t - 1])
-                        except InputError:  # that box lies outside the frame: no crop for this frame
-                            skipped += 1
-                        else:
-                            tracker.center, tracker.size = ztracker.center.copy(), ztracker.size.copy()
-                            rec.want = True
-                            state = (tracker.center.copy(), tracker.size.copy())
-                            tracker.track(frame)
-                    box = gt[t]
-                else:
-                    state = (tracker.center.copy(), tracker.size.copy())
-                    box, _ = tracker.track(frame)
-                if rec.want:
-                    crops = [rec.search[0]]
-                    if atracker is not None:  # the same step at the other search size
-                        atracker.center, atracker.size = state[0].copy(), state[1].copy()
-                        atracker.track(frame)
+                want = t in search_at
+                if gt is not None and want:
+                    # cut the search crop around the ground-truth box of the previous frame, as the tracker would
+                    try:
+                        ztracker.init(prev, gt[t - 1])
+                    except InputError:  # that box lies outside the frame: no crop for this frame
+                        skipped += 1
+                        want = False
+                    else:
+                        tracker.center, tracker.size = ztracker.center.copy(), ztracker.size.copy()
+                rec.want = want
+                crops = []
+                if want and atracker is not None:  # the same step at the other search size, from the same state
+                    atracker.center, atracker.size = tracker.center.copy(), tracker.size.copy()
+                    atracker.track(frame)
+                    crops.append(rec.search[0])
+                if gt is None or want:
+                    tracked, _ = tracker.track(frame)
+                    if want:
                         crops.append(rec.search[0])
-                    for crop in crops:
-                        if crop.shape[-1] == instance_size:
-                            searches.append(_to_uint8(crop))
-                            s_frames.append(t)
-                        else:
-                            searches_alt.append(_to_uint8(crop))
-                            alt_frames.append(t)
+                box = gt[t] if gt is not None else tracked
+                for crop in crops:
+                    if crop.shape[-1] == instance_size:
+                        searches.append(_to_uint8(crop))
+                        s_frames.append(t)
+                    else:
+                        searches_alt.append(_to_uint8(crop))
+                        alt_frames.append(t)
                 if t in template_at:
                     rec.want = True
                     try:

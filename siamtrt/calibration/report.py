@@ -20,7 +20,6 @@ Written to ``<out>/report.json`` and ``<out>/report.png``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -346,8 +345,7 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
     one_step = _one_step_iou(ref_md, cand_mds, video, init_box, threads, max_frames, progress)
     ref_k, ref_cls, ref_loc = _run_branches(ref_md, crops, threads)
     # the adaptive model's other search size (SiamRPNBIG 287), when the collector cut crops at it
-    alt_crops = (dataclasses.replace(crops, search=crops.search_alt, pair=crops.pair_alt, search_alt=None,
-                                     pair_alt=None) if crops.search_alt is not None else None)
+    alt_crops = crops.alt_set()
     ref_alt = _run_branches(ref_md, alt_crops, threads)[1:] if alt_crops is not None else None
     # side-by-side search-branch timing, interleaved; at the tracking thread count and single-threaded
     timed = {threads: _time_search_branches([ref_md] + cand_mds, crops, threads, speed_rounds)}

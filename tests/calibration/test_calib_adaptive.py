@@ -81,8 +81,7 @@ def test_quantizer_sees_both_sizes(big_calib, big_dir, tmp_path):
                              float_prefix=0.0)
     assert res.samples == 2 * SAMPLES  # the 287 crops reached the range statistics
     onnx.save(q, str(tmp_path / "search.onnx"))
-    feed = next(iter(type(c)(template=c.template, search=c.search_alt, pair=c.pair_alt, kernels=c.kernels)
-                     .search_feeds(c.kernels)))
+    feed = next(iter(c.alt_set().search_feeds(c.kernels)))
     ref = ort.InferenceSession(str(big_dir / "search.onnx"), providers=["CPUExecutionProvider"]).run(None, feed)
     got = ort.InferenceSession(str(tmp_path / "search.onnx"), providers=["CPUExecutionProvider"]).run(None, feed)
     assert got[0].shape[-1] == 21  # score size at 287

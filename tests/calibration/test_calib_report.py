@@ -82,10 +82,17 @@ def test_weights_kind_and_the_random_heads_note():
     assert "--random-heads matching" not in str(Report(data))
 
 
-def test_identical_candidate_scores_perfectly(model_dir, bag_video, tmp_path):
+def test_identical_candidate_scores_perfectly(model_dir, bag_video, tmp_path, monkeypatch):
     """A byte-identical copy must come out at cosine 1, IoU 1: the report adds no error of its own."""
+    import siamtrt.calibration.report as report_mod
+
     copy = tmp_path / "copy"
     shutil.copytree(model_dir(ALEX), copy)
+    timed_threads = []
+    real = report_mod._time_search_branches
+    monkeypatch.setattr(report_mod, "_time_search_branches",
+                        lambda mds, crops, threads, rounds: (timed_threads.append(threads),
+                                                             real(mds, crops, threads, rounds))[1])
     rep = accuracy_report(model_dir(ALEX), [copy], bag_video, BAG_INIT_BOX, out=tmp_path / "r", samples=4,
                           threads=2, speed_rounds=1, max_frames=8, progress=False)
     c = rep.data["candidates"][0]
@@ -94,6 +101,7 @@ def test_identical_candidate_scores_perfectly(model_dir, bag_video, tmp_path):
     assert c["accuracy"]["argmax_agreement"] == 1.0
     assert c["tracking"]["iou_min"] == pytest.approx(1.0)
     assert c["tracking"]["one_step_iou_min"] == pytest.approx(1.0)
+    assert timed_threads == [2, 1]  # the 1t columns are a single-threaded timing, not a copy of the 2-thread one
 
 
 def test_report_refuses_unrelated_directories(model_dir, bag_video, tmp_path):
