@@ -1,0 +1,212 @@
+"""Track through a Triton server: one sequence per target on the stateful tracker model (HTTP or gRPC).
+
+Example::
+
+    python -m siamtrt.serving.client --url 127.0.0.1:8001 --video bag.avi --bbox 316,140,112,115 --out boxes.txt
+
+Library: ``RemoteTracker(url, protocol="grpc")`` with ``init(frame, bbox)`` / ``track(frame) -> (bbox, score)``
+mirrors :class:`siamtrt.runtime.Tracker` for one target; :func:`track_video` runs a whole video and
+:func:`track_streams` runs several videos (or several copies of one) concurrently, one thread and sequence each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import SiamtrtError
+from .repository import ServingError
+
+PROTOCOLS = ("grpc", "http")
+_ids = itertools.count(1)
+_ids_lock = threading.Lock()
+
+
+def _next_sequence_id() -> int:
+    with _ids_lock:
+        return (int(time.time() * 1000) % (1 << 40)) * 1000 + next(_ids) % 1000
+
+
+def _client_module(protocol: str):
+    if protocol not in PROTOCOLS:
+        raise ServingError(f"unknown protocol '{protocol}'", evidence=f"valid: {', '.join(PROTOCOLS)}")
+    try:
+        if protocol == "grpc":
+            import tritonclient.grpc as mod
+        else:
+            import tritonclient.http as mod
+    except ImportError as e:
+        raise ServingError("tritonclient is not installed", evidence=repr(e),
+                           fix='pip install -e ".[serving]"  (tritonclient[http,grpc])') from None
+    return mod
+
+
+class RemoteTracker:
+    """One target tracked by the server's stateful tracker model.
+
+    Args:
+        url (str): host:port of the server's gRPC (8001) or HTTP (8000) endpoint.
+        protocol (str): "grpc" or "http". Defaults to "grpc".
+        model (str): tracker model name. Defaults to "siamtrt_tracker".
+        sequence_id (int): correlation id. Defaults to a fresh one per init().
+        timeout (float): seconds per request. Defaults to 60.
+    """
+
+    def __init__(self, url: str, protocol: str = "grpc", model: str = "siamtrt_tracker",
+                 sequence_id: Optional[int] = None, timeout: float = 60.0):
+        self.mod = _client_module(protocol)
+        self.protocol = protocol
+        self.model = model
+        self.timeout = timeout
+        self.client = (self.mod.InferenceServerClient(url) if protocol == "grpc"
+                       else self.mod.InferenceServerClient(url, network_timeout=timeout, connection_timeout=timeout))
+        self._fixed_id = sequence_id
+        self.sequence_id: Optional[int] = None
+        self.last_latency: Optional[float] = None
+
+    def _infer(self, frame: np.ndarray, box: Optional[np.ndarray], start: bool, end: bool) -> Tuple[np.ndarray, float]:
+        frame = np.ascontiguousarray(frame, np.uint8)[None]
+        inputs = [self.mod.InferInput("frame", list(frame.shape), "UINT8")]
+        inputs[0].set_data_from_numpy(frame)
+        if box is not None:
+            b = np.asarray(box, np.float64).reshape(1, 4)
+            inputs.append(self.mod.InferInput("init_box", [1, 4], "FP64"))
+            inputs[1].set_data_from_numpy(b)
+        outputs = [self.mod.InferRequestedOutput("bbox"), self.mod.InferRequestedOutput("score")]
+        kw = {"client_timeout": self.timeout} if self.protocol == "grpc" else {}
+        t0 = time.perf_counter()
+        try:
+            res = self.client.infer(self.model, inputs, outputs=outputs, sequence_id=self.sequence_id,
+                                    sequence_start=start, sequence_end=end, **kw)
+        except Exception as e:  # tritonclient raises InferenceServerException (and socket errors over HTTP)
+            raise ServingError(f"{self.model} request failed (sequence {self.sequence_id})", evidence=str(e)[:600],
+                               fix="check that the server serves the repository written by export/to_triton.py"
+                               ) from None
+        self.last_latency = time.perf_counter() - t0
+        return res.as_numpy("bbox").reshape(4).astype(np.float64), float(res.as_numpy("score").reshape(-1)[0])
+
+    def init(self, frame: np.ndarray, bbox: Sequence[float]) -> None:
+        """Start a new sequence on ``frame`` with the target box x, y, w, h."""
+        self.sequence_id = self._fixed_id if self._fixed_id is not None else _next_sequence_id()
+        self._infer(frame, np.asarray(bbox, np.float64), start=True, end=False)
+
+    def track(self, frame: np.ndarray, last: bool = False) -> Tuple[np.ndarray, float]:
+        """Box x, y, w, h and score in ``frame``; ``last`` ends the sequence (the server frees its state)."""
+        if self.sequence_id is None:
+            raise ServingError("track() called before init()", fix="call init(frame, bbox) first")
+        return self._infer(frame, None, start=False, end=last)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@dataclass
+class StreamResult:
+    """Boxes (frames, 4) and scores (frames,) of one stream; frame 0 is the init box (score 1)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    seconds: float
+    latencies: np.ndarray
+
+
+def _frames(video: Union[str, Path, Sequence[np.ndarray]], max_frames: Optional[int]) -> List[np.ndarray]:
+    if isinstance(video, (str, Path)):
+        from ..runtime.video import open_frames
+
+        return list(open_frames(video, max_frames=max_frames))
+    return list(video)[:max_frames]
+
+
+def track_video(url: str, video: Union[str, Path, Sequence[np.ndarray]], bbox: Sequence[float],
+                protocol: str = "grpc", model: str = "siamtrt_tracker", max_frames: Optional[int] = None
+                ) -> StreamResult:
+    """Track one target through a video (path or list of frames) on the server."""
+    frames = _frames(video, max_frames)
+    rt = RemoteTracker(url, protocol, model)
+    try:
+        t0 = time.perf_counter()
+        rt.init(frames[0], bbox)
+        boxes = [np.asarray(bbox, np.float64)]
+        scores = [1.0]
+        lat = []
+        for i, f in enumerate(frames[1:], 1):
+            b, s = rt.track(f, last=i == len(frames) - 1)
+            boxes.append(b)
+            scores.append(s)
+            lat.append(rt.last_latency)
+        return StreamResult(np.stack(boxes), np.asarray(scores), time.perf_counter() - t0, np.asarray(lat))
+    finally:
+        rt.close()
+
+
+def track_streams(url: str, streams: Sequence[Tuple[Any, Sequence[float]]], protocol: str = "grpc",
+                  model: str = "siamtrt_tracker", max_frames: Optional[int] = None) -> List[StreamResult]:
+    """Track several (video or frames, bbox) streams concurrently, one thread and one sequence each.
+
+    Raises:
+        ServingError: the first stream error (all streams are joined first).
+    """
+    results: List[Any] = [None] * len(streams)
+    loaded = [(_frames(v, max_frames), b) for v, b in streams]
+    barrier = threading.Barrier(len(streams))
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(60)
+            results[i] = track_video(url, loaded[i][0], loaded[i][1], protocol, model)
+        except BaseException as e:  # reported below, after every thread has finished
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(streams))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        if isinstance(r, BaseException):
+            if isinstance(r, SiamtrtError):
+                raise r
+            raise ServingError("a stream failed", evidence=repr(r)[:600])
+    return results
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description="Track a video through a Triton server (siamtrt tracker model).",
+                                allow_abbrev=False)
+    p.add_argument("--url", required=True, help="server host:port (gRPC 8001 or HTTP 8000)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="grpc", help="default grpc")
+    p.add_argument("--model", default="siamtrt_tracker", help="tracker model name (default siamtrt_tracker)")
+    p.add_argument("--video", required=True, help="video file or image folder")
+    p.add_argument("--bbox", required=True, help="x,y,w,h of the target in the first frame")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--out", help="write one 'x,y,w,h,score' line per frame here")
+    a = p.parse_args(argv)
+    from ..runtime.run import parse_bbox
+
+    try:
+        res = track_video(a.url, a.video, parse_bbox(a.bbox), a.protocol, a.model, a.max_frames)
+    except SiamtrtError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    n = len(res.boxes)
+    print(f"Triton: {n} frames in {res.seconds:.2f} s ({(n - 1) / max(res.seconds, 1e-9):.1f} frames/s, "
+          f"median latency {np.median(res.latencies) * 1e3 if len(res.latencies) else float('nan'):.1f} ms)")
+    if a.out:
+        with open(a.out, "w") as f:
+            for b, s in zip(res.boxes, res.scores):
+                f.write(",".join(f"{v:.4f}" for v in b) + f",{s:.6f}\n")
+        print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

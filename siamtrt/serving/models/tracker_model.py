@@ -1,0 +1,100 @@
+"""Triton Python-backend model: the stateful siamtrt tracker (one sequence per tracked target).
+
+Written into the repository as ``<prefix>_tracker/1/model.py`` beside ``siamtrt_model.json`` by
+siamtrt.serving.repository. Per request: ``frame`` (uint8 [1, H, W, 3] BGR), ``init_box`` ([1, 4] x, y, w, h, on the
+START request), controls START / END / CORRID from the sequence batcher; outputs ``bbox`` [1, 4] and ``score`` [1, 1] (float64).
+Every sequence's work runs in its own thread: each is a siamtrt.runtime.Tracker whose branches are BLS requests to
+the template / search models, so the search model's dynamic batcher merges the streams of one batch into one call.
+Needs siamtrt (and its runtime dependencies) in the server's Python.
+"""
+
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from siamtrt.serving.stateful import SequenceTrackers
+
+_NUMPY2 = int(np.__version__.split(".")[0]) >= 2
+
+
+def input_array(t):
+    """numpy view of a pb_utils.Tensor (through DLPack under numpy 2, where as_numpy() of older stubs misreads
+    the dtype and returns wrong values)."""
+    return np.from_dlpack(t) if _NUMPY2 else t.as_numpy()
+
+
+def _quiet_dlpack(hook=sys.unraisablehook):
+    """numpy 2's DLPack capsule destructor reports a renamed capsule after the stub took ownership; ignore that."""
+
+    def quiet(unraisable):
+        if isinstance(unraisable.exc_value, ValueError) and "PyCapsule_GetPointer" in str(unraisable.exc_value):
+            return
+        hook(unraisable)
+
+    return quiet
+
+
+def tensor(name, array):
+    """pb_utils.Tensor from numpy (through DLPack under numpy 2: older stubs misread numpy 2 dtypes)."""
+    array = np.ascontiguousarray(array)
+    if _NUMPY2:
+        return pb_utils.Tensor.from_dlpack(name, array)
+    return pb_utils.Tensor(name, array)
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        cfg = json.loads(args["model_config"])
+        here = os.path.join(args["model_repository"], args["model_version"])
+        with open(os.path.join(here, "siamtrt_model.json")) as f:
+            meta = json.load(f)
+        self.models = meta["models"]
+        self.outputs = {b: meta["io"][b]["outputs"] for b in ("template", "search")}
+        idle = int(cfg.get("sequence_batching", {}).get("max_sequence_idle_microseconds", 60000000)) / 1e6
+        self.sequences = SequenceTrackers.from_repository_meta(meta, self._bls, here, idle_seconds=idle)
+        self.pool = ThreadPoolExecutor(max(1, int(cfg.get("max_batch_size", 1))))
+        if _NUMPY2:
+            sys.unraisablehook = _quiet_dlpack()
+
+    def _bls(self, branch, feed):
+        names = self.outputs[branch]
+        request = pb_utils.InferenceRequest(model_name=self.models[branch], requested_output_names=names,
+                                            inputs=[tensor(k, v) for k, v in feed.items()])
+        response = request.exec()
+        if response.has_error():
+            raise RuntimeError(f"{self.models[branch]}: {response.error().message()}")
+        # Copies: the response's buffers are released with it, the tracker keeps the template kernels.
+        return {n: np.array(input_array(pb_utils.get_output_tensor_by_name(response, n))) for n in names}
+
+    def execute(self, requests):
+        jobs = []
+        for r in requests:
+            def get(name):
+                t = pb_utils.get_input_tensor_by_name(r, name)
+                return None if t is None else input_array(t)
+
+            corrid = int(get("CORRID").reshape(-1)[0])
+            start = bool(get("START").reshape(-1)[0])
+            end = bool(get("END").reshape(-1)[0])
+            frame = get("frame")
+            frame = frame[0] if frame.ndim == 4 else frame
+            box = get("init_box")
+            box = None if box is None else box.reshape(-1)[:4].astype(np.float64)
+            jobs.append(self.pool.submit(self.sequences.handle, corrid, start, end, frame, box))
+        responses = []
+        for job in jobs:
+            try:
+                bbox, score = job.result()
+                responses.append(pb_utils.InferenceResponse([
+                    tensor("bbox", np.asarray(bbox, np.float64).reshape(1, 4)),
+                    tensor("score", np.asarray([[score]], np.float64))]))
+            except Exception as e:  # one stream's error answers that request; the others go on
+                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(e))))
+        return responses
+
+    def finalize(self):
+        self.pool.shutdown(wait=False)
