@@ -37,7 +37,8 @@ class Entrant:
     """One tracker under evaluation: results go to ``results/<model>/<backend>-<precision>[_<run>]``.
 
     ``make_tracker`` is called once (lazily, only if some sequence has no result yet); the tracker is re-initialised
-    for every sequence and must offer ``init(frame, bbox)`` and ``track(frame) -> (bbox, score)``.
+    for every sequence and must offer ``init(frame, bbox)`` and ``track(frame)`` returning a result with ``.bbox``
+    (:class:`~siamtrt.runtime.result.TrackResult`).
     """
 
     model: str
@@ -80,7 +81,7 @@ def track_sequence(tracker: Any, seq: Seq, progress: bool = False) -> tuple:
             tracker.init(frame, seq.gt[0])
             boxes[0] = seq.gt[0]
         else:
-            bbox, _ = tracker.track(frame)
+            bbox = tracker.track(frame).bbox
             boxes[i] = bbox
         times[i] = time.perf_counter() - t0
     return boxes, times

@@ -534,7 +534,7 @@ def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int,
                     atracker.track(frame)
                     crops.append(rec.search[0])
                 if gt is None or want:
-                    tracked, _ = tracker.track(frame)
+                    tracked = tracker.track(frame).bbox
                     if want:
                         crops.append(rec.search[0])
                 box = gt[t] if gt is not None else tracked

@@ -224,7 +224,7 @@ def _one_step_iou(ref: ModelDir, cands: Sequence[ModelDir], video, init_box, thr
             else:
                 for tr in trackers[1:]:
                     tr.center, tr.size = trackers[0].center.copy(), trackers[0].size.copy()
-                boxes = [tr.track(frame)[0] for tr in trackers]
+                boxes = [tr.track(frame).bbox for tr in trackers]
                 for md, b in zip(cands, boxes[1:]):
                     out[str(md.path)].append(float(iou(boxes[0], b)[0]))
             bar.update(1)

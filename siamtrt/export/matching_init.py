@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..runtime.crop import crop_batch
-from ..runtime.geometry import base_anchors
+from ..runtime.geometry import base_anchors, crop_sizes
 from .random_init import CLS_STD, Frame, make_realistic, synthetic_frames
 
 #: positive shift of the normalised features before their ReLU (ReLU then clips < 0.2 % of values)
@@ -50,9 +50,8 @@ def _crops(cfg, frames: Sequence[Frame], per_frame: int, rng: np.random.Generato
     zs, xs, pair = [], [], []
     for i, (img, (x, y, w, h)) in enumerate(frames):
         avg = img.reshape(-1, 3).mean(0)
-        wz, hz = w + t.context_amount * (w + h), h + t.context_amount * (w + h)
-        s_z = float(np.sqrt(wz * hz))
-        s_x = s_z * t.instance_size / t.exemplar_size
+        cs = crop_sizes(np.array([w, h]), t.context_amount, t.exemplar_size, t.instance_size)
+        s_z, s_x = float(cs.s_z), float(cs.s_x)
         scale = t.instance_size / round(s_x)  # crop pixels per frame pixel
         cx, cy = x + w / 2, y + h / 2
         zs.append(crop_batch(img, np.array([[cx, cy]]), t.exemplar_size, [round(s_z)], avg)[0])

@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from ..config import ModelConfig, get_config
 from ..runtime.crop import crop_batch
+from ..runtime.geometry import crop_sizes
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +77,10 @@ def _crops(cfg: ModelConfig, frames: Sequence[Frame], per_frame: int, rng: np.ra
             cx = x + w / 2 + rng.normal(0, 0.1) * w
             cy = y + h / 2 + rng.normal(0, 0.1) * h
             s = float(np.exp(rng.normal(0, 0.1)))
-            wz, hz = w * s + t.context_amount * (w + h) * s, h * s + t.context_amount * (w + h) * s
-            s_z = float(np.sqrt(wz * hz))
-            s_x = s_z * t.instance_size / t.exemplar_size
-            zs.append(crop_batch(img, np.array([[x + w / 2, y + h / 2]]), t.exemplar_size, [round(s_z)], avg)[0])
-            xs.append(crop_batch(img, np.array([[cx, cy]]), t.instance_size, [round(s_x)], avg)[0])
+            cs = crop_sizes(np.array([w * s, h * s]), t.context_amount, t.exemplar_size, t.instance_size)
+            zs.append(crop_batch(img, np.array([[x + w / 2, y + h / 2]]), t.exemplar_size, [round(float(cs.s_z))],
+                                 avg)[0])
+            xs.append(crop_batch(img, np.array([[cx, cy]]), t.instance_size, [int(cs.search_side)], avg)[0])
     return torch.from_numpy(np.stack(zs)), torch.from_numpy(np.stack(xs))
 
 

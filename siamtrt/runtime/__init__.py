@@ -4,6 +4,8 @@
 """
 
 from .backend import BACKENDS, Backend, backend_class, choose_backend
+from .result import MODES, SearchEvent, TemplateEvent, TrackResult
 from .tracker import Tracker
 
-__all__ = ["BACKENDS", "Backend", "Tracker", "backend_class", "choose_backend"]
+__all__ = ["BACKENDS", "Backend", "MODES", "SearchEvent", "TemplateEvent", "TrackResult", "Tracker", "backend_class",
+           "choose_backend"]

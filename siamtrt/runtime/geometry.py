@@ -98,3 +98,71 @@ def geometry(score_size: int, stride: int, ratios: Tuple[float, ...], scales: Tu
         arr.setflags(write=False)
     return Geometry(score_size=s, anchor_num=a, stride=stride, flavour=flavour, anchors=anchors, window=window,
                     ax=cols[0], ay=cols[1], aw=cols[2], ah=cols[3])
+
+
+# ------------------------------------------------------------------------------------------------- crop sizes
+@dataclass(frozen=True)
+class CropSizes:
+    """Per-target crop geometry of one search step (float64 arrays, shape of the ``size`` rows).
+
+    Attributes:
+        s_z (np.ndarray): side of the exemplar-context square in frame pixels (not rounded).
+        scale_z (np.ndarray): exemplar_size / s_z (crop pixels per frame pixel).
+        s_x (np.ndarray): side of the search square in frame pixels (not rounded; the crop uses ``search_side``).
+    """
+
+    s_z: np.ndarray
+    scale_z: np.ndarray
+    s_x: np.ndarray
+
+    @property
+    def search_side(self) -> np.ndarray:
+        """round(s_x) (half-to-even, as Python's ``round`` in both references) as int64: the cut square's side."""
+        return np.round(self.s_x).astype(np.int64)
+
+
+def context_side(size: np.ndarray, context_amount: float) -> np.ndarray:
+    """sqrt(w_z·h_z) with w_z = w + ca·(w+h), h_z = h + ca·(w+h), for (…, 2) sizes (w, h); not rounded."""
+    size = np.asarray(size, np.float64)
+    w, h = size[..., 0], size[..., 1]
+    ctx = context_amount * (w + h)
+    return np.sqrt((w + ctx) * (h + ctx))
+
+
+def template_side(size: np.ndarray, context_amount: float) -> np.ndarray:
+    """Side of the template crop at init: round(sqrt(w_z·h_z)) (half-to-even, as Python's ``round``), float64.
+
+    Both references (pysot ``SiamRPNTracker.init``, DaSiamRPN ``SiamRPN_init``) cut the exemplar at this side.
+    """
+    return np.round(context_side(size, context_amount))
+
+
+def crop_sizes(size: np.ndarray, context_amount: float, exemplar_size: int, instance_size,
+               flavour: str = "pysot") -> CropSizes:
+    """The one crop-size formula of the search step (tracker, calibration, random/matching weight fitting).
+
+    pysot (SiamRPNTracker / SiamRPNLTTracker.track): s_z = sqrt(w_z·h_z), scale_z = E / s_z,
+    s_x = s_z · (I / E). DaSiamRPN (run_SiamRPN.py): the same s_z (its w/h terms are swapped, the product is
+    equal), s_x = s_z + 2·((I − E)/2) / scale_z.
+
+    Args:
+        size (np.ndarray): (…, 2) target (w, h) in frame pixels.
+        context_amount (float): ca (0.5 in every config).
+        exemplar_size (int): E (127).
+        instance_size (int | np.ndarray): I, one size or one per target (long-term mode searches per target).
+        flavour (str): "pysot" or "dasiamrpn". Defaults to "pysot".
+
+    Returns:
+        CropSizes: s_z, scale_z, s_x.
+    """
+    if flavour not in FLAVOURS:
+        raise ValueError(f"unknown flavour {flavour!r}")
+    s_z = context_side(size, context_amount)
+    e = exemplar_size
+    scale_z = e / s_z
+    inst = np.asarray(instance_size, np.float64) if np.ndim(instance_size) else instance_size
+    if flavour == "pysot":
+        s_x = s_z * (inst / e)
+    else:
+        s_x = s_z + 2 * (((inst - e) / 2) / scale_z)
+    return CropSizes(s_z=s_z, scale_z=scale_z, s_x=s_x)

@@ -160,7 +160,8 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path], bbox: Uni
                     tracker.init(frame, boxes0)
                     b, s = boxes0.copy(), np.ones(n)
                 else:
-                    b, s = tracker.track(frame)
+                    res = tracker.track(frame)
+                    b, s = res.boxes, res.scores
                 t_track += time.perf_counter() - t0
                 if i > 0:
                     for k, v in tracker.last_timings.items():

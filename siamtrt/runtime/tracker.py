@@ -18,16 +18,17 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..errors import InputError, ModelDirError
 from .backend import Backend, backend_class, choose_backend
 from .crop import crop_batch
-from .geometry import Geometry, geometry
+from .geometry import Geometry, crop_sizes, geometry, template_side
 from .modeldir import ModelInfo, load_model_info
 from .postprocess import PostParams, Workspace, postprocess
+from .result import SearchEvent, TemplateEvent, TrackResult
 
 LOG = logging.getLogger(__name__)
 
@@ -80,8 +81,11 @@ class Tracker:
         info (ModelInfo): the model directory's checked metadata.
 
     Use :meth:`from_model_dir`. ``init(frame, bbox)`` accepts one (4,) box or (N, 4) boxes; ``track(frame)``
-    returns ((4,), float) or ((N, 4), (N,)) accordingly. ``last_timings`` holds seconds of the last call
-    ("crop", "template" or "search", "post").
+    returns a :class:`~siamtrt.runtime.result.TrackResult` (``boxes`` (N, 4), ``scores`` (N,); ``bbox`` / ``score``
+    for one target). ``last_timings`` holds seconds of the last call ("crop", "template" or "search", "post").
+
+    Observers (:meth:`add_observer`) see every batched backend call with its exact inputs and outputs; with none
+    registered the tracker builds no event (no cost).
     """
 
     def __init__(self, backend: Backend, info: ModelInfo):
@@ -110,6 +114,7 @@ class Tracker:
         self._workspaces: Dict[int, Workspace] = {}
         self._outputs_checked: set = set()
         self._dtypes: Optional[Tuple[np.dtype, np.dtype]] = None
+        self._observers: Dict[str, List[Callable]] = {"search": [], "template": []}
 
     # ------------------------------------------------------------------------------------------- construction
     @classmethod
@@ -147,6 +152,46 @@ class Tracker:
     @property
     def num_targets(self) -> int:
         return self._n
+
+    # ---------------------------------------------------------------------------------------------- observers
+    def add_observer(self, fn: Callable[[Any], None], branch: str = "search") -> Callable[[Any], None]:
+        """Call ``fn(event)`` after every batched backend call of ``branch``; returns ``fn`` (for removal).
+
+        ``branch="search"``: once per search batch per frame (one batch per instance size in use), with a
+        :class:`~siamtrt.runtime.result.SearchEvent` — instance size, target indices, the crop array exactly as fed
+        to ``run_search``, the kernels dict fed with it, the raw ``cls`` / ``loc``, and the centre / size / scale_z
+        the crop was cut around — called after the backend call and before post-processing updates the state.
+        ``branch="template"``: once per ``run_template`` call, with a :class:`~siamtrt.runtime.result.TemplateEvent`
+        (crop as fed, kernels returned, purpose "init" or "distractor"), after the call.
+
+        Arrays in events are the tracker's / backend's own buffers, reused on the next call: copy what you keep and
+        never write to them. Observers run synchronously inside ``init`` / ``track`` (their time is counted in
+        ``last_timings``); an exception in an observer propagates. Nothing is built when no observer is registered.
+
+        Raises:
+            InputError: unknown branch.
+        """
+        if branch not in self._observers:
+            raise InputError(f"unknown observer branch {branch!r}", fix="use branch='search' or branch='template'")
+        self._observers[branch].append(fn)
+        return fn
+
+    def remove_observer(self, fn: Callable[[Any], None], branch: Optional[str] = None) -> None:
+        """Stop calling ``fn`` (for ``branch``, or every branch it was added to when None); unknown fn is ignored."""
+        for b, fns in self._observers.items():
+            if branch is None or b == branch:
+                while fn in fns:
+                    fns.remove(fn)
+
+    def _run_template(self, z: np.ndarray, purpose: str, center: np.ndarray, size: np.ndarray,
+                      side: np.ndarray, indices: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+        kernels = self.backend.run_template(z)
+        if self._observers["template"]:
+            ev = TemplateEvent(purpose=purpose, indices=np.arange(len(z)) if indices is None else indices, crop=z,
+                               kernels=kernels, center=center, size=size, side=side)
+            for fn in list(self._observers["template"]):
+                fn(ev)
+        return kernels
 
     def _io_dtypes(self) -> Tuple[np.dtype, np.dtype]:
         self.backend.activate()  # idempotent: loads sessions on first use (and again after close())
@@ -201,8 +246,7 @@ class Tracker:
             center = np.stack([x + w / 2, y + h / 2], 1)
         size = np.stack([w, h], 1)
         avg = np.broadcast_to(np.mean(frame, axis=(0, 1)), (len(boxes), 3)).copy()
-        ca = self.context_amount
-        s_z = np.round(np.sqrt((w + ca * (w + h)) * (h + ca * (w + h))))  # half-to-even, as Python's round
+        s_z = template_side(size, self.context_amount)
         t = self.info.track
         instance = np.full(len(boxes), t.instance_size, np.int64)
         if instance_size is not None:
@@ -218,7 +262,7 @@ class Tracker:
         z = np.empty((len(boxes), 3, self.exemplar_size, self.exemplar_size), tdtype)
         crop_batch(frame, center, self.exemplar_size, s_z.astype(np.int64), avg, self.flavour, out=z)
         t1 = time.perf_counter()
-        kernels = self.backend.run_template(z)
+        kernels = self._run_template(z, "init", center, size, s_z)
         t2 = time.perf_counter()
         self.last_timings = {"crop": t1 - t0, "template": t2 - t1, "post": 0.0}
         return center, size, avg, instance, kernels, single
@@ -238,12 +282,11 @@ class Tracker:
         self.last_timings["post"] = time.perf_counter() - t0
 
     # ------------------------------------------------------------------------------------------------- track
-    def track(self, frame: np.ndarray):
+    def track(self, frame: np.ndarray) -> TrackResult:
         """Locate every target in ``frame``.
 
         Returns:
-            (np.ndarray, float) for a single (4,) init box: bbox x, y, w, h and score;
-            (np.ndarray, np.ndarray) otherwise: (N, 4) boxes and (N,) scores.
+            TrackResult: ``boxes`` (N, 4) x, y, w, h and ``scores`` (N,); ``bbox`` (4,) / ``score`` for one target.
 
         Raises:
             InputError: bad frame or no target initialised. ModelDirError: model outputs disagree with metadata.
@@ -256,35 +299,29 @@ class Tracker:
         scores = np.empty(self._n)
         new_center = np.empty_like(self.center)
         new_size = np.empty_like(self.size)
-        e = self.exemplar_size
-        ca = self.context_amount
         _, sdtype = self._io_dtypes()
+        observe = self._observers["search"]
         for inst, idx, kernels in self._groups:
             t0 = time.perf_counter()
             center = self.center[idx]
             size = self.size[idx]
-            w, h = size[:, 0], size[:, 1]
-            if self.flavour == "pysot":
-                s_z = np.sqrt((w + ca * (w + h)) * (h + ca * (w + h)))
-                scale_z = e / s_z
-                s_x = s_z * (inst / e)
-            else:
-                wc_z, hc_z = h + ca * (w + h), w + ca * (w + h)  # swapped as in run_SiamRPN.py (product equal)
-                s_z = np.sqrt(wc_z * hc_z)
-                scale_z = e / s_z
-                s_x = s_z + 2 * (((inst - e) / 2) / scale_z)
+            cs = crop_sizes(size, self.context_amount, self.exemplar_size, inst, self.flavour)
             buf = self._crop_bufs.get(inst)
             if buf is None or buf.shape[0] != len(idx):
                 buf = self._crop_bufs[inst] = np.empty((len(idx), 3, inst, inst), sdtype)
-            crop_batch(frame, center, inst, np.round(s_x).astype(np.int64), self.avg_chans[idx], self.flavour,
-                       out=buf)
+            crop_batch(frame, center, inst, cs.search_side, self.avg_chans[idx], self.flavour, out=buf)
             t1 = time.perf_counter()
             cls, loc = self.backend.run_search(buf, kernels)
             t2 = time.perf_counter()
             geo = self.geometries[inst]
             self._check_outputs(inst, cls, loc, geo, len(idx))
+            if observe:
+                ev = SearchEvent(instance_size=inst, indices=idx, crop=buf, kernels=kernels, cls=cls, loc=loc,
+                                 center=center, size=size, scale_z=cs.scale_z)
+                for fn in list(observe):
+                    fn(ev)
             ws = self._workspaces.setdefault(inst, Workspace())
-            res = postprocess(cls, loc, geo, center, size, scale_z, (img_w, img_h), self.params, ws)
+            res = postprocess(cls, loc, geo, center, size, cs.scale_z, (img_w, img_h), self.params, ws)
             new_center[idx] = res.center
             new_size[idx] = res.size
             scores[idx] = res.score
@@ -295,9 +332,7 @@ class Tracker:
         self.center, self.size = new_center, new_size
         self.last_timings = {"crop": t_crop, "search": t_inf, "post": t_post}
         bbox = np.concatenate([new_center - new_size / 2, new_size], axis=1)
-        if self._single and self._n == 1:
-            return bbox[0], float(scores[0])
-        return bbox, scores
+        return TrackResult(boxes=bbox, scores=scores, instance_size=self.instance.copy(), single=self._single)
 
     def _check_outputs(self, inst: int, cls: np.ndarray, loc: np.ndarray, geo: Geometry, n: int) -> None:
         key = (inst, n)

@@ -52,7 +52,7 @@ def test_tracker_on_torch_matches_onnxruntime(alex_dir, alex_ckpt, bag_video):
     for backend in ("onnxruntime", "torch"):
         tr = Variant(backend, alex_dir, meta, checkpoint=alex_ckpt).make_tracker(threads=2)
         tr.init(frames[0], np.array([316.0, 140, 112, 115]))
-        boxes[backend] = np.array([tr.track(f)[0] for f in frames[1:]])
+        boxes[backend] = np.array([tr.track(f).bbox for f in frames[1:]])
         assert set(tr.last_timings) == {"crop", "search", "post"}
         tr.close()
     np.testing.assert_allclose(boxes["torch"], boxes["onnxruntime"], atol=0.05)

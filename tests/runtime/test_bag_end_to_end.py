@@ -48,8 +48,10 @@ def test_batched_equals_single_realistic(model_dir, bag_frames):
     for t, b in zip(singles, boxes):
         t.init(bag_frames[0], b)
     for frame in bag_frames[1:8]:
-        mb, ms = multi.track(frame)
+        r = multi.track(frame)
+        mb, ms = r.boxes, r.scores
         for n, t in enumerate(singles):
-            sb, ss = t.track(frame)
+            r1 = t.track(frame)
+            sb, ss = r1.bbox, r1.score
             np.testing.assert_allclose(mb[n], sb, rtol=0, atol=1e-3)
             assert ms[n] == pytest.approx(ss, abs=1e-4)

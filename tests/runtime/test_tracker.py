@@ -113,7 +113,8 @@ def test_matches_reference_tracker(config, kw, tiny_dir, bag_frames):
     if config == "SiamRPNBIG":
         assert ref.inst == 287 and tracker.instance.tolist() == [287]
     for frame in bag_frames[1:25]:
-        b, s = tracker.track(frame)
+        r = tracker.track(frame)
+        b, s = r.bbox, r.score
         rb, rs = ref.track(frame)
         assert b.shape == (4,) and isinstance(s, float)
         np.testing.assert_allclose(b, rb, rtol=0, atol=1e-4)
@@ -136,10 +137,12 @@ def test_batched_equals_single(config, tiny_dir, bag_frames):
     orig = multi.backend.run_search
     multi.backend.run_search = lambda x, k: calls.append(x.shape[0]) or orig(x, k)
     for frame in bag_frames[1:15]:
-        mb, ms = multi.track(frame)
+        r = multi.track(frame)
+        mb, ms = r.boxes, r.scores
         assert mb.shape == (4, 4) and ms.shape == (4,)
         for n, t in enumerate(singles):
-            sb, ss = t.track(frame)
+            r1 = t.track(frame)
+            sb, ss = r1.bbox, r1.score
             np.testing.assert_allclose(mb[n], sb, rtol=0, atol=1e-3)
             assert ms[n] == pytest.approx(ss, abs=1e-4)
     assert calls[:2] == ([4, 4] if config != "SiamRPNBIG" else [3, 1])[:2]
@@ -157,11 +160,11 @@ def test_add_and_remove_targets(tiny_dir, bag_frames):
     ref_b.init(bag_frames[1], (100, 60, 80, 50))
     assert idx.tolist() == [1] and t.num_targets == 2
     for frame in bag_frames[2:6]:
-        b, _ = t.track(frame)
+        b = t.track(frame).boxes
         np.testing.assert_allclose(b[0], ref_a.track(frame)[0], atol=1e-3)
         np.testing.assert_allclose(b[1], ref_b.track(frame)[0], atol=1e-3)
     t.remove([0])
-    b, s = t.track(bag_frames[6])
+    b = t.track(bag_frames[6]).boxes
     assert b.shape == (1, 4)
     np.testing.assert_allclose(b[0], ref_b.track(bag_frames[6])[0], atol=1e-3)
 
@@ -173,7 +176,7 @@ def test_fixed_batch_model_runs_targets_one_by_one(tiny_dir, bag_frames):
     dyn.init(bag_frames[0], boxes)
     one.init(bag_frames[0], boxes)
     for frame in bag_frames[1:5]:
-        np.testing.assert_allclose(dyn.track(frame)[0], one.track(frame)[0], atol=1e-3)
+        np.testing.assert_allclose(dyn.track(frame).boxes, one.track(frame).boxes, atol=1e-3)
 
 
 # ------------------------------------------------------------------------------------------------- bad input
@@ -270,4 +273,4 @@ def test_close_releases_and_tracking_resumes(tiny_dir, bag_frames):
         ref.init(bag_frames[0], BOX)
         t.track(bag_frames[1]), ref.track(bag_frames[1])
     assert not t.backend.is_active and t.backend.sessions == {}
-    np.testing.assert_allclose(t.track(bag_frames[2])[0], ref.track(bag_frames[2])[0], atol=1e-6)
+    np.testing.assert_allclose(t.track(bag_frames[2]).bbox, ref.track(bag_frames[2]).bbox, atol=1e-6)

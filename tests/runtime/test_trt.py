@@ -261,7 +261,7 @@ def test_tracker_runs_on_tensorrt(engine_dir, bag_video):
     for backend in ("onnxruntime", "tensorrt"):
         with Tracker.from_model_dir(engine_dir, backend=backend) as trk:
             trk.init(frames[0], np.array([316, 140, 112, 115], float))
-            boxes[backend] = np.array([trk.track(f)[0] for f in frames[1:]])
+            boxes[backend] = np.array([trk.track(f).bbox for f in frames[1:]])
     np.testing.assert_allclose(boxes["tensorrt"], boxes["onnxruntime"], atol=2.0)
 
 
@@ -516,6 +516,6 @@ def test_tracker_on_a_simulated_device_matches_onnxruntime(engine_dir, simulated
     for backend in ("onnxruntime", "tensorrt"):
         with Tracker.from_model_dir(engine_dir, backend=backend) as trk:
             trk.init(frames[0], boxes)
-            out[backend] = np.array([trk.track(f)[0] for f in frames[1:]])
+            out[backend] = np.array([trk.track(f).boxes for f in frames[1:]])
     assert out["tensorrt"].shape == (5, 2, 4)
     np.testing.assert_allclose(out["tensorrt"], out["onnxruntime"], atol=1e-2)
