@@ -20,7 +20,8 @@ from siamtrt.errors import SiamtrtError  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
     p.add_argument("--config", default=DEFAULT_CONFIG,
                    help=f"built-in name ({', '.join(sorted(CONFIGS))}) or a pysot config.yaml (default: {DEFAULT_CONFIG})")
     p.add_argument("--checkpoint", help="trained model.pth; without it, seeded random (untrained) weights")
@@ -35,6 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="without --checkpoint: random heads (default), or template-matching heads that follow the "
                         "target (pysot models; a stand-in for trained weights in accuracy-retention reports)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
+    p.add_argument("--lost-instance-size", type=int, metavar="N",
+                   help="also export the long-term (lost-state) search size, pysot 831: needed by --mode longterm "
+                        "(default: the config's; a pysot _lt config.yaml sets 831)")
     return p.parse_args(argv)
 
 
@@ -46,7 +50,8 @@ def main(argv=None) -> int:
 
         name = Path(args.config).parent.name if args.config.endswith((".yaml", ".yml")) else args.config
         out = Path(args.out or Path("models") / name)
-        res = export_model(args.config, out, checkpoint=args.checkpoint, seed=args.seed, opset=args.opset,
+        res = export_model(args.config, out, checkpoint=args.checkpoint, lost_instance_size=args.lost_instance_size,
+                           seed=args.seed, opset=args.opset,
                            batch=args.batch, xcorr=args.xcorr, simplify=not args.no_simplify, progress=True,
                            random_heads=args.random_heads)
     except SiamtrtError as e:

@@ -57,6 +57,21 @@ class TrackConfig:
     ``flavour`` selects the post-processing conventions: ``pysot`` (SiamRPNTracker) or ``dasiamrpn``
     (run_SiamRPN.py). ``adaptive_instance_size`` is DaSiamRPN's small-object search size (SiamRPNBIG: 287
     when target area / image area < ``adaptive_area_ratio``); None disables it.
+
+    Tracking modes (:mod:`siamtrt.runtime.modes`; ``mode`` is the model's default, "longterm" for a pysot ``_lt``
+    config):
+
+    * long-term (pysot ``SiamRPNLTTracker``, ``experiments/siamrpn_r50_l234_dwxcorr_lt``): ``lost_instance_size``
+      (pysot LOST_INSTANCE_SIZE 831; None = the export has no lost search size and long-term mode is refused),
+      ``confidence_low`` / ``confidence_high`` (CONFIDENCE_LOW / _HIGH, pysot defaults 0.85 / 0.998; the _lt yaml
+      sets 0.8), ``lost_window_influence`` (0.001 in pysot's lost state). ``lost_growth_step`` is DaSiamRPN's
+      local-to-global growth where pysot is silent: 0 (default) jumps straight to the lost size as pysot does; k > 0
+      grows the search by k crop pixels per lost frame until the crop covers the whole frame or reaches the lost size.
+    * distractor-aware (DaSiamRPN, Zhu et al. ECCV 2018 §4.2, incremental form eq. 4): after each frame the
+      NMS-surviving proposals (IoU ``distractor_nms_iou``) above ``distractor_threshold`` (h), other than the
+      target, up to ``distractor_max``, become distractors; their template-branch kernels are accumulated with
+      decay ``1 − distractor_lr`` (η) and the next search uses the kernel (K_z − α̂·D̄)/(1 − α̂) with
+      α̂ = ``distractor_weight`` (see docs/runtime.md for the derivation and the feature choice).
     """
 
     penalty_k: float = 0.04
@@ -69,6 +84,20 @@ class TrackConfig:
     flavour: str = "pysot"
     adaptive_instance_size: Optional[int] = None
     adaptive_area_ratio: float = 0.004
+    mode: str = "short"
+    lost_instance_size: Optional[int] = None
+    confidence_low: float = 0.85
+    confidence_high: float = 0.998
+    lost_window_influence: float = 0.001
+    lost_growth_step: int = 0
+    distractor_weight: float = 0.5
+    distractor_lr: float = 0.1
+    distractor_threshold: float = 0.5
+    distractor_max: int = 3
+    distractor_nms_iou: float = 0.3
+
+    def __post_init__(self):
+        check_track_constants(self)
 
     def score_size(self, stride: int, instance_size: Optional[int] = None) -> int:
         """Score-map side for an instance size (pysot: (I − E) // stride + 1 + BASE_SIZE)."""
@@ -76,9 +105,48 @@ class TrackConfig:
         return (inst - self.exemplar_size) // stride + 1 + self.base_size
 
     @property
-    def instance_sizes(self) -> Tuple[int, ...]:
+    def local_instance_sizes(self) -> Tuple[int, ...]:
+        """Search sizes of the short-term (local) search."""
         return (self.instance_size,) if self.adaptive_instance_size is None else (
             self.instance_size, self.adaptive_instance_size)
+
+    @property
+    def instance_sizes(self) -> Tuple[int, ...]:
+        """Every search size the export must accept: the local ones, then the long-term lost size if any."""
+        local = self.local_instance_sizes
+        return local if self.lost_instance_size is None else local + (self.lost_instance_size,)
+
+
+#: tracking modes (siamtrt.runtime.modes)
+MODES = ("short", "longterm", "distractor", "longterm+distractor")
+
+
+def check_track_constants(t: "TrackConfig", where: str = "TRACK") -> None:
+    """Refuse inconsistent long-term / distractor constants with a one-line ConfigError naming the fix."""
+    def bad(what: str, fix: str) -> ConfigError:
+        return ConfigError(f"{where}: {what}; fix: {fix}")
+
+    if t.mode not in MODES:
+        raise bad(f"unknown mode {t.mode!r}", f"use one of {', '.join(MODES)}")
+    if not 0.0 < t.confidence_low <= t.confidence_high <= 1.0:
+        raise bad(f"CONFIDENCE_LOW {t.confidence_low:g} / CONFIDENCE_HIGH {t.confidence_high:g} must satisfy "
+                  f"0 < low <= high <= 1", "e.g. CONFIDENCE_LOW 0.8, CONFIDENCE_HIGH 0.998 (pysot _lt)")
+    if t.lost_instance_size is not None:
+        largest = max(t.instance_size, t.adaptive_instance_size or 0)
+        if t.lost_instance_size <= largest:
+            raise bad(f"LOST_INSTANCE_SIZE {t.lost_instance_size} must exceed INSTANCE_SIZE {largest}",
+                      "use pysot's 831 (or drop it to track short-term)")
+    if t.lost_growth_step < 0:
+        raise bad(f"lost_growth_step {t.lost_growth_step} is negative", "use 0 (jump to the lost size) or a "
+                  "positive step in crop pixels, e.g. 64")
+    if "longterm" in t.mode and t.lost_instance_size is None:
+        raise bad(f"mode {t.mode!r} needs LOST_INSTANCE_SIZE", "set LOST_INSTANCE_SIZE (pysot: 831)")
+    if not 0.0 <= t.lost_window_influence <= 1.0 or not 0.0 <= t.distractor_weight < 1.0 \
+            or not 0.0 < t.distractor_lr <= 1.0 or not 0.0 <= t.distractor_threshold <= 1.0 \
+            or t.distractor_max < 0 or not 0.0 < t.distractor_nms_iou <= 1.0:
+        raise bad("distractor / lost-window constants out of range (need 0 <= lost_window_influence <= 1, "
+                  "0 <= distractor_weight < 1, 0 < distractor_lr <= 1, 0 <= distractor_threshold <= 1, "
+                  "distractor_max >= 0, 0 < distractor_nms_iou <= 1)", "use the defaults of siamtrt.config.TrackConfig")
 
 
 @dataclass(frozen=True)
@@ -239,21 +307,23 @@ def config_from_pysot_yaml(path: Union[str, Path]) -> ModelConfig:
     rpn = raw.get("RPN") or {}
     trk = raw.get("TRACK") or {}
     anc = raw.get("ANCHOR") or {}
-    if trk.get("TYPE", "SiamRPNTracker") not in ("SiamRPNTracker",):
-        raise ConfigError(f"{path}: TRACK.TYPE {trk.get('TYPE')!r} is not supported",
-                          evidence="siamtrt implements pysot's short-term SiamRPNTracker",
-                          fix="use a short-term siamrpn_* config")
+    ttype = trk.get("TYPE", "SiamRPNTracker")
+    if ttype not in ("SiamRPNTracker", "SiamRPNLTTracker"):
+        raise ConfigError(f"{path}: TRACK.TYPE {ttype!r} is not supported",
+                          evidence="siamtrt implements pysot's SiamRPNTracker and SiamRPNLTTracker",
+                          fix="use a siamrpn_* config (short-term or _lt)")
     adjust = adj.get("TYPE", "AdjustAllLayer") if adj.get("ADJUST", True) else None
     for kind, value in (("backbone", bb.get("TYPE")), ("adjust", adjust), ("rpn", rpn.get("TYPE", "MultiRPN"))):
         if value is not None and value not in SUPPORTED_TYPES[kind]:
             raise ConfigError(f"{path}: {kind} type {value!r} is not supported",
                               evidence=f"supported: {SUPPORTED_TYPES[kind]}")
     # Defaults below are pysot/core/config.py's.
-    track = TrackConfig(penalty_k=float(trk.get("PENALTY_K", 0.04)),
-                        window_influence=float(trk.get("WINDOW_INFLUENCE", 0.44)), lr=float(trk.get("LR", 0.4)),
-                        exemplar_size=int(trk.get("EXEMPLAR_SIZE", 127)),
-                        instance_size=int(trk.get("INSTANCE_SIZE", 255)), base_size=int(trk.get("BASE_SIZE", 8)),
-                        context_amount=float(trk.get("CONTEXT_AMOUNT", 0.5)))
+    lt = {}
+    if ttype == "SiamRPNLTTracker":  # pysot/core/config.py defaults for the keys the yaml leaves out
+        lt = dict(mode="longterm", lost_instance_size=int(trk.get("LOST_INSTANCE_SIZE", 831)),
+                  confidence_low=float(trk.get("CONFIDENCE_LOW", 0.85)),
+                  confidence_high=float(trk.get("CONFIDENCE_HIGH", 0.998)))
+    track = _yaml_track(path, trk, lt)
     anchor = AnchorConfig(stride=int(anc.get("STRIDE", 8)),
                           ratios=tuple(float(r) for r in anc.get("RATIOS", [0.33, 0.5, 1, 2, 3])),
                           scales=tuple(float(s) for s in anc.get("SCALES", [8])))
@@ -262,6 +332,24 @@ def config_from_pysot_yaml(path: Union[str, Path]) -> ModelConfig:
                        adjust=adjust, adjust_kwargs=_freeze(adj.get("KWARGS") or {}) if adjust else (),
                        rpn=rpn.get("TYPE", "MultiRPN"), rpn_kwargs=_freeze(rpn.get("KWARGS") or {}),
                        anchor=anchor, track=track, description=f"from {path}")
+
+
+def _yaml_track(path: Path, trk: Dict[str, Any], lt: Dict[str, Any]) -> TrackConfig:
+    """TrackConfig from a pysot TRACK section (pysot defaults); inconsistent constants → one-line ConfigError."""
+    try:
+        return TrackConfig(penalty_k=float(trk.get("PENALTY_K", 0.04)),
+                           window_influence=float(trk.get("WINDOW_INFLUENCE", 0.44)), lr=float(trk.get("LR", 0.4)),
+                           exemplar_size=int(trk.get("EXEMPLAR_SIZE", 127)),
+                           instance_size=int(trk.get("INSTANCE_SIZE", 255)), base_size=int(trk.get("BASE_SIZE", 8)),
+                           context_amount=float(trk.get("CONTEXT_AMOUNT", 0.5)), **lt)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e.what}") from None
+
+
+def with_longterm(cfg: "ModelConfig", lost_instance_size: int = 831, **constants: Any) -> "ModelConfig":
+    """``cfg`` with a long-term lost search size (what ``export/to_onnx.py --lost-instance-size`` exports)."""
+    track = dataclasses.replace(cfg.track, lost_instance_size=int(lost_instance_size), **constants)
+    return dataclasses.replace(cfg, track=track)
 
 
 def get_config(name_or_path: Union[str, Path]) -> ModelConfig:

@@ -179,10 +179,11 @@ def export_search(model: nn.Module, path: Path, meta: Dict[str, Any], opset: int
     x = torch.rand(n, 3, t.instance_size, t.instance_size) * 255
     names = model.template_output_names
     dyn = None
-    if dynamic_batch or t.adaptive_instance_size:
+    several = len(t.instance_sizes) > 1  # DaSiamRPN BIG: 271 / 287 per target; long-term: + the lost size (831)
+    if dynamic_batch or several:
         batch = torch.export.Dim("batch", min=1, max=1024) if dynamic_batch else None
         xs = {0: batch} if batch is not None else {}
-        if t.adaptive_instance_size:  # DaSiamRPN BIG searches at 271 or 287 per target
+        if several:  # dynamic spatial axes: one graph for every search size (measured: docs/CONTRACT.md)
             xs.update({2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC})
         dyn = {"search": xs or None, "kernels": tuple(({0: batch} if batch is not None else None) for _ in names)}
     _torch_export(_SearchBranch(model), (x, *kernels), path, [SEARCH_INPUT, *names], list(SEARCH_OUTPUTS), dyn,
@@ -245,7 +246,7 @@ RANDOM_HEADS = ("realistic", "matching")
 def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], checkpoint: Optional[Union[str, Path]] = None,
                  seed: int = 0, opset: int = DEFAULT_OPSET, batch: str = "dynamic", xcorr: str = "conv",
                  simplify: bool = True, check: bool = True, frames=None, progress: bool = False,
-                 random_heads: str = "realistic") -> ExportResult:
+                 random_heads: str = "realistic", lost_instance_size: Optional[int] = None) -> ExportResult:
     """Export a tracker's two branches into a self-describing model directory.
 
     Args:
@@ -262,6 +263,9 @@ def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], che
         progress (bool): show a tqdm bar over the steps. Defaults to False.
         random_heads (str): without a checkpoint: "realistic" (random heads) or "matching" (template-matching
             heads that follow the target, pysot models only: :mod:`.matching_init`). Defaults to "realistic".
+        lost_instance_size (int): also export the long-term search size (pysot LOST_INSTANCE_SIZE, 831): the search
+            graph then has dynamic spatial axes and the metadata lists the size. Defaults to None (the config's;
+            a pysot ``_lt`` yaml sets 831).
 
     Returns:
         ExportResult: paths, metadata, parity errors and summary rows.
@@ -271,6 +275,10 @@ def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], che
     """
     start = time.perf_counter()
     cfg = config if isinstance(config, ModelConfig) else get_config(config)
+    if lost_instance_size is not None:
+        from ..config import with_longterm
+
+        cfg = with_longterm(cfg, lost_instance_size)
     if batch not in ("dynamic", "1"):
         raise ExportError(f"--batch must be 'dynamic' or '1', got {batch!r}",
                           fix="use --batch dynamic (multi-target) or --batch 1 (single target, static shapes)")

@@ -46,6 +46,8 @@ class PostResult:
     size: np.ndarray  # (N, 2)
     score: np.ndarray  # (N,) un-penalised foreground probability at best
     best: np.ndarray  # (N,) int
+    raw_center: Optional[np.ndarray] = None  # (N, 2) before clipping (keep_raw=True; pysot's long-term state)
+    raw_size: Optional[np.ndarray] = None  # (N, 2) before clipping
 
     @property
     def bbox(self) -> np.ndarray:
@@ -86,7 +88,7 @@ def _change(r: np.ndarray) -> np.ndarray:
 
 def postprocess(cls: np.ndarray, loc: np.ndarray, geo: Geometry, center: np.ndarray, size: np.ndarray,
                 scale_z: np.ndarray, frame_wh: Tuple[int, int], params: PostParams,
-                workspace: Optional[Workspace] = None) -> PostResult:
+                workspace: Optional[Workspace] = None, keep_raw: bool = False) -> PostResult:
     """Decode, penalise, select, smooth and clip for N targets.
 
     Args:
@@ -98,6 +100,8 @@ def postprocess(cls: np.ndarray, loc: np.ndarray, geo: Geometry, center: np.ndar
         frame_wh (tuple): (W, H) of the frame, for clipping.
         params (PostParams): penalty_k, window_influence, lr, flavour.
         workspace (Workspace): scratch arrays to reuse. Defaults to a fresh one.
+        keep_raw (bool): also return the state before clipping (``raw_center`` / ``raw_size``; SiamRPNLTTracker
+            stores those). Defaults to False.
 
     Returns:
         PostResult: clipped new centres and sizes, best scores and anchor indices.
@@ -162,9 +166,17 @@ def postprocess(cls: np.ndarray, loc: np.ndarray, geo: Geometry, center: np.ndar
         width = cur[:, 0] * (1 - lr) + bw * lr
         height = cur[:, 1] * (1 - lr) + bh * lr
 
+    raw = (np.stack([cx, cy], 1), np.stack([width, height], 1)) if keep_raw else (None, None)
+    cx, cy, width, height = clip_box(cx, cy, width, height, frame_wh)
+    return PostResult(center=np.stack([cx, cy], 1), size=np.stack([width, height], 1), score=s_best, best=best,
+                      raw_center=raw[0], raw_size=raw[1])
+
+
+def clip_box(cx: np.ndarray, cy: np.ndarray, width: np.ndarray, height: np.ndarray, frame_wh: Tuple[int, int]):
+    """Both references' ``_bbox_clip``: cx ∈ [0, W], cy ∈ [0, H], width ∈ [10, W], height ∈ [10, H]."""
     img_w, img_h = frame_wh
     cx = np.maximum(0, np.minimum(cx, img_w))
     cy = np.maximum(0, np.minimum(cy, img_h))
     width = np.maximum(10, np.minimum(width, img_w))
     height = np.maximum(10, np.minimum(height, img_h))
-    return PostResult(center=np.stack([cx, cy], 1), size=np.stack([width, height], 1), score=s_best, best=best)
+    return cx, cy, width, height

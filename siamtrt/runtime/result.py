@@ -13,10 +13,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from ..config import MODES  # the modes a tracker runs in (see siamtrt.runtime.modes)
 from ..errors import InputError
-
-#: Modes a tracker runs in (see :mod:`siamtrt.runtime.modes`).
-MODES = ("short", "longterm", "distractor", "longterm+distractor")
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,6 +15,7 @@ template call at ``init`` and one batched search call per frame. Conventions (bo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -27,7 +28,9 @@ from .backend import Backend, backend_class, choose_backend
 from .crop import crop_batch
 from .geometry import Geometry, crop_sizes, geometry, template_side
 from .modeldir import ModelInfo, load_model_info
-from .postprocess import PostParams, Workspace, postprocess
+from .modes import DistractorMemory, Mode, check_mode, find_distractors, longterm_update, lost_instance_sizes, \
+    parse_mode
+from .postprocess import PostParams, Workspace, clip_box, postprocess
 from .result import SearchEvent, TemplateEvent, TrackResult
 
 LOG = logging.getLogger(__name__)
@@ -79,6 +82,9 @@ class Tracker:
     Args:
         backend (Backend): inference backend (activated on first use).
         info (ModelInfo): the model directory's checked metadata.
+        mode (str): "short", "longterm", "distractor" or "longterm+distractor" (:mod:`siamtrt.runtime.modes`).
+            Defaults to None: the model's default (``track.mode`` in the metadata; "short" unless exported from a
+            pysot ``_lt`` config).
 
     Use :meth:`from_model_dir`. ``init(frame, bbox)`` accepts one (4,) box or (N, 4) boxes; ``track(frame)``
     returns a :class:`~siamtrt.runtime.result.TrackResult` (``boxes`` (N, 4), ``scores`` (N,); ``bbox`` / ``score``
@@ -88,10 +94,12 @@ class Tracker:
     registered the tracker builds no event (no cost).
     """
 
-    def __init__(self, backend: Backend, info: ModelInfo):
+    def __init__(self, backend: Backend, info: ModelInfo, mode: Optional[str] = None):
         self.backend = backend
         self.info = info
         t, a = info.track, info.anchor
+        self.mode: Mode = parse_mode(t.mode if mode is None else mode)
+        check_mode(self.mode, info)
         self.flavour = t.flavour
         self.exemplar_size = t.exemplar_size
         self.context_amount = t.context_amount
@@ -115,26 +123,46 @@ class Tracker:
         self._outputs_checked: set = set()
         self._dtypes: Optional[Tuple[np.dtype, np.dtype]] = None
         self._observers: Dict[str, List[Callable]] = {"search": [], "template": []}
+        # mode state, per target: local search size, lost flag, consecutive lost frames; distractor memory
+        self.base_instance = np.zeros((0,), np.int64)
+        self.lost = np.zeros((0,), bool)
+        self.lost_steps = np.zeros((0,), np.int64)
+        self.memory: Optional[DistractorMemory] = None
+        self._group_key: Optional[Tuple] = None
+        self._lost_params = dataclasses.replace(self.params, window_influence=float(t.lost_window_influence))
+
+    def _geometry(self, inst: int) -> Geometry:
+        geo = self.geometries.get(inst)
+        if geo is None:  # long-term growth sizes between the local and the lost size
+            t, a = self.info.track, self.info.anchor
+            geo = self.geometries[inst] = geometry(t.score_size(a.stride, inst), a.stride, a.ratios, a.scales,
+                                                   t.flavour)
+        return geo
 
     # ------------------------------------------------------------------------------------------- construction
     @classmethod
-    def from_model_dir(cls, model_dir: Union[str, Path], backend: str = "auto", **options: Any) -> "Tracker":
+    def from_model_dir(cls, model_dir: Union[str, Path], backend: str = "auto", mode: Optional[str] = None,
+                       **options: Any) -> "Tracker":
         """Tracker over an exported model directory.
 
         Args:
             model_dir (str | Path): folder with template/search models and their metadata.
             backend (str): "auto", "onnxruntime" or "tensorrt". Defaults to "auto" (TensorRT when engines, TensorRT
                 and a CUDA device are present, else ONNX Runtime).
+            mode (str): tracking mode (see the class). Defaults to None (the model's default, usually "short").
             **options: backend options (onnxruntime: threads, providers, io_binding).
 
         Raises:
-            ModelDirError: missing files or incompatible metadata. BackendError: unknown/unavailable backend.
+            ModelDirError: missing files, incompatible metadata, or a mode the directory was not exported for.
+            InputError: unknown mode. BackendError: unknown/unavailable backend.
         """
         info = load_model_info(model_dir)
+        if mode is not None or info.track.mode != "short":
+            check_mode(parse_mode(info.track.mode if mode is None else mode), info)  # before loading any backend
         name, reason = choose_backend(backend, model_dir)
         LOG.info("runtime: backend %s (%s)", name, reason)
         be = backend_class(name).from_model_dir(model_dir, info.meta, **options)
-        tracker = cls(be, info)
+        tracker = cls(be, info, mode=mode)
         tracker.backend_reason = reason
         return tracker
 
@@ -224,15 +252,22 @@ class Tracker:
         parts = self._new_targets(frame, np.asarray(bbox, np.float64).reshape(-1, 4))[:5]
         old = (self.center, self.size, self.avg_chans, self.instance, self._kernels)
         start = self._n
+        fresh = self._fresh_state(parts[3], parts[4])
+        state = (np.concatenate([self.base_instance, fresh[0]]), np.concatenate([self.lost, fresh[1]]),
+                 np.concatenate([self.lost_steps, fresh[2]]),
+                 self.memory.extend(fresh[3]) if self.memory is not None else None)
         self._set_targets(*(np.concatenate([o, p]) for o, p in zip(old[:4], parts[:4])),
-                          {k: np.concatenate([old[4][k], parts[4][k]]) for k in old[4]}, single=False)
+                          {k: np.concatenate([old[4][k], parts[4][k]]) for k in old[4]}, single=False, state=state)
         return np.arange(start, self._n)
 
     def remove(self, indices: Sequence[int]) -> None:
         """Stop tracking the targets at ``indices`` (the others keep their order)."""
         keep = np.setdiff1d(np.arange(self._n), np.asarray(indices, np.int64))
+        state = (self.base_instance[keep], self.lost[keep], self.lost_steps[keep],
+                 self.memory.select(keep) if self.memory is not None else None)
         self._set_targets(self.center[keep], self.size[keep], self.avg_chans[keep], self.instance[keep],
-                          {k: v[keep] for k, v in self._kernels.items()}, single=self._single and len(keep) == 1)
+                          {k: v[keep] for k, v in self._kernels.items()}, single=self._single and len(keep) == 1,
+                          state=state)
 
     def _new_targets(self, frame: np.ndarray, bbox: Any, instance_size: Optional[int] = None):
         t0 = time.perf_counter()
@@ -267,26 +302,40 @@ class Tracker:
         self.last_timings = {"crop": t1 - t0, "template": t2 - t1, "post": 0.0}
         return center, size, avg, instance, kernels, single
 
-    def _set_targets(self, center, size, avg, instance, kernels, single: bool) -> None:
+    def _fresh_state(self, instance: np.ndarray, kernels: Dict[str, np.ndarray]):
+        """Mode state of new targets: local search size, not lost, no distractors."""
+        n = len(instance)
+        memory = DistractorMemory(n, kernels) if self.mode.distractor else None
+        return instance.copy(), np.zeros(n, bool), np.zeros(n, np.int64), memory
+
+    def _set_targets(self, center, size, avg, instance, kernels, single: bool, state=None) -> None:
         t0 = time.perf_counter()
         self.center, self.size, self.avg_chans, self.instance = center, size, avg, instance
         self._kernels = kernels
         self._n = len(center)
         self._single = single
-        # One batch per instance size; kernels are stacked here once (never per frame) and never mutated after.
+        self.base_instance, self.lost, self.lost_steps, self.memory = (
+            self._fresh_state(instance, kernels) if state is None else state)
+        self._build_groups(kernels)
+        self.last_timings["post"] = time.perf_counter() - t0
+
+    def _build_groups(self, kernels: Dict[str, np.ndarray]) -> None:
+        """One batch per (instance size, lost flag); kernels stacked here (short mode: once, never per frame)."""
         self._groups = []
-        for inst in sorted(set(instance.tolist())):
-            idx = np.flatnonzero(instance == inst)
+        keys = sorted(set(zip(self.instance.tolist(), self.lost.tolist())))
+        for inst, lost in keys:
+            idx = np.flatnonzero((self.instance == inst) & (self.lost == lost))
             ker = kernels if len(idx) == self._n else {k: np.ascontiguousarray(v[idx]) for k, v in kernels.items()}
             self._groups.append((int(inst), idx, ker))
-        self.last_timings["post"] = time.perf_counter() - t0
+        self._group_key = (self.instance.tobytes(), self.lost.tobytes())
 
     # ------------------------------------------------------------------------------------------------- track
     def track(self, frame: np.ndarray) -> TrackResult:
         """Locate every target in ``frame``.
 
         Returns:
-            TrackResult: ``boxes`` (N, 4) x, y, w, h and ``scores`` (N,); ``bbox`` (4,) / ``score`` for one target.
+            TrackResult: ``boxes`` (N, 4) x, y, w, h and ``scores`` (N,); ``bbox`` (4,) / ``score`` for one target;
+            ``lost`` / ``instance_size`` / ``distractors`` per target (long-term / distractor modes).
 
         Raises:
             InputError: bad frame or no target initialised. ModelDirError: model outputs disagree with metadata.
@@ -295,10 +344,25 @@ class Tracker:
             raise InputError("track() called before init()", fix="call tracker.init(frame, bbox) first")
         frame = check_frame(frame)
         img_h, img_w = frame.shape[:2]
+        mode, t = self.mode, self.info.track
         t_crop = t_inf = t_post = 0.0
+        if not mode.short:
+            t0 = time.perf_counter()
+            kernels = self._kernels
+            if mode.distractor:
+                kernels = self.memory.merged(self._kernels, t.distractor_weight)
+            if kernels is not self._kernels or self._group_key != (self.instance.tobytes(), self.lost.tobytes()):
+                self._build_groups(kernels)
+            t_post += time.perf_counter() - t0
         scores = np.empty(self._n)
         new_center = np.empty_like(self.center)
         new_size = np.empty_like(self.size)
+        out_center, out_size = new_center, new_size
+        if mode.longterm:
+            out_center, out_size = np.empty_like(self.center), np.empty_like(self.size)
+            new_lost = self.lost.copy()
+        found: List[Tuple[np.ndarray, np.ndarray]] = []
+        searched = self.instance.copy()
         _, sdtype = self._io_dtypes()
         observe = self._observers["search"]
         for inst, idx, kernels in self._groups:
@@ -313,7 +377,7 @@ class Tracker:
             t1 = time.perf_counter()
             cls, loc = self.backend.run_search(buf, kernels)
             t2 = time.perf_counter()
-            geo = self.geometries[inst]
+            geo = self._geometry(inst)
             self._check_outputs(inst, cls, loc, geo, len(idx))
             if observe:
                 ev = SearchEvent(instance_size=inst, indices=idx, crop=buf, kernels=kernels, cls=cls, loc=loc,
@@ -321,18 +385,70 @@ class Tracker:
                 for fn in list(observe):
                     fn(ev)
             ws = self._workspaces.setdefault(inst, Workspace())
-            res = postprocess(cls, loc, geo, center, size, cs.scale_z, (img_w, img_h), self.params, ws)
-            new_center[idx] = res.center
-            new_size[idx] = res.size
+            if not mode.longterm:
+                res = postprocess(cls, loc, geo, center, size, cs.scale_z, (img_w, img_h), self.params, ws)
+                new_center[idx] = res.center
+                new_size[idx] = res.size
+            else:  # SiamRPNLTTracker: lost-state window, update only when confident, state stored unclipped
+                lost = bool(self.lost[idx[0]])
+                res = postprocess(cls, loc, geo, center, size, cs.scale_z, (img_w, img_h),
+                                  self._lost_params if lost else self.params, ws, keep_raw=True)
+                c, z, new_lost[idx] = longterm_update(t, res.score, res.raw_center, res.raw_size, center, size,
+                                                      self.lost[idx])
+                new_center[idx], new_size[idx] = c, z
+                cx, cy, w, h = clip_box(c[:, 0], c[:, 1], z[:, 0], z[:, 1], (img_w, img_h))
+                out_center[idx] = np.stack([cx, cy], 1)
+                out_size[idx] = np.stack([w, h], 1)
             scores[idx] = res.score
+            if mode.distractor:
+                for r, pts in zip(idx, find_distractors(t, ws.arrays["score"], loc, geo, res.best, center,
+                                                        cs.scale_z)):
+                    found.append((np.full(len(pts), r, np.int64), pts))
             t3 = time.perf_counter()
             t_crop += t1 - t0
             t_inf += t2 - t1
             t_post += t3 - t2
         self.center, self.size = new_center, new_size
         self.last_timings = {"crop": t_crop, "search": t_inf, "post": t_post}
-        bbox = np.concatenate([new_center - new_size / 2, new_size], axis=1)
-        return TrackResult(boxes=bbox, scores=scores, instance_size=self.instance.copy(), single=self._single)
+        counts = None
+        if mode.longterm:
+            self._next_search(new_lost, (img_w, img_h))
+        if mode.distractor:
+            counts = self._learn_distractors(frame, found)
+        bbox = np.concatenate([out_center - out_size / 2, out_size], axis=1)
+        return TrackResult(boxes=bbox, scores=scores, lost=self.lost.copy(), instance_size=searched,
+                           distractors=counts, mode=mode.name, single=self._single)
+
+    def _next_search(self, lost: np.ndarray, frame_wh: Tuple[int, int]) -> None:
+        """Long-term: lost flags and consecutive lost frames → next frame's search size per target."""
+        t = self.info.track
+        self.lost = lost
+        self.lost_steps = np.where(lost, self.lost_steps + 1, 0)
+        inst = self.base_instance.copy()
+        if lost.any():
+            s_z = crop_sizes(self.size[lost], self.context_amount, self.exemplar_size, 1, self.flavour).s_z
+            inst[lost] = lost_instance_sizes(t, self.base_instance[lost], self.lost_steps[lost], s_z,
+                                             self.center[lost], frame_wh)
+        self.instance = inst
+
+    def _learn_distractors(self, frame: np.ndarray, found: List[Tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Distractor mode: one batched template call on this frame's distractors, then the memory update."""
+        t0 = time.perf_counter()
+        t = self.info.track
+        owner = np.concatenate([o for o, _ in found]) if found else np.zeros(0, np.int64)
+        counts = np.bincount(owner, minlength=self._n).astype(np.int64)
+        kernels: Dict[str, np.ndarray] = {}
+        if len(owner):
+            centers = np.concatenate([p for _, p in found])
+            side = template_side(self.size[owner], self.context_amount)
+            tdtype, _ = self._io_dtypes()
+            z = np.empty((len(owner), 3, self.exemplar_size, self.exemplar_size), tdtype)
+            crop_batch(frame, centers, self.exemplar_size, side.astype(np.int64), self.avg_chans[owner],
+                       self.flavour, out=z)
+            kernels = self._run_template(z, "distractor", centers, self.size[owner], side, indices=owner)
+        self.memory.update(t.distractor_lr, owner, kernels)
+        self.last_timings["distractor"] = time.perf_counter() - t0
+        return counts
 
     def _check_outputs(self, inst: int, cls: np.ndarray, loc: np.ndarray, geo: Geometry, n: int) -> None:
         key = (inst, n)

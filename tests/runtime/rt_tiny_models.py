@@ -114,8 +114,9 @@ def make_tiny_model_dir(out_dir, config: str = "siamrpn_alex_dwxcorr", channels:
             nodes.append(helper.make_node("Identity", head_sums[kind], [kind]))
         else:
             nodes.append(helper.make_node("Sum", head_sums[kind], [kind]))
-    sdim = "size" if t.adaptive_instance_size is not None else t.instance_size
-    odim = "score" if t.adaptive_instance_size is not None else s0
+    several = len(t.instance_sizes) > 1  # adaptive (SiamRPNBIG) or long-term lost size: dynamic spatial axes
+    sdim = "size" if several else t.instance_size
+    odim = "score" if several else s0
     ins = [helper.make_tensor_value_info("search", TensorProto.FLOAT, [bdim, 3, sdim, sdim])]
     ins += [helper.make_tensor_value_info(n, TensorProto.FLOAT, [bdim, C, kh, kh]) for n in names]
     outs = [helper.make_tensor_value_info("cls", TensorProto.FLOAT, [bdim, 2 * A, odim, odim]),

@@ -1,0 +1,222 @@
+"""Tracking modes: policies over the one Tracker's state and backend calls (no forked tracker, no copied
+post-processing). The tracker asks a mode which instance size each target searches at, which kernels the search
+uses, and how the post-processed step updates the state; everything else (crop, backend, decode, penalties,
+window, smoothing, clipping) is the short-term code path.
+
+* ``short`` — pysot ``SiamRPNTracker`` / DaSiamRPN ``SiamRPN_track``, bit for bit what it always was.
+* ``longterm`` — pysot ``SiamRPNLTTracker`` (pysot/tracker/siamrpnlt_tracker.py): a target whose best score falls
+  below ``confidence_low`` enters the lost state; while lost it searches at ``lost_instance_size`` (831: score map
+  97×97, anchors and window rebuilt for that size) with window influence ``lost_window_influence`` (0.001), and it
+  leaves the lost state when the best score exceeds ``confidence_high``. The state (centre, size) is only updated
+  when the best score is ≥ ``confidence_low`` and is stored *before* clipping (the output box is clipped). Where
+  pysot is silent, DaSiamRPN's local-to-global growth: with ``lost_growth_step`` k > 0 the lost search grows by k
+  crop pixels per consecutive lost frame, until the crop covers the whole frame or reaches the lost size.
+* ``distractor`` — DaSiamRPN's distractor-aware module (Zhu et al., ECCV 2018, §4.2, eq. 2–4): after each frame the
+  proposals that survive NMS, other than the chosen target, with score above ``distractor_threshold`` (at most
+  ``distractor_max``) are distractors d_i. Their embeddings are the template branch's kernels of a template-size
+  crop at each distractor (one batched template call per frame that found any); they are accumulated with
+  per-frame decay ``1 − distractor_lr`` (the paper's β_t weights, α_i = 1). Because the correlation is linear in the
+  kernel, the paper's re-ranking f(z, p) − α̂·Σβα f(d, p)/Σβα is one search with the kernel
+  K = (K_z − α̂·D̄) / (1 − α̂), D̄ the weighted mean distractor kernel (the division keeps a uniform response at
+  its level, so score thresholds keep their meaning). Same search cost as short mode.
+* ``longterm+distractor`` — both (the paper's long-term tracker).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from ..config import MODES, TrackConfig
+from ..errors import InputError, ModelDirError
+from .geometry import Geometry
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A parsed mode name."""
+
+    name: str
+    longterm: bool
+    distractor: bool
+
+    @property
+    def short(self) -> bool:
+        return not (self.longterm or self.distractor)
+
+
+def parse_mode(mode: str) -> Mode:
+    """"short" | "longterm" | "distractor" | "longterm+distractor" (either order) → Mode.
+
+    Raises:
+        InputError: unknown mode (one line, lists the valid names and the closest).
+    """
+    parts = sorted(p.strip() for p in str(mode).split("+"))
+    canon = {"short": "short", "longterm": "longterm", "distractor": "distractor",
+             "distractor+longterm": "longterm+distractor"}.get("+".join(parts))
+    if canon is None:
+        close = difflib.get_close_matches(str(mode), list(MODES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InputError(f"unknown tracking mode {mode!r}{hint}; fix: use one of {', '.join(MODES)}")
+    return Mode(canon, "longterm" in canon, "distractor" in canon)
+
+
+def check_mode(mode: Mode, info) -> None:
+    """Refuse a mode the model directory cannot run (one line naming the export flag).
+
+    Raises:
+        ModelDirError: long-term mode on a directory exported without the lost search size; a growth step that is
+        not a multiple of the anchor stride.
+    """
+    t: TrackConfig = info.track
+    if mode.longterm and t.lost_instance_size is None:
+        raise ModelDirError(f"{info.path}: mode {mode.name!r} needs the long-term search size, which this model "
+                            f"directory was exported without; fix: re-export with python export/to_onnx.py --config "
+                            f"{info.meta.get('arch', 'NAME')} [--checkpoint model.pth] --lost-instance-size 831 "
+                            f"--out DIR")
+    if mode.longterm and t.lost_growth_step % info.anchor.stride:
+        raise ModelDirError(f"{info.path}: lost_growth_step {t.lost_growth_step} is not a multiple of the anchor "
+                            f"stride {info.anchor.stride}; fix: use a multiple of {info.anchor.stride} (or 0)")
+
+
+# ------------------------------------------------------------------------------------------------ long-term
+def lost_instance_sizes(t: TrackConfig, base: np.ndarray, steps: np.ndarray, s_z: np.ndarray,
+                        center: np.ndarray, frame_wh: Tuple[int, int]) -> np.ndarray:
+    """Search size of targets in the lost state, ``steps`` ≥ 1 = consecutive lost frames so far.
+
+    Step 0 (pysot): the lost size. Step k > 0 (DaSiamRPN local-to-global): base + k·steps, capped at the lost size
+    and at the first ladder size whose crop (side s_z·I/E, both flavours) covers the whole frame.
+    """
+    lost = np.full(len(base), int(t.lost_instance_size), np.int64)
+    k = int(t.lost_growth_step)
+    if k == 0:
+        return lost
+    w, h = frame_wh
+    reach = np.max(np.stack([center[:, 0], w - center[:, 0], center[:, 1], h - center[:, 1]], 1), axis=1)
+    cover = 2 * reach * t.exemplar_size / s_z  # crop pixels whose crop reaches the farthest frame edge
+    cover_steps = np.maximum(1, np.ceil((cover - base) / k)).astype(np.int64)
+    size = base + k * np.minimum(steps, cover_steps)
+    return np.minimum(size, lost)
+
+
+def longterm_update(t: TrackConfig, score: np.ndarray, raw_center: np.ndarray, raw_size: np.ndarray,
+                    old_center: np.ndarray, old_size: np.ndarray, lost: np.ndarray):
+    """SiamRPNLTTracker's state machine for N targets.
+
+    Returns:
+        (center, size, lost): the stored (unclipped) state — the new step where score ≥ confidence_low, else the old
+        one — and the lost flags after this frame (enter below confidence_low, leave above confidence_high).
+    """
+    ok = score >= t.confidence_low
+    center = np.where(ok[:, None], raw_center, old_center)
+    size = np.where(ok[:, None], raw_size, old_size)
+    new_lost = np.where(score < t.confidence_low, True, np.where(score > t.confidence_high, False, lost))
+    return center, size, new_lost
+
+
+# ------------------------------------------------------------------------------------------------ distractor
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one (cx, cy, w, h) box with (M, 4) boxes."""
+    x0 = np.maximum(box[0] - box[2] / 2, boxes[:, 0] - boxes[:, 2] / 2)
+    x1 = np.minimum(box[0] + box[2] / 2, boxes[:, 0] + boxes[:, 2] / 2)
+    y0 = np.maximum(box[1] - box[3] / 2, boxes[:, 1] - boxes[:, 3] / 2)
+    y1 = np.minimum(box[1] + box[3] / 2, boxes[:, 1] + boxes[:, 3] / 2)
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    return inter / (box[2] * box[3] + boxes[:, 2] * boxes[:, 3] - inter)
+
+
+#: proposals considered per target (highest scores) before NMS
+DISTRACTOR_CANDIDATES = 64
+
+
+def find_distractors(t: TrackConfig, score: np.ndarray, loc: np.ndarray, geo: Geometry, best: np.ndarray,
+                     center: np.ndarray, scale_z: np.ndarray) -> List[np.ndarray]:
+    """Per target, the (M, 2) frame-pixel centres of this frame's distractors (M ≤ distractor_max).
+
+    Proposals = the anchors' decoded boxes with their un-penalised scores; greedy NMS (IoU > distractor_nms_iou
+    suppressed) seeded with the chosen target box, so the target and its overlapping proposals are not distractors;
+    the survivors above distractor_threshold, best first.
+    """
+    n, k = score.shape
+    d = loc.reshape(n, 4, k)
+    out = []
+    top = min(DISTRACTOR_CANDIDATES, k)
+    for r in range(n):
+        sc = score[r]
+        cand = np.argpartition(-sc, top - 1)[:top]
+        cand = cand[sc[cand] > t.distractor_threshold]
+        if t.distractor_max == 0 or cand.size == 0:
+            out.append(np.zeros((0, 2)))
+            continue
+        cand = cand[np.argsort(-sc[cand], kind="stable")]
+        idx = np.concatenate([[best[r]], cand[cand != best[r]]])
+        dr = d[r][:, idx].astype(np.float64)
+        boxes = np.stack([dr[0] * geo.aw[idx] + geo.ax[idx], dr[1] * geo.ah[idx] + geo.ay[idx],
+                          np.exp(dr[2]) * geo.aw[idx], np.exp(dr[3]) * geo.ah[idx]], 1)
+        alive = np.ones(len(idx), bool)
+        kept: List[int] = []
+        for i in range(len(idx)):
+            if not alive[i]:
+                continue
+            if i > 0:
+                kept.append(i)
+                if len(kept) == t.distractor_max:
+                    break
+            alive[i + 1:] &= _iou(boxes[i], boxes[i + 1:]) <= t.distractor_nms_iou
+        out.append(center[r] + boxes[kept, :2] / scale_z[r] if kept else np.zeros((0, 2)))
+    return out
+
+
+class DistractorMemory:
+    """Accumulated distractor kernels per target: S ← (1 − η)·S + Σ_i K(d_i), W ← (1 − η)·W + n (float64)."""
+
+    def __init__(self, n: int, kernels: Dict[str, np.ndarray]):
+        self.sums = {k: np.zeros(v.shape, np.float64) for k, v in kernels.items()}
+        self.weight = np.zeros(n, np.float64)
+
+    def select(self, keep: np.ndarray) -> "DistractorMemory":
+        m = DistractorMemory.__new__(DistractorMemory)
+        m.sums = {k: v[keep] for k, v in self.sums.items()}
+        m.weight = self.weight[keep]
+        return m
+
+    def extend(self, other: "DistractorMemory") -> "DistractorMemory":
+        m = DistractorMemory.__new__(DistractorMemory)
+        m.sums = {k: np.concatenate([v, other.sums[k]]) for k, v in self.sums.items()}
+        m.weight = np.concatenate([self.weight, other.weight])
+        return m
+
+    def update(self, lr: float, owner: np.ndarray, kernels: Dict[str, np.ndarray]) -> None:
+        """Decay every target's memory, then add the distractor kernels (row i belongs to target ``owner[i]``)."""
+        decay = 1.0 - lr
+        self.weight *= decay
+        np.add.at(self.weight, owner, 1.0)
+        for k, s in self.sums.items():
+            s *= decay
+            if len(owner):
+                np.add.at(s, owner, kernels[k].astype(np.float64))
+
+    def merged(self, base: Dict[str, np.ndarray], weight: float) -> Dict[str, np.ndarray]:
+        """(K_z − α̂·S/W)/(1 − α̂) for targets with W > 0; K_z unchanged (the same array) when no target has any."""
+        has = self.weight > 0
+        if not has.any():
+            return base
+        out = {}
+        for k, kz in base.items():
+            mean = self.sums[k][has] / self.weight[has].reshape((-1,) + (1,) * (kz.ndim - 1))
+            arr = kz.copy()
+            arr[has] = ((kz[has].astype(np.float64) - weight * mean) / (1.0 - weight)).astype(kz.dtype)
+            out[k] = arr
+        return out
+
+
+def longterm_window(t: TrackConfig) -> float:
+    """Window influence of the lost state (pysot: 0.001)."""
+    return float(t.lost_window_influence)
+
+
+__all__ = ["DistractorMemory", "Mode", "MODES", "check_mode", "find_distractors", "longterm_update",
+           "lost_instance_sizes", "parse_mode"]

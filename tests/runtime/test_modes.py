@@ -1,0 +1,270 @@
+"""Tracking modes (issue 10) on tiny ONNX models: long-term mode against an independent per-anchor transcription of
+pysot's SiamRPNLTTracker frame by frame (switching to and from the lost size), distractor-mode mechanics, mode
+errors. Evidence on real weights is in tests/runtime/test_modes_evidence.py."""
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from siamtrt.config import CONFIGS, with_longterm
+from siamtrt.errors import ConfigError, InputError, ModelDirError
+from siamtrt.runtime import Tracker
+from siamtrt.runtime.modes import DistractorMemory, parse_mode
+
+from test_tracker import ref_subwindow
+
+BOX = (316, 140, 112, 115)
+RATIOS, SCALES, STRIDE = (0.33, 0.5, 1.0, 2.0, 3.0), (8.0,), 8
+
+
+class RefLT:
+    """pysot SiamRPNLTTracker.track transcribed as written (batch 1, Python loops over every anchor)."""
+
+    def __init__(self, model_dir, meta, track):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        self.t = ort.InferenceSession(str(model_dir / "template.onnx"), so, providers=["CPUExecutionProvider"])
+        self.s = ort.InferenceSession(str(model_dir / "search.onnx"), so, providers=["CPUExecutionProvider"])
+        self.c = track
+        self.names = meta["template_outputs"]
+        self.longterm_state = False
+
+    def init(self, img, bbox):
+        x, y, w, h = bbox
+        self.center = [x + (w - 1) / 2, y + (h - 1) / 2]
+        self.size = [w, h]
+        self.avg = np.mean(img, axis=(0, 1))
+        s_z = round(math.sqrt((w + 0.5 * (w + h)) * (h + 0.5 * (w + h))))
+        z = ref_subwindow(img, self.center, 127, s_z, self.avg, "pysot")
+        self.kernels = dict(zip(self.names, self.t.run(self.names, {"template": z})))
+        self.longterm_state = False
+
+    def track(self, img):
+        c = self.c
+        w0, h0 = self.size
+        w_z = w0 + 0.5 * (w0 + h0)
+        h_z = h0 + 0.5 * (w0 + h0)
+        s_z = math.sqrt(w_z * h_z)
+        scale_z = 127 / s_z
+        inst = c.lost_instance_size if self.longterm_state else c.instance_size
+        S = (inst - 127) // STRIDE + 1 + c.base_size
+        hann = np.hanning(S)
+        anchors = []
+        for r in RATIOS:
+            ws = int(math.sqrt(STRIDE * STRIDE / r))
+            hs = int(ws * r)
+            for sc in SCALES:
+                anchors.append((ws * sc, hs * sc))
+        ori = -(S // 2) * STRIDE
+        s_x = s_z * (inst / 127)
+        x = ref_subwindow(img, self.center, inst, round(s_x), self.avg, "pysot")
+        cls, loc = self.s.run(["cls", "loc"], dict(self.kernels, search=x))
+        cls, loc = cls[0], loc[0]
+        A = len(anchors)
+        wi = 0.001 if self.longterm_state else c.window_influence
+
+        def change(r):
+            return max(r, 1.0 / r)
+
+        def sz(w, h):
+            pad = (w + h) * 0.5
+            return math.sqrt((w + pad) * (h + pad))
+
+        best = None
+        for a in range(A):
+            aw, ah = anchors[a]
+            for i in range(S):
+                for j in range(S):
+                    bg, fg = float(cls[a, i, j]), float(cls[A + a, i, j])
+                    m = max(bg, fg)
+                    score = math.exp(fg - m) / (math.exp(bg - m) + math.exp(fg - m))
+                    px = float(loc[a, i, j]) * aw + (ori + STRIDE * j)
+                    py = float(loc[A + a, i, j]) * ah + (ori + STRIDE * i)
+                    pw, ph = math.exp(float(loc[2 * A + a, i, j])) * aw, math.exp(float(loc[3 * A + a, i, j])) * ah
+                    s_c = change(sz(pw, ph) / sz(w0 * scale_z, h0 * scale_z))
+                    r_c = change((w0 / h0) / (pw / ph))
+                    penalty = math.exp(-(r_c * s_c - 1) * c.penalty_k)
+                    pscore = penalty * score * (1 - wi) + hann[i] * hann[j] * wi
+                    if best is None or pscore > best[0]:
+                        best = (pscore, px, py, pw, ph, penalty, score)
+        _, px, py, pw, ph, penalty, best_score = best
+        lr = penalty * best_score * c.lr
+        if best_score >= c.confidence_low:
+            cx, cy = px / scale_z + self.center[0], py / scale_z + self.center[1]
+            width = w0 * (1 - lr) + pw / scale_z * lr
+            height = h0 * (1 - lr) + ph / scale_z * lr
+        else:
+            cx, cy, width, height = self.center[0], self.center[1], w0, h0
+        self.center, self.size = [cx, cy], [width, height]  # stored before clipping
+        H, W = img.shape[:2]
+        cx, cy = max(0, min(cx, W)), max(0, min(cy, H))
+        width, height = max(10, min(width, W)), max(10, min(height, H))
+        if best_score < c.confidence_low:
+            self.longterm_state = True
+        elif best_score > c.confidence_high:
+            self.longterm_state = False
+        return [cx - width / 2, cy - height / 2, width, height], best_score, inst
+
+
+def _lt_dir(tiny_dir, config="siamrpn_alex_dwxcorr", **kw):
+    cfg = with_longterm(CONFIGS[config], 831)
+    return tiny_dir(config, cfg=cfg, **kw)
+
+
+def _with_constants(tracker, **c):
+    info = tracker.info
+    return dataclasses.replace(info, track=dataclasses.replace(info.track, **c))
+
+
+def _frames(bag_frames):
+    """bag frames 1..24 with frames 8..13 replaced by flat grey (the target vanishes: a forced low-score segment)."""
+    frames = list(bag_frames[:25])
+    for i in range(8, 14):
+        frames[i] = np.full_like(frames[i], 90)
+    return frames
+
+
+@pytest.mark.parametrize("config,kw", [("siamrpn_alex_dwxcorr", {}), ("siamrpn_mobilev2_l234_dwxcorr", {"levels": 3})],
+                         ids=["alex", "mobilev2-3lvl"])
+def test_longterm_follows_pysot_lt_transcription_through_switches(config, kw, tiny_dir, bag_frames):
+    d = _lt_dir(tiny_dir, config, **kw)
+    frames = _frames(bag_frames)
+    probe = Tracker.from_model_dir(d, backend="onnxruntime", threads=1)
+    probe.init(frames[0], BOX)
+    scores = np.array([probe.track(f).score for f in frames[1:]])
+    # thresholds from this model's own score range so that both transitions happen (random tiny weights)
+    low, high = float(np.quantile(scores, 0.35)), float(np.quantile(scores, 0.6))
+    ref_info = _with_constants(probe, confidence_low=low, confidence_high=high)
+    trk = Tracker(probe.backend, ref_info, mode="longterm")
+    ref = RefLT(d, probe.info.meta, ref_info.track)
+    trk.init(frames[0], BOX)
+    ref.init(frames[0], BOX)
+    sizes = []
+    for f in frames[1:]:
+        r = trk.track(f)
+        rb, rs, rinst = ref.track(f)
+        assert r.instance_size[0] == rinst
+        np.testing.assert_allclose(r.bbox, rb, rtol=0, atol=1e-6)
+        assert r.score == pytest.approx(rs, abs=1e-9)
+        assert r.lost[0] == ref.longterm_state
+        np.testing.assert_allclose(trk.center[0], ref.center, atol=1e-6)  # unclipped state, as pysot stores it
+        sizes.append(int(r.instance_size[0]))
+    # the switch really happened, both ways
+    assert 831 in sizes and sizes[0] != 831
+    back = [i for i in range(1, len(sizes)) if sizes[i - 1] == 831 and sizes[i] != 831]
+    assert back, f"never left the lost state: {sizes}"
+
+
+def test_longterm_multi_target_equals_single_trackers(tiny_dir, bag_frames):
+    d = _lt_dir(tiny_dir)
+    frames = _frames(bag_frames)
+    probe = Tracker.from_model_dir(d, backend="onnxruntime", threads=1)
+    probe.init(frames[0], BOX)
+    scores = np.array([probe.track(f).score for f in frames[1:]])
+    info = _with_constants(probe, confidence_low=float(np.quantile(scores, 0.35)),
+                           confidence_high=float(np.quantile(scores, 0.6)))
+    boxes = np.array([BOX, (100, 60, 80, 50), (400, 250, 60, 90)], float)
+    multi = Tracker(probe.backend, info, mode="longterm")
+    multi.init(frames[0], boxes)
+    singles = [Tracker(probe.backend, info, mode="longterm") for _ in boxes]
+    for t, b in zip(singles, boxes):
+        t.init(frames[0], b)
+    mixed = False
+    for f in frames[1:]:
+        r = multi.track(f)
+        mixed |= len(set(r.instance_size.tolist())) > 1
+        for n, t in enumerate(singles):
+            r1 = t.track(f)
+            np.testing.assert_allclose(r.boxes[n], r1.bbox, atol=1e-6)
+            assert r.instance_size[n] == r1.instance_size[0] and r.lost[n] == r1.lost[0]
+    assert mixed, "no frame had targets at different search sizes in one batch"
+
+
+def test_short_mode_is_unchanged_on_a_longterm_export(tiny_dir, bag_frames):
+    """Short mode on the long-term directory equals short mode on the plain one (same weights, same seed)."""
+    plain = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime", threads=1)
+    lt = Tracker.from_model_dir(_lt_dir(tiny_dir), backend="onnxruntime", threads=1, mode="short")
+    plain.init(bag_frames[0], BOX)
+    lt.init(bag_frames[0], BOX)
+    for f in _frames(bag_frames)[1:]:
+        a, b = plain.track(f), lt.track(f)
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        assert b.instance_size[0] == 287 and not b.lost[0]
+
+
+def test_lost_growth_steps_until_the_frame_is_covered(tiny_dir, bag_frames):
+    d = _lt_dir(tiny_dir)
+    probe = Tracker.from_model_dir(d, backend="onnxruntime", threads=1)
+    info = _with_constants(probe, confidence_low=0.999999, confidence_high=1.0, lost_growth_step=64)
+    t = Tracker(probe.backend, info, mode="longterm")
+    t.init(bag_frames[0], (300, 200, 30, 30))  # small target: s_x at 831 still covers only part of 640x480
+    sizes = [int(t.track(f).instance_size[0]) for f in bag_frames[1:12]]
+    assert sizes[0] == 287 and sizes[1] == 287 + 64 and sizes[2] == 287 + 128  # one step per lost frame
+    assert all(b >= a for a, b in zip(sizes, sizes[1:])) and max(sizes) <= 831
+    assert sizes[-1] == sizes[-2], "growth should stop once the crop covers the frame or reaches the lost size"
+
+
+# --------------------------------------------------------------------------------------------- distractor
+def test_distractor_memory_merges_kernels_linearly():
+    k = {"cls": np.ones((2, 3, 2, 2), np.float32), "loc": np.full((2, 4, 2, 2), 2.0, np.float32)}
+    m = DistractorMemory(2, k)
+    assert m.merged(k, 0.5) is k  # nothing learnt yet: the very same arrays (short-mode search)
+    d = {"cls": np.full((1, 3, 2, 2), 3.0, np.float32), "loc": np.zeros((1, 4, 2, 2), np.float32)}
+    m.update(0.5, np.array([1]), d)
+    out = m.merged(k, 0.5)
+    np.testing.assert_array_equal(out["cls"][0], k["cls"][0])  # target 0 has no distractor
+    np.testing.assert_allclose(out["cls"][1], (1 - 0.5 * 3) / 0.5)  # (K − α̂·D̄)/(1 − α̂)
+    np.testing.assert_allclose(out["loc"][1], 2 / 0.5)
+    m.update(0.5, np.zeros(0, np.int64), {})  # decay only: the mean distractor stays, its weight halves
+    assert m.weight.tolist() == [0.0, 0.5]
+    np.testing.assert_allclose(m.merged(k, 0.5)["cls"][1], (1 - 0.5 * 3) / 0.5)
+
+
+def test_distractor_mode_learns_templates_and_changes_the_search_kernels(tiny_dir, bag_frames):
+    d = tiny_dir("siamrpn_alex_dwxcorr")
+    short = Tracker.from_model_dir(d, backend="onnxruntime", threads=1)
+    dis = Tracker.from_model_dir(d, backend="onnxruntime", threads=1, mode="distractor")
+    templates, kernels_fed = [], []
+    dis.add_observer(lambda ev: templates.append((ev.purpose, len(ev.crop))), branch="template")
+    dis.add_observer(lambda ev: kernels_fed.append({k: v.copy() for k, v in ev.kernels.items()}))
+    short.init(bag_frames[0], BOX)
+    dis.init(bag_frames[0], BOX)
+    r_s, r_d = short.track(bag_frames[1]), dis.track(bag_frames[1])
+    np.testing.assert_array_equal(r_s.boxes, r_d.boxes)  # first frame: nothing learnt, same search as short
+    n = int(r_d.distractors[0])
+    assert n >= 1, "random tiny weights should give several confident proposals (threshold 0.5)"
+    assert templates[-1] == ("distractor", n)
+    dis.track(bag_frames[2])
+    assert any(not np.array_equal(kernels_fed[-1][k], dis._kernels[k]) for k in dis._kernels)
+
+
+# ------------------------------------------------------------------------------------------------- errors
+def test_mode_errors_are_one_line_with_the_fix(tiny_dir):
+    with pytest.raises(InputError) as e:
+        parse_mode("long-term")
+    assert "did you mean 'longterm'" in str(e.value) and "\n" not in str(e.value)
+    assert parse_mode("distractor+longterm").name == "longterm+distractor"
+    with pytest.raises(ModelDirError) as e:
+        Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime", mode="longterm")
+    msg = str(e.value)
+    assert "--lost-instance-size 831" in msg and "export/to_onnx.py" in msg and "\n" not in msg
+
+
+def test_inconsistent_lt_yaml_is_refused_in_one_line(tmp_path):
+    from siamtrt.config import get_config
+
+    src = (Path(__file__).parents[1] / "data" / "pysot_configs" / "siamrpn_r50_l234_dwxcorr_lt"
+           / "config.yaml").read_text()
+    p = tmp_path / "config.yaml"
+    p.write_text(src.replace("CONFIDENCE_LOW: 0.8", "CONFIDENCE_LOW: 0.999"))
+    with pytest.raises(ConfigError) as e:
+        get_config(p)
+    msg = str(e.value)
+    assert str(p) in msg and "CONFIDENCE_LOW 0.999" in msg and "fix:" in msg and "\n" not in msg
+    p.write_text(src.replace("INSTANCE_SIZE: 255", "INSTANCE_SIZE: 255\n    LOST_INSTANCE_SIZE: 255"))
+    with pytest.raises(ConfigError, match="LOST_INSTANCE_SIZE 255 must exceed"):
+        get_config(p)
