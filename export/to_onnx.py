@@ -35,6 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--random-heads", choices=["realistic", "matching"], default="realistic",
                    help="without --checkpoint: random heads (default), or template-matching heads that follow the "
                         "target (pysot models; a stand-in for trained weights in accuracy-retention reports)")
+    p.add_argument("--fit-on", metavar="SEQUENCE",
+                   help="without --checkpoint: an OTB-layout sequence folder (img/ + groundtruth_rect.txt, e.g. "
+                        "../shared/data/bag) whose frames and boxes the random weights are fitted on (BatchNorm "
+                        "statistics; the matching heads' cls scale and loc regression). Default: synthetic texture")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
     p.add_argument("--lost-instance-size", type=int, metavar="N",
                    help="also export the long-term (lost-state) search size, pysot 831: needed by --mode longterm "
@@ -50,10 +54,15 @@ def main(argv=None) -> int:
 
         name = Path(args.config).parent.name if args.config.endswith((".yaml", ".yml")) else args.config
         out = Path(args.out or Path("models") / name)
+        frames = None
+        if args.fit_on:
+            from siamtrt.export.random_init import sequence_frames
+
+            frames = sequence_frames(args.fit_on)
         res = export_model(args.config, out, checkpoint=args.checkpoint, lost_instance_size=args.lost_instance_size,
                            seed=args.seed, opset=args.opset,
                            batch=args.batch, xcorr=args.xcorr, simplify=not args.no_simplify, progress=True,
-                           random_heads=args.random_heads)
+                           random_heads=args.random_heads, frames=frames)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -24,23 +24,67 @@ SEARCH_INPUT = "search"
 SEARCH_OUTPUTS = ("cls", "loc")
 PRECISIONS = ("fp32", "fp16", "int8")
 
-# Keys every exported ONNX file carries (besides the per-branch ones).
+#: what the weights of an export are: loaded from a checkpoint file, or seeded random (realistic random heads, or
+#: the template-matching stand-in of siamtrt.export.matching_init)
+WEIGHTS_KINDS = ("checkpoint", "random-realistic", "random-matching")
+
+# Keys every exported ONNX file carries (besides the per-branch ones). "weights" replaced the boolean "trained"
+# (which meant "loaded from a file"); directories written before carry "trained" and are read as described in
+# weights_kind().
 REQUIRED_KEYS = ("version", "arch", "family", "config", "branch", "exemplar_size", "instance_size", "score_size",
-                 "anchor", "track", "template_outputs", "precision", "xcorr", "batch", "checkpoint_sha256",
-                 "trained")
+                 "anchor", "track", "template_outputs", "precision", "xcorr", "batch", "checkpoint_sha256")
+
+
+def weights_kind(meta: Dict[str, Any]) -> str:
+    """The weights kind of a metadata dict, also for directories written before the ``weights`` key.
+
+    Old directories recorded ``trained`` (True = loaded from a checkpoint file, which may itself hold random
+    weights): they read as "checkpoint"; untrained ones as "random-matching" or "random-realistic" from their
+    ``checkpoint_sha256`` ("random-seed-<n>[-matching]").
+
+    Raises:
+        ModelDirError: neither ``weights`` nor ``trained`` is present, or ``weights`` is not a known kind.
+    """
+    kind = meta.get("weights")
+    if kind is None and "trained" in meta:
+        if meta["trained"]:
+            return "checkpoint"
+        return "random-matching" if str(meta.get("checkpoint_sha256", "")).endswith("-matching") else "random-realistic"
+    if kind not in WEIGHTS_KINDS:
+        raise ModelDirError(f"unknown weights kind {kind!r} in the model metadata",
+                            evidence=f"expected one of {WEIGHTS_KINDS} (or the older 'trained' key)",
+                            fix="re-export it with python export/to_onnx.py")
+    return kind
+
+
+def weights_line(meta: Dict[str, Any]) -> str:
+    """One line saying what the weights are, for every report: kind plus checkpoint sha256 (or seed)."""
+    kind = weights_kind(meta)
+    sha = str(meta.get("checkpoint_sha256", ""))
+    if kind == "checkpoint":
+        return f"checkpoint (sha256 {sha[:16]}…)"
+    seed = sha.split("-")[2] if sha.startswith("random-seed-") else "?"
+    what = ("untrained template-matching stand-in" if kind == "random-matching" else "untrained random heads")
+    return f"{kind} (seed {seed}; {what})"
 
 
 def build_metadata(cfg: ModelConfig, *, branch: str, template_outputs: List[str], checkpoint_sha256: str,
-                   trained: bool, precision: str = "fp32", xcorr: str = "conv", batch: str = "dynamic",
+                   weights: str, precision: str = "fp32", xcorr: str = "conv", batch: str = "dynamic",
                    **extra: Any) -> Dict[str, Any]:
-    """The metadata dict for one exported branch (plain Python values; encoded by :func:`encode`)."""
+    """The metadata dict for one exported branch (plain Python values; encoded by :func:`encode`).
+
+    ``weights`` is one of :data:`WEIGHTS_KINDS`; ``checkpoint_sha256`` the checkpoint file's sha256, or
+    "random-seed-<n>[-matching]" for random weights.
+    """
+    if weights not in WEIGHTS_KINDS:
+        raise ValueError(f"weights must be one of {WEIGHTS_KINDS}, got {weights!r}")
     meta = {
         "version": __version__, "arch": cfg.name, "family": cfg.family, "config": cfg.to_dict(), "branch": branch,
         "exemplar_size": cfg.track.exemplar_size, "instance_size": cfg.track.instance_size,
         "instance_sizes": list(cfg.track.instance_sizes), "score_size": cfg.score_size,
         "anchor": cfg.to_dict()["anchor"], "track": cfg.to_dict()["track"],
         "template_outputs": list(template_outputs), "precision": precision, "xcorr": xcorr, "batch": batch,
-        "checkpoint_sha256": checkpoint_sha256, "trained": bool(trained),
+        "checkpoint_sha256": checkpoint_sha256, "weights": weights,
     }
     meta.update(extra)
     return meta
@@ -88,11 +132,13 @@ def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
         raise ModelDirError(f"{path} is not a readable ONNX file (corrupt or truncated?)", evidence=repr(e)[:300],
                             fix="re-export it with python export/to_onnx.py") from None
     meta = decode({p.key: p.value for p in model.metadata_props})
-    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    missing = [k for k in REQUIRED_KEYS if k not in meta] + ([] if "weights" in meta or "trained" in meta
+                                                            else ["weights"])
     if missing:
         raise ModelDirError(f"{path} lacks siamtrt metadata keys {missing}",
                             evidence="it was not written by siamtrt's exporter (or by an older version)",
                             fix="re-export it with python export/to_onnx.py")
+    meta["weights"] = weights_kind(meta)  # directories written before the "weights" key carry "trained"
     return meta
 
 

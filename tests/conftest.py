@@ -106,9 +106,18 @@ def model_dir(checkpoint, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def matching_dir(calib_frames, tmp_path_factory):
+def fit_frames(bag_sequence):
+    """24 bag frames spread over the sequence, each with its ground-truth box (what ``--fit-on`` reads)."""
+    from siamtrt.export.random_init import sequence_frames
+
+    return sequence_frames(bag_sequence, 24)
+
+
+@pytest.fixture(scope="session")
+def matching_dir(fit_frames, tmp_path_factory):
     """Factory: ``matching_dir(name)`` → exported directory with untrained template-matching heads
-    (``--random-heads matching``): the stand-in that follows the target, for trajectory-level checks."""
+    (``--random-heads matching --fit-on ../shared/data/bag``): the stand-in that follows the target and whose loc
+    head regresses, for trajectory-level checks."""
     from siamtrt.export.onnx import export_model
 
     root = tmp_path_factory.mktemp("matching")
@@ -117,7 +126,7 @@ def matching_dir(calib_frames, tmp_path_factory):
     def make(name: str) -> Path:
         if name not in cache:
             out = root / name
-            export_model(name, out, random_heads="matching", frames=calib_frames)
+            export_model(name, out, random_heads="matching", frames=fit_frames)
             cache[name] = out
         return cache[name]
 

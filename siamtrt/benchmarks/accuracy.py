@@ -136,6 +136,7 @@ class AccuracyReport:
     reference: Optional[str]
     machine: Dict[str, Any]
     trained: Optional[bool] = None
+    weights: List[str] = field(default_factory=list)  # one weights_line per distinct model
     notes: List[str] = field(default_factory=list)
     skipped: List[Dict[str, str]] = field(default_factory=list)
     json_path: Optional[Path] = None
@@ -157,13 +158,14 @@ class AccuracyReport:
                             "precision": "fraction of frames with centre error <= d px, d = 0..50; score at 20 px",
                             "norm_precision": "centre error / gt size, 0..0.5 in 51 steps; score at 0.2, auc = mean",
                             "average_overlap": "mean IoU (exact area under the success curve)"},
-                "model": self.model, "trained": self.trained, "machine": self.machine,
+                "model": self.model, "trained": self.trained, "weights": self.weights, "machine": self.machine,
                 "sequences": [{"name": s.name, "frames": len(s), "source": s.source} for s in self.sequences],
                 "reference": self.reference, "entries": ents, "skipped": self.skipped, "notes": self.notes}
 
     def summary(self) -> str:
         frames = sum(len(s) for s in self.sequences)
-        weights = ("trained weights" if self.trained else
+        weights = ("; ".join(self.weights) if self.weights else "") + (" — " if self.weights else "")
+        weights += ("trained weights" if self.trained else
                    "SEEDED RANDOM WEIGHTS: scores vs ground truth say nothing about the tracker; "
                    "the agreement columns compare deployments")
         lines = [f"siamtrt accuracy (OPE) — {self.model} ({weights})",
@@ -349,6 +351,7 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
     report = evaluate(entrants, seqs, results_root, force, json_out, plot_out, progress,
                       skip_errors_for_reference=not explicit_ref)
     report.trained = all(v.trained for v in variants)
+    report.weights = list(dict.fromkeys(v.weights_line for v in variants if v.meta))
     if not report.trained:
         report.notes.append("random weights give flat score maps: a 1e-5 numeric difference can flip the arg-max "
                             "between near-equal peaks and the trajectories part for good, so even exact ports agree "

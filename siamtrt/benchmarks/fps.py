@@ -183,8 +183,9 @@ class FpsReport:
             return "no variant ran"
         r0 = self.results[0]
         archs = ", ".join(dict.fromkeys(r.variant.arch for r in self.results))
-        weights = ("trained weights" if all(r.variant.trained for r in self.results)
-                   else "SEEDED RANDOM WEIGHTS (speed only; boxes meaningless)")
+        weights = "weights: " + "; ".join(dict.fromkeys(r.variant.weights_line for r in self.results))
+        if not all(r.variant.trained for r in self.results):
+            weights += " — SEEDED RANDOM WEIGHTS (speed only; boxes meaningless)"
         lines = [
             f"siamtrt fps — {archs} ({weights})",
             f"video {self.video.name} {self.frame_size[0]}x{self.frame_size[1]}, {r0.frames} timed frames "
@@ -488,7 +489,8 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
                  "stages_ms": {k: stats_ms(r.per_frame[k]) for k in FRAME_STAGES}} for r in results]
         report.plot_path = plot_fps(rows, FRAME_STAGES, plot_out,
                                     title=f"{results[0].variant.arch if results else ''} on {video.name}, "
-                                          f"{targets} target(s), {threads} threads")
+                                          f"{targets} target(s), {threads} threads\nweights: "
+                                          + "; ".join(dict.fromkeys(r.variant.weights_line for r in results)))
     return report
 
 

@@ -56,8 +56,23 @@ class Variant:
         return f"{self.arch}:{self.meta.get('checkpoint_sha256')}"
 
     @property
+    def weights(self) -> str:
+        """"checkpoint", "random-realistic" or "random-matching" (:data:`siamtrt.metadata.WEIGHTS_KINDS`)."""
+        from ..metadata import weights_kind
+
+        return weights_kind(self.meta)
+
+    @property
+    def weights_line(self) -> str:
+        """What the weights are, with the checkpoint sha256 (or seed), for report headers."""
+        from ..metadata import weights_line
+
+        return weights_line(self.meta)
+
+    @property
     def trained(self) -> bool:
-        return bool(self.meta.get("trained"))
+        """Weights loaded from a checkpoint file."""
+        return self.weights == "checkpoint"
 
     @property
     def is_reference(self) -> bool:
@@ -65,7 +80,7 @@ class Variant:
 
     def describe(self) -> Dict[str, Any]:
         return {"label": self.label, "backend": self.backend, "precision": self.precision,
-                "model_dir": str(self.model_dir), "arch": self.arch, "trained": self.trained,
+                "model_dir": str(self.model_dir), "arch": self.arch, "trained": self.trained, "weights_kind": self.weights,
                 "checkpoint_sha256": self.meta.get("checkpoint_sha256"), "xcorr": self.meta.get("xcorr"),
                 "batch": self.meta.get("batch")}
 

@@ -30,6 +30,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import ModelDirError
+from ..metadata import weights_kind
+from ..metadata import weights_line as _weights_line
 from .data import CalibrationSet, SourceSpec, collect
 from .modeldir import ModelDir, open_model_dir
 from .speed import ratios, time_search
@@ -84,6 +86,30 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def decoded_box_iou(ref_cls: np.ndarray, ref_loc: np.ndarray, loc: np.ndarray, anchor: Dict[str, Any],
+                    flavour: str = "pysot") -> np.ndarray:
+    """Per crop, IoU of the box each ``loc`` decodes at the FP32 best anchor (crop pixels).
+
+    Isolates the regression branch: both boxes come from the same anchor (FP32's foreground argmax), so the IoU is
+    1.0 exactly when the two ``loc`` maps agree there, whatever the score maps do.
+    """
+    from ..runtime.geometry import geometry
+
+    n, k4 = ref_loc.shape[:2]
+    geo = geometry(ref_loc.shape[-1], int(anchor["stride"]), tuple(anchor["ratios"]), tuple(anchor["scales"]),
+                   flavour)
+    best = foreground(ref_cls).argmax(1)
+    anc = geo.anchors[best]  # [n, 4] cx, cy, w, h
+
+    def boxes(x: np.ndarray) -> np.ndarray:
+        d = x.reshape(n, 4, -1)[np.arange(n), :, best].astype(np.float64)  # [n, 4] dx, dy, dw, dh
+        w, h = anc[:, 2] * np.exp(d[:, 2]), anc[:, 3] * np.exp(d[:, 3])
+        cx, cy = anc[:, 0] + d[:, 0] * anc[:, 2], anc[:, 1] + d[:, 1] * anc[:, 3]
+        return np.stack([cx - w / 2, cy - h / 2, w, h], 1)
+
+    return iou(boxes(ref_loc), boxes(loc))
+
+
 def compare(ref: np.ndarray, cand: np.ndarray) -> Dict[str, float]:
     """cosine (global), per-sample minimum cosine, SQNR and max abs error of one output over all samples."""
     per = [cosine(r, c) for r, c in zip(ref, cand)]
@@ -104,8 +130,10 @@ class Report:
         d = self.data
         w = max(len(v["name"]) for v in [d["ref"]] + d["candidates"])
         lines = [f"accuracy retention vs FP32 ({d['ref']['dir']}) on {d['video']}: {d['crops']} search crops, "
-                 f"{d['frames']} frames, ONNX Runtime CPU, {d['threads']} threads"]
-        hdr = (f"{'variant':{w}s} {'prec':5s} {'cls cos':>8s} {'cls SQNR':>9s} {'loc cos':>8s} {'kern cos':>8s} "
+                 f"{d['frames']} frames, ONNX Runtime CPU, {d['threads']} threads",
+                 f"weights: {d['ref'].get('weights_line', d['ref'].get('weights'))}"]
+        hdr = (f"{'variant':{w}s} {'prec':5s} {'cls cos':>8s} {'cls SQNR':>9s} {'loc cos':>8s} {'loc max':>8s} "
+               f"{'box IoU':>7s} {'kern cos':>8s} "
                f"{'argmax':>7s} {'IoU mean':>8s} {'IoU min':>8s} {'1-step':>7s} {'search ms':>9s} {'ratio':>6s} "
                f"{'e2e ms':>7s} {'ratio':>6s} {'1t ratio':>8s}")
         lines.append(hdr)
@@ -117,10 +145,10 @@ class Report:
             if acc:
                 kern = min(x["cosine"] for x in acc["template"].values())
                 body = (f"{acc['cls']['cosine']:8.4f} {acc['cls']['sqnr_db']:7.1f}dB {acc['loc']['cosine']:8.4f} "
-                        f"{kern:8.4f} {acc['argmax_agreement']:7.2f} {trk['iou_mean']:8.3f} {trk['iou_min']:8.3f} "
+                        f"{acc['loc']['max_abs_error']:8.4f} {acc['loc_box_iou_mean']:7.3f} {kern:8.4f} {acc['argmax_agreement']:7.2f} {trk['iou_mean']:8.3f} {trk['iou_min']:8.3f} "
                         f"{trk['one_step_iou_mean']:7.3f}")
             else:
-                body = f"{'(reference)':>69s}"
+                body = f"{'(reference)':>86s}"
             lines.append(f"{v['name']:{w}s} {v['precision']:5s} {body} {sp['search_ms']:9.1f} "
                          f"{sp['search_ratio']:6.2f} {sp['e2e_ms']:7.1f} {sp['e2e_ratio']:6.2f} "
                          f"{sp['search_ratio_1t']:8.2f}")
@@ -130,9 +158,11 @@ class Report:
                 lines.append(f"{v['name']} at search size {d['alt_instance_size']} ({d['alt_crops']} crops): cls cos "
                              f"{acc['cls_alt']['cosine']:.4f} ({acc['cls_alt']['sqnr_db']:.1f} dB), loc cos "
                              f"{acc['loc_alt']['cosine']:.4f}")
-        lines.append("IoU mean/min: free-running trajectory vs FP32 over the video; 1-step: mean IoU of one step "
-                     "taken from the FP32 state (no drift). 1t ratio: search-branch time ratio single-threaded.")
-        if d["ref"].get("weights") == "random":
+        lines.append("loc max: max abs error of loc; box IoU: mean per-crop IoU of the boxes both loc maps decode at "
+                     "FP32's best anchor. IoU mean/min: free-running trajectory vs FP32 over the video; 1-step: mean "
+                     "IoU of one step taken from the FP32 state (no drift). 1t ratio: search-branch time ratio "
+                     "single-threaded.")
+        if d["ref"].get("weights") == "random-realistic":
             lines.append("note: the reference has random (untrained) heads: its tracker follows nothing, so "
                          "trajectories fork at the first near-tie whatever the precision. For trajectory agreement "
                          "export with --random-heads matching, or use a trained --checkpoint.")
@@ -142,10 +172,8 @@ class Report:
 
 
 def _weights_kind(md: ModelDir) -> str:
-    """"trained", "matching" (untrained template-matching heads) or "random" (untrained, realistic random)."""
-    if md.search_meta.get("trained", True):
-        return "trained"
-    return "matching" if str(md.search_meta.get("checkpoint_sha256", "")).endswith("-matching") else "random"
+    """"checkpoint", "random-matching" (untrained template-matching heads) or "random-realistic"."""
+    return weights_kind(md.search_meta)
 
 
 def _same_model(ref: ModelDir, cand: ModelDir) -> None:
@@ -368,13 +396,16 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
         "alt_instance_size": crops.alt_instance_size, "alt_crops": 0 if alt_crops is None else alt_crops.num_search,
         "threads": threads, "backend": "onnxruntime-cpu",
         "ref": {"name": ref_md.path.name, "dir": str(ref_md.path), "precision": ref_md.precision,
-                "weights": _weights_kind(ref_md), "speed": speed(ref_md)},
+                "weights": _weights_kind(ref_md), "weights_line": _weights_line(ref_md.search_meta),
+                "checkpoint_sha256": ref_md.search_meta.get("checkpoint_sha256"), "speed": speed(ref_md)},
         "candidates": [],
     }
     for md in cand_mds:
         k, cls, loc = _run_branches(md, crops, threads)
         per_crop = [cosine(a, b) for a, b in zip(ref_cls, cls)]
         fg_ref, fg_c = foreground(ref_cls), foreground(cls)
+        box_iou = decoded_box_iou(ref_cls, ref_loc, loc, md.search_meta["anchor"],
+                                  md.search_meta["track"].get("flavour", "pysot"))
         run = runs[str(md.path)]
         n = min(run.frames, ref_run.frames)
         ious = iou(ref_run.boxes[1:n, 0], run.boxes[1:n, 0]) if n > 1 else np.ones(0)
@@ -388,6 +419,9 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
                 "argmax_agreement": float(np.mean(fg_ref.argmax(1) == fg_c.argmax(1))),
                 "score_max_abs_error": max_abs_error(fg_ref, fg_c),
                 "cls_cosine_per_crop": per_crop,
+                "loc_cosine_per_crop": [cosine(a, b) for a, b in zip(ref_loc, loc)],
+                "loc_box_iou_mean": float(box_iou.mean()), "loc_box_iou_min": float(box_iou.min()),
+                "loc_box_iou_per_crop": [float(v) for v in box_iou],
             },
             "tracking": {"iou_mean": float(ious.mean()) if ious.size else 1.0,
                          "iou_min": float(ious.min()) if ious.size else 1.0,

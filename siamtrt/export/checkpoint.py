@@ -72,6 +72,10 @@ def config_signatures() -> Dict[str, Dict[str, Tuple[int, ...]]]:
     return out
 
 
+#: a config is named as the checkpoint's likely one only when at least this share of (key, shape) pairs match
+LIKELY_MIN_OVERLAP = 0.5
+
+
 def likely_configs(sd: Dict[str, torch.Tensor], top: int = 2) -> List[Tuple[str, float]]:
     """Built-in configs ranked by how many (key, shape) pairs they share with ``sd``."""
     sig = _signature(sd)
@@ -105,13 +109,19 @@ def load_checkpoint(model: nn.Module, path: Union[str, Path], cfg: ModelConfig =
         arch = cfg.name if cfg is not None else type(model).__name__
         guess = likely_configs(sd)
         hint = ", ".join(f"{n} ({s:.0%} of keys match)" for n, s in guess)
+        if guess and guess[0][1] >= LIKELY_MIN_OVERLAP:
+            fix = f"pass the matching --config (likely '{guess[0][0]}') or the config.yaml the model was trained with"
+        else:  # a stray key or a foreign network: naming a config would be a guess
+            hint += f" — it matches none of the built-in configs (none shares {LIKELY_MIN_OVERLAP:.0%} of its keys)"
+            fix = ("check that the file is a pysot / DaSiamRPN tracker checkpoint; for a custom architecture pass "
+                   "the config.yaml it was trained with")
         raise CheckpointError(
             f"checkpoint {path} does not match the architecture '{arch}'",
             evidence=(f"missing keys ({len(missing)}): {_short(missing)}\n"
                       f"unexpected keys ({len(unexpected)}): {_short(unexpected)}\n"
                       f"shape mismatches ({len(wrong_shape)}): {_short(wrong_shape, 6)}\n"
                       f"closest built-in configs: {hint}"),
-            fix=f"pass the matching --config (likely '{guess[0][0]}') or the config.yaml the model was trained with")
+            fix=fix)
     # BatchNorm's num_batches_tracked is absent from pre-0.4.1 checkpoints; fill it so strict loading passes.
     full = dict(sd)
     for k, v in model.state_dict().items():

@@ -13,10 +13,12 @@ The backbone and neck stay realistic random (BatchNorm statistics from real crop
   channels is the cross-correlation of template and search features — largest where the search crop looks like
   the template. The head passes the correlation through and scores ``fg − bg ∝ mean over channels``, scaled to the
   spread of :data:`.random_init.CLS_STD`.
-* ``loc``: ``dx = dy = 0`` and constant ``dw``/``dh`` that make every anchor predict the square a target with the
-  reference context fills (E/2 crop pixels): the box moves in whole cells and keeps its context size; it follows
-  no image content. (A sub-cell ``dx``/``dy`` from kernels shifted by one cell was tried: it needs 1×1 features,
-  which matched worse and forked sooner.)
+* ``loc``: the head's last 1×1 convolution is *fitted* (ridge regression, closed form) to the regression targets
+  of the given frames' boxes: search crops are cut around each box with the centre displaced by up to
+  :data:`LOC_MAX_CELLS` cells and the crop scale jittered, and for every anchor within :data:`LOC_RADIUS_CELLS`
+  cells of the target the head learns pysot's ``(dx, dy, dw, dh)`` from the loc correlation at that cell (levels
+  fitted jointly through the fusion weights). So ``loc`` moves and resizes boxes toward the target, and its
+  quantization error shows up in the trajectory. Held-out R² on bag.avi (alex): dx/dy ≈ 0.9, dw ≈ 0.7, dh ≈ 0.9.
 
 A stand-in for trained weights in accuracy-retention measurements, not a tracker to use: on bag.avi it follows the
 bag's centre loosely (docs/calibration.md has the measured figures).
@@ -32,13 +34,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..runtime.crop import crop_batch
-from ..runtime.geometry import base_anchors, crop_sizes
+from ..runtime.geometry import base_anchors, crop_sizes, geometry
 from .random_init import CLS_STD, Frame, make_realistic, synthetic_frames
 
 #: positive shift of the normalised features before their ReLU (ReLU then clips < 0.2 % of values)
 FEATURE_SHIFT = 3.0
 #: template/search crop pairs per frame for the feature statistics and the score scale
 _CROPS_PER_FRAME = 4
+#: loc fit: search crops per frame, largest target displacement (cells), crop-scale jitter (log sd)
+LOC_CROPS_PER_FRAME = 3
+LOC_MAX_CELLS = 3.0
+LOC_SCALE_SD = 0.15
+#: loc fit: cells around the target whose anchors are fitted (pysot trains loc on its positives only)
+LOC_RADIUS_CELLS = 2.0
+#: loc fit: ridge strength, relative to the mean feature variance
+LOC_RIDGE = 1.0
 
 
 def _crops(cfg, frames: Sequence[Frame], per_frame: int, rng: np.random.Generator):
@@ -74,6 +84,101 @@ def _cls_head_inputs(model, z: torch.Tensor, x: torch.Tensor, pair: np.ndarray) 
         for h in hooks:
             h.remove()
     return grabbed
+
+
+def _loc_crops(cfg, frames: Sequence[Frame], rng: np.random.Generator):
+    """Template crops at each box; search crops with the target displaced and the crop scale jittered.
+
+    Returns (z [F,3,E,E], x [M,3,S,S], pair [M] template index, boxes [M,4] target (cx, cy, w, h) in crop pixels
+    relative to the crop centre, as the anchors are).
+    """
+    t, stride = cfg.track, cfg.anchor.stride
+    zs, xs, pair, boxes = [], [], [], []
+    for i, (img, (x, y, w, h)) in enumerate(frames):
+        avg = img.reshape(-1, 3).mean(0)
+        cs = crop_sizes(np.array([w, h]), t.context_amount, t.exemplar_size, t.instance_size)
+        s_z = float(cs.s_z)
+        cx, cy = x + w / 2, y + h / 2
+        zs.append(crop_batch(img, np.array([[cx, cy]]), t.exemplar_size, [round(s_z)], avg)[0])
+        for _ in range(LOC_CROPS_PER_FRAME):
+            s_x = round(float(cs.s_x) * float(np.exp(rng.normal(0, LOC_SCALE_SD))))
+            scale = t.instance_size / s_x
+            o = rng.uniform(-LOC_MAX_CELLS, LOC_MAX_CELLS, 2) * stride
+            xs.append(crop_batch(img, np.array([[cx - o[0] / scale, cy - o[1] / scale]]), t.instance_size, [s_x],
+                                 avg)[0])
+            pair.append(i)
+            boxes.append((o[0], o[1], w * scale, h * scale))
+    return (torch.from_numpy(np.stack(zs)), torch.from_numpy(np.stack(xs)), np.asarray(pair),
+            np.asarray(boxes, np.float64))
+
+
+def _loc_head_inputs(model, z: torch.Tensor, x: torch.Tensor, pair: np.ndarray, chunk: int = 32) -> List[torch.Tensor]:
+    """Per level, what the loc head's last 1×1 convolution sees [M, C, H, W]."""
+    grabbed: List[torch.Tensor] = []
+    rpns = model._rpns()
+    hooks = [rpn.loc.head[3].register_forward_pre_hook(lambda mod, inp: grabbed.append(inp[0])) for rpn in rpns]
+    try:
+        kernels = [k[torch.as_tensor(pair)] for k in model.template(z)]
+        for s in range(0, len(x), chunk):
+            model.track(x[s:s + chunk], *[k[s:s + chunk] for k in kernels])
+    finally:
+        for h in hooks:
+            h.remove()
+    return [torch.cat(grabbed[lvl::len(rpns)]) for lvl in range(len(rpns))]
+
+
+def _loc_fusion_weights(model) -> List[float]:
+    """How the levels' loc maps are summed (softmax of loc_weight, a plain mean, or one level)."""
+    if not model.levels:
+        return [1.0]
+    if model.rpn_head.weighted:
+        return F.softmax(model.rpn_head.loc_weight, 0).tolist()
+    return [1.0 / len(model.levels)] * len(model.levels)
+
+
+def _loc_targets(cfg, score_size: int, boxes: np.ndarray):
+    """Rows to fit: (crop index, row, column) of every cell within LOC_RADIUS_CELLS of the target, and the pysot
+    regression targets of its A anchors, [R, 4A] in the loc channel order (dx×A, dy×A, dw×A, dh×A)."""
+    anc = cfg.anchor
+    geo = geometry(score_size, anc.stride, tuple(anc.ratios), tuple(anc.scales), cfg.track.flavour)
+    grid = geo.anchors.reshape(geo.anchor_num, score_size, score_size, 4)
+    idx, targets = [], []
+    for n, (tx, ty, tw, th) in enumerate(boxes):
+        near = (np.abs(grid[0, :, :, :2] - (tx, ty)) <= LOC_RADIUS_CELLS * anc.stride).all(-1)
+        ii, jj = np.nonzero(near)
+        g = grid[:, ii, jj]  # [A, R, 4]
+        targets.append(np.concatenate([(tx - g[..., 0]) / g[..., 2], (ty - g[..., 1]) / g[..., 3],
+                                       np.log(tw / g[..., 2]), np.log(th / g[..., 3])], 0).T)
+        idx.append(np.stack([np.full_like(ii, n), ii, jj], 1))
+    return np.concatenate(idx), np.concatenate(targets)
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, strength: float):
+    """Closed-form ridge regression with an unpenalised bias: (W [D, K], b [K])."""
+    mx, my = x.mean(0), y.mean(0)
+    xc = x - mx
+    gram = xc.T @ xc
+    gram[np.diag_indices_from(gram)] += strength * np.trace(gram) / len(gram)
+    w = np.linalg.solve(gram, xc.T @ (y - my))
+    return w, my - mx @ w
+
+
+def _fit_loc(model, frames: Sequence[Frame], rng: np.random.Generator) -> None:
+    """Fit every level's last loc convolution jointly (through the fusion weights) to the frames' boxes."""
+    z, x, pair, boxes = _loc_crops(model.cfg, frames, rng)
+    hidden = _loc_head_inputs(model, z, x, pair)
+    idx, y = _loc_targets(model.cfg, hidden[0].shape[-1], boxes)
+    weights = _loc_fusion_weights(model)
+    feats = np.concatenate([wt * h.permute(0, 2, 3, 1).numpy()[idx[:, 0], idx[:, 1], idx[:, 2]]
+                            for wt, h in zip(weights, hidden)], 1).astype(np.float64)
+    w, b = _ridge(feats, y, LOC_RIDGE)
+    start = 0
+    for rpn, h in zip(model._rpns(), hidden):
+        c = h.shape[1]
+        conv = rpn.loc.head[3]
+        conv.weight.copy_(torch.from_numpy(w[start:start + c].T.copy()).view_as(conv.weight))
+        conv.bias.copy_(torch.from_numpy(b))  # the fusion weights sum to 1: every level carries the full bias
+        start += c
 
 
 def _identity_head(head: nn.Sequential) -> None:
@@ -125,9 +230,7 @@ def make_matching(model: nn.Module, frames: Optional[Sequence[Frame]] = None, se
             bn.bias.fill_(FEATURE_SHIFT)
         _identity_head(rpn.cls.head)
         _identity_head(rpn.loc.head)
-    anchors = base_anchors(cfg.anchor.stride, cfg.anchor.ratios, cfg.anchor.scales)
-    a = len(anchors)
-    half = cfg.track.exemplar_size / 2
+    a = len(base_anchors(cfg.anchor.stride, cfg.anchor.ratios, cfg.anchor.scales))
     for rpn, corr in zip(model._rpns(), _cls_head_inputs(model, z, x, pair)):
         c = corr.shape[1]
         m = corr.mean(1)
@@ -137,10 +240,7 @@ def make_matching(model: nn.Module, frames: Optional[Sequence[Frame]] = None, se
         head.weight[:a] = -s / c
         head.bias[a:2 * a] = -s * float(m.mean())
         head.bias[:a] = s * float(m.mean())
-        head = rpn.loc.head[3]
-        for k, (aw, ah) in enumerate(anchors):
-            head.bias[2 * a + k] = float(np.log(half / aw))
-            head.bias[3 * a + k] = float(np.log(half / ah))
+    _fit_loc(model, frames, np.random.default_rng(seed + 1))
     model.dynamic_batch = dyn
     return model
 

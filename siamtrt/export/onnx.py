@@ -51,8 +51,13 @@ class ExportResult:
     metadata: Dict[str, Any]
     parity: Dict[str, Dict[str, float]] = field(default_factory=dict)
     summary: List[Dict[str, Any]] = field(default_factory=list)
-    trained: bool = True
+    weights: str = "checkpoint"
     seconds: float = 0.0
+
+    @property
+    def trained(self) -> bool:
+        """Weights loaded from a checkpoint file (see ``weights`` for the kind)."""
+        return self.weights == "checkpoint"
 
     def table(self) -> str:
         """The summary as an aligned text table."""
@@ -308,25 +313,25 @@ def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], che
     step("build")
     if checkpoint is not None:
         sha = load_checkpoint(model, checkpoint, cfg)
-        trained = True
+        weights = "checkpoint"
     else:
         from .random_init import make_realistic
 
         torch.manual_seed(seed)
         model = make_realistic(build_model(cfg), frames, seed=seed)
-        sha, trained = f"random-seed-{seed}", False
+        sha, weights = f"random-seed-{seed}", "random-realistic"
         if random_heads == "matching":
             from .matching_init import make_matching
 
             model = make_matching(model, frames, seed=seed)
-            sha = f"random-seed-{seed}-matching"
+            sha, weights = f"random-seed-{seed}-matching", "random-matching"
         log.warning("ONNX: no --checkpoint given: exporting SEEDED RANDOM WEIGHTS (seed %d). They are untrained: "
                     "fine for speed and pipeline checks, useless for tracking.", seed)
     model.eval()
     dynamic = batch == "dynamic"
     model.dynamic_batch = dynamic
     step("weights")
-    common = dict(template_outputs=model.template_output_names, checkpoint_sha256=sha, trained=trained,
+    common = dict(template_outputs=model.template_output_names, checkpoint_sha256=sha, weights=weights,
                   batch=batch, xcorr="conv", opset=opset)
     t_meta = build_metadata(cfg, branch="template", **common)
     s_meta = build_metadata(cfg, branch="search", **common)
@@ -362,4 +367,4 @@ def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], che
                         "params (M)": f"{params / 1e6:.2f}", "GMAC": f"{macs / 1e9:.2f}",
                         "size (MB)": f"{os.path.getsize(p) / 1e6:.1f}"})
     return ExportResult(out_dir=out_dir, template_path=tpath, search_path=spath, metadata=s_meta, parity=parity,
-                        summary=summary, trained=trained, seconds=time.perf_counter() - start)
+                        summary=summary, weights=weights, seconds=time.perf_counter() - start)

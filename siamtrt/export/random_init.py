@@ -67,6 +67,21 @@ def video_frames(video: Union[str, Path], box: Sequence[float], n: int = 6) -> L
     return frames
 
 
+def sequence_frames(folder: Union[str, Path], n: int = 24) -> List[Frame]:
+    """``n`` frames spread over an OTB/VOT-layout sequence folder, each with its own ground-truth box.
+
+    What ``--random-heads matching`` is best fitted on (its loc head learns the boxes); e.g. ``../shared/data/bag``.
+
+    Raises:
+        InputError: not a readable sequence folder (see :func:`siamtrt.benchmarks.sequences.load_folder_sequence`).
+    """
+    from ..benchmarks.sequences import load_folder_sequence
+
+    seq = load_folder_sequence(folder)
+    want = set(np.linspace(0, len(seq) - 1, min(n, len(seq))).astype(int).tolist())
+    return [(img, tuple(float(v) for v in seq.gt[i])) for i, img in enumerate(seq.iter_frames()) if i in want]
+
+
 def _crops(cfg: ModelConfig, frames: Sequence[Frame], per_frame: int, rng: np.random.Generator):
     """Template and search crops cut like the tracker cuts them, with jittered centres and scales."""
     t = cfg.track

@@ -77,7 +77,7 @@ def test_checkpoint_errors(tmp_path, alex_dir, monkeypatch):
     from siamtrt.export.models import build_model
 
     meta = read_dir_meta(alex_dir)
-    assert meta["trained"]
+    assert meta["weights"] == "checkpoint"
     with pytest.raises(CheckpointError, match="needs the trained checkpoint"):
         tb.build_reference_model(meta)
     torch.manual_seed(3)

@@ -58,11 +58,15 @@ def test_report_int8_and_fp16(model_dir, int8_dir, fp16_dir, bag_video, tmp_path
         assert d["candidates"][1]["tracking"]["one_step_iou_mean"] > 0.95
     if name == ALEX:
         assert d["candidates"][1]["accuracy"]["cls"]["cosine"] > 0.999
-    # the fixture exports through a checkpoint file, as a user's model.pth: the directory says "trained"
-    assert d["ref"]["weights"] == "trained" and d["ref"]["speed"]["search_ratio_1t"] == pytest.approx(1.0)
+    # the fixture exports through a checkpoint file, as a user's model.pth: the directory says "checkpoint"
+    assert d["ref"]["weights"] == "checkpoint" and d["ref"]["speed"]["search_ratio_1t"] == pytest.approx(1.0)
     assert all(c["speed"]["search_ratio_1t"] > 0 for c in d["candidates"])
     text = str(rep)
     assert "cls cos" in text and "report.json" in text and "--random-heads matching" not in text
+    assert "weights: checkpoint (sha256 " in text  # the report says what the weights are
+    # loc fidelity beside cls: the decoded-box IoU at FP32's best anchor, per crop
+    assert len(i8["accuracy"]["loc_box_iou_per_crop"]) == d["crops"] and 0 < i8["accuracy"]["loc_box_iou_mean"] <= 1
+    assert "box IoU" in text and "loc max" in text
 
 
 def test_weights_kind_and_the_random_heads_note():
@@ -70,15 +74,17 @@ def test_weights_kind_and_the_random_heads_note():
 
     from siamtrt.calibration.report import Report, _weights_kind
 
+    # directories written before the "weights" key carry "trained": read as checkpoint / random-* from the sha
     kinds = [_weights_kind(SimpleNamespace(search_meta=m)) for m in (
         {"trained": True, "checkpoint_sha256": "ab12"}, {"trained": False, "checkpoint_sha256": "random-seed-0"},
-        {"trained": False, "checkpoint_sha256": "random-seed-0-matching"})]
-    assert kinds == ["trained", "random", "matching"]
+        {"trained": False, "checkpoint_sha256": "random-seed-0-matching"},
+        {"weights": "random-matching", "checkpoint_sha256": "random-seed-3-matching"})]
+    assert kinds == ["checkpoint", "random-realistic", "random-matching", "random-matching"]
     speed = {"search_ms": 1.0, "search_ratio": 1.0, "e2e_ms": 1.0, "e2e_ratio": 1.0, "search_ratio_1t": 1.0}
-    data = {"ref": {"name": "m", "dir": "m", "precision": "fp32", "weights": "random", "speed": speed},
+    data = {"ref": {"name": "m", "dir": "m", "precision": "fp32", "weights": "random-realistic", "speed": speed},
             "candidates": [], "video": "v", "crops": 1, "frames": 2, "threads": 2}
     assert "--random-heads matching" in str(Report(data))
-    data["ref"]["weights"] = "trained"
+    data["ref"]["weights"] = "checkpoint"
     assert "--random-heads matching" not in str(Report(data))
 
 
@@ -123,6 +129,6 @@ def test_int8_trajectory_follows_fp32_with_matching_heads(matching_dir, bag_vide
     rep = accuracy_report(ref, [tmp_path / "int8"], bag_video, BAG_INIT_BOX, out=tmp_path / "rep", samples=8,
                           threads=2, speed_rounds=1, max_frames=TRAJECTORY_FRAMES, progress=False)
     d = rep.data
-    assert d["ref"]["weights"] == "matching" and "--random-heads matching" not in str(rep)
+    assert d["ref"]["weights"] == "random-matching" and "--random-heads matching" not in str(rep)
     trk = d["candidates"][0]["tracking"]
     assert trk["iou_mean"] >= 0.9, trk["iou_per_frame"]  # measured 0.957 (min 0.62, one-step 0.996)

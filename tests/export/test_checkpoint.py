@@ -40,6 +40,16 @@ def test_wrong_architecture_lists_keys_and_suggests_config(checkpoint):
     assert "likely 'siamrpn_alex_dwxcorr'" in msg
 
 
+def test_checkpoint_matching_no_architecture_names_none(tmp_path):
+    """One stray key overlaps no config: the message must not guess one ("likely r50" was printed before)."""
+    path = tmp_path / "stray.pth"
+    torch.save({"foo.weight": torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(build_model("siamrpn_alex_dwxcorr"), path)
+    msg = str(e.value)
+    assert "likely" not in msg and "matches none of the built-in configs" in msg
+
+
 def test_shape_mismatch_is_reported(torch_model, tmp_path):
     sd = dict(torch_model("SiamRPNvot").state_dict())
     path = tmp_path / "vot.pth"

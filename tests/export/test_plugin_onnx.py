@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 import pytest
 
-torch = pytest.importorskip("torch")
-gs = pytest.importorskip("onnx_graphsurgeon")
+torch = pytest.importorskip("torch", reason="plugin-mode export needs PyTorch: pip install -e \".[export]\"")
+gs = pytest.importorskip("onnx_graphsurgeon", reason="the plugin rewrite needs onnx-graphsurgeon (export extra)")
 
 from siamtrt.errors import ExportError  # noqa: E402
 from siamtrt.plugin.kernel import dwxcorr_reference  # noqa: E402
@@ -84,7 +84,7 @@ def test_rewrite_replaces_every_runtime_weight_conv(tmp_path, mode):
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
 def test_replaced_subgraph_computes_the_op_definition(tmp_path, mode):
     """Expose the node's future endpoints in the conv-mode model: ORT's y must equal dwxcorr_reference(x, k)."""
-    ort = pytest.importorskip("onnxruntime")
+    ort = pytest.importorskip("onnxruntime", reason="runs the plugin-mode graph in ONNX Runtime: pip install -e .")
     path, (search, kernel), _ = _export_tiny(tmp_path, mode)
     model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
     graph = gs.import_onnx(model)

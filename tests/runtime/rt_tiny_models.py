@@ -127,7 +127,7 @@ def make_tiny_model_dir(out_dir, config: str = "siamrpn_alex_dwxcorr", channels:
 
     for model, branch, fname in ((tm, "template", "template.onnx"), (sm, "search", "search.onnx")):
         meta = build_metadata(cfg, branch=branch, template_outputs=names, checkpoint_sha256=f"random-seed-{seed}",
-                              trained=False, xcorr=xcorr, batch=batch)
+                              weights="random-realistic", xcorr=xcorr, batch=batch)
         meta.update((meta_overrides or {}).get(branch, {}))
         set_onnx_metadata(model, meta)
         onnx.checker.check_model(model)
