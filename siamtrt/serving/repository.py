@@ -134,7 +134,8 @@ def branch_config(name: str, flavour: str, inputs: List[TensorSpec], outputs: Li
     text += _io_block("input", inputs, max_batch > 0) + _io_block("output", outputs, max_batch > 0)
     if dynamic and max_batch > 1:
         text += f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}\n"
-    text += f"instance_group [ {{ kind: {'KIND_GPU' if flavour == 'tensorrt' else 'KIND_CPU'}, count: {instances} }} ]\n"
+    kind = "KIND_GPU" if flavour == "tensorrt" else "KIND_CPU"
+    text += f"instance_group [ {{ kind: {kind}, count: {instances} }} ]\n"
     if flavour == "python":
         text += (f'parameters: {{ key: "onnx_file", value: {{ string_value: "model.onnx" }} }}\n'
                  f'parameters: {{ key: "threads", value: {{ string_value: "{threads}" }} }}\n')
@@ -163,7 +164,11 @@ output [
 ]
 sequence_batching {{
   max_sequence_idle_microseconds: {int(idle_seconds * 1e6)}
-  oldest {{ max_candidate_sequences: {4 * max_streams}, preferred_batch_size: [ {max_streams} ], max_queue_delay_microseconds: {queue_delay_us} }}
+  oldest {{
+    max_candidate_sequences: {4 * max_streams}
+    preferred_batch_size: [ {max_streams} ]
+    max_queue_delay_microseconds: {queue_delay_us}
+  }}
   control_input [
     {{ name: "START", control [ {{ kind: CONTROL_SEQUENCE_START, int32_false_true: [ 0, 1 ] }} ] }},
     {{ name: "END", control [ {{ kind: CONTROL_SEQUENCE_END, int32_false_true: [ 0, 1 ] }} ] }},

@@ -66,7 +66,8 @@ def find_server() -> ServerDist:
             stub = dist / "python_backend_stubs" / ver / "triton_python_backend_stub"
             if not stub.is_file():
                 raise ServingError(f"the nvidia-pytriton wheel has no Python-backend stub for Python {ver}",
-                                   evidence=f"stubs: {sorted(p.name for p in (dist / 'python_backend_stubs').iterdir())}",
+                                   evidence="stubs: " + ", ".join(sorted(
+                                       p.name for p in (dist / "python_backend_stubs").iterdir())),
                                    fix="use a supported Python, or the NGC tritonserver container")
             libs = [root.parent / "nvidia_pytriton.libs"]
             return ServerDist(binary, dist / "backends", libs, "pytriton-wheel", stub=stub, caches=dist / "caches")

@@ -109,7 +109,8 @@ class SequenceTrackers:
     def handle(self, corrid: int, start: bool, end: bool, frame: np.ndarray,
                init_box: Optional[np.ndarray] = None) -> Tuple[np.ndarray, float]:
         """One request of sequence ``corrid``: START initialises on ``frame`` with ``init_box`` and returns that box
-        with score 1 (runtime/track.py's convention); other requests track ``frame``. END drops the sequence after answering.
+        with score 1 (runtime/track.py's convention); other requests track ``frame``. END drops the sequence after
+        answering.
 
         Raises:
             InputError: START without a box, or a frame for a sequence that was never started.

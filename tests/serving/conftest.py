@@ -28,16 +28,3 @@ def serving_frames(bag_video):
     frames = list(open_frames(bag_video, max_frames=N_FRAMES))
     assert len(frames) == N_FRAMES
     return frames
-
-
-def require_server():
-    """The tritonserver to test against, or a skip naming why there is none."""
-    pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] not installed (the serving/test extras)")
-    pytest.importorskip("tritonclient.http", reason="tritonclient[http] not installed (the serving/test extras)")
-    from siamtrt.serving.repository import ServingError
-    from siamtrt.serving.server import find_server
-
-    try:
-        return find_server()
-    except ServingError as e:
-        pytest.skip(f"no tritonserver here ({e.what}); CI installs one: pip install --no-deps nvidia-pytriton==0.7.0")

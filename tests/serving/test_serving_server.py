@@ -11,7 +11,7 @@ from siamtrt.runtime import Tracker
 from siamtrt.serving.repository import ServingError, write_repository
 from siamtrt.serving.stateful import single_result
 
-from conftest import require_server
+from serving_helpers import require_server
 
 BOX = (316.0, 140.0, 112.0, 115.0)
 

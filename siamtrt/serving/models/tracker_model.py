@@ -2,7 +2,8 @@
 
 Written into the repository as ``<prefix>_tracker/1/model.py`` beside ``siamtrt_model.json`` by
 siamtrt.serving.repository. Per request: ``frame`` (uint8 [1, H, W, 3] BGR), ``init_box`` ([1, 4] x, y, w, h, on the
-START request), controls START / END / CORRID from the sequence batcher; outputs ``bbox`` [1, 4] and ``score`` [1, 1] (float64).
+START request), controls START / END / CORRID from the sequence batcher; outputs ``bbox`` [1, 4] and ``score``
+[1, 1] (float64).
 Every sequence's work runs in its own thread: each is a siamtrt.runtime.Tracker whose branches are BLS requests to
 the template / search models, so the search model's dynamic batcher merges the streams of one batch into one call.
 Needs siamtrt (and its runtime dependencies) in the server's Python.
