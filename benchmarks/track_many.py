@@ -57,8 +57,9 @@ def main(argv=None) -> int:
         if a.compare_workers:
             from siamtrt.batch.bench import compare_workers, plot_workers
             from siamtrt.runtime.modeldir import load_model_info
+            from siamtrt.serving.bench import weights_label
 
-            weights = "trained" if load_model_info(model).meta.get("trained") else "stand-in (random weights)"
+            weights = weights_label(load_model_info(model).meta)
             report = compare_workers(model, a.videos, a.bbox_file, a.compare_workers, a.address, a.num_cpus,
                                      a.max_frames, a.format, a.out)
             report.update(model=str(model), weights=weights)

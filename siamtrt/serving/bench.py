@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from ..metadata import weights_kind
 from ..runtime import Tracker
 from ..runtime.modeldir import load_model_info
 from .client import track_streams, track_video
@@ -25,6 +26,12 @@ from .server import TritonServer
 from .stateful import single_result
 
 LOG = logging.getLogger(__name__)
+
+
+def weights_label(meta: Dict[str, Any]) -> str:
+    """"checkpoint", or "stand-in (<random kind>)" for seeded random weights: every figure row carries it."""
+    kind = weights_kind(meta)
+    return "checkpoint" if kind == "checkpoint" else f"stand-in ({kind})"
 
 
 def in_process_fps(model_dir: Union[str, Path], frames: List[np.ndarray], box: Sequence[float], streams: int,
@@ -89,7 +96,7 @@ def run_serving_benchmark(model_dir: Union[str, Path], frames: List[np.ndarray],
     ref.init(frames[0], box)
     ref_boxes = np.stack([np.asarray(box, np.float64)] + [single_result(ref.track(f))[0] for f in frames[1:]])
     rows: List[Dict[str, Any]] = []
-    weights = "trained" if info.meta.get("trained") else "stand-in (random weights)"
+    weights = weights_label(info.meta)
     with TritonServer(repo) as server:
         track_video(server.url(protocol), frames[:5], box, protocol)  # warm-up (sessions, first BLS calls)
         in_process_fps(model_dir, frames[:5], box, 1, threads)
@@ -151,4 +158,4 @@ def plot_serving(report: Dict[str, Any], out_png: Union[str, Path]) -> Path:
     return out_png
 
 
-__all__ = ["format_table", "in_process_fps", "plot_serving", "run_serving_benchmark", "server_fps"]
+__all__ = ["format_table", "in_process_fps", "plot_serving", "run_serving_benchmark", "server_fps", "weights_label"]

@@ -26,9 +26,9 @@ def test_serving_benchmark_cli(serving_model, tmp_path):
     for row in rep["rows"]:
         assert row["in_process"]["frames"] == row["streams"] * 5 == row["server"]["frames"]
         assert row["max_box_diff_px"] == 0.0
-        assert row["weights"] == "stand-in (random weights)"
+        assert row["weights"] == "stand-in (random-realistic)"
     assert out_png.stat().st_size > 1000
-    assert "stand-in (random weights)" in r.stdout
+    assert "stand-in (random-realistic)" in r.stdout
 
 
 def test_help_and_runtime_isolation():
