@@ -113,3 +113,26 @@ def test_killed_worker_loses_nothing_and_rerun_finishes(ray_local, batch_model, 
     got = read_results(out / "long.csv")
     assert len(got) == 2 * len(imgs)
     np.testing.assert_array_equal(got[:80], runtime_rows(batch_model, long.parent, (316, 140, 112, 115), 80))
+
+
+def test_cli_on_an_existing_cluster(ray_local, batch_model, video_set, tmp_path):
+    """benchmarks/track_many.py --address joins the running Ray instance (a cluster it did not start), shows tqdm over
+    videos, writes the results and summary; failed videos make the exit status 1."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root, boxes = video_set
+    address = ray_local.get_runtime_context().gcs_address
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "track_many.py"
+    out = tmp_path / "cli_out"
+    cmd = [sys.executable, str(script), "--model", str(batch_model), "--videos", str(root / "synth1"),
+           str(root / "broken.avi"), "--bbox-file", str(boxes), "--out", str(out), "--address", address,
+           "--max-frames", "10", "--json", str(tmp_path / "many.json")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 1, r.stderr[-2000:]  # broken.avi failed (reported), synth1 done
+    assert "Connecting to existing Ray cluster" in r.stderr and "video" in r.stderr  # joined, tqdm over videos
+    assert "failed broken" in r.stdout
+    job = {j.name: j for j in discover_jobs(root, boxes)}["synth1"]
+    np.testing.assert_array_equal(read_results(out / "synth1.csv"), runtime_rows(batch_model, job.source, job.bbox, 10))
+    assert json.loads((out / "summary.json").read_text())["videos"]["synth1"]["status"] == "ok"
