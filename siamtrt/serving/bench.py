@@ -49,7 +49,8 @@ def in_process_fps(model_dir: Union[str, Path], frames: List[np.ndarray], box: S
     return {"seconds": sec, "frames": n, "fps_total": n / sec, "fps_per_stream": (len(frames) - 1) / sec}
 
 
-def _search_stats(url: str, model: str) -> Dict[str, int]:
+def _model_stats(url: str, model: str) -> Dict[str, int]:
+    """Cumulative inference / execution counts of one model (their ratio over a run = mean batch formed)."""
     import tritonclient.http as h
 
     st = h.InferenceServerClient(url).get_inference_statistics(model)["model_stats"][0]
@@ -59,22 +60,24 @@ def _search_stats(url: str, model: str) -> Dict[str, int]:
 def server_fps(server: TritonServer, frames: List[np.ndarray], box: Sequence[float], streams: int,
                protocol: str = "grpc", prefix: str = "siamtrt") -> Dict[str, float]:
     """N concurrent client streams through the server (wall time from the first START to the last answer)."""
-    before = _search_stats(server.http_url, f"{prefix}_search")
-    tbefore = _search_stats(server.http_url, f"{prefix}_tracker")
+    before = _model_stats(server.http_url, f"{prefix}_search")
+    tbefore = _model_stats(server.http_url, f"{prefix}_tracker")
     t0 = time.perf_counter()
     res = track_streams(server.url(protocol), [(frames, box)] * streams, protocol=protocol,
                         model=f"{prefix}_tracker")
     sec = time.perf_counter() - t0
-    after = _search_stats(server.http_url, f"{prefix}_search")
-    tafter = _search_stats(server.http_url, f"{prefix}_tracker")
-    tracker_batch = (tafter["inferences"] - tbefore["inferences"]) / max(1, tafter["executions"] - tbefore["executions"])
+    after = _model_stats(server.http_url, f"{prefix}_search")
+    tafter = _model_stats(server.http_url, f"{prefix}_tracker")
+    t_exe = max(1, tafter["executions"] - tbefore["executions"])
+    tracker_batch = (tafter["inferences"] - tbefore["inferences"]) / t_exe
     inf = after["inferences"] - before["inferences"]
     exe = max(1, after["executions"] - before["executions"])
     lat = np.concatenate([r.latencies for r in res])
     n = streams * (len(frames) - 1)
     return {"seconds": sec, "frames": n, "fps_total": n / sec, "fps_per_stream": (len(frames) - 1) / sec,
-            "search_batch_mean": inf / exe, "tracker_batch_mean": tracker_batch, "latency_ms_p50": float(np.median(lat) * 1e3),
-            "latency_ms_p90": float(np.percentile(lat, 90) * 1e3), "boxes": [r.boxes for r in res]}
+            "search_batch_mean": inf / exe, "tracker_batch_mean": tracker_batch,
+            "latency_ms_p50": float(np.median(lat) * 1e3), "latency_ms_p90": float(np.percentile(lat, 90) * 1e3),
+            "boxes": [r.boxes for r in res]}
 
 
 def run_serving_benchmark(model_dir: Union[str, Path], frames: List[np.ndarray], box: Sequence[float],

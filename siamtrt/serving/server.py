@@ -202,6 +202,7 @@ class TritonServer:
         if getattr(self, "_log", None) is not None:
             self._log.close()
             self._log = None
+        shutil.rmtree(self._work / "backends", ignore_errors=True)  # the copied backend (the log stays)
 
     def __enter__(self) -> "TritonServer":
         return self.start()
