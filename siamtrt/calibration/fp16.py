@@ -15,7 +15,11 @@ Kept in float32 (``node_block_list``):
   on real images; ~1 % of the search branch;
 * the graph's own Cast nodes (onnxconverter-common 1.16 retypes their outputs but not their ``to`` attribute);
 * any node whose output magnitude on the calibration crops exceeds ``data_max`` (ModelOpt AutoCast's rule;
-  default 4096, well below fp16's 65504 so unseen frames have 16× head-room), when crops are given.
+  default 4096, well below fp16's 65504 so unseen frames have 16× head-room); without crops, on seeded noise crops
+  (:func:`probe_feeds`), which catch gross overflows only.
+
+:func:`half_model` is the one converter: ``quantize.py --precision fp16`` and ``build_engine.py --fp16`` (where the
+builder needs an FP16 ONNX) both call it.
 
 Weights beyond fp16 range are clamped by the converter (``max_finite_val``); tiny ones to ``min_positive_val``.
 """
@@ -27,7 +31,9 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 from ..errors import CalibrationError
 from .data import CalibrationSet, load_calibration
@@ -49,6 +55,76 @@ def _large_output_nodes(model, onnx_path: Path, feeds, total: Optional[int], dat
     return [n.name for n in model.graph.node if any(o in big for o in n.output)]
 
 
+def half_model(model, branch: str, feeds: Optional[Iterable[Dict[str, np.ndarray]]] = None,
+               total: Optional[int] = None, *, data_max: float = DEFAULT_DATA_MAX, exclude: Sequence[str] = ()
+               ) -> Tuple[Any, List[str]]:
+    """THE guarded FP16 conversion of one branch (``quantize.py --precision fp16`` and ``build_engine.py --fp16``).
+
+    Keeps in float32 the stem, the correlations, the graph's Casts and, when ``feeds`` are given, every node whose
+    output exceeds ±``data_max`` on them (see the module docstring); graph I/O stays float32.
+
+    Args:
+        model (onnx.ModelProto): the fp32 branch (nodes get names here if they lack them; modified in place).
+        branch (str): "template" or "search" (for messages).
+        feeds (Iterable[dict]): input feeds for the range guard. Defaults to None (no range guard).
+        total (int): number of feeds, for the progress bar. Defaults to None.
+        data_max (float): output magnitude above which a node stays float32. Defaults to 4096.
+        exclude (Sequence[str]): extra node names kept in float32 (names absent from this branch are ignored).
+
+    Returns:
+        tuple: (fp16 ModelProto, names of the nodes kept in float32).
+
+    Raises:
+        CalibrationError: the converter failed.
+    """
+    import onnx
+    from onnxconverter_common import float16
+
+    name_nodes(model)
+    names = {n.name for n in model.graph.node}
+    blocked = stem_convs(model) + correlation_convs(model)
+    blocked += [n.name for n in model.graph.node if n.op_type == "Cast"]  # see the module docstring
+    if feeds is not None:
+        with tempfile.TemporaryDirectory(prefix="siamtrt-fp16-") as tmp:
+            named = Path(tmp) / "named.onnx"
+            onnx.save(model, str(named))
+            blocked += _large_output_nodes(model, named, feeds, total, data_max, branch)
+    blocked = list(dict.fromkeys(blocked + [e for e in exclude if e in names]))
+    # stale value_info (from the exporter's shape inference) would pin tensors the converter retypes; it
+    # re-infers shapes itself
+    del model.graph.value_info[:]
+    try:
+        with warnings.catch_warnings():  # one UserWarning per tiny weight clamped to 1e-7: harmless, hundreds
+            warnings.simplefilter("ignore")
+            half = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=blocked)
+    except Exception as e:  # the converter raises plain Exceptions / onnx errors
+        raise CalibrationError(f"onnxconverter-common could not convert the {branch} model to fp16",
+                               evidence=f"{type(e).__name__}: {str(e)[:300]}") from None
+    return half, blocked
+
+
+def probe_feeds(template_onnx: Union[str, Path], exemplar_size: int, instance_size: int, batch: int = 1,
+                count: int = 2, seed: int = 0) -> Dict[str, List[Dict[str, np.ndarray]]]:
+    """Seeded noise crops (0..255) for the range guard when no calibration crops are given: template feeds, and
+    search feeds with the kernels the FP32 template branch computes from them (ONNX Runtime CPU).
+
+    Noise is no substitute for real crops (``--calib``) but shows gross overflows (a node scaled beyond FP16's
+    range on any input)."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(seed)
+    sess = ort.InferenceSession(str(template_onnx), providers=["CPUExecutionProvider"])
+    out_names = [o.name for o in sess.get_outputs()]
+    feeds: Dict[str, List[Dict[str, np.ndarray]]] = {"template": [], "search": []}
+    for _ in range(count):
+        z = rng.uniform(0, 255, (batch, 3, exemplar_size, exemplar_size)).astype(np.float32)
+        kernels = dict(zip(out_names, sess.run(None, {"template": z})))
+        feeds["template"].append({"template": z})
+        feeds["search"].append(dict(kernels, search=rng.uniform(0, 255, (batch, 3, instance_size, instance_size))
+                                    .astype(np.float32)))
+    return feeds
+
+
 def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
                  calib: Optional[Union[str, Path, CalibrationSet]] = None, *, data_max: float = DEFAULT_DATA_MAX,
                  exclude: tuple = ()) -> QuantizeSummary:
@@ -67,7 +143,6 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
     """
     import onnx
     import onnxconverter_common
-    from onnxconverter_common import float16
 
     t0 = time.perf_counter()
     src = open_model_dir(model_dir, require_fp32=True)
@@ -91,29 +166,17 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
     converted = {}
     for branch, model in models.items():
         b0 = time.perf_counter()
-        blocked = stem_convs(model) + correlation_convs(model)
-        blocked += [n.name for n in model.graph.node if n.op_type == "Cast"]  # see the module docstring
-        n = 0
         if cset is not None:
             feeds = cset.template_feeds() if branch == "template" else cset.search_feeds(kernels, alt=True)
             n = cset.num_templates if branch == "template" else cset.num_search_feeds
-            with tempfile.TemporaryDirectory(prefix="siamtrt-fp16-") as tmp:
-                named = Path(tmp) / "named.onnx"
-                onnx.save(model, str(named))
-                blocked += _large_output_nodes(model, named, feeds, n, data_max, branch)
-        blocked = list(dict.fromkeys(blocked + [e for e in exclude if e in names[branch]]))
-        # stale value_info (from the exporter's shape inference) would pin tensors the converter retypes; it
-        # re-infers shapes itself
-        del model.graph.value_info[:]
-        try:
-            with warnings.catch_warnings():  # one UserWarning per tiny weight clamped to 1e-7: harmless, hundreds
-                warnings.simplefilter("ignore")
-                half = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=blocked)
-        except Exception as e:  # the converter raises plain Exceptions / onnx errors
-            raise CalibrationError(f"onnxconverter-common could not convert the {branch} model to fp16",
-                                   evidence=f"{type(e).__name__}: {str(e)[:300]}") from None
+        else:  # no crops: the same guard on seeded noise crops (what build_engine.py --fp16 uses)
+            probe = probe_feeds(src.onnx("template"), int(src.search_meta["exemplar_size"]),
+                                int(src.search_meta["instance_size"]), 1 if not src.dynamic_batch else 2)
+            feeds, n = probe[branch], len(probe[branch])
+        half, blocked = half_model(model, branch, feeds, n, data_max=data_max, exclude=exclude)
         details = {"library": "onnxconverter_common.float16", "library_version": onnxconverter_common.__version__,
-                   "keep_io_types": True, "data_max": data_max if cset is not None else None,
+                   "keep_io_types": True, "data_max": data_max,
+                   "range_guard": "calibration crops" if cset is not None else "seeded noise crops",
                    "excluded_nodes": blocked, "calib_file": cset.path.name if cset is not None and cset.path else None,
                    "source_dir": str(src.path), "source_sha256": src.sha256(branch)}
         res = BranchResult(branch=branch, path=out_dir / src.onnx(branch).name, samples=n, excluded=blocked,
@@ -128,4 +191,4 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
     return summary
 
 
-__all__ = ["DEFAULT_DATA_MAX", "convert_fp16"]
+__all__ = ["DEFAULT_DATA_MAX", "convert_fp16", "half_model", "probe_feeds"]

@@ -154,40 +154,27 @@ def fix_batch(model, batch: int) -> None:
     del model.graph.value_info[:]
 
 
-def to_fp16(model):
-    """FP16 copy of an FP32 model with float32 I/O, for strongly typed builders (onnxconverter-common).
+def fp16_copy(model, branch: str, model_dir: Path, meta: Dict[str, Any]):
+    """FP16 copy of one FP32 branch for strongly typed builders, through THE guarded converter
+    (:func:`siamtrt.calibration.fp16.half_model`, as ``quantize.py --precision fp16``): stem, correlations and Casts
+    stay float32, and so does every node whose output exceeds the FP16 guard on probe crops
+    (:func:`siamtrt.calibration.fp16.probe_feeds`: seeded noise through the FP32 template branch). I/O stays float32.
 
-    Also retypes ``Cast(bool/int → float)`` nodes the converter leaves at float32 (the identity mask of the
-    dynamic-batch correlation is one), which a strongly typed builder would reject as mixed-type arithmetic.
+    Returns:
+        tuple: (fp16 ModelProto, names of the nodes kept in float32).
     """
-    import onnx
-    from onnx import TensorProto
-
     try:
-        from onnxconverter_common import float16
+        import onnxconverter_common  # noqa: F401
     except ImportError:
         raise EngineError("--fp16 on this TensorRT needs an FP16 ONNX, and onnxconverter-common is not installed",
-                          fix="pip install onnxconverter-common (or make an FP16 model directory with "
-                              "calibration/quantize.py --precision fp16)") from None
-    with warnings.catch_warnings():  # it warns once per tiny weight it rounds to the FP16 minimum
-        warnings.simplefilter("ignore")
-        m16 = float16.convert_float_to_float16(model, keep_io_types=True)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(m16)
-    except Exception:  # types are only needed for the Cast fix; without them leave the model as converted
-        inferred = m16
-    vis = list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
-    types = {v.name: v.type.tensor_type.elem_type for v in vis}
-    types.update({i.name: i.data_type for i in inferred.graph.initializer})
-    outputs = {o.name for o in m16.graph.output}
-    for node in m16.graph.node:
-        if node.op_type != "Cast" or node.output[0] in outputs:
-            continue
-        to = next(a for a in node.attribute if a.name == "to")
-        src = types.get(node.input[0])
-        if to.i == TensorProto.FLOAT and src not in (None, TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE):
-            to.i = TensorProto.FLOAT16
-    return m16
+                          fix='pip install -e ".[rtx]" (brings it), or make an FP16 model directory with '
+                              "calibration/quantize.py --precision fp16") from None
+    from ..calibration.fp16 import half_model, probe_feeds
+
+    first = onnx_inputs(model)[branch]
+    batch = first[0] if isinstance(first[0], int) and first[0] > 0 else 1
+    feeds = probe_feeds(model_dir / TEMPLATE_ONNX, int(meta["exemplar_size"]), int(meta["instance_size"]), batch)
+    return half_model(model, branch, feeds[branch], len(feeds[branch]))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -249,8 +236,13 @@ class BuildReport:
         lines += [f"note: {n}" for n in self.notes]
         lines.append(f"wrote {', '.join(str(e.engine) for e in self.engines)} (+ .json sidecars) in "
                      f"{self.seconds:.1f} s")
-        lines.append(f"next: python runtime/track.py --model {self.out_dir} --backend tensorrt --video VIDEO "
-                     "--bbox x,y,w,h")
+        if self.gpu == "built without GPU":  # the engines need a GPU; what runs here is the ONNX directory
+            lines.append(f"next (on the target GPU): python runtime/track.py --model {self.out_dir} --backend tensorrt "
+                         "--video VIDEO --bbox x,y,w,h   |   here, without a GPU: python runtime/track.py --model "
+                         f"{self.model_dir} --backend onnxruntime --video VIDEO --bbox x,y,w,h")
+        else:
+            lines.append(f"next: python runtime/track.py --model {self.out_dir} --backend tensorrt --video VIDEO "
+                         "--bbox x,y,w,h")
         return "\n".join(lines)
 
 
@@ -271,7 +263,7 @@ def _probe_builder(trt: TrtModule, caps: BuilderCaps, probe: CudaProbe, logger) 
                           evidence=(f"{probe.describe()}; " if not probe.available else "") + (str(err)[:200] if err
                                    else "; ".join(logger.errors)[-300:]),
                           fix="full TensorRT builds need an NVIDIA GPU (build on the target device); on a machine "
-                              "without one, pip install tensorrt-rtx (conv mode only)")
+                              'without one, pip install -e ".[rtx]" (tensorrt-rtx, conv mode only)')
     return builder
 
 
@@ -305,15 +297,18 @@ def _network_layers(trt: TrtModule, network) -> Dict[str, Any]:
     """Layer count and output types per layer of a parsed network (what is known without a GPU)."""
     types: Dict[str, int] = {}
     kinds: Dict[str, int] = {}
+    per_layer: Dict[str, str] = {}
     for i in range(network.num_layers):
         layer = network.get_layer(i)
         kind = str(layer.type).split(".")[-1]
         kinds[kind] = kinds.get(kind, 0) + 1
         if layer.num_outputs:
             t = str(layer.get_output(0).dtype).split(".")[-1]
+            per_layer[layer.name] = t
             t = "shape/index (int, bool)" if t in ("INT64", "INT32", "BOOL", "UINT8") else t
             types[t] = types.get(t, 0) + 1
-    return {"network_layers": network.num_layers, "network_layer_types": kinds, "network_output_types": types}
+    return {"network_layers": network.num_layers, "network_layer_types": kinds, "network_output_types": types,
+            "network_layer_dtypes": per_layer}
 
 
 def _inspect_engine(trt: TrtModule, plan: bytes, logger) -> Dict[str, Any]:
@@ -492,47 +487,19 @@ def build_engine(model_dir: Union[str, Path], *, precision: Optional[str] = None
         EngineError: an unsupported combination (named with its fix), a parser or builder failure.
         ExportError: the plugin-mode conversion failed (e.g. DaSiamRPN up-channel correlation).
     """
-    import onnx
-    from tqdm import tqdm
-
     t_start = time.perf_counter()
     model_dir = Path(model_dir)
     out_dir = Path(out_dir) if out_dir is not None else model_dir
     timing_cache = Path(timing_cache) if timing_cache is not None else None
-    _validate(precision, xcorr, max_batch, opt_batch, dla_core, hardware_compatibility, workspace_gib)
-    bad = [b for b in branches if b not in ONNX_NAMES]
-    if bad or not branches:
-        raise EngineError(f"unknown branches {bad}", evidence="valid: template, search")
-    if not model_dir.is_dir():
-        raise ModelDirError(f"model directory {model_dir} does not exist",
-                            fix="export it: python export/to_onnx.py --config NAME --checkpoint model.pth --out DIR")
-    metas = {b: read_onnx_metadata(model_dir / ONNX_NAMES[b]) for b in ONNX_NAMES}
-
-    # --- what this TensorRT can do, and the refusals that must happen before any parsing
-    trt = trt or import_tensorrt()
+    metas = _read_request(model_dir, branches, precision, xcorr, max_batch, opt_batch, dla_core,
+                          hardware_compatibility, workspace_gib)
+    trt = trt or _import_builder()
     caps = detect(trt)
     src_xcorr = metas["search"].get("xcorr", "conv")
     xcorr = xcorr or src_xcorr
-    if xcorr == "plugin" and "search" in branches and not caps.plugin_layers:
-        raise EngineError(f"{caps.flavour} {caps.version} cannot build --xcorr plugin: its networks have no plugin "
-                          "layers",
-                          evidence="INetworkDefinition has neither add_plugin_v3 nor add_plugin_v2 (its ONNX parser "
-                                   "also aborts the whole process on a plugin node, so siamtrt stops before parsing)",
-                          fix=f"build with --xcorr conv (python export/build_engine.py --model {model_dir} --xcorr "
-                              "conv), or use full TensorRT (JetPack / pypi.nvidia.com) for plugin mode")
-    if xcorr == "conv" and src_xcorr == "plugin":
-        raise EngineError(f"{model_dir / SEARCH_ONNX} is in plugin mode; --xcorr conv needs the conv-mode export",
-                          fix="re-export with python export/to_onnx.py ... --xcorr conv")
+    _refuse_xcorr(caps, model_dir, branches, xcorr, src_xcorr)
     requested = precision or metas["search"].get("precision", "fp32")
-    plans = {b: plan_precision(requested, metas[b].get("precision", "fp32"), caps, model_dir, b, calib is not None)
-             for b in branches}
-    if calib is not None and not any(p.calibration_cache for p in plans.values()):
-        raise EngineError("--calib is for --int8 from an FP32 directory (implicit INT8 on TensorRT 8.x-10.x)",
-                          evidence=f"precision {requested}, ONNX {metas['search'].get('precision', 'fp32')}",
-                          fix="drop --calib, or add --int8 with the FP32 model directory")
-    if dla_core is not None and requested == "fp32":
-        raise EngineError("DLA runs only FP16 and INT8", fix="add --fp16 (or --int8 with a quantized model)")
-
+    plans = _plan_branches(requested, metas, caps, model_dir, branches, calib, dla_core)
     probe = probe_cuda()
     logger = TrtLogger.create(trt.module)
     builder = _probe_builder(trt, caps, probe, logger)
@@ -553,147 +520,273 @@ def build_engine(model_dir: Union[str, Path], *, precision: Optional[str] = None
         caches = write_trt_caches(model_dir, calib, out_dir, trt_version=trt.version)
         report.notes.append(f"implicit INT8: scales from {', '.join(p.name for p in caches.values())} (written "
                             "here from --calib)")
-    rebuild = sc.rebuild_command(model_dir, precision=requested, xcorr=xcorr, max_batch=max_batch, opt_batch=opt_batch,
-                                 workspace_gib=workspace_gib, timing_cache=timing_cache, dla_core=dla_core,
-                                 out_dir=out_dir, plugin_lib=plugin_lib if plugin_record else None,
-                                 hardware_compatibility=hardware_compatibility, calib=calib)
-    options = {"precision": requested, "xcorr": xcorr, "max_batch": max_batch, "opt_batch": opt_batch,
-               "workspace_gib": workspace_gib, "timing_cache": str(timing_cache) if timing_cache else None,
-               "dla_core": dla_core, "hardware_compatibility": hardware_compatibility,
-               "calib": str(calib) if calib is not None else None}
+    job = _BuildJob(trt=trt, caps=caps, probe=probe, logger=logger, builder=builder, report=report,
+                    model_dir=model_dir, out_dir=out_dir, xcorr=xcorr, src_xcorr=src_xcorr, max_batch=max_batch,
+                    opt_batch=opt_batch, workspace_gib=workspace_gib, timing_cache=timing_cache, dla_core=dla_core,
+                    hardware_compatibility=hardware_compatibility, plugin_record=plugin_record, caches=caches,
+                    rebuild=sc.rebuild_command(model_dir, precision=requested, xcorr=xcorr, max_batch=max_batch,
+                                               opt_batch=opt_batch, workspace_gib=workspace_gib,
+                                               timing_cache=timing_cache, dla_core=dla_core, out_dir=out_dir,
+                                               plugin_lib=plugin_lib if plugin_record else None,
+                                               hardware_compatibility=hardware_compatibility, calib=calib),
+                    options={"precision": requested, "xcorr": xcorr, "max_batch": max_batch, "opt_batch": opt_batch,
+                             "workspace_gib": workspace_gib,
+                             "timing_cache": str(timing_cache) if timing_cache else None, "dla_core": dla_core,
+                             "hardware_compatibility": hardware_compatibility,
+                             "calib": str(calib) if calib is not None else None})
     log.info("TensorRT: %s; GPU: %s; building %s from %s", caps.describe(), report.gpu, ", ".join(branches),
              model_dir)
+    from tqdm import tqdm
 
     bar = tqdm(total=len(branches) * 3, desc="TensorRT", unit="step", disable=not progress, leave=False)
-    with tempfile.TemporaryDirectory(prefix="siamtrt-build-") as tmp:
-        for branch in branches:
-            plan = plans[branch]
-            src = model_dir / ONNX_NAMES[branch]
-            meta = metas[branch]
-            t0 = time.perf_counter()
-            bar.set_postfix_str(f"{branch}: prepare")
-            # --- prepare the ONNX: plugin nodes, fixed batch for the conv correlation, FP16 copy
-            model = onnx.load(str(src))
-            inputs = onnx_inputs(model)
-            first = next(iter(inputs.values()))
-            static_b = first[0] if isinstance(first[0], int) and first[0] > 0 else None
-            changed, fixed = False, None
-            if static_b is not None and max_batch > static_b:
-                raise EngineError(f"{src} was exported with a fixed batch of {static_b}; --max-batch {max_batch} "
-                                  "needs a dynamic-batch export",
-                                  fix="re-export without --batch 1: python export/to_onnx.py ... (batch is dynamic "
-                                      "by default)")
-            if static_b is not None:
-                fixed = static_b if static_b > 1 else None
-            if branch == "search" and xcorr == "plugin" and src_xcorr == "conv":
-                from .xcorr_plugin_onnx import convert_model_to_plugin
-
-                model, n = convert_model_to_plugin(model)
-                if n == 0:
-                    raise ExportError(f"{src} has no correlation Conv to convert for --xcorr plugin",
-                                      fix="pass a model directory written by export/to_onnx.py")
-                changed = True
-            if branch == "search" and xcorr == "conv" and static_b is None:
-                fix_batch(model, max_batch)
-                fixed, changed = max_batch, True
-                if max_batch > 1:
-                    report.notes.append(
-                        f"search.engine has a fixed batch of {max_batch} (TensorRT needs the conv correlation's "
-                        f"N*C channels at build time); fewer targets are padded, costing {max_batch}x the search "
-                        "work. --xcorr plugin (full TensorRT) gives a true 1..N profile.")
-            if plan.convert_fp16:
-                model = to_fp16(model)
-                changed = True
-            parse_path = src
-            if changed:
-                parse_path = Path(tmp) / f"{branch}.onnx"
-                onnx.save(model, str(parse_path))
-            inputs = onnx_inputs(model)
-            del model
-            bar.update(1)
-
-            # --- parse
-            bar.set_postfix_str(f"{branch}: parse")
-            network = builder.create_network(network_flags(trt, caps, plan.strongly_typed))
-            parser = trt.module.OnnxParser(network, logger)
-            if not parser.parse_from_file(str(parse_path)):
-                errs = [parser.get_error(i).desc() for i in range(parser.num_errors)]
-                raise EngineError(f"{trt.describe()} could not parse {src.name}"
-                                  + (" (prepared copy)" if changed else ""),
-                                  evidence="\n".join(e[:300] for e in errs)[:1500] or "; ".join(logger.errors)[-600:],
-                                  fix="check that the export is current (python export/to_onnx.py) and see "
-                                      "docs/tensorrt.md for what each TensorRT version parses")
-            layers = _network_layers(trt, network)
-            bar.update(1)
-
-            # --- configure and build
-            bar.set_postfix_str(f"{branch}: build")
-            config = builder.create_builder_config()
-            _set_workspace(trt, caps, config, workspace_gib)
-            for flag in plan.flags:
-                config.set_flag(getattr(trt.module.BuilderFlag, flag))
-            if plan.calibration_cache:
-                config.int8_calibrator = cache_calibrator(trt.module, caches[branch])
-            if hasattr(config, "profiling_verbosity"):
-                config.profiling_verbosity = trt.module.ProfilingVerbosity.DETAILED
-            profile_info = _profile_for(branch, inputs, meta, max_batch, opt_batch, fixed, dla_core is not None)
-            if any(not (isinstance(d, int) and d > 0) for dims in inputs.values() for d in dims):
-                profile = builder.create_optimization_profile()
-                for name, s in profile_info["shapes"].items():
-                    profile.set_shape(name, s["min"], s["opt"], s["max"])
-                config.add_optimization_profile(profile)
-            use_cache, note = _timing_cache(trt, caps, config, timing_cache)
-            if note and note not in report.notes:
-                report.notes.append(note)
-            if dla_core is not None:
-                config.default_device_type = trt.module.DeviceType.DLA
-                config.DLA_core = dla_core
-                config.set_flag(trt.module.BuilderFlag.GPU_FALLBACK)
-            if hardware_compatibility != "none":
-                level = getattr(getattr(trt.module, "HardwareCompatibilityLevel", None),
-                                hardware_compatibility.upper(), None)
-                if level is None:
-                    raise EngineError(f"{trt.describe()} has no hardware compatibility level "
-                                      f"'{hardware_compatibility}'", fix="omit --hardware-compatibility")
-                config.hardware_compatibility_level = level
-            logger.errors.clear()
-            plan_bytes = builder.build_serialized_network(network, config)
-            if plan_bytes is None:
-                raise EngineError(f"{trt.describe()} failed to build {ENGINE_NAMES[branch]}",
-                                  evidence="\n".join(logger.errors)[-1500:] or "no TensorRT error message",
-                                  fix="see docs/tensorrt.md (workspace: --workspace GiB; INT8 needs Q/DQ from "
-                                      "calibration/quantize.py --target tensorrt)")
-            data = bytes(plan_bytes)
-            del plan_bytes
-            if use_cache:
-                _save_timing_cache(config, timing_cache)
-            engine_path = out_dir / ENGINE_NAMES[branch]
-            engine_path.write_bytes(data)
-            if probe.available and caps.engine_inspector:
-                try:
-                    layers.update(_inspect_engine(trt, data, logger))
-                except Exception as e:  # the inspector is a report, never a reason to fail the build
-                    log.warning("TensorRT: engine inspector failed on %s: %s", engine_path.name, e)
-            seconds = time.perf_counter() - t0
-            io_desc = {name: {"shape": [d if isinstance(d, int) and d > 0 else -1 for d in dims]}
-                       for name, dims in inputs.items()}
-            side = sc.make_sidecar(
-                engine_path=engine_path, branch=branch, trt=trt, probe=probe, precision=plan.precision, xcorr=xcorr,
-                typing=plan.typing, source_onnx=sc.onnx_source(src),
-                build_options=dict(options, flags=list(plan.flags), converted_fp16=plan.convert_fp16),
-                profile=profile_info, metadata=meta,
-                plugin=plugin_record if branch == "search" else None, rebuild=rebuild, build_seconds=seconds,
-                layers=layers, io=io_desc)
-            side_path = sc.write_sidecar(engine_path, side)
-            report.engines.append(EngineResult(branch, engine_path, side_path, plan, seconds, layers, profile_info))
-            log.info("TensorRT: wrote %s (%.2f MB, %s) in %.2f s", engine_path, len(data) / 1e6, plan.describe(),
-                     seconds)
-            del network, parser, config
-            bar.update(1)
-    bar.close()
+    try:
+        with tempfile.TemporaryDirectory(prefix="siamtrt-build-") as tmp:
+            for branch in branches:
+                report.engines.append(_build_branch(job, branch, plans[branch], metas[branch], Path(tmp), bar))
+    finally:
+        bar.close()  # before any error line is printed
     report.seconds = time.perf_counter() - t_start
     return report
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The steps of build_engine
+# ---------------------------------------------------------------------------------------------------------------
+
+def _read_request(model_dir: Path, branches: Sequence[str], precision, xcorr, max_batch, opt_batch, dla_core,
+                  hardware_compatibility, workspace_gib) -> Dict[str, Dict[str, Any]]:
+    """Validate the options and the directory; the metadata of both branches."""
+    _validate(precision, xcorr, max_batch, opt_batch, dla_core, hardware_compatibility, workspace_gib)
+    bad = [b for b in branches if b not in ONNX_NAMES]
+    if bad or not branches:
+        raise EngineError(f"unknown branches {bad}", evidence="valid: template, search")
+    if not model_dir.is_dir():
+        raise ModelDirError(f"model directory {model_dir} does not exist",
+                            fix="export it: python export/to_onnx.py --config NAME --checkpoint model.pth --out DIR")
+    return {b: read_onnx_metadata(model_dir / ONNX_NAMES[b]) for b in ONNX_NAMES}
+
+
+def _import_builder() -> TrtModule:
+    """The TensorRT module, with the install hint for the builder (the extra also brings the FP16 converter)."""
+    try:
+        return import_tensorrt()
+    except EngineError as e:
+        raise EngineError(e.what, evidence=e.evidence,
+                          fix='pip install -e ".[rtx]" (tensorrt-rtx: builds engines without a GPU, conv mode; also '
+                              "brings the FP16 converter), or full TensorRT: JetPack, or pip install tensorrt "
+                              "--extra-index-url https://pypi.nvidia.com (builds need a GPU)") from None
+
+
+def _refuse_xcorr(caps: BuilderCaps, model_dir: Path, branches: Sequence[str], xcorr: str, src_xcorr: str) -> None:
+    """The correlation refusals that must happen before any parsing."""
+    if xcorr == "plugin" and "search" in branches and not caps.plugin_layers:
+        raise EngineError(f"{caps.flavour} {caps.version} cannot build --xcorr plugin: its networks have no plugin "
+                          "layers",
+                          evidence="INetworkDefinition has neither add_plugin_v3 nor add_plugin_v2 (its ONNX parser "
+                                   "also aborts the whole process on a plugin node, so siamtrt stops before parsing)",
+                          fix=f"build with --xcorr conv (python export/build_engine.py --model {model_dir} --xcorr "
+                              "conv), or use full TensorRT (JetPack / pypi.nvidia.com) for plugin mode")
+    if xcorr == "conv" and src_xcorr == "plugin":
+        raise EngineError(f"{model_dir / SEARCH_ONNX} is in plugin mode; --xcorr conv needs the conv-mode export",
+                          fix="re-export with python export/to_onnx.py ... --xcorr conv")
+
+
+def _plan_branches(requested: str, metas, caps: BuilderCaps, model_dir: Path, branches: Sequence[str], calib,
+                   dla_core) -> Dict[str, PrecisionPlan]:
+    """One precision plan per branch, and the refusals that depend on it."""
+    plans = {b: plan_precision(requested, metas[b].get("precision", "fp32"), caps, model_dir, b, calib is not None)
+             for b in branches}
+    if calib is not None and not any(p.calibration_cache for p in plans.values()):
+        raise EngineError("--calib is for --int8 from an FP32 directory (implicit INT8 on TensorRT 8.x-10.x)",
+                          evidence=f"precision {requested}, ONNX {metas['search'].get('precision', 'fp32')}",
+                          fix="drop --calib, or add --int8 with the FP32 model directory")
+    if dla_core is not None and requested == "fp32":
+        raise EngineError("DLA runs only FP16 and INT8", fix="add --fp16 (or --int8 with a quantized model)")
+    return plans
+
+
+@dataclass
+class _BuildJob:
+    """What every branch build shares (builder, options, report)."""
+
+    trt: TrtModule
+    caps: BuilderCaps
+    probe: CudaProbe
+    logger: Any
+    builder: Any
+    report: BuildReport
+    model_dir: Path
+    out_dir: Path
+    xcorr: str
+    src_xcorr: str
+    max_batch: int
+    opt_batch: int
+    workspace_gib: Optional[float]
+    timing_cache: Optional[Path]
+    dla_core: Optional[int]
+    hardware_compatibility: str
+    plugin_record: Optional[Dict[str, Any]]
+    caches: Dict[str, Path]
+    rebuild: str
+    options: Dict[str, Any]
+
+
+def _prepare_onnx(job: _BuildJob, branch: str, plan: PrecisionPlan, meta: Dict[str, Any], tmp: Path):
+    """The ONNX the parser reads: plugin nodes, fixed batch for the conv correlation, FP16 copy.
+
+    Returns (path to parse, input dims, fixed batch or None, whether it is a prepared copy).
+    """
+    import onnx
+
+    src = job.model_dir / ONNX_NAMES[branch]
+    model = onnx.load(str(src))
+    inputs = onnx_inputs(model)
+    first = next(iter(inputs.values()))
+    static_b = first[0] if isinstance(first[0], int) and first[0] > 0 else None
+    changed, fixed = False, None
+    if static_b is not None and job.max_batch > static_b:
+        raise EngineError(f"{src} was exported with a fixed batch of {static_b}; --max-batch {job.max_batch} "
+                          "needs a dynamic-batch export",
+                          fix="re-export without --batch 1: python export/to_onnx.py ... (batch is dynamic by default)")
+    if static_b is not None:
+        fixed = static_b if static_b > 1 else None
+    if branch == "search" and job.xcorr == "plugin" and job.src_xcorr == "conv":
+        from .xcorr_plugin_onnx import convert_model_to_plugin
+
+        model, n = convert_model_to_plugin(model)
+        if n == 0:
+            raise ExportError(f"{src} has no correlation Conv to convert for --xcorr plugin",
+                              fix="pass a model directory written by export/to_onnx.py")
+        changed = True
+    if branch == "search" and job.xcorr == "conv" and static_b is None:
+        fix_batch(model, job.max_batch)
+        fixed, changed = job.max_batch, True
+        if job.max_batch > 1:
+            job.report.notes.append(
+                f"search.engine has a fixed batch of {job.max_batch} (TensorRT needs the conv correlation's N*C "
+                f"channels at build time); fewer targets are padded, costing {job.max_batch}x the search work. "
+                "--xcorr plugin (full TensorRT) gives a true 1..N profile.")
+    if plan.convert_fp16:
+        model, kept = fp16_copy(model, branch, job.model_dir, meta)
+        job.report.notes.append(f"{branch}: FP16 copy by the guarded converter; {len(kept)} nodes kept in FP32")
+        changed = True
+    parse_path = src
+    if changed:
+        parse_path = tmp / f"{branch}.onnx"
+        onnx.save(model, str(parse_path))
+    return parse_path, onnx_inputs(model), fixed, changed
+
+
+def _parse(job: _BuildJob, branch: str, plan: PrecisionPlan, parse_path: Path, changed: bool):
+    """Parse into a network (strongly typed where the plan says so); (network, parser, layer summary)."""
+    trt = job.trt
+    network = job.builder.create_network(network_flags(trt, job.caps, plan.strongly_typed))
+    parser = trt.module.OnnxParser(network, job.logger)
+    if not parser.parse_from_file(str(parse_path)):
+        errs = [parser.get_error(i).desc() for i in range(parser.num_errors)]
+        raise EngineError(f"{trt.describe()} could not parse {ONNX_NAMES[branch]}"
+                          + (" (prepared copy)" if changed else ""),
+                          evidence="\n".join(e[:300] for e in errs)[:1500] or "; ".join(job.logger.errors)[-600:],
+                          fix="check that the export is current (python export/to_onnx.py) and see "
+                              "docs/tensorrt.md for what each TensorRT version parses")
+    return network, parser, _network_layers(trt, network)
+
+
+def _configure(job: _BuildJob, branch: str, plan: PrecisionPlan, meta: Dict[str, Any], inputs, fixed):
+    """Builder config: workspace, precision flags, calibrator, profile, timing cache, DLA, hardware compatibility.
+
+    Returns (config, profile record, whether a timing cache is in use).
+    """
+    trt, builder = job.trt, job.builder
+    config = builder.create_builder_config()
+    _set_workspace(trt, job.caps, config, job.workspace_gib)
+    for flag in plan.flags:
+        config.set_flag(getattr(trt.module.BuilderFlag, flag))
+    if plan.calibration_cache:
+        config.int8_calibrator = cache_calibrator(trt.module, job.caches[branch])
+    if hasattr(config, "profiling_verbosity"):
+        config.profiling_verbosity = trt.module.ProfilingVerbosity.DETAILED
+    profile_info = _profile_for(branch, inputs, meta, job.max_batch, job.opt_batch, fixed, job.dla_core is not None)
+    if any(not (isinstance(d, int) and d > 0) for dims in inputs.values() for d in dims):
+        profile = builder.create_optimization_profile()
+        for name, shp in profile_info["shapes"].items():
+            profile.set_shape(name, shp["min"], shp["opt"], shp["max"])
+        config.add_optimization_profile(profile)
+    use_cache, note = _timing_cache(trt, job.caps, config, job.timing_cache)
+    if note and note not in job.report.notes:
+        job.report.notes.append(note)
+    if job.dla_core is not None:
+        config.default_device_type = trt.module.DeviceType.DLA
+        config.DLA_core = job.dla_core
+        config.set_flag(trt.module.BuilderFlag.GPU_FALLBACK)
+    if job.hardware_compatibility != "none":
+        level = getattr(getattr(trt.module, "HardwareCompatibilityLevel", None),
+                        job.hardware_compatibility.upper(), None)
+        if level is None:
+            raise EngineError(f"{trt.describe()} has no hardware compatibility level "
+                              f"'{job.hardware_compatibility}'", fix="omit --hardware-compatibility")
+        config.hardware_compatibility_level = level
+    return config, profile_info, use_cache
+
+
+def _serialize(job: _BuildJob, branch: str, network, config, use_cache: bool) -> bytes:
+    """Build the serialized engine (and write the timing cache back)."""
+    job.logger.errors.clear()
+    plan_bytes = job.builder.build_serialized_network(network, config)
+    if plan_bytes is None:
+        raise EngineError(f"{job.trt.describe()} failed to build {ENGINE_NAMES[branch]}",
+                          evidence="\n".join(job.logger.errors)[-1500:] or "no TensorRT error message",
+                          fix="see docs/tensorrt.md (workspace: --workspace GiB; INT8 needs Q/DQ from "
+                              "calibration/quantize.py --target tensorrt)")
+    data = bytes(plan_bytes)
+    del plan_bytes
+    if use_cache:
+        _save_timing_cache(config, job.timing_cache)
+    return data
+
+
+def _write_engine(job: _BuildJob, branch: str, plan: PrecisionPlan, meta, data: bytes, layers, profile_info,
+                  inputs, seconds: float) -> EngineResult:
+    """Engine file, inspector layers where a GPU is present, and the sidecar."""
+    src = job.model_dir / ONNX_NAMES[branch]
+    engine_path = job.out_dir / ENGINE_NAMES[branch]
+    engine_path.write_bytes(data)
+    if job.probe.available and job.caps.engine_inspector:
+        try:
+            layers.update(_inspect_engine(job.trt, data, job.logger))
+        except Exception as e:  # the inspector is a report, never a reason to fail the build
+            log.warning("TensorRT: engine inspector failed on %s: %s", engine_path.name, e)
+    io_desc = {name: {"shape": [d if isinstance(d, int) and d > 0 else -1 for d in dims]}
+               for name, dims in inputs.items()}
+    side = sc.make_sidecar(
+        engine_path=engine_path, branch=branch, trt=job.trt, probe=job.probe, precision=plan.precision,
+        xcorr=job.xcorr, typing=plan.typing, source_onnx=sc.onnx_source(src),
+        build_options=dict(job.options, flags=list(plan.flags), converted_fp16=plan.convert_fp16),
+        profile=profile_info, metadata=meta, plugin=job.plugin_record if branch == "search" else None,
+        rebuild=job.rebuild, build_seconds=seconds, layers=layers, io=io_desc)
+    side_path = sc.write_sidecar(engine_path, side)
+    log.info("TensorRT: wrote %s (%.2f MB, %s) in %.2f s", engine_path, len(data) / 1e6, plan.describe(), seconds)
+    return EngineResult(branch, engine_path, side_path, plan, seconds, layers, profile_info)
+
+
+def _build_branch(job: _BuildJob, branch: str, plan: PrecisionPlan, meta: Dict[str, Any], tmp: Path,
+                  bar) -> EngineResult:
+    """prepare → parse → configure + build → write, for one branch."""
+    t0 = time.perf_counter()
+    bar.set_postfix_str(f"{branch}: prepare")
+    parse_path, inputs, fixed, changed = _prepare_onnx(job, branch, plan, meta, tmp)
+    bar.update(1)
+    bar.set_postfix_str(f"{branch}: parse")
+    network, parser, layers = _parse(job, branch, plan, parse_path, changed)
+    bar.update(1)
+    bar.set_postfix_str(f"{branch}: build")
+    config, profile_info, use_cache = _configure(job, branch, plan, meta, inputs, fixed)
+    data = _serialize(job, branch, network, config, use_cache)
+    del network, parser, config
+    result = _write_engine(job, branch, plan, meta, data, layers, profile_info, inputs, time.perf_counter() - t0)
+    bar.update(1)
+    return result
+
+
 __all__ = ["BuildReport", "EngineResult", "PrecisionPlan", "build_engine", "cache_calibrator", "fix_batch",
-           "onnx_inputs", "plan_precision", "quantize_command", "to_fp16"]
+           "fp16_copy", "onnx_inputs", "plan_precision", "quantize_command"]

@@ -10,6 +10,7 @@ lowering, fixed-batch exports). Running the engines needs a GPU: tests/runtime/t
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 from siamtrt.errors import EngineError
-from siamtrt.export.engine import build_engine, cache_calibrator, plan_precision, to_fp16
+from siamtrt.export.engine import build_engine, cache_calibrator, fp16_copy, plan_precision
 from siamtrt.export.trt_compat import BuilderCaps, detect
 from siamtrt.metadata import file_sha256, read_onnx_metadata, set_onnx_metadata
 
@@ -251,12 +252,15 @@ def test_multi_target_profiles(model_dir, tmp_path):
 
 
 def test_fp16_conversion_keeps_the_numbers(model_dir):
-    """The internal FP16 copy (incl. the Cast fix for the dynamic-batch correlation mask) still computes the model."""
+    """The FP16 copy build_engine parses (the guarded converter, incl. the dynamic-batch correlation's Cast) still
+    computes the model."""
     import onnx
     import onnxruntime as ort
 
     src = model_dir("siamrpn_alex_dwxcorr")
-    m16 = to_fp16(onnx.load(str(src / "search.onnx")))
+    meta = read_onnx_metadata(src / "search.onnx")
+    m16, kept = fp16_copy(onnx.load(str(src / "search.onnx")), "search", src, meta)
+    assert kept  # stem and correlations at least
     rng = np.random.default_rng(0)
     t = ort.InferenceSession(str(src / "template.onnx"), providers=["CPUExecutionProvider"])
     kernels = dict(zip([o.name for o in t.get_outputs()],
@@ -267,6 +271,73 @@ def test_fp16_conversion_keeps_the_numbers(model_dir):
     for a, b in zip(ref, half):
         assert b.dtype == np.float32  # I/O stays float32
         assert np.abs(a - b).max() <= 0.02 * np.abs(a).max() + 1e-3
+
+
+GUARD_NODE = "siamtrt_guard_big"
+
+
+def _with_overflowing_node(src: Path, dst: Path) -> Path:
+    """A copy of ``src`` whose search branch scales one mid-network activation by 1e5 and back: the FP32 output is
+    unchanged, the intermediate exceeds FP16's 65504 range (an FP16 node there would give inf)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    shutil.copytree(src, dst)
+    m = onnx.load(str(dst / "search.onnx"))
+    relu = [n for n in m.graph.node if n.op_type == "Relu"][3]
+    t = relu.output[0]
+    m.graph.initializer.extend([numpy_helper.from_array(np.array(1e5, np.float32), "guard_up"),
+                                numpy_helper.from_array(np.array(1e-5, np.float32), "guard_down")])
+    for n in m.graph.node:
+        for i, name in enumerate(n.input):
+            if name == t:
+                n.input[i] = "guard_back"
+    at = list(m.graph.node).index(relu) + 1
+    m.graph.node.insert(at, helper.make_node("Mul", [t, "guard_up"], ["guard_big"], name=GUARD_NODE))
+    m.graph.node.insert(at + 1, helper.make_node("Mul", ["guard_big", "guard_down"], ["guard_back"],
+                                                 name="siamtrt_guard_back"))
+    onnx.save(m, str(dst / "search.onnx"))
+    return dst
+
+
+def test_fp16_guard_keeps_an_overflowing_node_fp32_on_both_paths(model_dir, tmp_path):
+    """One converter, one guard: a node whose FP32 output exceeds the FP16 range stays FP32 in
+    ``quantize.py --precision fp16`` (no crops: the seeded-noise probe) and in ``build_engine --fp16`` on
+    tensorrt_rtx (the strongly typed network from the guarded FP16 copy). Without the guard it would be FP16."""
+    import onnx
+
+    from siamtrt.calibration.fp16 import convert_fp16, half_model
+
+    src = _with_overflowing_node(model_dir("siamrpn_alex_dwxcorr"), tmp_path / "big")
+    # feature off: the converter without range feeds turns the node FP16
+    unguarded, kept = half_model(onnx.load(str(src / "search.onnx")), "search")
+    assert GUARD_NODE not in kept
+    # path 1: quantize.py --precision fp16
+    summary = convert_fp16(src, tmp_path / "fp16")
+    search = next(b for b in summary.branches if b.branch == "search")
+    assert GUARD_NODE in search.excluded
+    m16 = onnx.load(str(tmp_path / "fp16" / "search.onnx"))
+    node = next(n for n in m16.graph.node if n.name == GUARD_NODE)
+    inits = {i.name: i.data_type for i in m16.graph.initializer}
+    assert inits[node.input[1]] == onnx.TensorProto.FLOAT  # its constant stayed float32: the node computes FP32
+    # path 2: build_engine --fp16 on tensorrt_rtx
+    report = build_engine(src, precision="fp16", out_dir=tmp_path / "engine", progress=False, trt=RTX,
+                          branches=["search"])
+    dtypes = report.engines[0].layers["network_layer_dtypes"]
+    assert dtypes[GUARD_NODE] == "FLOAT", {k: v for k, v in dtypes.items() if "guard" in k}
+    assert sum(v == "HALF" for v in dtypes.values()) > sum(v == "FLOAT" for v in dtypes.values())
+
+
+def test_without_tensorrt_the_hint_is_the_rtx_extra(monkeypatch):
+    import siamtrt.export.engine as eng
+
+    def missing(prefer=None):
+        raise EngineError("TensorRT is not installed", evidence="tensorrt_rtx: No module named 'tensorrt_rtx'")
+
+    monkeypatch.setattr(eng, "import_tensorrt", missing)
+    with pytest.raises(EngineError) as e:
+        eng._import_builder()
+    assert 'pip install -e ".[rtx]"' in str(e.value) and "pip install tensorrt-rtx" not in str(e.value)
 
 
 def test_timing_cache_note_on_tensorrt_rtx(model_dir, tmp_path):
@@ -353,7 +424,10 @@ def test_cli_builds_and_prints_summary(model_dir, tmp_path):
                           str(model_dir("siamrpn_alex_dwxcorr")), "--fp16", "--out", str(tmp_path), "--no-progress"],
                          capture_output=True, text=True, timeout=300, env=_env_rtx())
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "per-layer precision" in res.stdout and "next: python runtime/track.py" in res.stdout
+    assert "per-layer precision" in res.stdout
+    # built without a GPU: the engine runs on the target; here the ONNX directory runs on ONNX Runtime
+    assert "next (on the target GPU): python runtime/track.py" in res.stdout
+    assert "--backend onnxruntime" in res.stdout
     side = json.loads((tmp_path / "search.engine.json").read_text())
     assert side["precision"] == "fp16"
 
