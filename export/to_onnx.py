@@ -40,6 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "../shared/data/bag) whose frames and boxes the random weights are fitted on (BatchNorm "
                         "statistics; the matching heads' cls scale and loc regression). Default: synthetic texture")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show third-party output (torch / onnxscript / onnxslim warnings and progress lines)")
     p.add_argument("--lost-instance-size", type=int, metavar="N",
                    help="also export the long-term (lost-state) search size, pysot 831: needed by --mode longterm "
                         "(default: the config's; a pysot _lt config.yaml sets 831)")
@@ -48,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         from siamtrt.export.onnx import export_model
 
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
         res = export_model(args.config, out, checkpoint=args.checkpoint, lost_instance_size=args.lost_instance_size,
                            seed=args.seed, opset=args.opset,
                            batch=args.batch, xcorr=args.xcorr, simplify=not args.no_simplify, progress=True,
-                           random_heads=args.random_heads, frames=frames)
+                           random_heads=args.random_heads, frames=frames, verbose=args.verbose)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -70,6 +72,7 @@ def main(argv=None) -> int:
         print(f"error: {e}\n  fix: pip install torch==2.13.0 && pip install -e '.[export]'", file=sys.stderr)
         return 2
     print(res.table())
+    print(f"weights: {res.weights}")
     if not res.trained:
         print("WARNING: these are SEEDED RANDOM WEIGHTS (untrained): fine for speed and pipeline checks, "
               "useless for tracking. Pass --checkpoint model.pth for a real tracker.")

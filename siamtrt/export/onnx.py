@@ -13,6 +13,7 @@ import contextlib
 import io
 import logging
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -248,7 +249,59 @@ def _check_out_dir(out_dir: Path) -> None:
 RANDOM_HEADS = ("realistic", "matching")
 
 
-def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], checkpoint: Optional[Union[str, Path]] = None,
+def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path],
+                 checkpoint: Optional[Union[str, Path]] = None, *, verbose: bool = False, **options) -> ExportResult:
+    """Export a tracker's two branches into a self-describing model directory (:func:`_export_model` documents
+    ``options``: seed, opset, batch, xcorr, simplify, check, frames, progress, random_heads, lost_instance_size).
+
+    Third-party loggers and warnings (torch's "torchvision is not installed", onnxscript's constant folding) show
+    only errors unless ``verbose``. A failed export removes ``out_dir`` when this call created it (a pre-existing
+    directory is left as it was).
+
+    Raises:
+        ConfigError, CheckpointError, ExportError: with what, evidence and fix.
+    """
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    bars_before = set(tqdm._instances)
+    try:
+        with third_party_logs(verbose):
+            return _export_model(config, out_dir, checkpoint, **options)
+    except BaseException:
+        for bar in set(tqdm._instances) - bars_before:  # close this call's bar before anyone prints the error
+            bar.close()
+        if created and out_dir.is_dir():  # leave no empty or half-written directory behind
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+#: loggers of the libraries the export drives; below ERROR they print chatter ("torchvision is not installed",
+#: constant-folding steps) that buries siamtrt's own lines
+THIRD_PARTY_LOGGERS = ("torch", "onnxscript", "onnx_ir", "onnxslim")
+
+
+@contextlib.contextmanager
+def third_party_logs(verbose: bool = False):
+    """Within the block, third-party loggers (:data:`THIRD_PARTY_LOGGERS`) and Python warnings show only errors,
+    unless ``verbose``; levels are restored afterwards."""
+    if verbose:
+        yield
+        return
+    saved = {name: logging.getLogger(name).level for name in THIRD_PARTY_LOGGERS}
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], checkpoint: Optional[Union[str, Path]] = None,
                  seed: int = 0, opset: int = DEFAULT_OPSET, batch: str = "dynamic", xcorr: str = "conv",
                  simplify: bool = True, check: bool = True, frames=None, progress: bool = False,
                  random_heads: str = "realistic", lost_instance_size: Optional[int] = None) -> ExportResult:

@@ -23,7 +23,7 @@ def test_export_parity_and_metadata(name, model_dir, torch_model):
     assert tmeta["branch"] == "template" and smeta["branch"] == "search"
     assert smeta["arch"] == name and smeta["score_size"] == cfg.score_size
     assert smeta["track"]["penalty_k"] == cfg.track.penalty_k and smeta["anchor"]["stride"] == 8
-    assert smeta["trained"] is True and len(smeta["checkpoint_sha256"]) == 64
+    assert smeta["weights"] == "checkpoint" and len(smeta["checkpoint_sha256"]) == 64
     tm, sm = onnx.load(str(d / "template.onnx")), onnx.load(str(d / "search.onnx"))
     onnx.checker.check_model(tm)
     onnx.checker.check_model(sm)
@@ -36,15 +36,21 @@ def test_export_parity_and_metadata(name, model_dir, torch_model):
     dyn_convs = [n for n in sm.graph.node if n.op_type == "Conv" and n.input[1] not in inits]
     assert len(dyn_convs) == len(outs)
     # independent parity on fresh inputs (batch 3), against the torch model the checkpoint was made from
-    model = torch_model(name)
+    _independent_parity(d, torch_model(name), cfg, batch=3, dynamic=True)
+
+
+def _independent_parity(d, model, cfg, batch: int, dynamic: bool) -> None:
+    """ONNX Runtime on fresh seeded inputs vs the PyTorch model (not the exporter's own parity run)."""
+    outs = read_onnx_metadata(d / "search.onnx")["template_outputs"]
     t = cfg.track
     g = torch.Generator().manual_seed(7)
-    z = torch.rand(3, 3, t.exemplar_size, t.exemplar_size, generator=g) * 255
-    x = torch.rand(3, 3, t.instance_size, t.instance_size, generator=g) * 255
+    z = torch.rand(batch, 3, t.exemplar_size, t.exemplar_size, generator=g) * 255
+    x = torch.rand(batch, 3, t.instance_size, t.instance_size, generator=g) * 255
     with torch.no_grad():
-        model.dynamic_batch = True
+        model.dynamic_batch = dynamic
         kernels = model.template(z)
         cls, loc = model.track(x, *kernels)
+    model.dynamic_batch = True
     ts = ort.InferenceSession(str(d / "template.onnx"), providers=["CPUExecutionProvider"])
     ss = ort.InferenceSession(str(d / "search.onnx"), providers=["CPUExecutionProvider"])
     k_ort = ts.run(None, {"template": z.numpy()})
@@ -52,6 +58,19 @@ def test_export_parity_and_metadata(name, model_dir, torch_model):
     for ref, got in [(cls, c_ort), (loc, l_ort)] + list(zip(kernels, k_ort)):
         ref = ref.numpy()
         assert np.abs(ref - got).max() <= 1e-4 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_batch1_opset17_parity(name, checkpoint, torch_model, tmp_path):
+    """The other export forms, for every architecture: pysot's static batch-1 graph (batch folded into channels,
+    group = N·C) converted to opset 17 (TensorRT 8.5 / JetPack 5), checked independently against PyTorch."""
+    from siamtrt.export.onnx import export_model
+
+    res = export_model(name, tmp_path / "b1-o17", checkpoint=checkpoint(name), batch="1", opset=17)
+    sm = onnx.load(str(res.search_path))
+    assert sm.opset_import[0].version == 17 and sm.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    assert read_onnx_metadata(res.search_path)["batch"] == "1"
+    _independent_parity(res.out_dir, torch_model(name), CONFIGS[name], batch=1, dynamic=False)
 
 
 def test_static_batch_export(model_dir):
@@ -76,3 +95,54 @@ def test_opset17_export_for_jetpack5(checkpoint, tmp_path):
                        opset=17)
     assert onnx.load(str(res.search_path)).opset_import[0].version == 17
     assert all(v["rel"] <= 1e-4 for v in res.parity.values())
+
+
+def test_failed_export_removes_the_out_dir_it_created(tmp_path):
+    """A failing export leaves no empty --out folder (and closes its progress bar first); a folder that existed
+    before is left alone."""
+    from tqdm import tqdm
+
+    from siamtrt.errors import CheckpointError
+    from siamtrt.export.onnx import export_model
+
+    bad = tmp_path / "stray.pth"
+    torch.save({"foo.weight": torch.zeros(3)}, bad)
+    out = tmp_path / "new"
+    with pytest.raises(CheckpointError):
+        export_model("siamrpn_alex_dwxcorr", out, checkpoint=bad, progress=True)
+    assert not out.exists()
+    assert not [b for b in tqdm._instances if not b.disable]  # the bar was closed before the error surfaced
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("x")
+    with pytest.raises(CheckpointError):
+        export_model("siamrpn_alex_dwxcorr", existing, checkpoint=bad)
+    assert (existing / "keep.txt").is_file()
+
+
+def test_third_party_chatter_is_silenced_unless_verbose():
+    import logging
+
+    from siamtrt.export.onnx import third_party_logs
+
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    chatter = logging.getLogger("torch.onnx._internal.exporter._registration")
+    folding = logging.getLogger("onnxscript.optimizer._constant_folding")
+    for lg in (chatter, folding):
+        lg.addHandler(Keep())
+    try:
+        with third_party_logs(verbose=False):
+            chatter.warning("torchvision is not installed. Skipping torchvision::nms")
+            folding.warning("Constant folding node Shape")
+        assert seen == []
+        with third_party_logs(verbose=True):
+            chatter.warning("torchvision is not installed. Skipping torchvision::nms")
+        assert seen == ["torchvision is not installed. Skipping torchvision::nms"]
+    finally:
+        for lg in (chatter, folding):
+            lg.handlers = [h for h in lg.handlers if not isinstance(h, Keep)]
