@@ -45,14 +45,29 @@ def main(argv=None) -> int:
         opts["cuda_graph"] = True
     try:
         boxes = [parse_bbox(b) for b in args.bbox]
+        weights = _weights(args.model)
+        if weights[1]:
+            print(weights[1], file=sys.stderr)  # once, before the progress bar
         run = track_video(args.model, args.video, boxes[0] if len(boxes) == 1 else boxes, out=args.out,
                           save_video=args.save_video, show=args.show, backend=args.backend,
                           max_frames=args.max_frames, progress=not args.no_progress, **opts)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(run.summary())
+    head, _, rest = run.summary().partition("\n")
+    print(f"{head} [weights: {weights[0]}{' — UNTRAINED' if weights[1] else ''}]\n{rest}")
     return 0
+
+
+def _weights(model: str):
+    """(weights line, untrained warning or "") from the model directory's search.onnx metadata."""
+    from siamtrt.metadata import read_onnx_metadata, untrained_warning, weights_line
+
+    path = Path(model) / "search.onnx"
+    if not path.is_file():  # an engine-only directory: the runtime reports what is missing
+        return "unknown", ""
+    meta = read_onnx_metadata(path)
+    return weights_line(meta), untrained_warning(meta)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,17 @@ def weights_line(meta: Dict[str, Any]) -> str:
     return f"{kind} (seed {seed}; {what})"
 
 
+def untrained_warning(meta: Dict[str, Any]) -> str:
+    """The one-line warning for random weights ("" for a checkpoint), as to_onnx.py and track.py print it."""
+    kind = weights_kind(meta)
+    if kind == "checkpoint":
+        return ""
+    what = ("template-matching stand-in: it follows the target loosely" if kind == "random-matching"
+            else "its boxes follow nothing (scores near 1.0 mean nothing)")
+    return (f"WARNING: {weights_line(meta)}: SEEDED RANDOM WEIGHTS, untrained — {what}. Fine for speed and "
+            "pipeline checks; export a trained checkpoint (--checkpoint model.pth) to track.")
+
+
 def build_metadata(cfg: ModelConfig, *, branch: str, template_outputs: List[str], checkpoint_sha256: str,
                    weights: str, precision: str = "fp32", xcorr: str = "conv", batch: str = "dynamic",
                    **extra: Any) -> Dict[str, Any]:

@@ -1,0 +1,42 @@
+"""What the weights are (siamtrt.metadata ``weights``): recorded by the exporter, read from old directories, and
+stated by the reports — here track.py, which warns once on random weights and says so in its summary line."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from siamtrt.errors import ModelDirError
+from siamtrt.metadata import untrained_warning, weights_kind, weights_line
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_weights_kind_new_and_old_directories():
+    assert weights_kind({"weights": "checkpoint", "checkpoint_sha256": "ab" * 32}) == "checkpoint"
+    # directories written before the key: "trained" meant "loaded from a file"
+    assert weights_kind({"trained": True, "checkpoint_sha256": "ab" * 32}) == "checkpoint"
+    assert weights_kind({"trained": False, "checkpoint_sha256": "random-seed-2"}) == "random-realistic"
+    assert weights_kind({"trained": False, "checkpoint_sha256": "random-seed-2-matching"}) == "random-matching"
+    with pytest.raises(ModelDirError, match="unknown weights kind"):
+        weights_kind({"weights": "trained"})
+    assert weights_line({"weights": "checkpoint", "checkpoint_sha256": "0123456789abcdef" * 4}).startswith(
+        "checkpoint (sha256 0123456789abcdef")
+    assert "seed 2" in weights_line({"weights": "random-realistic", "checkpoint_sha256": "random-seed-2"})
+    assert untrained_warning({"weights": "checkpoint", "checkpoint_sha256": "x"}) == ""
+
+
+def test_track_cli_warns_once_on_random_weights(tmp_path, bag_video):
+    sys.path.insert(0, str(REPO / "tests" / "runtime"))
+    from rt_tiny_models import make_tiny_model_dir
+
+    model = make_tiny_model_dir(tmp_path / "tiny")
+    r = subprocess.run([sys.executable, str(REPO / "runtime" / "track.py"), "--model", str(model), "--video",
+                        str(bag_video), "--bbox", "316,140,112,115", "--max-frames", "5", "--no-progress"],
+                       capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.count("SEEDED RANDOM WEIGHTS") == 1
+    first = r.stdout.splitlines()[0]
+    assert first.startswith("tracked 5 frames") and "[weights: random-realistic (seed 0" in first
+    assert "UNTRAINED" in first
