@@ -22,7 +22,8 @@ from siamtrt.benchmarks.variants import add_variant_arguments  # noqa: E402  (to
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
     add_variant_arguments(p)
     data = p.add_argument_group("sequences (default: ../shared/data/bag + one synthetic sequence)")
     data.add_argument("--sequence", nargs="+", default=[], metavar="PATH",

@@ -40,8 +40,13 @@ def _frames(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
     run = add_variant_arguments(p)
+    run.add_argument("--mode", nargs="+", metavar="MODE",
+                     help="time tracking modes side by side instead (short | longterm | distractor | "
+                          "longterm+distractor; short is always included as the ratio's base): per-mode frame time "
+                          "and ratio to short, long-term local and global frames apart. Uses the first --model")
     run.add_argument("--interleave", action="store_true",
                      help="alternate the variants frame by frame instead of running them one after the other "
                           "(evens out drifting load; different runtimes' thread pools then interfere)")
@@ -61,6 +66,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _modes(args, kw) -> int:
+    """--mode: per-mode frame time of one model directory (siamtrt.benchmarks.fps_modes)."""
+    from siamtrt.benchmarks import fps, fps_modes
+    from siamtrt.benchmarks.variants import ensure_exported
+    from siamtrt.config import DEFAULT_CONFIG
+    from siamtrt.errors import SiamtrtError
+
+    try:
+        model = args.model[0] if args.model else ensure_exported(args.config or DEFAULT_CONFIG, args.checkpoint,
+                                                                 args.cache, progress=not args.quiet)
+        rep = fps_modes.run_mode_fps(model, args.mode, args.video or fps.default_video(),
+                                     kw.get("bbox", fps.DEFAULT_BOX), frames=kw.get("frames") or fps.DEFAULT_FRAMES,
+                                     warmup=kw.get("warmup", fps.DEFAULT_WARMUP), threads=args.threads,
+                                     backend=args.backend[0], progress=not args.quiet)
+    except SiamtrtError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(fps_modes.mode_table(rep))
+    if args.json:
+        import json
+
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rep, indent=1))
+        print(f"json: {args.json}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     import logging
@@ -78,6 +110,8 @@ def main(argv=None) -> int:
         kw["template_reps"] = args.template_reps
     if args.frames is not None:
         kw["frames"] = None if args.frames == "all" else args.frames
+    if args.mode:
+        return _modes(args, kw)
     try:
         report = fps.run_fps(models=args.model, config=args.config, checkpoint=args.checkpoint,
                              backends=args.backend, precisions=args.precision, video=args.video,

@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
     p.add_argument("out", help="sequence folder to write (its name is the sequence name)")
     p.add_argument("--background", help="background video (default: ../shared/data/bag.avi)")
     p.add_argument("--frames", type=int, default=60, help="number of frames (60)")

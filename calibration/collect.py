@@ -21,7 +21,8 @@ from siamtrt.errors import SiamtrtError  # noqa: E402
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     ap.add_argument("--model", required=True, help="fp32 model directory (from export/to_onnx.py)")
     ap.add_argument("--video", required=True, action="append",
                     help="video file, image folder or OTB sequence folder; repeatable")

@@ -27,7 +27,8 @@ from siamtrt.errors import CalibrationError, SiamtrtError  # noqa: E402
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     ap.add_argument("--model", required=True, help="fp32 model directory (from export/to_onnx.py)")
     ap.add_argument("--calib", help="calibration file from calibration/collect.py (required for int8; optional "
                                     "for fp16, where it finds overflow-prone nodes)")

@@ -21,7 +21,8 @@ from siamtrt.errors import SiamtrtError  # noqa: E402
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     ap.add_argument("--ref", required=True, help="fp32 model directory")
     ap.add_argument("--cand", required=True, action="append", help="fp16/int8 directory derived from --ref; repeatable")
     ap.add_argument("--video", required=True, help="video file, image folder or OTB sequence folder")

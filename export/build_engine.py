@@ -25,7 +25,8 @@ from siamtrt.errors import SiamtrtError  # noqa: E402  (no TensorRT/torch needed
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
     p.add_argument("--model", required=True, type=Path, help="model directory (template.onnx, search.onnx)")
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--fp32", dest="precision", action="store_const", const="fp32", help="FP32 engines")

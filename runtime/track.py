@@ -6,6 +6,8 @@
 
 Writes one line per frame, x,y,w,h,score (frame 0 is the given box with score 1). Repeat --bbox to track several
 targets in one batched inference per frame (each line then holds one x,y,w,h,score group per target).
+--mode longterm searches the whole frame (pysot's 831 search) while a target is lost; --mode distractor re-ranks
+proposals against the similar-looking objects seen so far (docs/runtime.md "Tracking modes").
 """
 
 import argparse
@@ -18,7 +20,8 @@ from siamtrt.errors import SiamtrtError  # noqa: E402
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     ap.add_argument("--model", required=True, help="exported model directory (template.onnx, search.onnx, ...)")
     ap.add_argument("--video", required=True, help="video file, image folder (OTB img/ layout ok) or camera index")
     ap.add_argument("--bbox", required=True, action="append", metavar="x,y,w,h",
@@ -27,6 +30,9 @@ def main(argv=None) -> int:
     ap.add_argument("--save-video", help="write a video with the boxes drawn (e.g. out.mp4)")
     ap.add_argument("--show", action="store_true", help="display the tracking (q or Esc stops)")
     ap.add_argument("--backend", default="auto", help="auto | onnxruntime | tensorrt (default auto)")
+    ap.add_argument("--mode", help="short | longterm | distractor | longterm+distractor (default: the model's, "
+                                   "short unless exported from a pysot _lt config; longterm needs an export with "
+                                   "--lost-instance-size)")
     ap.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: physical cores)")
     ap.add_argument("--providers", help="ONNX Runtime providers: auto | cpu | cuda | tensorrt (default auto)")
     ap.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay the search step as a CUDA graph")
@@ -50,7 +56,7 @@ def main(argv=None) -> int:
             print(weights[1], file=sys.stderr)  # once, before the progress bar
         run = track_video(args.model, args.video, boxes[0] if len(boxes) == 1 else boxes, out=args.out,
                           save_video=args.save_video, show=args.show, backend=args.backend,
-                          max_frames=args.max_frames, progress=not args.no_progress, **opts)
+                          max_frames=args.max_frames, progress=not args.no_progress, mode=args.mode, **opts)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

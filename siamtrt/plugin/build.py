@@ -245,7 +245,8 @@ def build_plugin(out_dir: Optional[Path] = None, *, archs: Optional[Sequence[int
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m siamtrt.plugin.build", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m siamtrt.plugin.build", description=__doc__.split("\n\n")[0],
+                                     allow_abbrev=False)
     parser.add_argument("--out", type=Path, default=None, help=f"output folder (default: {build_dir()})")
     parser.add_argument("--archs", default=None, help="comma-separated SM numbers, e.g. 72,87 (default: all this "
                                                       "nvcc supports of " + ",".join(map(str, WANTED_ARCHS)) + ")")

@@ -16,9 +16,10 @@ window, smoothing, clipping) is the short-term code path.
   ``distractor_max``) are distractors d_i. Their embeddings are the template branch's kernels of a template-size
   crop at each distractor (one batched template call per frame that found any); they are accumulated with
   per-frame decay ``1 − distractor_lr`` (the paper's β_t weights, α_i = 1). Because the correlation is linear in the
-  kernel, the paper's re-ranking f(z, p) − α̂·Σβα f(d, p)/Σβα is one search with the kernel
+  kernel, the paper's re-ranking f(z, p) − α̂·Σβα f(d, p)/Σβα is one search with the classification kernel
   K = (K_z − α̂·D̄) / (1 − α̂), D̄ the weighted mean distractor kernel (the division keeps a uniform response at
-  its level, so score thresholds keep their meaning). Same search cost as short mode.
+  its level, so score thresholds keep their meaning); the regression kernels stay the target's (the paper
+  re-ranks proposals, it does not move them). Same search cost as short mode.
 * ``longterm+distractor`` — both (the paper's long-term tracker).
 """
 
@@ -136,9 +137,10 @@ def find_distractors(t: TrackConfig, score: np.ndarray, loc: np.ndarray, geo: Ge
                      center: np.ndarray, scale_z: np.ndarray) -> List[np.ndarray]:
     """Per target, the (M, 2) frame-pixel centres of this frame's distractors (M ≤ distractor_max).
 
-    Proposals = the anchors' decoded boxes with their un-penalised scores; greedy NMS (IoU > distractor_nms_iou
-    suppressed) seeded with the chosen target box, so the target and its overlapping proposals are not distractors;
-    the survivors above distractor_threshold, best first.
+    Proposals = the anchors' decoded boxes with their un-penalised scores; greedy NMS seeded with the chosen target
+    box (a proposal is suppressed by a kept one when their IoU exceeds distractor_nms_iou or its centre lies inside
+    the kept box), so the target and the proposals on it are not distractors; the survivors above
+    distractor_threshold, best first.
     """
     n, k = score.shape
     d = loc.reshape(n, 4, k)
@@ -165,7 +167,10 @@ def find_distractors(t: TrackConfig, score: np.ndarray, loc: np.ndarray, geo: Ge
                 kept.append(i)
                 if len(kept) == t.distractor_max:
                     break
-            alive[i + 1:] &= _iou(boxes[i], boxes[i + 1:]) <= t.distractor_nms_iou
+            rest = boxes[i + 1:]
+            inside = (np.abs(rest[:, 0] - boxes[i, 0]) <= boxes[i, 2] / 2) & \
+                (np.abs(rest[:, 1] - boxes[i, 1]) <= boxes[i, 3] / 2)
+            alive[i + 1:] &= (_iou(boxes[i], rest) <= t.distractor_nms_iou) & ~inside
         out.append(center[r] + boxes[kept, :2] / scale_z[r] if kept else np.zeros((0, 2)))
     return out
 
@@ -200,12 +205,16 @@ class DistractorMemory:
                 np.add.at(s, owner, kernels[k].astype(np.float64))
 
     def merged(self, base: Dict[str, np.ndarray], weight: float) -> Dict[str, np.ndarray]:
-        """(K_z − α̂·S/W)/(1 − α̂) for targets with W > 0; K_z unchanged (the same array) when no target has any."""
+        """(K_z − α̂·S/W)/(1 − α̂) on the classification kernels (names starting "cls": the similarity the paper
+        re-ranks by) for targets with W > 0; the regression kernels stay the target's. Returns ``base`` itself
+        (the same arrays) when no target has any distractor yet."""
         has = self.weight > 0
         if not has.any():
             return base
-        out = {}
+        out = dict(base)
         for k, kz in base.items():
+            if not k.startswith("cls"):
+                continue
             mean = self.sums[k][has] / self.weight[has].reshape((-1,) + (1,) * (kz.ndim - 1))
             arr = kz.copy()
             arr[has] = ((kz[has].astype(np.float64) - weight * mean) / (1.0 - weight)).astype(kz.dtype)

@@ -46,6 +46,7 @@ class TrackRun:
     model: str
     backend: str
     backend_reason: str
+    mode: str
     video: str
     frames: int
     targets: int
@@ -64,7 +65,7 @@ class TrackRun:
     def summary(self) -> str:
         stages = ", ".join(f"{k} {1000 * v / max(self.frames - 1, 1):.2f} ms" for k, v in self.stage_seconds.items())
         lines = [f"tracked {self.frames} frames x {self.targets} target(s) of {self.video} with {self.model} "
-                 f"[{self.backend}: {self.backend_reason}]",
+                 f"[{self.backend}: {self.backend_reason}; mode {self.mode}]",
                  f"FPS: {self.fps:.1f} (tracker time, init included), {self.frames / self.wall_seconds:.1f} wall-clock "
                  f"(decode, draw and write included)",
                  f"per frame: {stages}"]
@@ -88,7 +89,7 @@ def _draw(frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> np.ndarra
 def track_video(model: Union[str, Path], video: Union[str, int, Path], bbox: Union[Sequence[float], np.ndarray],
                 out: Optional[Union[str, Path]] = None, save_video: Optional[Union[str, Path]] = None,
                 show: bool = False, backend: str = "auto", max_frames: Optional[int] = None,
-                progress: bool = True, **backend_options: Any) -> TrackRun:
+                progress: bool = True, mode: Optional[str] = None, **backend_options: Any) -> TrackRun:
     """Track the box(es) through a video, camera or image folder.
 
     Args:
@@ -101,6 +102,8 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path], bbox: Uni
         backend (str): "auto", "onnxruntime" or "tensorrt". Defaults to "auto".
         max_frames (int): stop after this many frames. Defaults to None.
         progress (bool): tqdm progress bar. Defaults to True.
+        mode (str): tracking mode, "short" | "longterm" | "distractor" | "longterm+distractor". Defaults to None
+            (the model's default mode).
         **backend_options: e.g. threads=4.
 
     Raises:
@@ -108,7 +111,7 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path], bbox: Uni
     """
     if max_frames is not None and max_frames < 1:
         raise InputError(f"--max-frames must be at least 1, got {max_frames}")
-    tracker = Tracker.from_model_dir(model, backend=backend, **backend_options)
+    tracker = Tracker.from_model_dir(model, backend=backend, mode=mode, **backend_options)
     src = open_frames(video, max_frames=max_frames)
     writer = None
     out_f = None
@@ -198,6 +201,7 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path], bbox: Uni
             except cv2.error:
                 pass
     return TrackRun(model=str(model), backend=tracker.backend.name, backend_reason=tracker.backend_reason,
+                    mode=tracker.mode.name,
                     video=str(video), frames=len(all_boxes),
                     targets=n, tracker_seconds=t_track, wall_seconds=t_end - t_wall,
                     boxes=np.stack(all_boxes), scores=np.stack(all_scores), out=out, save_video=save_video,
