@@ -369,8 +369,7 @@ class _FakeContext:
     def get_tensor_shape(self, name):
         if name in self.engine.inputs:
             return self.shapes[name]
-        b = self.shapes[self.engine.inputs[0]][0]
-        return (b,) + self.engine.out_item[name]
+        return self.engine.output_shape(name, self.shapes)
 
     def set_tensor_address(self, name, ptr):
         self.addr[name] = int(ptr)
@@ -414,9 +413,10 @@ class _FakeEngine:
         shapes = side["profile"]["shapes"]
         fixed = side["profile"]["batch"].get("fixed")
         self.profile = {k: (tuple(v["min"]), tuple(v["opt"]), tuple(v["max"])) for k, v in shapes.items()}
-        self.decl = {k: tuple(side["io"][k]["shape"]) if not fixed else tuple(v["max"]) for k, v in shapes.items()}
-        if not fixed:
-            self.decl = {k: (-1,) + tuple(v[0][1:]) for k, v in self.profile.items()}
+        # declared shapes: -1 on every axis the profile leaves open (batch unless fixed; long-term spatial size)
+        self.decl = {k: tuple(-1 if (i == 0 and not fixed) or lo != hi else hi for i, (lo, hi) in
+                              enumerate(zip(v[0], v[2]))) for k, v in self.profile.items()}
+        self._out_shapes = {}
         feed = {k: np.zeros((1,) + tuple(self.profile[k][0][1:]), np.float32) for k in self.inputs}
         self.out_item = {k: v.shape[1:] for k, v in zip(self.outputs, self.sess.run(self.outputs, feed))}
         self.num_io_tensors = len(self.inputs) + len(self.outputs)
@@ -437,6 +437,14 @@ class _FakeEngine:
 
     def get_tensor_profile_shape(self, name, idx):
         return self.profile[name]
+
+    def output_shape(self, name, in_shapes):
+        """Output shape for the current input shapes (spatial sizes vary with the long-term search size)."""
+        key = tuple(sorted(in_shapes.items()))
+        if key not in self._out_shapes:
+            feed = {k: np.zeros(v, np.float32) for k, v in in_shapes.items()}
+            self._out_shapes[key] = {k: v.shape for k, v in zip(self.outputs, self.sess.run(self.outputs, feed))}
+        return self._out_shapes[key][name]
 
     def create_execution_context(self):
         return _FakeContext(self)
@@ -519,3 +527,54 @@ def test_tracker_on_a_simulated_device_matches_onnxruntime(engine_dir, simulated
             out[backend] = np.array([trk.track(f).boxes for f in frames[1:]])
     assert out["tensorrt"].shape == (5, 2, 4)
     np.testing.assert_allclose(out["tensorrt"], out["onnxruntime"], atol=1e-2)
+
+
+# ------------------------------------------------------------------------------ long-term mode (issue 10)
+@pytest.fixture(scope="module")
+def lt_engine_dir(trt_mod, tmp_path_factory):
+    """A tiny long-term directory (search 287 and 831) with FP32 engines: one profile covers both sizes."""
+    from rt_tiny_models import make_tiny_model_dir
+
+    from siamtrt.config import CONFIGS, with_longterm
+    from siamtrt.export.engine import build_engine
+
+    d = make_tiny_model_dir(tmp_path_factory.mktemp("trt_lt"), "siamrpn_alex_dwxcorr",
+                            cfg=with_longterm(CONFIGS["siamrpn_alex_dwxcorr"], 831))
+    build_engine(d, precision="fp32", max_batch=2, progress=False, trt=trt_mod)
+    return d
+
+
+def test_longterm_engine_profile_covers_the_lost_size(lt_engine_dir):
+    side = read_sidecar(lt_engine_dir / "search.engine")
+    search = side["profile"]["shapes"]["search"]
+    assert search["min"][2:] == [287, 287] and search["opt"][2:] == [287, 287] and search["max"][2:] == [831, 831]
+    assert side["metadata"]["instance_sizes"] == [287, 831]
+
+
+def test_longterm_tracker_on_a_simulated_device_matches_onnxruntime(lt_engine_dir, simulated, bag_frames):
+    """Long-term mode through the TensorRT backend: the same boxes and the same switches to 831 and back."""
+    import dataclasses
+
+    from siamtrt.runtime.tracker import Tracker
+
+    frames = list(bag_frames[:16])
+    for i in range(5, 9):
+        frames[i] = np.full_like(frames[i], 90)
+    boxes = np.array([[316, 140, 112, 115], [150, 100, 60, 60]], float)
+    probe = Tracker.from_model_dir(lt_engine_dir, backend="onnxruntime")
+    probe.init(frames[0], boxes)
+    scores = np.concatenate([probe.track(f).scores for f in frames[1:]])
+    info = dataclasses.replace(probe.info, track=dataclasses.replace(
+        probe.info.track, confidence_low=float(np.quantile(scores, 0.35)),
+        confidence_high=float(np.quantile(scores, 0.6))))
+    out, sizes = {}, {}
+    for backend in ("onnxruntime", "tensorrt"):
+        be = Tracker.from_model_dir(lt_engine_dir, backend=backend).backend
+        with Tracker(be, info, mode="longterm") as trk:
+            trk.init(frames[0], boxes)
+            res = [trk.track(f) for f in frames[1:]]
+            out[backend] = np.array([r.boxes for r in res])
+            sizes[backend] = np.array([r.instance_size for r in res])
+    np.testing.assert_array_equal(sizes["tensorrt"], sizes["onnxruntime"])
+    assert (sizes["onnxruntime"] == 831).any() and (sizes["onnxruntime"] == 287).sum() > 2
+    np.testing.assert_allclose(out["tensorrt"], out["onnxruntime"], atol=1e-3)
