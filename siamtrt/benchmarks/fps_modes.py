@@ -53,6 +53,7 @@ def run_mode_fps(model_dir: Union[str, Path], modes: Sequence[str], video: Union
         forced = Tracker(base.backend, base.info, mode="longterm")
         trackers["longterm (global)"] = forced
     rec: Dict[str, List[float]] = {k: [] for k in trackers}
+    found: Dict[str, List[int]] = {k: [] for k in trackers}
     local_lt: Dict[str, List[float]] = {m: [] for m in names if parse_mode(m).longterm}
     global_lt: Dict[str, List[float]] = {m: [] for m in names if parse_mode(m).longterm}
     bar = None
@@ -76,6 +77,7 @@ def run_mode_fps(model_dir: Union[str, Path], modes: Sequence[str], video: Union
                 dt = time.perf_counter() - t0
                 if done >= warmup:
                     rec[name].append(dt)
+                    found[name].append(int(r.distractors.sum()))
                     if name in local_lt:
                         lost_size = t.info.track.lost_instance_size
                         (global_lt if int(r.instance_size[0]) == lost_size else local_lt)[name].append(dt)
@@ -95,6 +97,9 @@ def run_mode_fps(model_dir: Union[str, Path], modes: Sequence[str], video: Union
     for k, v in rec.items():
         row = {"mode": k, "frames": len(v), "median_ms": med[k], "p90_ms": float(np.percentile(v, 90)) * 1000,
                "ratio_to_short": med[k] / short}
+        if parse_mode(k.split(" ")[0]).distractor:
+            row["frames_with_distractors"] = int(np.count_nonzero(found[k]))
+            row["distractors_per_frame"] = float(np.mean(found[k]))
         if k in local_lt:
             row["local_frames"] = len(local_lt[k])
             row["global_frames"] = len(global_lt[k])
@@ -116,13 +121,14 @@ def mode_table(rep: Dict[str, Any]) -> str:
     lines = [f"per-mode frame time: {rep['arch']} [{rep['weights']}] on {Path(rep['video']).name}, "
              f"{rep['backend']}, {rep['threads'] or 'default'} threads, {rep['frames']} frames ({rep['schedule']})",
              f"{'mode':<24}{'median ms':>10}{'p90 ms':>9}{'x short':>9}{'local x short':>15}{'global fr':>11}"
-             f"{'target':>8}"]
+             f"{'distr./fr':>10}{'target':>9}"]
     for r in rep["rows"]:
         local = f"{r['local_ratio_to_short']:.3f}" if "local_ratio_to_short" in r else "-"
         glob = str(r.get("global_frames", "-"))
         target = f"<= {r['target_ratio']:.2f}" if "target_ratio" in r else ""
+        dist = f"{r['distractors_per_frame']:.2f}" if "distractors_per_frame" in r else "-"
         lines.append(f"{r['mode']:<24}{r['median_ms']:>10.2f}{r['p90_ms']:>9.2f}{r['ratio_to_short']:>9.3f}"
-                     f"{local:>15}{glob:>11}{target:>8}")
+                     f"{local:>15}{glob:>11}{dist:>10}{target:>9}")
     return "\n".join(lines)
 
 

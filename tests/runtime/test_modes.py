@@ -268,3 +268,29 @@ def test_inconsistent_lt_yaml_is_refused_in_one_line(tmp_path):
     p.write_text(src.replace("INSTANCE_SIZE: 255", "INSTANCE_SIZE: 255\n    LOST_INSTANCE_SIZE: 255"))
     with pytest.raises(ConfigError, match="LOST_INSTANCE_SIZE 255 must exceed"):
         get_config(p)
+
+
+@pytest.mark.parametrize("mode", ["distractor", "longterm+distractor"])
+def test_distractor_modes_multi_target_equal_single_trackers(mode, tiny_dir, bag_frames):
+    d = _lt_dir(tiny_dir)
+    frames = _frames(bag_frames)[:14]
+    probe = Tracker.from_model_dir(d, backend="onnxruntime", threads=1)
+    probe.init(frames[0], BOX)
+    scores = np.array([probe.track(f).score for f in frames[1:]])
+    info = _with_constants(probe, confidence_low=float(np.quantile(scores, 0.35)),
+                           confidence_high=float(np.quantile(scores, 0.6)))
+    boxes = np.array([BOX, (100, 60, 80, 50)], float)
+    multi = Tracker(probe.backend, info, mode=mode)
+    multi.init(frames[0], boxes)
+    singles = [Tracker(probe.backend, info, mode=mode) for _ in boxes]
+    for t, b in zip(singles, boxes):
+        t.init(frames[0], b)
+    learnt = 0
+    for f in frames[1:]:
+        r = multi.track(f)
+        for n, t in enumerate(singles):
+            r1 = t.track(f)
+            np.testing.assert_allclose(r.boxes[n], r1.bbox, atol=1e-3)
+            assert r.distractors[n] == r1.distractors[0] and r.lost[n] == r1.lost[0]
+        learnt += int(r.distractors.sum())
+    assert learnt > 0 and r.mode == mode
