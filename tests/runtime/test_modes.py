@@ -159,15 +159,17 @@ def test_longterm_follows_pysot_lt_transcription_through_switches(config, kw, ti
     assert back, f"never left the lost state: {sizes}"
 
 
-def test_longterm_multi_target_equals_single_trackers(tiny_dir, bag_frames):
-    d = _lt_dir(tiny_dir)
+@pytest.mark.parametrize("config", ["siamrpn_alex_dwxcorr", "SiamRPNBIG"])
+def test_longterm_multi_target_equals_single_trackers(config, tiny_dir, bag_frames):
+    """pysot and DaSiamRPN flavours; SiamRPNBIG mixes its adaptive 271 / 287 local sizes with the 831 lost size."""
+    d = _lt_dir(tiny_dir, config)
     frames = _frames(bag_frames)
     probe = Tracker.from_model_dir(d, backend="onnxruntime", threads=1)
     probe.init(frames[0], BOX)
     scores = np.array([probe.track(f).score for f in frames[1:]])
     info = _with_constants(probe, confidence_low=float(np.quantile(scores, 0.35)),
                            confidence_high=float(np.quantile(scores, 0.6)))
-    boxes = np.array([BOX, (100, 60, 80, 50), (400, 250, 60, 90)], float)
+    boxes = np.array([BOX, (100, 60, 80, 50), (400, 250, 60, 90), (150, 300, 14, 12)], float)
     multi = Tracker(probe.backend, info, mode="longterm")
     multi.init(frames[0], boxes)
     singles = [Tracker(probe.backend, info, mode="longterm") for _ in boxes]
@@ -294,3 +296,14 @@ def test_distractor_modes_multi_target_equal_single_trackers(mode, tiny_dir, bag
             assert r.distractors[n] == r1.distractors[0] and r.lost[n] == r1.lost[0]
         learnt += int(r.distractors.sum())
     assert learnt > 0 and r.mode == mode
+
+
+def test_pysot_lt_yaml_selects_longterm_with_its_constants():
+    from siamtrt.config import get_config
+
+    cfg = get_config(Path(__file__).parents[1] / "data" / "pysot_configs" / "siamrpn_r50_l234_dwxcorr_lt" / "config.yaml")
+    t = cfg.track
+    assert (t.mode, t.lost_instance_size, t.confidence_low, t.confidence_high) == ("longterm", 831, 0.8, 0.998)
+    assert (t.window_influence, t.lr, t.penalty_k) == (0.28, 0.22, 0.05)
+    assert t.instance_sizes == (255, 831) and t.score_size(8, 831) == 97
+    assert cfg.adjust_args["out_channels"] == [128, 256, 512]
