@@ -51,7 +51,8 @@ def main(argv=None) -> int:
             constants[key] = ast.literal_eval(value)
         rep = modes.run_modes(args.model, background, kinds=args.scenarios,
                               modes=args.modes, seeds=range(args.seeds), frames=args.frames, constants=constants,
-                              progress=not args.quiet, threads=args.threads)
+                              progress=not args.quiet, threads=args.threads,
+                              partial=Path(args.out) / "modes.partial.json")
         jpath, ppath = modes.write_report(rep, args.out)
     except (SiamtrtError, ValueError, SyntaxError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)

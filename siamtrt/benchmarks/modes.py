@@ -198,7 +198,7 @@ def success_rate(r: Rendered, boxes: np.ndarray) -> float:
 def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: Sequence[str] = SCENARIOS,
               modes: Sequence[str] = ("short", "longterm", "distractor", "longterm+distractor"),
               seeds: Sequence[int] = range(10), frames: int = 80, constants: Optional[Dict[str, float]] = None,
-              progress: bool = True, threads: int = 1) -> Dict:
+              progress: bool = True, threads: int = 1, partial: Optional[Union[str, Path]] = None) -> Dict:
     """Success rate per (scenario, mode, seed) on one model directory.
 
     Args:
@@ -206,6 +206,8 @@ def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: 
         background: video whose frames are the backgrounds (``../shared/data/bag.avi``).
         constants (dict): TrackConfig overrides applied to every mode (e.g. confidence thresholds fitted to a
             stand-in's score range). Defaults to None.
+        partial (str | Path): rewrite this JSON with the rates so far after every sequence (long runs). Defaults to
+            None.
 
     Returns:
         dict: {"results": {kind: {mode: [rate per seed]}}, "weights": …, "constants": …, "scenario": …}.
@@ -232,6 +234,9 @@ def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: 
             res = track_scenario(trk, r)
             out[kind][m].append(success_rate(r, res["boxes"]))
             frame_ms[m].append(1000 * float(np.median(res["seconds"][1:])))
+        if partial is not None:
+            Path(partial).parent.mkdir(parents=True, exist_ok=True)
+            Path(partial).write_text(json.dumps({"done": [kind, int(seed)], "results": out}))
     bar.close()
     weights = weights_label(info.meta)
     return {"model": str(model_dir), "arch": info.meta.get("arch"), "weights": weights,
