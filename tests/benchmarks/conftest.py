@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from siamtrt.runtime.result import TrackResult
+
 ALEX = "siamrpn_alex_dwxcorr"
 
 
@@ -32,7 +34,7 @@ def alex_ckpt(checkpoint) -> Path:
 
 
 class OracleTracker:
-    """Stand-in tracker: returns the ground truth (plus optional Gaussian noise) of the sequence it was started on.
+    """Stand-in tracker (the runtime Tracker interface: track() returns a TrackResult): returns the ground truth (plus optional Gaussian noise) of the sequence it was started on.
 
     It recognises the sequence by its initial box, as a real tracker only ever sees frames and the init box.
     """
@@ -53,7 +55,7 @@ class OracleTracker:
     def track(self, frame):
         self.i += 1
         box = self.gt[self.i] + self.rng.normal(0, self.noise, 4) * np.r_[1, 1, 0.5, 0.5]
-        return box, 1.0
+        return TrackResult(boxes=box[None], scores=np.array([1.0]), single=True)
 
     def close(self):
         self.closed = True
@@ -66,7 +68,7 @@ class StuckTracker:
         self.box = np.asarray(bbox, float)
 
     def track(self, frame):
-        return self.box.copy(), 0.5
+        return TrackResult(boxes=self.box.copy()[None], scores=np.array([0.5]), single=True)
 
 
 @pytest.fixture
