@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import CalibrationError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
+from .graph import correlation_convs, downstream_tensors, name_nodes
 from .ranges import Ranges, collect_statistics, compute_ranges
 
 LOG = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def cache_file_name(branch: str) -> str:
 
 
 def write_trt_caches(model_dir: Union[str, Path], calib, out_dir: Optional[Union[str, Path]] = None, *,
-                     method: str = "max", trt_version: Optional[str] = None, batch: int = 4) -> Dict[str, Path]:
+                     method: str = "max", head_method: str = "max", trt_version: Optional[str] = None,
+                     batch: int = 4) -> Dict[str, Path]:
     """Caches for both branches of an fp32 model directory (what a build step for implicit INT8 calls).
 
     Args:
@@ -57,6 +59,7 @@ def write_trt_caches(model_dir: Union[str, Path], calib, out_dir: Optional[Union
         calib (str | Path | CalibrationSet): calibration crops from calibration/collect.py.
         out_dir (str | Path): where to write ``<branch>.calib.cache``. Defaults to ``model_dir``.
         method (str): backbone/neck range method. Defaults to "max".
+        head_method (str): range method after the correlation. Defaults to "max".
         trt_version (str): TensorRT version of the build machine. Defaults to the installed one.
         batch (int): crops per calibration run. Defaults to 4.
 
@@ -74,10 +77,9 @@ def write_trt_caches(model_dir: Union[str, Path], calib, out_dir: Optional[Union
     kernels = cset.kernels_for(src)
     out = {}
     for branch in ("template", "search"):
-        feeds = cset.template_feeds(step) if branch == "template" else cset.search_feeds(kernels, step, alt=True)
-        total = cset.num_templates if branch == "template" else cset.num_search_feeds
+        feeds, total = cset.branch_feeds(branch, kernels, step)
         out[branch] = write_trt_cache(src.onnx(branch), feeds, out_dir / cache_file_name(branch), method=method,
-                                      trt_version=trt_version, total=total)
+                                      head_method=head_method, trt_version=trt_version, total=total)
     return out
 
 
@@ -151,8 +153,6 @@ def write_trt_cache(onnx_path: Union[str, Path], feeds: Iterable[Dict[str, np.nd
         total (int): number of samples (progress bar). Defaults to None.
     """
     import onnx
-
-    from .qdq import correlation_convs, downstream_tensors, name_nodes
 
     if trt_version is None:
         trt_version = installed_trt_version()

@@ -28,7 +28,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -114,6 +114,14 @@ class CalibrationSet:
         other = self.alt_set() if alt else None
         if other is not None:
             yield from other.search_feeds(kernels, batch)
+
+    def branch_feeds(self, branch: str, kernels: Optional[Dict[str, np.ndarray]], batch: int = 1
+                     ) -> Tuple[Iterator[Feed], int]:
+        """(feeds, crop count) of one branch, every search size included: what each calibrator of a model
+        directory iterates (INT8 Q/DQ, TensorRT caches, FP16 ranges)."""
+        if branch == "template":
+            return self.template_feeds(batch), self.num_templates
+        return self.search_feeds(kernels, batch, alt=True), self.num_search_feeds
 
     def alt_set(self) -> Optional["CalibrationSet"]:
         """The crops at the adaptive model's other search size as a set of their own (same templates and kernels),
@@ -376,31 +384,35 @@ def sources_from_args(videos: Sequence[str], bboxes: Optional[Sequence[str]] = N
                        boxes=Path(boxes[i]) if boxes else None) for i, v in enumerate(videos)]
 
 
-class _Recorder:
-    """Wraps the tracker's backend and keeps copies of the crops the tracker feeds it: the calibration crops are
-    the tracker's crops by construction (same crop code, context, scale and rounding), not a re-derivation."""
+class _CropLog:
+    """Observer of the trackers' backend calls (:meth:`Tracker.add_observer`): keeps copies of the crops and
+    kernels while ``want`` is set, so the calibration crops are the tracker's crops by construction (same crop
+    code, context, scale and rounding), not a re-derivation."""
 
-    def __init__(self, backend):
-        self._backend = backend
+    def __init__(self):
         self.want = False
-        self.search: Optional[np.ndarray] = None
+        self.search: List[np.ndarray] = []
         self.template: Optional[np.ndarray] = None
         self.kernels: Optional[Dict[str, np.ndarray]] = None
 
-    def run_template(self, z):
-        out = self._backend.run_template(z)
+    def on_search(self, ev) -> None:
         if self.want:
-            self.template = np.array(z)
-            self.kernels = {k: np.array(v, np.float32) for k, v in out.items()}
-        return out
+            self.search.append(np.array(ev.crop[0]))
 
-    def run_search(self, x, kernels):
-        if self.want:
-            self.search = np.array(x)
-        return self._backend.run_search(x, kernels)
+    def on_template(self, ev) -> None:
+        if self.want and getattr(ev, "purpose", None) != "distractor":  # distractor templates are not target crops
+            self.template = np.array(ev.crop[0])
+            self.kernels = {k: np.array(v[0], np.float32) for k, v in ev.kernels.items()}
 
-    def __getattr__(self, name):
-        return getattr(self._backend, name)
+    def attach(self, tracker, search: bool = True, template: bool = True) -> None:
+        if search:
+            tracker.add_observer(self.on_search, "search")
+        if template:
+            tracker.add_observer(self.on_template, "template")
+
+    def detach(self, tracker) -> None:
+        tracker.remove_observer(self.on_search)
+        tracker.remove_observer(self.on_template)
 
 
 @dataclass
@@ -444,133 +456,166 @@ class SourceCrops:
     pair_alt: List[int] = field(default_factory=list)
 
 
+@dataclass
+class _FramePlan:
+    """Which frames of a source give crops, and where the boxes come from."""
+
+    count: int
+    gt: Optional[np.ndarray]
+    gt_path: Optional[Path]
+    search_at: Set[int]
+    template_at: Set[int]
+    init_box: np.ndarray
+
+
+def _plan_frames(source: SourceSpec, frame_count: Optional[int], frame_wh, n_search: int,
+                 n_templates: int) -> _FramePlan:
+    """Search crops at ``n_search`` evenly spaced frames ≥ 1 (with a box file: those whose previous box exists),
+    templates at ``n_templates`` evenly spaced frames (frame 0 always)."""
+    from ..runtime.tracker import check_boxes
+
+    gt_path = source.resolve_boxes()
+    count = frame_count
+    gt = read_boxes(gt_path) if gt_path is not None else None
+    if gt is not None:
+        if count is not None and len(gt) < count:
+            raise InputError(f"box file {gt_path} has {len(gt)} boxes for {count} frames of {source.path}",
+                             fix="pass the matching ground-truth file, or --bbox for the tracker's trajectory")
+        count = min(count, len(gt)) if count is not None else len(gt)
+        if not np.all(np.isfinite(gt[0])):
+            raise InputError(f"box file {gt_path}: the first box is missing or empty", evidence=str(gt[0]))
+    if count is None or count < 2:
+        raise InputError(f"calibration source {source.path} has {count or 'an unknown number of'} frames",
+                         fix="use a video or image folder with at least 2 frames")
+    frame_ok = [True] * count if gt is None else [True] + [bool(np.all(np.isfinite(gt[t - 1])))
+                                                           for t in range(1, count)]
+    search_at = set(even_indices([t for t in range(1, count) if frame_ok[t]], n_search))
+    template_at = set(even_indices(list(range(count)), n_templates)) | {0}
+    if gt is not None:
+        template_at = {t for t in template_at if np.all(np.isfinite(gt[t]))}
+    init_box = np.asarray(gt[0] if gt is not None else source.bbox, np.float64)
+    check_boxes(init_box, frame_wh)
+    return _FramePlan(count, gt, gt_path, search_at, template_at, init_box)
+
+
+def _search_step(tracker, atracker, log: _CropLog, plan: _FramePlan, t: int, frame, prev, last_box,
+                 other_size: Optional[int]) -> Tuple[List[np.ndarray], np.ndarray, bool]:
+    """One frame ≥ 1: (search crops taken, the box of this frame, whether a box-file crop was skipped).
+
+    With a box file the tracker is re-initialised on the previous frame at its ground-truth box, so the crop is cut
+    around it as the tracker would; the other search size (adaptive models) takes the same step from the same box.
+    """
+    want, skipped = t in plan.search_at, False
+    start = last_box
+    if plan.gt is not None and want:
+        try:
+            tracker.init(prev, plan.gt[t - 1])
+        except InputError:  # that box lies outside the frame: no crop for this frame
+            want, skipped = False, True
+        start = plan.gt[t - 1]
+    log.search.clear()
+    if want and atracker is not None:
+        atracker.init(prev, start, instance_size=other_size)
+        log.want = True
+        atracker.track(frame)
+    box = None
+    if plan.gt is None or want:
+        log.want = want
+        box = tracker.track(frame).bbox
+    log.want = False
+    return list(log.search), (plan.gt[t] if plan.gt is not None else box), skipped
+
+
 def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int, progress: bool = True,
                    max_frames: Optional[int] = None) -> SourceCrops:
-    """Crops from one source with an (already built) FP32 tracker.
+    """Crops from one source with an (already built) FP32 tracker, read through its observer hook.
 
     Search crops are taken at ``n_search`` evenly spaced frames ≥ 1, template crops at ``n_templates`` evenly
     spaced frames (frame 0 always); a search crop is paired with the latest template taken before its frame. With an
     adaptive model (SiamRPNBIG) each sampled frame also gives the crop at the other search size, cut by a second
-    tracker forced to that size and put in the same state.
+    tracker at that size started from the same box on the previous frame.
     """
-    from ..runtime.tracker import Tracker, check_boxes
-    from ..runtime.video import open_frames
     from tqdm import tqdm
 
-    gt_path = source.resolve_boxes()
+    from ..runtime.tracker import Tracker
+    from ..runtime.video import open_frames
+
     src = open_frames(source.path, max_frames=max_frames)
+    ztracker = Tracker(tracker.backend, tracker.info)  # extra templates, same backend and geometry
+    sizes = tuple(tracker.info.track.local_instance_sizes)  # not the long-term lost size (831)
+    atracker = Tracker(tracker.backend, tracker.info) if len(sizes) > 1 else None  # the other search size
+    log = _CropLog()
+    log.attach(tracker)
+    log.attach(ztracker, search=False)
+    if atracker is not None:
+        log.attach(atracker, template=False)
+    instance_size = int(tracker.info.track.instance_size)
+    crops = SourceCrops([], [], [], {}, {})
+    t_frames: List[int] = []
+    s_frames: List[int] = []
+    alt_frames: List[int] = []
+    skipped = 0
+
+    def keep_template(t: int) -> None:
+        crops.templates.append(_to_uint8(log.template))
+        t_frames.append(t)
+        for k, v in log.kernels.items():
+            crops.kernels.setdefault(k, []).append(v)
+
+    bar = None
     try:
-        count = src.frame_count
-        gt = read_boxes(gt_path) if gt_path is not None else None
-        if gt is not None:
-            if count is not None and len(gt) < count:
-                raise InputError(f"box file {gt_path} has {len(gt)} boxes for {count} frames of {source.path}",
-                                 fix="pass the matching ground-truth file, or --bbox for the tracker's trajectory")
-            count = min(count, len(gt)) if count is not None else len(gt)
-            if not np.all(np.isfinite(gt[0])):
-                raise InputError(f"box file {gt_path}: the first box is missing or empty", evidence=str(gt[0]))
-        if count is None or count < 2:
-            raise InputError(f"calibration source {source.path} has {count or 'an unknown number of'} frames",
-                             fix="use a video or image folder with at least 2 frames")
-        frame_ok = [True] * count if gt is None else [True] + [bool(np.all(np.isfinite(gt[t - 1])))
-                                                               for t in range(1, count)]
-        search_at = set(even_indices([t for t in range(1, count) if frame_ok[t]], n_search))
-        template_at = set(even_indices(list(range(count)), n_templates)) | {0}
-        if gt is not None:
-            template_at = {t for t in template_at if np.all(np.isfinite(gt[t]))}
-        init_box = np.asarray(gt[0] if gt is not None else source.bbox, np.float64)
-        check_boxes(init_box, src.size)
-        rec = _Recorder(tracker.backend)
-        tracker.backend = rec
-        ztracker = Tracker(rec, tracker.info)  # re-initialisations for extra templates, same backend and geometry
-        sizes = tuple(tracker.info.track.instance_sizes)
-        atracker = Tracker(rec, tracker.info) if len(sizes) > 1 else None  # the other search size, same state
-        searches_alt: List[np.ndarray] = []
-        alt_frames: List[int] = []
-        templates: List[np.ndarray] = []
-        t_frames: List[int] = []
-        kernels: Dict[str, List[np.ndarray]] = {}
-        searches: List[np.ndarray] = []
-        s_frames: List[int] = []
-        skipped = 0
-        instance_size = int(tracker.info.track.instance_size)
-        prev = None
-
-        def keep_template(t: int) -> None:
-            templates.append(_to_uint8(rec.template[0]))
-            t_frames.append(t)
-            for k, v in rec.kernels.items():
-                kernels.setdefault(k, []).append(v[0])
-
-        bar = tqdm(total=count, desc=f"collect {Path(source.path).name}", unit="frame", disable=not progress,
+        plan = _plan_frames(source, src.frame_count, src.size, n_search, n_templates)
+        bar = tqdm(total=plan.count, desc=f"collect {Path(source.path).name}", unit="frame", disable=not progress,
                    leave=False)
+        prev, box, other = None, plan.init_box, None
         for t, frame in enumerate(src):
-            if t >= count:
+            if t >= plan.count:
                 break
             if t == 0:
-                rec.want = True
-                tracker.init(frame, init_box)
+                log.want = True
+                tracker.init(frame, plan.init_box)
+                log.want = False
                 keep_template(0)
-                box = init_box
                 if atracker is not None:
                     other = [z for z in sizes if z != int(tracker.instance[0])][0]
-                    rec.want = False
-                    atracker.init(frame, init_box, instance_size=other)
             else:
-                want = t in search_at
-                if gt is not None and want:
-                    # cut the search crop around the ground-truth box of the previous frame, as the tracker would
-                    try:
-                        ztracker.init(prev, gt[t - 1])
-                    except InputError:  # that box lies outside the frame: no crop for this frame
-                        skipped += 1
-                        want = False
-                    else:
-                        tracker.center, tracker.size = ztracker.center.copy(), ztracker.size.copy()
-                rec.want = want
-                crops = []
-                if want and atracker is not None:  # the same step at the other search size, from the same state
-                    atracker.center, atracker.size = tracker.center.copy(), tracker.size.copy()
-                    atracker.track(frame)
-                    crops.append(rec.search[0])
-                if gt is None or want:
-                    tracked = tracker.track(frame).bbox
-                    if want:
-                        crops.append(rec.search[0])
-                box = gt[t] if gt is not None else tracked
-                for crop in crops:
-                    if crop.shape[-1] == instance_size:
-                        searches.append(_to_uint8(crop))
-                        s_frames.append(t)
-                    else:
-                        searches_alt.append(_to_uint8(crop))
-                        alt_frames.append(t)
-                if t in template_at:
-                    rec.want = True
+                taken, box, miss = _search_step(tracker, atracker, log, plan, t, frame, prev, box, other)
+                skipped += miss
+                for crop in taken:
+                    main = crop.shape[-1] == instance_size
+                    (crops.searches if main else crops.searches_alt).append(_to_uint8(crop))
+                    (s_frames if main else alt_frames).append(t)
+                if t in plan.template_at:
+                    log.want = True
                     try:
                         ztracker.init(frame, box)
                     except InputError:  # the box left the frame: no template here
                         pass
                     else:
                         keep_template(t)
-                rec.want = False
+                    log.want = False
             prev = frame
             bar.update(1)
-        bar.close()
     finally:
+        if bar is not None:
+            bar.close()
         src.close()
-        if isinstance(tracker.backend, _Recorder):
-            tracker.backend = tracker.backend._backend
+        for tr in (tracker, ztracker, atracker):
+            if tr is not None:
+                log.detach(tr)
+
     def latest_template(frames: List[int]) -> List[int]:  # the latest template taken before each frame
         return [int(np.searchsorted(t_frames, f, side="left") - 1) for f in frames]
 
-    info = {"path": str(source.path), "frames": count, "boxes_from": str(gt_path) if gt_path else "tracker",
-            "init_bbox": [float(v) for v in init_box], "search_frames": s_frames, "template_frames": t_frames,
-            "search": len(searches), "templates": len(templates), "skipped": skipped}
+    crops.pair, crops.pair_alt = latest_template(s_frames), latest_template(alt_frames)
+    crops.info = {"path": str(source.path), "frames": plan.count,
+                  "boxes_from": str(plan.gt_path) if plan.gt_path else "tracker",
+                  "init_bbox": [float(v) for v in plan.init_box], "search_frames": s_frames,
+                  "template_frames": t_frames, "search": len(crops.searches), "templates": len(crops.templates),
+                  "skipped": skipped}
     if atracker is not None:
-        info.update({"search_alt": len(searches_alt), "search_alt_frames": alt_frames})
-    return SourceCrops(templates, searches, latest_template(s_frames), kernels, info, searches_alt,
-                       latest_template(alt_frames))
+        crops.info.update({"search_alt": len(crops.searches_alt), "search_alt_frames": alt_frames})
+    return crops
 
 
 def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Optional[Union[str, Path]] = None, *,

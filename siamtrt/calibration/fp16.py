@@ -38,7 +38,8 @@ import numpy as np
 from ..errors import CalibrationError
 from .data import CalibrationSet, load_calibration
 from .modeldir import derived_metadata, open_model_dir, save_branch
-from .qdq import BranchResult, QuantizeSummary, correlation_convs, name_nodes, stem_convs
+from .graph import correlation_convs, name_nodes, stem_convs
+from .qdq import BranchResult, QuantizeSummary
 
 LOG = logging.getLogger(__name__)
 
@@ -167,8 +168,7 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
     for branch, model in models.items():
         b0 = time.perf_counter()
         if cset is not None:
-            feeds = cset.template_feeds() if branch == "template" else cset.search_feeds(kernels, alt=True)
-            n = cset.num_templates if branch == "template" else cset.num_search_feeds
+            feeds, n = cset.branch_feeds(branch, kernels)
         else:  # no crops: the same guard on seeded noise crops (what build_engine.py --fp16 uses)
             probe = probe_feeds(src.onnx("template"), int(src.search_meta["exemplar_size"]),
                                 int(src.search_meta["instance_size"]), 1 if not src.dynamic_batch else 2)

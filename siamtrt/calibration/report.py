@@ -243,8 +243,8 @@ def _one_step_iou(ref: ModelDir, cands: Sequence[ModelDir], video, init_box, thr
     trackers = [Tracker.from_model_dir(md.path, backend="onnxruntime", **opts) for md in [ref] + list(cands)]
     out: Dict[str, List[float]] = {str(md.path): [1.0] for md in cands}
     src = open_frames(video, max_frames=max_frames)
+    bar = tqdm(total=src.frame_count, desc="one-step agreement", unit="frame", disable=not progress, leave=False)
     try:
-        bar = tqdm(total=src.frame_count, desc="one-step agreement", unit="frame", disable=not progress, leave=False)
         for t, frame in enumerate(src):
             if t == 0:
                 for tr in trackers:
@@ -256,8 +256,8 @@ def _one_step_iou(ref: ModelDir, cands: Sequence[ModelDir], video, init_box, thr
                 for md, b in zip(cands, boxes[1:]):
                     out[str(md.path)].append(float(iou(boxes[0], b)[0]))
             bar.update(1)
-        bar.close()
     finally:
+        bar.close()
         src.close()
         for tr in trackers:
             tr.close()
