@@ -8,22 +8,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from .many import track_many
+from .many import connect_ray, track_many
 
 
 def compare_workers(model: Union[str, Path], videos, bbox_file=None, counts: Sequence[int] = (1, 2),
                     address: Optional[str] = None, num_cpus: Optional[int] = None, max_frames: Optional[int] = None,
                     fmt: str = "csv", work_dir: Optional[Union[str, Path]] = None) -> Dict[str, Any]:
     """Run the same videos with each worker count; returns {"rows": [...], "ratio": fps(max) / fps(min)}."""
-    import ray
-
-    started = False
-    if not ray.is_initialized():
-        kw: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address is None and num_cpus is not None:
-            kw["num_cpus"] = num_cpus
-        ray.init(address=address, **kw)
-        started = True
+    ray, started = connect_ray(address, num_cpus)
     work = Path(work_dir or tempfile.mkdtemp(prefix="siamtrt-many-bench-"))
     rows: List[Dict[str, Any]] = []
     try:

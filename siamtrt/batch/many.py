@@ -388,6 +388,20 @@ def _import_ray():
     return ray
 
 
+def connect_ray(address: Optional[str] = None, num_cpus: Optional[int] = None):
+    """(ray, whether this call started it): joins ``address`` (a running cluster, "auto") or starts a local Ray
+    instance (``num_cpus`` CPUs) unless one is already initialised in this process; the caller shuts down only
+    what it started."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return ray, False
+    kw: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address is None and num_cpus is not None:
+        kw["num_cpus"] = num_cpus
+    ray.init(address=address, **kw)
+    return ray, True
+
+
 def track_many(model: Union[str, Path], videos: Union[str, Path, Sequence[Union[str, Path]]],
                out: Union[str, Path], bbox_file: Optional[Union[str, Path]] = None, address: Optional[str] = None,
                workers: Optional[int] = None, fmt: str = "csv", backend: str = "onnxruntime", threads: int = 1,
@@ -435,14 +449,7 @@ def track_many(model: Union[str, Path], videos: Union[str, Path, Sequence[Union[
             skipped.append(j.name)
         else:
             todo.append(j)
-    ray = _import_ray()
-    started_here = False
-    if not ray.is_initialized():
-        kw: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address is None and num_cpus is not None:
-            kw["num_cpus"] = num_cpus
-        ray.init(address=address, **kw)
-        started_here = True
+    ray, started_here = connect_ray(address, num_cpus)
     info = {"model": str(Path(model).resolve()), "format": fmt, "backend": backend, "started": time.time()}
     t0 = time.perf_counter()
     try:

@@ -264,6 +264,7 @@ def write_repository(model_dir: Union[str, Path], out: Union[str, Path], flavour
             shutil.copyfile(model_dir / onnx_name, vdir / "model.onnx")
             if flavour == "python":
                 shutil.copyfile(MODELS_DIR / "branch_model.py", vdir / "model.py")
+                shutil.copyfile(MODELS_DIR / "pb_io.py", vdir / "pb_io.py")
         cfg = branch_config(names[branch], flavour, ins, outs, mb, dynamic=branch == "search",
                             queue_delay_us=queue_delay_us, instances=instances, threads=threads)
         (mdir / "config.pbtxt").write_text(cfg)

@@ -14,33 +14,8 @@ import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
-_NUMPY2 = int(np.__version__.split(".")[0]) >= 2
-
-
-def input_array(t):
-    """numpy view of a pb_utils.Tensor (through DLPack under numpy 2, where as_numpy() of older stubs misreads
-    the dtype and returns wrong values)."""
-    return np.from_dlpack(t) if _NUMPY2 else t.as_numpy()
-
-
-def _quiet_dlpack(hook=sys.unraisablehook):
-    """numpy 2's DLPack capsule destructor reports a renamed capsule after the stub took ownership; ignore that."""
-
-    def quiet(unraisable):
-        if isinstance(unraisable.exc_value, ValueError) and "PyCapsule_GetPointer" in str(unraisable.exc_value):
-            return
-        hook(unraisable)
-
-    return quiet
-
-
-def output_tensor(name, array):
-    """A pb_utils.Tensor from a numpy array. Stubs built with an older pybind11 misread numpy 2 dtypes (byte size 0),
-    so under numpy 2 the tensor goes through DLPack instead."""
-    array = np.ascontiguousarray(array)
-    if _NUMPY2:
-        return pb_utils.Tensor.from_dlpack(name, array)
-    return pb_utils.Tensor(name, array)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # pb_io.py is copied beside this file
+from pb_io import input_array, pb_tensor, quiet_dlpack_capsules  # noqa: E402
 
 
 class TritonPythonModel:
@@ -56,8 +31,7 @@ class TritonPythonModel:
         self.inputs = [i["name"] for i in cfg["input"]]
         self.outputs = [o["name"] for o in cfg["output"]]
         self.batched = int(cfg.get("max_batch_size", 0)) > 0
-        if _NUMPY2:
-            sys.unraisablehook = _quiet_dlpack()
+        quiet_dlpack_capsules()
 
     def execute(self, requests):
         feeds = [{n: input_array(pb_utils.get_input_tensor_by_name(r, n)) for n in self.inputs} for r in requests]
@@ -78,5 +52,5 @@ class TritonPythonModel:
                 n = feeds[i][self.inputs[0]].shape[0]
                 results[i] = [o[start:start + n] for o in outs]
                 start += n
-        return [pb_utils.InferenceResponse([output_tensor(n, a) for n, a in zip(self.outputs, res)])
+        return [pb_utils.InferenceResponse([pb_tensor(n, a) for n, a in zip(self.outputs, res)])
                 for res in results]

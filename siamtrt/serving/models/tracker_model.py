@@ -11,40 +11,13 @@ Needs siamtrt (and its runtime dependencies) in the server's Python.
 
 import json
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from siamtrt.serving.models.pb_io import input_array, pb_tensor, quiet_dlpack_capsules
 from siamtrt.serving.stateful import SequenceTrackers
-
-_NUMPY2 = int(np.__version__.split(".")[0]) >= 2
-
-
-def input_array(t):
-    """numpy view of a pb_utils.Tensor (through DLPack under numpy 2, where as_numpy() of older stubs misreads
-    the dtype and returns wrong values)."""
-    return np.from_dlpack(t) if _NUMPY2 else t.as_numpy()
-
-
-def _quiet_dlpack(hook=sys.unraisablehook):
-    """numpy 2's DLPack capsule destructor reports a renamed capsule after the stub took ownership; ignore that."""
-
-    def quiet(unraisable):
-        if isinstance(unraisable.exc_value, ValueError) and "PyCapsule_GetPointer" in str(unraisable.exc_value):
-            return
-        hook(unraisable)
-
-    return quiet
-
-
-def tensor(name, array):
-    """pb_utils.Tensor from numpy (through DLPack under numpy 2: older stubs misread numpy 2 dtypes)."""
-    array = np.ascontiguousarray(array)
-    if _NUMPY2:
-        return pb_utils.Tensor.from_dlpack(name, array)
-    return pb_utils.Tensor(name, array)
 
 
 class TritonPythonModel:
@@ -58,13 +31,12 @@ class TritonPythonModel:
         idle = int(cfg.get("sequence_batching", {}).get("max_sequence_idle_microseconds", 60000000)) / 1e6
         self.sequences = SequenceTrackers.from_repository_meta(meta, self._bls, here, idle_seconds=idle)
         self.pool = ThreadPoolExecutor(max(1, int(cfg.get("max_batch_size", 1))))
-        if _NUMPY2:
-            sys.unraisablehook = _quiet_dlpack()
+        quiet_dlpack_capsules()
 
     def _bls(self, branch, feed):
         names = self.outputs[branch]
         request = pb_utils.InferenceRequest(model_name=self.models[branch], requested_output_names=names,
-                                            inputs=[tensor(k, v) for k, v in feed.items()])
+                                            inputs=[pb_tensor(k, v) for k, v in feed.items()])
         response = request.exec()
         if response.has_error():
             raise RuntimeError(f"{self.models[branch]}: {response.error().message()}")
@@ -91,8 +63,8 @@ class TritonPythonModel:
             try:
                 bbox, score = job.result()
                 responses.append(pb_utils.InferenceResponse([
-                    tensor("bbox", np.asarray(bbox, np.float64).reshape(1, 4)),
-                    tensor("score", np.asarray([[score]], np.float64))]))
+                    pb_tensor("bbox", np.asarray(bbox, np.float64).reshape(1, 4)),
+                    pb_tensor("score", np.asarray([[score]], np.float64))]))
             except Exception as e:  # one stream's error answers that request; the others go on
                 responses.append(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(e))))
         return responses
