@@ -115,6 +115,7 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path], bbox: Uni
     src = open_frames(video, max_frames=max_frames)
     writer = None
     out_f = None
+    bar = None
     try:
         boxes0, _ = check_boxes(bbox, src.size)
         n = len(boxes0)
@@ -150,7 +151,6 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path], bbox: Uni
         stage: Dict[str, float] = {}
         t_track = 0.0
         frames = iter(src)
-        bar = None
         if progress:
             from tqdm import tqdm
 
@@ -187,9 +187,9 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path], bbox: Uni
                     if i % 10 == 9 and t_track > 0:
                         bar.set_postfix(fps=f"{(i + 1) / t_track:.1f}")
             t_end = time.perf_counter()
-        if bar is not None:
-            bar.close()
     finally:
+        if bar is not None:  # closed before any error line is printed (not drawn over the bar)
+            bar.close()
         src.close()
         if out_f is not None:
             out_f.close()

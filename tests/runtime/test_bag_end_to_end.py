@@ -1,10 +1,15 @@
-"""bag.avi end to end with realistic random-weight exported models (shared ``model_dir`` fixture)."""
+"""bag.avi end to end with realistic random-weight exported models (shared ``model_dir`` fixture): the whole
+video through ``track_video`` (the CLI's path), box by box against the independent transcription of the reference
+tracker (``test_tracker.RefTracker``: pysot SiamRPNTracker / DaSiamRPN SiamRPN_track written out with
+pad-the-whole-frame crops and per-anchor loops), plus the output file's format."""
 
 import numpy as np
 import pytest
 
 from siamtrt.runtime import Tracker
 from siamtrt.runtime.run import track_video
+from siamtrt.runtime.video import open_frames
+from test_tracker import RefTracker
 
 BOX = (316, 140, 112, 115)
 
@@ -24,10 +29,32 @@ def _check_run(run, out):
     np.testing.assert_allclose(vals[:, :4], boxes, atol=0.006)
 
 
+def _check_against_reference(model_dir, video, run):
+    """Every frame's box and score equal the transcription's, run on the same ONNX files and frames."""
+    ref = RefTracker(model_dir, Tracker.from_model_dir(model_dir, backend="onnxruntime", threads=1).info.meta)
+    src = open_frames(video)
+    try:
+        frames = iter(src)
+        ref.init(next(frames), BOX)
+        ref_boxes, ref_scores = [list(BOX)], [1.0]
+        for frame in frames:
+            b, s = ref.track(frame)
+            ref_boxes.append(b)
+            ref_scores.append(s)
+    finally:
+        src.close()
+    assert len(ref_boxes) == run.frames == 196
+    moved = np.abs(np.diff(np.asarray(ref_boxes)[:, :2], axis=0)).sum()
+    assert moved > 1.0, "the reference did not move: the comparison would be vacuous"
+    np.testing.assert_allclose(run.boxes[:, 0], np.asarray(ref_boxes), rtol=0, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(run.scores).reshape(196, -1)[1:, 0], ref_scores[1:], rtol=0, atol=1e-4)
+
+
 def test_bag_alex(model_dir, bag_video, tmp_path):
     d = model_dir("siamrpn_alex_dwxcorr")
     run = track_video(d, bag_video, BOX, out=tmp_path / "boxes.txt", backend="onnxruntime", progress=False)
     _check_run(run, tmp_path / "boxes.txt")
+    _check_against_reference(d, bag_video, run)
     assert run.backend == "onnxruntime" and run.fps > 0
 
 
@@ -37,6 +64,7 @@ def test_bag_other_families(name, model_dir, bag_video, tmp_path):
     run = track_video(model_dir(name), bag_video, BOX, out=tmp_path / "boxes.txt", backend="onnxruntime",
                       progress=False)
     _check_run(run, tmp_path / "boxes.txt")
+    _check_against_reference(model_dir(name), bag_video, run)
 
 
 def test_batched_equals_single_realistic(model_dir, bag_frames):
