@@ -2,7 +2,8 @@
 """Frames per second and per-stage latency of the tracker loop, per backend/precision, against the PyTorch reference.
 
 With no arguments: exports the default model (seeded random weights, once, into ./models), tracks
-../shared/data/bag.avi with ONNX Runtime and with the PyTorch reference, and prints the table.
+../shared/data/bag.avi with ONNX Runtime (60 frames) and with the PyTorch reference (10 frames; the speed ratio
+divides median frame times), prints the table and writes fps.json + fps.png into results/fps/<date-time>/.
 
   python benchmarks/fps.py
   python benchmarks/fps.py --model models/mine --backend onnxruntime tensorrt --targets 4 \\
@@ -57,11 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--targets", type=int, default=1, help="number of targets tracked together (default: 1)")
     data.add_argument("--frames", type=_frames, default=None, metavar="N|all",
                       help="timed frames after warm-up (default: 60; 'all' = the whole video)")
+    data.add_argument("--reference-frames", type=_frames, default=None, metavar="N|all",
+                      help="timed frames of the torch reference, the first of the same frames (default: 10; "
+                           "'all' = as many as --frames); the ratio divides median frame times")
     data.add_argument("--warmup", type=int, default=None, help="tracked but untimed frames (default: 3)")
     data.add_argument("--template-reps", type=int, default=None, help="re-inits timed for the template stage (5)")
     out = p.add_argument_group("output")
-    out.add_argument("--json", help="write the full report (all percentiles, machine info) to this JSON file")
-    out.add_argument("--plot", help="write a per-stage latency bar chart (PNG)")
+    out.add_argument("--json", help="write the full report (all percentiles, machine info) to this JSON file "
+                                    "(default: <results>/<date-time>/fps.json)")
+    out.add_argument("--plot", help="write a per-stage latency bar chart (PNG) (default: <results>/<date-time>/fps.png)")
+    out.add_argument("--results", default="results/fps",
+                     help="folder for the default JSON and PNG, one <date-time> subfolder per run "
+                          "(default: results/fps)")
+    out.add_argument("--no-save", action="store_true", help="write no JSON/PNG unless --json/--plot ask for them")
     out.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -117,7 +126,10 @@ def main(argv=None) -> int:
                              backends=args.backend, precisions=args.precision, video=args.video,
                              targets=args.targets, threads=args.threads, reference=not args.no_reference,
                              schedule="interleaved" if args.interleave else "sequential", json_out=args.json,
-                             plot_out=args.plot, cache_root=args.cache, progress=not args.quiet, **kw)
+                             plot_out=args.plot, cache_root=args.cache, progress=not args.quiet,
+                             reference_frames=None if args.reference_frames == "all" else
+                             (args.reference_frames or fps.DEFAULT_REFERENCE_FRAMES),
+                             results_dir=None if args.no_save else args.results, **kw)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -17,8 +17,12 @@ How it is measured (style rule 13):
   timed frames / Σ e2e.
 * The template branch runs once per target (at init), so it is not a per-frame stage: it is timed over
   ``template_reps`` re-initialisations on the last frame after the loop (crop and template inference separately).
-* Speed ratios divide each variant's fps by the torch reference's fps measured in the same run on the same frames
-  with the same thread count. With several targets the reference runs one pysot-style tracker per target, one after
+* The torch reference is slow (about a second per frame on 2 busy cores), so by default it times fewer frames
+  (``reference_frames``, 10, the first of the same frames, after the same warm-up) and fewer template re-inits
+  (:data:`REFERENCE_TEMPLATE_REPS`). Every frame costs the same work (fixed crop sizes), so the speed ratio divides
+  *median* per-frame track times (``vs torch``): a median over 10 frames is robust, a sum over differently many frames
+  would not be. The FPS ratio is kept in the JSON (``speedup_vs_reference_fps``). Both run in the same run with the
+  same thread count. With several targets the reference runs one pysot-style tracker per target, one after
   the other (that is how pysot tracks N objects); the other backends run all targets as one batch.
 """
 
@@ -44,8 +48,11 @@ TOTALS = ("track", "e2e")
 INIT_STAGES = ("crop", "template")
 DEFAULT_BOX = (316.0, 140.0, 112.0, 115.0)  # hand-picked box on bag.avi frame 0 (shared/data/README.md)
 DEFAULT_FRAMES = 60
+DEFAULT_REFERENCE_FRAMES = 10
 DEFAULT_WARMUP = 3
 DEFAULT_TEMPLATE_REPS = 5
+REFERENCE_TEMPLATE_REPS = 2  # at most, for the torch reference (its template call alone is ~0.1-2 s)
+DEFAULT_RESULTS = Path("results") / "fps"
 
 
 def default_video() -> Path:
@@ -111,6 +118,12 @@ class VariantResult:
     def fps_with_decode(self) -> float:
         return float(self.frames / self.per_frame["e2e"].sum())
 
+    def speedup(self, reference: Optional["VariantResult"]) -> Optional[float]:
+        """Median per-frame track time of ``reference`` over this variant's (None without a reference)."""
+        if reference is None:
+            return None
+        return float(np.median(reference.per_frame["track"]) / np.median(self.per_frame["track"]))
+
     @property
     def unattributed_pct(self) -> float:
         """Share of the end-to-end time outside decode/crop/search/post (the stage-sum check)."""
@@ -129,9 +142,9 @@ class VariantResult:
             "stage_sum_check": {"e2e_mean_ms": stages["e2e"]["mean"], "stages_sum_mean_ms": stage_sum,
                                 "attributed_pct": 100.0 - self.unattributed_pct,
                                 "unattributed_pct": self.unattributed_pct},
-            "speedup_vs_reference": (self.fps / reference.fps) if reference else None,
-            "speedup_vs_reference_p50": (float(np.median(reference.per_frame["track"]) /
-                                               np.median(self.per_frame["track"])) if reference else None),
+            "speedup_vs_reference": self.speedup(reference),
+            "speedup_vs_reference_fps": (self.fps / reference.fps) if reference else None,
+            "reference_frames": reference.frames if reference else None,
             "speedup_vs_reference_with_decode": (self.fps_with_decode / reference.fps_with_decode)
             if reference else None,
             "reference": reference.variant.label if reference else None,
@@ -173,6 +186,7 @@ class FpsReport:
             "timing": ("perf_counter around decode and Tracker.track per frame; crop/search/post from "
                        "Tracker.last_timings; other = track - crop - search - post; e2e = decode + track; "
                        "fps = frames / sum(track); fps_with_decode = frames / sum(e2e); warm-up frames excluded"),
+            "weights_kinds": list(dict.fromkeys(r.variant.weights for r in self.results)),
             "variants": [r.to_dict(self.reference_for(r)) for r in self.results],
             "skipped": self.skipped, "notes": self.notes,
         }
@@ -186,16 +200,18 @@ class FpsReport:
         weights = "weights: " + "; ".join(dict.fromkeys(r.variant.weights_line for r in self.results))
         if not all(r.variant.trained for r in self.results):
             weights += " — SEEDED RANDOM WEIGHTS (speed only; boxes meaningless)"
+        counts = (str(r0.frames) if len({r.frames for r in self.results}) == 1 else
+                  " / ".join(f"{r.frames} ({r.variant.label})" for r in self.results))
         lines = [
             f"siamtrt fps — {archs} ({weights})",
-            f"video {self.video.name} {self.frame_size[0]}x{self.frame_size[1]}, {r0.frames} timed frames "
+            f"video {self.video.name} {self.frame_size[0]}x{self.frame_size[1]}, {counts} timed frames "
             f"(+{self.warmup} warm-up), {self.targets} target{'s' if self.targets > 1 else ''}, "
             f"{self.threads} thread{'s' if (self.threads or 0) > 1 else ''} for every backend, "
             f"variants {self.schedule}",
             f"machine: {sysinfo.describe(self.machine)}",
             "",
         ]
-        head = ["variant", "FPS", "FPS+dec", "vs torch", "(p50)", "e2e p50/p90/p99 ms", "decode", "crop", "search",
+        head = ["variant", "frames", "FPS", "FPS+dec", "vs torch", "e2e p50/p90/p99 ms", "decode", "crop", "search",
                 "post", "other", "template"]
         rows = []
         for r in self.results:
@@ -203,16 +219,15 @@ class FpsReport:
             lat = {k: stats_ms(r.per_frame[k]) for k in FRAME_STAGES + TOTALS}
             tmpl = stats_ms(r.init["template"])["mean"] if len(r.init["template"]) else float("nan")
             label = r.variant.label + (" (ref)" if r.variant.is_reference else "")
-            rows.append([label, f"{r.fps:.1f}", f"{r.fps_with_decode:.1f}",
-                         f"{r.fps / ref.fps:.2f}x" if ref else "n/a",
-                         f"{np.median(ref.per_frame['track']) / np.median(r.per_frame['track']):.2f}x"
-                         if ref else "n/a",
+            rows.append([label, str(r.frames), f"{r.fps:.1f}", f"{r.fps_with_decode:.1f}",
+                         f"{r.speedup(ref):.2f}x" if ref else "n/a",
                          f"{lat['e2e']['p50']:.1f}/{lat['e2e']['p90']:.1f}/{lat['e2e']['p99']:.1f}"]
                         + [f"{lat[k]['mean']:.2f}" for k in FRAME_STAGES] + [f"{tmpl:.2f}"])
         lines += text_table(head, rows)
         lines.append("stage columns: mean ms per frame (decode, crop+preprocess, search inference, post-process, "
                      "unattributed); template: mean ms per init (once per target). FPS excludes decode, FPS+dec "
-                     "includes it; vs torch = FPS ratio, (p50) = ratio of median per-frame track times.")
+                     "includes it; vs torch = ratio of median per-frame track times (the reference times fewer frames: "
+                     "--reference-frames).")
         worst = max(r.unattributed_pct for r in self.results)
         lines.append(f"stage check: e2e = decode + crop + search + post + other per frame; the unattributed 'other' "
                      f"is at most {worst:.2f}% of the end-to-end time of any variant.")
@@ -242,6 +257,7 @@ class _Runner:
 
         self.variant = variant
         self.boxes = boxes
+        self.total = total
         t0 = time.perf_counter()
         # the reference tracks N targets pysot-style: one tracker per target, sharing one backend (the model)
         self.per_target = variant.is_reference and len(boxes) > 1
@@ -331,8 +347,10 @@ SCHEDULES = ("interleaved", "sequential")
 
 def measure(variants: Sequence[Variant], video: Path, boxes: np.ndarray, frames: int, warmup: int,
             threads: Optional[int], template_reps: int = DEFAULT_TEMPLATE_REPS, schedule: str = "sequential",
-            progress: bool = True, on_error=None) -> List[VariantResult]:
-    """Track ``warmup + frames`` frames after the init frame with every variant and time every stage.
+            progress: bool = True, on_error=None, reference_frames: Optional[int] = None) -> List[VariantResult]:
+    """Track ``warmup + frames`` frames after the init frame with every variant and time every stage (the torch
+    reference: ``warmup + reference_frames``, the first of the same frames, and at most
+    :data:`REFERENCE_TEMPLATE_REPS` template re-inits).
 
     ``sequential`` (default): one variant after the other, so nothing else runs between two frames of a variant —
     as in a deployment. ``interleaved``: each frame is decoded and tracked by every variant in turn, so load that
@@ -344,17 +362,25 @@ def measure(variants: Sequence[Variant], video: Path, boxes: np.ndarray, frames:
     Args:
         on_error (callable): ``on_error(variant, error)`` for BackendError/CheckpointError while building a
             variant; return True to skip that variant, False to re-raise. Defaults to None (re-raise).
+        reference_frames (int): timed frames of the torch reference (at most ``frames``). Defaults to None
+            (``frames``).
 
     Raises:
         SiamtrtError: from building trackers; InputError when the video is too short for the warm-up.
     """
     if schedule not in SCHEDULES:
         raise InputError(f"unknown schedule {schedule!r}", evidence=f"valid: {', '.join(SCHEDULES)}")
-    total = warmup + frames
+    ref_frames = frames if reference_frames is None else max(1, min(reference_frames, frames))
+
+    def total_of(v: Variant) -> int:
+        return warmup + (ref_frames if v.is_reference else frames)
+
+    def reps_of(v: Variant) -> int:
+        return min(template_reps, REFERENCE_TEMPLATE_REPS) if v.is_reference else template_reps
 
     def build(v: Variant) -> Optional[_Runner]:
         try:
-            return _Runner(v, video, boxes, total, threads)
+            return _Runner(v, video, boxes, total_of(v), threads)
         except (BackendError, CheckpointError) as e:
             if on_error is not None and on_error(v, e):
                 return None
@@ -374,19 +400,20 @@ def measure(variants: Sequence[Variant], video: Path, boxes: np.ndarray, frames:
             if r is None:
                 continue
             try:
-                for _ in bar(total, f"fps: {v.label}"):
+                for _ in bar(r.total, f"fps: {v.label}"):
                     if not r.step():
                         break
-                out.append(_finish(r, warmup, template_reps, schedule, video))
+                out.append(_finish(r, warmup, reps_of(v), schedule, video))
             finally:
                 r.close()
         return out
     runners = [r for r in (build(v) for v in variants) if r is not None]
     try:
-        for _ in bar(total, "fps: " + ", ".join(r.variant.label for r in runners)):
-            if not all([r.step() for r in runners]):
+        for i in bar(max((r.total for r in runners), default=0),
+                     "fps: " + ", ".join(r.variant.label for r in runners)):
+            if not all([r.step() for r in runners if i < r.total]):
                 break
-        out = [_finish(r, warmup, template_reps, schedule, video) for r in runners]
+        out = [_finish(r, warmup, reps_of(r.variant), schedule, video) for r in runners]
     finally:
         for r in runners:
             r.close()
@@ -408,7 +435,8 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
             template_reps: int = DEFAULT_TEMPLATE_REPS, schedule: str = "sequential",
             json_out: Optional[Union[str, Path]] = None,
             plot_out: Optional[Union[str, Path]] = None, cache_root: Union[str, Path] = DEFAULT_CACHE,
-            progress: bool = True) -> FpsReport:
+            progress: bool = True, reference_frames: Optional[int] = DEFAULT_REFERENCE_FRAMES,
+            results_dir: Optional[Union[str, Path]] = None) -> FpsReport:
     """Benchmark every requested variant (plus the torch reference) on the same frames.
 
     Args:
@@ -426,10 +454,14 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
         reference (bool): include the torch reference. Defaults to True.
         template_reps (int): re-initialisations timed for the template stage. Defaults to 5.
         schedule (str): "sequential" or "interleaved" (see :func:`measure`). Defaults to "sequential".
-        json_out (str | Path): write the JSON report here. Defaults to None.
-        plot_out (str | Path): write a PNG bar chart here. Defaults to None.
+        json_out (str | Path): write the JSON report here. Defaults to None (``results_dir``'s, if given).
+        plot_out (str | Path): write a PNG bar chart here. Defaults to None (``results_dir``'s, if given).
         cache_root (str | Path): where exported models are cached. Defaults to "models".
         progress (bool): tqdm bars. Defaults to True.
+        reference_frames (int): timed frames of the torch reference (see :func:`measure`); None = ``frames``.
+            Defaults to 10.
+        results_dir (str | Path): write ``fps.json`` and ``fps.png`` into ``<results_dir>/<date-time>/`` where
+            ``json_out`` / ``plot_out`` are not given (benchmarks/fps.py passes ``results/fps``). Defaults to None.
 
     Raises:
         SiamtrtError: bad arguments, unavailable backends, unreadable video/model.
@@ -476,22 +508,39 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
             return True
         return False
 
+    if reference_frames is not None and reference_frames < 1:
+        raise InputError(f"--reference-frames must be >= 1 (got {reference_frames})")
     results = measure(variants, video, boxes, frames, warmup, threads, template_reps, schedule, progress,
-                      on_error=skip_reference)
+                      on_error=skip_reference, reference_frames=reference_frames)
     report = FpsReport(results=results, video=video, frame_size=(fw, fh), targets=targets, warmup=warmup,
                        threads=threads, machine=machine, schedule=schedule, notes=notes, skipped=skipped)
+    if results_dir is not None and results and not (json_out and plot_out):
+        run = Path(results_dir) / time.strftime("%Y%m%d-%H%M%S")
+        json_out = json_out or run / "fps.json"
+        plot_out = plot_out or run / "fps.png"
     if json_out:
         report.json_path = dump_json(json_out, report.to_dict())
-    if plot_out:
-        from .plots import plot_fps
-
-        rows = [{"label": r.variant.label, "fps": r.fps,
-                 "stages_ms": {k: stats_ms(r.per_frame[k]) for k in FRAME_STAGES}} for r in results]
-        report.plot_path = plot_fps(rows, FRAME_STAGES, plot_out,
-                                    title=f"{results[0].variant.arch if results else ''} on {video.name}, "
-                                          f"{targets} target(s), {threads} threads\nweights: "
-                                          + "; ".join(dict.fromkeys(r.variant.weights_line for r in results)))
+    if plot_out and results:
+        report.plot_path = _plot(report, plot_out)
     return report
+
+
+def _plot(report: FpsReport, out: Union[str, Path]) -> Path:
+    """The per-stage bar chart; bars and title say the weights kind and the timed frames."""
+    from .plots import plot_fps
+
+    res = report.results
+    rows = []
+    for r in res:
+        ratio = r.speedup(report.reference_for(r))
+        rows.append({"label": f"{r.variant.label}\n{r.variant.weights}, {r.frames} frames", "fps": r.fps,
+                     "text": f"{r.fps:.1f} fps" + (f", {ratio:.2f}x (p50)" if ratio is not None else ""),
+                     "stages_ms": {k: stats_ms(r.per_frame[k]) for k in FRAME_STAGES}})
+    random = not all(r.variant.trained for r in res)
+    title = (f"{res[0].variant.arch} on {report.video.name}, {report.targets} target(s), {report.threads} threads\n"
+             f"weights: " + "; ".join(dict.fromkeys(r.variant.weights_line for r in res))
+             + ("\nSEEDED RANDOM WEIGHTS: speed only, boxes meaningless" if random else ""))
+    return plot_fps(rows, FRAME_STAGES, out, title=title)
 
 
 __all__ = ["FpsReport", "VariantResult", "run_fps", "measure", "stats_ms", "target_boxes", "default_video"]

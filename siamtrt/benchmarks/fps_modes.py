@@ -54,40 +54,43 @@ def run_mode_fps(model_dir: Union[str, Path], modes: Sequence[str], video: Union
         trackers["longterm (global)"] = forced
     rec: Dict[str, List[float]] = {k: [] for k in trackers}
     found: Dict[str, List[int]] = {k: [] for k in trackers}
-    local_lt: Dict[str, List[float]] = {m: [] for m in names if parse_mode(m).longterm}
-    global_lt: Dict[str, List[float]] = {m: [] for m in names if parse_mode(m).longterm}
+    # long-term trackers' frames split by the instance size they searched (the forced one's should all be global)
+    local_lt: Dict[str, List[float]] = {m: [] for m in trackers if parse_mode(m.split(" ")[0]).longterm}
+    global_lt: Dict[str, List[float]] = {m: [] for m in local_lt}
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=warmup + frames, desc="fps modes", unit="frame", leave=False)
-    with FrameSource(video, max_frames=warmup + frames + 1) as src:
-        it = iter(src)
-        first = next(it)
-        fh, fw = first.shape[:2]
-        for t in trackers.values():
-            t.init(first, np.asarray(bbox, np.float64))
-        done = 0
-        for frame in it:
-            for name, t in trackers.items():
-                if t is forced:  # keep it in the lost state: every frame is a global search
-                    t._next_search(np.ones(t.num_targets, bool), (fw, fh))
-                t0 = time.perf_counter()
-                r = t.track(frame)
-                dt = time.perf_counter() - t0
-                if done >= warmup:
-                    rec[name].append(dt)
-                    found[name].append(int(r.distractors.sum()))
-                    if name in local_lt:
-                        lost_size = t.info.track.lost_instance_size
-                        (global_lt if int(r.instance_size[0]) == lost_size else local_lt)[name].append(dt)
-            done += 1
-            if bar is not None:
-                bar.update(1)
-            if done >= warmup + frames:
-                break
-    if bar is not None:
-        bar.close()
+    try:
+        with FrameSource(video, max_frames=warmup + frames + 1) as src:
+            it = iter(src)
+            first = next(it)
+            fh, fw = first.shape[:2]
+            for t in trackers.values():
+                t.init(first, np.asarray(bbox, np.float64))
+            done = 0
+            for frame in it:
+                for name, t in trackers.items():
+                    if t is forced:  # keep it in the lost state: every frame is a global search
+                        t._next_search(np.ones(t.num_targets, bool), (fw, fh))
+                    t0 = time.perf_counter()
+                    r = t.track(frame)
+                    dt = time.perf_counter() - t0
+                    if done >= warmup:
+                        rec[name].append(dt)
+                        found[name].append(int(r.distractors.sum()))
+                        if name in local_lt:
+                            lost_size = t.info.track.lost_instance_size
+                            (global_lt if int(r.instance_size[0]) == lost_size else local_lt)[name].append(dt)
+                done += 1
+                if bar is not None:
+                    bar.update(1)
+                if done >= warmup + frames:
+                    break
+    finally:
+        if bar is not None:  # closed before any error line is printed
+            bar.close()
     base.backend.deactivate()
     if done <= warmup:
         raise InputError(f"{video} has too few frames for {warmup} warm-up frames", fix="lower --warmup")

@@ -53,7 +53,8 @@ def plot_fps(rows: Sequence[Dict], stages: Sequence[str], out_png: Union[str, Pa
     """Stacked per-stage mean latency per variant (ms/frame), FPS written above each bar.
 
     Args:
-        rows (Sequence[dict]): each with ``label``, ``stages_ms`` {stage: {"mean": ms}} and ``fps``.
+        rows (Sequence[dict]): each with ``label``, ``stages_ms`` {stage: {"mean": ms}} and ``fps`` (optional
+            ``text``: what to write above the bar instead of "<fps> fps").
         stages (Sequence[str]): stage keys to stack, in order.
     """
     plt = _pyplot()
@@ -65,8 +66,9 @@ def plot_fps(rows: Sequence[Dict], stages: Sequence[str], out_png: Union[str, Pa
         ax.bar(labels, vals, bottom=bottom, label=st)
         bottom = [b + v for b, v in zip(bottom, vals)]
     for i, r in enumerate(rows):
-        ax.text(i, bottom[i], f"{r['fps']:.1f} fps", ha="center", va="bottom", fontsize=9)
-    ax.set(ylabel="ms per frame (mean)", title=title or "Per-stage latency")
+        ax.text(i, bottom[i], r.get("text") or f"{r['fps']:.1f} fps", ha="center", va="bottom", fontsize=9)
+    ax.set(ylabel="ms per frame (mean)")
+    ax.set_title(title or "Per-stage latency", fontsize=9)
     ax.set_ylim(0, max(bottom + [1.0]) * 1.15)
     ax.legend(fontsize=8)
     plt.setp(ax.get_xticklabels(), rotation=15, ha="right")

@@ -46,8 +46,45 @@ def _import_torch():
     return torch
 
 
+def _seeded_random_model(cfg, seed: int, weights_cache: Optional[Tuple[Path, str]] = None):
+    """``realistic_random_model(cfg, seed)``, read from / written to ``weights_cache`` = (file, key) when given: the
+    file holds the state dict and the key of the export it belongs to (a different key rebuilds it)."""
+    import torch
+
+    from ..export.random_init import realistic_random_model
+
+    if weights_cache is not None:
+        path, key = weights_cache
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if saved.get("key") == key and saved.get("seed") == seed:
+                from ..export.models import build_model
+
+                model = build_model(cfg)
+                model.load_state_dict(saved["state_dict"])
+                return model.eval()
+        except (OSError, RuntimeError, KeyError, AttributeError, ValueError) as e:
+            LOG.debug("torch: no usable reference weights in %s (%s)", path, e)
+    torch.manual_seed(seed)
+    model = realistic_random_model(cfg, seed=seed).eval()
+    if weights_cache is not None:
+        save_reference_weights(weights_cache[0], weights_cache[1], seed, model)
+    return model
+
+
+def save_reference_weights(path: Path, key: str, seed: int, model: Any) -> None:
+    """Cache a seeded random model's state dict for the export with cache key ``key`` (a failure only warns: the
+    reference then rebuilds its weights next time)."""
+    import torch
+
+    try:
+        torch.save({"key": key, "seed": int(seed), "state_dict": model.state_dict()}, path)
+    except OSError as e:
+        LOG.warning("torch: could not cache the reference weights in %s (%s)", path, e)
+
+
 def build_reference_model(meta: Dict[str, Any], checkpoint: Optional[Union[str, Path]] = None,
-                          random_fallback: bool = False):
+                          random_fallback: bool = False, weights_cache: Optional[Tuple[Path, str]] = None):
     """The PyTorch model behind a model directory: its config from the metadata, weights from ``checkpoint`` or
     re-created from the recorded random seed.
 
@@ -56,6 +93,8 @@ def build_reference_model(meta: Dict[str, Any], checkpoint: Optional[Union[str, 
         checkpoint (str | Path): the trained weights. Defaults to None.
         random_fallback (bool): for a trained directory without ``checkpoint``, use seeded random weights of the
             same architecture (the speed is the same; the boxes are not). Defaults to False.
+        weights_cache (tuple): (file, key) where seeded random weights are cached for the export with that key
+            (the benchmarks' cached exports; see :func:`_seeded_random_model`). Defaults to None (rebuild).
 
     Returns:
         tuple: (model in eval mode, weights description: "checkpoint <sha8>", "random-seed-<n>" or
@@ -92,10 +131,7 @@ def build_reference_model(meta: Dict[str, Any], checkpoint: Optional[Union[str, 
         raise CheckpointError("the torch reference needs the trained checkpoint of this model directory",
                               evidence=f"metadata checkpoint_sha256 = {sha[:16]}… (trained weights)",
                               fix="pass --checkpoint model.pth (the file given to export/to_onnx.py)")
-    from ..export.random_init import realistic_random_model
-
-    torch.manual_seed(int(m.group(1)))
-    return realistic_random_model(cfg, seed=int(m.group(1))).eval(), f"random-seed-{m.group(1)}"
+    return _seeded_random_model(cfg, int(m.group(1)), weights_cache), f"random-seed-{m.group(1)}"
 
 
 class TorchBackend(Backend):
@@ -126,9 +162,10 @@ class TorchBackend(Backend):
 
     @classmethod
     def from_model_dir(cls, model_dir: Union[str, Path], meta: Dict[str, Any], checkpoint=None,
-                       random_fallback: bool = False, **options: Any) -> "TorchBackend":
+                       random_fallback: bool = False, weights_cache: Optional[Tuple[Path, str]] = None,
+                       **options: Any) -> "TorchBackend":
         """Rebuild the PyTorch model of ``model_dir`` (see :func:`build_reference_model`)."""
-        model, weights = build_reference_model(meta, checkpoint, random_fallback)
+        model, weights = build_reference_model(meta, checkpoint, random_fallback, weights_cache)
         be = cls(model, meta, **options)
         be.weights = weights
         return be

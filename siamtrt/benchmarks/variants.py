@@ -2,7 +2,10 @@
 
 Shared by ``fps`` and ``accuracy``. A model directory comes from ``--model DIR`` or is exported on demand from
 ``--config NAME [--checkpoint model.pth]`` into a cache folder (``models/<config>-random`` for seeded random weights,
-``models/<config>-<sha8>`` for a checkpoint). Precision is a property of a model directory (its metadata): FP16
+seed 0, ``models/<config>-random-seed<N>`` for other seeds, ``models/<config>-<sha8>`` for a checkpoint). Each cached
+export carries a stamp (:data:`CACHE_STAMP`) with its key: a hash of the config, seed, random-heads kind (or the
+checkpoint's sha256), the siamtrt version and the export code's source; a directory whose key differs is exported
+again. Precision is a property of a model directory (its metadata): FP16
 variants of a cached export are derived with ``siamtrt.calibration.fp16.convert_fp16``; INT8 needs calibration data,
 so it is taken from ``--model DIR`` of an int8 directory (``calibration/quantize.py``). Nothing is silently
 substituted: a requested combination that cannot be produced raises with the command that produces it.
@@ -93,8 +96,11 @@ class Variant:
             from .torch_backend import TorchBackend
 
             info = load_model_info(self.model_dir)
+            stamp = read_cache_stamp(self.model_dir)  # a cached export: its random weights are cached beside it
+            cache = (self.model_dir / REFERENCE_WEIGHTS, stamp["key"]) if stamp and stamp.get("key") else None
             be = TorchBackend.from_model_dir(self.model_dir, info.meta, checkpoint=self.checkpoint,
-                                             random_fallback=self.random_fallback, threads=threads, **self.options)
+                                             random_fallback=self.random_fallback, threads=threads,
+                                             weights_cache=cache, **self.options)
             return Tracker(be, info)
         opts = dict(self.options)
         if self.backend == "onnxruntime" and threads:
@@ -109,11 +115,58 @@ def read_dir_meta(model_dir: Union[str, Path]) -> Dict[str, Any]:
     return dict(load_model_info(model_dir).meta)
 
 
+#: file in a cached export naming what it was exported from (see :func:`cache_key`)
+CACHE_STAMP = "bench-cache.json"
+#: the torch reference's weights of a cached random-weight export (rebuilding them costs ~20 s on 2 cores)
+REFERENCE_WEIGHTS = "torch-reference.pt"
+
+
+def _export_code_hash() -> str:
+    """sha256 of the export package's sources (random weights and graphs change when they do)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1] / "export"
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(config: str, checkpoint: Optional[Union[str, Path]] = None, seed: int = 0,
+              random_heads: str = "realistic") -> Dict[str, Any]:
+    """What a cached export was made from: config (its full contents), checkpoint sha256 or seed and random-heads
+    kind, siamtrt version and export-code hash, plus ``key``, a sha256 over all of it."""
+    import hashlib
+    import json
+
+    from .. import __version__
+    from ..metadata import file_sha256
+
+    fields: Dict[str, Any] = {"config": get_config(config).to_dict(), "siamtrt": __version__,
+                              "export_code": _export_code_hash()}
+    if checkpoint is not None:
+        fields["checkpoint_sha256"] = file_sha256(checkpoint)
+    else:
+        fields.update(seed=int(seed), random_heads=random_heads)
+    fields["key"] = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+    return fields
+
+
+def read_cache_stamp(model_dir: Union[str, Path]) -> Optional[Dict[str, Any]]:
+    """The stamp of a cached export (None when absent or unreadable)."""
+    import json
+
+    try:
+        return json.loads((Path(model_dir) / CACHE_STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def cache_dir_for(config: str, checkpoint: Optional[Union[str, Path]], cache_root: Union[str, Path],
-                  precision: str = "fp32") -> Path:
+                  precision: str = "fp32", seed: int = 0) -> Path:
     name = get_config(config).name
     if checkpoint is None:
-        tag = "random"
+        tag = "random" if int(seed) == 0 else f"random-seed{int(seed)}"
     else:
         from ..metadata import file_sha256
 
@@ -131,18 +184,33 @@ def ensure_exported(config: str = DEFAULT_CONFIG, checkpoint: Optional[Union[str
     Raises:
         ConfigError / CheckpointError / ExportError: from the exporter.
     """
-    out = cache_dir_for(config, checkpoint, cache_root)
+    import json
+    import shutil
+
+    out = cache_dir_for(config, checkpoint, cache_root, seed=seed)
+    key = cache_key(config, checkpoint, seed)
     if (out / "template.onnx").is_file() and (out / "search.onnx").is_file():
+        stamp = read_cache_stamp(out)
         try:
             read_dir_meta(out)
-            return out
+            if stamp is not None and stamp.get("key") == key["key"]:
+                return out
+            LOG.warning("bench: cache %s was exported from %s; exporting again", out,
+                        "other settings or export code" if stamp else "an unknown source (no stamp)")
         except ModelDirError as e:  # a half-written or stale cache: export again
             LOG.warning("bench: cache %s is unusable (%s); exporting again", out, e.what)
+    if out.exists():
+        shutil.rmtree(out)  # a stale cache directory of the benchmarks, never a user's --model
     from ..export.onnx import export_model  # torch only when an export is needed
 
     LOG.warning("bench: exporting %s (%s) into %s — once; later runs reuse it", get_config(config).name,
                 f"checkpoint {checkpoint}" if checkpoint else f"SEEDED RANDOM WEIGHTS, seed {seed}", out)
-    export_model(config, out, checkpoint=checkpoint, seed=seed, progress=progress)
+    res = export_model(config, out, checkpoint=checkpoint, seed=seed, progress=progress)
+    if checkpoint is None and getattr(res, "model", None) is not None:
+        from .torch_backend import save_reference_weights  # the torch reference need not rebuild them (~20 s)
+
+        save_reference_weights(out / REFERENCE_WEIGHTS, key["key"], seed, res.model)
+    (out / CACHE_STAMP).write_text(json.dumps(key, indent=1, default=str))
     return out
 
 
@@ -155,17 +223,25 @@ def ensure_precision(fp32_dir: Path, precision: str) -> Path:
     if precision == "fp32":
         return fp32_dir
     out = fp32_dir.parent / f"{fp32_dir.name}-{precision}"
+    src_stamp = read_cache_stamp(fp32_dir)
     if (out / "search.onnx").is_file():
         try:
-            if read_dir_meta(out).get("precision") == precision:
+            if read_dir_meta(out).get("precision") == precision and read_cache_stamp(out) == src_stamp:
                 return out
         except ModelDirError:
             pass
     if precision == "fp16":
+        import json
+        import shutil
+
         from ..calibration.fp16 import convert_fp16
 
+        if out.exists():
+            shutil.rmtree(out)  # derived from an older export
         LOG.warning("bench: deriving an FP16 copy of %s into %s", fp32_dir, out)
         convert_fp16(fp32_dir, out)
+        if src_stamp is not None:  # derived from this export: re-derived when the export changes
+            (out / CACHE_STAMP).write_text(json.dumps(src_stamp, indent=1, default=str))
         return out
     raise ModelDirError(f"no {precision} model directory for {fp32_dir}",
                         evidence="INT8 needs calibration crops, which the benchmark does not collect on its own",

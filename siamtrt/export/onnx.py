@@ -54,6 +54,7 @@ class ExportResult:
     summary: List[Dict[str, Any]] = field(default_factory=list)
     weights: str = "checkpoint"
     seconds: float = 0.0
+    model: Optional[nn.Module] = field(default=None, repr=False, compare=False)  # the exported PyTorch model
 
     @property
     def trained(self) -> bool:
@@ -420,4 +421,4 @@ def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], ch
                         "params (M)": f"{params / 1e6:.2f}", "GMAC": f"{macs / 1e9:.2f}",
                         "size (MB)": f"{os.path.getsize(p) / 1e6:.1f}"})
     return ExportResult(out_dir=out_dir, template_path=tpath, search_path=spath, metadata=s_meta, parity=parity,
-                        summary=summary, weights=weights, seconds=time.perf_counter() - start)
+                        summary=summary, weights=weights, seconds=time.perf_counter() - start, model=model)

@@ -12,20 +12,74 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _saved_paths(stdout: str):
+    """The JSON and PNG paths the report's last lines print."""
+    found = dict(line.split(": ", 1) for line in stdout.splitlines() if line.startswith(("JSON: ", "plot: ")))
+    return Path(found["JSON"]), Path(found["plot"])
+
+
 @pytest.mark.slow
 def test_fps_no_arguments_fresh_cache(tmp_path):
-    """`python benchmarks/fps.py` with an empty cache: exports the default model (random weights) and runs it and
-    the torch reference (frames reduced from the default 60 to keep CI short)."""
-    out = tmp_path / "fps.json"
-    r = subprocess.run([sys.executable, "benchmarks/fps.py", "--cache", str(tmp_path / "models"), "--frames", "4",
-                        "--json", str(out), "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=900)
+    """`python benchmarks/fps.py` in a fresh folder (empty ./models): exports the default model (random weights),
+    runs it and the torch reference (frames reduced from the default 60 to keep CI short), and writes fps.json and
+    fps.png into ./results/fps/<date-time>/, printing both paths. A second run reuses the export and the reference's
+    cached weights."""
+    script = str(REPO / "benchmarks" / "fps.py")
+    cmd = [sys.executable, script, "--frames", "4", "--warmup", "1", "--template-reps", "1", "--quiet"]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "SEEDED RANDOM WEIGHTS" in r.stdout
-    d = json.loads(out.read_text())
+    assert "SEEDED RANDOM WEIGHTS" in r.stdout and "exporting" in r.stderr
+    js, png = _saved_paths(r.stdout)
+    assert js.parent.parent == Path("results") / "fps" and js.name == "fps.json" and png.parent == js.parent
+    d = json.loads((tmp_path / js).read_text())
+    assert (tmp_path / png).stat().st_size > 5_000
     assert [v["label"] for v in d["variants"]] == ["torch-fp32", "onnxruntime-fp32"]
-    assert all(v["arch"] == "siamrpn_mobilev2_l234_dwxcorr" and not v["trained"] for v in d["variants"])
-    assert d["variants"][0]["weights"] == "random-seed-0"
-    assert (tmp_path / "models" / "siamrpn_mobilev2_l234_dwxcorr-random" / "search.onnx").is_file()
+    assert all(v["arch"] == "siamrpn_mobilev2_l234_dwxcorr" and v["weights_kind"] == "random-realistic"
+               for v in d["variants"])
+    assert d["weights_kinds"] == ["random-realistic"] and d["variants"][0]["weights"] == "random-seed-0"
+    cached = tmp_path / "models" / "siamrpn_mobilev2_l234_dwxcorr-random"
+    ref_weights = cached / "torch-reference.pt"
+    assert (cached / "search.onnx").is_file() and (cached / "bench-cache.json").is_file() and ref_weights.is_file()
+    stamps = {f: f.stat().st_mtime_ns for f in (cached / "search.onnx", ref_weights)}
+    r2 = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert "exporting" not in r2.stderr and {f: f.stat().st_mtime_ns for f in stamps} == stamps  # reused
+    assert (tmp_path / _saved_paths(r2.stdout)[0]).is_file()
+
+
+def test_export_cache_is_keyed_by_what_it_was_made_from(tmp_path, alex_dir, monkeypatch):
+    """The cached export is reused only for the same config, seed and export code: another seed or config exports
+    into its own directory, and a directory whose stamp differs (or has none) is exported again."""
+    import shutil
+
+    import siamtrt.benchmarks.variants as variants
+    import siamtrt.export.onnx as onnx_export
+
+    calls = []
+
+    def fake_export(config, out, checkpoint=None, seed=0, **kw):
+        calls.append((config, Path(out).name, seed))
+        shutil.copytree(alex_dir, out, dirs_exist_ok=True)
+
+    monkeypatch.setattr(onnx_export, "export_model", fake_export)
+    alex, mob = "siamrpn_alex_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr"
+    first = variants.ensure_exported(alex, cache_root=tmp_path, progress=False)
+    assert variants.ensure_exported(alex, cache_root=tmp_path, progress=False) == first
+    assert calls == [(alex, "siamrpn_alex_dwxcorr-random", 0)]  # the second call reused it
+    seed1 = variants.ensure_exported(alex, cache_root=tmp_path, seed=1, progress=False)
+    assert seed1 != first and calls[-1] == (alex, "siamrpn_alex_dwxcorr-random-seed1", 1)
+    variants.ensure_exported(mob, cache_root=tmp_path, progress=False)
+    assert calls[-1][0] == mob and len(calls) == 3
+    k0 = variants.cache_key(alex)
+    assert k0["key"] != variants.cache_key(alex, seed=1)["key"] != variants.cache_key(mob)["key"]
+    # changed export code: the stamp no longer matches, so the directory is exported again
+    monkeypatch.setattr(variants, "_export_code_hash", lambda: "edited")
+    assert variants.cache_key(alex)["key"] != k0["key"]
+    variants.ensure_exported(alex, cache_root=tmp_path, progress=False)
+    assert len(calls) == 4 and calls[-1][1] == "siamrpn_alex_dwxcorr-random"
+    (first / variants.CACHE_STAMP).unlink()  # an export without a stamp (written before the stamps)
+    variants.ensure_exported(alex, cache_root=tmp_path, progress=False)
+    assert len(calls) == 5 and variants.read_cache_stamp(first)["key"] == variants.cache_key(alex)["key"]
 
 
 @pytest.mark.slow
@@ -36,6 +90,15 @@ def test_config_with_fp16_variant(tmp_path, bag_video):
                   template_reps=1, reference=False, cache_root=tmp_path, progress=False)
     assert [r.variant.label for r in rep.results] == ["onnxruntime-fp32", "onnxruntime-fp16"]
     assert (tmp_path / "siamrpn_alex_dwxcorr-random-fp16" / "search.onnx").is_file()
+    # the export left the torch reference's weights beside it: exactly the seeded weights it would rebuild
+    import torch
+
+    from siamtrt.export.random_init import realistic_random_model
+
+    saved = torch.load(tmp_path / "siamrpn_alex_dwxcorr-random" / "torch-reference.pt", weights_only=True)
+    rebuilt = realistic_random_model("siamrpn_alex_dwxcorr", seed=0).state_dict()
+    assert saved["state_dict"].keys() == rebuilt.keys()
+    assert all(torch.equal(saved["state_dict"][k], v) for k, v in rebuilt.items())
     # the second call reuses both cached directories (no export)
     rep2 = run_fps(config="siamrpn_alex_dwxcorr", precisions=["fp16"], video=bag_video, frames=2, warmup=0,
                    template_reps=0, reference=False, cache_root=tmp_path, progress=False)
@@ -54,8 +117,11 @@ def test_precision_variants_are_derived_once_and_cached(tmp_path, alex_dir, bag_
     from siamtrt.errors import ModelDirError
     from siamtrt.metadata import read_onnx_metadata, set_onnx_metadata
 
+    from siamtrt.benchmarks.variants import CACHE_STAMP, cache_key
+
     cached = tmp_path / "siamrpn_alex_dwxcorr-random"
     shutil.copytree(alex_dir, cached)  # stands in for the export a fresh machine would do
+    (cached / CACHE_STAMP).write_text(json.dumps(cache_key("siamrpn_alex_dwxcorr")))
     calls = []
 
     def fake_convert(src, out, *a, **k):
@@ -77,3 +143,30 @@ def test_precision_variants_are_derived_once_and_cached(tmp_path, alex_dir, bag_
     assert calls == ["siamrpn_alex_dwxcorr-random-fp16"]  # derived once, then reused
     with pytest.raises(ModelDirError, match="INT8 needs calibration"):
         run_fps(precisions=["int8"], **kw)
+
+
+def test_reference_weights_cache_is_keyed(tmp_path, monkeypatch):
+    """The torch reference's seeded weights are read from the cache only for the export key they were saved
+    with; another key (a re-export) rebuilds them."""
+    import torch
+
+    import siamtrt.export.random_init as random_init
+    from siamtrt.benchmarks.torch_backend import _seeded_random_model
+    from siamtrt.config import get_config
+    from siamtrt.export.models import build_model
+
+    built = []
+
+    def fake_realistic(cfg, seed=0, frames=None):  # stands in for the ~20 s BatchNorm recalibration
+        built.append(seed)
+        return build_model(cfg)
+
+    monkeypatch.setattr(random_init, "realistic_random_model", fake_realistic)
+    cfg = get_config("siamrpn_alex_dwxcorr")
+    cache = tmp_path / "torch-reference.pt"
+    first = _seeded_random_model(cfg, 0, (cache, "k1")).state_dict()
+    again = _seeded_random_model(cfg, 0, (cache, "k1")).state_dict()
+    assert built == [0] and all(torch.equal(first[k], again[k]) for k in first)  # read back, not rebuilt
+    _seeded_random_model(cfg, 0, (cache, "k2"))
+    _seeded_random_model(cfg, 1, (cache, "k2"))  # same key, other seed: rebuilt too
+    assert built == [0, 0, 1]

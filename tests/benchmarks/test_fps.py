@@ -49,7 +49,11 @@ def _check_report(d, n_frames, targets):
     assert len(ref) == 1 and ref[0]["speedup_vs_reference"] == pytest.approx(1.0)
     for v in d["variants"]:
         assert v["reference"] == "torch-fp32"
-        assert v["speedup_vs_reference"] == pytest.approx(v["fps"] / ref[0]["fps"])
+        # the ratio divides median per-frame track times; the FPS ratio is kept beside it
+        assert v["speedup_vs_reference"] == pytest.approx(ref[0]["latency_ms"]["track"]["p50"]
+                                                          / v["latency_ms"]["track"]["p50"])
+        assert v["speedup_vs_reference_fps"] == pytest.approx(v["fps"] / ref[0]["fps"])
+        assert v["reference_frames"] == ref[0]["frames"]
 
 
 def test_reduced_run_ort_and_torch(tmp_path, alex_dir, alex_ckpt, bag_video):
@@ -77,6 +81,65 @@ def test_reduced_multi_target(tmp_path, alex_dir, alex_ckpt, bag_video):
     assert len(rep.results[0].init["template"]) == 1
 
 
+@pytest.mark.parametrize("schedule", ["sequential", "interleaved"])
+def test_reference_times_fewer_frames(alex_dir, alex_ckpt, bag_video, schedule):
+    """The torch reference times only ``reference_frames`` (and at most REFERENCE_TEMPLATE_REPS template re-inits);
+    the other variants the full ``frames``; the ratio divides medians, and the table says both frame counts."""
+    from siamtrt.benchmarks.fps import REFERENCE_TEMPLATE_REPS
+
+    rep = run_fps(models=[alex_dir], checkpoint=alex_ckpt, video=bag_video, frames=5, warmup=1, template_reps=3,
+                  threads=2, reference_frames=2, schedule=schedule, progress=False)
+    ref, ort = rep.results
+    assert ref.variant.is_reference and (ref.frames, ort.frames) == (2, 5)
+    assert len(ref.init["template"]) == min(3, REFERENCE_TEMPLATE_REPS) and len(ort.init["template"]) == 3
+    d = rep.to_dict()["variants"][1]
+    assert d["reference_frames"] == 2
+    assert d["speedup_vs_reference"] == pytest.approx(np.median(ref.per_frame["track"])
+                                                      / np.median(ort.per_frame["track"]))
+    assert "2 (torch-fp32) / 5 (onnxruntime-fp32) timed frames" in rep.summary()
+
+
+def test_plot_and_json_say_the_weights(tmp_path, alex_dir, bag_video, monkeypatch):
+    """The plot's bars and title and the JSON name the weights kind (here a checkpoint export)."""
+    import siamtrt.benchmarks.plots as plots
+
+    seen = {}
+    real = plots.plot_fps
+
+    def spy(rows, stages, out, title=""):
+        seen.update(labels=[r["label"] for r in rows], title=title)
+        return real(rows, stages, out, title=title)
+
+    monkeypatch.setattr(plots, "plot_fps", spy)
+    rep = run_fps(models=[alex_dir], video=bag_video, frames=2, warmup=0, template_reps=0, reference=False,
+                  results_dir=tmp_path / "res", progress=False)
+    assert rep.json_path.parent == rep.plot_path.parent and rep.json_path.parent.parent == tmp_path / "res"
+    assert rep.plot_path.stat().st_size > 5_000
+    assert seen["labels"] == ["onnxruntime-fp32\ncheckpoint, 2 frames"] and "weights: checkpoint (sha256" in seen["title"]
+    assert "SEEDED RANDOM" not in seen["title"]
+    d = json.loads(rep.json_path.read_text())
+    assert d["weights_kinds"] == ["checkpoint"] and d["variants"][0]["weights_kind"] == "checkpoint"
+
+
+def test_cli_writes_results_by_default(tmp_path, alex_dir, bag_video):
+    """Without --json/--plot the CLI writes both into ./results/fps/<date-time>/ and prints the paths; --json
+    overrides one of them; --no-save writes nothing."""
+    script = str(REPO / "benchmarks" / "fps.py")
+    base = [script, "--model", str(alex_dir), "--video", str(bag_video), "--frames", "2", "--warmup", "0",
+            "--template-reps", "0", "--no-reference", "--quiet"]
+    r = _cli(*base, cwd_=tmp_path)
+    assert r.returncode == 0, r.stderr
+    paths = dict(line.split(": ", 1) for line in r.stdout.splitlines() if line.startswith(("JSON: ", "plot: ")))
+    js, png = Path(paths["JSON"]), Path(paths["plot"])
+    assert js.parent.parent == Path("results") / "fps" and (js.name, png.name) == ("fps.json", "fps.png")
+    assert (tmp_path / js).is_file() and (tmp_path / png).is_file() and js.parent == png.parent
+    r = _cli(*base, "--json", str(tmp_path / "mine.json"), "--results", str(tmp_path / "other"), cwd_=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "mine.json").is_file() and f"JSON: {tmp_path / 'mine.json'}" in r.stdout
+    assert list((tmp_path / "other").glob("*/fps.png")) and not list((tmp_path / "other").glob("*/fps.json"))
+    r = _cli(*base, "--no-save", "--results", str(tmp_path / "none"), cwd_=tmp_path)
+    assert r.returncode == 0 and not (tmp_path / "none").exists() and "JSON:" not in r.stdout
+
+
 def test_no_reference_and_bad_arguments(tmp_path, alex_dir, bag_video):
     rep = run_fps(models=[alex_dir], video=bag_video, frames=2, warmup=0, template_reps=0, reference=False,
                   schedule="interleaved", progress=False)
@@ -93,8 +156,8 @@ def test_no_reference_and_bad_arguments(tmp_path, alex_dir, bag_video):
         run_fps(models=[alex_dir], video=bag_video, precisions=["int8"])
 
 
-def _cli(*args, **kw):
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600, **kw)
+def _cli(*args, cwd_=REPO, **kw):
+    return subprocess.run([sys.executable, *args], cwd=cwd_, capture_output=True, text=True, timeout=600, **kw)
 
 
 def test_cli_reduced_run_and_errors(tmp_path, alex_dir, bag_video):
