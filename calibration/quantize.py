@@ -11,8 +11,10 @@
 INT8 uses onnxruntime.quantization (QDQ, per-channel int8 weights). --target onnxruntime (default) gives uint8
 asymmetric activations, the fast ONNX Runtime CPU flavour; --target tensorrt gives symmetric int8 with zero points
 of 0 and float bias, what TensorRT's explicit quantization accepts (export/build_engine.py --int8). The depthwise
-correlation, the last convolution of each output path, the stem and the convolutions nearest the input (a share
-of the MACs, --float-prefix) stay float. --trt-cache also writes <branch>.calib.cache for TensorRT's implicit INT8
+correlation, the last convolution of each output path and the stem stay float; then the float prefix (the
+convolutions nearest the input) grows, per model, until the INT8 pair keeps cls and loc cosine >= --min-cosine
+(default 0.98) against FP32 on calibration crops (--min-cosine 0: no search; --float-prefix / --exclude force more
+float). The chosen set and the fidelity reached are printed and written to the metadata. --trt-cache also writes <branch>.calib.cache for TensorRT's implicit INT8
 (TensorRT 8.x-10.x, JetPack 5/6), for the fp32 ONNX files of --model. FP16 uses onnxconverter-common with float32
 I/O. The output directory keeps the source metadata, with precision and the quantization details recorded.
 """
@@ -39,10 +41,16 @@ def main(argv=None) -> int:
                     help="int8 activation ranges of the backbone/neck (default max)")
     ap.add_argument("--head-method", choices=("max", "percentile", "entropy"),
                     help="int8 activation ranges after the correlation (default max)")
+    ap.add_argument("--min-cosine", type=float,
+                    help="int8: fidelity target: float prefix grows until the INT8 pair keeps cls and loc cosine "
+                         ">= this vs FP32 on calibration crops (default 0.98; 0 = no search)")
+    ap.add_argument("--fidelity-samples", type=int,
+                    help="int8: calibration search crops the fidelity is measured on (default 16)")
     ap.add_argument("--float-prefix", type=float,
-                    help="int8: share of search-branch conv MACs nearest the input kept in float (default 0.05)")
+                    help="int8: share of search-branch conv MACs nearest the input forced float (default 0; the "
+                         "former fixed recipe: 0.05 with --min-cosine 0)")
     ap.add_argument("--template-float-prefix", type=float,
-                    help="int8: the same for the template branch, which runs once per target (default 0.25)")
+                    help="int8: the same for the template branch (default 0; former fixed recipe 0.25)")
     ap.add_argument("--exclude", action="append", default=[], metavar="NODE",
                     help="keep this ONNX node in float (repeatable)")
     ap.add_argument("--trt-cache", action="store_true",
@@ -54,7 +62,8 @@ def main(argv=None) -> int:
     try:
         if args.precision == "fp16":
             int8_only = [f"--{k.replace('_', '-')}" for k in ("method", "head_method", "float_prefix",
-                                                              "template_float_prefix", "trt_version")
+                                                              "template_float_prefix", "trt_version", "min_cosine",
+                                                              "fidelity_samples")
                          if getattr(args, k) is not None] + (["--trt-cache"] if args.trt_cache else [])
             if int8_only:
                 raise CalibrationError(f"{', '.join(int8_only)} apply to --precision int8 only",
@@ -77,7 +86,9 @@ def main(argv=None) -> int:
             summary = quantize_int8(args.model, args.calib, args.out, target=args.target or "onnxruntime",
                                     method=args.method or "max", head_method=args.head_method or "max",
                                     float_prefix=prefix, exclude=args.exclude, trt_cache=args.trt_cache,
-                                    trt_version=args.trt_version)
+                                    trt_version=args.trt_version,
+                                    min_cosine=0.98 if args.min_cosine is None else args.min_cosine,
+                                    fidelity_samples=args.fidelity_samples or 16)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

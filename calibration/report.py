@@ -48,7 +48,26 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(rep)
+    for line in fidelity_lines(rep.data):
+        print(line)
     return 0
+
+
+def fidelity_lines(data) -> list:
+    """The float set and fidelity each INT8 candidate's quantizer chose (its metadata), one line per branch."""
+    out = []
+    for c in data["candidates"]:
+        fid = (c.get("quantization") or {}).get("fidelity")
+        if not fid:
+            continue
+        pair = fid["pair"]
+        out.append(f"{c['name']}: quantizer's float set for min cosine {fid['min_cosine']:.3f} "
+                   f"({'met' if fid['met'] else 'NOT met'} on {fid['subset_crops']} calibration crops: pair cls "
+                   f"{pair['cls']:.4f} loc {pair['loc']:.4f})")
+        for branch, b in fid["branches"].items():
+            out.append(f"  {branch:8s} {b['float_nodes']:3d} nodes float ({b['float_mac_share'] * 100:.1f} % of conv "
+                       f"MACs), prefix {b['prefix']}/{b['candidates']} convs" + (f"; {b['note']}" if b["note"] else ""))
+    return out
 
 
 if __name__ == "__main__":

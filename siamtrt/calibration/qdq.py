@@ -20,7 +20,15 @@ What stays in float (``excluded_nodes`` in the metadata lists it):
   "weights" change per target;
 * the tail — every node from the last convolution of each path to the ``cls``/``loc`` (or kernel) outputs;
 * the stem — the convolution(s) reading the 0..255 image (see :func:`stem_convs`);
-* the convolutions nearest the input, up to a share of the MACs (``float_prefix``, :func:`input_prefix_convs`).
+* the convolutions nearest the input, as many as the model in hand needs: :func:`quantize_int8` measures the
+  fidelity of the INT8 pair on calibration crops and grows this float prefix until ``min_cosine`` (default 0.98)
+  is met (:mod:`.sensitivity`; ranges are collected once by :class:`BranchQuantizer`, each candidate is one
+  ``quantize_static`` call with another ``nodes_to_exclude``). ``float_prefix`` (a share of the MACs,
+  :func:`input_prefix_convs`) forces a minimum prefix.
+
+The fixed recipe below (search 5 %, template 25 % of MACs float) was the default until issue 13 showed it fitted to
+one family of weights; it is still :data:`DEFAULT_FLOAT_PREFIX` for :func:`quantize_branch` and is
+``min_cosine=0, float_prefix=DEFAULT_FLOAT_PREFIX`` in :func:`quantize_int8`.
 
 Ranges are per tensor (see :mod:`.ranges`): observed min/max by default (``--method max``), percentile or entropy
 on request for the backbone/neck; everything after a correlation keeps ``max`` (the score peak is an outlier by
@@ -57,9 +65,11 @@ from ..errors import CalibrationError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT, file_sha256
 from .data import MIN_RECOMMENDED_SEARCH, CalibrationSet, load_calibration
 from .modeldir import derived_metadata, open_model_dir, save_branch
-from .graph import (correlation_convs, downstream_tensors, input_prefix_convs, name_nodes, named_model, stem_convs,
+from .graph import (conv_macs, correlation_convs, downstream_tensors, input_prefix_convs, name_nodes, named_model, stem_convs,
                     tail_nodes)
 from .ranges import METHODS, Ranges, collect_statistics, compute_ranges, save_ort_cache
+from .sensitivity import (DEFAULT_FIDELITY_SAMPLES, DEFAULT_MARGIN, DEFAULT_MIN_COSINE, FallbackResult,
+                          FidelityProbe, fidelity_subset, prefix_fallback, quantizable_convs, template_target)
 
 LOG = logging.getLogger(__name__)
 
@@ -138,13 +148,128 @@ class BranchResult:
     qdq_nodes: int
     seconds: float
     ranges: Optional[Ranges] = None
+    fallback: Optional[FallbackResult] = None   # what the per-model fidelity search chose (None: fixed set)
+    float_mac_share: Optional[float] = None      # share of the conv MACs (constant weights) left float
+
+
+class BranchQuantizer:
+    """One branch's statistics and ranges, collected once; :meth:`quantize` then re-quantizes with any float set.
+
+    What makes the per-model fallback (:mod:`.sensitivity`) cheap: each candidate float set is one
+    ``quantize_static`` call on the cached ranges (ORT's ``calibration_cache_path``), no new calibration pass.
+    Use as a context manager (it holds a temporary directory with the prepared model and the range cache).
+
+    Raises:
+        CalibrationError: unknown target/method, or a calibration failure (see :func:`quantize_branch`).
+    """
+
+    def __init__(self, src: Union[str, Path], feeds: Iterable[Dict[str, np.ndarray]], *,
+                 target: str = "onnxruntime", method: str = DEFAULT_METHOD, head_method: str = "max",
+                 total: Optional[int] = None, branch: str = "search", percentile: float = 99.99):
+        import onnx
+
+        if target not in TARGETS:
+            raise CalibrationError(f"unknown quantization target '{target}'", evidence=f"valid: {list(TARGETS)}",
+                                   fix="use --target onnxruntime (CPU) or --target tensorrt")
+        for m in (method, head_method):
+            if m not in METHODS:
+                raise CalibrationError(f"unknown calibration method '{m}'", evidence=f"valid: {METHODS}",
+                                       fix="use --method entropy, max or percentile")
+        t0 = time.perf_counter()
+        self.src, self.branch, self.target = Path(src), branch, target
+        self.flavour = TARGETS[target]
+        self.model = onnx.load(str(src))
+        name_nodes(self.model)
+        self.names = {n.name for n in self.model.graph.node}
+        self.corr = correlation_convs(self.model)
+        self.tail = tail_nodes(self.model)
+        self.stem = stem_convs(self.model)
+        head = downstream_tensors(self.model, self.corr)
+        fixed = {t: IMAGE_RANGE for t in (TEMPLATE_INPUT, SEARCH_INPUT)}
+        self._tmp = tempfile.TemporaryDirectory(prefix="siamtrt-qdq-")
+        tmp = Path(self._tmp.name)
+        self.prepared = tmp / "prepared.onnx"
+        onnx.save(self.model, str(self.prepared))
+        try:
+            self.stats = collect_statistics(self.prepared, feeds, op_types=OP_TYPES,
+                                            histograms=(method, head_method) != ("max", "max"), total=total,
+                                            progress=f"INT8 {branch}")
+        except BaseException:
+            self._tmp.cleanup()
+            raise
+        per_tensor = {t: (head_method if t in head else method) for t in self.stats.names}
+        self.ranges = compute_ranges(self.stats, per_tensor, percentile=percentile, fixed=fixed)
+        self.cache = save_ort_cache(self.ranges, tmp / "ranges.json")
+        self.seconds = time.perf_counter() - t0
+        self._count = 0
+
+    def __enter__(self) -> "BranchQuantizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def minimal(self) -> List[str]:
+        """The float set whose reasons hold for any weights: stem, correlations, tail."""
+        return list(dict.fromkeys(self.stem + self.corr + self.tail))
+
+    def check_names(self, nodes: Sequence[str]) -> None:
+        """Raises CalibrationError when ``nodes`` names nodes this model does not have."""
+        unknown = sorted(set(nodes) - self.names)
+        if unknown:
+            raise CalibrationError(f"--exclude names nodes that the {self.branch} model does not have: {unknown}",
+                                   evidence=f"{len(self.names)} nodes, e.g. {sorted(self.names)[:5]}",
+                                   fix="list node names with: python -c \"import onnx; print([n.name for n in "
+                                       f"onnx.load('{self.src}').graph.node])\"")
+
+    def quantize(self, excluded: Sequence[str]):
+        """The QDQ ModelProto with ``excluded`` nodes kept float (ranges from the cache).
+
+        Raises:
+            CalibrationError: the quantizer failed, or produced no Q/DQ node.
+        """
+        import onnx
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+
+        self.check_names(excluded)
+        self._count += 1
+        out = Path(self._tmp.name) / f"quant{self._count}.onnx"
+        act, wgt = self.flavour.quant_types()
+        try:
+            with _no_preprocess_nag():
+                quantize_static(str(self.prepared), str(out), None, quant_format=QuantFormat.QDQ,
+                                op_types_to_quantize=list(OP_TYPES), per_channel=True, reduce_range=False,
+                                activation_type=act, weight_type=wgt, nodes_to_exclude=list(excluded),
+                                calibrate_method=CalibrationMethod.MinMax, extra_options=dict(self.flavour.extra_options),
+                                calibration_cache_path=str(self.cache))
+        except Exception as e:  # the quantizer raises ValueError/RuntimeError/onnx errors
+            raise CalibrationError(f"onnxruntime.quantization failed on the {self.branch} model",
+                                   evidence=f"{type(e).__name__}: {str(e)[:400]}",
+                                   fix="try another --method, or --exclude the node it names") from None
+        qmodel = onnx.load(str(out))
+        out.unlink()
+        if not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in qmodel.graph.node):
+            raise CalibrationError(f"the quantized {self.branch} model contains no QuantizeLinear/DequantizeLinear "
+                                   "nodes", evidence=f"excluded {len(set(excluded))} of {len(self.names)} nodes",
+                                   fix="exclude fewer nodes (--exclude)")
+        return qmodel
+
+    def result(self, qmodel, dst: Union[str, Path], excluded: Sequence[str], seconds: float) -> "BranchResult":
+        qdq = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in qmodel.graph.node)
+        return BranchResult(branch=self.branch, path=Path(dst), samples=self.stats.samples, excluded=list(excluded),
+                            methods=self.ranges.method_counts(), qdq_nodes=qdq, seconds=seconds, ranges=self.ranges)
 
 
 def quantize_branch(src: Union[str, Path], dst: Union[str, Path], feeds: Iterable[Dict[str, np.ndarray]], *,
                     target: str = "onnxruntime", method: str = DEFAULT_METHOD, head_method: str = "max",
                     exclude: Sequence[str] = (), total: Optional[int] = None, branch: str = "search",
                     percentile: float = 99.99, float_prefix: Optional[float] = None) -> Tuple[Any, BranchResult]:
-    """Quantize one ONNX model to QDQ int8; returns the (unsaved, metadata-less) ModelProto and a result.
+    """Quantize one ONNX model to QDQ int8 with a fixed float set (no fidelity search); returns the (unsaved,
+    metadata-less) ModelProto and a result. The float set: stem, correlations, tail, the input-side prefix of
+    ``float_prefix`` of the MACs, and ``exclude``.
 
     Args:
         src (str | Path): float32 ONNX model.
@@ -163,69 +288,18 @@ def quantize_branch(src: Union[str, Path], dst: Union[str, Path], feeds: Iterabl
     Raises:
         CalibrationError: unknown target/method, unknown excluded node names, or a calibration failure.
     """
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
-
-    if target not in TARGETS:
-        raise CalibrationError(f"unknown quantization target '{target}'", evidence=f"valid: {list(TARGETS)}",
-                               fix="use --target onnxruntime (CPU) or --target tensorrt")
-    for m in (method, head_method):
-        if m not in METHODS:
-            raise CalibrationError(f"unknown calibration method '{m}'", evidence=f"valid: {METHODS}",
-                                   fix="use --method entropy, max or percentile")
-    flavour = TARGETS[target]
-    float_prefix = DEFAULT_FLOAT_PREFIX.get(branch, 0.05) if float_prefix is None else float(float_prefix)
     t0 = time.perf_counter()
-    model = onnx.load(str(src))
-    name_nodes(model)
-    corr = correlation_convs(model)
-    tail = tail_nodes(model)
-    names = {n.name for n in model.graph.node}
-    unknown = sorted(set(exclude) - names)
-    if unknown:
-        raise CalibrationError(f"--exclude names nodes that the {branch} model does not have: {unknown}",
-                               evidence=f"{len(names)} nodes, e.g. {sorted(names)[:5]}",
-                               fix="list node names with: python -c \"import onnx; print([n.name for n in "
-                                   f"onnx.load('{src}').graph.node])\"")
-    stem = stem_convs(model)
-    prefix = [n for n in input_prefix_convs(model, float_prefix) if n not in stem]
-    excluded = list(dict.fromkeys(stem + prefix + corr + tail + list(exclude)))
-    head = downstream_tensors(model, corr)
-    fixed = {t: IMAGE_RANGE for t in (TEMPLATE_INPUT, SEARCH_INPUT)}
-    with tempfile.TemporaryDirectory(prefix="siamtrt-qdq-") as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        onnx.save(model, str(prepared))
-        stats = collect_statistics(prepared, feeds, op_types=OP_TYPES,
-                                   histograms=(method, head_method) != ("max", "max"), total=total,
-                                   progress=f"INT8 {branch}")
-        per_tensor = {t: (head_method if t in head else method) for t in stats.names}
-        ranges = compute_ranges(stats, per_tensor, percentile=percentile, fixed=fixed)
-        cache = save_ort_cache(ranges, Path(tmp) / "ranges.json")
-        act, wgt = flavour.quant_types()
-        extra = dict(flavour.extra_options)
-        try:
-            with _no_preprocess_nag():
-                quantize_static(str(prepared), str(Path(tmp) / "quant.onnx"), None, quant_format=QuantFormat.QDQ,
-                                op_types_to_quantize=list(OP_TYPES), per_channel=True, reduce_range=False,
-                                activation_type=act, weight_type=wgt, nodes_to_exclude=excluded,
-                                calibrate_method=CalibrationMethod.MinMax, extra_options=extra,
-                                calibration_cache_path=str(cache))
-        except Exception as e:  # the quantizer raises ValueError/RuntimeError/onnx errors
-            raise CalibrationError(f"onnxruntime.quantization failed on the {branch} model",
-                                   evidence=f"{type(e).__name__}: {str(e)[:400]}",
-                                   fix="try another --method, or --exclude the node it names") from None
-        qmodel = onnx.load(str(Path(tmp) / "quant.onnx"))
-    qdq = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in qmodel.graph.node)
-    if qdq == 0:
-        raise CalibrationError(f"the quantized {branch} model contains no QuantizeLinear/DequantizeLinear nodes",
-                               evidence=f"excluded {len(excluded)} of {len(names)} nodes",
-                               fix="exclude fewer nodes (--exclude)")
-    res = BranchResult(branch=branch, path=Path(dst), samples=stats.samples, excluded=excluded,
-                       methods=ranges.method_counts(), qdq_nodes=qdq, seconds=time.perf_counter() - t0,
-                       ranges=ranges)
+    float_prefix = DEFAULT_FLOAT_PREFIX.get(branch, 0.05) if float_prefix is None else float(float_prefix)
+    with BranchQuantizer(src, feeds, target=target, method=method, head_method=head_method, total=total,
+                         branch=branch, percentile=percentile) as bq:
+        bq.check_names(exclude)
+        prefix = [n for n in input_prefix_convs(bq.model, float_prefix) if n not in bq.stem]
+        excluded = list(dict.fromkeys(bq.stem + prefix + bq.corr + bq.tail + list(exclude)))
+        qmodel = bq.quantize(excluded)
+        res = bq.result(qmodel, dst, excluded, time.perf_counter() - t0)
     LOG.info("INT8: %s: %d Q/DQ nodes, %d nodes kept in float (%d stem, %d input-side, %d correlation, %d tail), "
-             "ranges %s, %.1fs", branch, qdq, len(excluded), len(stem), len(prefix), len(corr), len(tail),
-             res.methods, res.seconds)
+             "ranges %s, %.1fs", branch, res.qdq_nodes, len(excluded), len(bq.stem), len(prefix), len(bq.corr),
+             len(bq.tail), res.methods, res.seconds)
     return qmodel, res
 
 
@@ -251,6 +325,12 @@ class QuantizeSummary:
                     else f"{len(b.excluded):3d} nodes kept in float32")
             lines.append(f"  {b.branch:8s} {b.path.name:14s} {mb:6.1f} MB  {what}  ({b.samples} crops, "
                          f"{b.seconds:.1f}s)")
+            if b.float_mac_share is not None:
+                lines.append(f"           float set: {len(b.excluded)} nodes, {b.float_mac_share * 100:.1f} % of conv MACs")
+            if b.fallback is not None:
+                lines.append(f"           fidelity {b.fallback.line()}")
+                if b.fallback.note:
+                    lines.append(f"           note: {b.fallback.note}")
         for f in self.extra_files:
             lines.append(f"  {f}")
         lines.append(f"  total {self.seconds:.1f}s")
@@ -259,11 +339,26 @@ class QuantizeSummary:
         return "\n".join(lines)
 
 
+def _float_mac_share(model, excluded: Sequence[str]) -> float:
+    macs = conv_macs(model)
+    total = sum(macs.values()) or 1.0
+    keep = set(excluded)
+    return float(sum(v for k, v in macs.items() if k in keep) / total)
+
+
 def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, CalibrationSet], out_dir: Union[str, Path],
                   *, target: str = "onnxruntime", method: str = DEFAULT_METHOD, head_method: str = "max",
                   float_prefix: Optional[Dict[str, float]] = None, exclude: Sequence[str] = (), trt_cache: bool = False,
-                  trt_version: Optional[str] = None, batch: int = 4) -> QuantizeSummary:
+                  trt_version: Optional[str] = None, batch: int = 4,
+                  min_cosine: Optional[float] = DEFAULT_MIN_COSINE,
+                  fidelity_samples: int = DEFAULT_FIDELITY_SAMPLES, margin: float = DEFAULT_MARGIN,
+                  threads: Optional[int] = None, progress: bool = True) -> QuantizeSummary:
     """Quantize both branches of an fp32 model directory to QDQ int8 (``calibration/quantize.py --precision int8``).
+
+    The float set is chosen per model (:mod:`.sensitivity`): from the set whose reasons hold for any weights
+    (stem, correlations, tail) plus ``float_prefix``/``exclude``, the float prefix grows (bisection) until the
+    INT8 template + INT8 search pair keeps ``min(cls, loc)`` cosine ≥ ``min_cosine`` (+ ``margin``) against FP32 on
+    ``fidelity_samples`` calibration crops. ``min_cosine=0`` keeps the start set (measured, not searched).
 
     Args:
         model_dir (str | Path): fp32 directory written by export/to_onnx.py.
@@ -272,29 +367,43 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
         target (str): "onnxruntime" or "tensorrt". Defaults to "onnxruntime".
         method (str): backbone/neck range method: max, percentile or entropy. Defaults to "max".
         head_method (str): range method after the correlation. Defaults to "max".
-        float_prefix (dict): branch → share of conv MACs nearest the input kept in float. Defaults to
-            DEFAULT_FLOAT_PREFIX (template 0.25, search 0.05); missing branches take the default.
-        exclude (Sequence[str]): extra node names kept in float (template or search). Defaults to ().
+        float_prefix (dict): branch → share of conv MACs nearest the input forced float (part of the start set).
+            Defaults to 0 for both (the fidelity search decides); the former fixed recipe was template 0.25,
+            search 0.05 (DEFAULT_FLOAT_PREFIX) with ``min_cosine=0``.
+        exclude (Sequence[str]): extra node names forced float (template or search). Defaults to ().
         trt_cache (bool): also write TensorRT calibration caches for implicit INT8 (TensorRT ≤ 10, JetPack 5/6)
             next to the models. Defaults to False.
         trt_version (str): TensorRT version the cache is for (e.g. "8.5.2"). Defaults to the installed one.
         batch (int): crops per calibration run. Defaults to 4.
+        min_cosine (float): fidelity target of the pair (None or ≤ 0: keep the start set). Defaults to 0.98.
+        fidelity_samples (int): calibration search crops the fidelity is measured on. Defaults to 16.
+        margin (float): added to the target on the calibration subset. Defaults to 0.003.
+        threads (int): ONNX Runtime threads of the fidelity runs. Defaults to the physical cores.
+        progress (bool): tqdm bars. Defaults to True.
 
     Raises:
         ModelDirError / CalibrationError: see :func:`open_model_dir`, :func:`load_calibration`,
-            :func:`quantize_branch`.
+            :class:`BranchQuantizer`.
     """
     import onnxruntime
+
+    from ..runtime.backend import physical_cores
 
     t0 = time.perf_counter()
     if target not in TARGETS:
         raise CalibrationError(f"unknown quantization target '{target}'", evidence=f"valid: {list(TARGETS)}",
                                fix="use --target onnxruntime (CPU) or --target tensorrt")
-    prefix = dict(DEFAULT_FLOAT_PREFIX, **(float_prefix or {}))
+    prefix = dict({b: 0.0 for b in DEFAULT_FLOAT_PREFIX}, **(float_prefix or {}))
     bad = {k: v for k, v in prefix.items() if k not in DEFAULT_FLOAT_PREFIX or not 0.0 <= float(v) <= 1.0}
     if bad:
         raise CalibrationError(f"float prefix must map template/search to a share in [0, 1], got {bad}",
                                fix="e.g. --float-prefix 0.05 (search) --template-float-prefix 0.25")
+    target_cos = float(min_cosine or 0.0)
+    if not target_cos <= 1.0 or fidelity_samples < 1 or not 0.0 <= margin < 1.0:
+        raise CalibrationError("bad fidelity options",
+                               evidence=f"min_cosine={min_cosine}, fidelity_samples={fidelity_samples}, "
+                                        f"margin={margin}",
+                               fix="use --min-cosine in [0, 1] (0 = no search), e.g. 0.98")
     src = open_model_dir(model_dir, require_fp32=True)
     out_dir = Path(out_dir)
     if out_dir.resolve() == src.path.resolve():
@@ -315,8 +424,10 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
     step = batch if src.dynamic_batch else 1
     kernels = cset.kernels_for(src)
     flavour = TARGETS[target]
-    LOG.info("INT8: onnxruntime %s, target %s (%s), method %s / head %s, float prefix %s of MACs, calibration %s",
-             onnxruntime.__version__, target, flavour.note, method, head_method, prefix, cset.summary())
+    threads = int(threads or physical_cores())
+    LOG.info("INT8: onnxruntime %s, target %s (%s), method %s / head %s, forced float prefix %s of MACs, "
+             "min cosine %s, calibration %s", onnxruntime.__version__, target, flavour.note, method, head_method,
+             prefix, target_cos, cset.summary())
     common = {
         "library": "onnxruntime.quantization", "library_version": onnxruntime.__version__, "format": "QDQ",
         "target": target, "activation_type": flavour.activation_type, "weight_type": flavour.weight_type,
@@ -327,13 +438,58 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
     }
     summary = QuantizeSummary(out_dir=out_dir, precision="int8", target=target, details=common)
     results = {}
-    for branch in ("template", "search"):
-        feeds, total = cset.branch_feeds(branch, kernels, step)
-        qmodel, res = quantize_branch(src.onnx(branch), out_dir / src.onnx(branch).name, feeds, target=target,
-                                      method=method, head_method=head_method, float_prefix=prefix[branch],
-                                      exclude=[e for e in exclude if e in node_names[branch]], total=total,
-                                      branch=branch)
-        results[branch] = (qmodel, res)
+    with contextlib.ExitStack() as stack:
+        bqs = {}
+        for branch in ("template", "search"):
+            feeds, total = cset.branch_feeds(branch, kernels, step)
+            bqs[branch] = stack.enter_context(BranchQuantizer(src.onnx(branch), feeds, target=target, method=method,
+                                                              head_method=head_method, total=total, branch=branch))
+        probe = FidelityProbe(src.onnx("template"), src.onnx("search"), *fidelity_subset(cset, kernels,
+                                                                                          fidelity_samples),
+                              src.template_outputs, threads=threads)
+        final: Dict[str, Any] = {}
+        for branch in ("template", "search"):   # template first: the search is then judged on the INT8 pair
+            t1 = time.perf_counter()
+            bq = bqs[branch]
+            forced = [n for n in input_prefix_convs(bq.model, prefix[branch]) if n not in bq.stem]
+            start = list(dict.fromkeys(bq.minimal() + forced + [e for e in exclude if e in node_names[branch]]))
+            convs = quantizable_convs(bq.model, start)
+            if branch == "template":
+                goal = template_target(target_cos) if target_cos > 0 else 0.0
+
+                def measure(extra, bq=bq, start=start):
+                    return probe.template_fidelity(bq.quantize(start + extra))
+            else:
+                goal = target_cos
+                pair_kernels = probe.run_template(final["template"])
+
+                def measure(extra, bq=bq, start=start):
+                    return probe.search_fidelity(bq.quantize(start + extra), pair_kernels)
+            fb = prefix_fallback(convs, conv_macs(bq.model), measure, goal, branch=branch,
+                                 margin=margin if branch == "search" else 0.0, progress=progress)
+            excluded = list(dict.fromkeys(start + fb.float_nodes))
+            qmodel = bq.quantize(excluded)
+            final[branch] = qmodel
+            res = bq.result(qmodel, out_dir / src.onnx(branch).name, excluded,
+                            bq.seconds + time.perf_counter() - t1)
+            res.fallback = fb
+            res.float_mac_share = _float_mac_share(bq.model, excluded)
+            results[branch] = (qmodel, res)
+            LOG.info("INT8: %s: %s", branch, fb.line())
+            if not fb.met and target_cos > 0:
+                LOG.warning("INT8: %s: %s", branch, fb.note)
+    fidelity = {"min_cosine": target_cos, "margin": margin, "template_target": template_target(target_cos) if target_cos > 0 else 0.0,
+                "subset_crops": int(len(probe.search)), "threads": threads,
+                "pair": dict(results["search"][1].fallback.achieved),
+                "met": bool(results["search"][1].fallback.met and results["template"][1].fallback.met),
+                "branches": {}}
+    for branch, (_, res) in results.items():
+        d = res.fallback.to_dict()
+        d.pop("float_nodes")
+        d["float_mac_share"] = res.float_mac_share
+        d["float_nodes"] = len(res.excluded)
+        fidelity["branches"][branch] = d
+    summary.details["fidelity"] = fidelity
     caches = {}
     if trt_cache:
         from .cache import write_trt_caches
@@ -344,7 +500,7 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
     # the models are written only once both branches succeeded (no half-written directory on a calibration error)
     for branch, (qmodel, res) in results.items():
         details = dict(common, samples=res.samples, excluded_nodes=res.excluded, range_methods=res.methods,
-                       source_sha256=src.sha256(branch))
+                       source_sha256=src.sha256(branch), fidelity=fidelity, float_mac_share=res.float_mac_share)
         if branch in caches:
             # the cache's tensor names are those of the *fp32* ONNX it was computed on: record which one
             details["trt_calibration_cache"] = {"file": caches[branch].name, "for_onnx": str(src.onnx(branch)),
@@ -356,5 +512,5 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
     return summary
 
 
-__all__ = ["OP_TYPES", "TARGETS", "BranchResult", "Flavour", "QuantizeSummary", "correlation_convs",
+__all__ = ["OP_TYPES", "TARGETS", "BranchQuantizer", "BranchResult", "Flavour", "QuantizeSummary", "correlation_convs",
            "downstream_tensors", "name_nodes", "quantize_branch", "quantize_int8", "tail_nodes"]

@@ -1,0 +1,246 @@
+"""Per-model INT8 sensitivity: which convolutions must stay float for a fidelity target, chosen at quantize time.
+
+A fixed float recipe (stem + the first 5 % of MACs) fitted to one family of weights missed the 0.98 cls-cosine goal
+on another (issue 13: 0.966 on a mobilev2 checkpoint whose BatchNorm statistics came from other crops). So the
+float set is *measured* on the model in hand:
+
+1. **Ranges are collected once** (:class:`siamtrt.calibration.qdq.BranchQuantizer`); re-quantizing with another
+   ``nodes_to_exclude`` set is then one ``quantize_static`` call on the cached ranges (ORT's
+   ``calibration_cache_path``), no new calibration pass and no graph code of our own.
+2. **Fidelity** of a candidate is measured by ONNX Runtime executing the Q/DQ graph on a small subset of the
+   calibration crops (default 16 search crops, evenly spaced, each with its paired template): ``min(cls cosine,
+   loc cosine)`` against the FP32 model (:class:`FidelityProbe`). For the TensorRT flavour this is the same Q/DQ
+   arithmetic TensorRT executes.
+3. **Start** from the float set whose reasons hold for any weights — the correlations (run-time weights), the tail
+   (last conv of each path onward) and the stem (0..255 input; see :func:`.graph.stem_convs`) — plus whatever the
+   user forces (``--float-prefix``, ``--exclude``). If it meets the target: done (``--min-cosine 0`` = this set).
+4. **Contiguous float prefix, bisected** (:func:`prefix_fallback`): the remaining quantizable convolutions in
+   topological order; the float set grows as a *prefix* of them (the first ``n`` after the stem), ``n`` found by
+   bisection — the smallest prefix whose fidelity meets the target, ``~log2(convs)`` evaluations (mobilev2: 7).
+   The search is done on ``target + margin`` (default margin 0.003): the subset is part of the calibration crops,
+   and held-out crops read a little lower (mobilev2 member: 0.9803 on the subset, 0.9797 on held-out bag crops).
+
+Why a prefix and not a per-layer greedy: the sensitivity of these networks is front-loaded and strongly
+non-additive. Measured on a mobilev2 member (search branch, 10 groups of ~6 convs, start 0.892 cls cosine):
+floating group 0 alone gave +0.056, group 1 alone +0.002 — but group 1 *after* group 0 gave +0.026, because the
+early error masked everything after it. A one-shot per-group ranking therefore misses what matters, and
+re-probing every group after every step costs ``groups²`` evaluations. A contiguous prefix is also the fastest
+float set in ONNX Runtime: every hole adds a Q/DQ pair and two NCHWc layout reorders (qdq.py's docstring). When a
+target needs a long prefix, the steps recorded (prefix length → fidelity, MAC share) show which convolutions force
+it and what each costs.
+
+The template branch (run once per target, so its float MACs cost almost nothing per frame, while its rounding
+persists in every frame's correlation) is chosen first, against a tighter target on the *search outputs* (FP32
+search fed INT8 kernels, :func:`template_target`); the search branch is then chosen on the end-to-end pair (INT8
+kernels of the chosen template into the candidate INT8 search), so the figure recorded is the pair's.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
+from .graph import conv_macs
+from .report import cosine  # the report's metric: the quantizer aims at the figure the report prints
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_MIN_COSINE = 0.98
+DEFAULT_FIDELITY_SAMPLES = 16
+#: Added to the target on the calibration subset (held-out crops read a little lower, see the module docstring).
+DEFAULT_MARGIN = 0.003
+#: The template branch's share of the fidelity loss budget: its kernels feed every frame but its speed barely
+#: matters (once per target), so it gets a quarter of the budget (0.98 → 0.995 on the search outputs).
+TEMPLATE_BUDGET_SHARE = 0.25
+
+Feed = Dict[str, np.ndarray]
+
+
+def template_target(min_cosine: float) -> float:
+    """Fidelity the template branch must keep on the search outputs for a pair target ``min_cosine``."""
+    return 1.0 - (1.0 - float(min_cosine)) * TEMPLATE_BUDGET_SHARE
+
+
+def quantizable_convs(model, fixed: Sequence[str]) -> List[str]:
+    """Convolutions with constant weights not in ``fixed``, in topological (graph) order."""
+    macs = conv_macs(model)
+    skip = set(fixed)
+    return [n.name for n in model.graph.node if n.name in macs and n.name not in skip]
+
+
+# --------------------------------------------------------------------------------------------------- fidelity
+class FidelityProbe:
+    """FP32 reference outputs on a subset of the calibration crops, and fidelity of candidate models on them.
+
+    Search candidates run with the FP32 kernels (``search``), or with kernels from a candidate template model
+    (``pair``); template candidates are judged by the FP32 search branch fed their kernels (``template``).
+    """
+
+    def __init__(self, template_fp32, search_fp32, templates: np.ndarray, search: np.ndarray, pair: np.ndarray,
+                 kernel_names: Sequence[str], threads: int = 2):
+        self.threads = int(threads)
+        self.templates = templates.astype(np.float32)
+        self.search = search.astype(np.float32)
+        self.pair = np.asarray(pair)
+        self.kernel_names = list(kernel_names)
+        self._fp32_search = self._session(search_fp32)
+        self.kernels = self.run_template(template_fp32)
+        self.ref = self._run_search(self._fp32_search, self.kernels)
+        self.evaluations = 0
+
+    def _session(self, model):
+        """An ONNX Runtime CPU session of a ModelProto or a path."""
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        src = model if isinstance(model, (str, bytes)) else (str(model) if not hasattr(model, "SerializeToString")
+                                                             else model.SerializeToString())
+        return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+
+    def run_template(self, model) -> Dict[str, np.ndarray]:
+        """Kernels of the subset's templates from a template model (ModelProto or path), one crop at a time."""
+        sess = model if hasattr(model, "run") and not hasattr(model, "graph") else self._session(model)
+        outs = [sess.run(self.kernel_names, {TEMPLATE_INPUT: self.templates[i:i + 1]})
+                for i in range(len(self.templates))]
+        return {n: np.concatenate([o[j] for o in outs]) for j, n in enumerate(self.kernel_names)}
+
+    def _run_search(self, sess, kernels: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+        cls, loc = [], []
+        outs = [o.name for o in sess.get_outputs()]
+        for i in range(len(self.search)):
+            feed = {SEARCH_INPUT: self.search[i:i + 1]}
+            feed.update({n: kernels[n][self.pair[i]:self.pair[i] + 1] for n in self.kernel_names})
+            res = dict(zip(outs, sess.run(outs, feed)))
+            cls.append(res["cls"])
+            loc.append(res["loc"])
+        return np.concatenate(cls), np.concatenate(loc)
+
+    def _score(self, cls: np.ndarray, loc: np.ndarray) -> Dict[str, float]:
+        c, l = cosine(self.ref[0], cls), cosine(self.ref[1], loc)
+        return {"cls": c, "loc": l, "fidelity": min(c, l)}
+
+    def search_fidelity(self, search_model, kernels: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, float]:
+        """cls/loc cosine of a candidate search model vs FP32 (FP32 kernels unless ``kernels`` is given)."""
+        self.evaluations += 1
+        return self._score(*self._run_search(self._session(search_model), kernels or self.kernels))
+
+    def template_fidelity(self, template_model) -> Dict[str, float]:
+        """cls/loc cosine of the FP32 search branch fed a candidate template model's kernels, vs FP32."""
+        self.evaluations += 1
+        return self._score(*self._run_search(self._fp32_search, self.run_template(template_model)))
+
+
+def fidelity_subset(cset, kernels: Dict[str, np.ndarray], n: int = DEFAULT_FIDELITY_SAMPLES):
+    """(templates, search crops, pair) of ``n`` evenly spaced search crops of a calibration set and their templates
+    (re-indexed), main search size only."""
+    idx = np.unique(np.linspace(0, cset.num_search - 1, min(int(n), cset.num_search)).round().astype(int))
+    used = np.unique(cset.pair[idx])
+    remap = {int(t): i for i, t in enumerate(used)}
+    return cset.template[used], cset.search[idx], np.array([remap[int(t)] for t in cset.pair[idx]])
+
+
+# ----------------------------------------------------------------------------------------------------- search
+@dataclass
+class FallbackResult:
+    """What the fallback chose for one branch (recorded in the metadata's ``quantization.fidelity``)."""
+
+    branch: str
+    target: float
+    met: bool
+    start: Dict[str, float]
+    achieved: Dict[str, float]
+    prefix: int                      # quantizable convs after the start set kept float, from the input side
+    candidates: int                  # quantizable convs the prefix could grow over
+    float_nodes: List[str]
+    float_mac_share: float           # MAC share of the prefix alone
+    steps: List[Dict[str, Any]] = field(default_factory=list)
+    evaluations: int = 0
+    note: str = ""
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        """One summary line."""
+        ok = "met" if self.met else "NOT met"
+        return (f"{self.branch}: target {self.target:.3f} {ok}: cls {self.achieved['cls']:.4f} loc "
+                f"{self.achieved['loc']:.4f} (start {self.start['cls']:.4f}/{self.start['loc']:.4f}); float prefix "
+                f"{self.prefix}/{self.candidates} convs ({self.float_mac_share * 100:.1f} % of conv MACs), "
+                f"{self.evaluations} evaluations")
+
+
+def prefix_fallback(convs: Sequence[str], macs: Dict[str, float], measure: Callable[[List[str]], Dict[str, float]],
+                    target: float, *, branch: str = "search", margin: float = 0.0,
+                    progress: bool = False) -> FallbackResult:
+    """The shortest float prefix of ``convs`` with ``measure(prefix)["fidelity"] >= target + margin`` (bisection).
+
+    Args:
+        convs (Sequence[str]): quantizable convolutions not already float, topological order.
+        macs (dict): conv name → MACs (:func:`.graph.conv_macs`), for the reported cost.
+        measure (Callable): extra float node names → {"cls", "loc", "fidelity"} of the quantized candidate.
+        target (float): fidelity to reach; ≤ 0 measures the start set once and keeps it.
+        branch (str): label for the result. Defaults to "search".
+        margin (float): added to ``target`` for the search (held-out crops read lower). Defaults to 0.
+        progress (bool): tqdm bar over the evaluations. Defaults to False.
+    """
+    from tqdm import tqdm
+
+    convs = list(convs)
+    total = sum(macs.values()) or 1.0
+    goal = float(target) + (float(margin) if target > 0 else 0.0)
+    bar = tqdm(total=1 + max(1, int(np.ceil(np.log2(len(convs) + 1)))), desc=f"INT8 fidelity {branch}",
+               unit="eval", disable=not progress, leave=False)
+    seen: Dict[int, Dict[str, float]] = {}
+    steps: List[Dict[str, Any]] = []
+
+    def share(n: int) -> float:
+        return float(sum(macs.get(c, 0.0) for c in convs[:n]) / total)
+
+    def run(n: int) -> Dict[str, float]:
+        if n not in seen:
+            r = dict(measure(convs[:n]))
+            seen[n] = r
+            steps.append({"prefix": n, "last": convs[n - 1] if n else None, "mac_share": share(n), **r})
+            bar.update(1)
+            bar.set_postfix(fidelity=f"{r['fidelity']:.4f}")
+        return seen[n]
+
+    def result(n: int, met: bool, note: str = "") -> FallbackResult:
+        bar.close()
+        return FallbackResult(branch=branch, target=float(target), met=met, start=seen[0], achieved=seen[n],
+                              prefix=n, candidates=len(convs), float_nodes=convs[:n], float_mac_share=share(n),
+                              steps=sorted(steps, key=lambda s: s["prefix"]), evaluations=len(seen), note=note)
+
+    try:
+        if run(0)["fidelity"] >= goal or target <= 0:
+            return result(0, run(0)["fidelity"] >= target)
+        if len(convs) <= 1:
+            return result(0, False, "no quantizable convolution left to keep float")
+        lo, hi = 0, len(convs) - 1          # all float would leave nothing quantized: the last one stays int8
+        if run(hi)["fidelity"] < goal:
+            return result(hi, run(hi)["fidelity"] >= target,
+                          f"target {goal:.4f} not reached even with {hi} of {len(convs)} convs float "
+                          f"({share(hi) * 100:.0f} % of MACs): the error comes from the convs that always stay "
+                          "int8 here; quantize with --exclude or lower --min-cosine")
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if run(mid)["fidelity"] >= goal:
+                hi = mid
+            else:
+                lo = mid
+        note = (f"the prefix ends at {convs[hi - 1]} (conv {hi} of {len(convs)}, prefix {share(hi) * 100:.1f} % of "
+                f"MACs; {hi - 1} convs gave {seen[lo]['fidelity']:.4f})" if hi > 0 else "")
+        return result(hi, True, note)
+    finally:
+        bar.close()
+
+
+__all__ = ["DEFAULT_FIDELITY_SAMPLES", "DEFAULT_MARGIN", "DEFAULT_MIN_COSINE", "FallbackResult", "FidelityProbe",
+           "fidelity_subset", "prefix_fallback", "quantizable_convs", "template_target"]
