@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,14 +20,15 @@ def _saved_paths(stdout: str):
 
 
 @pytest.mark.slow
-def test_fps_no_arguments_fresh_cache(tmp_path):
+def test_fps_no_arguments_fresh_cache(tmp_path, bag_video):
     """`python benchmarks/fps.py` in a fresh folder (empty ./models): exports the default model (random weights),
     runs it and the torch reference (frames reduced from the default 60 to keep CI short), and writes fps.json and
     fps.png into ./results/fps/<date-time>/, printing both paths. A second run reuses the export and the reference's
     cached weights."""
     script = str(REPO / "benchmarks" / "fps.py")
     cmd = [sys.executable, script, "--frames", "4", "--warmup", "1", "--template-reps", "1", "--quiet"]
-    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    env = {**os.environ, "SIAMTRT_DATA": str(bag_video.parent)}  # the default video, wherever this checkout sits
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "SEEDED RANDOM WEIGHTS" in r.stdout and "exporting" in r.stderr
     js, png = _saved_paths(r.stdout)
@@ -41,7 +43,7 @@ def test_fps_no_arguments_fresh_cache(tmp_path):
     ref_weights = cached / "torch-reference.pt"
     assert (cached / "search.onnx").is_file() and (cached / "bench-cache.json").is_file() and ref_weights.is_file()
     stamps = {f: f.stat().st_mtime_ns for f in (cached / "search.onnx", ref_weights)}
-    r2 = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    r2 = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert "exporting" not in r2.stderr and {f: f.stat().st_mtime_ns for f in stamps} == stamps  # reused
     assert (tmp_path / _saved_paths(r2.stdout)[0]).is_file()

@@ -14,11 +14,11 @@ from serving_helpers import require_server
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_serving_benchmark_cli(serving_model, tmp_path):
+def test_serving_benchmark_cli(serving_model, tmp_path, bag_video):
     require_server()
     out_json, out_png = tmp_path / "s.json", tmp_path / "s.png"
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "serving.py"), "--model", str(serving_model),
-                        "--frames", "6", "--streams", "1", "2", "--json", str(out_json), "--plot", str(out_png)],
+                        "--frames", "6", "--streams", "1", "2", "--video", str(bag_video), "--json", str(out_json), "--plot", str(out_png)],
                        capture_output=True, text=True, timeout=300, env={**os.environ, "MPLBACKEND": "Agg"})
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads(out_json.read_text())
