@@ -36,7 +36,7 @@ def build_member(arch: str, seed: int, head: float, bn: str, root: Path, data: P
     import torch
 
     from siamtrt.export.onnx import export_model
-    from siamtrt.export.random_init import realistic_random_model, synthetic_frames, video_frames
+    from siamtrt.export.random_init import realistic_random_model, scale_rpn_heads, synthetic_frames, video_frames
 
     out = root / "fp32"
     if (out / "search.onnx").is_file():
@@ -44,12 +44,7 @@ def build_member(arch: str, seed: int, head: float, bn: str, root: Path, data: P
     root.mkdir(parents=True, exist_ok=True)
     frames = video_frames(data / "bag.avi", BOX, 6) if bn == "bag" else synthetic_frames(6, seed=seed)
     model = realistic_random_model(ARCHS[arch], seed, frames)
-    with torch.no_grad():
-        rpns = [getattr(model.rpn_head, f"rpn{lvl}") for lvl in model.levels] if model.levels else [model.rpn_head]
-        for rpn in rpns:
-            for br in (rpn.cls, rpn.loc):
-                br.head[3].weight.mul_(head)
-                br.head[3].bias.mul_(head)
+    scale_rpn_heads(model, head)
     torch.save(model.state_dict(), root / "model.pth")
     export_model(ARCHS[arch], out, checkpoint=root / "model.pth")
     return out

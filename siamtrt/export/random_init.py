@@ -153,3 +153,16 @@ def realistic_random_model(cfg: Union[str, ModelConfig], seed: int = 0,
     torch.manual_seed(seed)
     model = build_model(cfg)
     return make_realistic(model, frames, seed=seed)
+
+
+def scale_rpn_heads(model: nn.Module, factor: float) -> None:
+    """Scale the last cls/loc convolution (weights and bias) of every pysot RPN head by ``factor``: checkpoint
+    families with smaller or larger head outputs than the fixtures' (INT8 family tests and benchmarks)."""
+    import torch
+
+    with torch.no_grad():
+        rpns = [getattr(model.rpn_head, f"rpn{lvl}") for lvl in model.levels] if model.levels else [model.rpn_head]
+        for rpn in rpns:
+            for branch in (rpn.cls, rpn.loc):
+                branch.head[3].weight.mul_(factor)
+                branch.head[3].bias.mul_(factor)

@@ -46,18 +46,6 @@ def member_id(m) -> str:
     return f"{m[0].split('_')[1]}-seed{m[1]}-head{m[2]}-bn_{m[3]}"
 
 
-def scale_heads(model, factor: float) -> None:
-    """Scale the last cls/loc head convolutions (weights and bias) of a pysot model by ``factor``."""
-    import torch
-
-    with torch.no_grad():
-        rpns = [getattr(model.rpn_head, f"rpn{lvl}") for lvl in model.levels] if model.levels else [model.rpn_head]
-        for rpn in rpns:
-            for branch in (rpn.cls, rpn.loc):
-                branch.head[3].weight.mul_(factor)
-                branch.head[3].bias.mul_(factor)
-
-
 @pytest.fixture(scope="session")
 def family(calib_frames, bag_video, bag_sequence, tmp_path_factory):
     """Factory: ``family(member)`` → (model dir, calibration .npz, held-out CalibrationSet), cached."""
@@ -65,7 +53,7 @@ def family(calib_frames, bag_video, bag_sequence, tmp_path_factory):
 
     from siamtrt.calibration.data import SourceSpec, collect
     from siamtrt.export.onnx import export_model
-    from siamtrt.export.random_init import realistic_random_model, synthetic_frames
+    from siamtrt.export.random_init import realistic_random_model, scale_rpn_heads, synthetic_frames
 
     root = tmp_path_factory.mktemp("family")
     cache = {}
@@ -77,7 +65,7 @@ def family(calib_frames, bag_video, bag_sequence, tmp_path_factory):
             d.mkdir()
             frames = calib_frames if bn == "bag" else synthetic_frames(6, seed=seed)
             model = realistic_random_model(name, seed, frames)
-            scale_heads(model, head)
+            scale_rpn_heads(model, head)
             torch.save(model.state_dict(), d / "model.pth")
             out = d / "fp32"
             export_model(name, out, checkpoint=d / "model.pth")
