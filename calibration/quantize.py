@@ -13,10 +13,11 @@ asymmetric activations, the fast ONNX Runtime CPU flavour; --target tensorrt giv
 of 0 and float bias, what TensorRT's explicit quantization accepts (export/build_engine.py --int8). The depthwise
 correlation, the last convolution of each output path and the stem stay float; then the float prefix (the
 convolutions nearest the input) grows, per model, until the INT8 pair keeps cls and loc cosine >= --min-cosine
-(default 0.98) against FP32 on calibration crops (--min-cosine 0: no search; --float-prefix / --exclude force more
-float). The chosen set and the fidelity reached are printed and written to the metadata. --trt-cache also writes <branch>.calib.cache for TensorRT's implicit INT8
-(TensorRT 8.x-10.x, JetPack 5/6), for the fp32 ONNX files of --model. FP16 uses onnxconverter-common with float32
-I/O. The output directory keeps the source metadata, with precision and the quantization details recorded.
+(default 0.98) against FP32 for the worst template of 32 calibration crops, and the pair is checked on 32 held-out
+crops (--min-cosine 0: no search; --float-prefix / --exclude force more float). The chosen set and the fidelity
+reached are printed and written to the metadata. --trt-cache also writes <branch>.calib.cache for TensorRT's
+implicit INT8 (TensorRT 8.x-10.x, JetPack 5/6), for the fp32 ONNX files of --model. FP16 uses onnxconverter-common
+with float32 I/O. The output directory keeps the source metadata, with precision and the quantization details recorded.
 """
 
 import argparse
@@ -43,9 +44,11 @@ def main(argv=None) -> int:
                     help="int8 activation ranges after the correlation (default max)")
     ap.add_argument("--min-cosine", type=float,
                     help="int8: fidelity target: float prefix grows until the INT8 pair keeps cls and loc cosine "
-                         ">= this vs FP32 on calibration crops (default 0.98; 0 = no search)")
+                         ">= this vs FP32 for its worst template on calibration crops (default 0.98; 0 = no search)")
     ap.add_argument("--fidelity-samples", type=int,
-                    help="int8: calibration search crops the fidelity is measured on (default 16)")
+                    help="int8: calibration search crops the float set is searched on (default 32)")
+    ap.add_argument("--held-out-samples", type=int,
+                    help="int8: other calibration crops the chosen pair is checked on (default 32; 0 = none)")
     ap.add_argument("--float-prefix", type=float,
                     help="int8: share of search-branch conv MACs nearest the input forced float (default 0; the "
                          "former fixed recipe: 0.05 with --min-cosine 0)")
@@ -63,7 +66,7 @@ def main(argv=None) -> int:
         if args.precision == "fp16":
             int8_only = [f"--{k.replace('_', '-')}" for k in ("method", "head_method", "float_prefix",
                                                               "template_float_prefix", "trt_version", "min_cosine",
-                                                              "fidelity_samples")
+                                                              "fidelity_samples", "held_out_samples")
                          if getattr(args, k) is not None] + (["--trt-cache"] if args.trt_cache else [])
             if int8_only:
                 raise CalibrationError(f"{', '.join(int8_only)} apply to --precision int8 only",
@@ -88,7 +91,8 @@ def main(argv=None) -> int:
                                     float_prefix=prefix, exclude=args.exclude, trt_cache=args.trt_cache,
                                     trt_version=args.trt_version,
                                     min_cosine=0.98 if args.min_cosine is None else args.min_cosine,
-                                    fidelity_samples=args.fidelity_samples or 16)
+                                    fidelity_samples=args.fidelity_samples or 32,
+                                    held_out=32 if args.held_out_samples is None else args.held_out_samples)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -60,10 +60,13 @@ def fidelity_lines(data) -> list:
         fid = (c.get("quantization") or {}).get("fidelity")
         if not fid:
             continue
-        pair = fid["pair"]
+        pair, held = fid["pair"], fid.get("held_out")
+        how = "worst template" if fid.get("measure") else "pooled"   # metadata before the worst-template measure
         out.append(f"{c['name']}: quantizer's float set for min cosine {fid['min_cosine']:.3f} "
-                   f"({'met' if fid['met'] else 'NOT met'} on {fid['subset_crops']} calibration crops: pair cls "
-                   f"{pair['cls']:.4f} loc {pair['loc']:.4f})")
+                   f"({'met' if fid['met'] else 'NOT met'} on {fid['subset_crops']} calibration crops, {how}: "
+                   f"pair cls {pair['cls']:.4f} loc {pair['loc']:.4f})"
+                   + (f"; held-out {fid['held_out_crops']} crops: cls {held['cls']:.4f} loc {held['loc']:.4f}"
+                      f"{'' if fid.get('held_out_met') is not False else ' (below the target)'}" if held else ""))
         for branch, b in fid["branches"].items():
             out.append(f"  {branch:8s} {b['float_nodes']:3d} nodes float ({b['float_mac_share'] * 100:.1f} % of conv "
                        f"MACs), prefix {b['prefix']}/{b['candidates']} convs" + (f"; {b['note']}" if b["note"] else ""))

@@ -79,6 +79,12 @@ def conv_macs(model) -> Dict[str, float]:
     return out
 
 
+def mac_share(macs: Dict[str, float], names: Iterable[str]) -> float:
+    """Share of all conv MACs (``macs`` from :func:`conv_macs`) that the nodes ``names`` carry."""
+    keep = set(names)
+    return float(sum(v for k, v in macs.items() if k in keep) / (sum(macs.values()) or 1.0))
+
+
 def input_prefix_convs(model, budget: float) -> List[str]:
     """The convolutions nearest the image input, in graph (topological) order, up to ``budget`` of all conv MACs.
 
@@ -147,5 +153,5 @@ def named_model(path: Union[str, Path]):
     return model
 
 
-__all__ = ["conv_macs", "correlation_convs", "downstream_tensors", "input_prefix_convs", "name_nodes", "named_model",
-           "stem_convs", "tail_nodes"]
+__all__ = ["conv_macs", "correlation_convs", "downstream_tensors", "input_prefix_convs", "mac_share", "name_nodes",
+           "named_model", "stem_convs", "tail_nodes"]

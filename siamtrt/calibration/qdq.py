@@ -65,11 +65,12 @@ from ..errors import CalibrationError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT, file_sha256
 from .data import MIN_RECOMMENDED_SEARCH, CalibrationSet, load_calibration
 from .modeldir import derived_metadata, open_model_dir, save_branch
-from .graph import (conv_macs, correlation_convs, downstream_tensors, input_prefix_convs, name_nodes, named_model, stem_convs,
-                    tail_nodes)
+from .graph import (conv_macs, correlation_convs, downstream_tensors, input_prefix_convs, mac_share, name_nodes,
+                    named_model, stem_convs, tail_nodes)
 from .ranges import METHODS, Ranges, collect_statistics, compute_ranges, save_ort_cache
-from .sensitivity import (DEFAULT_FIDELITY_SAMPLES, DEFAULT_MARGIN, DEFAULT_MIN_COSINE, FallbackResult,
-                          FidelityProbe, fidelity_subset, prefix_fallback, quantizable_convs, template_target)
+from .sensitivity import (DEFAULT_FIDELITY_SAMPLES, DEFAULT_HELD_OUT, DEFAULT_MARGIN, DEFAULT_MIN_COSINE,
+                          FallbackResult, FidelityProbe, fidelity_subsets, prefix_fallback, quantizable_convs,
+                          template_target)
 
 LOG = logging.getLogger(__name__)
 
@@ -326,11 +327,17 @@ class QuantizeSummary:
             lines.append(f"  {b.branch:8s} {b.path.name:14s} {mb:6.1f} MB  {what}  ({b.samples} crops, "
                          f"{b.seconds:.1f}s)")
             if b.float_mac_share is not None:
-                lines.append(f"           float set: {len(b.excluded)} nodes, {b.float_mac_share * 100:.1f} % of conv MACs")
+                lines.append(f"           float set: {len(b.excluded)} nodes, {b.float_mac_share * 100:.1f} % of conv "
+                             "MACs")
             if b.fallback is not None:
                 lines.append(f"           fidelity {b.fallback.line()}")
                 if b.fallback.note:
                     lines.append(f"           note: {b.fallback.note}")
+        fid = self.details.get("fidelity") or {}
+        if fid.get("held_out"):
+            h, verdict = fid["held_out"], {True: "meets the target", False: "BELOW the target", None: ""}
+            lines.append(f"  held-out check on {fid['held_out_crops']} other calibration crops (worst template): pair "
+                         f"cls {h['cls']:.4f} loc {h['loc']:.4f} {verdict[fid.get('held_out_met')]}".rstrip())
         for f in self.extra_files:
             lines.append(f"  {f}")
         lines.append(f"  total {self.seconds:.1f}s")
@@ -339,26 +346,21 @@ class QuantizeSummary:
         return "\n".join(lines)
 
 
-def _float_mac_share(model, excluded: Sequence[str]) -> float:
-    macs = conv_macs(model)
-    total = sum(macs.values()) or 1.0
-    keep = set(excluded)
-    return float(sum(v for k, v in macs.items() if k in keep) / total)
-
-
 def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, CalibrationSet], out_dir: Union[str, Path],
                   *, target: str = "onnxruntime", method: str = DEFAULT_METHOD, head_method: str = "max",
                   float_prefix: Optional[Dict[str, float]] = None, exclude: Sequence[str] = (), trt_cache: bool = False,
                   trt_version: Optional[str] = None, batch: int = 4,
                   min_cosine: Optional[float] = DEFAULT_MIN_COSINE,
-                  fidelity_samples: int = DEFAULT_FIDELITY_SAMPLES, margin: float = DEFAULT_MARGIN,
+                  fidelity_samples: int = DEFAULT_FIDELITY_SAMPLES, held_out: int = DEFAULT_HELD_OUT,
+                  margin: float = DEFAULT_MARGIN,
                   threads: Optional[int] = None, progress: bool = True) -> QuantizeSummary:
     """Quantize both branches of an fp32 model directory to QDQ int8 (``calibration/quantize.py --precision int8``).
 
     The float set is chosen per model (:mod:`.sensitivity`): from the set whose reasons hold for any weights
     (stem, correlations, tail) plus ``float_prefix``/``exclude``, the float prefix grows (bisection) until the
-    INT8 template + INT8 search pair keeps ``min(cls, loc)`` cosine ≥ ``min_cosine`` (+ ``margin``) against FP32 on
-    ``fidelity_samples`` calibration crops. ``min_cosine=0`` keeps the start set (measured, not searched).
+    INT8 template + INT8 search pair keeps ``min(cls, loc)`` cosine ≥ ``min_cosine`` (+ ``margin``) against FP32 for
+    the worst template of ``fidelity_samples`` calibration crops; the result is then measured on ``held_out``
+    other crops. ``min_cosine=0`` keeps the start set (measured, not searched).
 
     Args:
         model_dir (str | Path): fp32 directory written by export/to_onnx.py.
@@ -376,7 +378,8 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
         trt_version (str): TensorRT version the cache is for (e.g. "8.5.2"). Defaults to the installed one.
         batch (int): crops per calibration run. Defaults to 4.
         min_cosine (float): fidelity target of the pair (None or ≤ 0: keep the start set). Defaults to 0.98.
-        fidelity_samples (int): calibration search crops the fidelity is measured on. Defaults to 16.
+        fidelity_samples (int): calibration search crops the float set is searched on. Defaults to 32.
+        held_out (int): other calibration crops the chosen pair is checked on (0: none). Defaults to 32.
         margin (float): added to the target on the calibration subset. Defaults to 0.003.
         threads (int): ONNX Runtime threads of the fidelity runs. Defaults to the physical cores.
         progress (bool): tqdm bars. Defaults to True.
@@ -399,10 +402,10 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
         raise CalibrationError(f"float prefix must map template/search to a share in [0, 1], got {bad}",
                                fix="e.g. --float-prefix 0.05 (search) --template-float-prefix 0.25")
     target_cos = float(min_cosine or 0.0)
-    if not target_cos <= 1.0 or fidelity_samples < 1 or not 0.0 <= margin < 1.0:
+    if not target_cos <= 1.0 or fidelity_samples < 1 or held_out < 0 or not 0.0 <= margin < 1.0:
         raise CalibrationError("bad fidelity options",
                                evidence=f"min_cosine={min_cosine}, fidelity_samples={fidelity_samples}, "
-                                        f"margin={margin}",
+                                        f"held_out={held_out}, margin={margin}",
                                fix="use --min-cosine in [0, 1] (0 = no search), e.g. 0.98")
     src = open_model_dir(model_dir, require_fp32=True)
     out_dir = Path(out_dir)
@@ -444,9 +447,10 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
             feeds, total = cset.branch_feeds(branch, kernels, step)
             bqs[branch] = stack.enter_context(BranchQuantizer(src.onnx(branch), feeds, target=target, method=method,
                                                               head_method=head_method, total=total, branch=branch))
-        probe = FidelityProbe(src.onnx("template"), src.onnx("search"), *fidelity_subset(cset, kernels,
-                                                                                          fidelity_samples),
-                              src.template_outputs, threads=threads)
+        subset, held = fidelity_subsets(cset, fidelity_samples, held_out)
+        probe = FidelityProbe(src.onnx("template"), src.onnx("search"), *subset, src.template_outputs,
+                              threads=threads)
+        tpl_goal = template_target(target_cos) if target_cos > 0 else 0.0
         final: Dict[str, Any] = {}
         for branch in ("template", "search"):   # template first: the search is then judged on the INT8 pair
             t1 = time.perf_counter()
@@ -455,7 +459,7 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
             start = list(dict.fromkeys(bq.minimal() + forced + [e for e in exclude if e in node_names[branch]]))
             convs = quantizable_convs(bq.model, start)
             if branch == "template":
-                goal = template_target(target_cos) if target_cos > 0 else 0.0
+                goal = tpl_goal
 
                 def measure(extra, bq=bq, start=start):
                     return probe.template_fidelity(bq.quantize(start + extra))
@@ -473,15 +477,28 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
             res = bq.result(qmodel, out_dir / src.onnx(branch).name, excluded,
                             bq.seconds + time.perf_counter() - t1)
             res.fallback = fb
-            res.float_mac_share = _float_mac_share(bq.model, excluded)
+            res.float_mac_share = mac_share(conv_macs(bq.model), excluded)
             results[branch] = (qmodel, res)
             LOG.info("INT8: %s: %s", branch, fb.line())
             if not fb.met and target_cos > 0:
                 LOG.warning("INT8: %s: %s", branch, fb.note)
-    fidelity = {"min_cosine": target_cos, "margin": margin, "template_target": template_target(target_cos) if target_cos > 0 else 0.0,
-                "subset_crops": int(len(probe.search)), "threads": threads,
-                "pair": dict(results["search"][1].fallback.achieved),
+        held_fid = None
+        if held is not None:
+            held_fid = FidelityProbe(src.onnx("template"), src.onnx("search"), *held, src.template_outputs,
+                                     threads=threads).pair_fidelity(final["template"], final["search"])
+            if target_cos > 0 and held_fid["fidelity"] < target_cos:
+                LOG.warning("INT8: on %d held-out calibration crops the pair reads cls %.4f loc %.4f (worst template), "
+                            "below --min-cosine %.3f met on the search subset: raise --fidelity-samples or "
+                            "--margin, or collect crops from more videos", len(held[1]), held_fid["cls"],
+                            held_fid["loc"], target_cos)
+    fidelity = {"min_cosine": target_cos, "margin": margin, "template_target": tpl_goal,
+                "measure": "worst template: min over templates of min(cls, loc) cosine pooled over its crops",
+                "subset_crops": int(len(probe.search)), "subset_templates": int(len(probe.templates)),
+                "threads": threads, "pair": dict(results["search"][1].fallback.achieved),
+                "held_out_crops": 0 if held is None else int(len(held[1])), "held_out": held_fid,
                 "met": bool(results["search"][1].fallback.met and results["template"][1].fallback.met),
+                "held_out_met": None if held_fid is None or target_cos <= 0 else bool(held_fid["fidelity"]
+                                                                                      >= target_cos),
                 "branches": {}}
     for branch, (_, res) in results.items():
         d = res.fallback.to_dict()

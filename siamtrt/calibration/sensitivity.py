@@ -7,10 +7,13 @@ float set is *measured* on the model in hand:
 1. **Ranges are collected once** (:class:`siamtrt.calibration.qdq.BranchQuantizer`); re-quantizing with another
    ``nodes_to_exclude`` set is then one ``quantize_static`` call on the cached ranges (ORT's
    ``calibration_cache_path``), no new calibration pass and no graph code of our own.
-2. **Fidelity** of a candidate is measured by ONNX Runtime executing the Q/DQ graph on a small subset of the
-   calibration crops (default 16 search crops, evenly spaced, each with its paired template): ``min(cls cosine,
-   loc cosine)`` against the FP32 model (:class:`FidelityProbe`). For the TensorRT flavour this is the same Q/DQ
-   arithmetic TensorRT executes.
+2. **Fidelity** of a candidate is measured by ONNX Runtime executing the Q/DQ graph on a subset of the
+   calibration crops (default 32 search crops spread over every template, each with its paired template), as
+   the **worst target's** ``min(cls cosine, loc cosine)`` against the FP32 model: cosines pooled per template,
+   minimum over templates (:class:`FidelityProbe`). For the TensorRT flavour this is the same Q/DQ arithmetic
+   TensorRT executes. The chosen pair is then measured once on **held-out** calibration crops (default 32, none
+   of them in the subset, :func:`fidelity_subsets`); that figure is recorded beside the subset's and warned
+   about when it misses the target.
 3. **Start** from the float set whose reasons hold for any weights — the correlations (run-time weights), the tail
    (last conv of each path onward) and the stem (0..255 input; see :func:`.graph.stem_convs`) — plus whatever the
    user forces (``--float-prefix``, ``--exclude``). If it meets the target: done (``--min-cosine 0`` = this set).
@@ -18,7 +21,7 @@ float set is *measured* on the model in hand:
    topological order; the float set grows as a *prefix* of them (the first ``n`` after the stem), ``n`` found by
    bisection — the smallest prefix whose fidelity meets the target, ``~log2(convs)`` evaluations (mobilev2: 7).
    The search is done on ``target + margin`` (default margin 0.003): the subset is part of the calibration crops,
-   and held-out crops read a little lower (mobilev2 member: 0.9803 on the subset, 0.9797 on held-out bag crops).
+   and held-out crops read a little lower.
 
 Why a prefix and not a per-layer greedy: the sensitivity of these networks is front-loaded and strongly
 non-additive. Measured on a mobilev2 member (search branch, 10 groups of ~6 convs, start 0.892 cls cosine):
@@ -44,13 +47,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
-from .graph import conv_macs
+from .graph import conv_macs, mac_share
 from .report import cosine  # the report's metric: the quantizer aims at the figure the report prints
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_MIN_COSINE = 0.98
-DEFAULT_FIDELITY_SAMPLES = 16
+DEFAULT_FIDELITY_SAMPLES = 32
+#: Calibration crops outside the search subset, on which the chosen pair is checked once (recorded, warned on).
+DEFAULT_HELD_OUT = 32
 #: Added to the target on the calibration subset (held-out crops read a little lower, see the module docstring).
 DEFAULT_MARGIN = 0.003
 #: The template branch's share of the fidelity loss budget: its kernels feed every frame but its speed barely
@@ -76,6 +81,12 @@ def quantizable_convs(model, fixed: Sequence[str]) -> List[str]:
 class FidelityProbe:
     """FP32 reference outputs on a subset of the calibration crops, and fidelity of candidate models on them.
 
+    The figure is the **worst target's**: cls and loc cosine are pooled over the crops of each template (one
+    template = one tracked target, as the runtime and the report use it), and the fidelity is the minimum over
+    templates of ``min(cls, loc)``. A cosine pooled over all templates hides a bad one: on a mobilev2 member the
+    pooled pair read 0.982 while single templates ranged 0.949..0.989, and the report (one template, frame 0) read
+    0.966.
+
     Search candidates run with the FP32 kernels (``search``), or with kernels from a candidate template model
     (``pair``); template candidates are judged by the FP32 search branch fed their kernels (``template``).
     """
@@ -100,13 +111,15 @@ class FidelityProbe:
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        src = model if isinstance(model, (str, bytes)) else (str(model) if not hasattr(model, "SerializeToString")
-                                                             else model.SerializeToString())
-        return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+        if hasattr(model, "SerializeToString"):
+            model = model.SerializeToString()
+        elif not isinstance(model, bytes):
+            model = str(model)
+        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
     def run_template(self, model) -> Dict[str, np.ndarray]:
         """Kernels of the subset's templates from a template model (ModelProto or path), one crop at a time."""
-        sess = model if hasattr(model, "run") and not hasattr(model, "graph") else self._session(model)
+        sess = self._session(model)
         outs = [sess.run(self.kernel_names, {TEMPLATE_INPUT: self.templates[i:i + 1]})
                 for i in range(len(self.templates))]
         return {n: np.concatenate([o[j] for o in outs]) for j, n in enumerate(self.kernel_names)}
@@ -123,8 +136,14 @@ class FidelityProbe:
         return np.concatenate(cls), np.concatenate(loc)
 
     def _score(self, cls: np.ndarray, loc: np.ndarray) -> Dict[str, float]:
-        c, l = cosine(self.ref[0], cls), cosine(self.ref[1], loc)
-        return {"cls": c, "loc": l, "fidelity": min(c, l)}
+        per = {}
+        for t in np.unique(self.pair):
+            m = self.pair == t
+            per[int(t)] = (cosine(self.ref[0][m], cls[m]), cosine(self.ref[1][m], loc[m]))
+        worst = min(per, key=lambda t: min(per[t]))
+        c, l = per[worst]
+        return {"cls": c, "loc": l, "fidelity": min(c, l), "worst_template": worst,
+                "cls_pooled": cosine(self.ref[0], cls), "loc_pooled": cosine(self.ref[1], loc)}
 
     def search_fidelity(self, search_model, kernels: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, float]:
         """cls/loc cosine of a candidate search model vs FP32 (FP32 kernels unless ``kernels`` is given)."""
@@ -136,14 +155,45 @@ class FidelityProbe:
         self.evaluations += 1
         return self._score(*self._run_search(self._fp32_search, self.run_template(template_model)))
 
+    def pair_fidelity(self, template_model, search_model) -> Dict[str, float]:
+        """cls/loc cosine of a candidate template + search pair vs FP32 (the figure a user's tracker sees)."""
+        self.evaluations += 1
+        return self._score(*self._run_search(self._session(search_model), self.run_template(template_model)))
 
-def fidelity_subset(cset, kernels: Dict[str, np.ndarray], n: int = DEFAULT_FIDELITY_SAMPLES):
-    """(templates, search crops, pair) of ``n`` evenly spaced search crops of a calibration set and their templates
-    (re-indexed), main search size only."""
-    idx = np.unique(np.linspace(0, cset.num_search - 1, min(int(n), cset.num_search)).round().astype(int))
+
+Subset = Tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _subset(cset, idx: np.ndarray) -> Subset:
+    """(templates, search crops, pair re-indexed) of the search crops ``idx``."""
+    idx = np.sort(np.asarray(idx, dtype=int))
     used = np.unique(cset.pair[idx])
     remap = {int(t): i for i, t in enumerate(used)}
     return cset.template[used], cset.search[idx], np.array([remap[int(t)] for t in cset.pair[idx]])
+
+
+def fidelity_subsets(cset, n: int = DEFAULT_FIDELITY_SAMPLES, held_out: int = DEFAULT_HELD_OUT
+                     ) -> Tuple[Subset, Optional[Subset]]:
+    """The crops the float set is searched on, and disjoint held-out crops it is checked on afterwards.
+
+    Both spread over every template (an equal share each, as far as its crops allow; evenly spaced within them),
+    so the worst-target figure has crops of every target. Main search size only. The held-out subset is None when
+    ``held_out`` is 0 or no crop is left.
+    """
+    from .data import even_indices
+
+    def pick(groups: List[np.ndarray], total: int) -> List[int]:
+        counts = [0] * len(groups)
+        while sum(counts) < total and any(c < len(g) for c, g in zip(counts, groups)):
+            for i, g in enumerate(groups):         # round robin: one more crop to every template that has one
+                if counts[i] < len(g) and sum(counts) < total:
+                    counts[i] += 1
+        return sorted(i for g, k in zip(groups, counts) for i in even_indices(g.tolist(), k))
+
+    groups = [np.flatnonzero(cset.pair == t) for t in range(cset.num_templates)]
+    chosen = pick(groups, int(n))
+    held = pick([np.setdiff1d(g, chosen) for g in groups], int(held_out))
+    return _subset(cset, np.array(chosen)), (_subset(cset, np.array(held)) if held else None)
 
 
 # ----------------------------------------------------------------------------------------------------- search
@@ -193,7 +243,6 @@ def prefix_fallback(convs: Sequence[str], macs: Dict[str, float], measure: Calla
     from tqdm import tqdm
 
     convs = list(convs)
-    total = sum(macs.values()) or 1.0
     goal = float(target) + (float(margin) if target > 0 else 0.0)
     bar = tqdm(total=1 + max(1, int(np.ceil(np.log2(len(convs) + 1)))), desc=f"INT8 fidelity {branch}",
                unit="eval", disable=not progress, leave=False)
@@ -201,7 +250,7 @@ def prefix_fallback(convs: Sequence[str], macs: Dict[str, float], measure: Calla
     steps: List[Dict[str, Any]] = []
 
     def share(n: int) -> float:
-        return float(sum(macs.get(c, 0.0) for c in convs[:n]) / total)
+        return mac_share(macs, convs[:n])
 
     def run(n: int) -> Dict[str, float]:
         if n not in seen:
@@ -242,5 +291,5 @@ def prefix_fallback(convs: Sequence[str], macs: Dict[str, float], measure: Calla
         bar.close()
 
 
-__all__ = ["DEFAULT_FIDELITY_SAMPLES", "DEFAULT_MARGIN", "DEFAULT_MIN_COSINE", "FallbackResult", "FidelityProbe",
-           "fidelity_subset", "prefix_fallback", "quantizable_convs", "template_target"]
+__all__ = ["DEFAULT_FIDELITY_SAMPLES", "DEFAULT_HELD_OUT", "DEFAULT_MARGIN", "DEFAULT_MIN_COSINE", "FallbackResult",
+           "FidelityProbe", "fidelity_subsets", "prefix_fallback", "quantizable_convs", "template_target"]

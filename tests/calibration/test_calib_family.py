@@ -9,7 +9,8 @@ own template (frame 0 ground-truth box) — none of them reached the ranges or t
 
 The default quantizer (``min_cosine=0.98``) must keep cls cosine ≥ 0.98 on every member; the start set alone
 (``min_cosine=0``: stem, correlations, tail float) must miss it on the mobilev2 member, so these tests fail with
-the fidelity search off. one alex and one mobilev2 member run in the normal suite; the other members are ``slow`` and run with SIAMTRT_FAMILY=full (about 30 min).
+the fidelity search off. One alex and one mobilev2 member run in the normal suite; the other members are ``slow``
+and run with SIAMTRT_FAMILY=full (about 30 min).
 """
 
 from __future__ import annotations
@@ -195,3 +196,60 @@ def test_cli_min_cosine_zero_keeps_the_start_set(model_dir, calib_set, tmp_path,
     assert fid["branches"]["search"]["prefix"] == 0 and fid["branches"]["template"]["prefix"] == 0
     meta = read_onnx_metadata(tmp_path / "q" / "search.onnx")["quantization"]
     assert meta["float_prefix"]["search"] == 0.05 and meta["float_mac_share"] > 0.0
+
+
+# ------------------------------------------------------------------------------------------ the fidelity measure
+def _cset(pairs):
+    from siamtrt.calibration.data import CalibrationSet
+
+    n_t = max(pairs) + 1
+    return CalibrationSet(template=np.arange(n_t, dtype=np.uint8).reshape(n_t, 1, 1, 1).repeat(3, 1),
+                          search=np.arange(len(pairs), dtype=np.uint8).reshape(-1, 1, 1, 1).repeat(3, 1),
+                          pair=np.array(pairs), kernels={}, meta={})
+
+
+def test_fidelity_subsets_cover_every_template_and_are_disjoint():
+    from siamtrt.calibration.sensitivity import fidelity_subsets
+
+    cset = _cset([0] * 30 + [1] * 30 + [2] * 10 + [3] * 2)
+    (tpl, srch, pair), held = fidelity_subsets(cset, 12, 12)
+    assert len(srch) == 12 and len(tpl) == 4 and set(pair.tolist()) == {0, 1, 2, 3}
+    # each crop keeps its own template after re-indexing (the crops encode their index, the templates theirs)
+    assert [int(tpl[p, 0, 0, 0]) for p in pair] == [int(cset.pair[s]) for s in srch[:, 0, 0, 0]]
+    h_tpl, h_srch, h_pair = held
+    assert len(h_srch) == 12 and not set(srch[:, 0, 0, 0].tolist()) & set(h_srch[:, 0, 0, 0].tolist())
+    assert [int(h_tpl[p, 0, 0, 0]) for p in h_pair] == [int(cset.pair[s]) for s in h_srch[:, 0, 0, 0]]
+    # everything in the subset: no held-out crops left
+    assert fidelity_subsets(cset, 100, 12)[1] is None and fidelity_subsets(cset, 12, 0)[1] is None
+
+
+def test_fidelity_is_the_worst_templates():
+    """Pooled over all crops a bad template hides behind good ones; the probe reports the worst template's."""
+    from siamtrt.calibration.sensitivity import FidelityProbe
+
+    rng = np.random.default_rng(0)
+    probe = FidelityProbe.__new__(FidelityProbe)
+    probe.pair = np.array([0] * 6 + [1] * 2)
+    ref_cls, ref_loc = rng.normal(size=(8, 10, 5, 5)), rng.normal(size=(8, 20, 5, 5))
+    probe.ref = (ref_cls, ref_loc)
+    cls = ref_cls.copy()
+    cls[6:] += rng.normal(scale=0.5, size=cls[6:].shape)        # template 1 degraded
+    s = probe._score(cls, ref_loc.copy())
+    assert s["worst_template"] == 1 and s["fidelity"] == s["cls"] < s["cls_pooled"] < 1.0
+    assert s["cls"] == pytest.approx(cosine(ref_cls[6:], cls[6:])) and s["loc"] == pytest.approx(1.0)
+
+
+def test_report_prints_the_quantizers_subset_and_held_out_figures():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("report_cli", Path(__file__).parents[2] / "calibration" /
+                                                  "report.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    branch = {"float_nodes": 3, "float_mac_share": 0.04, "prefix": 2, "candidates": 9, "note": ""}
+    fid = {"min_cosine": 0.98, "met": True, "subset_crops": 32, "pair": {"cls": 0.984, "loc": 0.999},
+           "measure": "worst template", "held_out_crops": 32, "held_out": {"cls": 0.975, "loc": 0.999},
+           "held_out_met": False, "branches": {"search": branch}}
+    lines = cli.fidelity_lines({"candidates": [{"name": "q", "quantization": {"fidelity": fid}}]})
+    assert "worst template: pair cls 0.9840" in lines[0] and "held-out 32 crops: cls 0.9750" in lines[0]
+    assert "below the target" in lines[0] and "prefix 2/9 convs" in lines[1]
