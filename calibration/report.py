@@ -70,6 +70,10 @@ def fidelity_lines(data) -> list:
         for branch, b in fid["branches"].items():
             out.append(f"  {branch:8s} {b['float_nodes']:3d} nodes float ({b['float_mac_share'] * 100:.1f} % of conv "
                        f"MACs), prefix {b['prefix']}/{b['candidates']} convs" + (f"; {b['note']}" if b["note"] else ""))
+            if len(b.get("steps") or []) > 1:   # what forced the prefix, and what each length costs in MACs
+                out.append(f"  {'':8s} steps (float prefix convs: fidelity, prefix MAC share): "
+                           + ", ".join(f"{st['prefix']}: {st['fidelity']:.4f}, {st['mac_share'] * 100:.1f} %"
+                                       for st in b["steps"]))
     return out
 
 

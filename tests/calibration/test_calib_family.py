@@ -32,8 +32,7 @@ R50 = "siamrpn_r50_l234_dwxcorr"
 #: the wider family takes ~30 min on 2 cores (r50 members ~5 min each), too long for every CI run
 FULL = os.environ.get("SIAMTRT_FAMILY") == "full"
 needs_full = pytest.mark.skipif(not FULL, reason="wider INT8 family (~30 min on 2 cores): set SIAMTRT_FAMILY=full; "
-                                                 "last full run and its one miss (r50-seed2-head2.0-bn_synthetic, "
-                                                 "held-out cls 0.972) are in docs/calibration.md")
+                                                 "last results per member are in docs/calibration.md")
 TARGET = 0.98
 HELD_OUT = 24   # ground-truth crops sampled over the whole sequence, those at frames ≥ FRAMES kept
 
@@ -246,10 +245,13 @@ def test_report_prints_the_quantizers_subset_and_held_out_figures():
                                                   "report.py")
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
-    branch = {"float_nodes": 3, "float_mac_share": 0.04, "prefix": 2, "candidates": 9, "note": ""}
+    branch = {"float_nodes": 3, "float_mac_share": 0.04, "prefix": 2, "candidates": 9, "note": "",
+              "steps": [{"prefix": 0, "fidelity": 0.95, "mac_share": 0.0}, {"prefix": 2, "fidelity": 0.985,
+                                                                           "mac_share": 0.031}]}
     fid = {"min_cosine": 0.98, "met": True, "subset_crops": 32, "pair": {"cls": 0.984, "loc": 0.999},
            "measure": "worst template", "held_out_crops": 32, "held_out": {"cls": 0.975, "loc": 0.999},
            "held_out_met": False, "branches": {"search": branch}}
     lines = cli.fidelity_lines({"candidates": [{"name": "q", "quantization": {"fidelity": fid}}]})
     assert "worst template: pair cls 0.9840" in lines[0] and "held-out 32 crops: cls 0.9750" in lines[0]
     assert "below the target" in lines[0] and "prefix 2/9 convs" in lines[1]
+    assert "0: 0.9500, 0.0 %, 2: 0.9850, 3.1 %" in lines[2]
