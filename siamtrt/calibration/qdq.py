@@ -489,7 +489,7 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
             if target_cos > 0 and held_fid["fidelity"] < target_cos:
                 LOG.warning("INT8: on %d held-out calibration crops the pair reads cls %.4f loc %.4f (worst template), "
                             "below --min-cosine %.3f met on the search subset: raise --fidelity-samples or "
-                            "--margin, or collect crops from more videos", len(held[1]), held_fid["cls"],
+                            "--min-cosine, or collect crops from more videos", len(held[1]), held_fid["cls"],
                             held_fid["loc"], target_cos)
     fidelity = {"min_cosine": target_cos, "margin": margin, "template_target": tpl_goal,
                 "measure": "worst template: min over templates of min(cls, loc) cosine pooled over its crops",
