@@ -86,13 +86,13 @@ def main(argv=None) -> int:
                 prefix["search"] = args.float_prefix
             if args.template_float_prefix is not None:
                 prefix["template"] = args.template_float_prefix
+            # fidelity options left unset take the library's defaults (one place for them: calibration/sensitivity)
+            given = {k: v for k, v in (("min_cosine", args.min_cosine), ("fidelity_samples", args.fidelity_samples),
+                                       ("held_out", args.held_out_samples)) if v is not None}
             summary = quantize_int8(args.model, args.calib, args.out, target=args.target or "onnxruntime",
                                     method=args.method or "max", head_method=args.head_method or "max",
                                     float_prefix=prefix, exclude=args.exclude, trt_cache=args.trt_cache,
-                                    trt_version=args.trt_version,
-                                    min_cosine=0.98 if args.min_cosine is None else args.min_cosine,
-                                    fidelity_samples=args.fidelity_samples or 32,
-                                    held_out=32 if args.held_out_samples is None else args.held_out_samples)
+                                    trt_version=args.trt_version, **given)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
