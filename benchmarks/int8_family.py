@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from siamtrt.calibration.data import SourceSpec, collect
-    from siamtrt.calibration.modeldir import open_model_dir
+    from siamtrt.modeldir import ModelDir
     from siamtrt.calibration.qdq import quantize_int8
     from siamtrt.calibration.report import _run_branches, _time_search_branches, cosine
     from siamtrt.metadata import read_onnx_metadata
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
                          progress=False).calib
             keep = np.array([f >= CALIB_FRAMES for f in ev.meta["sources"][0]["search_frames"]])
             held = replace(ev, search=ev.search[keep], pair=ev.pair[keep])
-            md = open_model_dir(src)
+            md = ModelDir.open(src, require_conv=True)
             _, rc, rl = _run_branches(md, held, threads=2)
             row = {"member": tag, "arch": arch, "seed": seed, "head_scale": head, "bn_crops": bn,
                    "weights": "stand-in random", "held_out_crops": int(len(held.search)), "variants": {}}
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
                 t1 = time.perf_counter()
                 if not (d / "search.onnx").is_file():
                     quantize_int8(src, calib, d, target=target, progress=False, **opts)
-                _, qc, ql = _run_branches(open_model_dir(d), held, threads=2)
+                _, qc, ql = _run_branches(ModelDir.open(d, require_conv=True), held, threads=2)
                 q = read_onnx_metadata(d / "search.onnx")["quantization"]
                 qt = read_onnx_metadata(d / "template.onnx")["quantization"]
                 fid = q["fidelity"]
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
                     "note": fid["branches"]["search"]["note"], "quantize_s": time.perf_counter() - t1}
                 if target == "onnxruntime":
                     dirs[name] = d
-            mds = [md] + [open_model_dir(d) for d in dirs.values()]
+            mds = [md] + [ModelDir.open(d, require_conv=True) for d in dirs.values()]
             for threads in (2, 1):
                 _, rat = _time_search_branches(mds, held, threads, args.rounds)
                 for name, d in dirs.items():

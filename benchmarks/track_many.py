@@ -56,10 +56,10 @@ def main(argv=None) -> int:
         model = a.model or ensure_exported("siamrpn_alex_dwxcorr")
         if a.compare_workers:
             from siamtrt.batch.bench import compare_workers, plot_workers
-            from siamtrt.runtime.modeldir import load_model_info
+            from siamtrt.modeldir import ModelDir
             from siamtrt.serving.bench import weights_label
 
-            weights = weights_label(load_model_info(model).meta)
+            weights = weights_label(ModelDir.open(model).meta)
             report = compare_workers(model, a.videos, a.bbox_file, a.compare_workers, a.address, a.num_cpus,
                                      a.max_frames, a.format, a.out)
             report.update(model=str(model), weights=weights)

@@ -17,8 +17,6 @@ from .config import ModelConfig
 from .errors import ModelDirError
 
 PREFIX = "siamtrt."
-TEMPLATE_ONNX = "template.onnx"
-SEARCH_ONNX = "search.onnx"
 TEMPLATE_INPUT = "template"
 SEARCH_INPUT = "search"
 SEARCH_OUTPUTS = ("cls", "loc")

@@ -106,17 +106,13 @@ def read_bbox_file(path: Union[str, Path]) -> Dict[str, List[float]]:
 
 
 def _gt_box(p: Path) -> Optional[List[float]]:
-    from ..benchmarks.sequences import find_video_gt, read_gt_file
+    from ..runtime.boxes import read_box_file
+    from ..runtime.sequences import find_video_gt
 
     cands = [p / "groundtruth_rect.txt", p / "groundtruth.txt"] if p.is_dir() else [find_video_gt(p)]
     for c in cands:
         if c is not None and c.is_file():
-            vals = read_gt_file(c)
-            if vals.shape[1] == 8:
-                from ..benchmarks.sequences import polygon_to_rect
-
-                vals = polygon_to_rect(vals)
-            return [float(v) for v in vals[0]]
+            return [float(v) for v in read_box_file(c)[0]]
     return None
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import BackendError, CheckpointError, InputError
 from . import metrics, results, sysinfo
-from .sequences import Sequence as Seq, load_sequences
+from ..runtime.sequences import Sequence as Seq, load_sequences
 from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, resolve_variants
 
 LOG = logging.getLogger(__name__)
@@ -339,7 +339,7 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
     Raises:
         SiamtrtError: bad arguments, unreadable sequences or models, failing backends.
     """
-    from ..runtime.backend import physical_cores
+    from ..runtime.cpu import physical_cores
 
     threads = threads or physical_cores()
     specs = list(sequences) or default_sequences(results_root, synthetic, synthetic_frames=synthetic_frames)

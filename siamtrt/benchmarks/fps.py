@@ -466,7 +466,7 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
     Raises:
         SiamtrtError: bad arguments, unavailable backends, unreadable video/model.
     """
-    from ..runtime.backend import physical_cores
+    from ..runtime.cpu import physical_cores
 
     video = Path(video) if video else default_video()
     if not video.exists():

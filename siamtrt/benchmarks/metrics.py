@@ -27,6 +27,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..runtime.boxes import init_centers, iou_xywh, valid_boxes
 
 IOU_THRESHOLDS = np.linspace(0.0, 1.0, 21)
 CENTER_THRESHOLDS = np.arange(0, 51, dtype=np.float64)
@@ -42,36 +43,25 @@ def as_boxes(boxes: np.ndarray, what: str = "boxes") -> np.ndarray:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[1] != 4:
         raise InputError(f"{what} must be an [N, 4] array of x, y, w, h", evidence=f"shape {arr.shape}",
-                         fix="convert polygons with siamtrt.benchmarks.sequences.polygon_to_rect first")
+                         fix="convert polygons with siamtrt.runtime.sequences.polygon_to_rect first")
     return arr
 
 
 def valid_mask(boxes: np.ndarray) -> np.ndarray:
     """True where a box is finite and has positive width and height."""
-    b = as_boxes(boxes)
-    return np.all(np.isfinite(b), axis=1) & (b[:, 2] > 0) & (b[:, 3] > 0)
+    return valid_boxes(as_boxes(boxes))
 
 
 def box_centers(boxes: np.ndarray) -> np.ndarray:
-    """OTB centre convention: ``x + (w - 1) / 2``."""
-    b = as_boxes(boxes)
-    return b[:, :2] + (b[:, 2:] - 1.0) / 2.0
+    """OTB centre convention: ``x + (w - 1) / 2`` (pysot's)."""
+    return init_centers(as_boxes(boxes), "pysot")
 
 
 def rect_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-frame IoU of two [N, 4] box arrays; 0 where either box is invalid."""
+    """Per-frame IoU of two [N, 4] box arrays; 0 where either box is invalid (:func:`siamtrt.runtime.boxes.iou_xywh`)."""
     a, b = as_boxes(pred, "predicted boxes"), as_boxes(gt, "ground-truth boxes")
     _same_length(a, b)
-    ok = valid_mask(a) & valid_mask(b)
-    iou = np.zeros(len(a))
-    if ok.any():
-        a, b = a[ok], b[ok]
-        iw = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
-        ih = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
-        inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-        union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
-        iou[ok] = np.clip(inter / union, 0.0, 1.0)
-    return iou
+    return iou_xywh(a, b)
 
 
 def center_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import InputError
+from ..runtime.boxes import iou_xywh
 from .synthetic import _affine, _backgrounds, make_texture
 
 SCENARIOS = ("reenter", "distractor")
@@ -158,17 +159,6 @@ def make_standin(out_dir: Union[str, Path], background: Union[str, Path], config
 #: TrackConfig overrides for the stand-in: its cls logits are ~15 on the target and ~2 off it, so pysot's
 #: CONFIDENCE_LOW/HIGH (0.8 / 0.998, for trained weights) never fire; these sit between the two.
 STANDIN_CONSTANTS = {"confidence_low": 0.99, "confidence_high": 0.9999}
-
-
-def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of (N, 4) x, y, w, h boxes row by row (NaN rows → 0)."""
-    x0 = np.maximum(a[:, 0], b[:, 0])
-    y0 = np.maximum(a[:, 1], b[:, 1])
-    x1 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
-    y1 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
-    return np.nan_to_num(inter / union)
 
 
 def track_scenario(tracker, r: Rendered) -> Dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import metrics
-from .sequences import Sequence
+from ..runtime.sequences import Sequence
 
 RUN_INFO = "run.json"
 _SAFE = re.compile(r"[^A-Za-z0-9_.+-]+")

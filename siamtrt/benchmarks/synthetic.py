@@ -22,7 +22,7 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import InputError
-from .sequences import Sequence, load_folder_sequence
+from ..runtime.sequences import Sequence, load_folder_sequence
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def busy_warning(info: Dict[str, Any]) -> Optional[str]:
 
 def machine_info() -> Dict[str, Any]:
     """CPU model, core counts, memory, GPUs, OS, Python and library versions, git commit."""
-    from ..runtime.backend import physical_cores
+    from ..runtime.cpu import physical_cores
 
     try:
         usable = len(os.sched_getaffinity(0))

@@ -27,7 +27,8 @@ import numpy as np
 
 from ..errors import BackendError, CheckpointError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
-from ..runtime.backend import Backend, InputMetadata, physical_cores
+from ..runtime.backend import Backend, InputMetadata
+from ..runtime.cpu import physical_cores
 
 LOG = logging.getLogger(__name__)
 

@@ -90,12 +90,12 @@ class Variant:
     def make_tracker(self, threads: Optional[int] = None):
         """A runtime Tracker for this variant (torch: the same Tracker over the PyTorch reference backend)."""
         from ..runtime import Tracker
-        from ..runtime.modeldir import load_model_info
+        from ..modeldir import ModelDir
 
         if self.backend == REFERENCE_BACKEND:
             from .torch_backend import TorchBackend
 
-            info = load_model_info(self.model_dir)
+            info = ModelDir.open(self.model_dir)
             stamp = read_cache_stamp(self.model_dir)  # a cached export: its random weights are cached beside it
             cache = (self.model_dir / REFERENCE_WEIGHTS, stamp["key"]) if stamp and stamp.get("key") else None
             be = TorchBackend.from_model_dir(self.model_dir, info.meta, checkpoint=self.checkpoint,
@@ -110,9 +110,9 @@ class Variant:
 
 def read_dir_meta(model_dir: Union[str, Path]) -> Dict[str, Any]:
     """The search-branch metadata of a model directory (checked by the runtime's reader)."""
-    from ..runtime.modeldir import load_model_info
+    from ..modeldir import ModelDir
 
-    return dict(load_model_info(model_dir).meta)
+    return dict(ModelDir.open(model_dir).meta)
 
 
 #: file in a cached export naming what it was exported from (see :func:`cache_key`)

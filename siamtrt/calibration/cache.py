@@ -67,9 +67,9 @@ def write_trt_caches(model_dir: Union[str, Path], calib, out_dir: Optional[Union
         dict: branch → cache path.
     """
     from .data import CalibrationSet, load_calibration
-    from .modeldir import open_model_dir
+    from ..modeldir import ModelDir
 
-    src = open_model_dir(model_dir, require_fp32=True)
+    src = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
     cset = calib if isinstance(calib, CalibrationSet) else load_calibration(calib)
     cset.check_model(src)
     out_dir = Path(out_dir) if out_dir is not None else src.path

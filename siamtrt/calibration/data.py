@@ -35,7 +35,8 @@ import numpy as np
 from .. import __version__
 from ..errors import CalibrationError, InputError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
-from .modeldir import ModelDir, open_model_dir
+from ..runtime.boxes import read_box_file
+from ..modeldir import ModelDir
 
 LOG = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class CalibrationSet:
         if want != have:
             raise CalibrationError(
                 f"calibration file {self.path or ''} does not fit the model {model.path}",
-                evidence=f"crops are exemplar/instance {have[0]}/{have[1]}, the model ({model.search_meta['arch']}) "
+                evidence=f"crops are exemplar/instance {have[0]}/{have[1]}, the model ({model.meta['arch']}) "
                          f"takes {want[0]}/{want[1]}",
                 fix=f"collect crops for this model: python calibration/collect.py --model {model.path} --video V "
                     f"--bbox x,y,w,h --out calib.npz")
@@ -258,7 +259,7 @@ def run_template(model: ModelDir, crops: np.ndarray, threads: Optional[int] = No
     opts = {"providers": "cpu"}
     if threads:
         opts["threads"] = threads
-    backend = OrtBackend.from_model_dir(model.path, model.search_meta, **opts)
+    backend = OrtBackend.from_model_dir(model.path, model.meta, **opts)
     step = batch if model.dynamic_batch else 1
     parts: Dict[str, List[np.ndarray]] = {n: [] for n in model.template_outputs}
     with backend:
@@ -324,41 +325,6 @@ class SourceSpec:
         raise InputError(f"calibration source {self.path} has no box",
                          evidence="no --bbox, no --boxes, and no groundtruth_rect.txt in the folder",
                          fix="add --bbox x,y,w,h (initial box; the tracker follows it) or --boxes gt.txt")
-
-
-def read_boxes(path: Union[str, Path]) -> np.ndarray:
-    """Per-frame boxes from a text file: ``x,y,w,h`` (OTB) or 8-value polygons (VOT, turned into their axis-aligned
-    bounding box); commas, tabs or spaces. Rows that are not finite or have no area come back as NaN.
-
-    Raises:
-        InputError: missing/empty file or rows that are neither 4 nor 8 numbers.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"box file {path} does not exist", fix="pass an OTB groundtruth_rect.txt-style file")
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines()):
-        line = line.strip()
-        if not line:
-            continue
-        parts = [p for p in line.replace(",", " ").replace("\t", " ").split(" ") if p]
-        try:
-            vals = [float(p) for p in parts]
-        except ValueError:
-            vals = []
-        if len(vals) == 8:
-            xs, ys = vals[0::2], vals[1::2]
-            vals = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
-        if len(vals) != 4:
-            raise InputError(f"box file {path}, line {i + 1}: expected x,y,w,h or 8 polygon values",
-                             evidence=repr(line[:80]))
-        rows.append(vals)
-    if not rows:
-        raise InputError(f"box file {path} holds no boxes")
-    boxes = np.asarray(rows, np.float64)
-    bad = ~np.all(np.isfinite(boxes), axis=1) | (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0)
-    boxes[bad] = np.nan
-    return boxes
 
 
 def sources_from_args(videos: Sequence[str], bboxes: Optional[Sequence[str]] = None,
@@ -476,7 +442,7 @@ def _plan_frames(source: SourceSpec, frame_count: Optional[int], frame_wh, n_sea
 
     gt_path = source.resolve_boxes()
     count = frame_count
-    gt = read_boxes(gt_path) if gt_path is not None else None
+    gt = read_box_file(gt_path) if gt_path is not None else None
     if gt is not None:
         if count is not None and len(gt) < count:
             raise InputError(f"box file {gt_path} has {len(gt)} boxes for {count} frames of {source.path}",
@@ -647,7 +613,7 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
     if max_samples < 1 or templates_per_source < 1:
         raise InputError("--max-samples and --templates must be ≥ 1",
                          evidence=f"max_samples={max_samples}, templates={templates_per_source}")
-    md = open_model_dir(model_dir, require_fp32=True)
+    md = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
     counts = []
     for s in sources:
         s.resolve_boxes()  # fail early on a source without boxes
@@ -675,7 +641,7 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
         raise CalibrationError("no search crop could be collected",
                                evidence="; ".join(f"{i['path']}: {i['frames']} frames" for i in infos),
                                fix="use longer videos (≥ 2 frames) with valid boxes")
-    meta = {"format": FORMAT, "siamtrt": __version__, "arch": md.search_meta["arch"],
+    meta = {"format": FORMAT, "siamtrt": __version__, "arch": md.meta["arch"],
             "exemplar_size": md.exemplar_size, "instance_size": md.instance_size,
             "template_outputs": md.template_outputs, "template_sha256": md.sha256("template"),
             "model_dir": str(md.path), "max_samples": max_samples, "templates_per_source": templates_per_source,

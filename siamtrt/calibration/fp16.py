@@ -37,7 +37,8 @@ import numpy as np
 
 from ..errors import CalibrationError
 from .data import CalibrationSet, load_calibration
-from .modeldir import derived_metadata, open_model_dir, save_branch
+from ..modeldir import ModelDir
+from .derive import derived_metadata, save_branch
 from .graph import correlation_convs, name_nodes, stem_convs
 from .qdq import BranchResult, QuantizeSummary
 
@@ -140,13 +141,13 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
         exclude (tuple): extra node names kept in float32. Defaults to ().
 
     Raises:
-        ModelDirError: see :func:`open_model_dir`. CalibrationError: conversion or onnx.checker failure.
+        ModelDirError: see :meth:`siamtrt.modeldir.ModelDir.open`. CalibrationError: conversion or onnx.checker failure.
     """
     import onnx
     import onnxconverter_common
 
     t0 = time.perf_counter()
-    src = open_model_dir(model_dir, require_fp32=True)
+    src = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
     out_dir = Path(out_dir)
     if out_dir.resolve() == src.path.resolve():
         raise CalibrationError("the output directory is the source directory", fix="pass a new --out")
@@ -170,8 +171,8 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
         if cset is not None:
             feeds, n = cset.branch_feeds(branch, kernels)
         else:  # no crops: the same guard on seeded noise crops (what build_engine.py --fp16 uses)
-            probe = probe_feeds(src.onnx("template"), int(src.search_meta["exemplar_size"]),
-                                int(src.search_meta["instance_size"]), 1 if not src.dynamic_batch else 2)
+            probe = probe_feeds(src.onnx("template"), int(src.meta["exemplar_size"]),
+                                int(src.meta["instance_size"]), 1 if not src.dynamic_batch else 2)
             feeds, n = probe[branch], len(probe[branch])
         half, blocked = half_model(model, branch, feeds, n, data_max=data_max, exclude=exclude)
         details = {"library": "onnxconverter_common.float16", "library_version": onnxconverter_common.__version__,

@@ -64,7 +64,8 @@ import numpy as np
 from ..errors import CalibrationError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT, file_sha256
 from .data import MIN_RECOMMENDED_SEARCH, CalibrationSet, load_calibration
-from .modeldir import derived_metadata, open_model_dir, save_branch
+from ..modeldir import ModelDir
+from .derive import derived_metadata, save_branch
 from .graph import (conv_macs, correlation_convs, downstream_tensors, input_prefix_convs, mac_share, name_nodes,
                     named_model, stem_convs, tail_nodes)
 from .ranges import METHODS, Ranges, collect_statistics, compute_ranges, save_ort_cache
@@ -385,12 +386,12 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
         progress (bool): tqdm bars. Defaults to True.
 
     Raises:
-        ModelDirError / CalibrationError: see :func:`open_model_dir`, :func:`load_calibration`,
+        ModelDirError / CalibrationError: see :meth:`siamtrt.modeldir.ModelDir.open`, :func:`load_calibration`,
             :class:`BranchQuantizer`.
     """
     import onnxruntime
 
-    from ..runtime.backend import physical_cores
+    from ..runtime.cpu import physical_cores
 
     t0 = time.perf_counter()
     if target not in TARGETS:
@@ -407,7 +408,7 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
                                evidence=f"min_cosine={min_cosine}, fidelity_samples={fidelity_samples}, "
                                         f"held_out={held_out}, margin={margin}",
                                fix="use --min-cosine in [0, 1] (0 = no search), e.g. 0.98")
-    src = open_model_dir(model_dir, require_fp32=True)
+    src = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
     out_dir = Path(out_dir)
     if out_dir.resolve() == src.path.resolve():
         raise CalibrationError("the output directory is the source directory",

@@ -30,10 +30,9 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import ModelDirError
-from ..metadata import weights_kind
-from ..metadata import weights_line as _weights_line
+from ..modeldir import ModelDir
+from ..runtime.boxes import iou_xywh
 from .data import CalibrationSet, SourceSpec, collect
-from .modeldir import ModelDir, open_model_dir
 from .speed import ratios, time_search
 
 LOG = logging.getLogger(__name__)
@@ -74,18 +73,6 @@ def foreground(cls: np.ndarray) -> np.ndarray:
     return (e[:, 1] / e.sum(axis=1)).reshape(n, -1)
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-row IoU of x,y,w,h boxes [N,4] × [N,4]."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, 0], b[:, 0])
-    y1 = np.maximum(a[:, 1], b[:, 1])
-    x2 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
-    y2 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 def decoded_box_iou(ref_cls: np.ndarray, ref_loc: np.ndarray, loc: np.ndarray, anchor: Dict[str, Any],
                     flavour: str = "pysot") -> np.ndarray:
     """Per crop, IoU of the box each ``loc`` decodes at the FP32 best anchor (crop pixels).
@@ -107,7 +94,7 @@ def decoded_box_iou(ref_cls: np.ndarray, ref_loc: np.ndarray, loc: np.ndarray, a
         cx, cy = anc[:, 0] + d[:, 0] * anc[:, 2], anc[:, 1] + d[:, 1] * anc[:, 3]
         return np.stack([cx - w / 2, cy - h / 2, w, h], 1)
 
-    return iou(boxes(ref_loc), boxes(loc))
+    return iou_xywh(boxes(ref_loc), boxes(loc))
 
 
 def compare(ref: np.ndarray, cand: np.ndarray) -> Dict[str, float]:
@@ -171,17 +158,12 @@ class Report:
         return "\n".join(lines)
 
 
-def _weights_kind(md: ModelDir) -> str:
-    """"checkpoint", "random-matching" (untrained template-matching heads) or "random-realistic"."""
-    return weights_kind(md.search_meta)
-
-
 def _same_model(ref: ModelDir, cand: ModelDir) -> None:
     keys = ("arch", "exemplar_size", "instance_size", "score_size", "template_outputs", "anchor", "track")
-    diff = [k for k in keys if ref.search_meta.get(k) != cand.search_meta.get(k)]
+    diff = [k for k in keys if ref.meta.get(k) != cand.meta.get(k)]
     if diff:
         raise ModelDirError(f"{cand.path} is not a variant of {ref.path}",
-                            evidence="; ".join(f"{k}: {ref.search_meta.get(k)!r} vs {cand.search_meta.get(k)!r}"
+                            evidence="; ".join(f"{k}: {ref.meta.get(k)!r} vs {cand.meta.get(k)!r}"
                                                for k in diff)[:500],
                             fix="compare a directory with the fp32 directory it was quantized from")
 
@@ -190,7 +172,7 @@ def _run_branches(md: ModelDir, cset: CalibrationSet, threads: int, batch: int =
     """(template outputs, cls, loc) of one variant on the crops, kernels from its own template branch."""
     from ..runtime.ort import OrtBackend
 
-    be = OrtBackend.from_model_dir(md.path, md.search_meta, threads=threads, providers="cpu")
+    be = OrtBackend.from_model_dir(md.path, md.meta, threads=threads, providers="cpu")
     step = batch if md.dynamic_batch else 1
     with be:
         kern = {n: [] for n in md.template_outputs}
@@ -213,7 +195,7 @@ def _time_search_branches(mds: Sequence[ModelDir], crops: CalibrationSet, thread
     each with kernels from its own template branch."""
     from ..runtime.ort import OrtBackend
 
-    bes = {str(md.path): OrtBackend.from_model_dir(md.path, md.search_meta, threads=threads, providers="cpu")
+    bes = {str(md.path): OrtBackend.from_model_dir(md.path, md.meta, threads=threads, providers="cpu")
            for md in mds}
     x = crops.search[:1].astype(np.float32)
     kern = {}
@@ -254,7 +236,7 @@ def _one_step_iou(ref: ModelDir, cands: Sequence[ModelDir], video, init_box, thr
                     tr.center, tr.size = trackers[0].center.copy(), trackers[0].size.copy()
                 boxes = [tr.track(frame).bbox for tr in trackers]
                 for md, b in zip(cands, boxes[1:]):
-                    out[str(md.path)].append(float(iou(boxes[0], b)[0]))
+                    out[str(md.path)].append(float(iou_xywh(boxes[0], b)))
             bar.update(1)
     finally:
         bar.close()
@@ -340,22 +322,22 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
     Raises:
         ModelDirError: a candidate is not a variant of ``ref``. InputError: unreadable video or bad box.
     """
-    from ..runtime.backend import physical_cores
+    from ..runtime.cpu import physical_cores
     from ..runtime.run import track_video
 
     t0 = time.perf_counter()
     threads = int(threads or physical_cores())
-    ref_md = open_model_dir(ref)
+    ref_md = ModelDir.open(ref, require_conv=True)
     if ref_md.precision != "fp32":
         LOG.warning("report: the reference %s is %s, not fp32", ref_md.path, ref_md.precision)
-    cand_mds = [open_model_dir(c) for c in cands]
+    cand_mds = [ModelDir.open(c, require_conv=True) for c in cands]
     if not cand_mds:
         raise ModelDirError("no candidate directory given", fix="pass --cand DIR_INT8 (repeatable)")
     ref_sha = ref_md.sha256("search")
     derived = {}
     for c in cand_mds:
         _same_model(ref_md, c)
-        src_sha = (c.search_meta.get("quantization") or {}).get("source_sha256")
+        src_sha = (c.meta.get("quantization") or {}).get("source_sha256")
         derived[str(c.path)] = src_sha == ref_sha
         if src_sha is not None and src_sha != ref_sha:
             LOG.warning("report: %s was made from another export than %s (its source_sha256 differs); the "
@@ -396,23 +378,23 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
         "alt_instance_size": crops.alt_instance_size, "alt_crops": 0 if alt_crops is None else alt_crops.num_search,
         "threads": threads, "backend": "onnxruntime-cpu",
         "ref": {"name": ref_md.path.name, "dir": str(ref_md.path), "precision": ref_md.precision,
-                "weights": _weights_kind(ref_md), "weights_line": _weights_line(ref_md.search_meta),
-                "checkpoint_sha256": ref_md.search_meta.get("checkpoint_sha256"), "speed": speed(ref_md)},
+                "weights": ref_md.weights, "weights_line": ref_md.weights_line,
+                "checkpoint_sha256": ref_md.meta.get("checkpoint_sha256"), "speed": speed(ref_md)},
         "candidates": [],
     }
     for md in cand_mds:
         k, cls, loc = _run_branches(md, crops, threads)
         per_crop = [cosine(a, b) for a, b in zip(ref_cls, cls)]
         fg_ref, fg_c = foreground(ref_cls), foreground(cls)
-        box_iou = decoded_box_iou(ref_cls, ref_loc, loc, md.search_meta["anchor"],
-                                  md.search_meta["track"].get("flavour", "pysot"))
+        box_iou = decoded_box_iou(ref_cls, ref_loc, loc, md.meta["anchor"],
+                                  md.meta["track"].get("flavour", "pysot"))
         run = runs[str(md.path)]
         n = min(run.frames, ref_run.frames)
-        ious = iou(ref_run.boxes[1:n, 0], run.boxes[1:n, 0]) if n > 1 else np.ones(0)
+        ious = iou_xywh(ref_run.boxes[1:n, 0], run.boxes[1:n, 0]) if n > 1 else np.ones(0)
         step = one_step[str(md.path)]
         data["candidates"].append({
             "name": md.path.name, "dir": str(md.path), "precision": md.precision,
-            "quantization": md.search_meta.get("quantization"), "derived_from_ref": derived[str(md.path)],
+            "quantization": md.meta.get("quantization"), "derived_from_ref": derived[str(md.path)],
             "accuracy": {
                 "cls": compare(ref_cls, cls), "loc": compare(ref_loc, loc),
                 "template": {name: compare(ref_k[name], k[name]) for name in md.template_outputs},
@@ -445,4 +427,4 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
     return Report(data=data, json_path=json_path, png_path=png)
 
 
-__all__ = ["Report", "accuracy_report", "compare", "cosine", "foreground", "iou", "max_abs_error", "sqnr_db"]
+__all__ = ["Report", "accuracy_report", "compare", "cosine", "foreground", "max_abs_error", "sqnr_db"]

@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import EngineError, ExportError, ModelDirError
-from ..metadata import PRECISIONS, SEARCH_ONNX, TEMPLATE_ONNX, read_onnx_metadata
-from ..runtime.cuda import CudaProbe, probe_cuda
-from ..runtime.trt import ENGINE_NAMES, TrtLogger, TrtModule, import_tensorrt
+from ..metadata import PRECISIONS, read_onnx_metadata
+from ..modeldir import SEARCH_ONNX, TEMPLATE_ONNX
+from ..gpu.cuda import CudaProbe, probe_cuda
+from ..gpu.tensorrt import TrtLogger, TrtModule, import_tensorrt
+from ..modeldir import ENGINE_FILES as ENGINE_NAMES
 from . import sidecar as sc
 from .trt_compat import BuilderCaps, detect, network_flags
 
@@ -474,7 +476,7 @@ def build_engine(model_dir: Union[str, Path], *, precision: Optional[str] = None
         hardware_compatibility (str): "none", "ampere_plus" or "same_compute_capability". Defaults to "none".
         branches (list[str]): which engines to build. Defaults to both.
         progress (bool): show a progress bar. Defaults to True.
-        trt (TrtModule): TensorRT module to use. Defaults to :func:`siamtrt.runtime.trt.import_tensorrt`.
+        trt (TrtModule): TensorRT module to use. Defaults to :func:`siamtrt.gpu.tensorrt.import_tensorrt`.
         calib (Path): calibration crops (calibration/collect.py) for ``precision="int8"`` from an FP32 directory:
             TensorRT calibration caches are written next to the engines and read by the builder's calibrator
             (implicit INT8, TensorRT 8.x-10.x only). Defaults to None.

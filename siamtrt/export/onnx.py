@@ -28,7 +28,8 @@ import torch.nn as nn
 
 from ..config import ModelConfig, get_config
 from ..errors import ExportError
-from ..metadata import (SEARCH_INPUT, SEARCH_ONNX, SEARCH_OUTPUTS, TEMPLATE_INPUT, TEMPLATE_ONNX, build_metadata,
+from ..modeldir import SEARCH_ONNX, TEMPLATE_ONNX
+from ..metadata import (SEARCH_INPUT, SEARCH_OUTPUTS, TEMPLATE_INPUT, build_metadata,
                         read_onnx_metadata, set_onnx_metadata)
 from .checkpoint import load_checkpoint
 from .models import build_model

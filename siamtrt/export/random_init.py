@@ -73,9 +73,9 @@ def sequence_frames(folder: Union[str, Path], n: int = 24) -> List[Frame]:
     What ``--random-heads matching`` is best fitted on (its loc head learns the boxes); e.g. ``../shared/data/bag``.
 
     Raises:
-        InputError: not a readable sequence folder (see :func:`siamtrt.benchmarks.sequences.load_folder_sequence`).
+        InputError: not a readable sequence folder (see :func:`siamtrt.runtime.sequences.load_folder_sequence`).
     """
-    from ..benchmarks.sequences import load_folder_sequence
+    from ..runtime.sequences import load_folder_sequence
 
     seq = load_folder_sequence(folder)
     want = set(np.linspace(0, len(seq) - 1, min(n, len(seq))).astype(int).tolist())

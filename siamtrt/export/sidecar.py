@@ -1,6 +1,6 @@
 """The JSON sidecar written beside every engine (``DIR/search.engine.json``): what the engine is and how to remake it.
 
-The runtime reads it (siamtrt.runtime.trt.check_sidecar) before TensorRT sees the engine, and refuses engines from
+The runtime reads it (siamtrt.runtime.engines.check_sidecar) before TensorRT sees the engine, and refuses engines from
 another TensorRT, another GPU, or an edited ONNX with the exact ``rebuild_command`` recorded here. It also carries the
 full siamtrt metadata of the source ONNX (precision and xcorr updated to what was built), so a directory holding only
 engines is still self-describing.
@@ -16,8 +16,10 @@ from typing import Any, Dict, Optional
 
 from .. import __version__
 from ..metadata import file_sha256
-from ..runtime.cuda import CudaProbe
-from ..runtime.trt import SIDECAR_SCHEMA, TrtModule, sidecar_path
+from ..gpu.cuda import CudaProbe
+from ..gpu.tensorrt import TrtModule
+from ..modeldir import sidecar_path
+from ..runtime.engines import SIDECAR_SCHEMA
 
 
 def onnx_source(onnx_path: Path) -> Dict[str, Any]:

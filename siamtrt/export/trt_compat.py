@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional
 
-from ..runtime.trt import TrtModule, import_tensorrt
+from ..gpu.tensorrt import TrtModule, import_tensorrt
 
 #: Documentation of the known targets (detected capabilities decide; this table explains). "flags" = weakly typed
 #: builder precision flags; "onnx" = precision carried by the ONNX (FP16 tensors / Q/DQ) in a strongly typed network.

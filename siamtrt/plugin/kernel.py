@@ -118,7 +118,7 @@ class CompiledKernel:
     """
 
     def __init__(self, image: bytes, origin: str):
-        from ..runtime.cuda import cuda_call, cuda_driver
+        from ..gpu.cuda import cuda_call, cuda_driver
 
         drv = cuda_driver()
         self.origin = origin
@@ -133,7 +133,7 @@ class CompiledKernel:
         if fatbin.is_file():
             return cls(fatbin.read_bytes(), f"fatbin {fatbin}")
         if compute_capability is None:
-            from ..runtime.cuda import require_cuda
+            from ..gpu.cuda import require_cuda
             compute_capability = require_cuda("compiling the DepthwiseXCorr kernel").compute_capability
         log.info("plugin: no prebuilt %s; compiling dwxcorr_kernel.cu with NVRTC for sm_%d%d", fatbin,
                  *compute_capability)
@@ -146,7 +146,7 @@ class CompiledKernel:
         Raises:
             BackendError: unsupported dtype, bad sizes or a launch failure.
         """
-        from ..runtime.cuda import cuda_call, cuda_driver
+        from ..gpu.cuda import cuda_call, cuda_driver
 
         dtype = np.dtype(dtype)
         if dtype not in self.functions:
@@ -163,7 +163,7 @@ class CompiledKernel:
                                      args, 0), "cuLaunchKernel(DepthwiseXCorr)")
 
     def unload(self) -> None:
-        from ..runtime.cuda import cuda_driver
+        from ..gpu.cuda import cuda_driver
 
         if self.module is not None:
             cuda_driver().cuModuleUnload(self.module)

@@ -143,7 +143,7 @@ def register(trt: Optional[Any] = None) -> Any:
     """Register the Python DepthwiseXCorr creator in ``trt``'s plugin registry (idempotent); return the creator.
 
     Args:
-        trt (module): the TensorRT module. Defaults to the one :func:`siamtrt.runtime.trt.import_tensorrt` picks.
+        trt (module): the TensorRT module. Defaults to the one :func:`siamtrt.gpu.tensorrt.import_tensorrt` picks.
 
     Raises:
         EngineError: this TensorRT has no Python IPluginV3 support (TensorRT < 10).
@@ -151,7 +151,7 @@ def register(trt: Optional[Any] = None) -> Any:
     from ..errors import EngineError
 
     if trt is None:
-        from ..runtime.trt import import_tensorrt
+        from ..gpu.tensorrt import import_tensorrt
         trt = import_tensorrt().module
     if id(trt) in _REGISTERED:
         return _REGISTERED[id(trt)]

@@ -3,7 +3,8 @@
 ``from siamtrt.runtime import Tracker``; backends load their libraries only when selected.
 """
 
-from .backend import BACKENDS, Backend, backend_class, choose_backend
+from .backend import Backend
+from .backends import BACKENDS, backend_class, choose_backend
 from .result import MODES, SearchEvent, TemplateEvent, TrackResult
 from .tracker import Tracker
 

@@ -13,8 +13,9 @@ activation state and the context manager, feed name/shape/dtype checks (cached p
 per-frame call costs a dict lookup), splitting a batch for models exported with ``--batch 1``, and timing.
 
 Loading is lazy (nothing heavy in ``__init__``): each branch source is a path, the model bytes, or a zero-argument
-callable returning either; it is resolved in ``activate()``. Backends are chosen by name from :data:`BACKENDS`, whose
-entries import their module only when selected, so ``import siamtrt.runtime`` needs neither onnxruntime nor TensorRT.
+callable returning either; it is resolved in ``activate()``. Backends are chosen by name from the registry in
+:mod:`siamtrt.runtime.backends`, whose entries import their module only when selected, so ``import siamtrt.runtime``
+needs neither onnxruntime nor TensorRT.
 
 Kernel arrays handed to ``run_search`` are treated as immutable by the tracker (it builds a new stacked array when
 targets change), so a GPU backend may cache device copies keyed by ``id(array)`` as long as it keeps a reference to
@@ -23,10 +24,9 @@ the array it cached.
 
 from __future__ import annotations
 
-import difflib
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -252,99 +252,4 @@ class Backend:
         raise NotImplementedError
 
 
-# --------------------------------------------------------------------------------------------------- registry
-def _load_onnxruntime() -> Type[Backend]:
-    from .ort import OrtBackend
-    return OrtBackend
-
-
-def _load_tensorrt() -> Type[Backend]:
-    try:
-        from .trt import TrtBackend
-    except ImportError as e:
-        raise BackendError("the TensorRT backend is not available in this installation", evidence=repr(e)[:300],
-                           fix="install TensorRT (JetPack, or pip install tensorrt cuda-python) or use "
-                               "--backend onnxruntime") from None
-    return TrtBackend
-
-
-#: name → zero-argument loader returning the class. Modules are imported only when their entry is selected.
-BACKENDS: Dict[str, Callable[[], Type[Backend]]] = {
-    "onnxruntime": _load_onnxruntime,
-    "tensorrt": _load_tensorrt,
-}
-ALIASES = {"ort": "onnxruntime", "trt": "tensorrt"}
-ENGINE_FILES = ("template.engine", "search.engine")
-
-
-def backend_class(name: str) -> Type[Backend]:
-    """The backend class registered under ``name`` (imports its module).
-
-    Raises:
-        BackendError: unknown name (lists valid names, suggests the closest) or the module cannot be imported.
-    """
-    key = ALIASES.get(name, name)
-    if key not in BACKENDS:
-        close = difflib.get_close_matches(name, list(BACKENDS) + ["auto"], n=1)
-        raise BackendError(f"unknown backend '{name}'", evidence="valid: auto, " + ", ".join(BACKENDS),
-                           fix=f"did you mean '{close[0]}'?" if close else "choose one of the valid names")
-    return BACKENDS[key]()
-
-
-def choose_backend(name: str, model_dir: Optional[Union[str, Path]] = None) -> Tuple[str, str]:
-    """Resolve ``"auto"``: tensorrt when the directory has engines, TensorRT imports and a CUDA device exists;
-    otherwise onnxruntime. Returns (name, reason).
-    """
-    if name != "auto":
-        return ALIASES.get(name, name), "requested"
-    model_dir = Path(model_dir) if model_dir is not None else None
-    if model_dir is None or not all((model_dir / f).is_file() for f in ENGINE_FILES):
-        return "onnxruntime", "no TensorRT engines in the model directory"
-    try:
-        cls = backend_class("tensorrt")
-    except BackendError as e:
-        return "onnxruntime", f"engines present but TensorRT backend unavailable ({e.what})"
-    reason = cls.unavailable_reason(model_dir)
-    if reason:
-        return "onnxruntime", f"engines present but {reason}"
-    return "tensorrt", "engines present, TensorRT and a CUDA device available"
-
-
-def create_backend(name: str, model_dir: Union[str, Path], meta: Dict[str, Any], **options: Any) -> Backend:
-    """Build (not activate) the backend ``name`` (or ``"auto"``) over a model directory."""
-    chosen, _ = choose_backend(name, model_dir)
-    return backend_class(chosen).from_model_dir(model_dir, meta, **options)
-
-
-def physical_cores() -> int:
-    """Physical CPU cores usable by this process (hyper-threads excluded; honours CPU affinity / containers)."""
-    import os
-
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count() or 1
-    cores = None
-    try:
-        pairs = set()
-        phys = core = None
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("physical id"):
-                    phys = line.split(":")[1].strip()
-                elif line.startswith("core id"):
-                    core = line.split(":")[1].strip()
-                elif not line.strip():
-                    if core is not None:
-                        pairs.add((phys, core))
-                    phys = core = None
-        if core is not None:
-            pairs.add((phys, core))
-        cores = len(pairs) or None
-    except OSError:
-        pass
-    return max(1, min(cores or usable, usable))
-
-
-__all__ = ["Backend", "BACKENDS", "InputMetadata", "Source", "backend_class", "choose_backend", "create_backend",
-           "physical_cores", "resolve_source"]
+__all__ = ["BRANCHES", "Backend", "InputMetadata", "Source", "resolve_source"]

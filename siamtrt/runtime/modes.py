@@ -33,6 +33,7 @@ import numpy as np
 
 from ..config import MODES, TrackConfig
 from ..errors import InputError, ModelDirError
+from .boxes import iou_cxcywh
 from .geometry import Geometry
 
 
@@ -119,16 +120,6 @@ def longterm_update(t: TrackConfig, score: np.ndarray, raw_center: np.ndarray, r
 
 
 # ------------------------------------------------------------------------------------------------ distractor
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one (cx, cy, w, h) box with (M, 4) boxes."""
-    x0 = np.maximum(box[0] - box[2] / 2, boxes[:, 0] - boxes[:, 2] / 2)
-    x1 = np.minimum(box[0] + box[2] / 2, boxes[:, 0] + boxes[:, 2] / 2)
-    y0 = np.maximum(box[1] - box[3] / 2, boxes[:, 1] - boxes[:, 3] / 2)
-    y1 = np.minimum(box[1] + box[3] / 2, boxes[:, 1] + boxes[:, 3] / 2)
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    return inter / (box[2] * box[3] + boxes[:, 2] * boxes[:, 3] - inter)
-
-
 #: proposals considered per target (highest scores) before NMS
 DISTRACTOR_CANDIDATES = 64
 
@@ -170,7 +161,7 @@ def find_distractors(t: TrackConfig, score: np.ndarray, loc: np.ndarray, geo: Ge
             rest = boxes[i + 1:]
             inside = (np.abs(rest[:, 0] - boxes[i, 0]) <= boxes[i, 2] / 2) & \
                 (np.abs(rest[:, 1] - boxes[i, 1]) <= boxes[i, 3] / 2)
-            alive[i + 1:] &= (_iou(boxes[i], rest) <= t.distractor_nms_iou) & ~inside
+            alive[i + 1:] &= (iou_cxcywh(boxes[i], rest) <= t.distractor_nms_iou) & ~inside
         out.append(center[r] + boxes[kept, :2] / scale_z[r] if kept else np.zeros((0, 2)))
     return out
 

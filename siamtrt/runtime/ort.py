@@ -22,7 +22,8 @@ import numpy as np
 
 from ..errors import BackendError, ModelDirError
 from ..metadata import SEARCH_OUTPUTS
-from .backend import Backend, InputMetadata, physical_cores, resolve_source
+from .backend import Backend, InputMetadata, resolve_source
+from .cpu import physical_cores
 
 LOG = logging.getLogger(__name__)
 

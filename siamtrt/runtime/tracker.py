@@ -24,10 +24,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import InputError, ModelDirError
-from .backend import Backend, backend_class, choose_backend
+from .backend import Backend
+from .backends import backend_class, choose_backend
 from .crop import crop_batch
 from .geometry import Geometry, crop_sizes, geometry, template_side
-from .modeldir import ModelInfo, load_model_info
+from ..modeldir import ModelDir
 from .modes import DistractorMemory, Mode, check_mode, find_distractors, longterm_update, lost_instance_sizes, \
     parse_mode
 from .postprocess import PostParams, Workspace, clip_box, postprocess
@@ -81,7 +82,7 @@ class Tracker:
 
     Args:
         backend (Backend): inference backend (activated on first use).
-        info (ModelInfo): the model directory's checked metadata.
+        info (ModelDir): the model directory's checked metadata.
         mode (str): "short", "longterm", "distractor" or "longterm+distractor" (:mod:`siamtrt.runtime.modes`).
             Defaults to None: the model's default (``track.mode`` in the metadata; "short" unless exported from a
             pysot ``_lt`` config).
@@ -94,7 +95,7 @@ class Tracker:
     registered the tracker builds no event (no cost).
     """
 
-    def __init__(self, backend: Backend, info: ModelInfo, mode: Optional[str] = None):
+    def __init__(self, backend: Backend, info: ModelDir, mode: Optional[str] = None):
         self.backend = backend
         self.info = info
         t, a = info.track, info.anchor
@@ -156,7 +157,7 @@ class Tracker:
             ModelDirError: missing files, incompatible metadata, or a mode the directory was not exported for.
             InputError: unknown mode. BackendError: unknown/unavailable backend.
         """
-        info = load_model_info(model_dir)
+        info = ModelDir.open(model_dir)
         if mode is not None or info.track.mode != "short":
             check_mode(parse_mode(info.track.mode if mode is None else mode), info)  # before loading any backend
         name, reason = choose_backend(backend, model_dir)

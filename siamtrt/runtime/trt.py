@@ -1,13 +1,7 @@
 """TensorRT backend: engines built by ``export/build_engine.py``, driven with cuda-python (no torch, no pycuda).
 
-Also the runtime half of the engine contract, so a Jetson needs nothing from ``siamtrt.export``:
-
-* :func:`import_tensorrt` — ``tensorrt`` (JetPack, NVIDIA's wheels) else ``tensorrt_rtx``; the one import helper;
-* :func:`check_sidecar` / :func:`verify_engine` — every engine travels with ``<engine>.json`` (TensorRT flavour and
-  version, GPU, precision, xcorr mode, hashes of the engine and its source ONNX, the exact build command). An engine
-  from another TensorRT, another GPU, or an edited ONNX is refused with that command, before TensorRT sees it;
-* :func:`load_engine` — probe CUDA first (a TensorRT Runtime without a device segfaults on deserialize), register
-  the DepthwiseXCorr plugin the sidecar names, deserialize.
+The engine contract (sidecars, loading) is :mod:`siamtrt.runtime.engines`; the library import
+:mod:`siamtrt.gpu.tensorrt`.
 
 The backend (:class:`TrtBackend`, Polygraphy TrtRunner's shape): ``activate`` allocates every device buffer and pinned
 host buffer once and sets the tensor addresses; per frame: async H2D of the crop → ``execute_async_v3`` on one
@@ -18,311 +12,22 @@ contract allows), so no kernel crosses the bus per frame.
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
-import os
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import BackendError, EngineError, ModelDirError
-from ..metadata import file_sha256
+from ..gpu.cuda import CudaGraph, DeviceBuffer, PinnedBuffer, Stream, probe_cuda, require_cuda
+from ..gpu.tensorrt import TrtLogger, TrtModule, import_tensorrt
+from ..modeldir import ENGINE_FILES
 from .backend import Backend, InputMetadata, resolve_source
-from .cuda import CudaDevice, CudaGraph, DeviceBuffer, PinnedBuffer, Stream, probe_cuda, require_cuda
+from .engines import load_engine, verify_engine
 
 LOG = logging.getLogger(__name__)
 
-TRT_FLAVOURS = ("tensorrt", "tensorrt_rtx")
-SIDECAR_SCHEMA = 1
-ENGINE_NAMES = {"template": "template.engine", "search": "search.engine"}
-PLUGIN_LIB_ENV = "SIAMTRT_PLUGIN_LIB"
-TRT_ENV = "SIAMTRT_TENSORRT"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# TensorRT import
-# ---------------------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class TrtModule:
-    """The imported TensorRT module and which flavour it is."""
-
-    module: Any
-    flavour: str  # "tensorrt" | "tensorrt_rtx"
-    version: str
-
-    def describe(self) -> str:
-        return f"{self.flavour} {self.version}"
-
-
-@functools.lru_cache(maxsize=None)
-def import_tensorrt(prefer: Optional[str] = None) -> TrtModule:
-    """Import ``tensorrt``, else ``tensorrt_rtx`` (``prefer`` or ``$SIAMTRT_TENSORRT`` picks one explicitly).
-
-    Raises:
-        EngineError: neither is installed (or the preferred one is not).
-    """
-    prefer = prefer or os.environ.get(TRT_ENV) or None
-    if prefer is not None and prefer not in TRT_FLAVOURS:
-        raise EngineError(f"unknown TensorRT flavour '{prefer}'", evidence=f"valid: {TRT_FLAVOURS}",
-                          fix=f"set {TRT_ENV} to one of them or unset it")
-    order = [prefer] if prefer else list(TRT_FLAVOURS)
-    errors = []
-    for name in order:
-        try:
-            mod = __import__(name)
-        except ImportError as e:
-            errors.append(f"{name}: {e}")
-            continue
-        return TrtModule(mod, name, str(getattr(mod, "__version__", "unknown")))
-    raise EngineError("TensorRT is not installed" if not prefer else f"{prefer} is not installed",
-                      evidence="; ".join(errors)[:400],
-                      fix="JetPack ships tensorrt; on a desktop: pip install tensorrt --extra-index-url "
-                          "https://pypi.nvidia.com (needs a GPU to build), or pip install tensorrt-rtx "
-                          "(builds without a GPU; no plugins)")
-
-
-class TrtLogger:
-    """Factory for a TensorRT ILogger that forwards to ``logging`` and keeps the errors for messages."""
-
-    _shared: Dict[int, Any] = {}
-
-    @classmethod
-    def shared(cls, trt: Any):
-        """One logger per TensorRT module for the whole process: runtimes keep a raw pointer to their logger, so it
-        must outlive every engine (its ``errors`` list is cleared by callers before use)."""
-        if id(trt) not in cls._shared:
-            cls._shared[id(trt)] = cls.create(trt)
-        return cls._shared[id(trt)]
-
-    @staticmethod
-    def create(trt: Any, name: str = "TensorRT"):
-        class _Logger(trt.ILogger):
-            def __init__(self):
-                trt.ILogger.__init__(self)
-                self.errors: List[str] = []
-
-            def log(self, severity, msg):
-                if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
-                    self.errors.append(str(msg))
-                    LOG.debug("%s: [E] %s", name, msg)
-                elif severity == trt.ILogger.Severity.WARNING:
-                    LOG.debug("%s: [W] %s", name, msg)
-
-        return _Logger()
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Sidecar checks
-# ---------------------------------------------------------------------------------------------------------------
-
-def sidecar_path(engine_path: Union[str, Path]) -> Path:
-    """``DIR/search.engine`` → ``DIR/search.engine.json``."""
-    p = Path(engine_path)
-    return p.with_name(p.name + ".json")
-
-
-def read_sidecar(engine_path: Union[str, Path]) -> Dict[str, Any]:
-    """The JSON sidecar of an engine.
-
-    Raises:
-        EngineError: missing, unreadable or of an unknown schema.
-    """
-    path = sidecar_path(engine_path)
-    if not path.is_file():
-        raise EngineError(f"{engine_path} has no sidecar {path.name}, so siamtrt cannot tell what it was built for",
-                          evidence="every engine built by export/build_engine.py is written with <engine>.json",
-                          fix=f"rebuild: python export/build_engine.py --model {Path(engine_path).parent}")
-    try:
-        side = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise EngineError(f"sidecar {path} is not readable JSON", evidence=str(e)[:200],
-                          fix=f"rebuild: python export/build_engine.py --model {Path(engine_path).parent}") from None
-    if not isinstance(side, dict) or side.get("schema") != SIDECAR_SCHEMA:
-        raise EngineError(f"sidecar {path} has schema {side.get('schema') if isinstance(side, dict) else '?'}, "
-                          f"this siamtrt reads schema {SIDECAR_SCHEMA}",
-                          fix=f"rebuild: python export/build_engine.py --model {Path(engine_path).parent}")
-    return side
-
-
-def _rebuild(side: Dict[str, Any], engine_path: Path) -> str:
-    cmd = side.get("rebuild_command") or f"python export/build_engine.py --model {engine_path.parent}"
-    return f"rebuild the engines on this machine: {cmd}"
-
-
-def _cc_tuple(text: Optional[str]) -> Optional[Tuple[int, int]]:
-    try:
-        major, minor = str(text).split(".")
-        return int(major), int(minor)
-    except (ValueError, AttributeError):
-        return None
-
-
-def check_sidecar(engine_path: Union[str, Path], side: Dict[str, Any], *, flavour: Optional[str] = None,
-                  version: Optional[str] = None, device: Optional[CudaDevice] = None,
-                  check_onnx: bool = True) -> List[str]:
-    """Refuse an engine that does not belong here; return warnings for tolerable differences.
-
-    Checks, in order: the engine file's hash (tampered / truncated), the TensorRT flavour and version (``flavour`` /
-    ``version`` of the importing process; None skips), the source ONNX hash when that file is found next to the engine
-    or at its recorded path (edited / re-exported ONNX), and the GPU (``device``; None skips): compute capability must
-    match unless the engine was built hardware-compatible or without a GPU (tensorrt_rtx compiles per GPU at load).
-
-    Raises:
-        EngineError: with the exact rebuild command.
-    """
-    engine_path = Path(engine_path)
-    fix = _rebuild(side, engine_path)
-    warnings: List[str] = []
-    eng = side.get("engine", {})
-    if not engine_path.is_file():
-        raise EngineError(f"engine {engine_path} does not exist", fix=fix)
-    size = engine_path.stat().st_size
-    if eng.get("bytes") is not None and size != eng.get("bytes"):
-        raise EngineError(f"engine {engine_path} was modified after it was built (size changed)",
-                          evidence=f"{size} bytes on disk, {eng.get('bytes')} recorded in {sidecar_path(engine_path).name}",
-                          fix=fix)
-    if eng.get("sha256") and file_sha256(engine_path) != eng["sha256"]:
-        raise EngineError(f"engine {engine_path} was modified after it was built (hash mismatch)",
-                          evidence=f"sha256 recorded in {sidecar_path(engine_path).name}: {eng['sha256'][:16]}…",
-                          fix=fix)
-    trt_info = side.get("tensorrt", {})
-    if flavour is not None and trt_info.get("flavour") != flavour:
-        raise EngineError(f"engine {engine_path.name} was built with {trt_info.get('flavour')} "
-                          f"{trt_info.get('version')}, this process runs {flavour} {version}",
-                          evidence="TensorRT engines load only in the TensorRT that built them",
-                          fix=fix + f" (or install {trt_info.get('flavour')} {trt_info.get('version')})")
-    if version is not None and trt_info.get("version") != version:
-        raise EngineError(f"engine {engine_path.name} was built with {trt_info.get('flavour')} "
-                          f"{trt_info.get('version')}, this process has {version}",
-                          evidence="serialized engines are tied to the exact TensorRT version",
-                          fix=fix + f" (or install {trt_info.get('flavour')}=={trt_info.get('version')})")
-    src = side.get("source_onnx") or {}
-    if check_onnx and src.get("sha256"):
-        cands = [engine_path.parent / src.get("file", ""), Path(src.get("path", ""))]
-        found = next((c for c in cands if src.get("file") and c.is_file()), None)
-        if found is None:
-            LOG.debug("TensorRT: source ONNX of %s not found; hash check skipped", engine_path)
-        elif file_sha256(found) != src["sha256"]:
-            raise EngineError(f"{found} changed since {engine_path.name} was built (edited or re-exported ONNX)",
-                              evidence=f"sha256 now {file_sha256(found)[:16]}…, recorded {src['sha256'][:16]}…",
-                              fix=fix)
-    gpu = side.get("gpu") or {}
-    if device is not None and not gpu.get("built_without_gpu"):
-        built_cc = _cc_tuple(gpu.get("compute_capability"))
-        hwc = str(side.get("build_options", {}).get("hardware_compatibility", "none")).lower()
-        here = device.compute_capability
-        compatible = built_cc is None or built_cc == here or (hwc == "ampere_plus" and here >= (8, 0))
-        if not compatible:
-            raise EngineError(f"engine {engine_path.name} was built for {gpu.get('name')} "
-                              f"(sm_{built_cc[0]}{built_cc[1]}), this GPU is {device.name} ({device.sm})",
-                              evidence="TensorRT engines are compiled for one GPU architecture",
-                              fix=fix)
-        if built_cc is not None and built_cc != here:
-            warnings.append(f"engine {engine_path.name} is hardware-compatible ({hwc}), built on {gpu.get('name')}, "
-                            f"running on {device.name}: expect slower kernels than a native build")
-        elif gpu.get("name") and gpu.get("name") != device.name:
-            warnings.append(f"engine {engine_path.name} was built on {gpu.get('name')}, running on {device.name} "
-                            "(same compute capability: it loads, but tactics were timed on the other GPU)")
-    return warnings
-
-
-def verify_engine(engine_path: Union[str, Path], *, trt: Optional[TrtModule] = None,
-                  device: Optional[CudaDevice] = None, check_onnx: bool = True) -> Dict[str, Any]:
-    """Read and check an engine's sidecar against this process (TensorRT imported here; ``device`` if given).
-
-    Returns:
-        dict: the sidecar.
-
-    Raises:
-        EngineError: missing/invalid sidecar or any mismatch (message carries the rebuild command).
-    """
-    side = read_sidecar(engine_path)
-    trt = trt or import_tensorrt()
-    for w in check_sidecar(engine_path, side, flavour=trt.flavour, version=trt.version, device=device,
-                           check_onnx=check_onnx):
-        LOG.warning("TensorRT: %s", w)
-    return side
-
-
-def plugin_library_candidates(side: Dict[str, Any], engine_path: Path) -> List[Path]:
-    """Where to look for the C++ plugin library: $SIAMTRT_PLUGIN_LIB, the sidecar's path, next to the engine."""
-    plugin = side.get("plugin") or {}
-    cands = []
-    if os.environ.get(PLUGIN_LIB_ENV):
-        cands.append(Path(os.environ[PLUGIN_LIB_ENV]))
-    if plugin.get("library"):
-        cands.append(Path(plugin["library"]))
-        cands.append(engine_path.parent / Path(plugin["library"]).name)
-    return cands
-
-
-def register_plugins(side: Dict[str, Any], engine_path: Path, trt: TrtModule) -> Optional[str]:
-    """Make the DepthwiseXCorr plugin an engine needs available before it is deserialized; return what was loaded.
-
-    Raises:
-        EngineError: the engine needs a plugin that cannot be found or registered here.
-    """
-    plugin = side.get("plugin") or {}
-    impl = plugin.get("implementation")
-    if not impl:
-        return None
-    if impl == "cpp":
-        import ctypes
-
-        for cand in plugin_library_candidates(side, engine_path):
-            if cand.is_file():
-                ctypes.CDLL(str(cand), mode=getattr(ctypes, "RTLD_GLOBAL", 0))
-                return f"C++ plugin {cand}"
-        raise EngineError(f"{engine_path.name} uses the C++ DepthwiseXCorr plugin, whose library is not here",
-                          evidence="looked at: " + ", ".join(str(c) for c in plugin_library_candidates(side, engine_path)),
-                          fix=f"build it (python -m siamtrt.plugin.build) and set {PLUGIN_LIB_ENV}=<path to "
-                              "libsiamtrt_dwxcorr.so>")
-    if impl == "python":
-        # The Python IPluginV3 lives with the kernel sources in siamtrt/plugin (shared by export and runtime; no torch).
-        from ..plugin.python_plugin import register
-
-        register(trt.module)
-        return "Python DepthwiseXCorr plugin"
-    raise EngineError(f"{engine_path.name}: unknown plugin implementation {impl!r} in the sidecar",
-                      fix=_rebuild(side, engine_path))
-
-
-def load_engine(engine_path: Union[str, Path], *, trt: Optional[TrtModule] = None,
-                check_onnx: bool = True) -> Tuple[Any, Any, Dict[str, Any]]:
-    """Verify, then deserialize an engine: returns (ICudaEngine, Runtime, sidecar). Keep the Runtime alive.
-
-    Raises:
-        EngineError: sidecar mismatch or deserialization failure (with the rebuild command).
-        BackendError: no CUDA device (checked before any TensorRT runtime object is created).
-    """
-    engine_path = Path(engine_path)
-    trt = trt or import_tensorrt()
-    side = verify_engine(engine_path, trt=trt, device=None, check_onnx=check_onnx)
-    device = require_cuda(f"loading {engine_path.name}")
-    for w in check_sidecar(engine_path, side, device=device, check_onnx=False):
-        LOG.warning("TensorRT: %s", w)
-    loaded = register_plugins(side, engine_path, trt)
-    if loaded:
-        LOG.info("TensorRT: %s registered for %s", loaded, engine_path.name)
-    logger = TrtLogger.shared(trt.module)
-    logger.errors.clear()
-    runtime = trt.module.Runtime(logger)
-    engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
-    if engine is None:
-        raise EngineError(f"{trt.describe()} could not deserialize {engine_path}",
-                          evidence="; ".join(logger.errors)[-800:] or "no TensorRT error message",
-                          fix=_rebuild(side, engine_path))
-    return engine, runtime, side
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Backend
-# ---------------------------------------------------------------------------------------------------------------
 
 class _EngineIO:
     """One engine's context, I/O description and persistent buffers."""
@@ -420,7 +125,7 @@ class TrtBackend(Backend):
 
     name = "tensorrt"
     short = "trt"
-    file_names = (ENGINE_NAMES["template"], ENGINE_NAMES["search"])
+    file_names = (ENGINE_FILES["template"], ENGINE_FILES["search"])
     option_names = ("cuda_graph", "kernel_cache")
 
     def __init__(self, template, search, meta: Dict[str, Any], **options: Any):
@@ -451,12 +156,12 @@ class TrtBackend(Backend):
         if not probe.available:
             return f"no CUDA device ({probe.reason})"
         try:
-            from .cuda import cudart
+            from ..gpu.cuda import cudart
             cudart()
         except BackendError as e:
             return e.what
         if model_dir is not None:
-            for name in ENGINE_NAMES.values():
+            for name in ENGINE_FILES.values():
                 try:
                     verify_engine(Path(model_dir) / name, trt=trt, device=probe.devices[0])
                 except EngineError as e:
@@ -643,7 +348,7 @@ class TrtBackend(Backend):
         key = (id(arr), s, e, eb)
         held = self._uploaded.get(name)
         if held is None or held[0] != key or held[1] is not arr:
-            from .cuda import cuda_call, cudart
+            from ..gpu.cuda import cuda_call, cudart
 
             self.stream.dtod(own.ptr, ptr + s * item, m * item)
             cuda_call(cudart().cudaMemsetAsync(own.ptr + m * item, 0, (eb - m) * item, self.stream.handle),
@@ -675,5 +380,4 @@ class TrtBackend(Backend):
                                fix="run with SIAMTRT log level DEBUG to see TensorRT's error; rebuild the engine")
 
 
-__all__ = ["TrtBackend", "TrtModule", "import_tensorrt", "read_sidecar", "check_sidecar", "verify_engine",
-           "load_engine", "register_plugins", "sidecar_path", "SIDECAR_SCHEMA", "ENGINE_NAMES"]
+__all__ = ["TrtBackend"]

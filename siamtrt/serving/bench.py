@@ -19,7 +19,7 @@ import numpy as np
 
 from ..metadata import weights_kind
 from ..runtime import Tracker
-from ..runtime.modeldir import load_model_info
+from ..modeldir import ModelDir
 from .client import track_streams, track_video
 from .repository import write_repository
 from .server import TritonServer
@@ -91,7 +91,7 @@ def run_serving_benchmark(model_dir: Union[str, Path], frames: List[np.ndarray],
     """
     import tempfile
 
-    info = load_model_info(model_dir)
+    info = ModelDir.open(model_dir)
     work = Path(work_dir or tempfile.mkdtemp(prefix="siamtrt-serving-bench-"))
     repo = write_repository(model_dir, work / "repo", max_batch=max(streams), queue_delay_us=queue_delay_us,
                             threads=threads, overwrite=True).out

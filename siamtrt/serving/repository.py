@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..errors import ModelDirError, SiamtrtError
-from ..metadata import SEARCH_ONNX, SEARCH_OUTPUTS, TEMPLATE_ONNX
-from ..runtime.modeldir import check_model_dir, read_model_dir
+from ..metadata import SEARCH_OUTPUTS
+from ..modeldir import SEARCH_ONNX, TEMPLATE_ONNX
+from ..modeldir import ModelDir
 
 LOG = logging.getLogger(__name__)
 
@@ -219,8 +220,8 @@ def write_repository(model_dir: Union[str, Path], out: Union[str, Path], flavour
                            fix="--flavour python (any tritonserver with the Python backend)")
     if max_batch < 1:
         raise ServingError(f"max_batch must be >= 1, got {max_batch}")
-    tmeta, smeta = read_model_dir(model_dir)
-    check_model_dir(model_dir, tmeta, smeta)
+    md = ModelDir.open(model_dir)
+    tmeta, smeta = md.template_meta, md.meta
     engine_dir = model_dir if engine_dir is None else Path(engine_dir)
     if flavour == "tensorrt":
         missing = [f for f in ("template.engine", "search.engine") if not (engine_dir / f).is_file()]

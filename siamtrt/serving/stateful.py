@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..runtime.backend import Backend, InputMetadata
-from ..runtime.modeldir import ModelInfo, check_model_dir
+from ..modeldir import ModelDir
 from ..runtime.tracker import Tracker
 
 #: call(branch, feed) -> {output name: array}; ``branch`` is "template" or "search".
@@ -70,11 +70,11 @@ class SequenceTrackers:
     """Per-sequence trackers keyed by correlation id (thread-safe: different sequences may run concurrently).
 
     Args:
-        info (ModelInfo): the model's checked metadata. backend (Backend): shared by every sequence's tracker.
+        info (ModelDir): the model's checked metadata. backend (Backend): shared by every sequence's tracker.
         idle_seconds (float): a sequence not seen for this long is dropped (the server released it). Defaults to 60.
     """
 
-    def __init__(self, info: ModelInfo, backend: Backend, idle_seconds: float = 60.0):
+    def __init__(self, info: ModelDir, backend: Backend, idle_seconds: float = 60.0):
         self.info = info
         self.backend = backend
         self.idle_seconds = idle_seconds
@@ -87,7 +87,7 @@ class SequenceTrackers:
     def from_repository_meta(cls, meta: Dict[str, Any], call: BranchCall, path: Union[str, Path],
                              idle_seconds: float = 60.0) -> "SequenceTrackers":
         """From the ``siamtrt_model.json`` written beside the tracker model (see repository.write_repository)."""
-        info = check_model_dir(path, meta["template_meta"], meta["search_meta"])
+        info = ModelDir.from_metadata(path, meta["template_meta"], meta["search_meta"])
         inputs = {b: meta["io"][b]["inputs"] for b in ("template", "search")}
         return cls(info, CallableBackend(call, inputs, meta["search_meta"]), idle_seconds)
 

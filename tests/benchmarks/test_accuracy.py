@@ -9,7 +9,7 @@ import pytest
 
 from siamtrt.benchmarks import metrics, results
 from siamtrt.benchmarks.accuracy import Entrant, evaluate, run_accuracy, truncate
-from siamtrt.benchmarks.sequences import load_folder_sequence
+from siamtrt.runtime.sequences import load_folder_sequence
 
 
 @pytest.fixture

@@ -129,7 +129,8 @@ def test_matches_got10k_on_random_boxes(got10k_metrics):
 def test_matches_got10k_on_bag_ground_truth(got10k_metrics, bag_sequence):
     """Real boxes: the axis-aligned GT against the polygon-derived (area) boxes of the same sequence."""
     gm, ExperimentOTB = got10k_metrics
-    from siamtrt.benchmarks.sequences import load_folder_sequence, polygon_to_rect
+    from siamtrt.runtime.boxes import polygon_to_rect
+    from siamtrt.runtime.sequences import load_folder_sequence
 
     seq = load_folder_sequence(bag_sequence)
     pred = polygon_to_rect(seq.polygons, "area")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siamtrt.benchmarks.sequences import (load_folder_sequence, load_sequences, load_video_sequence,
-                                          polygon_to_rect, read_gt_file)
+from siamtrt.runtime.boxes import polygon_to_rect, read_box_file
+from siamtrt.runtime.sequences import load_folder_sequence, load_sequences, load_video_sequence
 from siamtrt.errors import InputError
 
 
@@ -21,8 +21,8 @@ def test_bag_otb_layout(bag_sequence):
 
 def test_vot_polygons_minmax_reproduce_otb_file(bag_sequence):
     """groundtruth_rect.txt was derived from groundtruth.txt by min/max (data README)."""
-    polys = read_gt_file(bag_sequence / "groundtruth.txt")
-    rect = read_gt_file(bag_sequence / "groundtruth_rect.txt")
+    polys = read_box_file(bag_sequence / "groundtruth.txt", polygon=None)
+    rect = read_box_file(bag_sequence / "groundtruth_rect.txt", polygon=None)
     np.testing.assert_allclose(polygon_to_rect(polys, "minmax"), rect, atol=0.011)
 
 
@@ -55,14 +55,14 @@ def test_vot_only_folder_is_converted(tmp_path, bag_sequence):
 def test_gt_file_separators_and_errors(tmp_path):
     p = tmp_path / "gt.txt"
     p.write_text("1,2,3,4\n5\t6\t7\t8\n9 10 11 12,\nNaN,NaN,NaN,NaN\n")
-    arr = read_gt_file(p)
+    arr = read_box_file(p, polygon=None)
     assert arr.shape == (4, 4) and np.isnan(arr[3]).all()
     p.write_text("1,2,3\n")
     with pytest.raises(InputError, match="4 or 8 numbers"):
-        read_gt_file(p)
+        read_box_file(p, polygon=None)
     p.write_text("1,2,3,x\n")
     with pytest.raises(InputError, match="line 1"):
-        read_gt_file(p)
+        read_box_file(p, polygon=None)
 
 
 def test_video_with_gt_file(tmp_path, bag_video, bag_sequence):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from siamtrt.benchmarks import metrics
-from siamtrt.benchmarks.sequences import load_sequences
+from siamtrt.runtime.sequences import load_sequences
 from siamtrt.benchmarks.synthetic import SyntheticSpec, _backgrounds, render_sequence, trajectory
 from siamtrt.errors import InputError
 

@@ -104,14 +104,14 @@ def test_report_measures_the_other_size(big_calib, big_dir, bag_video, tmp_path)
 
 
 def test_alt_size_mismatch_and_bad_forced_size(big_calib, big_dir, tmp_path):
-    from siamtrt.calibration.modeldir import open_model_dir
+    from siamtrt.modeldir import ModelDir
     from siamtrt.runtime.tracker import Tracker
 
     c = big_calib.calib
     c2 = type(c)(template=c.template, search=c.search, pair=c.pair, kernels=c.kernels, meta=c.meta,
                  search_alt=c.search_alt[:, :, :283, :283].copy(), pair_alt=c.pair_alt)
     with pytest.raises(CalibrationError, match="does not fit"):
-        c2.check_model(open_model_dir(big_dir))
+        c2.check_model(ModelDir.open(big_dir, require_conv=True))
     with Tracker.from_model_dir(big_dir, backend="onnxruntime", providers="cpu") as tr:
         frame = np.zeros((240, 320, 3), np.uint8)
         with pytest.raises(InputError, match="not a search size"):

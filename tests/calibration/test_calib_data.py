@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from calib_helpers import ALEX, BAG_INIT_BOX, FRAMES, SAMPLES, TEMPLATES
+from siamtrt.runtime.boxes import read_box_file
 from siamtrt.calibration.data import (CalibrationSet, SourceSpec, collect, even_indices, load_calibration,
-                                      read_boxes, sources_from_args, split_budget)
+                                      sources_from_args, split_budget)
 from siamtrt.errors import CalibrationError, InputError
 
 
@@ -100,7 +101,7 @@ def test_collect_from_otb_ground_truth(model_dir, bag_sequence, tmp_path):
                 templates_per_source=2, max_frames=12, progress=False)
     src = s.calib.meta["sources"][0]
     assert src["boxes_from"].endswith("groundtruth_rect.txt")
-    gt = read_boxes(bag_sequence / "groundtruth_rect.txt")
+    gt = read_box_file(bag_sequence / "groundtruth_rect.txt")
     np.testing.assert_allclose(src["init_bbox"], gt[0])
     assert s.calib.num_search == 4
 
@@ -117,13 +118,13 @@ def test_sampling_helpers():
 def test_read_boxes_polygons_and_gaps(tmp_path):
     f = tmp_path / "gt.txt"
     f.write_text("1,2,3,4\n10 20 30 20 30 40 10 40\nNaN,NaN,NaN,NaN\n5\t6\t0\t8\n")
-    b = read_boxes(f)
+    b = read_box_file(f)
     np.testing.assert_allclose(b[0], [1, 2, 3, 4])
     np.testing.assert_allclose(b[1], [10, 20, 20, 20])
     assert np.isnan(b[2]).all() and np.isnan(b[3]).all()  # missing, zero width
     f.write_text("1,2,3\n")
     with pytest.raises(InputError, match="line 1"):
-        read_boxes(f)
+        read_box_file(f)
 
 
 def test_sources_from_args_pairs_boxes():
@@ -202,10 +203,10 @@ def test_set_missing_arrays_or_bad_meta_is_refused(tmp_path):
 
 
 def test_crop_size_mismatch_names_the_fix(calib_set, model_dir):
-    from siamtrt.calibration.modeldir import open_model_dir
+    from siamtrt.modeldir import ModelDir
 
     _, c = calib_set(ALEX)
     fake = CalibrationSet(template=c.template, search=c.search[:, :, :255, :255].copy(), pair=c.pair, meta=c.meta)
     with pytest.raises(CalibrationError, match="does not fit") as e:
-        fake.check_model(open_model_dir(model_dir(ALEX)))
+        fake.check_model(ModelDir.open(model_dir(ALEX), require_conv=True))
     assert "287" in str(e.value) and "collect.py" in str(e.value)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from calib_helpers import ALEX, BAG_INIT_BOX, FRAMES, MOBILEV2, SAMPLES, TEMPLATES
-from siamtrt.calibration.report import accuracy_report, cosine, foreground, iou, max_abs_error, sqnr_db
+from siamtrt.calibration.report import accuracy_report, cosine, foreground, max_abs_error, sqnr_db
+from siamtrt.runtime.boxes import iou_xywh as iou
 from siamtrt.errors import ModelDirError
 
 TRAJECTORY_FRAMES = 96  # half of bag.avi: where the random-head trajectories have long forked
@@ -70,12 +71,11 @@ def test_report_int8_and_fp16(model_dir, int8_dir, fp16_dir, bag_video, tmp_path
 
 
 def test_weights_kind_and_the_random_heads_note():
-    from types import SimpleNamespace
-
-    from siamtrt.calibration.report import Report, _weights_kind
+    from siamtrt.calibration.report import Report
+    from siamtrt.modeldir import migrate
 
     # directories written before the "weights" key carry "trained": read as checkpoint / random-* from the sha
-    kinds = [_weights_kind(SimpleNamespace(search_meta=m)) for m in (
+    kinds = [migrate(m)["weights"] for m in (
         {"trained": True, "checkpoint_sha256": "ab12"}, {"trained": False, "checkpoint_sha256": "random-seed-0"},
         {"trained": False, "checkpoint_sha256": "random-seed-0-matching"},
         {"weights": "random-matching", "checkpoint_sha256": "random-seed-3-matching"})]

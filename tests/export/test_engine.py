@@ -27,7 +27,8 @@ from siamtrt.metadata import file_sha256, read_onnx_metadata, set_onnx_metadata
 REPO = Path(__file__).resolve().parents[2]
 trt_rtx = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx (the CPU-capable builder) is not installed")
 
-from siamtrt.runtime.trt import TrtModule, import_tensorrt, read_sidecar  # noqa: E402
+from siamtrt.gpu.tensorrt import TrtModule, import_tensorrt
+from siamtrt.runtime.engines import read_sidecar  # noqa: E402
 
 RTX = TrtModule(trt_rtx, "tensorrt_rtx", trt_rtx.__version__)
 MODELS = ["siamrpn_alex_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr"]

@@ -22,7 +22,7 @@ import pytest
 from siamtrt.plugin import build as pbuild
 from siamtrt.plugin.kernel import (BLOCK, KERNEL_SOURCE, MAX_GRID_X, PLUGIN_DIR, dwxcorr_reference,
                                           launch_geometry)
-from siamtrt.runtime.cuda import probe_cuda
+from siamtrt.gpu.cuda import probe_cuda
 
 REPO = Path(__file__).resolve().parents[2]
 needs_nvcc = pytest.mark.skipif(pbuild.find_nvcc() is None, reason="nvcc (CUDA toolkit) not installed")
@@ -156,7 +156,7 @@ def test_plugin_modules_import_without_tensorrt_or_cuda():
 def test_kernel_numerics_match_numpy_on_gpu(dtype, shape):
     """Compiled kernel (prebuilt fatbin, else NVRTC) vs numpy; the last case exceeds gridDim.y (planes in z)."""
     from siamtrt.plugin.kernel import CompiledKernel, FATBIN_NAME
-    from siamtrt.runtime.cuda import DeviceBuffer, Stream, cuda_call, cudart
+    from siamtrt.gpu.cuda import DeviceBuffer, Stream, cuda_call, cudart
 
     pytest.importorskip("cuda.bindings", reason="cuda-python not installed")
     cuda_call(cudart().cudaFree(0), "cudaFree(0)")  # create the primary context the driver API loads into

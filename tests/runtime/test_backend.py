@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 
 from siamtrt.errors import BackendError, ModelDirError
-from siamtrt.runtime.backend import (BACKENDS, Backend, backend_class, choose_backend, physical_cores)
-from siamtrt.runtime.modeldir import load_model_info
+from siamtrt.runtime.backend import Backend
+from siamtrt.runtime.backends import BACKENDS, backend_class, choose_backend
+from siamtrt.runtime.cpu import physical_cores
+from siamtrt.modeldir import ModelDir
 from siamtrt.runtime.ort import OrtBackend, resolve_providers
 
 
 def _backend(d, **opts) -> OrtBackend:
-    return OrtBackend.from_model_dir(d, load_model_info(d).meta, **opts)
+    return OrtBackend.from_model_dir(d, ModelDir.open(d).meta, **opts)
 
 
 def test_registry_and_unknown_name():

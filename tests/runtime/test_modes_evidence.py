@@ -45,7 +45,8 @@ def test_longterm_reacquires_after_the_target_reenters_elsewhere(standin, bag_vi
 
 
 def test_distractor_mode_keeps_the_target_a_lookalike_steals_from_short(standin, bag_video):
-    from siamtrt.benchmarks.modes import Scenario, iou_xywh, render, success_rate, track_scenario
+    from siamtrt.benchmarks.modes import Scenario, render, success_rate, track_scenario
+    from siamtrt.runtime.boxes import iou_xywh
 
     r = render(Scenario(kind="distractor", seed=4), bag_video)
     short, dis = _trackers(standin, "short", "distractor")

@@ -38,7 +38,8 @@ def test_runtime_imports_and_tracks_without_torch(tiny_dir, bag_video):
         import cv2, numpy as np
         import siamtrt.runtime
         from siamtrt.runtime import Tracker
-        from siamtrt.runtime import backend, geometry, postprocess, tracker, video, run, ort, modeldir, crop
+        from siamtrt.runtime import backend, backends, boxes, geometry, postprocess, tracker, video, run, ort, crop, sequences
+        from siamtrt import modeldir, outputs
         cap = cv2.VideoCapture({str(bag_video)!r})
         frames = [cap.read()[1] for _ in range(4)]
         with Tracker.from_model_dir({str(d)!r}) as t:

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 from siamtrt.errors import BackendError, EngineError
-from siamtrt.runtime.cuda import CudaDevice, probe_cuda
-from siamtrt.runtime.trt import check_sidecar, read_sidecar, sidecar_path, verify_engine
+from siamtrt.gpu.cuda import CudaDevice, probe_cuda
+from siamtrt.modeldir import sidecar_path
+from siamtrt.runtime.engines import check_sidecar, read_sidecar, verify_engine
 
 REPO = Path(__file__).resolve().parents[2]
 PROBE = probe_cuda()
@@ -30,7 +31,7 @@ no_gpu_only = pytest.mark.skipif(PROBE.available, reason="a CUDA device is prese
 
 @pytest.fixture(scope="module")
 def trt_mod():
-    from siamtrt.runtime.trt import import_tensorrt
+    from siamtrt.gpu.tensorrt import import_tensorrt
 
     try:
         return import_tensorrt()
@@ -60,8 +61,8 @@ def test_runtime_imports_without_tensorrt_cuda_python_or_torch():
     code = ("import sys; [sys.modules.__setitem__(m, None) for m in ('tensorrt', 'tensorrt_rtx', 'cuda', "
             "'cuda.bindings', 'torch', 'pycuda')]; "
             f"sys.path.insert(0, {str(REPO)!r}); "
-            "import siamtrt.runtime.trt as t, siamtrt.runtime.cuda as c; "
-            "from siamtrt.runtime.backend import backend_class; "
+            "import siamtrt.runtime.trt as t, siamtrt.gpu.cuda as c; "
+            "from siamtrt.runtime.backends import backend_class; "
             "p = c.probe_cuda(); print('probe', p.available, bool(p.reason) or p.available); "
             "from siamtrt.errors import EngineError\n"
             "try:\n    t.import_tensorrt()\nexcept EngineError as e:\n    print('noTRT', 'pip install' in str(e))")
@@ -81,7 +82,7 @@ def test_cuda_probe_never_raises():
 
 @no_gpu_only
 def test_require_cuda_message():
-    from siamtrt.runtime.cuda import require_cuda
+    from siamtrt.gpu.cuda import require_cuda
 
     with pytest.raises(BackendError, match="needs a CUDA device") as e:
         require_cuda("loading search.engine")
@@ -116,7 +117,7 @@ def test_truncated_engine_is_refused(engine_dir, trt_mod, tmp_path):
 
 
 def test_engine_from_other_tensorrt_is_refused(engine_dir, tmp_path):
-    from siamtrt.runtime.trt import TrtModule
+    from siamtrt.gpu.tensorrt import TrtModule
 
     side = read_sidecar(engine_dir / "search.engine")
     other_version = TrtModule(None, side["tensorrt"]["flavour"], "10.3.0.30")
@@ -179,14 +180,14 @@ def test_missing_or_foreign_sidecar(engine_dir, trt_mod, tmp_path):
 # ------------------------------------------------------------------------------------------ backend, no GPU
 @no_gpu_only
 def test_backend_reports_no_cuda_device(engine_dir):
-    from siamtrt.runtime.backend import backend_class, choose_backend
-    from siamtrt.runtime.modeldir import read_model_dir
+    from siamtrt.runtime.backends import backend_class, choose_backend
+    from siamtrt.modeldir import ModelDir
 
     cls = backend_class("tensorrt")
     assert "no CUDA device" in cls.unavailable_reason(engine_dir)
     name, reason = choose_backend("auto", engine_dir)
     assert name == "onnxruntime" and "no CUDA device" in reason
-    _, smeta = read_model_dir(engine_dir)
+    smeta = ModelDir.open(engine_dir).meta
     be = cls.from_model_dir(engine_dir, smeta)
     with pytest.raises(BackendError, match="needs a CUDA device"):
         be.activate()
@@ -195,11 +196,11 @@ def test_backend_reports_no_cuda_device(engine_dir):
 
 def test_backend_missing_engines_says_how_to_build(model_dir):
     from siamtrt.errors import ModelDirError
-    from siamtrt.runtime.backend import backend_class
-    from siamtrt.runtime.modeldir import read_model_dir
+    from siamtrt.runtime.backends import backend_class
+    from siamtrt.modeldir import ModelDir
 
     d = model_dir("siamrpn_alex_dwxcorr")
-    _, smeta = read_model_dir(d)
+    smeta = ModelDir.open(d).meta
     with pytest.raises(ModelDirError, match="build_engine.py --model"):
         backend_class("tensorrt").from_model_dir(d, smeta)
 
@@ -213,10 +214,10 @@ def test_backend_rejects_unknown_options(engine_dir):
 
 # ------------------------------------------------------------------------------------------ GPU execution
 def _ort_reference(d: Path, z: np.ndarray, x: np.ndarray):
-    from siamtrt.runtime.backend import backend_class
-    from siamtrt.runtime.modeldir import read_model_dir
+    from siamtrt.runtime.backends import backend_class
+    from siamtrt.modeldir import ModelDir
 
-    _, smeta = read_model_dir(d)
+    smeta = ModelDir.open(d).meta
     with backend_class("onnxruntime").from_model_dir(d, smeta, providers="cpu") as ort_be:
         k = ort_be.run_template(z)
         cls, loc = ort_be.run_search(x, k)
@@ -227,11 +228,11 @@ def _ort_reference(d: Path, z: np.ndarray, x: np.ndarray):
 @pytest.mark.gpu
 @pytest.mark.parametrize("cuda_graph", [False, True])
 def test_engines_match_onnxruntime_on_gpu(engine_dir, cuda_graph):
-    from siamtrt.runtime.backend import backend_class
-    from siamtrt.runtime.modeldir import read_model_dir
+    from siamtrt.runtime.backends import backend_class
+    from siamtrt.modeldir import ModelDir
 
     rng = np.random.default_rng(0)
-    _, smeta = read_model_dir(engine_dir)
+    smeta = ModelDir.open(engine_dir).meta
     for n in (1, 2, 3):  # 3 > max batch 2: chunked; 1 < fixed search batch 2: padded
         z = rng.uniform(0, 255, (n, 3, 127, 127)).astype(np.float32)
         x = rng.uniform(0, 255, (n, 3, 287, 287)).astype(np.float32)
@@ -452,7 +453,7 @@ class _FakeEngine:
 
 @pytest.fixture
 def simulated(monkeypatch):
-    import siamtrt.runtime.cuda as rc
+    import siamtrt.gpu.cuda as rc
     import siamtrt.runtime.trt as rt
 
     cud = _FakeCudart()
@@ -471,11 +472,11 @@ def simulated(monkeypatch):
 
 @pytest.mark.parametrize("cuda_graph", [False, True])
 def test_backend_logic_on_a_simulated_device(engine_dir, simulated, cuda_graph):
-    from siamtrt.runtime.modeldir import read_model_dir
+    from siamtrt.modeldir import ModelDir
     from siamtrt.runtime.trt import TrtBackend
 
     cud = simulated
-    _, smeta = read_model_dir(engine_dir)
+    smeta = ModelDir.open(engine_dir).meta
     rng = np.random.default_rng(0)
     be = TrtBackend.from_model_dir(engine_dir, smeta, cuda_graph=cuda_graph)
     with be:

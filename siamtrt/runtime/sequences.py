@@ -21,76 +21,13 @@ from typing import Iterator, List, Optional, Sequence as Seq, Tuple, Union
 import numpy as np
 
 from ..errors import InputError
+from .boxes import POLYGON_MODES, polygon_to_rect, read_box_file
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_EXTS = (".avi", ".mp4", ".mkv", ".mov", ".mpg", ".mpeg", ".webm", ".m4v")
 OTB_GT = "groundtruth_rect.txt"
 VOT_GT = "groundtruth.txt"
 FRAME_DIRS = ("img", "color", "imgs", "images")
-POLYGON_MODES = ("minmax", "area")
-
-
-def read_gt_file(path: Union[str, Path]) -> np.ndarray:
-    """Read a ground-truth file: one line per frame, 4 (x,y,w,h) or 8 (polygon) numbers.
-
-    Separators may be commas, tabs or spaces (OTB files mix them); ``NaN`` marks an absent target.
-
-    Raises:
-        InputError: unreadable file, ragged rows, or a column count other than 4 or 8.
-    """
-    path = Path(path)
-    try:
-        lines = [ln.strip() for ln in path.read_text().splitlines()]
-    except OSError as e:
-        raise InputError(f"cannot read ground-truth file {path}", evidence=str(e),
-                         fix="pass an existing x,y,w,h (or 8-value polygon) text file") from None
-    rows = []
-    for i, ln in enumerate(lines):
-        if not ln:
-            continue
-        try:
-            rows.append([float(v) for v in re.split(r"[,;\s]+", ln.strip(",; \t"))])
-        except ValueError:
-            raise InputError(f"{path}: line {i + 1} is not a list of numbers", evidence=repr(ln[:80]),
-                             fix="one box per line: x,y,w,h (or x1,y1,...,x4,y4)") from None
-    widths = {len(r) for r in rows}
-    if not rows or len(widths) != 1 or widths.pop() not in (4, 8):
-        raise InputError(f"{path}: expected 4 or 8 numbers on every line",
-                         evidence=f"{len(rows)} lines, values per line: {sorted({len(r) for r in rows})}",
-                         fix="write one x,y,w,h box (OTB) or one 8-value polygon (VOT) per frame")
-    return np.asarray(rows, dtype=np.float64)
-
-
-def polygon_to_rect(poly: np.ndarray, mode: str = "minmax") -> np.ndarray:
-    """Convert VOT polygons [N, 8] (or boxes [N, 4], returned unchanged) to axis-aligned x,y,w,h boxes.
-
-    Args:
-        poly (np.ndarray): [N, 8] corners x1,y1,...,x4,y4 (or [N, 4] boxes).
-        mode (str): ``minmax`` — the bounding rectangle of the corners (how OTB-layout files are derived from VOT
-            polygons); ``area`` — pysot's ``get_axis_aligned_bbox``: same centre, the bounding rectangle scaled to
-            the polygon's area, ``w``/``h`` + 1, placed as pysot's tools/test.py places it. Defaults to "minmax".
-    """
-    arr = np.asarray(poly, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[None]
-    if arr.shape[1] == 4:
-        return arr.copy()
-    if arr.shape[1] != 8:
-        raise InputError("polygons must have 8 values per row", evidence=f"shape {arr.shape}")
-    if mode not in POLYGON_MODES:
-        raise InputError(f"unknown polygon conversion {mode!r}", evidence=f"valid: {POLYGON_MODES}")
-    xs, ys = arr[:, 0::2], arr[:, 1::2]
-    x1, x2, y1, y2 = xs.min(1), xs.max(1), ys.min(1), ys.max(1)
-    if mode == "minmax":
-        return np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)
-    cx, cy = xs.mean(1), ys.mean(1)
-    a1 = (np.linalg.norm(arr[:, 0:2] - arr[:, 2:4], axis=1) * np.linalg.norm(arr[:, 2:4] - arr[:, 4:6], axis=1))
-    a2 = (x2 - x1) * (y2 - y1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.sqrt(a1 / a2)
-    w, h = s * (x2 - x1) + 1, s * (y2 - y1) + 1
-    # pysot tools/test.py turns (cx, cy, w, h) into x = cx - (w - 1) / 2: the OTB centre of the box is cx.
-    return np.stack([cx - (w - 1) / 2, cy - (h - 1) / 2, w, h], axis=1)
 
 
 @dataclass
@@ -169,10 +106,10 @@ def load_folder_sequence(folder: Union[str, Path], polygon_mode: str = "minmax",
         if gt_file is None:
             raise InputError(f"{folder}: no ground-truth file", evidence=f"looked for {OTB_GT} and {VOT_GT}",
                              fix="add groundtruth_rect.txt (x,y,w,h per frame)")
-    vals = read_gt_file(gt_file)
+    vals = read_box_file(gt_file, polygon=None)
     polys = None
     if vals.shape[1] == 4 and Path(gt_file).name == OTB_GT and (folder / VOT_GT).is_file():
-        other = read_gt_file(folder / VOT_GT)
+        other = read_box_file(folder / VOT_GT, polygon=None)
         polys = other if other.shape == (len(vals), 8) else None
     gt, p8 = _gt_from_values(vals, polygon_mode)
     if len(frames) != len(gt):
@@ -210,7 +147,7 @@ def load_video_sequence(video: Union[str, Path], gt_file: Optional[Union[str, Pa
                          evidence=f"looked for {video.name}.txt, {video.stem}.txt, {video.stem}_gt.txt, "
                                   f"{OTB_GT}, {VOT_GT} beside it",
                          fix=f"pass one: --sequence {video}:path/to/gt.txt")
-    gt, p8 = _gt_from_values(read_gt_file(gt_path), polygon_mode)
+    gt, p8 = _gt_from_values(read_box_file(gt_path, polygon=None), polygon_mode)
     return Sequence(name=video.stem, gt=gt, video=video, polygons=p8, source=f"{video} + {gt_path}")
 
 

@@ -1,0 +1,267 @@
+"""Writing results so that nothing is lost and nothing half-written passes for complete.
+
+Every command that writes goes through these helpers:
+
+* :func:`check_writable` — check every output of a run before touching any (a bad ``--save-video`` must not cost
+  the user an existing ``--out`` file);
+* :func:`atomic_file` — write a file under a temporary name in the same folder and rename it into place only when
+  complete (``os.replace`` is atomic on one filesystem); on failure or interruption the target is untouched;
+* :func:`staged_dir` — the same for a whole output directory (an export, a derived model directory, engines);
+* :class:`PartFile` — a text file whose rows reach the disk as they are produced: written as ``NAME.part`` (flushed
+  after every row) and renamed to ``NAME`` by :meth:`PartFile.commit`, so an interrupted run leaves its rows so far
+  in a file whose name says it is partial.
+
+And the interruption contract of the commands: :func:`signals_as_interrupt` turns SIGTERM (and SIGHUP) into the
+same ``KeyboardInterrupt`` that SIGINT raises, so ``finally`` blocks run and the command can say what it kept;
+:func:`exit_code_for_interrupt` gives 130 (SIGINT) or 143 (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO, Iterator, Optional, Sequence, Union
+
+from .errors import InputError
+
+PART_SUFFIX = ".part"
+PathLike = Union[str, Path]
+
+#: the signal that raised the last KeyboardInterrupt inside :func:`signals_as_interrupt` (SIGINT by default)
+_LAST_SIGNAL = {"signum": int(signal.SIGINT)}
+
+
+def part_path(path: PathLike) -> Path:
+    """``boxes.txt`` → ``boxes.txt.part``: where rows go until the run completes."""
+    p = Path(path)
+    return p.with_name(p.name + PART_SUFFIX)
+
+
+def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] = (), overwrite: bool = True,
+                   dirs: Sequence[Optional[PathLike]] = ()) -> None:
+    """Refuse, before anything is written, outputs that cannot be written.
+
+    Args:
+        paths: output files (None entries are skipped; "-" means stdout and is skipped).
+        what: option names for the messages, parallel to ``paths`` (e.g. "--out"). Defaults to "output".
+        overwrite (bool): an existing file may be replaced (atomically, once the new content is complete).
+            Defaults to True.
+        dirs: output directories (must not be existing non-directories; their parent must be creatable).
+
+    Raises:
+        InputError: a path is a directory, its parent is a file or not writable, or (``overwrite=False``) exists.
+    """
+    names = list(what) + ["output"] * (len(paths) - len(what))
+    for path, name in zip(paths, names):
+        if path is None or str(path) == "-":
+            continue
+        p = Path(path)
+        if p.is_dir():
+            raise InputError(f"{name} {p} is a directory", fix=f"give {name} a file path, e.g. {p / 'out.txt'}")
+        if p.exists() and not overwrite:
+            raise InputError(f"{name} {p} exists", fix="choose a new path or pass --force")
+        _check_parent(p, name)
+    for d in dirs:
+        if d is None:
+            continue
+        p = Path(d)
+        if p.exists() and not p.is_dir():
+            raise InputError(f"{p} exists and is not a directory", fix="choose another output directory")
+        _check_parent(p, "output directory")
+
+
+def _check_parent(p: Path, name: str) -> None:
+    parent = p.parent if str(p.parent) else Path(".")
+    probe = parent
+    while not probe.exists():  # the nearest existing ancestor decides whether the folders can be made
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"cannot write {name} {p}: {probe} is a file, not a folder", fix=f"choose another {name}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {name} {p}: no write permission in {probe}", fix=f"choose another {name}")
+
+
+@contextlib.contextmanager
+def atomic_file(path: PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; rename it to ``path`` when the block completes.
+
+    On an exception (KeyboardInterrupt included) the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    os.close(fd)
+    try:
+        with open(tmp, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_path(path: PathLike) -> "contextlib.AbstractContextManager[Path]":
+    """Like :func:`atomic_file` for writers that take a path (``np.savez``, ``onnx.save``, ``cv2``): yields a
+    temporary path with the same suffix beside ``path``, renamed into place when the block completes."""
+    return _atomic_path(Path(path))
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + path.suffix, dir=str(path.parent))
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        if not tmp_path.is_file():
+            raise FileNotFoundError(f"the writer did not create {tmp_path}")
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def staged_dir(out: PathLike, *, overwrite: bool = False, keep_existing: bool = False) -> Iterator[Path]:
+    """Build an output directory under a temporary name beside ``out``; put it in place when the block completes.
+
+    Args:
+        out (str | Path): the directory the caller promises.
+        overwrite (bool): replace an existing non-empty ``out`` (only once the new one is complete). Defaults to False.
+        keep_existing (bool): start from a copy of the existing ``out`` (to add files such as engines to a model
+            directory without a moment where it is incomplete). Defaults to False.
+
+    Raises:
+        InputError: ``out`` exists, is not empty, and neither ``overwrite`` nor ``keep_existing`` is set.
+    """
+    out = Path(out)
+    existing = out.is_dir() and any(out.iterdir())
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} exists and is not a directory", fix="choose another output directory")
+    if existing and not (overwrite or keep_existing):
+        raise InputError(f"output directory {out} exists and is not empty",
+                         evidence=f"holds {sorted(p.name for p in out.iterdir())[:8]}",
+                         fix="choose a new output directory or pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=str(out.parent)))
+    try:
+        if keep_existing and existing:
+            shutil.copytree(out, tmp, dirs_exist_ok=True)
+        yield tmp
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=str(out.parent)))
+            os.rmdir(old)
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class PartFile:
+    """A text output whose lines reach the disk as they are written, complete only once committed.
+
+    Lines go to ``NAME.part`` and are flushed after every :meth:`write`; :meth:`commit` renames it to ``NAME``
+    (replacing an older ``NAME`` only then). :meth:`close` without commit leaves ``NAME.part`` with everything
+    written so far. ``path="-"`` writes to stdout (flushed per line, nothing to rename).
+    """
+
+    def __init__(self, path: PathLike):
+        self.stdout = str(path) == "-"
+        self.path = None if self.stdout else Path(path)
+        self.part = None if self.stdout else part_path(path)
+        self.lines = 0
+        self.committed = False
+        if self.stdout:
+            import sys
+
+            self._f = sys.stdout
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = open(self.part, "w")
+
+    def write(self, text: str) -> None:
+        """Write ``text`` (one or more whole lines) and flush it to the OS."""
+        self._f.write(text)
+        self._f.flush()
+        self.lines += text.count("\n")
+
+    def commit(self) -> Optional[Path]:
+        """Close and rename ``NAME.part`` → ``NAME``; returns the final path (None for stdout)."""
+        if self.stdout:
+            self.committed = True
+            return None
+        if not self._f.closed:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+        os.replace(self.part, self.path)
+        self.committed = True
+        return self.path
+
+    def close(self) -> Optional[Path]:
+        """Close without committing; returns where the rows so far are (``NAME.part``), None for stdout."""
+        if self.stdout:
+            return None
+        if not self._f.closed:
+            self._f.close()
+        return None if self.committed else self.part
+
+    @property
+    def where(self) -> str:
+        """Where the rows are now, for messages ("stdout", ``NAME`` or ``NAME.part``)."""
+        if self.stdout:
+            return "stdout"
+        return str(self.path if self.committed else self.part)
+
+
+# ------------------------------------------------------------------------------------------------ interruption
+@contextlib.contextmanager
+def signals_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` like SIGINT does (main thread only).
+
+    ``finally`` blocks and context managers then run on every way a user stops a command; the signal that stopped
+    it is kept for :func:`exit_code_for_interrupt`.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _LAST_SIGNAL["signum"] = int(signal.SIGINT)
+
+    def handler(signum, frame):
+        _LAST_SIGNAL["signum"] = int(signum)
+        raise KeyboardInterrupt
+
+    wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    old = {s: signal.signal(s, handler) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def exit_code_for_interrupt() -> int:
+    """128 + the signal that interrupted the last run (130 for SIGINT / Ctrl-C, 143 for SIGTERM)."""
+    return 128 + _LAST_SIGNAL["signum"]
+
+
+def interrupted_signal_name() -> str:
+    return signal.Signals(_LAST_SIGNAL["signum"]).name
+
+
+__all__ = ["PART_SUFFIX", "PartFile", "atomic_file", "atomic_path", "check_writable", "exit_code_for_interrupt",
+           "interrupted_signal_name", "part_path", "signals_as_interrupt", "staged_dir"]

@@ -1,0 +1,74 @@
+"""The backend registry: name → loader of a :class:`~siamtrt.runtime.backend.Backend` subclass, and ``auto``.
+
+A backend is one module plus one line in :data:`BACKENDS`; loaders import their module only when selected, so
+``import siamtrt.runtime`` needs none of the inference libraries.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple, Type, Union
+
+from ..errors import BackendError
+from ..modeldir import ENGINE_FILES
+from .backend import Backend
+
+
+def _load_onnxruntime() -> Type[Backend]:
+    from .ort import OrtBackend
+    return OrtBackend
+
+
+def _load_tensorrt() -> Type[Backend]:
+    try:
+        from .trt import TrtBackend
+    except ImportError as e:
+        raise BackendError("the TensorRT backend is not available in this installation", evidence=repr(e)[:300],
+                           fix="install TensorRT (JetPack, or pip install tensorrt cuda-python) or use "
+                               "--backend onnxruntime") from None
+    return TrtBackend
+
+
+#: name → zero-argument loader returning the class. Modules are imported only when their entry is selected.
+BACKENDS: Dict[str, Callable[[], Type[Backend]]] = {
+    "onnxruntime": _load_onnxruntime,
+    "tensorrt": _load_tensorrt,
+}
+ALIASES = {"ort": "onnxruntime", "trt": "tensorrt"}
+
+
+def backend_class(name: str) -> Type[Backend]:
+    """The backend class registered under ``name`` (imports its module).
+
+    Raises:
+        BackendError: unknown name (lists valid names, suggests the closest) or the module cannot be imported.
+    """
+    key = ALIASES.get(name, name)
+    if key not in BACKENDS:
+        close = difflib.get_close_matches(name, list(BACKENDS) + ["auto"], n=1)
+        raise BackendError(f"unknown backend '{name}'", evidence="valid: auto, " + ", ".join(BACKENDS),
+                           fix=f"did you mean '{close[0]}'?" if close else "choose one of the valid names")
+    return BACKENDS[key]()
+
+
+def choose_backend(name: str, model_dir: Optional[Union[str, Path]] = None) -> Tuple[str, str]:
+    """Resolve ``"auto"``: tensorrt when the directory has engines, TensorRT imports and a CUDA device exists;
+    otherwise onnxruntime. Returns (name, reason).
+    """
+    if name != "auto":
+        return ALIASES.get(name, name), "requested"
+    model_dir = Path(model_dir) if model_dir is not None else None
+    if model_dir is None or not all((model_dir / f).is_file() for f in ENGINE_FILES.values()):
+        return "onnxruntime", "no TensorRT engines in the model directory"
+    try:
+        cls = backend_class("tensorrt")
+    except BackendError as e:
+        return "onnxruntime", f"engines present but TensorRT backend unavailable ({e.what})"
+    reason = cls.unavailable_reason(model_dir)
+    if reason:
+        return "onnxruntime", f"engines present but {reason}"
+    return "tensorrt", "engines present, TensorRT and a CUDA device available"
+
+
+__all__ = ["ALIASES", "BACKENDS", "backend_class", "choose_backend"]

@@ -1,0 +1,226 @@
+"""The runtime half of the engine contract: every engine travels with ``<engine>.json`` (its sidecar), checked here
+before TensorRT sees the engine, so a Jetson needs nothing from ``siamtrt.export``.
+
+* :func:`read_sidecar` / :func:`check_sidecar` / :func:`verify_engine` — TensorRT flavour and version, GPU,
+  precision, xcorr mode, hashes of the engine and its source ONNX, the exact build command. An engine from another
+  TensorRT, another GPU, or an edited ONNX is refused with that command;
+* :func:`load_engine` — probe CUDA first (a TensorRT Runtime without a device segfaults on deserialize), register
+  the DepthwiseXCorr plugin the sidecar names, deserialize.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from ..errors import EngineError
+from ..gpu.cuda import CudaDevice, require_cuda
+from ..gpu.tensorrt import TrtLogger, TrtModule, import_tensorrt
+from ..metadata import file_sha256
+from ..modeldir import sidecar_path
+
+LOG = logging.getLogger(__name__)
+
+SIDECAR_SCHEMA = 1
+PLUGIN_LIB_ENV = "SIAMTRT_PLUGIN_LIB"
+
+
+def read_sidecar(engine_path: Union[str, Path]) -> Dict[str, Any]:
+    """The JSON sidecar of an engine.
+
+    Raises:
+        EngineError: missing, unreadable or of an unknown schema.
+    """
+    path = sidecar_path(engine_path)
+    if not path.is_file():
+        raise EngineError(f"{engine_path} has no sidecar {path.name}, so siamtrt cannot tell what it was built for",
+                          evidence="every engine built by export/build_engine.py is written with <engine>.json",
+                          fix=f"rebuild: python export/build_engine.py --model {Path(engine_path).parent}")
+    try:
+        side = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise EngineError(f"sidecar {path} is not readable JSON", evidence=str(e)[:200],
+                          fix=f"rebuild: python export/build_engine.py --model {Path(engine_path).parent}") from None
+    if not isinstance(side, dict) or side.get("schema") != SIDECAR_SCHEMA:
+        raise EngineError(f"sidecar {path} has schema {side.get('schema') if isinstance(side, dict) else '?'}, "
+                          f"this siamtrt reads schema {SIDECAR_SCHEMA}",
+                          fix=f"rebuild: python export/build_engine.py --model {Path(engine_path).parent}")
+    return side
+
+
+def _rebuild(side: Dict[str, Any], engine_path: Path) -> str:
+    cmd = side.get("rebuild_command") or f"python export/build_engine.py --model {engine_path.parent}"
+    return f"rebuild the engines on this machine: {cmd}"
+
+
+def _cc_tuple(text: Optional[str]) -> Optional[Tuple[int, int]]:
+    try:
+        major, minor = str(text).split(".")
+        return int(major), int(minor)
+    except (ValueError, AttributeError):
+        return None
+
+
+def check_sidecar(engine_path: Union[str, Path], side: Dict[str, Any], *, flavour: Optional[str] = None,
+                  version: Optional[str] = None, device: Optional[CudaDevice] = None,
+                  check_onnx: bool = True) -> List[str]:
+    """Refuse an engine that does not belong here; return warnings for tolerable differences.
+
+    Checks, in order: the engine file's hash (tampered / truncated), the TensorRT flavour and version (``flavour`` /
+    ``version`` of the importing process; None skips), the source ONNX hash when that file is found next to the engine
+    or at its recorded path (edited / re-exported ONNX), and the GPU (``device``; None skips): compute capability must
+    match unless the engine was built hardware-compatible or without a GPU (tensorrt_rtx compiles per GPU at load).
+
+    Raises:
+        EngineError: with the exact rebuild command.
+    """
+    engine_path = Path(engine_path)
+    fix = _rebuild(side, engine_path)
+    warnings: List[str] = []
+    eng = side.get("engine", {})
+    if not engine_path.is_file():
+        raise EngineError(f"engine {engine_path} does not exist", fix=fix)
+    size = engine_path.stat().st_size
+    if eng.get("bytes") is not None and size != eng.get("bytes"):
+        raise EngineError(f"engine {engine_path} was modified after it was built (size changed)",
+                          evidence=f"{size} bytes on disk, {eng.get('bytes')} recorded in {sidecar_path(engine_path).name}",
+                          fix=fix)
+    if eng.get("sha256") and file_sha256(engine_path) != eng["sha256"]:
+        raise EngineError(f"engine {engine_path} was modified after it was built (hash mismatch)",
+                          evidence=f"sha256 recorded in {sidecar_path(engine_path).name}: {eng['sha256'][:16]}…",
+                          fix=fix)
+    trt_info = side.get("tensorrt", {})
+    if flavour is not None and trt_info.get("flavour") != flavour:
+        raise EngineError(f"engine {engine_path.name} was built with {trt_info.get('flavour')} "
+                          f"{trt_info.get('version')}, this process runs {flavour} {version}",
+                          evidence="TensorRT engines load only in the TensorRT that built them",
+                          fix=fix + f" (or install {trt_info.get('flavour')} {trt_info.get('version')})")
+    if version is not None and trt_info.get("version") != version:
+        raise EngineError(f"engine {engine_path.name} was built with {trt_info.get('flavour')} "
+                          f"{trt_info.get('version')}, this process has {version}",
+                          evidence="serialized engines are tied to the exact TensorRT version",
+                          fix=fix + f" (or install {trt_info.get('flavour')}=={trt_info.get('version')})")
+    src = side.get("source_onnx") or {}
+    if check_onnx and src.get("sha256"):
+        cands = [engine_path.parent / src.get("file", ""), Path(src.get("path", ""))]
+        found = next((c for c in cands if src.get("file") and c.is_file()), None)
+        if found is None:
+            LOG.debug("TensorRT: source ONNX of %s not found; hash check skipped", engine_path)
+        elif file_sha256(found) != src["sha256"]:
+            raise EngineError(f"{found} changed since {engine_path.name} was built (edited or re-exported ONNX)",
+                              evidence=f"sha256 now {file_sha256(found)[:16]}…, recorded {src['sha256'][:16]}…",
+                              fix=fix)
+    gpu = side.get("gpu") or {}
+    if device is not None and not gpu.get("built_without_gpu"):
+        built_cc = _cc_tuple(gpu.get("compute_capability"))
+        hwc = str(side.get("build_options", {}).get("hardware_compatibility", "none")).lower()
+        here = device.compute_capability
+        compatible = built_cc is None or built_cc == here or (hwc == "ampere_plus" and here >= (8, 0))
+        if not compatible:
+            raise EngineError(f"engine {engine_path.name} was built for {gpu.get('name')} "
+                              f"(sm_{built_cc[0]}{built_cc[1]}), this GPU is {device.name} ({device.sm})",
+                              evidence="TensorRT engines are compiled for one GPU architecture",
+                              fix=fix)
+        if built_cc is not None and built_cc != here:
+            warnings.append(f"engine {engine_path.name} is hardware-compatible ({hwc}), built on {gpu.get('name')}, "
+                            f"running on {device.name}: expect slower kernels than a native build")
+        elif gpu.get("name") and gpu.get("name") != device.name:
+            warnings.append(f"engine {engine_path.name} was built on {gpu.get('name')}, running on {device.name} "
+                            "(same compute capability: it loads, but tactics were timed on the other GPU)")
+    return warnings
+
+
+def verify_engine(engine_path: Union[str, Path], *, trt: Optional[TrtModule] = None,
+                  device: Optional[CudaDevice] = None, check_onnx: bool = True) -> Dict[str, Any]:
+    """Read and check an engine's sidecar against this process (TensorRT imported here; ``device`` if given).
+
+    Returns:
+        dict: the sidecar.
+
+    Raises:
+        EngineError: missing/invalid sidecar or any mismatch (message carries the rebuild command).
+    """
+    side = read_sidecar(engine_path)
+    trt = trt or import_tensorrt()
+    for w in check_sidecar(engine_path, side, flavour=trt.flavour, version=trt.version, device=device,
+                           check_onnx=check_onnx):
+        LOG.warning("TensorRT: %s", w)
+    return side
+
+
+def plugin_library_candidates(side: Dict[str, Any], engine_path: Path) -> List[Path]:
+    """Where to look for the C++ plugin library: $SIAMTRT_PLUGIN_LIB, the sidecar's path, next to the engine."""
+    plugin = side.get("plugin") or {}
+    cands = []
+    if os.environ.get(PLUGIN_LIB_ENV):
+        cands.append(Path(os.environ[PLUGIN_LIB_ENV]))
+    if plugin.get("library"):
+        cands.append(Path(plugin["library"]))
+        cands.append(engine_path.parent / Path(plugin["library"]).name)
+    return cands
+
+
+def register_plugins(side: Dict[str, Any], engine_path: Path, trt: TrtModule) -> Optional[str]:
+    """Make the DepthwiseXCorr plugin an engine needs available before it is deserialized; return what was loaded.
+
+    Raises:
+        EngineError: the engine needs a plugin that cannot be found or registered here.
+    """
+    plugin = side.get("plugin") or {}
+    impl = plugin.get("implementation")
+    if not impl:
+        return None
+    if impl == "cpp":
+        import ctypes
+
+        for cand in plugin_library_candidates(side, engine_path):
+            if cand.is_file():
+                ctypes.CDLL(str(cand), mode=getattr(ctypes, "RTLD_GLOBAL", 0))
+                return f"C++ plugin {cand}"
+        raise EngineError(f"{engine_path.name} uses the C++ DepthwiseXCorr plugin, whose library is not here",
+                          evidence="looked at: " + ", ".join(str(c) for c in plugin_library_candidates(side, engine_path)),
+                          fix=f"build it (python -m siamtrt.plugin.build) and set {PLUGIN_LIB_ENV}=<path to "
+                              "libsiamtrt_dwxcorr.so>")
+    if impl == "python":
+        # The Python IPluginV3 lives with the kernel sources in siamtrt/plugin (shared by export and runtime; no torch).
+        from ..plugin.python_plugin import register
+
+        register(trt.module)
+        return "Python DepthwiseXCorr plugin"
+    raise EngineError(f"{engine_path.name}: unknown plugin implementation {impl!r} in the sidecar",
+                      fix=_rebuild(side, engine_path))
+
+
+def load_engine(engine_path: Union[str, Path], *, trt: Optional[TrtModule] = None,
+                check_onnx: bool = True) -> Tuple[Any, Any, Dict[str, Any]]:
+    """Verify, then deserialize an engine: returns (ICudaEngine, Runtime, sidecar). Keep the Runtime alive.
+
+    Raises:
+        EngineError: sidecar mismatch or deserialization failure (with the rebuild command).
+        BackendError: no CUDA device (checked before any TensorRT runtime object is created).
+    """
+    engine_path = Path(engine_path)
+    trt = trt or import_tensorrt()
+    side = verify_engine(engine_path, trt=trt, device=None, check_onnx=check_onnx)
+    device = require_cuda(f"loading {engine_path.name}")
+    for w in check_sidecar(engine_path, side, device=device, check_onnx=False):
+        LOG.warning("TensorRT: %s", w)
+    loaded = register_plugins(side, engine_path, trt)
+    if loaded:
+        LOG.info("TensorRT: %s registered for %s", loaded, engine_path.name)
+    logger = TrtLogger.shared(trt.module)
+    logger.errors.clear()
+    runtime = trt.module.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+    if engine is None:
+        raise EngineError(f"{trt.describe()} could not deserialize {engine_path}",
+                          evidence="; ".join(logger.errors)[-800:] or "no TensorRT error message",
+                          fix=_rebuild(side, engine_path))
+    return engine, runtime, side
+
+
+__all__ = ["PLUGIN_LIB_ENV", "SIDECAR_SCHEMA", "check_sidecar", "load_engine", "read_sidecar", "register_plugins",
+           "verify_engine"]
