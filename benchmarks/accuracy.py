@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """One-pass evaluation (OTB success / precision plots) of each backend/precision of a model.
 
 With no arguments: the default model (seeded random weights, exported once into ./models) with ONNX Runtime and the
@@ -10,61 +10,12 @@ PyTorch reference, on ../shared/data/bag plus one synthetic sequence. Results ar
       --sequence ~/data/OTB100 --json otb.json --plot otb.png
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from siamtrt.benchmarks.variants import add_variant_arguments  # noqa: E402  (torch-free)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                allow_abbrev=False)
-    add_variant_arguments(p)
-    data = p.add_argument_group("sequences (default: ../shared/data/bag + one synthetic sequence)")
-    data.add_argument("--sequence", nargs="+", default=[], metavar="PATH",
-                      help="OTB folder (img/ + groundtruth_rect.txt), VOT folder (groundtruth.txt polygons), a "
-                           "dataset root of such folders, a video with its gt file beside it, or VIDEO:GT_FILE")
-    data.add_argument("--synthetic", type=int, default=1, help="synthetic sequences added to the defaults (1)")
-    data.add_argument("--synthetic-frames", type=int, default=60, help="length of each synthetic sequence (60)")
-    data.add_argument("--max-frames", type=int, help="evaluate only the first N frames of every sequence")
-    data.add_argument("--polygon", choices=["minmax", "area"], default="minmax",
-                      help="VOT polygon to box: bounding rectangle (minmax) or pysot's area-preserving box (area)")
-    out = p.add_argument_group("output")
-    out.add_argument("--results", default="results", help="results folder (default: ./results)")
-    out.add_argument("--force", action="store_true", help="re-run sequences that already have results")
-    out.add_argument("--json", help="write scores, curves and per-sequence results to this JSON file")
-    out.add_argument("--plot", help="write the success and precision plots (PNG)")
-    out.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    import logging
-
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from siamtrt.errors import SiamtrtError
-    from siamtrt.benchmarks.accuracy import run_accuracy
-
-    try:
-        report = run_accuracy(models=args.model, config=args.config, checkpoint=args.checkpoint,
-                              backends=args.backend, precisions=args.precision, sequences=args.sequence,
-                              synthetic=args.synthetic, synthetic_frames=args.synthetic_frames,
-                              max_frames=args.max_frames, polygon_mode=args.polygon, results_root=args.results,
-                              force=args.force, threads=args.threads, reference=not args.no_reference,
-                              json_out=args.json, plot_out=args.plot, cache_root=args.cache,
-                              progress=not args.quiet)
-    except SiamtrtError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report.summary())
-    return 0
-
+from siamtrt.cli.accuracy import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Frames per second and per-stage latency of the tracker loop, per backend/precision, against the PyTorch reference.
 
 With no arguments: exports the default model (seeded random weights, once, into ./models), tracks
@@ -10,132 +10,12 @@ divides median frame times), prints the table and writes fps.json + fps.png into
       --json fps.json --plot fps.png
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from siamtrt.benchmarks.variants import add_variant_arguments  # noqa: E402  (torch-free)
-
-
-def _box(text: str):
-    try:
-        vals = [float(v) for v in text.replace(" ", "").split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected x,y,w,h numbers, got {text!r}") from None
-    if len(vals) != 4:
-        raise argparse.ArgumentTypeError(f"expected 4 numbers x,y,w,h, got {len(vals)}")
-    return vals
-
-
-def _frames(text: str):
-    if text == "all":
-        return "all"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of frames or 'all', got {text!r}") from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                allow_abbrev=False)
-    run = add_variant_arguments(p)
-    run.add_argument("--mode", nargs="+", metavar="MODE",
-                     help="time tracking modes side by side instead (short | longterm | distractor | "
-                          "longterm+distractor; short is always included as the ratio's base): per-mode frame time "
-                          "and ratio to short, long-term local and global frames apart. Uses the first --model")
-    run.add_argument("--interleave", action="store_true",
-                     help="alternate the variants frame by frame instead of running them one after the other "
-                          "(evens out drifting load; different runtimes' thread pools then interfere)")
-    data = p.add_argument_group("input")
-    data.add_argument("--video", help="video file or image folder to track (default: ../shared/data/bag.avi)")
-    data.add_argument("--bbox", type=_box, default=None, metavar="X,Y,W,H",
-                      help="first target on frame 0 (default: 316,140,112,115, the bag.avi box)")
-    data.add_argument("--targets", type=int, default=1, help="number of targets tracked together (default: 1)")
-    data.add_argument("--frames", type=_frames, default=None, metavar="N|all",
-                      help="timed frames after warm-up (default: 60; 'all' = the whole video)")
-    data.add_argument("--reference-frames", type=_frames, default=None, metavar="N|all",
-                      help="timed frames of the torch reference, the first of the same frames (default: 10; "
-                           "'all' = as many as --frames); the ratio divides median frame times")
-    data.add_argument("--warmup", type=int, default=None, help="tracked but untimed frames (default: 3)")
-    data.add_argument("--template-reps", type=int, default=None, help="re-inits timed for the template stage (5)")
-    out = p.add_argument_group("output")
-    out.add_argument("--json", help="write the full report (all percentiles, machine info) to this JSON file "
-                                    "(default: <results>/<date-time>/fps.json)")
-    out.add_argument("--plot", help="write a per-stage latency bar chart (PNG) (default: <results>/<date-time>/fps.png)")
-    out.add_argument("--results", default="results/fps",
-                     help="folder for the default JSON and PNG, one <date-time> subfolder per run "
-                          "(default: results/fps)")
-    out.add_argument("--no-save", action="store_true", help="write no JSON/PNG unless --json/--plot ask for them")
-    out.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
-def _modes(args, kw) -> int:
-    """--mode: per-mode frame time of one model directory (siamtrt.benchmarks.fps_modes)."""
-    from siamtrt.benchmarks import fps, fps_modes
-    from siamtrt.benchmarks.variants import ensure_exported
-    from siamtrt.config import DEFAULT_CONFIG
-    from siamtrt.errors import SiamtrtError
-
-    try:
-        model = args.model[0] if args.model else ensure_exported(args.config or DEFAULT_CONFIG, args.checkpoint,
-                                                                 args.cache, progress=not args.quiet)
-        rep = fps_modes.run_mode_fps(model, args.mode, args.video or fps.default_video(),
-                                     kw.get("bbox", fps.DEFAULT_BOX), frames=kw.get("frames") or fps.DEFAULT_FRAMES,
-                                     warmup=kw.get("warmup", fps.DEFAULT_WARMUP), threads=args.threads,
-                                     backend=args.backend[0], progress=not args.quiet)
-    except SiamtrtError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(fps_modes.mode_table(rep))
-    if args.json:
-        import json
-
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rep, indent=1))
-        print(f"json: {args.json}")
-    return 0
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    import logging
-
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from siamtrt.errors import SiamtrtError
-    from siamtrt.benchmarks import fps
-
-    kw = {}
-    if args.bbox is not None:
-        kw["bbox"] = args.bbox
-    if args.warmup is not None:
-        kw["warmup"] = args.warmup
-    if args.template_reps is not None:
-        kw["template_reps"] = args.template_reps
-    if args.frames is not None:
-        kw["frames"] = None if args.frames == "all" else args.frames
-    if args.mode:
-        return _modes(args, kw)
-    try:
-        report = fps.run_fps(models=args.model, config=args.config, checkpoint=args.checkpoint,
-                             backends=args.backend, precisions=args.precision, video=args.video,
-                             targets=args.targets, threads=args.threads, reference=not args.no_reference,
-                             schedule="interleaved" if args.interleave else "sequential", json_out=args.json,
-                             plot_out=args.plot, cache_root=args.cache, progress=not args.quiet,
-                             reference_frames=None if args.reference_frames == "all" else
-                             (args.reference_frames or fps.DEFAULT_REFERENCE_FRAMES),
-                             results_dir=None if args.no_save else args.results, **kw)
-    except SiamtrtError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report.summary())
-    return 0
-
+from siamtrt.cli.fps import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,58 +9,12 @@ after the crossing. Long-term modes need a model exported with --lost-instance-s
 modes.png and prints the table, labelled with what the weights are.
 """
 
-import argparse
-import ast
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                allow_abbrev=False)
-    p.add_argument("--model", required=True, help="exported model directory")
-    p.add_argument("--make-stand-in", action="store_true",
-                   help="first export the stand-in into --model if it is missing (alex, --random-heads matching "
-                        "fitted on reenter renders of seeds 100-103, --lost-instance-size 831; needs torch) and use "
-                        "its confidence thresholds")
-    p.add_argument("--background", default=None, help="background video (default: ../shared/data/bag.avi)")
-    p.add_argument("--modes", nargs="+", default=["short", "longterm", "distractor", "longterm+distractor"])
-    p.add_argument("--scenarios", nargs="+", default=["reenter", "distractor"])
-    p.add_argument("--seeds", type=int, default=10, help="seeds per scenario (default 10)")
-    p.add_argument("--frames", type=int, default=80, help="frames per sequence (default 80)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="TrackConfig override for every mode, e.g. confidence_low=0.99 (stand-in score scales)")
-    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
-    p.add_argument("--out", default="results/modes", help="folder for modes.json / modes.png")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
-
-    from siamtrt.benchmarks import modes
-    from siamtrt.benchmarks.fps import default_video
-    from siamtrt.errors import SiamtrtError
-
-    try:
-        background = args.background or default_video()
-        constants = dict(modes.STANDIN_CONSTANTS) if args.make_stand_in else {}
-        if args.make_stand_in and not (Path(args.model) / "search.onnx").is_file():
-            modes.make_standin(args.model, background)
-        for kv in args.set:
-            key, _, value = kv.partition("=")
-            constants[key] = ast.literal_eval(value)
-        rep = modes.run_modes(args.model, background, kinds=args.scenarios,
-                              modes=args.modes, seeds=range(args.seeds), frames=args.frames, constants=constants,
-                              progress=not args.quiet, threads=args.threads,
-                              partial=Path(args.out) / "modes.partial.json")
-        jpath, ppath = modes.write_report(rep, args.out)
-    except (SiamtrtError, ValueError, SyntaxError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(modes.table(rep))
-    print(f"json: {jpath}\nplot: {ppath}")
-    return 0
-
+from siamtrt.cli.modes import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,46 +11,12 @@ spaced frames); --max-samples caps the search crops over all sources. Search cro
 of their paired template, so the search branch is calibrated on realistic kernel inputs.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from siamtrt.errors import SiamtrtError  # noqa: E402
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 allow_abbrev=False)
-    ap.add_argument("--model", required=True, help="fp32 model directory (from export/to_onnx.py)")
-    ap.add_argument("--video", required=True, action="append",
-                    help="video file, image folder or OTB sequence folder; repeatable")
-    ap.add_argument("--bbox", action="append", metavar="x,y,w,h",
-                    help="initial box in frame 0 (the tracker's trajectory gives the crops); one per --video")
-    ap.add_argument("--boxes", action="append", metavar="FILE",
-                    help="per-frame boxes (x,y,w,h or 8-value polygons) instead of the trajectory; one per --video")
-    ap.add_argument("--out", required=True, help="calibration file to write (.npz)")
-    ap.add_argument("--max-samples", type=int, default=256, help="search crops over all sources (default 256)")
-    ap.add_argument("--templates", type=int, default=8, help="template crops per source, frame 0 included (default 8)")
-    ap.add_argument("--max-frames", type=int, help="use at most this many frames of each source")
-    ap.add_argument("--threads", type=int, help="ONNX Runtime threads (default: physical cores)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = ap.parse_args(argv)
-
-    from siamtrt.calibration.data import collect, sources_from_args
-
-    try:
-        sources = sources_from_args(args.video, args.bbox, args.boxes)
-        summary = collect(args.model, sources, args.out, max_samples=args.max_samples,
-                          templates_per_source=args.templates, max_frames=args.max_frames, threads=args.threads,
-                          progress=not args.no_progress)
-    except SiamtrtError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(summary)
-    return 0
-
+from siamtrt.cli.collect import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

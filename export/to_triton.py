@@ -1,68 +1,23 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Write a Triton Inference Server model repository from a siamtrt model directory.
 
 Example:
     python export/to_triton.py --model models/siamrpn_alex_dwxcorr --out triton_repo
-    python export/to_triton.py --model models/r50 --out triton_repo --flavour tensorrt   # after build_engine.py
+    python export/to_triton.py --model models/r50 --out triton_repo --backend tensorrt   # after build_engine.py
     tritonserver --model-repository triton_repo
     python -m siamtrt.serving.client --url 127.0.0.1:8001 --video bag.avi --bbox 316,140,112,115
 
-Flavours: python (Python backend running ONNX Runtime; any tritonserver, including the CPU one in the
+Triton backends: python (Python backend running ONNX Runtime; any tritonserver, including the CPU one in the
 nvidia-pytriton wheel), onnxruntime (platform onnxruntime_onnx), tensorrt (platform tensorrt_plan on the engines).
 The stateful tracker model (sequence batcher, one sequence per target) is always written.
 """
 
-from __future__ import annotations
-
-import argparse
-import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from siamtrt.errors import SiamtrtError  # noqa: E402
-
-FLAVOURS = ("python", "onnxruntime", "tensorrt")
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                allow_abbrev=False)
-    p.add_argument("--model", required=True, type=Path, help="siamtrt model directory (template.onnx, search.onnx)")
-    p.add_argument("--out", required=True, type=Path, help="model repository to write")
-    p.add_argument("--flavour", choices=FLAVOURS, default="python", help="branch model flavour (default python)")
-    p.add_argument("--engine", type=Path, default=None,
-                   help="folder with template.engine / search.engine for --flavour tensorrt (default: --model)")
-    p.add_argument("--prefix", default="siamtrt", help="model name prefix (default siamtrt)")
-    p.add_argument("--max-batch", type=int, default=8,
-                   help="max_batch_size of the branches = streams batched per call (default 8)")
-    p.add_argument("--queue-delay-us", type=int, default=2000,
-                   help="dynamic / sequence batcher queue delay in microseconds (default 2000)")
-    p.add_argument("--instances", type=int, default=1, help="instances of each branch model (default 1)")
-    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per branch instance (default 1)")
-    p.add_argument("--idle-seconds", type=float, default=60.0,
-                   help="release a sequence idle this long (default 60)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing repository")
-    return p.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        from siamtrt.serving.repository import write_repository
-
-        report = write_repository(args.model, args.out, flavour=args.flavour, engine_dir=args.engine,
-                                  prefix=args.prefix, max_batch=args.max_batch, queue_delay_us=args.queue_delay_us,
-                                  instances=args.instances, threads=args.threads, idle_seconds=args.idle_seconds,
-                                  overwrite=args.overwrite)
-    except SiamtrtError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report.summary())
-    return 0
-
+from siamtrt.cli.triton import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -59,3 +59,9 @@ class BackendError(SiamtrtError):
 
 class CalibrationError(SiamtrtError):
     """Calibration data or quantization problem."""
+
+
+class Interrupted(SiamtrtError):
+    """A run stopped by the user (Ctrl-C, SIGTERM). ``what`` says what was kept, e.g. "interrupted after 36 frames;
+    boxes so far in b.txt.part". Library code raises it from ``KeyboardInterrupt`` once its outputs are safe; the
+    commands print it and exit 130 (SIGINT) or 143 (SIGTERM), without a traceback."""

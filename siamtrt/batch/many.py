@@ -236,12 +236,6 @@ def read_results(path: Union[str, Path]) -> np.ndarray:
     return np.asarray([[float(v) for v in r] for r in rows[1:]], np.float64).reshape(-1, len(COLUMNS))
 
 
-def _single(res: Any):
-    from ..serving.stateful import single_result
-
-    return single_result(res)
-
-
 def track_one(tracker, job: VideoJob, out_dir: Union[str, Path], fmt: str = "csv",
               max_frames: Optional[int] = None, worker: str = "", flush_every: int = 50) -> Dict[str, Any]:
     """Track one video with ``tracker`` (a runtime Tracker) and stream its rows; returns its summary entry.
@@ -273,7 +267,8 @@ def track_one(tracker, job: VideoJob, out_dir: Union[str, Path], fmt: str = "csv
                 tracker.init(frame, np.asarray(job.bbox, np.float64))
                 writer.add(0, np.asarray(job.bbox, np.float64), 1.0)
             else:
-                box, score = _single(tracker.track(frame))
+                res = tracker.track(frame)
+                box, score = res.bbox, res.score
                 writer.add(i, box, score)
             n += 1
         row["frames"] = writer.commit()

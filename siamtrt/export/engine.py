@@ -1,6 +1,6 @@
 """Build ``template.engine`` and ``search.engine`` from an exported model directory (``export/build_engine.py``).
 
-One code path for every TensorRT flavour (see trt_compat.py): precision comes from a plan decided once per branch —
+One code path for every TensorRT package (see trt_compat.py): precision comes from a plan decided once per branch —
 the ONNX's own precision in a strongly typed network where the builder has one, builder flags where it only has weak
 typing, and for ``--fp16`` on an FP32 export with a strongly-typed-only builder (TensorRT 11, tensorrt_rtx) an FP16
 copy of the ONNX made here (I/O kept float32). Nothing is downgraded silently: unsupported combinations raise with the
@@ -95,12 +95,12 @@ def plan_precision(requested: str, onnx_precision: str, caps: BuilderCaps, model
             return PrecisionPlan(requested, strongly_typed=strong)
         flag = {"fp16": "FP16", "int8": "INT8"}[requested]
         if not (caps.weak_typing if flag == "FP16" else caps.int8_flag):
-            raise EngineError(f"{caps.flavour} {caps.version} can neither type the network strongly nor set {flag}",
+            raise EngineError(f"{caps.package} {caps.version} can neither type the network strongly nor set {flag}",
                               fix="upgrade TensorRT (>= 8.5)")
         return PrecisionPlan(requested, strongly_typed=False, flags=(flag,))
     if requested == "int8" and onnx_precision == "fp32" and calib:
         if not caps.int8_calibrator:
-            raise EngineError(f"{caps.flavour} {caps.version} has no implicit INT8 (no calibrators): --calib needs "
+            raise EngineError(f"{caps.package} {caps.version} has no implicit INT8 (no calibrators): --calib needs "
                               "TensorRT 8.x-10.x (JetPack 5 / 6)",
                               evidence="IInt8EntropyCalibrator2 / BuilderFlag.INT8 missing; TensorRT 11 and "
                                        "tensorrt_rtx take INT8 only as explicit Q/DQ nodes",
@@ -124,7 +124,7 @@ def plan_precision(requested: str, onnx_precision: str, caps: BuilderCaps, model
             return PrecisionPlan("fp16", strongly_typed=False, flags=("FP16",))
         if strong:
             return PrecisionPlan("fp16", strongly_typed=True, convert_fp16=True)
-        raise EngineError(f"{caps.flavour} {caps.version} offers no way to build FP16", fix="upgrade TensorRT")
+        raise EngineError(f"{caps.package} {caps.version} offers no way to build FP16", fix="upgrade TensorRT")
     raise EngineError(f"cannot build a {requested} engine from {onnx_file}, which is {onnx_precision}",
                       evidence="siamtrt does not lower a quantized or FP16 model back to a higher precision",
                       fix=f"build with --{onnx_precision} (or omit the precision flag), or pass the FP32 model "
@@ -253,7 +253,7 @@ class BuildReport:
 # ---------------------------------------------------------------------------------------------------------------
 
 def _probe_builder(trt: TrtModule, caps: BuilderCaps, probe: CudaProbe, logger) -> Any:
-    """Create the Builder, with a clear error where this flavour needs a GPU to build."""
+    """Create the Builder, with a clear error where this package needs a GPU to build."""
     try:
         builder = trt.module.Builder(logger)
     except (TypeError, RuntimeError) as e:  # full TensorRT without a driver: "factory function returned nullptr"
@@ -582,7 +582,7 @@ def _import_builder() -> TrtModule:
 def _refuse_xcorr(caps: BuilderCaps, model_dir: Path, branches: Sequence[str], xcorr: str, src_xcorr: str) -> None:
     """The correlation refusals that must happen before any parsing."""
     if xcorr == "plugin" and "search" in branches and not caps.plugin_layers:
-        raise EngineError(f"{caps.flavour} {caps.version} cannot build --xcorr plugin: its networks have no plugin "
+        raise EngineError(f"{caps.package} {caps.version} cannot build --xcorr plugin: its networks have no plugin "
                           "layers",
                           evidence="INetworkDefinition has neither add_plugin_v3 nor add_plugin_v2 (its ONNX parser "
                                    "also aborts the whole process on a plugin node, so siamtrt stops before parsing)",

@@ -79,7 +79,7 @@ def make_sidecar(*, engine_path: Path, branch: str, trt: TrtModule, probe: CudaP
         "siamtrt_version": __version__,
         "branch": branch,
         "engine": {"file": engine_path.name, "sha256": file_sha256(engine_path), "bytes": engine_path.stat().st_size},
-        "tensorrt": {"flavour": trt.flavour, "version": trt.version},
+        "tensorrt": {"package": trt.package, "version": trt.version},
         "gpu": gpu_record(probe),
         "precision": precision,
         "xcorr": xcorr,

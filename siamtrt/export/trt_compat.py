@@ -45,7 +45,7 @@ CAPABILITY_TABLE = {
 class BuilderCaps:
     """Capabilities of one TensorRT module's builder (all detected by attribute)."""
 
-    flavour: str
+    package: str
     version: str
     weak_typing: bool            # BuilderFlag.FP16 exists: precision flags on FP32 networks
     int8_flag: bool              # BuilderFlag.INT8 exists (legacy explicit/implicit INT8 switch)
@@ -71,7 +71,7 @@ class BuilderCaps:
         typing = "weak+strong typing" if self.weak_typing and self.strongly_typed else (
             "weak typing only" if self.weak_typing else "strongly typed only")
         plugins = "plugin layers" if self.plugin_layers else "no plugin layers"
-        return f"{self.flavour} {self.version} ({typing}, {plugins})"
+        return f"{self.package} {self.version} ({typing}, {plugins})"
 
 
 def detect(trt: Optional[TrtModule] = None) -> BuilderCaps:
@@ -83,7 +83,7 @@ def detect(trt: Optional[TrtModule] = None) -> BuilderCaps:
     net = getattr(m, "INetworkDefinition", None)
     cfg = getattr(m, "IBuilderConfig", None)
     return BuilderCaps(
-        flavour=trt.flavour, version=trt.version,
+        package=trt.package, version=trt.version,
         weak_typing=hasattr(flag, "FP16"), int8_flag=hasattr(flag, "INT8"),
         int8_calibrator=hasattr(flag, "INT8") and hasattr(m, "IInt8EntropyCalibrator2"),
         strongly_typed=hasattr(ndcf, "STRONGLY_TYPED"), explicit_batch_flag=hasattr(ndcf, "EXPLICIT_BATCH"),

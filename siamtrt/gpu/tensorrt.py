@@ -17,20 +17,20 @@ from ..errors import EngineError
 
 LOG = logging.getLogger(__name__)
 
-TRT_FLAVOURS = ("tensorrt", "tensorrt_rtx")
+TRT_PACKAGES = ("tensorrt", "tensorrt_rtx")
 TRT_ENV = "SIAMTRT_TENSORRT"
 
 
 @dataclass(frozen=True)
 class TrtModule:
-    """The imported TensorRT module and which flavour it is."""
+    """The imported TensorRT module and which package it is ("tensorrt" or "tensorrt_rtx")."""
 
     module: Any
-    flavour: str  # "tensorrt" | "tensorrt_rtx"
+    package: str  # "tensorrt" | "tensorrt_rtx"
     version: str
 
     def describe(self) -> str:
-        return f"{self.flavour} {self.version}"
+        return f"{self.package} {self.version}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,10 +41,10 @@ def import_tensorrt(prefer: Optional[str] = None) -> TrtModule:
         EngineError: neither is installed (or the preferred one is not).
     """
     prefer = prefer or os.environ.get(TRT_ENV) or None
-    if prefer is not None and prefer not in TRT_FLAVOURS:
-        raise EngineError(f"unknown TensorRT flavour '{prefer}'", evidence=f"valid: {TRT_FLAVOURS}",
+    if prefer is not None and prefer not in TRT_PACKAGES:
+        raise EngineError(f"unknown TensorRT package '{prefer}'", evidence=f"valid: {TRT_PACKAGES}",
                           fix=f"set {TRT_ENV} to one of them or unset it")
-    order = [prefer] if prefer else list(TRT_FLAVOURS)
+    order = [prefer] if prefer else list(TRT_PACKAGES)
     errors = []
     for name in order:
         try:
@@ -90,4 +90,4 @@ class TrtLogger:
         return _Logger()
 
 
-__all__ = ["TRT_ENV", "TRT_FLAVOURS", "TrtLogger", "TrtModule", "import_tensorrt"]
+__all__ = ["TRT_ENV", "TRT_PACKAGES", "TrtLogger", "TrtModule", "import_tensorrt"]

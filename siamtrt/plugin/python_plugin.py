@@ -10,7 +10,7 @@ Engines built with this plugin need it registered again in every process that de
 that from the engine sidecar, before deserializing). For Python-free deployment build the C++ plugin (CMakeLists.txt).
 
 Importing this module needs neither TensorRT nor cuda-python: the classes are created by :func:`plugin_classes`
-for the TensorRT module in use (``tensorrt`` or another flavour with the same API).
+for the TensorRT module in use (``tensorrt`` or tensorrt_rtx, same API).
 """
 
 from __future__ import annotations

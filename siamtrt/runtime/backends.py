@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple, Type, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Type, Union
 
 from ..errors import BackendError
 from ..modeldir import ENGINE_FILES
@@ -71,4 +71,14 @@ def choose_backend(name: str, model_dir: Optional[Union[str, Path]] = None) -> T
     return "tensorrt", "engines present, TensorRT and a CUDA device available"
 
 
-__all__ = ["ALIASES", "BACKENDS", "backend_class", "choose_backend"]
+def accepted_options(name: str, options: Dict[str, Any]) -> Dict[str, Any]:
+    """The entries of ``options`` that backend ``name`` declares (its ``option_names``); None values dropped.
+
+    Code outside a backend passes generic options (threads, providers, ...) through this instead of naming
+    backends: each backend declares what it accepts, so a new backend needs no change elsewhere.
+    """
+    cls = backend_class(ALIASES.get(name, name))
+    return {k: v for k, v in options.items() if k in cls.option_names and v is not None}
+
+
+__all__ = ["ALIASES", "BACKENDS", "accepted_options", "backend_class", "choose_backend"]

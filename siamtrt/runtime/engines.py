@@ -1,7 +1,7 @@
 """The runtime half of the engine contract: every engine travels with ``<engine>.json`` (its sidecar), checked here
 before TensorRT sees the engine, so a Jetson needs nothing from ``siamtrt.export``.
 
-* :func:`read_sidecar` / :func:`check_sidecar` / :func:`verify_engine` — TensorRT flavour and version, GPU,
+* :func:`read_sidecar` / :func:`check_sidecar` / :func:`verify_engine` — TensorRT package and version, GPU,
   precision, xcorr mode, hashes of the engine and its source ONNX, the exact build command. An engine from another
   TensorRT, another GPU, or an edited ONNX is refused with that command;
 * :func:`load_engine` — probe CUDA first (a TensorRT Runtime without a device segfaults on deserialize), register
@@ -64,12 +64,12 @@ def _cc_tuple(text: Optional[str]) -> Optional[Tuple[int, int]]:
         return None
 
 
-def check_sidecar(engine_path: Union[str, Path], side: Dict[str, Any], *, flavour: Optional[str] = None,
+def check_sidecar(engine_path: Union[str, Path], side: Dict[str, Any], *, package: Optional[str] = None,
                   version: Optional[str] = None, device: Optional[CudaDevice] = None,
                   check_onnx: bool = True) -> List[str]:
     """Refuse an engine that does not belong here; return warnings for tolerable differences.
 
-    Checks, in order: the engine file's hash (tampered / truncated), the TensorRT flavour and version (``flavour`` /
+    Checks, in order: the engine file's hash (tampered / truncated), the TensorRT package and version (``package`` /
     ``version`` of the importing process; None skips), the source ONNX hash when that file is found next to the engine
     or at its recorded path (edited / re-exported ONNX), and the GPU (``device``; None skips): compute capability must
     match unless the engine was built hardware-compatible or without a GPU (tensorrt_rtx compiles per GPU at load).
@@ -93,16 +93,17 @@ def check_sidecar(engine_path: Union[str, Path], side: Dict[str, Any], *, flavou
                           evidence=f"sha256 recorded in {sidecar_path(engine_path).name}: {eng['sha256'][:16]}…",
                           fix=fix)
     trt_info = side.get("tensorrt", {})
-    if flavour is not None and trt_info.get("flavour") != flavour:
-        raise EngineError(f"engine {engine_path.name} was built with {trt_info.get('flavour')} "
-                          f"{trt_info.get('version')}, this process runs {flavour} {version}",
+    built_with = trt_info.get("package", trt_info.get("flavour"))  # sidecars before 0.2 wrote "flavour"
+    if package is not None and built_with != package:
+        raise EngineError(f"engine {engine_path.name} was built with {built_with} "
+                          f"{trt_info.get('version')}, this process runs {package} {version}",
                           evidence="TensorRT engines load only in the TensorRT that built them",
-                          fix=fix + f" (or install {trt_info.get('flavour')} {trt_info.get('version')})")
+                          fix=fix + f" (or install {built_with} {trt_info.get('version')})")
     if version is not None and trt_info.get("version") != version:
-        raise EngineError(f"engine {engine_path.name} was built with {trt_info.get('flavour')} "
+        raise EngineError(f"engine {engine_path.name} was built with {built_with} "
                           f"{trt_info.get('version')}, this process has {version}",
                           evidence="serialized engines are tied to the exact TensorRT version",
-                          fix=fix + f" (or install {trt_info.get('flavour')}=={trt_info.get('version')})")
+                          fix=fix + f" (or install {built_with}=={trt_info.get('version')})")
     src = side.get("source_onnx") or {}
     if check_onnx and src.get("sha256"):
         cands = [engine_path.parent / src.get("file", ""), Path(src.get("path", ""))]
@@ -145,7 +146,7 @@ def verify_engine(engine_path: Union[str, Path], *, trt: Optional[TrtModule] = N
     """
     side = read_sidecar(engine_path)
     trt = trt or import_tensorrt()
-    for w in check_sidecar(engine_path, side, flavour=trt.flavour, version=trt.version, device=device,
+    for w in check_sidecar(engine_path, side, package=trt.package, version=trt.version, device=device,
                            check_onnx=check_onnx):
         LOG.warning("TensorRT: %s", w)
     return side

@@ -1,7 +1,7 @@
 """Serving live streams through Triton Inference Server (optional extra: ``pip install -e ".[serving]"``).
 
 * :mod:`siamtrt.serving.repository` writes a model repository from a model directory: the template and search
-  branches as models (``python`` flavour running ONNX Runtime, ``onnxruntime`` → ``onnxruntime_onnx``,
+  branches as models (``python`` backend running ONNX Runtime, ``onnxruntime`` → ``onnxruntime_onnx``,
   ``tensorrt`` → ``tensorrt_plan``) with ``config.pbtxt`` generated from the directory's metadata, plus the stateful
   ``tracker`` model (Python backend, sequence batcher): one sequence per target, START with the first frame and box,
   then one request per frame returning the box and score.

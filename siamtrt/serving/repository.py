@@ -34,7 +34,7 @@ from ..modeldir import ModelDir
 
 LOG = logging.getLogger(__name__)
 
-FLAVOURS = ("python", "onnxruntime", "tensorrt")
+TRITON_BACKENDS = ("python", "onnxruntime", "tensorrt")
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 META_FILE = "siamtrt_model.json"
 
@@ -70,13 +70,13 @@ class RepositoryReport:
     """What :func:`write_repository` wrote; ``summary()`` is what export/to_triton.py prints."""
 
     out: Path
-    flavour: str
+    backend: str
     models: Dict[str, Path]
     max_batch: int
     notes: List[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        lines = [f"Triton: wrote {self.out} ({self.flavour} flavour, search max batch {self.max_batch})"]
+        lines = [f"Triton: wrote {self.out} ({self.backend} backend, search max batch {self.max_batch})"]
         lines += [f"  {name:<22} {path}" for name, path in self.models.items()]
         lines += [f"  note: {n}" for n in self.notes]
         lines.append(f"next: tritonserver --model-repository {self.out}   then   python -m siamtrt.serving.client "
@@ -112,22 +112,22 @@ def _io_block(kind: str, specs: List[TensorSpec], batched: bool) -> str:
     return f"{kind} [\n" + ",\n".join(rows) + "\n]\n"
 
 
-def branch_config(name: str, flavour: str, inputs: List[TensorSpec], outputs: List[TensorSpec], max_batch: int,
+def branch_config(name: str, backend: str, inputs: List[TensorSpec], outputs: List[TensorSpec], max_batch: int,
                   dynamic: bool, queue_delay_us: int, instances: int, threads: int) -> str:
     """``config.pbtxt`` of one branch model (template or search).
 
     Args:
-        name (str): model name. flavour (str): one of :data:`FLAVOURS`.
+        name (str): model name. backend (str): one of :data:`TRITON_BACKENDS`.
         inputs, outputs (list[TensorSpec]): graph I/O (first axis = batch when ``max_batch`` > 0).
         max_batch (int): Triton ``max_batch_size`` (0: the model has a fixed batch axis, not batchable).
         dynamic (bool): add a dynamic batcher (requests of several streams in one call).
         queue_delay_us (int): how long the dynamic batcher waits to fill a batch.
-        instances (int): model instances. threads (int): ONNX Runtime intra-op threads (python flavour).
+        instances (int): model instances. threads (int): ONNX Runtime intra-op threads (python backend).
     """
     head = f'name: "{name}"\n'
-    if flavour == "python":
+    if backend == "python":
         head += 'backend: "python"\n'
-    elif flavour == "onnxruntime":
+    elif backend == "onnxruntime":
         head += 'platform: "onnxruntime_onnx"\n'
     else:
         head += 'platform: "tensorrt_plan"\n'
@@ -135,12 +135,12 @@ def branch_config(name: str, flavour: str, inputs: List[TensorSpec], outputs: Li
     text += _io_block("input", inputs, max_batch > 0) + _io_block("output", outputs, max_batch > 0)
     if dynamic and max_batch > 1:
         text += f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}\n"
-    kind = "KIND_GPU" if flavour == "tensorrt" else "KIND_CPU"
+    kind = "KIND_GPU" if backend == "tensorrt" else "KIND_CPU"
     text += f"instance_group [ {{ kind: {kind}, count: {instances} }} ]\n"
-    if flavour == "python":
+    if backend == "python":
         text += (f'parameters: {{ key: "onnx_file", value: {{ string_value: "model.onnx" }} }}\n'
                  f'parameters: {{ key: "threads", value: {{ string_value: "{threads}" }} }}\n')
-    elif flavour == "onnxruntime":
+    elif backend == "onnxruntime":
         text += f'parameters: {{ key: "intra_op_thread_count", value: {{ string_value: "{threads}" }} }}\n'
     return text
 
@@ -188,7 +188,7 @@ def _max_batch_from_sidecar(model_dir: Path, branch: str, default: int) -> int:
     return int(b.get("fixed") or b.get("max") or default)
 
 
-def write_repository(model_dir: Union[str, Path], out: Union[str, Path], flavour: str = "python",
+def write_repository(model_dir: Union[str, Path], out: Union[str, Path], backend: str = "python",
                      engine_dir: Optional[Union[str, Path]] = None, prefix: str = "siamtrt", max_batch: int = 8,
                      queue_delay_us: int = 2000, instances: int = 1, threads: int = 1,
                      idle_seconds: float = 60.0, overwrite: bool = False) -> RepositoryReport:
@@ -197,7 +197,7 @@ def write_repository(model_dir: Union[str, Path], out: Union[str, Path], flavour
     Args:
         model_dir (str | Path): siamtrt model directory (template.onnx, search.onnx).
         out (str | Path): repository folder (created; must be empty unless ``overwrite``).
-        flavour (str): "python", "onnxruntime" or "tensorrt". Defaults to "python".
+        backend (str): "python", "onnxruntime" or "tensorrt". Defaults to "python".
         engine_dir (str | Path): where template.engine / search.engine are (tensorrt). Defaults to model_dir.
         prefix (str): model name prefix. Defaults to "siamtrt".
         max_batch (int): search/template ``max_batch_size`` and streams per tracker batch. Defaults to 8.
@@ -215,20 +215,20 @@ def write_repository(model_dir: Union[str, Path], out: Union[str, Path], flavour
     """
     model_dir = Path(model_dir)
     out = Path(out)
-    if flavour not in FLAVOURS:
-        raise ServingError(f"unknown repository flavour '{flavour}'", evidence=f"valid: {', '.join(FLAVOURS)}",
-                           fix="--flavour python (any tritonserver with the Python backend)")
+    if backend not in TRITON_BACKENDS:
+        raise ServingError(f"unknown Triton backend '{backend}'", evidence=f"valid: {', '.join(TRITON_BACKENDS)}",
+                           fix="--backend python (any tritonserver with the Python backend)")
     if max_batch < 1:
         raise ServingError(f"max_batch must be >= 1, got {max_batch}")
     md = ModelDir.open(model_dir)
     tmeta, smeta = md.template_meta, md.meta
     engine_dir = model_dir if engine_dir is None else Path(engine_dir)
-    if flavour == "tensorrt":
+    if backend == "tensorrt":
         missing = [f for f in ("template.engine", "search.engine") if not (engine_dir / f).is_file()]
         if missing:
-            raise ModelDirError(f"{engine_dir} lacks {missing} for the tensorrt flavour",
+            raise ModelDirError(f"{engine_dir} lacks {missing} for the tensorrt backend",
                                 fix=f"python export/build_engine.py --model {model_dir}  (full TensorRT, on the "
-                                    "serving GPU), or --flavour python / onnxruntime")
+                                    "serving GPU), or --backend python / onnxruntime")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise ServingError(f"{out} exists and is not empty", fix="choose a new --out or pass --overwrite")
@@ -248,14 +248,14 @@ def write_repository(model_dir: Union[str, Path], out: Union[str, Path], flavour
         io[branch] = {"inputs": {s.name: [s.numpy_type, list(s.shape)] for s in ins},
                       "outputs": [s.name for s in outs]}
         mb = 0 if fixed else max_batch
-        if flavour == "tensorrt" and not fixed:
+        if backend == "tensorrt" and not fixed:
             mb = _max_batch_from_sidecar(engine_dir, branch, max_batch)
             if mb < max_batch:
                 notes.append(f"{branch}.engine's profile allows batch <= {mb}: max_batch_size {mb}")
         mdir = out / names[branch]
         vdir = mdir / "1"
         vdir.mkdir(parents=True)
-        if flavour == "tensorrt":
+        if backend == "tensorrt":
             shutil.copyfile(engine_dir / f"{branch}.engine", vdir / "model.plan")
             if (smeta.get("xcorr") == "plugin"):
                 notes.append("the engines use the siamtrt DepthwiseXCorr plugin: start tritonserver with the plugin "
@@ -263,10 +263,10 @@ def write_repository(model_dir: Union[str, Path], out: Union[str, Path], flavour
                              "plugins=PATH)")
         else:
             shutil.copyfile(model_dir / onnx_name, vdir / "model.onnx")
-            if flavour == "python":
+            if backend == "python":
                 shutil.copyfile(MODELS_DIR / "branch_model.py", vdir / "model.py")
                 shutil.copyfile(MODELS_DIR / "pb_io.py", vdir / "pb_io.py")
-        cfg = branch_config(names[branch], flavour, ins, outs, mb, dynamic=branch == "search",
+        cfg = branch_config(names[branch], backend, ins, outs, mb, dynamic=branch == "search",
                             queue_delay_us=queue_delay_us, instances=instances, threads=threads)
         (mdir / "config.pbtxt").write_text(cfg)
         models[names[branch]] = mdir / "config.pbtxt"
@@ -282,9 +282,9 @@ def write_repository(model_dir: Union[str, Path], out: Union[str, Path], flavour
          "max_batch": 1 if fixed else max_batch}, indent=1, sort_keys=True))
     (tdir / "config.pbtxt").write_text(tracker_config(names["tracker"], max_batch, queue_delay_us, idle_seconds))
     models[names["tracker"]] = tdir / "config.pbtxt"
-    report = RepositoryReport(out=out, flavour=flavour, models=models, max_batch=0 if fixed else max_batch,
+    report = RepositoryReport(out=out, backend=backend, models=models, max_batch=0 if fixed else max_batch,
                               notes=notes)
-    LOG.info("Triton: wrote %s (%s)", out, flavour)
+    LOG.info("Triton: wrote %s (%s)", out, backend)
     return report
 
 
@@ -308,5 +308,5 @@ def parse_config(path: Union[str, Path]):
     return cfg
 
 
-__all__ = ["FLAVOURS", "RepositoryReport", "ServingError", "TensorSpec", "branch_config", "graph_specs",
+__all__ = ["TRITON_BACKENDS", "RepositoryReport", "ServingError", "TensorSpec", "branch_config", "graph_specs",
            "parse_config", "tracker_config", "write_repository"]

@@ -35,7 +35,7 @@ MODELS = ["siamrpn_alex_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr"]
 
 
 def _caps(**kw) -> BuilderCaps:
-    base = dict(flavour="tensorrt", version="10.3.0", weak_typing=True, int8_flag=True, int8_calibrator=True,
+    base = dict(package="tensorrt", version="10.3.0", weak_typing=True, int8_flag=True, int8_calibrator=True,
                 strongly_typed=True,
                 explicit_batch_flag=True, plugin_v3_layers=True, plugin_v2_layers=True, python_plugin_v3=True,
                 engine_inspector=True, progress_monitor=True, timing_cache=True, memory_pools=True)
@@ -100,21 +100,21 @@ def qdq_dir(model_dir, tmp_path_factory):
 # ------------------------------------------------------------------------------------------ capabilities
 def test_tensorrt_rtx_capabilities_are_detected():
     caps = detect(RTX)
-    assert caps.flavour == "tensorrt_rtx"
+    assert caps.package == "tensorrt_rtx"
     assert caps.strongly_typed and not caps.weak_typing and not caps.int8_flag
     assert not caps.plugin_layers  # tensorrt_rtx 1.x networks have no add_plugin_v3 / add_plugin_v2
     assert caps.python_plugin_v3
     assert "strongly typed only" in caps.describe() and "no plugin layers" in caps.describe()
 
 
-def test_import_tensorrt_helper_and_unknown_flavour(monkeypatch):
+def test_import_tensorrt_helper_and_unknown_package(monkeypatch):
     import_tensorrt.cache_clear()
     try:
         monkeypatch.setenv("SIAMTRT_TENSORRT", "tensorrt_rtx")
-        assert import_tensorrt().flavour == "tensorrt_rtx"
+        assert import_tensorrt().package == "tensorrt_rtx"
         import_tensorrt.cache_clear()
         monkeypatch.setenv("SIAMTRT_TENSORRT", "tensorrt_lean")
-        with pytest.raises(EngineError, match="unknown TensorRT flavour"):
+        with pytest.raises(EngineError, match="unknown TensorRT package"):
             import_tensorrt()
     finally:
         import_tensorrt.cache_clear()
@@ -199,7 +199,7 @@ def test_build_conv_mode(model_dir, tmp_path, name, precision):
     for e in report.engines:
         assert e.engine == tmp_path / f"{e.branch}.engine" and e.engine.stat().st_size > 100_000
         side = read_sidecar(e.engine)
-        assert side["tensorrt"] == {"flavour": "tensorrt_rtx", "version": trt_rtx.__version__}
+        assert side["tensorrt"] == {"package": "tensorrt_rtx", "version": trt_rtx.__version__}
         assert side["precision"] == precision == side["metadata"]["precision"]
         assert side["xcorr"] == "conv" and side["typing"] == "strong"
         assert side["gpu"]["built_without_gpu"] and side["gpu"]["name"] == "built without GPU"

@@ -120,13 +120,13 @@ def test_engine_from_other_tensorrt_is_refused(engine_dir, tmp_path):
     from siamtrt.gpu.tensorrt import TrtModule
 
     side = read_sidecar(engine_dir / "search.engine")
-    other_version = TrtModule(None, side["tensorrt"]["flavour"], "10.3.0.30")
+    other_version = TrtModule(None, side["tensorrt"]["package"], "10.3.0.30")
     with pytest.raises(EngineError, match="this process has 10.3.0.30") as e:
         verify_engine(engine_dir / "search.engine", trt=other_version)
     assert "rebuild the engines on this machine" in str(e.value)
-    other_flavour = TrtModule(None, "tensorrt", side["tensorrt"]["version"])
+    other_package = TrtModule(None, "tensorrt", side["tensorrt"]["version"])
     with pytest.raises(EngineError, match="this process runs tensorrt "):
-        verify_engine(engine_dir / "search.engine", trt=other_flavour)
+        verify_engine(engine_dir / "search.engine", trt=other_package)
 
 
 def test_edited_onnx_is_refused(engine_dir, trt_mod, tmp_path):

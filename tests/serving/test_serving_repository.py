@@ -1,4 +1,4 @@
-"""The generated model repository: config.pbtxt of every flavour parsed by Triton's own ModelConfig schema, with the
+"""The generated model repository: config.pbtxt of every backend parsed by Triton's own ModelConfig schema, with the
 shapes, dtypes, batching and sequence controls read from the model directory."""
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ def _with_fake_engines(model_dir, tmp_path, max_batch):
     return d
 
 
-@pytest.mark.parametrize("flavour", ["python", "onnxruntime", "tensorrt"])
-def test_configs_parse_and_match_the_graphs(serving_model, tmp_path, flavour):
+@pytest.mark.parametrize("backend", ["python", "onnxruntime", "tensorrt"])
+def test_configs_parse_and_match_the_graphs(serving_model, tmp_path, backend):
     from tritonclient.grpc import model_config_pb2 as mc
 
-    engine_dir = _with_fake_engines(serving_model, tmp_path, 4) if flavour == "tensorrt" else None
-    rep = write_repository(serving_model, tmp_path / "repo", flavour=flavour, engine_dir=engine_dir, max_batch=8)
+    engine_dir = _with_fake_engines(serving_model, tmp_path, 4) if backend == "tensorrt" else None
+    rep = write_repository(serving_model, tmp_path / "repo", backend=backend, engine_dir=engine_dir, max_batch=8)
     cfgs = {name: parse_config(path) for name, path in rep.models.items()}
     assert set(cfgs) == {"siamtrt_template", "siamtrt_search", "siamtrt_tracker"}
-    want_mb = 4 if flavour == "tensorrt" else 8  # the engine profile caps the batch
+    want_mb = 4 if backend == "tensorrt" else 8  # the engine profile caps the batch
     for branch, onnx_name in (("template", "template.onnx"), ("search", "search.onnx")):
         cfg = cfgs[f"siamtrt_{branch}"]
         ins, outs = graph_specs(serving_model / onnx_name)
@@ -42,12 +42,12 @@ def test_configs_parse_and_match_the_graphs(serving_model, tmp_path, flavour):
         got = {i.name: (list(i.dims), i.data_type) for i in cfg.input}
         assert got == {s.name: ([-1 if d is None else d for d in s.shape[1:]], mc.TYPE_FP32) for s in ins}
         assert {o.name: list(o.dims) for o in cfg.output} == {s.name: list(s.shape[1:]) for s in outs}
-        if flavour == "python":
+        if backend == "python":
             assert cfg.backend == "python" and (rep.out / f"siamtrt_{branch}" / "1" / "model.py").is_file()
         else:
-            assert cfg.platform == {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}[flavour]
+            assert cfg.platform == {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}[backend]
         assert (branch == "search") == cfg.HasField("dynamic_batching")
-    vfile = {"python": "model.onnx", "onnxruntime": "model.onnx", "tensorrt": "model.plan"}[flavour]
+    vfile = {"python": "model.onnx", "onnxruntime": "model.onnx", "tensorrt": "model.plan"}[backend]
     assert (rep.out / "siamtrt_search" / "1" / vfile).is_file()
     trk = cfgs["siamtrt_tracker"]
     assert trk.backend == "python" and trk.max_batch_size == 8
@@ -82,9 +82,9 @@ def test_fixed_batch_export_is_not_batched(tmp_path):
 
 def test_refusals(serving_model, tmp_path):
     with pytest.raises(ModelDirError, match="template.engine"):
-        write_repository(serving_model, tmp_path / "r1", flavour="tensorrt")
-    with pytest.raises(ServingError, match="unknown repository flavour"):
-        write_repository(serving_model, tmp_path / "r2", flavour="onnx")
+        write_repository(serving_model, tmp_path / "r1", backend="tensorrt")
+    with pytest.raises(ServingError, match="unknown Triton backend"):
+        write_repository(serving_model, tmp_path / "r2", backend="onnx")
     write_repository(serving_model, tmp_path / "r3")
     with pytest.raises(ServingError, match="not empty"):
         write_repository(serving_model, tmp_path / "r3")

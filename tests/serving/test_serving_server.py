@@ -96,12 +96,12 @@ def test_onnxruntime_flavour_fails_only_for_the_missing_backend(serving_model, t
     are refused only because the backend library is absent (a broken config is refused differently)."""
     dist = require_server()
     if (dist.backends / "onnxruntime").is_dir():
-        pytest.skip("this tritonserver has the onnxruntime backend: the served python-flavour tests cover it")
+        pytest.skip("this tritonserver has the onnxruntime backend: the served python-backend tests cover it")
     import tritonclient.http as h
 
     from siamtrt.serving.server import TritonServer
 
-    rep = write_repository(serving_model, tmp_path / "repo_ort", flavour="onnxruntime")
+    rep = write_repository(serving_model, tmp_path / "repo_ort", backend="onnxruntime")
     broken = rep.out / "siamtrt_broken"
     broken.mkdir()
     (broken / "config.pbtxt").write_text(rep.models["siamtrt_template"].read_text()

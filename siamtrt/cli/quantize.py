@@ -1,0 +1,97 @@
+"""Make an INT8 (QDQ) or FP16 copy of an exported fp32 model directory.
+
+    python calibration/quantize.py --model models/siamrpn_mobilev2_l234_dwxcorr --calib calib/mobilev2_bag.npz \\
+        --precision int8 --out models/siamrpn_mobilev2_l234_dwxcorr_int8
+    python calibration/quantize.py --model models/siamrpn_mobilev2_l234_dwxcorr --calib calib/mobilev2_bag.npz \\
+        --precision int8 --target tensorrt --trt-cache --trt-version 8.6.2 --out models/mobilev2_int8_trt
+    python calibration/quantize.py --model models/siamrpn_mobilev2_l234_dwxcorr --calib calib/mobilev2_bag.npz \\
+        --precision fp16 --out models/siamrpn_mobilev2_l234_dwxcorr_fp16
+
+INT8 uses onnxruntime.quantization (QDQ, per-channel int8 weights). --target onnxruntime (default) gives uint8
+asymmetric activations, the fast ONNX Runtime CPU flavour; --target tensorrt gives symmetric int8 with zero points
+of 0 and float bias, what TensorRT's explicit quantization accepts (export/build_engine.py --int8). The depthwise
+correlation, the last convolution of each output path and the stem stay float; then the float prefix (the
+convolutions nearest the input) grows, per model, until the INT8 pair keeps cls and loc cosine >= --min-cosine
+(default 0.98) against FP32 for the worst template of 32 calibration crops, and the pair is checked on 32 held-out
+crops (--min-cosine 0: no search; --float-prefix / --exclude force more float). The chosen set and the fidelity
+reached are printed and written to the metadata. --trt-cache also writes <branch>.calib.cache for TensorRT's
+implicit INT8 (TensorRT 8.x-10.x, JetPack 5/6), for the fp32 ONNX files of --model. FP16 uses onnxconverter-common
+with float32 I/O. The output directory keeps the source metadata, with precision and the quantization details recorded.
+"""
+
+import argparse
+import sys
+
+
+from siamtrt.errors import CalibrationError, SiamtrtError
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
+    ap.add_argument("--model", required=True, help="fp32 model directory (from export/to_onnx.py)")
+    ap.add_argument("--calib", help="calibration file from calibration/collect.py (required for int8; optional "
+                                    "for fp16, where it finds overflow-prone nodes)")
+    ap.add_argument("--precision", required=True, choices=("int8", "fp16"))
+    ap.add_argument("--target", choices=("onnxruntime", "tensorrt"),
+                    help="int8 flavour: onnxruntime (default; uint8 activations, CPU) or tensorrt (symmetric int8)")
+    ap.add_argument("--method", choices=("max", "percentile", "entropy"),
+                    help="int8 activation ranges of the backbone/neck (default max)")
+    ap.add_argument("--head-method", choices=("max", "percentile", "entropy"),
+                    help="int8 activation ranges after the correlation (default max)")
+    ap.add_argument("--min-cosine", type=float,
+                    help="int8: fidelity target: float prefix grows until the INT8 pair keeps cls and loc cosine "
+                         ">= this vs FP32 for its worst template on calibration crops (default 0.98; 0 = no search)")
+    ap.add_argument("--fidelity-samples", type=int,
+                    help="int8: calibration search crops the float set is searched on (default 32)")
+    ap.add_argument("--held-out-samples", type=int,
+                    help="int8: other calibration crops the chosen pair is checked on (default 32; 0 = none)")
+    ap.add_argument("--float-prefix", type=float,
+                    help="int8: share of search-branch conv MACs nearest the input forced float (default 0; the "
+                         "former fixed recipe: 0.05 with --min-cosine 0)")
+    ap.add_argument("--template-float-prefix", type=float,
+                    help="int8: the same for the template branch (default 0; former fixed recipe 0.25)")
+    ap.add_argument("--exclude", action="append", default=[], metavar="NODE",
+                    help="keep this ONNX node in float (repeatable)")
+    ap.add_argument("--trt-cache", action="store_true",
+                    help="int8: also write TensorRT implicit-INT8 calibration caches (TensorRT <= 10)")
+    ap.add_argument("--trt-version", help="TensorRT version the cache is for, e.g. 8.5.2 (default: installed)")
+    ap.add_argument("--out", required=True, help="derived model directory to write")
+    args = ap.parse_args(argv)
+
+    try:
+        if args.precision == "fp16":
+            int8_only = [f"--{k.replace('_', '-')}" for k in ("method", "head_method", "float_prefix",
+                                                              "template_float_prefix", "trt_version", "min_cosine",
+                                                              "fidelity_samples", "held_out_samples")
+                         if getattr(args, k) is not None] + (["--trt-cache"] if args.trt_cache else [])
+            if int8_only:
+                raise CalibrationError(f"{', '.join(int8_only)} apply to --precision int8 only",
+                                       fix="drop them, or use --precision int8")
+            from siamtrt.calibration.fp16 import convert_fp16
+
+            summary = convert_fp16(args.model, args.out, args.calib, exclude=tuple(args.exclude))
+        else:
+            if not args.calib:
+                raise CalibrationError("--precision int8 needs --calib",
+                                       fix="collect crops first: python calibration/collect.py --model DIR "
+                                           "--video V --bbox x,y,w,h --out calib.npz")
+            from siamtrt.calibration.qdq import quantize_int8
+
+            prefix = {}
+            if args.float_prefix is not None:
+                prefix["search"] = args.float_prefix
+            if args.template_float_prefix is not None:
+                prefix["template"] = args.template_float_prefix
+            # fidelity options left unset take the library's defaults (one place for them: calibration/sensitivity)
+            given = {k: v for k, v in (("min_cosine", args.min_cosine), ("fidelity_samples", args.fidelity_samples),
+                                       ("held_out", args.held_out_samples)) if v is not None}
+            summary = quantize_int8(args.model, args.calib, args.out, target=args.target or "onnxruntime",
+                                    method=args.method or "max", head_method=args.head_method or "max",
+                                    float_prefix=prefix, exclude=args.exclude, trt_cache=args.trt_cache,
+                                    trt_version=args.trt_version, **given)
+    except SiamtrtError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary)
+    return 0

@@ -1,0 +1,61 @@
+"""Frames/s of 1, 4, 8 concurrent streams through a real Triton server vs in-process, side by side in one run.
+
+Starts a local tritonserver (see siamtrt/serving/server.py for where it is found) on a repository written from the
+model directory, tracks bag.avi as N identical streams, and reports both, the average search batch the dynamic
+batcher formed, and how far the boxes are from the in-process runtime's.
+
+  python benchmarks/serving.py                      # siamrpn_alex_dwxcorr, seeded random (stand-in) weights
+  python benchmarks/serving.py --model models/mine --streams 1 4 8 --json serving.json --plot serving.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+from siamtrt.errors import SiamtrtError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
+    p.add_argument("--model", type=Path, help="model directory (default: siamrpn_alex_dwxcorr exported with seeded "
+                                              "random weights into ./models, once)")
+    p.add_argument("--video", default=str(REPO.parent / "shared" / "data" / "bag.avi"), help="default bag.avi")
+    p.add_argument("--bbox", default="316,140,112,115", help="x,y,w,h in frame 0 (default: the bag.avi box)")
+    p.add_argument("--frames", type=int, default=60, help="frames per stream (default 60)")
+    p.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8], help="stream counts (default 1 4 8)")
+    p.add_argument("--protocol", choices=["grpc", "http"], default="grpc", help="default grpc")
+    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per branch / in-process (default 1)")
+    p.add_argument("--queue-delay-us", type=int, default=2000, help="batcher queue delay (default 2000)")
+    p.add_argument("--json", default="serving.json", help="report file (default serving.json)")
+    p.add_argument("--plot", default="serving.png", help="bar chart (default serving.png)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        from siamtrt.benchmarks.variants import ensure_exported
+        from siamtrt.runtime.run import parse_bbox
+        from siamtrt.runtime.video import open_frames
+        from siamtrt.serving.bench import format_table, plot_serving, run_serving_benchmark
+
+        model = a.model or ensure_exported("siamrpn_alex_dwxcorr")
+        frames = list(open_frames(a.video, max_frames=a.frames))
+        report = run_serving_benchmark(model, frames, parse_bbox(a.bbox), streams=a.streams, protocol=a.protocol,
+                                       threads=a.threads, queue_delay_us=a.queue_delay_us)
+    except SiamtrtError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(report))
+    Path(a.json).write_text(json.dumps(report, indent=1))
+    print(f"wrote {a.json}, {plot_serving(report, a.plot)}")
+    return 0

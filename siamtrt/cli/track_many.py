@@ -1,0 +1,89 @@
+"""Track many videos on Ray: one tracker actor per core (per GPU when the cluster has GPUs), one result file per video.
+
+  python benchmarks/track_many.py --model models/siamrpn_alex_dwxcorr --videos videos/ --bbox-file boxes.txt \\
+      --out results/many                     # local Ray; rerun the same command to resume
+  python benchmarks/track_many.py ... --address auto       # an existing Ray cluster (shared --out and --model)
+  python benchmarks/track_many.py ... --compare-workers 1 2 --json many.json --plot many.png   # throughput ratio
+
+--videos: folders (their videos and OTB/image folders), list files (one path per line) or video paths.
+--bbox-file: lines "name,x,y,w,h" (name = file name, stem or listed path) or JSON {name: [x,y,w,h]}; videos not in
+it use the first ground-truth line beside them. Results: OUT/<name>.csv|parquet (frame,x,y,w,h,score) and
+OUT/summary.json|csv (status, frames, frames/s, worker, error per video).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+from siamtrt.errors import SiamtrtError
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
+    p.add_argument("--model", type=Path, help="model directory (default: siamrpn_alex_dwxcorr exported with seeded "
+                                              "random weights into ./models, once)")
+    p.add_argument("--videos", required=True, nargs="+", help="folders, list files or video paths")
+    p.add_argument("--bbox-file", type=Path, help="init boxes (default: ground truth beside each video)")
+    p.add_argument("--out", type=Path, default=Path("results/many"), help="output folder (default results/many)")
+    p.add_argument("--address", help="Ray cluster address, e.g. auto (default: a local Ray instance)")
+    p.add_argument("--workers", type=int, help="tracker actors (default: one per CPU, or per GPU)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="result files (default csv)")
+    p.add_argument("--backend", default="onnxruntime", help="runtime backend in each actor (default onnxruntime)")
+    p.add_argument("--max-frames", type=int, help="stop each video after N frames")
+    p.add_argument("--no-resume", action="store_true", help="redo videos already finished in --out")
+    p.add_argument("--compare-workers", type=int, nargs="+", metavar="N",
+                   help="measure throughput with each worker count (fresh output folders) and print the ratio")
+    p.add_argument("--json", help="write the report here")
+    p.add_argument("--plot", help="with --compare-workers: bar chart PNG")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        from siamtrt.benchmarks.variants import ensure_exported
+
+        model = a.model or ensure_exported("siamrpn_alex_dwxcorr")
+        if a.compare_workers:
+            from siamtrt.batch.bench import compare_workers, plot_workers
+            from siamtrt.modeldir import ModelDir
+            from siamtrt.serving.bench import weights_label
+
+            weights = weights_label(ModelDir.open(model).meta)
+            report = compare_workers(model, a.videos, a.bbox_file, a.compare_workers, a.address, a.num_cpus,
+                                     a.max_frames, a.format, a.out)
+            report.update(model=str(model), weights=weights)
+            print(f"{'workers':>7} {'videos':>6} {'frames':>7} {'seconds':>8} {'frames/s':>9} {'x first':>8} "
+                  f"{'load 1m':>8}  weights")
+            for r in report["rows"]:
+                print(f"{r['workers']:>7} {r['videos']:>6} {r['frames']:>7} {r['seconds']:>8.2f} {r['fps']:>9.1f} "
+                      f"{r['speedup_vs_first']:>8.2f} {r['load_average_1min']:>8.2f}  {weights}")
+            print(f"ratio {a.compare_workers[-1]} vs {a.compare_workers[0]} workers: {report['ratio']:.2f}")
+            if a.plot:
+                print(f"wrote {plot_workers(report, a.plot, f'track_many, {Path(str(model)).name} ({weights})')}")
+        else:
+            from siamtrt.batch import track_many
+
+            rep = track_many(model, a.videos, a.out, bbox_file=a.bbox_file, address=a.address, workers=a.workers,
+                             fmt=a.format, backend=a.backend, max_frames=a.max_frames, resume=not a.no_resume,
+                             num_cpus=a.num_cpus)
+            print(rep.summary())
+            report = {"summary": rep.videos, "workers": rep.workers, "seconds": rep.seconds, "fps": rep.fps}
+            if a.json:
+                Path(a.json).write_text(json.dumps(report, indent=1, default=str))
+            return 1 if rep.failed else 0  # failed videos are listed above and in OUT/summary.json
+    except SiamtrtError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if a.json:
+        Path(a.json).write_text(json.dumps(report, indent=1, default=str))
+        print(f"wrote {a.json}")
+    return 0
