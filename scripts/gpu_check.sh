@@ -31,6 +31,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 cd "$ROOT" || exit 1
+# NVRTC (the plugin's fallback compiler) looks for cuda_fp16.h under $CUDA_HOME: point it at nvcc's toolkit
+if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null 2>&1; then
+    toolkit="$(cd "$(dirname "$(command -v nvcc)")/.." && pwd)"
+    [ -f "$toolkit/include/cuda_fp16.h" ] && export CUDA_HOME="$toolkit"
+fi
 # the run stops itself inside its 450 s budget; this is the hard stop (the JSON is rewritten after every section)
 timeout -k 5 470 "$PYTHON" -m siamtrt.benchmarks.gpu_check "$@"
 rc=$?

@@ -338,6 +338,9 @@ def test_summary_and_exit_codes():
              (report("cuda", True, kernel="timeout"), 1, "fail"), (report("cuda", True, kernel="error"), 1, "fail"),
              (report("cuda", True, torch_timing="skipped"), 4, "incomplete"),
              (report("cpu", False, cuda_layer="skipped"), 0, "pass"), (report("cuda", False), 3, "no_cuda_device")]
+    subset = report("cuda", True, torch_timing="skipped", cuda_layer="skipped")
+    subset["options"]["sections"] = ["kernel"]  # --sections kernel: the others are left out on purpose
+    cases.append((subset, 0, "pass"))
     for r, code, status in cases:
         assert gc_run.summarize(r) == code and r["status"] == status
         assert gc_run.validate_report(r) == [], (status, gc_run.validate_report(r))

@@ -209,14 +209,14 @@ CHECK_NAMES = ("probe_agrees_with_cudart", "stream_round_trips", "device_memory_
 
 
 def cuda_layer_section(rec: SectionRecorder, sm: int, seed: int = 0) -> None:
-    """Run every check; the kernel graph loads the kernel through NVRTC-or-fatbin like the Python plugin."""
-    from ...plugin.kernel import CompiledKernel
+    """Run every check; the kernel graph uses the kernel built by nvcc for ``sm`` (NVRTC without nvcc)."""
+    from .kernel_check import load_any
 
     gcuda.cuda_call(gcuda.cudart().cudaFree(0), "cudaFree(0)")
     loaded: Dict[str, Any] = {}
 
     def loader():
-        loaded["k"] = CompiledKernel.load((sm // 10, sm % 10))
+        loaded["k"] = load_any(sm)
         return loaded["k"]
 
     for name, fn in zip(CHECK_NAMES, cuda_layer_checks(loader, seed)):

@@ -194,6 +194,19 @@ def kernel_section(rec: SectionRecorder, cases: List[XcorrCase], device: str, sm
                 nvrtc.unload()
 
 
+def load_any(sm: int):
+    """The kernel from an nvcc fatbin for ``sm`` when nvcc can build one, else through NVRTC (no check recorded)."""
+    from ...plugin import build as pbuild
+    from ...plugin.kernel import FATBIN_NAME, CompiledKernel
+
+    cc = (sm // 10, sm % 10)
+    nvcc = pbuild.find_nvcc()
+    if nvcc is not None and sm in pbuild.supported_archs(nvcc):
+        out = Path(tempfile.mkdtemp(prefix="siamtrt-gpucheck-")) / FATBIN_NAME
+        return CompiledKernel.load(cc, fatbin=pbuild.compile_kernel(out, archs=[sm], nvcc=nvcc))
+    return CompiledKernel.load(cc, fatbin=Path("/nonexistent"))
+
+
 def _load(rec: SectionRecorder, name: str, load: Callable):
     """Load a kernel module as a check; the module, or None when loading failed."""
     holder = {}

@@ -62,9 +62,12 @@ def versions() -> Dict[str, Any]:
                 continue
     try:
         from ...plugin.build import find_nvcc, nvcc_version
-        out["nvcc"] = ".".join(map(str, nvcc_version())) if find_nvcc() else None
+        nvcc = find_nvcc()
+        out["nvcc"] = ".".join(map(str, nvcc_version(nvcc))) if nvcc else None
+        out["nvcc_path"] = str(nvcc) if nvcc else None
     except Exception as e:
         out["nvcc"] = f"error: {e}"[:200]
+    out["CUDA_HOME"] = os.environ.get("CUDA_HOME")
     return out
 
 
@@ -101,18 +104,27 @@ def new_report(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def summarize(report: Dict[str, Any]) -> int:
-    """Fill ``summary``, ``status`` and ``exit_code`` from the sections; return the exit code."""
+    """Fill ``summary``, ``status`` and ``exit_code`` from the sections; return the exit code.
+
+    Sections left out with ``--sections`` count in the summary but do not make a GPU run incomplete.
+    """
     counts = {k: 0 for k in ("pass", "fail", "error", "skipped", "timeout")}
-    for sec in report["sections"].values():
-        for c in sec.get("checks", []):
-            counts[c["status"]] = counts.get(c["status"], 0) + 1
-    states = [s["status"] for s in report["sections"].values()]
+    chosen_skips = 0
+    chosen = report["options"].get("sections") or list(report["sections"])
+    states = []
+    for name, sec in report["sections"].items():
+        statuses = [c["status"] for c in sec.get("checks", [])]
+        for st in statuses:
+            counts[st] = counts.get(st, 0) + 1
+        if name in chosen:
+            states.append(sec["status"])
+            chosen_skips += statuses.count(SKIPPED)
     report["summary"] = {"checks": sum(counts.values()), **counts}
     if not report["device"]["cuda_available"] and report["options"]["device"] == "cuda":
         code = EXIT_NO_CUDA
     elif counts["fail"] or counts["error"] or counts["timeout"] or any(s in BAD for s in states):
         code = EXIT_FAIL
-    elif report["options"]["device"] == "cuda" and (counts["skipped"] or SKIPPED in states or "not_run" in states):
+    elif report["options"]["device"] == "cuda" and (chosen_skips or SKIPPED in states or "not_run" in states):
         code = EXIT_INCOMPLETE
     else:
         code = EXIT_PASS
