@@ -4,7 +4,8 @@ On this CPU machine: the script runs end to end, exits 3 ("no CUDA device") and 
 skipped with the reason; the correlation shape list covers every architecture of siamtrt.config.CONFIGS (and agrees
 with a real forward pass); the tolerance rule passes exact results and fails wrong ones; the CUDA-layer checks pass
 on a simulated CUDA runtime and fail on simulated faults (capture that runs the work, memory never released, a
-corrupted copy); time boxes turn into "timeout"; the dry run (--device cpu) passes end to end; the modules need no
+corrupted copy); the kernel cases' GPU code path (buffers, NaN poison, guard tail, event timing, graph replay) passes
+with a simulated kernel and fails with one that writes past its output or skips a plane; time boxes turn into "timeout"; the dry run (--device cpu) passes end to end; the modules need no
 OpenCV / ONNX / TensorRT. With a GPU (`gpu` marker): the whole script passes.
 """
 
@@ -183,10 +184,10 @@ class _SimCudart:
         self.run_at_capture, self.leak, self.corrupt_d2h = run_at_capture, leak, corrupt_d2h
 
     def _alloc(self, n, device):
-        buf = np.zeros(max(int(n), 1), np.uint8)
+        buf = np.zeros(max(int(n), 1) + 64, np.uint8)  # slack: a simulated overrun must not corrupt the heap
         self.blocks[buf.ctypes.data] = buf
         if device:
-            self.device_bytes[buf.ctypes.data] = buf.nbytes
+            self.device_bytes[buf.ctypes.data] = max(int(n), 1)
         return 0, buf.ctypes.data
 
     def cudaMalloc(self, n):
@@ -264,6 +265,53 @@ class _SimCudart:
     def cudaGetErrorName(self, err):
         return 0, b"cudaErrorSimulated"
 
+    def cudaEventCreate(self):
+        return 0, object()
+
+    def cudaEventRecord(self, event, stream):
+        return (0,)
+
+    def cudaEventSynchronize(self, event):
+        return (0,)
+
+    def cudaEventElapsedTime(self, start, end):
+        return 0, 2.0
+
+    def cudaEventDestroy(self, event):
+        return (0,)
+
+
+class _SimKernel:
+    """CompiledKernel's launch on the simulated runtime: numpy at the buffers' addresses, queued on the stream.
+
+    Faults: ``overrun`` writes one element past the output, ``skip_last`` leaves the last plane unwritten.
+    """
+
+    origin = "simulated"
+
+    def __init__(self, sim, fault=None):
+        self.sim, self.fault = sim, fault
+
+    def launch(self, dtype, x_ptr, k_ptr, y_ptr, N, C, H, W, h, w, stream):
+        from siamtrt.plugin import dwxcorr_reference
+
+        dtype = np.dtype(dtype)
+
+        def at(ptr, shape):
+            n = int(np.prod(shape)) * dtype.itemsize
+            return np.frombuffer((ctypes.c_uint8 * n).from_address(int(ptr)), np.uint8).view(dtype).reshape(shape)
+
+        def run():
+            x, k = at(x_ptr, (N, C, H, W)), at(k_ptr, (N, C, h, w))
+            y = dwxcorr_reference(x.astype(np.float32), k.astype(np.float32))
+            flat = y.astype(dtype).reshape(-1)
+            if self.fault == "skip_last":
+                flat = flat[:-(H - h + 1) * (W - w + 1)]
+            if self.fault == "overrun":
+                flat = np.concatenate([flat, flat[:1]])
+            at(y_ptr, flat.shape)[...] = flat
+        self.sim._enqueue(run)
+
 
 def _simulated_checks(monkeypatch, **faults):
     import siamtrt.gpu.cuda as gcuda
@@ -295,6 +343,35 @@ def test_cuda_layer_checks_pass_on_a_simulated_runtime(monkeypatch):
 def test_cuda_layer_checks_fail_on_simulated_faults(monkeypatch, fault, failing):
     results = _simulated_checks(monkeypatch, **{fault: True})
     assert {k for k, v in results.items() if v["status"] == "fail"} == failing
+
+
+@pytest.mark.parametrize("fault", [None, "overrun", "skip_last"])
+def test_kernel_cases_through_the_gpu_code_path_on_a_simulated_runtime(monkeypatch, fault):
+    """GpuXcorr (buffers, NaN poison, guard tail, event timing) and the CUDA-graph kernel check, with a simulated
+    kernel: a correct one passes, one writing past its output or leaving a plane unwritten fails."""
+    import siamtrt.gpu.cuda as gcuda
+    from siamtrt.benchmarks.gpu_check.cases import XcorrCase
+    from siamtrt.benchmarks.gpu_check.common import Deadline, SectionRecorder
+    from siamtrt.benchmarks.gpu_check.cuda_layer import check_graph_kernel
+    from siamtrt.benchmarks.gpu_check.kernel_check import GpuXcorr, run_cases
+
+    sim = _SimCudart()
+    monkeypatch.setattr(gcuda, "cudart", lambda: sim)
+    kernel = _SimKernel(sim, fault)
+    rec = SectionRecorder("kernel", None, Deadline(120), lambda m: None)
+    with gcuda.Stream() as stream:
+        run_cases(rec, [XcorrCase(1, 8, 12, 12, 4, 4), XcorrCase(3, 5, 9, 11, 5, 5)], GpuXcorr(kernel, stream),
+                  "sim", seed=0)
+    assert len(rec.checks) == 4
+    graph = check_graph_kernel(kernel, np.random.default_rng(0))
+    if fault is None:
+        assert [c["status"] for c in rec.checks] == ["pass"] * 4 and graph["status"] == "pass"
+        assert all(c["guard_intact"] and c["kernel_us"] == 100.0 for c in rec.checks)  # 2 ms / 20 launches
+    elif fault == "overrun":
+        assert all(c["status"] == "fail" and not c["guard_intact"] and c["nonfinite"] == 0 for c in rec.checks)
+    else:
+        assert all(c["status"] == "fail" and c["guard_intact"] and c["nonfinite"] > 0 for c in rec.checks)
+        assert graph["status"] == "fail"
 
 
 # ------------------------------------------------------------------------------------------ time boxes, report

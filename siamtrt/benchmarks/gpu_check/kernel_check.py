@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -122,8 +123,14 @@ def run_cases(rec: SectionRecorder, cases: List[XcorrCase], run: Callable, label
     A case whose reference is not back when the time box ends is recorded as ``timeout``.
     """
     workers = workers or max(1, min(8, (os.cpu_count() or 2) - 1))
-    jobs = []
+    jobs: deque = deque()
     pool = ThreadPoolExecutor(max_workers=workers)
+
+    def record(until_pending: bool) -> None:  # in case order; with until_pending, stop at the first unfinished
+        while jobs and not (until_pending and isinstance(jobs[0][2], Future) and not jobs[0][2].done()):
+            name, case, job, stats = jobs.popleft()
+            rec.add(_case_record(name, case, job, stats, rec.deadline.left()))
+
     try:
         for i, case in enumerate(cases):
             for dtype in dtypes:
@@ -138,8 +145,8 @@ def run_cases(rec: SectionRecorder, cases: List[XcorrCase], run: Callable, label
                     jobs.append((name, case, e, {}))
                     continue
                 jobs.append((name, case, pool.submit(compare_xcorr, y, x, k), stats))
-        for name, case, job, stats in jobs:
-            rec.add(_case_record(name, case, job, stats, rec.deadline.left()))
+                record(until_pending=True)
+        record(until_pending=False)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
