@@ -291,6 +291,10 @@ class _SimKernel:
 
     def __init__(self, sim, fault=None):
         self.sim, self.fault = sim, fault
+        self.unloaded = False
+
+    def unload(self):
+        self.unloaded = True
 
     def launch(self, dtype, x_ptr, k_ptr, y_ptr, N, C, H, W, h, w, stream):
         from siamtrt.plugin import dwxcorr_reference
@@ -372,6 +376,44 @@ def test_kernel_cases_through_the_gpu_code_path_on_a_simulated_runtime(monkeypat
     else:
         assert all(c["status"] == "fail" and c["guard_intact"] and c["nonfinite"] > 0 for c in rec.checks)
         assert graph["status"] == "fail"
+
+
+def test_cuda_sections_dispatch_on_a_simulated_device(monkeypatch, tmp_path):
+    """The sections' --device cuda branches end to end in one process: simulated runtime and kernel module (the
+    fatbin is really built by nvcc when it is installed), every check recorded and passing."""
+    import siamtrt.gpu.cuda as gcuda
+    from siamtrt.benchmarks.gpu_check import run as gc_run
+    from siamtrt.benchmarks.gpu_check.common import Deadline, SectionRecorder
+    from siamtrt.plugin.build import find_nvcc
+    from siamtrt.plugin.kernel import CompiledKernel
+
+    sim = _SimCudart()
+    probe = CudaProbe(devices=(CudaDevice(0, "simulated", (9, 0)),))
+    loads = []
+    monkeypatch.setattr(gcuda, "cudart", lambda: sim)
+    monkeypatch.setattr(gcuda, "probe_cuda", lambda: probe)
+    monkeypatch.setattr(gc_run, "probe_cuda", lambda: probe)
+    monkeypatch.setattr(CompiledKernel, "load", classmethod(
+        lambda cls, cc=None, fatbin=None: loads.append((cc, fatbin)) or _SimKernel(sim)))
+    args = gc_run.build_parser().parse_args(["--configs", "siamrpn_alex_dwxcorr", "--batch-n", "2", "--lost-size",
+                                             "0"])
+    args.batch_n, args.lost_size = 2, 0
+    records = {}
+    for section in ("cuda_layer", "kernel"):
+        args.section = section
+        rec = SectionRecorder(section, tmp_path / f"{section}.json", Deadline(300), lambda m: None)
+        gc_run._dispatch(rec, args)
+        records[section] = rec.finish()
+        assert json.loads((tmp_path / f"{section}.json").read_text())["status"] == "pass"
+    layer = {c["name"]: c["status"] for c in records["cuda_layer"]["checks"]}
+    assert layer == {n: "pass" for n in layer} and "graph_kernel_replay" in layer and len(layer) == 8
+    kernel = [c["name"] for c in records["kernel"]["checks"]]
+    assert all(cc == (9, 0) for cc, _ in loads)
+    if find_nvcc() is not None:  # fatbin for sm_90 built by nvcc, then the NVRTC fallback (fatbin path absent)
+        assert kernel[:2] == ["nvcc_build", "load_fatbin"] and "load_nvrtc" in kernel
+        assert sum(n.startswith("sm_90 fatbin") for n in kernel) == 2 * 2  # alex cls = loc shape: 2 batches, 2 dtypes
+        assert sum(n.startswith("sm_90 nvrtc") for n in kernel) == 2 * 2  # the smallest and the most planes
+        assert any(str(f).endswith("dwxcorr.fatbin") for _, f in loads) and Path("/nonexistent") in [f for _, f in loads]
 
 
 # ------------------------------------------------------------------------------------------ time boxes, report
