@@ -391,6 +391,7 @@ def test_cuda_sections_dispatch_on_a_simulated_device(monkeypatch, tmp_path):
     probe = CudaProbe(devices=(CudaDevice(0, "simulated", (9, 0)),))
     loads = []
     monkeypatch.setattr(gcuda, "cudart", lambda: sim)
+    monkeypatch.setattr(gcuda, "cuda_driver", lambda: object())
     monkeypatch.setattr(gcuda, "probe_cuda", lambda: probe)
     monkeypatch.setattr(gc_run, "probe_cuda", lambda: probe)
     monkeypatch.setattr(CompiledKernel, "load", classmethod(
@@ -414,6 +415,24 @@ def test_cuda_sections_dispatch_on_a_simulated_device(monkeypatch, tmp_path):
         assert sum(n.startswith("sm_90 fatbin") for n in kernel) == 2 * 2  # alex cls = loc shape: 2 batches, 2 dtypes
         assert sum(n.startswith("sm_90 nvrtc") for n in kernel) == 2 * 2  # the smallest and the most planes
         assert any(str(f).endswith("dwxcorr.fatbin") for _, f in loads) and Path("/nonexistent") in [f for _, f in loads]
+
+
+def test_cuda_sections_without_cuda_python_are_skipped_with_the_reason(monkeypatch, tmp_path):
+    import siamtrt.gpu.cuda as gcuda
+    from siamtrt.benchmarks.gpu_check import run as gc_run
+    from siamtrt.benchmarks.gpu_check.common import Deadline, SectionRecorder
+    from siamtrt.errors import BackendError
+
+    def missing():
+        raise BackendError("the TensorRT backend needs cuda-python, which is not installed")
+
+    monkeypatch.setattr(gcuda, "cudart", missing)
+    monkeypatch.setattr(gc_run, "probe_cuda", lambda: CudaProbe(devices=(CudaDevice(0, "simulated", (9, 0)),)))
+    args = gc_run.build_parser().parse_args(["--configs", "siamrpn_alex_dwxcorr"])
+    args.batch_n, args.lost_size, args.section = 2, 0, "kernel"
+    rec = SectionRecorder("kernel", None, Deadline(60), lambda m: None)
+    gc_run._dispatch(rec, args)
+    assert rec.data["status"] == "skipped" and "needs cuda-python" in rec.data["reason"] and not rec.checks
 
 
 # ------------------------------------------------------------------------------------------ time boxes, report

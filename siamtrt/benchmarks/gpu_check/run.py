@@ -268,9 +268,12 @@ def run_one_section(args: argparse.Namespace) -> int:
     rec = SectionRecorder(args.section, args.part, Deadline(args.time_box), log)
     try:
         _dispatch(rec, args)
+    except ImportError as e:  # torch (shapes, timing) or cuda-bindings missing: nothing to check with
+        rec.finish(SKIPPED, f"{e.name or e} is not installed ({e}); this section needs it")
     except Exception as e:  # anything the section did not catch is one error record, not a lost section
         rec.add(error_record(f"{args.section} (uncaught)", e))
-    rec.finish()
+    if rec.data.get("reason") is None:
+        rec.finish()
     # leave at once: reference threads still running after a time box must not hold the process
     sys.stdout.flush()
     sys.stderr.flush()
@@ -286,6 +289,14 @@ def _dispatch(rec: SectionRecorder, args: argparse.Namespace) -> None:
         major, minor = probe.devices[0].compute_capability
         sm = major * 10 + minor
     archs = architectures(args.configs)
+    if args.device == "cuda" and args.section in ("cuda_layer", "kernel"):
+        from ...errors import BackendError
+        from ...gpu.cuda import cuda_driver, cudart
+        try:
+            cudart(), cuda_driver()
+        except BackendError as e:  # a missing library is not a failed check: the run is incomplete (exit 4)
+            rec.finish(SKIPPED, e.what)
+            return
     if args.section == "cuda_layer":
         if args.device == "cpu":
             rec.finish(SKIPPED, "--device cpu (dry run): the CUDA layer needs a CUDA device")

@@ -19,7 +19,7 @@ import time
 from typing import Any, Callable, Dict, List, Sequence
 
 from .cases import Architecture
-from .common import SectionRecorder, check
+from .common import SKIPPED, SectionRecorder, check
 
 MODES = ("split", "reference")
 
@@ -103,10 +103,16 @@ def torch_section(rec: SectionRecorder, archs: Sequence[Architecture], device: s
     """Time every (architecture, search size, dtype, mode); an architecture that raises is one error record."""
     import torch
 
+    if device == "cuda" and not torch.cuda.is_available():
+        rec.finish(SKIPPED, f"this torch ({torch.__version__}, CUDA {torch.version.cuda}) sees no CUDA device")
+        return
     if device == "cuda":
         torch.backends.cudnn.benchmark = True  # per-shape algorithm search during warm-up, as deployments do
-    rec.info(**environment(torch, device), warmup=warmup, iters=iters, batch=1,
-             weights="random, torch default init (seeded); untrained: timings only")
+    try:
+        rec.info(**environment(torch, device))
+    except Exception as e:  # context only
+        rec.info(environment_error=f"{type(e).__name__}: {e}"[:300])
+    rec.info(warmup=warmup, iters=iters, batch=1, weights="random, torch default init (seeded); untrained: timings only")
     for arch in archs:
         for dtype_name in dtypes:
             dtype = getattr(torch, dtype_name)
