@@ -129,10 +129,10 @@ def torch_section(rec: SectionRecorder, archs: Sequence[Architecture], device: s
                 x = torch.rand(1, 3, size, size, device=device, dtype=dtype) * 255
                 for mode in MODES:
                     name = f"{arch.name} {dtype_name} search {size} {mode}"
-                    rec.run(name, lambda x=x, mode=mode, name=name: check(
+                    rec.run(name, lambda x=x, mode=mode, name=name, held=holder: check(
                         name, True, architecture=arch.name, configs=list(arch.configs), instance_size=size,
                         dtype=dtype_name, mode=mode, device=device,
-                        **time_branch(torch, holder["model"], x, holder["kernels"], mode, device, warmup, iters)))
-            del holder
+                        **time_branch(torch, held["model"], x, held["kernels"], mode, device, warmup, iters)))
+            holder.clear()  # free the model before the next one
             if device == "cuda":
                 torch.cuda.empty_cache()
