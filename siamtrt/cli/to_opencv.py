@@ -65,6 +65,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.compare is None and (args.json or args.plot or args.ablations):
         raise InputError("--json / --plot / --ablations belong to --compare", fix="add --compare VIDEO --bbox x,y,w,h")
     check_writable([args.json, args.plot], what=["--json", "--plot"])
+    if args.compare is not None and not Path(args.compare).exists():  # before the export, not after it
+        raise InputError(f"--compare {args.compare} does not exist", fix="pass a video file or an image folder")
     name = args.config or (Path(args.model).name if args.model else "SiamRPNvot")
     out = Path(args.out or Path("models") / f"{name}-opencv")
     try:
@@ -73,7 +75,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ExportError(f"the OpenCV export needs torch: {e}",
                           fix="pip install torch==2.13.0 && pip install -e '.[export]'") from None
     res = export_opencv(out, config=args.config, checkpoint=args.checkpoint, model_dir=args.model, seed=args.seed,
-                        overwrite=args.force, check_opencv=not args.no_opencv_check, verbose=args.verbose)
+                        overwrite=args.force, check_opencv=not args.no_opencv_check,
+                        progress=not args.no_progress, verbose=args.verbose)
     print(res.summary())
     if res.weights != "checkpoint":
         print("WARNING: SEEDED RANDOM WEIGHTS (untrained): the files load and run, but track nothing. Pass "

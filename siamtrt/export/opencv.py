@@ -10,9 +10,11 @@ What OpenCV's tracker expects (opencv/opencv ``modules/video/src/tracking/tracke
 * ``dasiamrpn_kernel_cls1.onnx`` / ``dasiamrpn_kernel_r1.onnx``: features [1,256,6,6] → [1,2560,4,4] / [1,5120,4,4]
   (DaSiamRPN ``conv_cls1`` / ``conv_r1``), which the tracker reshapes to [10,256,4,4] / [20,256,4,4].
 
-OpenCV 4.x names those layers "63", "65", "68" (a nameless node's first output); OpenCV 5 "onnx_node_output_0!63" and
-so on. Both resolve when the nodes carry no name and their outputs carry these tensor names, which is what
-:func:`write_opencv_files` produces. Graphs are exported from the torch model with torch.onnx (BatchNorm folded),
+OpenCV 5's tracker asks for "onnx_node_output_0!63" and so on, which its dnn resolves by tensor name (measured with
+5.1: node names do not matter, a missing tensor name fails setParam). OpenCV 4.x asks for "63", "65", "68", which its
+ONNX importer gives a layer only when the node has no name (legacy naming: a nameless node is named after its first
+output). :func:`write_opencv_files` therefore writes nameless nodes whose outputs carry these tensor names (4.x: by
+OpenCV's source, not run here). Graphs are exported from the torch model with torch.onnx (BatchNorm folded),
 then renamed and stamped opset 11 (every op is a Conv, MaxPool or Relu, whose float semantics opset 11 already has)
 so that older OpenCV releases parse them. Every export checks itself three ways: ONNX Runtime against PyTorch, the
 installed OpenCV's dnn against ONNX Runtime (with the kernels set the way the tracker sets them), and, from a model
@@ -164,7 +166,7 @@ def _for_opencv(model: onnx.ModelProto, rename: Dict[str, str]) -> onnx.ModelPro
         raise ExportError("could not find the Convs OpenCV addresses in the exported graph",
                           evidence=f"tensors {missing} not produced", fix="report this with the torch version")
     for n in g.node:
-        n.name = ""  # OpenCV names a nameless node after its first output ("63" / "onnx_node_output_0!63")
+        n.name = ""  # OpenCV 4.x names a nameless node's layer after its first output ("63")
         n.input[:] = [names.get(i, i) for i in n.input]
         n.output[:] = [names.get(o, o) for o in n.output]
     for v in list(g.input) + list(g.output):
@@ -417,13 +419,13 @@ class OpenCVExport:
         for what, errs in self.checks.items():
             worst = max(errs.items(), key=lambda kv: kv[1]["rel"])
             lines.append(f"  check {what}: worst {worst[0]} relative {worst[1]['rel']:.2g} (limit {PARITY_RTOL:g})")
-        lines.append(f"  cv2.TrackerDaSiamRPN_Params(): model / kernel_cls1 / kernel_r1 = these files "
-                     f"(checked with OpenCV {self.opencv_version}); {self.seconds:.1f} s")
+        ran = f"run in OpenCV {self.opencv_version}" if self.opencv_version else "not run in OpenCV (skipped)"
+        lines.append(f"  for cv2.TrackerDaSiamRPN_Params() model / kernel_cls1 / kernel_r1; {ran}; {self.seconds:.1f} s")
         return "\n".join(lines)
 
 
-def _source(config, checkpoint, model_dir, seed) -> Tuple[ModelConfig, Optional[ModelDir], Optional[Path], int]:
-    """(config, model dir, checkpoint, seed) after the refusals that need no weights."""
+def _source(config, checkpoint, model_dir) -> Tuple[ModelConfig, Optional[ModelDir], Optional[Path]]:
+    """(config, model dir, checkpoint) after the refusals that need no weights."""
     md = None
     if model_dir is not None:
         md = ModelDir.open(model_dir)
@@ -432,16 +434,15 @@ def _source(config, checkpoint, model_dir, seed) -> Tuple[ModelConfig, Optional[
         if config is not None and get_config(config).name != cfg.name:
             raise InputError(f"--config {config} contradicts --model {md.path} ({cfg.name})",
                              fix="drop --config: the directory's metadata names its config")
-        if checkpoint is None:
-            if md.weights != "random-realistic":
-                raise InputError(f"{md.path} holds ONNX graphs, not the torch weights the OpenCV files are built from",
-                                 evidence=f"weights: {md.weights_line}",
-                                 fix=f"also pass --checkpoint: the file {md.path} was exported from")
-            seed = int(md.checkpoint_sha256.split("-")[2])
     else:
         cfg = get_config(config if config is not None else "SiamRPNvot")
     check_opencv_config(cfg)
-    return cfg, md, Path(checkpoint) if checkpoint is not None else None, seed
+    if md is not None and checkpoint is None:
+        raise InputError(f"{md.path} holds ONNX graphs, not the torch weights the OpenCV files are built from",
+                         evidence=f"weights: {md.weights_line}",
+                         fix=f"also pass --checkpoint, the file {md.path} was exported from (seeded random "
+                             f"weights: --config {cfg.name} --seed N without --model builds them again)")
+    return cfg, md, Path(checkpoint) if checkpoint is not None else None
 
 
 def _torch_model(cfg: ModelConfig, md: Optional[ModelDir], checkpoint: Optional[Path],
@@ -464,14 +465,14 @@ def _torch_model(cfg: ModelConfig, md: Optional[ModelDir], checkpoint: Optional[
 
 def export_opencv(out_dir: Union[str, Path], *, config: Optional[str] = None,
                   checkpoint: Optional[Union[str, Path]] = None, model_dir: Optional[Union[str, Path]] = None,
-                  seed: int = 0, overwrite: bool = False, check_opencv: bool = True,
+                  seed: int = 0, overwrite: bool = False, check_opencv: bool = True, progress: bool = False,
                   verbose: bool = False) -> OpenCVExport:
     """Write dasiamrpn_model.onnx, dasiamrpn_kernel_cls1.onnx and dasiamrpn_kernel_r1.onnx into ``out_dir``.
 
     The weights come from ``checkpoint`` (a DaSiamRPN SiamRPNVOT.model / SiamRPNOTB.model state_dict), or from seeded
     random weights without one. ``model_dir`` (an fp32 conv-mode siamtrt export of a vot/otb model) names the config
-    and is the reference the files must reproduce; the torch weights are still rebuilt from its checkpoint (its ONNX
-    files hold folded graphs, not the modules), so it needs ``checkpoint`` unless it holds seeded random weights.
+    and is the reference the files must reproduce; the torch weights are still rebuilt from ``checkpoint`` (its ONNX
+    files hold folded graphs, not the modules), which must be the file the directory was exported from (sha256).
 
     Args:
         out_dir: folder to write (built under a temporary name and renamed into place when every check passed).
@@ -481,36 +482,50 @@ def export_opencv(out_dir: Union[str, Path], *, config: Optional[str] = None,
         seed (int): random weights' seed, and the check inputs'. Defaults to 0.
         overwrite (bool): replace a non-empty ``out_dir``. Defaults to False.
         check_opencv (bool): run the files in the installed OpenCV's dnn as its tracker does. Defaults to True.
+        progress (bool): a tqdm bar over the steps. Defaults to False.
         verbose (bool): show torch / onnxscript output. Defaults to False.
 
     Raises:
         ExportError: a model OpenCV cannot run (pysot, SiamRPNBIG), or a failed check. ModelDirError: a directory
         OpenCV's target does not take (fp16 / int8, plugin, pysot). InputError, CheckpointError: bad inputs.
     """
+    from tqdm import tqdm
+
     start = time.perf_counter()
-    cfg, md, ckpt, seed = _source(config, checkpoint, model_dir, seed)
+    cfg, md, ckpt = _source(config, checkpoint, model_dir)
     check_writable([], dirs=[out_dir])
-    with third_party_logs(verbose), staged_dir(out_dir, overwrite=overwrite) as tmp:  # refuses a used out_dir first
+    steps = ["weights", "files", "vs PyTorch"] + (["vs --model"] if md is not None else []) + (
+        ["OpenCV dnn"] if check_opencv else [])
+    with third_party_logs(verbose), staged_dir(out_dir, overwrite=overwrite) as tmp, \
+            tqdm(total=len(steps), desc=f"OpenCV: {cfg.name}", unit="step", leave=False, disable=not progress) as bar:
+        def step(name):
+            bar.set_postfix_str(name)
+            bar.update(1)
+
         model, sha, weights = _torch_model(cfg, md, ckpt, seed)
+        step("weights")
         meta = {"version": __version__, "arch": cfg.name, "family": cfg.family, "checkpoint_sha256": sha,
                 "weights": weights, "opencv_track": dataclasses.asdict(OPENCV_TRACK)}
         paths = write_opencv_files(model, tmp, meta)
+        step("files")
         checks = {"onnxruntime vs PyTorch": check_against_torch(model, paths, seed)}
+        step("vs PyTorch")
         if md is not None:
             checks[f"onnxruntime vs {md.path.name}/"] = check_against_model_dir(paths, md, seed)
+            step("vs --model")
         version = ""
         if check_opencv:
             import cv2
 
             version = cv2.__version__
             checks[f"OpenCV {version} dnn vs onnxruntime"] = check_in_opencv(paths, seed)
+            step("OpenCV dnn")
         bad = [f"{what}: {k} rel {v['rel']:.3g}" for what, errs in checks.items() for k, v in errs.items()
                if not v["rel"] <= PARITY_RTOL]
         if bad:
             raise ExportError(f"the OpenCV files do not reproduce the model beyond {PARITY_RTOL:g} relative error",
                               evidence="; ".join(bad),
-                              fix="pass the checkpoint --model was exported from (a random-weight directory "
-                                  "exported with --fit-on cannot be rebuilt: use --config NAME --seed N instead)")
+                              fix="report this with the torch, onnxruntime and OpenCV versions")
     out_dir = Path(out_dir)
     return OpenCVExport(out_dir=out_dir, paths={k: out_dir / p.name for k, p in paths.items()}, arch=cfg.name,
                         weights=weights, checkpoint_sha256=sha, checks=checks, opencv_version=version,

@@ -36,8 +36,8 @@ PAD_COLOURS = ("round", "truncate")
 
 def opencv_window(score_size: int, anchor_num: int) -> np.ndarray:
     """OpenCV's cosine window, ``cv::createHanningWindow``: sqrt(outer(hann, hann)), tiled per anchor (k = a·S² + i·S
-    + j). DaSiamRPN (and the runtime) use outer(hann, hann): OpenCV's is wider (one cell in from the corner of a 19×19
-    map: 0.030 vs 0.0009), so off-centre candidates are penalised less."""
+    + j). DaSiamRPN (and the runtime) use outer(hann, hann): OpenCV's is wider (cell (1,1) of a 19×19 map: 0.030 vs
+    0.0009; cell (4,4): 0.41 vs 0.17), so off-centre candidates are penalised less."""
     h = np.hanning(score_size)
     return np.tile(np.sqrt(np.outer(h, h)).ravel(), anchor_num)
 
