@@ -28,7 +28,6 @@ conventions, and :func:`compare_with_opencv` measures how far OpenCV's boxes are
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -69,6 +68,9 @@ _OPSET11_SAFE_OPS = ("Conv", "MaxPool", "Relu")
 # {0.33, 0.5, 1, 2, 3}, scale 8; the kernel shapes [10|20, 256, 4, 4] and the 5×19×19 score reshape are literals.
 OPENCV_TRACK = TrackConfig(penalty_k=0.055, window_influence=0.43, lr=0.4, exemplar_size=127, instance_size=271,
                            base_size=0, context_amount=0.5, flavour="dasiamrpn")
+#: the constants above as one record (ONNX metadata of the files, comparison JSON)
+OPENCV_CONSTANTS = {k: getattr(OPENCV_TRACK, k) for k in ("penalty_k", "window_influence", "lr", "exemplar_size",
+                                                           "instance_size", "context_amount")}
 OPENCV_ANCHOR = AnchorConfig(stride=8, ratios=(0.33, 0.5, 1.0, 2.0, 3.0), scales=(8.0,))
 OPENCV_CHANNELS = 256  # feature channels of the kernels the tracker reshapes
 OPENCV_FIX = ("export a DaSiamRPN vot or otb model (--config SiamRPNvot | SiamRPNotb with its checkpoint), or run this "
@@ -186,12 +188,13 @@ def _for_opencv(model: onnx.ModelProto, rename: Dict[str, str]) -> onnx.ModelPro
 
 
 def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, outputs: List[str],
-            rename: Dict[str, str], meta: Dict[str, Any]) -> None:
+            rename: Dict[str, str], meta: Dict[str, Any]) -> onnx.ModelProto:
     _torch_export(module, (example,), path, [input_name], outputs, None, EXPORT_OPSET)
     model = _for_opencv(onnx.load(str(path)), rename)
     model.producer_name = "siamtrt"
     set_onnx_metadata(model, meta)
     onnx.save(model, str(path))
+    return model
 
 
 def write_opencv_files(model: nn.Module, out_dir: Path, meta: Dict[str, Any]) -> Dict[str, Path]:
@@ -201,22 +204,28 @@ def write_opencv_files(model: nn.Module, out_dir: Path, meta: Dict[str, Any]) ->
         dict: TrackerDaSiamRPN.Params field ("model", "kernel_cls1", "kernel_r1") → path written.
     """
     model = model.eval()
-    f, e, i = model.feature_out, OPENCV_TRACK.exemplar_size, OPENCV_TRACK.instance_size
+    e, i = OPENCV_TRACK.exemplar_size, OPENCV_TRACK.instance_size
     paths = {k: Path(out_dir) / v for k, v in OPENCV_FILES.items()}
-    feat = model.featureExtract[-1]  # the last BatchNorm; folded into the last Conv by the exporter
     with torch.no_grad():
-        fshape = model.featureExtract(torch.zeros(1, 3, e, e)).shape
-    search_rename = {"features.14.weight": TENSORS["features"], "loc_search.weight": TENSORS["loc_search"],
+        fshape = tuple(model.featureExtract(torch.zeros(1, 3, e, e)).shape)
+    if fshape != (1, OPENCV_CHANNELS, 6, 6):
+        raise ExportError("the model's features are not the [1, 256, 6, 6] OpenCV's kernel nets take",
+                          evidence=f"features of a {e}x{e} exemplar: {list(fshape)}", fix=OPENCV_FIX)
+    last_conv = max(k for k, m in enumerate(model.featureExtract) if isinstance(m, nn.Conv2d))
+    # the exporter folds the final BatchNorm into this Conv, which keeps its weight's name
+    search_rename = {f"features.{last_conv}.weight": TENSORS["features"], "loc_search.weight": TENSORS["loc_search"],
                      "loc_kernel": TENSORS["loc_xcorr"], "regress_adjust.weight": TENSORS["loc"],
                      "cls_search.weight": TENSORS["cls_search"], "cls_kernel": TENSORS["cls"]}
-    if fshape[1] != f or not isinstance(feat, nn.BatchNorm2d):
-        raise ExportError("the model's feature extractor is not DaSiamRPN's AlexNet", evidence=f"features {fshape}")
     with torch.no_grad():
-        _export(_SearchNet(model), torch.rand(1, 3, i, i) * 255, paths["model"], MODEL_INPUT,
-                [TENSORS["loc"], TENSORS["cls"]], search_rename, {**meta, "opencv_file": "model"})
+        main = _export(_SearchNet(model), torch.rand(1, 3, i, i) * 255, paths["model"], MODEL_INPUT,
+                       [TENSORS["loc"], TENSORS["cls"]], search_rename, {**meta, "opencv_file": "model"})
         for key, conv in (("kernel_cls1", model.conv_cls1), ("kernel_r1", model.conv_r1)):
             _export(_KernelNet(conv), torch.rand(fshape), paths[key], KERNEL_INPUT, [KERNEL_OUTPUT], {},
                     {**meta, "opencv_file": key})
+    order = [n.output[0] for n in main.graph.node]
+    if order.index(TENSORS["loc"]) > order.index(TENSORS["cls"]):  # OpenCV 4.x lists outputs in layer order
+        raise ExportError("the exporter put the score branch before the delta branch",
+                          evidence=f"node outputs in order: {order}", fix="report this with the torch version")
     return paths
 
 
@@ -420,7 +429,8 @@ class OpenCVExport:
             worst = max(errs.items(), key=lambda kv: kv[1]["rel"])
             lines.append(f"  check {what}: worst {worst[0]} relative {worst[1]['rel']:.2g} (limit {PARITY_RTOL:g})")
         ran = f"run in OpenCV {self.opencv_version}" if self.opencv_version else "not run in OpenCV (skipped)"
-        lines.append(f"  for cv2.TrackerDaSiamRPN_Params() model / kernel_cls1 / kernel_r1; {ran}; {self.seconds:.1f} s")
+        lines.append(f"  for cv2.TrackerDaSiamRPN_Params() model / kernel_cls1 / kernel_r1; {ran}; "
+                     f"{self.seconds:.1f} s")
         return "\n".join(lines)
 
 
@@ -505,7 +515,7 @@ def export_opencv(out_dir: Union[str, Path], *, config: Optional[str] = None,
         model, sha, weights = _torch_model(cfg, md, ckpt, seed)
         step("weights")
         meta = {"version": __version__, "arch": cfg.name, "family": cfg.family, "checkpoint_sha256": sha,
-                "weights": weights, "opencv_track": dataclasses.asdict(OPENCV_TRACK)}
+                "weights": weights, "opencv_tracker_constants": OPENCV_CONSTANTS}
         paths = write_opencv_files(model, tmp, meta)
         step("files")
         checks = {"onnxruntime vs PyTorch": check_against_torch(model, paths, seed)}

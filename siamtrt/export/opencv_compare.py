@@ -26,8 +26,8 @@ from ..errors import ExportError, InputError
 from ..metadata import decode
 from ..modeldir import ModelDir, check_target
 from ..outputs import atomic_file, atomic_path
-from .opencv import (OPENCV_ANCHOR, OPENCV_TRACK, OpenCVDnnFiles, check_against_model_dir, check_opencv_config,
-                     opencv_paths)
+from .opencv import (OPENCV_ANCHOR, OPENCV_CONSTANTS, OPENCV_TRACK, OpenCVDnnFiles, check_against_model_dir,
+                     check_opencv_config, opencv_paths)
 from .onnx import PARITY_RTOL
 
 WINDOWS = ("opencv", "dasiamrpn")
@@ -233,7 +233,7 @@ class OpenCVComparison:
 
     def to_dict(self) -> Dict[str, Any]:
         return {"video": self.video, "rect": list(self.rect), "opencv_dir": self.opencv_dir, "weights": self.weights,
-                "opencv_version": self.opencv_version, "opencv_constants": dataclasses.asdict(OPENCV_TRACK),
+                "opencv_version": self.opencv_version, "opencv_constants": OPENCV_CONSTANTS,
                 "opencv": {"boxes": self.opencv.tolist(), "scores": np.round(self.opencv_scores, 6).tolist()},
                 "runs": {name: {"figures": self.figures(name), "boxes": np.asarray(r.boxes).tolist(),
                                 "float_boxes": np.round(np.asarray(r.float_boxes), 4).tolist(),
