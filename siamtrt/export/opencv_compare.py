@@ -277,6 +277,9 @@ def opencv_tracker(opencv_dir: Union[str, Path]):
     """``cv2.TrackerDaSiamRPN`` over the three files in ``opencv_dir`` (InputError when one is missing)."""
     import cv2
 
+    if not hasattr(cv2, "TrackerDaSiamRPN"):
+        raise InputError(f"OpenCV {cv2.__version__} has no TrackerDaSiamRPN (it came with 4.5.5)",
+                         fix="pip install 'opencv-python-headless>=4.5.5'")
     params = cv2.TrackerDaSiamRPN_Params()
     for key, path in opencv_paths(opencv_dir).items():
         setattr(params, key, str(path))
