@@ -358,7 +358,9 @@ TARGETS: Dict[str, Target] = {t.name: t for t in (
     Target("tensorrt_rtx", "TensorRT-RTX (no plugin layers)",
            fix="build from the conv-mode export (python export/to_onnx.py ... --xcorr conv)"),
     Target("opencv", "OpenCV's cv2.TrackerDaSiamRPN", precisions=("fp32",), families=("dasiamrpn",),
-           fix="export a DaSiamRPN vot/otb checkpoint at fp32 (python export/to_onnx.py --config SiamRPNvot ...)"),
+           fix="use the fp32 conv-mode export of a DaSiamRPN vot/otb checkpoint (python export/to_onnx.py --config "
+               "SiamRPNvot --checkpoint SiamRPNVOT.model --out DIR), or no directory: python export/to_opencv.py "
+               "--config SiamRPNvot --checkpoint SiamRPNVOT.model"),
 )}
 
 
