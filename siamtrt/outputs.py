@@ -32,6 +32,17 @@ from .errors import InputError
 PART_SUFFIX = ".part"
 PathLike = Union[str, Path]
 
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(path: Union[str, Path]) -> None:
+    """Give a mkstemp file the permissions ``open()`` would have (mkstemp makes it 0600)."""
+    os.chmod(path, 0o666 & ~_umask())
+
 #: the signal that raised the last KeyboardInterrupt inside :func:`signals_as_interrupt` (SIGINT by default)
 _LAST_SIGNAL = {"signum": int(signal.SIGINT)}
 
@@ -96,6 +107,7 @@ def atomic_file(path: PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     os.close(fd)
+    _default_mode(tmp)
     try:
         with open(tmp, mode, **open_kwargs) as f:
             yield f
@@ -119,6 +131,7 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + path.suffix, dir=str(path.parent))
     os.close(fd)
+    _default_mode(tmp)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -154,6 +167,7 @@ def staged_dir(out: PathLike, *, overwrite: bool = False, keep_existing: bool = 
                          fix="choose a new output directory or pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=str(out.parent)))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
     try:
         if keep_existing and existing:
             shutil.copytree(out, tmp, dirs_exist_ok=True)
