@@ -1,0 +1,106 @@
+"""siamtrt.outputs: nothing half-written under a final name, nothing of the user's touched before the new content is
+complete, rows on disk as they are produced, and the interruption contract of the commands."""
+
+import os
+import signal
+import stat
+
+import pytest
+
+from siamtrt.errors import InputError
+from siamtrt.outputs import (PartFile, atomic_file, atomic_path, check_writable, exit_code_for_interrupt, part_path,
+                             signals_as_interrupt, staged_dir)
+
+
+def _mode(p):
+    return stat.S_IMODE(os.stat(p).st_mode)
+
+
+def test_atomic_file_replaces_only_when_complete(tmp_path):
+    dst = tmp_path / "b.txt"
+    dst.write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_file(dst) as f:
+            f.write("new, half")
+            raise RuntimeError("failed mid-way")
+    assert dst.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.txt"]  # no temporary left behind
+    with atomic_file(dst) as f:
+        f.write("new\n")
+    assert dst.read_text() == "new\n"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert _mode(dst) == 0o666 & ~umask  # what open() would give, not mkstemp's 0600
+
+
+def test_atomic_path_for_writers_that_take_a_path(tmp_path):
+    import numpy as np
+
+    dst = tmp_path / "calib.npz"
+    with atomic_path(dst) as tmp:
+        assert tmp.suffix == ".npz" and tmp.parent == tmp_path
+        np.savez(tmp, a=np.arange(3))
+    assert np.load(dst)["a"].tolist() == [0, 1, 2]
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(tmp_path / "other.npz") as tmp:
+            np.savez(tmp, a=np.arange(3))
+            raise KeyboardInterrupt
+    assert not (tmp_path / "other.npz").exists() and len(list(tmp_path.iterdir())) == 1
+
+
+def test_staged_dir_refuses_then_replaces_whole(tmp_path):
+    out = tmp_path / "models" / "m"
+    with staged_dir(out) as d:
+        (d / "template.onnx").write_text("t")
+        assert not out.exists()  # nothing under the final name until the block completes
+    assert (out / "template.onnx").read_text() == "t"
+    with pytest.raises(InputError, match="not empty"):
+        with staged_dir(out):
+            pass
+    with pytest.raises(KeyboardInterrupt):
+        with staged_dir(out, overwrite=True) as d:
+            (d / "template.onnx").write_text("half")
+            raise KeyboardInterrupt
+    assert (out / "template.onnx").read_text() == "t"  # the old directory survives an interrupted rewrite
+    with staged_dir(out, keep_existing=True) as d:
+        (d / "search.engine").write_text("e")
+    assert sorted(p.name for p in out.iterdir()) == ["search.engine", "template.onnx"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m"]  # no .partial / .old folders left
+
+
+def test_part_file_rows_reach_disk_and_commit_renames(tmp_path):
+    dst = tmp_path / "boxes.txt"
+    dst.write_text("previous complete run\n")
+    pf = PartFile(dst)
+    pf.write("1,2,3,4\n")
+    # flushed: another reader (or a killed process's leftovers) sees the row now
+    assert part_path(dst).read_text() == "1,2,3,4\n"
+    assert dst.read_text() == "previous complete run\n"
+    assert pf.close() == part_path(dst) and pf.where.endswith(".part")
+    pf = PartFile(dst)
+    pf.write("5,6,7,8\n")
+    assert pf.commit() == dst and dst.read_text() == "5,6,7,8\n" and not part_path(dst).exists()
+
+
+def test_check_writable_refuses_before_anything_is_written(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="is a directory"):
+        check_writable([tmp_path], what=["--out"])
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        check_writable([tmp_path / "afile" / "out.txt"], what=["--save-video"])
+    with pytest.raises(InputError, match="exists"):
+        check_writable([tmp_path / "afile"], overwrite=False)
+    check_writable([tmp_path / "new" / "deeper" / "out.txt", "-", None])  # creatable, stdout, absent: fine
+
+
+def test_sigterm_becomes_keyboard_interrupt_with_its_exit_code():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with signals_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs at the next bytecode
+    assert exit_code_for_interrupt() == 143
+    with pytest.raises(KeyboardInterrupt):
+        with signals_as_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+    assert exit_code_for_interrupt() == 130
+    assert signal.getsignal(signal.SIGTERM) == before  # handlers restored
