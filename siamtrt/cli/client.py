@@ -57,25 +57,28 @@ def client(args: argparse.Namespace) -> int:
     fmt = box_format_for(args.out, args.format)
     check_writable([args.out], what=["--out"])
     frames = open_frames(args.video, max_frames=args.max_frames)  # a bad video fails before any request
-    writer = BoxWriter(args.out, fmt) if args.out else None
-    done = [0]
+    state = {"writer": None, "done": 0}
 
-    def on_frame(i, box, score):
-        if writer is not None:
-            writer.write(i, box, score)
-        done[0] = i + 1
+    def on_frame(i, box, score):  # the file appears with the server's first answer, not before
+        if args.out and state["writer"] is None:
+            state["writer"] = BoxWriter(args.out, fmt)
+        if state["writer"] is not None:
+            state["writer"].write(i, box, score)
+        state["done"] = i + 1
 
     try:
         res = track_video(args.url, frames, bbox, args.protocol, args.model, on_frame=on_frame)
     except KeyboardInterrupt:
-        where = writer.close() if writer is not None else None
-        raise Interrupted(f"interrupted after {done[0]} frames"
-                          + (f"; boxes so far in {writer.where if where is None else where}" if writer else ""))
-    except BaseException:
+        writer = state["writer"]
         if writer is not None:
             writer.close()
+        raise Interrupted(f"interrupted after {state['done']} frames"
+                          + (f"; boxes so far in {writer.where}" if writer is not None else ""))
+    except BaseException:
+        if state["writer"] is not None:
+            state["writer"].close()
         raise
-    out = writer.commit() if writer is not None else None
+    out = state["writer"].commit() if state["writer"] is not None else None
     n = len(res.boxes)
     stream = sys.stderr if args.out == "-" else sys.stdout
     print(f"Triton: {n} frames in {res.seconds:.2f} s ({(n - 1) / max(res.seconds, 1e-9):.1f} frames/s, "

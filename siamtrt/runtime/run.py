@@ -204,6 +204,7 @@ class TrackOutputs:
                  fps: float, size: Tuple[int, int], show: bool):
         self.video_path = Path(save_video) if save_video is not None else None
         self.video = None
+        self.frames = 0
         self.boxes: Optional[BoxWriter] = None
         self.show = show
         if self.video_path is not None:
@@ -230,6 +231,7 @@ class TrackOutputs:
     def write(self, index: int, frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
               lost: Optional[np.ndarray] = None) -> bool:
         """Record one frame (row flushed to disk); returns False when the user asked to stop (q / Esc)."""
+        self.frames += 1
         if self.boxes is not None:
             self.boxes.write(index, boxes, scores)
         if self.video is None and not self.show:
@@ -254,17 +256,28 @@ class TrackOutputs:
         return out, self.video_path
 
     def abandon(self) -> str:
-        """Close everything without completing it; returns where the partial results are, for the message."""
+        """Close everything without completing it; returns where the partial results are, for the message.
+
+        Outputs that received no frame are removed (a run that failed before its first frame leaves nothing).
+        """
         where = []
+        frames = self.boxes.frames if self.boxes is not None else self.frames
         if self.boxes is not None:
-            self.boxes.close()
-            where.append(f"boxes so far in {self.boxes.where}")
+            part = self.boxes.close()
+            if frames == 0 and part is not None:
+                part.unlink(missing_ok=True)
+            elif part is not None or self.boxes.where == "stdout":
+                where.append(f"boxes so far in {self.boxes.where}")
         if self.video is not None:
             self.video.release()
             self.video = None
-            where.append(f"video so far in {partial_video_path(self.video_path)}")
+            tmp = partial_video_path(self.video_path)
+            if frames == 0:
+                tmp.unlink(missing_ok=True)
+            else:
+                where.append(f"video so far in {tmp}")
         self._close_window()
-        return "; ".join(where) or "no output was requested"
+        return "; ".join(where) or ("no frame was tracked" if frames == 0 else "no output was requested")
 
     def _close_window(self) -> None:
         if self.show:

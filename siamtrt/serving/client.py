@@ -85,7 +85,8 @@ class RemoteTracker:
                                     sequence_start=start, sequence_end=end, **kw)
         except Exception as e:  # tritonclient raises InferenceServerException (and socket errors over HTTP)
             raise ServingError(f"{self.model} request failed (sequence {self.sequence_id})", evidence=str(e)[:600],
-                               fix="check that the server serves the repository written by export/to_triton.py"
+                               fix="check --url and that the server serves a repository written by siamtrt triton "
+                                   "(siamtrt serve --model-repository DIR)"
                                ) from None
         self.last_latency = time.perf_counter() - t0
         return res.as_numpy("bbox").reshape(4).astype(np.float64), float(res.as_numpy("score").reshape(-1)[0])
