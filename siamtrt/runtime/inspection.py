@@ -10,6 +10,7 @@ inference library: only ONNX protobufs and JSON are read, so it runs anywhere th
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -47,9 +48,7 @@ def _bound_shapes(model, inputs: Dict[str, Sequence[int]]) -> Dict[str, List[int
         for d in out.type.tensor_type.shape.dim:
             d.Clear()
     try:  # ONNX Runtime's symbolic inference follows the Shape -> arithmetic -> Reshape chains of dynamic exports
-        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-        m = SymbolicShapeInference.infer_shapes(m, auto_merge=True)
+        m = _symbolic_shape_inference().infer_shapes(m, auto_merge=True)
     except Exception:  # best effort: unknown shapes are reported as such, never as 0 MACs
         try:
             m = onnx.shape_inference.infer_shapes(m, data_prop=True)
@@ -61,6 +60,24 @@ def _bound_shapes(model, inputs: Dict[str, Sequence[int]]) -> Dict[str, List[int
         if dims and all(x is not None and x > 0 for x in dims):
             shapes[v.name] = dims
     return shapes
+
+
+@functools.lru_cache(maxsize=1)
+def _symbolic_shape_inference():
+    """``onnxruntime.tools.symbolic_shape_infer.SymbolicShapeInference``, loaded from its file: importing the
+    ``onnxruntime.tools`` package imports torch when torch is installed (seconds, and never in the runtime)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("onnxruntime is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "tools" / "symbolic_shape_infer.py"
+    mod_spec = importlib.util.spec_from_file_location("_siamtrt_symbolic_shape_infer", path)
+    if mod_spec is None or mod_spec.loader is None:
+        raise ImportError(f"{path} not found")
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    return module.SymbolicShapeInference
 
 
 def count_macs(model, inputs: Dict[str, Sequence[int]]) -> Dict[str, Any]:
@@ -102,7 +119,7 @@ def _onnx_branch(path: Path, bind: Dict[str, Dict[str, Sequence[int]]]) -> Dict[
     gmac = {}
     for label, inputs in bind.items():
         r = count_macs(model, inputs)
-        gmac[label] = None if r["macs"] is None else round(r["macs"] / 1e9, 4)
+        gmac[label] = None if r["macs"] is None else float(f"{r['macs'] / 1e9:.6g}")
         if r["unknown"]:
             gmac[label + " (unknown nodes)"] = r["unknown"][:5]
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path),
