@@ -82,6 +82,10 @@ def quiet_third_party(verbose: bool = False) -> None:
     """Hide OpenCV's ``[ WARN:0@…]`` lines (FFmpeg probing, camera back-ends) and ONNX Runtime's warnings unless
     ``verbose``; set for this process and the processes it starts (Ray workers, Triton's Python stubs)."""
     level = "INFO" if verbose else "ERROR"
+    if not verbose and not _stderr_is_tty():
+        # tqdm bars redraw with carriage returns: in a log they are noise (siamtrt.progress prints plain lines
+        # instead). tqdm reads TQDM_* defaults at import, so this is set before the job's modules load.
+        os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ["OPENCV_LOG_LEVEL"] = level
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "32" if verbose else "-8")  # AV_LOG_INFO / AV_LOG_QUIET
     os.environ["ORT_LOGGING_LEVEL"] = "2" if verbose else "3"
@@ -93,6 +97,13 @@ def quiet_third_party(verbose: bool = False) -> None:
                                           cv2.utils.logging.LOG_LEVEL_ERROR)
         except (AttributeError, ImportError):
             pass
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -120,6 +120,11 @@ def export(args: argparse.Namespace) -> int:
                          fix="pip install torch==2.13.0 && pip install -e '.[export]'") from None
     default_out = default_model_dir(args.config, args.checkpoint, seed=args.seed, random_heads=args.random_heads)
     out = Path(args.out) if args.out else default_out
+    benchmark_form = out == default_out and all(getattr(args, k) == v for k, v in DEFAULTS.items())
+    if args.out is None and benchmark_form and _already_exported(out, args):
+        print(f"{out} already holds this export (same config, weights and export code; made by an earlier "
+              f"siamtrt export or siamtrt bench): reused. Pass --out DIR to export again elsewhere.")
+        return 0
     frames = None
     if args.fit_on:
         from siamtrt.export.random_init import sequence_frames
@@ -129,7 +134,7 @@ def export(args: argparse.Namespace) -> int:
                        seed=args.seed, opset=args.opset,
                        batch=args.batch, xcorr=args.xcorr, simplify=not args.no_simplify, progress=True,
                        random_heads=args.random_heads, frames=frames, verbose=args.verbose)
-    if out == default_out and all(getattr(args, k) == v for k, v in DEFAULTS.items()):
+    if benchmark_form:
         _stamp_for_benchmarks(out, args)
     print(res.table())
     print(f"weights: {res.weights}")
@@ -140,6 +145,14 @@ def export(args: argparse.Namespace) -> int:
     print(f"next: siamtrt track --model {res.out_dir} --video VIDEO --bbox x,y,w,h   |   "
           f"siamtrt bench --model {res.out_dir}   |   siamtrt inspect {res.out_dir}")
     return 0
+
+
+def _already_exported(out: Path, args: argparse.Namespace) -> bool:
+    from siamtrt.benchmarks.variants import cache_key, read_cache_stamp
+
+    stamp = read_cache_stamp(out)
+    return bool(stamp) and (out / "search.onnx").is_file() and (out / "template.onnx").is_file() and \
+        stamp.get("key") == cache_key(args.config, args.checkpoint, args.seed, args.random_heads)["key"]
 
 
 def _stamp_for_benchmarks(out: Path, args: argparse.Namespace) -> None:
