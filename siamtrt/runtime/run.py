@@ -77,6 +77,7 @@ class TrackRun:
     save_video: Optional[Path] = None
     stage_seconds: Dict[str, float] = field(default_factory=dict)
     weights: str = "unknown"
+    untrained: bool = False
     start_frame: int = 0
 
     @property
@@ -87,7 +88,8 @@ class TrackRun:
         stages = ", ".join(f"{k} {1000 * v / max(self.frames - 1, 1):.2f} ms" for k, v in self.stage_seconds.items())
         start = f" from frame {self.start_frame}" if self.start_frame else ""
         lines = [f"tracked {self.frames} frames x {self.targets} target(s) of {self.video}{start} with {self.model} "
-                 f"[{self.backend}: {self.backend_reason}; mode {self.mode}] [weights: {self.weights}]",
+                 f"[{self.backend}: {self.backend_reason}; mode {self.mode}] [weights: {self.weights}"
+                 f"{' — UNTRAINED' if self.untrained else ''}]",
                  f"FPS: {self.fps:.1f} (tracker time, init included), "
                  f"{self.frames / max(self.wall_seconds, 1e-9):.1f} wall-clock (decode, draw and write included)",
                  f"per frame: {stages}"]
@@ -119,7 +121,8 @@ def check_request(out: Optional[Union[str, Path]] = None, save_video: Optional[U
     fmt = box_format_for(out, fmt)
     if save_video is not None and Path(save_video).suffix.lower() not in VIDEO_SUFFIXES:
         raise InputError(f"--save-video {save_video}: OpenCV picks the container from the file name's suffix",
-                         evidence=f"suffix {Path(save_video).suffix or '(none)'!r}; written: {', '.join(VIDEO_SUFFIXES)}",
+                         evidence=f"suffix {Path(save_video).suffix or '(none)'!r}; "
+                                  f"written: {', '.join(VIDEO_SUFFIXES)}",
                          fix="end the name with .mp4 (or .avi)")
     if out is not None and save_video is not None and str(out) != "-" and \
             Path(out).resolve() == Path(save_video).resolve():
@@ -410,7 +413,8 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
                     boxes=np.stack(state.boxes) if state.boxes else np.zeros((0, n, 4)),
                     scores=np.stack(state.scores) if state.scores else np.zeros((0, n)),
                     out=out_path if out is not None and str(out) != "-" else None, save_video=video_path,
-                    stage_seconds=state.stage, weights=tracker.info.weights_line, start_frame=src.start_frame)
+                    stage_seconds=state.stage, weights=tracker.info.weights_line,
+                    untrained=bool(tracker.info.untrained_warning), start_frame=src.start_frame)
 
 
 __all__ = ["TrackOutputs", "TrackRun", "check_request", "initial_boxes", "parse_bbox", "partial_video_path",
