@@ -23,6 +23,23 @@ from ..metadata import file_sha256
 log = logging.getLogger(__name__)
 
 
+def _refused_objects(text: str, path: Path) -> bool:
+    """Whether torch's safe unpickler refused content (a Python object / global) rather than unreadable bytes: it
+    names a global it blocks, or the file is a whole pickle stream (PROTO opcode first, STOP last) it cannot read."""
+    if "Weights only load failed" not in text:
+        return False
+    if "global" in text.lower():
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+            f.seek(-1, 2)
+            tail = f.read(1)
+    except OSError:
+        return False
+    return head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and tail == b"."
+
+
 def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     """Read tensors from a checkpoint file (weights only), unwrapped and with ``module.`` stripped."""
     path = Path(path)
@@ -32,15 +49,15 @@ def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         text = str(e)
-        if "Weights only load failed" not in text:  # not refused content: the bytes are not a readable pickle
-            raise CheckpointError(f"cannot read checkpoint {path} (truncated or corrupt?)",
-                                  evidence=f"{text.splitlines()[0][:300] if text else e!r} (file size "
-                                           f"{path.stat().st_size} bytes)",
-                                  fix="download the model again and check its size/hash") from None
         detail = " ".join(ln.strip().replace("Please file an issue with the following so that we can make "
                                              "`weights_only=True` compatible with your use case: ", "")
                           for ln in text.splitlines()[1:]
                           if ln.strip() and not ln.startswith(("Check the documentation", "Weights only")))
+        if not _refused_objects(text, path):  # not refused content: the bytes are not a readable pickle
+            raise CheckpointError(f"cannot read checkpoint {path} (truncated or corrupt?)",
+                                  evidence=f"{(detail or text.splitlines()[0] if text else repr(e))[:300]} (file "
+                                           f"size {path.stat().st_size} bytes)",
+                                  fix="download the model again and check its size/hash") from None
         raise CheckpointError(
             f"refused to load {path}: it holds Python objects other than tensors, which safe loading "
             "(torch.load(weights_only=True)) refuses — none of them was run",
