@@ -113,18 +113,24 @@ def export(args: argparse.Namespace) -> int:
         raise InputError(f"checkpoint {args.checkpoint} does not exist",
                          fix="pass the model.pth / SiamRPN*.model file, or omit --checkpoint for random weights")
     check_writable([], dirs=[args.out])
+    default_out = default_model_dir(args.config, args.checkpoint, seed=args.seed, random_heads=args.random_heads)
+    changed = [f"--{k.replace('_', '-')}" for k, v in DEFAULTS.items() if getattr(args, k) != v]
+    if args.out is None and changed:
+        raise InputError(f"{', '.join(changed)} change the export: give it its own --out DIR",
+                         evidence=f"the default folder {default_out} holds the default-options export of these "
+                                  "weights, which siamtrt bench reuses (and replaces when it differs)",
+                         fix=f"siamtrt export --config {args.config} ... --out models/NAME")
+    out = Path(args.out) if args.out else default_out
+    benchmark_form = out == default_out and not changed
+    if args.out is None and benchmark_form and _already_exported(out, args):
+        print(f"{out} already holds this export (same config, weights and export code; made by an earlier "
+              f"siamtrt export or siamtrt bench): reused. Pass --out DIR to export again elsewhere.")
+        return 0
     try:
         from siamtrt.export.onnx import export_model
     except ImportError as e:
         raise InputError(f"exporting needs torch and the export extras ({e})",
                          fix="pip install torch==2.13.0 && pip install -e '.[export]'") from None
-    default_out = default_model_dir(args.config, args.checkpoint, seed=args.seed, random_heads=args.random_heads)
-    out = Path(args.out) if args.out else default_out
-    benchmark_form = out == default_out and all(getattr(args, k) == v for k, v in DEFAULTS.items())
-    if args.out is None and benchmark_form and _already_exported(out, args):
-        print(f"{out} already holds this export (same config, weights and export code; made by an earlier "
-              f"siamtrt export or siamtrt bench): reused. Pass --out DIR to export again elsewhere.")
-        return 0
     frames = None
     if args.fit_on:
         from siamtrt.export.random_init import sequence_frames

@@ -152,6 +152,8 @@ CASES = [
     ("export-corrupt-checkpoint", lambda ws, t, v: ["export", "--config", "siamrpn_alex_dwxcorr", "--checkpoint",
                                                     _file(ws, "junk.pth", b"\x80\x02junk" * 20), "--out", ws / "o"],
      "truncated or corrupt"),
+    ("export-options-need-out", lambda ws, t, v: ["export", "--config", "siamrpn_alex_dwxcorr", "--batch", "1"],
+     "give it its own --out"),
     ("export-opencv-target-unknown-option", lambda ws, t, v: ["export", "--target", "tflite"],
      "invalid choice: 'tflite'"),
     # ----------------------------------------------------------------------------------------------- build

@@ -51,8 +51,9 @@ def test_export_then_bench_reuses_it(monkeypatch, tmp_path, tiny_model, capsys):
     assert calls == [out] and "reused" in capsys.readouterr().out
     monkeypatch.setattr(onnx_mod, "export_model", lambda *a, **k: pytest.fail("the benchmark exported again"))
     assert variants.ensure_exported("siamrpn_alex_dwxcorr", cache_root="models") == out
-    # non-default options in the default folder: written, but not stamped for the benchmarks
-    shutil.rmtree(out)
+    # non-default options need their own --out (the default folder is the one the benchmarks reuse and replace)
     monkeypatch.setattr(onnx_mod, "export_model", fake_export)
-    assert export_cli.main(["--config", "siamrpn_alex_dwxcorr", "--batch", "1"]) == 0
-    assert (out / "search.onnx").is_file() and not (out / variants.CACHE_STAMP).exists()
+    assert export_cli.main(["--config", "siamrpn_alex_dwxcorr", "--batch", "1"]) == 2
+    assert "give it its own --out" in capsys.readouterr().err and calls == [out]
+    assert export_cli.main(["--config", "siamrpn_alex_dwxcorr", "--batch", "1", "--out", "models/b1"]) == 0
+    assert (Path("models/b1") / "search.onnx").is_file() and not (Path("models/b1") / variants.CACHE_STAMP).exists()
