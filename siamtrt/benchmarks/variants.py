@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..config import DEFAULT_CONFIG, get_config
+from ..locations import default_model_dir
 from ..errors import BackendError, ModelDirError
 from ..metadata import PRECISIONS
 
@@ -164,15 +165,7 @@ def read_cache_stamp(model_dir: Union[str, Path]) -> Optional[Dict[str, Any]]:
 
 def cache_dir_for(config: str, checkpoint: Optional[Union[str, Path]], cache_root: Union[str, Path],
                   precision: str = "fp32", seed: int = 0) -> Path:
-    name = get_config(config).name
-    if checkpoint is None:
-        tag = "random" if int(seed) == 0 else f"random-seed{int(seed)}"
-    else:
-        from ..metadata import file_sha256
-
-        tag = file_sha256(checkpoint)[:8]
-    suffix = "" if precision == "fp32" else f"-{precision}"
-    return Path(cache_root) / f"{name}-{tag}{suffix}"
+    return default_model_dir(config, checkpoint, seed=seed, root=cache_root, precision=precision)  # = to_onnx's
 
 
 def ensure_exported(config: str = DEFAULT_CONFIG, checkpoint: Optional[Union[str, Path]] = None,

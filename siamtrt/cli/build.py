@@ -1,7 +1,7 @@
 """Build TensorRT engines (template.engine, search.engine + JSON sidecars) from an exported model directory.
 
 Examples:
-    python export/build_engine.py --model models/siamrpn_alex_dwxcorr                # precision of the export
+    siamtrt build --model models/siamrpn_alex_dwxcorr-random                          # precision of the export
     python export/build_engine.py --model models/siamrpn_mobilev2_l234_dwxcorr --fp16
     python export/build_engine.py --model models/r50_int8 --int8 --timing-cache r50.cache
     python export/build_engine.py --model models/r50 --fp16 --xcorr plugin --max-batch 4   # full TensorRT only
@@ -14,16 +14,17 @@ See docs/tensorrt.md.
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from pathlib import Path
 
-
-from siamtrt.errors import SiamtrtError  # no TensorRT/torch needed for --help
+from .common import parse_args as _parse, run_command, setup_logging  # no TensorRT/torch needed for --help
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    return _parse(build_parser(), argv)
+
+
+def build_parser(prog=None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)
     p.add_argument("--model", required=True, type=Path, help="model directory (template.onnx, search.onnx)")
     prec = p.add_mutually_exclusive_group()
@@ -52,22 +53,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="output directory (default: the model directory)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log TensorRT warnings")
-    return p.parse_args(argv)
+    return p
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
-    try:
-        from siamtrt.export.engine import build_engine
+    setup_logging(args.verbose)
+    return run_command(lambda: build(args), name="build")
 
-        report = build_engine(args.model, precision=args.precision, xcorr=args.xcorr, max_batch=args.max_batch,
-                              opt_batch=args.opt_batch, workspace_gib=args.workspace, timing_cache=args.timing_cache,
-                              dla_core=args.dla, out_dir=args.out, plugin_lib=args.plugin_lib,
-                              hardware_compatibility=args.hardware_compatibility, progress=not args.no_progress,
-                              calib=args.calib)
-    except SiamtrtError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+def build(args: argparse.Namespace) -> int:
+    from siamtrt.export.engine import build_engine
+
+    report = build_engine(args.model, precision=args.precision, xcorr=args.xcorr, max_batch=args.max_batch,
+                          opt_batch=args.opt_batch, workspace_gib=args.workspace, timing_cache=args.timing_cache,
+                          dla_core=args.dla, out_dir=args.out, plugin_lib=args.plugin_lib,
+                          hardware_compatibility=args.hardware_compatibility, progress=not args.no_progress,
+                          calib=args.calib)
     print(report.summary())
     return 0

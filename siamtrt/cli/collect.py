@@ -11,14 +11,12 @@ of their paired template, so the search branch is calibrated on realistic kernel
 """
 
 import argparse
-import sys
+
+from .common import add_verbose, parse_args, run_command, setup_logging
 
 
-from siamtrt.errors import SiamtrtError
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+def build_parser(prog=None) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                  allow_abbrev=False)
     ap.add_argument("--model", required=True, help="fp32 model directory (from export/to_onnx.py)")
     ap.add_argument("--video", required=True, action="append",
@@ -33,17 +31,22 @@ def main(argv=None) -> int:
     ap.add_argument("--max-frames", type=int, help="use at most this many frames of each source")
     ap.add_argument("--threads", type=int, help="ONNX Runtime threads (default: physical cores)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = ap.parse_args(argv)
+    add_verbose(ap)
+    return ap
 
+
+def main(argv=None) -> int:
+    args = parse_args(build_parser(), argv)
+    setup_logging(args.verbose)
+    return run_command(lambda: run(args), name="collect")
+
+
+def run(args: argparse.Namespace) -> int:
     from siamtrt.calibration.data import collect, sources_from_args
 
-    try:
-        sources = sources_from_args(args.video, args.bbox, args.boxes)
-        summary = collect(args.model, sources, args.out, max_samples=args.max_samples,
-                          templates_per_source=args.templates, max_frames=args.max_frames, threads=args.threads,
-                          progress=not args.no_progress)
-    except SiamtrtError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    sources = sources_from_args(args.video, args.bbox, args.boxes)
+    summary = collect(args.model, sources, args.out, max_samples=args.max_samples,
+                      templates_per_source=args.templates, max_frames=args.max_frames, threads=args.threads,
+                      progress=not args.no_progress)
     print(summary)
     return 0

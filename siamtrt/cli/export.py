@@ -1,29 +1,43 @@
 """Export a pysot / DaSiamRPN tracker checkpoint into template.onnx + search.onnx (a siamtrt model directory).
 
 Example:
-    python export/to_onnx.py --config siamrpn_r50_l234_dwxcorr --checkpoint model.pth --out models/r50
+    siamtrt export --config siamrpn_r50_l234_dwxcorr --checkpoint model.pth --out models/r50
     python export/to_onnx.py --config experiments/siamrpn_r50_l234_dwxcorr/config.yaml --checkpoint model.pth
+    siamtrt export --config SiamRPNvot --checkpoint SiamRPNVOT.model --target opencv   # cv2.TrackerDaSiamRPN files
+
+Without --out the directory is models/<config>-random (seeded random weights) or models/<config>-<sha8> (a
+checkpoint): the one `siamtrt bench` / benchmarks/fps.py reuses instead of exporting a second copy.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
-
+from typing import List, Optional
 
 from siamtrt.config import CONFIGS, DEFAULT_CONFIG  # no torch needed for --help
-from siamtrt.errors import SiamtrtError
+
+from .common import join_negative_values, parse_args as _parse, run_command, setup_logging
+
+TARGETS = ("onnx", "opencv")
+#: the export options the benchmarks' cached exports use (an export with these into the default directory is
+#: stamped so that siamtrt bench reuses it)
+DEFAULTS = {"opset": 18, "batch": "dynamic", "xcorr": "conv", "no_simplify": False, "lost_instance_size": None,
+            "fit_on": None}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)
+    p.add_argument("--target", choices=TARGETS, default="onnx",
+                   help="onnx: a siamtrt model directory (default); opencv: the files cv2.TrackerDaSiamRPN reads "
+                        "(DaSiamRPN checkpoints; the other options are the OpenCV exporter's: --target opencv --help)")
     p.add_argument("--config", default=DEFAULT_CONFIG,
                    help=f"built-in name ({', '.join(sorted(CONFIGS))}) or a pysot config.yaml (default: {DEFAULT_CONFIG})")
     p.add_argument("--checkpoint", help="trained model.pth; without it, seeded random (untrained) weights")
-    p.add_argument("--out", help="output directory (default: models/<config>)")
+    p.add_argument("--out", help="output directory (default: models/<config>-random, or models/<config>-<sha8> "
+                                 "with --checkpoint)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.add_argument("--batch", choices=["dynamic", "1"], default="dynamic",
                    help="dynamic batch for multi-target tracking, or a static batch of 1 (default dynamic)")
@@ -43,38 +57,115 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lost-instance-size", type=int, metavar="N",
                    help="also export the long-term (lost-state) search size, pysot 831: needed by --mode longterm "
                         "(default: the config's; a pysot _lt config.yaml sets 831)")
-    return p.parse_args(argv)
+    return p
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
+    return _parse(build_parser(), argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = join_negative_values(sys.argv[1:] if argv is None else list(argv))
+    if _target(argv) == "opencv":
+        return _to_opencv(argv)
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    setup_logging(args.verbose)
+    return run_command(lambda: export(args), name="export")
+
+
+def _target(argv: List[str]) -> str:
+    for i, a in enumerate(argv):
+        if a == "--target" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--target="):
+            return a.split("=", 1)[1]
+    return "onnx"
+
+
+def _to_opencv(argv: List[str]) -> int:
+    """``--target opencv``: the OpenCV exporter's own command (siamtrt.cli.to_opencv), imported only when asked."""
+    rest = [a for i, a in enumerate(argv) if not (a == "--target" or a.startswith("--target=")
+                                                   or (i > 0 and argv[i - 1] == "--target"))]
+    try:
+        from . import to_opencv  # type: ignore[attr-defined]
+    except ImportError as e:
+        missing = repr(e)[:200]
+
+        def refuse() -> int:
+            from siamtrt.errors import InputError
+
+            raise InputError("--target opencv is not available in this installation", evidence=missing,
+                             fix="update siamtrt (its OpenCV exporter is siamtrt/cli/to_opencv.py), or use "
+                                 "--target onnx")
+
+        return run_command(refuse, name="export")
+    return to_opencv.main(rest)
+
+
+def export(args: argparse.Namespace) -> int:
+    from siamtrt.config import get_config
+    from siamtrt.errors import InputError
+    from siamtrt.locations import default_model_dir
+    from siamtrt.outputs import check_writable
+
+    get_config(args.config)  # cheap checks first: torch takes seconds to import
+    if args.checkpoint and not Path(args.checkpoint).is_file():
+        raise InputError(f"checkpoint {args.checkpoint} does not exist",
+                         fix="pass the model.pth / SiamRPN*.model file, or omit --checkpoint for random weights")
+    check_writable([], dirs=[args.out])
+    default_out = default_model_dir(args.config, args.checkpoint, seed=args.seed, random_heads=args.random_heads)
+    changed = [f"--{k.replace('_', '-')}" for k, v in DEFAULTS.items() if getattr(args, k) != v]
+    if args.out is None and changed:
+        raise InputError(f"{', '.join(changed)} change the export: give it its own --out DIR",
+                         evidence=f"the default folder {default_out} holds the default-options export of these "
+                                  "weights, which siamtrt bench reuses (and replaces when it differs)",
+                         fix=f"siamtrt export --config {args.config} ... --out models/NAME")
+    out = Path(args.out) if args.out else default_out
+    benchmark_form = out == default_out and not changed
+    if args.out is None and benchmark_form and _already_exported(out, args):
+        print(f"{out} already holds this export (same config, weights and export code; made by an earlier "
+              f"siamtrt export or siamtrt bench): reused. Pass --out DIR to export again elsewhere.")
+        return 0
     try:
         from siamtrt.export.onnx import export_model
-
-        name = Path(args.config).parent.name if args.config.endswith((".yaml", ".yml")) else args.config
-        out = Path(args.out or Path("models") / name)
-        frames = None
-        if args.fit_on:
-            from siamtrt.export.random_init import sequence_frames
-
-            frames = sequence_frames(args.fit_on)
-        res = export_model(args.config, out, checkpoint=args.checkpoint, lost_instance_size=args.lost_instance_size,
-                           seed=args.seed, opset=args.opset,
-                           batch=args.batch, xcorr=args.xcorr, simplify=not args.no_simplify, progress=True,
-                           random_heads=args.random_heads, frames=frames, verbose=args.verbose)
-    except SiamtrtError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except ImportError as e:
-        print(f"error: {e}\n  fix: pip install torch==2.13.0 && pip install -e '.[export]'", file=sys.stderr)
-        return 2
+        raise InputError(f"exporting needs torch and the export extras ({e})",
+                         fix="pip install torch==2.13.0 && pip install -e '.[export]'") from None
+    frames = None
+    if args.fit_on:
+        from siamtrt.export.random_init import sequence_frames
+
+        frames = sequence_frames(args.fit_on)
+    res = export_model(args.config, out, checkpoint=args.checkpoint, lost_instance_size=args.lost_instance_size,
+                       seed=args.seed, opset=args.opset,
+                       batch=args.batch, xcorr=args.xcorr, simplify=not args.no_simplify, progress=True,
+                       random_heads=args.random_heads, frames=frames, verbose=args.verbose)
+    if benchmark_form:
+        _stamp_for_benchmarks(out, args)
     print(res.table())
     print(f"weights: {res.weights}")
     if not res.trained:
         print("WARNING: these are SEEDED RANDOM WEIGHTS (untrained): fine for speed and pipeline checks, "
               "useless for tracking. Pass --checkpoint model.pth for a real tracker.")
     print(f"wrote {res.template_path} and {res.search_path} in {res.seconds:.1f} s")
-    print(f"next: python runtime/track.py --model {res.out_dir} --video VIDEO --bbox x,y,w,h   |   "
-          f"python benchmarks/fps.py --model {res.out_dir}")
+    print(f"next: siamtrt track --model {res.out_dir} --video VIDEO --bbox x,y,w,h   |   "
+          f"siamtrt bench --model {res.out_dir}   |   siamtrt inspect {res.out_dir}")
     return 0
+
+
+def _already_exported(out: Path, args: argparse.Namespace) -> bool:
+    from siamtrt.benchmarks.variants import cache_key, read_cache_stamp
+
+    stamp = read_cache_stamp(out)
+    return bool(stamp) and (out / "search.onnx").is_file() and (out / "template.onnx").is_file() and \
+        stamp.get("key") == cache_key(args.config, args.checkpoint, args.seed, args.random_heads)["key"]
+
+
+def _stamp_for_benchmarks(out: Path, args: argparse.Namespace) -> None:
+    """Mark a default-options export in the default directory as the benchmarks' cached export of these weights."""
+    import json
+
+    from siamtrt.benchmarks.variants import CACHE_STAMP, cache_key
+
+    key = cache_key(args.config, args.checkpoint, args.seed, args.random_heads)
+    (out / CACHE_STAMP).write_text(json.dumps(key, indent=1, default=str))

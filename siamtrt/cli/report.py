@@ -11,14 +11,12 @@ ratio to FP32, same thread count). Prints a table; writes report.json and report
 """
 
 import argparse
-import sys
+
+from .common import add_verbose, parse_args, run_command, setup_logging
 
 
-from siamtrt.errors import SiamtrtError
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+def build_parser(prog=None) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                  allow_abbrev=False)
     ap.add_argument("--ref", required=True, help="fp32 model directory")
     ap.add_argument("--cand", required=True, action="append", help="fp16/int8 directory derived from --ref; repeatable")
@@ -31,19 +29,24 @@ def main(argv=None) -> int:
     ap.add_argument("--max-frames", type=int, help="track at most this many frames")
     ap.add_argument("--speed-rounds", type=int, default=10, help="interleaved timing rounds (default 10)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = ap.parse_args(argv)
+    add_verbose(ap)
+    return ap
 
+
+def main(argv=None) -> int:
+    args = parse_args(build_parser(), argv)
+    setup_logging(args.verbose)
+    return run_command(lambda: run(args), name="report")
+
+
+def run(args: argparse.Namespace) -> int:
     from siamtrt.calibration.report import accuracy_report
     from siamtrt.runtime.run import parse_bbox
 
-    try:
-        bbox = parse_bbox(args.bbox) if args.bbox else None
-        rep = accuracy_report(args.ref, args.cand, args.video, bbox, boxes=args.boxes, out=args.out,
-                              samples=args.samples, threads=args.threads, speed_rounds=args.speed_rounds,
-                              max_frames=args.max_frames, progress=not args.no_progress)
-    except SiamtrtError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    bbox = parse_bbox(args.bbox) if args.bbox else None
+    rep = accuracy_report(args.ref, args.cand, args.video, bbox, boxes=args.boxes, out=args.out,
+                          samples=args.samples, threads=args.threads, speed_rounds=args.speed_rounds,
+                          max_frames=args.max_frames, progress=not args.no_progress)
     print(rep)
     for line in fidelity_lines(rep.data):
         print(line)

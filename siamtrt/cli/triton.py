@@ -1,10 +1,10 @@
 """Write a Triton Inference Server model repository from a siamtrt model directory.
 
 Example:
-    python export/to_triton.py --model models/siamrpn_alex_dwxcorr --out triton_repo
-    python export/to_triton.py --model models/r50 --out triton_repo --backend tensorrt   # after build_engine.py
-    tritonserver --model-repository triton_repo
-    python -m siamtrt.serving.client --url 127.0.0.1:8001 --video bag.avi --bbox 316,140,112,115
+    siamtrt triton --model models/siamrpn_alex_dwxcorr-random --out triton_repo     # = python export/to_triton.py
+    siamtrt triton --model models/r50 --out triton_repo --backend tensorrt   # after siamtrt build
+    siamtrt serve --model-repository triton_repo                             # or tritonserver --model-repository
+    siamtrt client --url 127.0.0.1:8001 --video bag.avi --bbox 316,140,112,115
 
 Triton backends: python (Python backend running ONNX Runtime; any tritonserver, including the CPU one in the
 nvidia-pytriton wheel), onnxruntime (platform onnxruntime_onnx), tensorrt (platform tensorrt_plan on the engines).
@@ -14,18 +14,19 @@ The stateful tracker model (sequence batcher, one sequence per target) is always
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from pathlib import Path
 
-
-from siamtrt.errors import SiamtrtError
+from .common import add_verbose, parse_args as _parse, run_command, setup_logging
 
 TRITON_BACKENDS = ("python", "onnxruntime", "tensorrt")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    return _parse(build_parser(), argv)
+
+
+def build_parser(prog=None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)
     p.add_argument("--model", required=True, type=Path, help="siamtrt model directory (template.onnx, search.onnx)")
     p.add_argument("--out", required=True, type=Path, help="model repository to write")
@@ -42,21 +43,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--idle-seconds", type=float, default=60.0,
                    help="release a sequence idle this long (default 60)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing repository")
-    return p.parse_args(argv)
+    add_verbose(p)
+    return p
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        from siamtrt.serving.repository import write_repository
+    setup_logging(args.verbose)
+    return run_command(lambda: triton(args), name="triton")
 
-        report = write_repository(args.model, args.out, backend=args.backend, engine_dir=args.engine,
-                                  prefix=args.prefix, max_batch=args.max_batch, queue_delay_us=args.queue_delay_us,
-                                  instances=args.instances, threads=args.threads, idle_seconds=args.idle_seconds,
-                                  overwrite=args.overwrite)
-    except SiamtrtError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+def triton(args: argparse.Namespace) -> int:
+    from siamtrt.serving.repository import write_repository
+
+    report = write_repository(args.model, args.out, backend=args.backend, engine_dir=args.engine,
+                              prefix=args.prefix, max_batch=args.max_batch, queue_delay_us=args.queue_delay_us,
+                              instances=args.instances, threads=args.threads, idle_seconds=args.idle_seconds,
+                              overwrite=args.overwrite)
     print(report.summary())
     return 0

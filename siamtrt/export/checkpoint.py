@@ -23,6 +23,23 @@ from ..metadata import file_sha256
 log = logging.getLogger(__name__)
 
 
+def _refused_objects(text: str, path: Path) -> bool:
+    """Whether torch's safe unpickler refused content (a Python object / global) rather than unreadable bytes: it
+    names a global it blocks, or the file is a whole pickle stream (PROTO opcode first, STOP last) it cannot read."""
+    if "Weights only load failed" not in text:
+        return False
+    if "global" in text.lower():
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+            f.seek(-1, 2)
+            tail = f.read(1)
+    except OSError:
+        return False
+    return head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and tail == b"."
+
+
 def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     """Read tensors from a checkpoint file (weights only), unwrapped and with ``module.`` stripped."""
     path = Path(path)
@@ -31,16 +48,22 @@ def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        detail = str(e)[str(e).find("WeightsUnpickler error:"):].split("\n\nCheck")[0].strip()
-        if "Unsupported global" not in detail:  # not a refused object: the bytes are not a pickle at all
+        text = str(e)
+        detail = " ".join(ln.strip().replace("Please file an issue with the following so that we can make "
+                                             "`weights_only=True` compatible with your use case: ", "")
+                          for ln in text.splitlines()[1:]
+                          if ln.strip() and not ln.startswith(("Check the documentation", "Weights only")))
+        if not _refused_objects(text, path):  # not refused content: the bytes are not a readable pickle
             raise CheckpointError(f"cannot read checkpoint {path} (truncated or corrupt?)",
-                                  evidence=f"{detail or e} (file size {path.stat().st_size} bytes)",
+                                  evidence=f"{(detail or text.splitlines()[0] if text else repr(e))[:300]} (file "
+                                           f"size {path.stat().st_size} bytes)",
                                   fix="download the model again and check its size/hash") from None
         raise CheckpointError(
-            f"refused to load {path}: it contains Python objects other than tensors",
-            evidence=detail[:300],
-            fix="siamtrt only reads weights (torch.load(weights_only=True)). If you trust the file, re-save its "
-                "state_dict: torch.save(torch.load(p, weights_only=False)['state_dict'], 'clean.pth')") from None
+            f"refused to load {path}: it holds Python objects other than tensors, which safe loading "
+            "(torch.load(weights_only=True)) refuses — none of them was run",
+            evidence=(detail or text.splitlines()[0])[:300],
+            fix="siamtrt only reads weights. If you trust the file, re-save its state_dict: "
+                "torch.save(torch.load(p, weights_only=False)['state_dict'], 'clean.pth')") from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"cannot read checkpoint {path} (truncated or corrupt?)",
                               evidence=f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"

@@ -1,9 +1,21 @@
-"""Track a video end to end (what ``python runtime/track.py`` calls): frames in, one box line per frame out.
+"""Track a video end to end (what ``siamtrt track`` / ``python runtime/track.py`` call): frames in, boxes out.
 
-Output file: one line per frame, ``x,y,w,h,score`` per target (several targets: their groups follow each other on
-the line); frame 0 is the given box with score 1. FPS counts the tracker's own time (crop + inference +
-post-processing, init included), not decoding, drawing or writing — pysot tools/test.py's definition; the wall-clock
-rate is reported beside it.
+:func:`track_video` runs its steps in the order that reports a user's mistake soonest, each step one function:
+
+1. :func:`check_request` — names and numbers (backend, mode, format, frame counts) and every output path, before
+   anything is opened or written;
+2. the frames (:func:`siamtrt.runtime.video.open_frames`, first frame decoded) and the initial boxes, checked against
+   that frame or drawn on it (:func:`select_box`, when ``bbox`` is None and ``show`` is on);
+3. the tracker (model directory read and checked; sessions load when the loop starts);
+4. the outputs (:class:`TrackOutputs`: the box file as ``NAME.part`` rows flushed per frame, the drawn video under
+   ``NAME.part.<ext>``, the window), renamed into place only when the run completes;
+5. the frame loop (:func:`_loop`), with the next frame decoded in a thread while the network runs.
+
+An interrupted run (Ctrl-C, SIGTERM) keeps every frame tracked so far in the ``.part`` files and raises
+:class:`~siamtrt.errors.Interrupted` saying so; an existing ``--out`` file is replaced only by a complete new one.
+Box files are written by :class:`~siamtrt.runtime.boxes.BoxWriter` (txt | csv | mot | json; ``-`` is stdout).
+FPS counts the tracker's own time (crop + inference + post-processing, init included), not decoding, drawing or
+writing — pysot tools/test.py's definition; the wall-clock rate is reported beside it.
 """
 
 from __future__ import annotations
@@ -14,17 +26,24 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, Interrupted
+from ..outputs import check_writable
+from ..progress import progress_bar
+from .backends import ALIASES, BACKENDS, backend_class
+from .boxes import BoxWriter, box_format_for
+from .modes import parse_mode
 from .tracker import Tracker, check_boxes
-from .video import open_frames
+from .video import FrameSource, ReadAhead, open_frames
 
 LOG = logging.getLogger(__name__)
 COLOURS = ((0, 255, 0), (0, 0, 255), (255, 0, 0), (0, 255, 255), (255, 0, 255), (255, 255, 0))
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
+WINDOW = "siamtrt"
 
 
 def parse_bbox(text: str) -> List[float]:
@@ -57,6 +76,9 @@ class TrackRun:
     out: Optional[Path] = None
     save_video: Optional[Path] = None
     stage_seconds: Dict[str, float] = field(default_factory=dict)
+    weights: str = "unknown"
+    untrained: bool = False
+    start_frame: int = 0
 
     @property
     def fps(self) -> float:
@@ -64,10 +86,12 @@ class TrackRun:
 
     def summary(self) -> str:
         stages = ", ".join(f"{k} {1000 * v / max(self.frames - 1, 1):.2f} ms" for k, v in self.stage_seconds.items())
-        lines = [f"tracked {self.frames} frames x {self.targets} target(s) of {self.video} with {self.model} "
-                 f"[{self.backend}: {self.backend_reason}; mode {self.mode}]",
-                 f"FPS: {self.fps:.1f} (tracker time, init included), {self.frames / self.wall_seconds:.1f} wall-clock "
-                 f"(decode, draw and write included)",
+        start = f" from frame {self.start_frame}" if self.start_frame else ""
+        lines = [f"tracked {self.frames} frames x {self.targets} target(s) of {self.video}{start} with {self.model} "
+                 f"[{self.backend}: {self.backend_reason}; mode {self.mode}] [weights: {self.weights}"
+                 f"{' — UNTRAINED' if self.untrained else ''}]",
+                 f"FPS: {self.fps:.1f} (tracker time, init included), "
+                 f"{self.frames / max(self.wall_seconds, 1e-9):.1f} wall-clock (decode, draw and write included)",
                  f"per frame: {stages}"]
         if self.out:
             lines.append(f"boxes: {self.out}")
@@ -76,133 +100,322 @@ class TrackRun:
         return "\n".join(lines)
 
 
-def _draw(frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+# ------------------------------------------------------------------------------------------------ 1. the request
+def check_request(out: Optional[Union[str, Path]] = None, save_video: Optional[Union[str, Path]] = None,
+                  fmt: Optional[str] = None, backend: str = "auto", mode: Optional[str] = None,
+                  max_frames: Optional[int] = None, start_frame: int = 0, show: bool = False) -> str:
+    """Check everything that needs no file opened and no model loaded; returns the box format to write.
+
+    Raises:
+        InputError: bad numbers, unknown format or mode, outputs that cannot be written, ``--show`` without a display.
+        BackendError: unknown backend name (the closest valid one suggested).
+    """
+    if max_frames is not None and max_frames < 1:
+        raise InputError(f"--max-frames must be at least 1, got {max_frames}")
+    if start_frame < 0:
+        raise InputError(f"--start-frame must be 0 or more, got {start_frame}")
+    if backend != "auto" and ALIASES.get(backend, backend) not in BACKENDS:
+        backend_class(backend)  # raises: unknown name, with the closest valid one
+    if mode is not None:
+        parse_mode(mode)
+    fmt = box_format_for(out, fmt)
+    if save_video is not None and Path(save_video).suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(f"--save-video {save_video}: OpenCV picks the container from the file name's suffix",
+                         evidence=f"suffix {Path(save_video).suffix or '(none)'!r}; "
+                                  f"written: {', '.join(VIDEO_SUFFIXES)}",
+                         fix="end the name with .mp4 (or .avi)")
+    if out is not None and save_video is not None and str(out) != "-" and \
+            Path(out).resolve() == Path(save_video).resolve():
+        raise InputError(f"--out and --save-video are the same file {out}", fix="give them different names")
+    check_writable([out, save_video], what=["--out", "--save-video"])
+    if show:
+        _check_display()
+    return fmt
+
+
+def _check_display() -> None:
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # GTK/Qt builds may abort the process without a display; refuse cleanly instead.
+        raise InputError("--show needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set",
+                         fix="drop --show and use --save-video out.mp4 (or run with a display / ssh -X)")
+
+
+# --------------------------------------------------------------------------------------------- 2. initial boxes
+def select_box(frame: np.ndarray) -> np.ndarray:
+    """Let the user draw the target on ``frame`` (OpenCV's ROI selector, as pysot's demo does): drag, then Enter.
+
+    Raises:
+        InputError: no GUI in this OpenCV build, or the selection was cancelled (empty box).
+    """
+    try:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+        x, y, w, h = cv2.selectROI(WINDOW, frame, showCrosshair=True, fromCenter=False)
+    except cv2.error as e:
+        raise InputError("drawing the box needs an OpenCV build with GUI support",
+                         evidence=str(e).strip().splitlines()[-1][:200],
+                         fix="pass --bbox x,y,w,h, or pip install opencv-python (not -headless)") from None
+    if w <= 0 or h <= 0:
+        raise InputError("no box was drawn on the first frame (selection cancelled)",
+                         fix="drag a box around the target and press Enter or Space, or pass --bbox x,y,w,h")
+    LOG.info("runtime: box drawn on the first frame: --bbox %d,%d,%d,%d", x, y, w, h)
+    return np.asarray([[x, y, w, h]], np.float64)
+
+
+def initial_boxes(bbox: Optional[Union[Sequence[float], np.ndarray]], src: FrameSource, show: bool) -> np.ndarray:
+    """The (N, 4) boxes of the first frame: ``bbox`` checked against it, or drawn on it when ``show`` is on.
+
+    Raises:
+        InputError: no box and no window to draw one, or a box outside / degenerate in the frame.
+    """
+    if bbox is None:
+        if not show:
+            raise InputError("no target box given", fix="pass --bbox x,y,w,h, or --show to draw it on the first frame")
+        bbox = select_box(src.first)
+    return check_boxes(bbox, src.size)[0]
+
+
+# ------------------------------------------------------------------------------------------------- 4. outputs
+def _draw(frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray, lost: Optional[np.ndarray] = None) -> np.ndarray:
     img = frame.copy()
     for i, ((x, y, w, h), s) in enumerate(zip(boxes, scores)):
         c = COLOURS[i % len(COLOURS)]
         p0, p1 = (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h)))
         cv2.rectangle(img, p0, p1, c, 2)
-        cv2.putText(img, f"{s:.2f}", (p0[0], max(p0[1] - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, c, 1)
+        label = f"{s:.2f}" + (" lost" if lost is not None and lost[i] else "")
+        cv2.putText(img, label, (p0[0], max(p0[1] - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, c, 1)
     return img
 
 
-def track_video(model: Union[str, Path], video: Union[str, int, Path], bbox: Union[Sequence[float], np.ndarray],
+def partial_video_path(path: Path) -> Path:
+    """``out.mp4`` → ``out.part.mp4``: the drawn video until the run completes (OpenCV needs the real suffix)."""
+    return path.with_name(f"{path.stem}.part{path.suffix}")
+
+
+class TrackOutputs:
+    """The box file, the drawn video and the window of one run: opened together, completed or abandoned together.
+
+    Args:
+        out (str | Path | None): box file ("-" = stdout). fmt (str): its format.
+        save_video (str | Path | None): drawn video. fps (float), size ((w, h)): of the source.
+        show (bool): display the frames (q / Esc stops the run, which then completes normally).
+
+    Raises:
+        InputError: the video writer does not open (nothing has been written then: the box file is opened after it).
+    """
+
+    def __init__(self, out: Optional[Union[str, Path]], fmt: str, save_video: Optional[Union[str, Path]],
+                 fps: float, size: Tuple[int, int], show: bool):
+        self.video_path = Path(save_video) if save_video is not None else None
+        self.video = None
+        self.frames = 0
+        self.boxes: Optional[BoxWriter] = None
+        self.show = show
+        if self.video_path is not None:
+            tmp = partial_video_path(self.video_path)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            self.video = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+            if not self.video.isOpened():
+                self.video.release()
+                tmp.unlink(missing_ok=True)
+                raise InputError(f"cannot write the video {self.video_path}",
+                                 evidence=f"cv2.VideoWriter (mp4v, {fps:.1f} fps, {size}) did not open",
+                                 fix="use a .mp4 or .avi path in a writable folder")
+        if show:
+            try:
+                cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+            except cv2.error as e:
+                self.abandon()
+                raise InputError("--show needs a display and an OpenCV build with GUI support",
+                                 evidence=str(e).strip().splitlines()[-1][:200],
+                                 fix="drop --show and use --save-video out.mp4, or pip install opencv-python") from None
+        if out is not None:
+            self.boxes = BoxWriter(out, fmt)
+
+    def write(self, index: int, frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+              lost: Optional[np.ndarray] = None) -> bool:
+        """Record one frame (row flushed to disk); returns False when the user asked to stop (q / Esc)."""
+        self.frames += 1
+        if self.boxes is not None:
+            self.boxes.write(index, boxes, scores)
+        if self.video is None and not self.show:
+            return True
+        img = _draw(frame, boxes, scores, lost)
+        if self.video is not None:
+            self.video.write(img)
+        if self.show:
+            cv2.imshow(WINDOW, img)
+            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                return False
+        return True
+
+    def commit(self) -> Tuple[Optional[Path], Optional[Path]]:
+        """Complete every output (rename into place); returns (box file, video) paths."""
+        out = self.boxes.commit() if self.boxes is not None else None
+        if self.video is not None:
+            self.video.release()
+            self.video = None
+            os.replace(partial_video_path(self.video_path), self.video_path)
+        self._close_window()
+        return out, self.video_path
+
+    def abandon(self) -> str:
+        """Close everything without completing it; returns where the partial results are, for the message.
+
+        Outputs that received no frame are removed (a run that failed before its first frame leaves nothing).
+        """
+        where = []
+        frames = self.boxes.frames if self.boxes is not None else self.frames
+        if self.boxes is not None:
+            part = self.boxes.close()
+            if frames == 0 and part is not None:
+                part.unlink(missing_ok=True)
+            elif part is not None or self.boxes.where == "stdout":
+                where.append(f"boxes so far in {self.boxes.where}")
+        if self.video is not None:
+            self.video.release()
+            self.video = None
+            tmp = partial_video_path(self.video_path)
+            if frames == 0:
+                tmp.unlink(missing_ok=True)
+            else:
+                where.append(f"video so far in {tmp}")
+        self._close_window()
+        return "; ".join(where) or ("no frame was tracked" if frames == 0 else "no output was requested")
+
+    def _close_window(self) -> None:
+        if self.show:
+            self.show = False
+            try:
+                cv2.destroyAllWindows()
+            except cv2.error:
+                pass
+
+
+# ----------------------------------------------------------------------------------------------------- 5. loop
+@dataclass
+class _LoopState:
+    boxes: List[np.ndarray] = field(default_factory=list)
+    scores: List[np.ndarray] = field(default_factory=list)
+    stage: Dict[str, float] = field(default_factory=dict)
+    tracker_seconds: float = 0.0
+
+
+def _postfix(res, state: _LoopState, i: int) -> Dict[str, str]:
+    post = {"fps": f"{(i + 1) / state.tracker_seconds:.1f}"} if state.tracker_seconds > 0 else {}
+    if res is not None and res.mode.startswith("longterm"):  # the long-term state a user watches for
+        n_lost = int(np.count_nonzero(res.lost))
+        post["lost"] = f"{n_lost}/{len(res.lost)}"
+        post["search"] = "global" if n_lost else "local"
+        post["size"] = str(int(np.max(res.instance_size)))
+    return post
+
+
+def _loop(tracker: Tracker, frames, boxes0: np.ndarray, outputs: TrackOutputs, first_index: int, bar,
+          state: _LoopState) -> None:
+    """Init on the first frame, track the rest; each frame's boxes go to the outputs as soon as they exist."""
+    res = None
+    for i, frame in enumerate(frames):
+        t0 = time.perf_counter()
+        if i == 0:
+            tracker.init(frame, boxes0)
+            b, s, lost = boxes0.copy(), np.ones(len(boxes0)), None
+        else:
+            res = tracker.track(frame)
+            b, s, lost = res.boxes, res.scores, res.lost
+        state.tracker_seconds += time.perf_counter() - t0
+        if i > 0:
+            for k, v in tracker.last_timings.items():
+                state.stage[k] = state.stage.get(k, 0.0) + v
+        state.boxes.append(b)
+        state.scores.append(s)
+        keep_going = outputs.write(first_index + i, frame, b, s, lost)
+        if bar is not None:
+            bar.update(1)
+            if i % 10 == 9 or (res is not None and res.mode.startswith("longterm")):
+                bar.set_postfix(_postfix(res, state, i))
+        if not keep_going:
+            break
+
+
+# ---------------------------------------------------------------------------------------------- track_video
+def track_video(model: Union[str, Path], video: Union[str, int, Path],
+                bbox: Optional[Union[Sequence[float], np.ndarray]] = None,
                 out: Optional[Union[str, Path]] = None, save_video: Optional[Union[str, Path]] = None,
                 show: bool = False, backend: str = "auto", max_frames: Optional[int] = None,
-                progress: bool = True, mode: Optional[str] = None, **backend_options: Any) -> TrackRun:
+                progress: bool = True, mode: Optional[str] = None, fmt: Optional[str] = None,
+                start_frame: int = 0, read_ahead: bool = True, **backend_options: Any) -> TrackRun:
     """Track the box(es) through a video, camera or image folder.
 
     Args:
         model (str | Path): exported model directory.
         video (str | int | Path): video file, image folder or camera index.
-        bbox: x,y,w,h of the target in frame 0, or an (N, 4) array for several targets.
-        out (str | Path): text file for the boxes. Defaults to None (not written).
+        bbox: x,y,w,h of the target in the first frame, or an (N, 4) array for several targets. Defaults to None:
+            drawn on the first frame (needs ``show``).
+        out (str | Path): box file ("-" = stdout). Defaults to None (not written).
         save_video (str | Path): video with the boxes drawn (mp4v codec). Defaults to None.
         show (bool): display frames in a window (q / Esc stops). Defaults to False.
         backend (str): "auto", "onnxruntime" or "tensorrt". Defaults to "auto".
         max_frames (int): stop after this many frames. Defaults to None.
-        progress (bool): tqdm progress bar. Defaults to True.
-        mode (str): tracking mode, "short" | "longterm" | "distractor" | "longterm+distractor". Defaults to None
-            (the model's default mode).
+        progress (bool): progress line (tqdm on a terminal, plain lines in a log). Defaults to True.
+        mode (str): "short" | "longterm" | "distractor" | "longterm+distractor". Defaults to None (the model's).
+        fmt (str): box file format, "txt" | "csv" | "mot" | "json". Defaults to None (from ``out``'s suffix, else
+            txt).
+        start_frame (int): first frame to track (the box is given in it). Defaults to 0.
+        read_ahead (bool): decode the next frame in a thread while the network runs. Defaults to True.
         **backend_options: e.g. threads=4.
 
     Raises:
-        InputError: unreadable/empty video, bad bbox, unwritable output. ModelDirError: bad model directory.
+        InputError: bad request, unreadable/empty video, bad bbox, unwritable output. ModelDirError: bad model
+        directory. BackendError: unknown or unavailable backend. Interrupted: Ctrl-C / SIGTERM during the run (its
+        message says where the frames tracked so far are).
     """
-    if max_frames is not None and max_frames < 1:
-        raise InputError(f"--max-frames must be at least 1, got {max_frames}")
-    tracker = Tracker.from_model_dir(model, backend=backend, mode=mode, **backend_options)
-    src = open_frames(video, max_frames=max_frames)
-    writer = None
-    out_f = None
-    bar = None
+    fmt = check_request(out, save_video, fmt, backend, mode, max_frames, start_frame, show)
+    src = open_frames(video, max_frames=max_frames, start_frame=start_frame)
     try:
-        boxes0, _ = check_boxes(bbox, src.size)
-        n = len(boxes0)
-        if show:
-            if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-                # GTK/Qt builds may abort the process without a display; refuse cleanly instead.
-                raise InputError("--show needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set",
-                                 fix="drop --show and use --save-video out.mp4 (or run with a display / ssh -X)")
-            try:
-                cv2.namedWindow("siamtrt", cv2.WINDOW_NORMAL)
-            except cv2.error as e:
-                raise InputError("--show needs a display and an OpenCV build with GUI support",
-                                 evidence=str(e).strip().splitlines()[-1][:200],
-                                 fix="drop --show and use --save-video out.mp4, or pip install opencv-python") from None
-        if out is not None:
-            out = Path(out)
-            try:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out_f = open(out, "w")
-            except OSError as e:
-                raise InputError(f"cannot write the box file {out}", evidence=str(e),
-                                 fix="choose a writable --out path") from None
-        if save_video is not None:
-            save_video = Path(save_video)
-            save_video.parent.mkdir(parents=True, exist_ok=True)
-            writer = cv2.VideoWriter(str(save_video), cv2.VideoWriter_fourcc(*"mp4v"), src.fps, src.size)
-            if not writer.isOpened():
-                raise InputError(f"cannot write the video {save_video}",
-                                 evidence=f"cv2.VideoWriter (mp4v, {src.fps:.1f} fps, {src.size}) did not open",
-                                 fix="use a .mp4 or .avi path in a writable folder")
-        all_boxes: List[np.ndarray] = []
-        all_scores: List[np.ndarray] = []
-        stage: Dict[str, float] = {}
-        t_track = 0.0
-        frames = iter(src)
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=src.frame_count, unit="frame", desc="tracking", leave=False)
+        boxes0 = initial_boxes(bbox, src, show)
+        tracker = Tracker.from_model_dir(model, backend=backend, mode=mode, **backend_options)
+        if tracker.info.untrained_warning:
+            LOG.warning("%s", tracker.info.untrained_warning)
+        outputs = TrackOutputs(out, fmt, save_video, src.fps, src.size, show)
+    except BaseException:
+        src.close()
+        raise
+    state = _LoopState()
+    bar = None
+    frames = None
+    interrupted = False
+    try:
         with tracker:
             t_wall = time.perf_counter()  # sessions loaded; from here on: decode + track + draw + write
-            for i, frame in enumerate(frames):
-                t0 = time.perf_counter()
-                if i == 0:
-                    tracker.init(frame, boxes0)
-                    b, s = boxes0.copy(), np.ones(n)
-                else:
-                    res = tracker.track(frame)
-                    b, s = res.boxes, res.scores
-                t_track += time.perf_counter() - t0
-                if i > 0:
-                    for k, v in tracker.last_timings.items():
-                        stage[k] = stage.get(k, 0.0) + v
-                all_boxes.append(b)
-                all_scores.append(s)
-                if out_f is not None:
-                    out_f.write(",".join(f"{x:.2f},{y:.2f},{w:.2f},{h:.2f},{sc:.4f}"
-                                         for (x, y, w, h), sc in zip(b, s)) + "\n")
-                if writer is not None or show:
-                    img = _draw(frame, b, s)
-                    if writer is not None:
-                        writer.write(img)
-                    if show:
-                        cv2.imshow("siamtrt", img)
-                        if cv2.waitKey(1) & 0xFF in (27, ord("q")):
-                            break
-                if bar is not None:
-                    bar.update(1)
-                    if i % 10 == 9 and t_track > 0:
-                        bar.set_postfix(fps=f"{(i + 1) / t_track:.1f}")
+            bar = progress_bar(src.frame_count, f"track {Path(str(video)).name}", "frame", progress, leave=False)
+            frames = ReadAhead(src) if read_ahead else iter(src)
+            _loop(tracker, frames, boxes0, outputs, src.start_frame, bar, state)
             t_end = time.perf_counter()
+    except KeyboardInterrupt:
+        interrupted = True
+    except BaseException:
+        outputs.abandon()
+        raise
     finally:
-        if bar is not None:  # closed before any error line is printed (not drawn over the bar)
+        if bar is not None:  # closed before any message is printed (not drawn over the bar)
             bar.close()
+        if isinstance(frames, ReadAhead):
+            frames.close()
         src.close()
-        if out_f is not None:
-            out_f.close()
-        if writer is not None:
-            writer.release()
-        if show:
-            try:
-                cv2.destroyAllWindows()
-            except cv2.error:
-                pass
+    if interrupted:
+        where = outputs.abandon()
+        raise Interrupted(f"interrupted after {len(state.boxes)} frames; {where}")
+    out_path, video_path = outputs.commit()
+    n = len(boxes0)
     return TrackRun(model=str(model), backend=tracker.backend.name, backend_reason=tracker.backend_reason,
-                    mode=tracker.mode.name,
-                    video=str(video), frames=len(all_boxes),
-                    targets=n, tracker_seconds=t_track, wall_seconds=t_end - t_wall,
-                    boxes=np.stack(all_boxes), scores=np.stack(all_scores), out=out, save_video=save_video,
-                    stage_seconds=stage)
+                    mode=tracker.mode.name, video=str(video), frames=len(state.boxes), targets=n,
+                    tracker_seconds=state.tracker_seconds, wall_seconds=t_end - t_wall,
+                    boxes=np.stack(state.boxes) if state.boxes else np.zeros((0, n, 4)),
+                    scores=np.stack(state.scores) if state.scores else np.zeros((0, n)),
+                    out=out_path if out is not None and str(out) != "-" else None, save_video=video_path,
+                    stage_seconds=state.stage, weights=tracker.info.weights_line,
+                    untrained=bool(tracker.info.untrained_warning), start_frame=src.start_frame)
+
+
+__all__ = ["TrackOutputs", "TrackRun", "check_request", "initial_boxes", "parse_bbox", "partial_video_path",
+           "select_box", "track_video"]

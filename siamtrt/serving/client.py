@@ -1,24 +1,21 @@
 """Track through a Triton server: one sequence per target on the stateful tracker model (HTTP or gRPC).
 
-Example::
-
-    python -m siamtrt.serving.client --url 127.0.0.1:8001 --video bag.avi --bbox 316,140,112,115 --out boxes.txt
-
-Library: ``RemoteTracker(url, protocol="grpc")`` with ``init(frame, bbox)`` / ``track(frame) -> (bbox, score)``
-mirrors :class:`siamtrt.runtime.Tracker` for one target; :func:`track_video` runs a whole video and
-:func:`track_streams` runs several videos (or several copies of one) concurrently, one thread and sequence each.
+Command: ``siamtrt client --url 127.0.0.1:8001 --video bag.avi --bbox 316,140,112,115 --out boxes.txt``
+(siamtrt/cli/client.py). Library: ``RemoteTracker(url, protocol="grpc")`` with ``init(frame, bbox)`` /
+``track(frame) -> (bbox, score)`` mirrors :class:`siamtrt.runtime.Tracker` for one target; :func:`track_video` runs a
+whole video (frames decoded as they are sent; ``on_frame`` sees each result as it arrives, e.g. a
+:class:`~siamtrt.runtime.boxes.BoxWriter`) and :func:`track_streams` runs several videos (or several copies of one)
+concurrently, one thread and sequence each.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -88,7 +85,8 @@ class RemoteTracker:
                                     sequence_start=start, sequence_end=end, **kw)
         except Exception as e:  # tritonclient raises InferenceServerException (and socket errors over HTTP)
             raise ServingError(f"{self.model} request failed (sequence {self.sequence_id})", evidence=str(e)[:600],
-                               fix="check that the server serves the repository written by export/to_triton.py"
+                               fix="check --url and that the server serves a repository written by siamtrt triton "
+                                   "(siamtrt serve --model-repository DIR)"
                                ) from None
         self.last_latency = time.perf_counter() - t0
         return res.as_numpy("bbox").reshape(4).astype(np.float64), float(res.as_numpy("score").reshape(-1)[0])
@@ -126,26 +124,57 @@ def _frames(video: Union[str, Path, Sequence[np.ndarray]], max_frames: Optional[
     return list(video)[:max_frames]
 
 
-def track_video(url: str, video: Union[str, Path, Sequence[np.ndarray]], bbox: Sequence[float],
-                protocol: str = "grpc", model: str = "siamtrt_tracker", max_frames: Optional[int] = None
-                ) -> StreamResult:
-    """Track one target through a video (path or list of frames) on the server."""
-    frames = _frames(video, max_frames)
+def _with_last(frames: Iterable[np.ndarray]) -> Iterator[Tuple[np.ndarray, bool]]:
+    """(frame, is_last) pairs, one frame of look-ahead: the last request must carry the sequence's END flag."""
+    it = iter(frames)
+    try:
+        cur = next(it)
+    except StopIteration:
+        return
+    for nxt in it:
+        yield cur, False
+        cur = nxt
+    yield cur, True
+
+
+def track_video(url: str, video: Union[str, Path, Iterable[np.ndarray]], bbox: Sequence[float],
+                protocol: str = "grpc", model: str = "siamtrt_tracker", max_frames: Optional[int] = None,
+                on_frame: Optional[Callable[[int, np.ndarray, float], None]] = None) -> StreamResult:
+    """Track one target through a video (path, frame source or list of frames) on the server.
+
+    Frames are read as they are sent (a video is not held in memory); ``on_frame(index, box, score)`` is called
+    for every frame as soon as its result arrives (frame 0: the init box, score 1).
+    """
+    if isinstance(video, (str, Path)):
+        from ..runtime.video import open_frames
+
+        video = open_frames(video, max_frames=max_frames)
+    elif max_frames is not None:
+        video = itertools.islice(video, max_frames)
     rt = RemoteTracker(url, protocol, model)
+    boxes: List[np.ndarray] = []
+    scores: List[float] = []
+    lat: List[float] = []
     try:
         t0 = time.perf_counter()
-        rt.init(frames[0], bbox)
-        boxes = [np.asarray(bbox, np.float64)]
-        scores = [1.0]
-        lat = []
-        for i, f in enumerate(frames[1:], 1):
-            b, s = rt.track(f, last=i == len(frames) - 1)
+        for i, (frame, last) in enumerate(_with_last(video)):
+            if i == 0:
+                rt.init(frame, bbox)
+                b, s = np.asarray(bbox, np.float64), 1.0
+            else:
+                b, s = rt.track(frame, last=last)
+                lat.append(rt.last_latency)
             boxes.append(b)
             scores.append(s)
-            lat.append(rt.last_latency)
+            if on_frame is not None:
+                on_frame(i, b, s)
+        if not boxes:
+            raise ServingError("the video has no frames", fix="pass a video with at least one frame")
         return StreamResult(np.stack(boxes), np.asarray(scores), time.perf_counter() - t0, np.asarray(lat))
     finally:
         rt.close()
+        if hasattr(video, "close"):
+            video.close()
 
 
 def track_streams(url: str, streams: Sequence[Tuple[Any, Sequence[float]]], protocol: str = "grpc",
@@ -177,36 +206,3 @@ def track_streams(url: str, streams: Sequence[Tuple[Any, Sequence[float]]], prot
                 raise r
             raise ServingError("a stream failed", evidence=repr(r)[:600])
     return results
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(description="Track a video through a Triton server (siamtrt tracker model).",
-                                allow_abbrev=False)
-    p.add_argument("--url", required=True, help="server host:port (gRPC 8001 or HTTP 8000)")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="grpc", help="default grpc")
-    p.add_argument("--model", default="siamtrt_tracker", help="tracker model name (default siamtrt_tracker)")
-    p.add_argument("--video", required=True, help="video file or image folder")
-    p.add_argument("--bbox", required=True, help="x,y,w,h of the target in the first frame")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--out", help="write one 'x,y,w,h,score' line per frame here")
-    a = p.parse_args(argv)
-    from ..runtime.run import parse_bbox
-
-    try:
-        res = track_video(a.url, a.video, parse_bbox(a.bbox), a.protocol, a.model, a.max_frames)
-    except SiamtrtError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    n = len(res.boxes)
-    print(f"Triton: {n} frames in {res.seconds:.2f} s ({(n - 1) / max(res.seconds, 1e-9):.1f} frames/s, "
-          f"median latency {np.median(res.latencies) * 1e3 if len(res.latencies) else float('nan'):.1f} ms)")
-    if a.out:
-        with open(a.out, "w") as f:
-            for b, s in zip(res.boxes, res.scores):
-                f.write(",".join(f"{v:.4f}" for v in b) + f",{s:.6f}\n")
-        print(f"wrote {a.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -79,7 +79,7 @@ class RepositoryReport:
         lines = [f"Triton: wrote {self.out} ({self.backend} backend, search max batch {self.max_batch})"]
         lines += [f"  {name:<22} {path}" for name, path in self.models.items()]
         lines += [f"  note: {n}" for n in self.notes]
-        lines.append(f"next: tritonserver --model-repository {self.out}   then   python -m siamtrt.serving.client "
+        lines.append(f"next: siamtrt serve --model-repository {self.out}   then   siamtrt client "
                      f"--url 127.0.0.1:8001 --video VIDEO --bbox x,y,w,h")
         return "\n".join(lines)
 

@@ -1,11 +1,13 @@
 """Start a local ``tritonserver`` on a model repository (for tests, benchmarks and trying the deployment).
 
 Where the server comes from, in order: ``$SIAMTRT_TRITONSERVER`` (path of a ``tritonserver`` binary, backends in
-``$SIAMTRT_TRITON_BACKENDS`` or ``<bin>/../backends``), ``/opt/tritonserver`` (the NGC container), or the
-``nvidia-pytriton`` wheel (``pip install --no-deps nvidia-pytriton==0.7.0``), which ships a CPU-capable
+``$SIAMTRT_TRITON_BACKENDS`` or ``<bin>/../backends``), ``/opt/tritonserver`` (the NGC container), a ``tritonserver``
+on ``PATH`` (backends beside it as in a Triton install), or the ``nvidia-pytriton`` wheel (``pip install --no-deps nvidia-pytriton==0.7.0``), which ships a CPU-capable
 ``tritonserver`` 2.x with the Python backend only (no ONNX Runtime / TensorRT backends). The wheel's Python backend
 needs a stub built for this interpreter's version and this interpreter's ``libpython`` first on the library path;
-both are arranged here in a private work folder. Ports are free ones on 127.0.0.1 unless given.
+both are arranged here in a private work folder (the wheel's binary alone fails with "unable to find backend
+library for backend 'python'"). Ports are free ones on 127.0.0.1 unless given. ``siamtrt serve`` runs one in the
+foreground (siamtrt/cli/serve.py).
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ def find_server() -> ServerDist:
     ngc = Path("/opt/tritonserver/bin/tritonserver")
     if ngc.is_file():
         return ServerDist(ngc, ngc.parent.parent / "backends", [], "ngc")
+    on_path = shutil.which("tritonserver")
+    if on_path:
+        b = Path(on_path).resolve()
+        return ServerDist(b, b.parent.parent / "backends", [], "path")
     spec = importlib.util.find_spec("pytriton")  # located, not imported (its Python deps are not needed)
     if spec is not None and spec.submodule_search_locations:
         root = Path(list(spec.submodule_search_locations)[0])
@@ -94,12 +100,15 @@ class TritonServer:
         dist (ServerDist): installation. Defaults to :func:`find_server`.
         extra_args (list[str]): more tritonserver arguments (e.g. ``--model-control-mode=explicit``).
         log_path (str | Path): server log file. Defaults to a file in the private work folder.
+        address (str): interface the endpoints listen on. Defaults to "127.0.0.1" (this machine only).
     """
 
     def __init__(self, repository: Union[str, Path], http_port: Optional[int] = None, grpc_port: Optional[int] = None,
                  startup_timeout: float = 120.0, dist: Optional[ServerDist] = None,
-                 extra_args: Optional[List[str]] = None, log_path: Optional[Union[str, Path]] = None):
+                 extra_args: Optional[List[str]] = None, log_path: Optional[Union[str, Path]] = None,
+                 address: str = "127.0.0.1"):
         self.repository = Path(repository).resolve()
+        self.address = address
         self.http_port = http_port or free_port()
         self.grpc_port = grpc_port or free_port()
         self.startup_timeout = startup_timeout
@@ -110,12 +119,16 @@ class TritonServer:
         self.proc: Optional[subprocess.Popen] = None
 
     @property
+    def _host(self) -> str:
+        return "127.0.0.1" if self.address in ("0.0.0.0", "") else self.address
+
+    @property
     def http_url(self) -> str:
-        return f"127.0.0.1:{self.http_port}"
+        return f"{self._host}:{self.http_port}"
 
     @property
     def grpc_url(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"{self._host}:{self.grpc_port}"
 
     def url(self, protocol: str) -> str:
         return self.grpc_url if protocol == "grpc" else self.http_url
@@ -142,8 +155,8 @@ class TritonServer:
     def command(self) -> List[str]:
         cmd = [str(self.dist.binary), f"--model-repository={self.repository}",
                f"--backend-directory={self._backend_dir()}", f"--http-port={self.http_port}",
-               f"--grpc-port={self.grpc_port}", "--allow-metrics=false", "--http-address=127.0.0.1",
-               "--grpc-address=127.0.0.1", "--exit-timeout-secs=5"]
+               f"--grpc-port={self.grpc_port}", "--allow-metrics=false", f"--http-address={self.address}",
+               f"--grpc-address={self.address}", "--exit-timeout-secs=5"]
         if self.dist.caches is not None:
             cmd.append(f"--cache-directory={self.dist.caches}")
         return cmd + self.extra_args
@@ -155,7 +168,7 @@ class TritonServer:
             ServingError: the server exited or was not ready in time (the log tail is the evidence).
         """
         cmd = self.command()
-        LOG.info("Triton: %s", " ".join(cmd))
+        LOG.debug("Triton: %s", " ".join(cmd))
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self._env(),
                                      start_new_session=True)

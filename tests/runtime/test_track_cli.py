@@ -1,50 +1,163 @@
-"""runtime/track.py end to end (subprocess, as a user runs it) and its error exits."""
+"""runtime/track.py end to end (subprocess, as a user runs it): formats, stdout, interruption, outputs kept safe."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from siamtrt.runtime.boxes import read_results, read_scores
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "runtime" / "track.py"
+BOX = "316,140,112,115"
+
+
+def env():
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
 
 
 def run(*args, timeout=300):
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+                          timeout=timeout, cwd=REPO, env=env())
 
 
 def test_track_bag_tiny_model(tiny_dir, bag_video, tmp_path):
-    """Whole bag.avi: 196 finite boxes with centres in the frame, frame 0 = given box, drawn video written."""
-    out, vid = tmp_path / "boxes.txt", tmp_path / "out.mp4"
-    r = run("--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", bag_video, "--bbox", "316,140,112,115",
+    """Whole bag.avi: 196 finite boxes with centres in the frame, frame 0 = given box, drawn video written; the
+    default txt format is pysot/OTB x,y,w,h, exact (the csv of the same run carries the scores)."""
+    out, vid, csv = tmp_path / "boxes.txt", tmp_path / "out.mp4", tmp_path / "boxes.csv"
+    r = run("--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", bag_video, "--bbox", BOX,
             "--out", out, "--save-video", vid, "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "FPS:" in r.stdout and "tracked 196 frames" in r.stdout
     vals = np.array([[float(v) for v in line.split(",")] for line in out.read_text().splitlines()])
-    assert vals.shape == (196, 5)
-    assert vals[0].tolist() == [316, 140, 112, 115, 1]
+    assert vals.shape == (196, 4)
+    assert vals[0].tolist() == [316, 140, 112, 115]
     assert np.isfinite(vals).all()
     cx, cy = vals[:, 0] + vals[:, 2] / 2, vals[:, 1] + vals[:, 3] / 2
-    tol = 0.01  # the file holds 2 decimals
-    assert ((cx >= -tol) & (cx <= 480 + tol) & (cy >= -tol) & (cy <= 360 + tol)).all()
-    assert ((vals[1:, 4] >= 0) & (vals[1:, 4] <= 1)).all()
+    assert ((cx >= 0) & (cx <= 480) & (cy >= 0) & (cy <= 360)).all()
     cap = cv2.VideoCapture(str(vid))
     assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 196
     cap.release()
+    assert not list(tmp_path.glob("*.part*"))  # a complete run leaves no partial file
+    r = run("--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", bag_video, "--bbox", BOX, "--out", csv,
+            "--no-progress", "--no-read-ahead")
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(read_results(csv)[:, 0], vals)  # read-ahead or not: the same boxes, exactly
+    scores = read_scores(csv)[:, 0]
+    assert scores[0] == 1.0 and ((scores[1:] >= 0) & (scores[1:] <= 1)).all()
 
 
 def test_two_targets_and_image_folder(tiny_dir, bag_sequence, tmp_path):
     out = tmp_path / "boxes.txt"
-    r = run("--model", tiny_dir("SiamRPNotb"), "--video", bag_sequence, "--bbox", "316,140,112,115",
+    r = run("--model", tiny_dir("SiamRPNotb"), "--video", bag_sequence, "--bbox", BOX,
             "--bbox", "100,60,80,50", "--out", out, "--max-frames", "8", "--no-progress")
     assert r.returncode == 0, r.stderr
     lines = out.read_text().splitlines()
-    assert len(lines) == 8 and all(len(line.split(",")) == 10 for line in lines)
-    assert lines[0] == "316.00,140.00,112.00,115.00,1.0000,100.00,60.00,80.00,50.00,1.0000"
+    assert len(lines) == 8 and all(len(line.split(",")) == 8 for line in lines)
+    assert lines[0] == "316.0,140.0,112.0,115.0,100.0,60.0,80.0,50.0"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "mot", "json"])
+def test_formats_read_back_equal(fmt, tiny_dir, bag_video, tmp_path):
+    """Every format holds the same boxes (read back exactly) and the frame numbers of the video."""
+    model = tiny_dir("siamrpn_alex_dwxcorr")
+    ref, out = tmp_path / "ref.csv", tmp_path / f"b.{fmt}"
+    assert run("--model", model, "--video", bag_video, "--bbox", BOX, "--out", ref, "--max-frames", "6",
+               "--no-progress").returncode == 0
+    r = run("--model", model, "--video", bag_video, "--bbox", BOX, "--out", tmp_path / "b.dat", "--format", fmt,
+            "--max-frames", "6", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "b.dat").rename(out)
+    np.testing.assert_array_equal(read_results(out), read_results(ref))
+    np.testing.assert_array_equal(read_scores(out), read_scores(ref))
+    if fmt == "mot":
+        assert out.read_text().splitlines()[0].startswith("1,1,316.0,140.0,112.0,115.0,1.0,-1,-1,-1")
+    if fmt == "csv":
+        assert ref.read_text().splitlines()[0] == "frame,target,x,y,w,h,score"
+
+
+def test_out_dash_writes_stdout_and_no_file(tiny_dir, bag_video, tmp_path):
+    r = subprocess.run([sys.executable, str(SCRIPT), "--model", str(tiny_dir("siamrpn_alex_dwxcorr")), "--video",
+                        str(bag_video), "--bbox", BOX, "--out", "-", "--max-frames", "4", "--no-progress"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 4 and lines[0] == "316.0,140.0,112.0,115.0"  # boxes only: the summary went to stderr
+    assert "FPS:" in r.stderr
+    assert list(tmp_path.iterdir()) == []  # no file named "-"
+
+
+def test_start_frame(tiny_dir, bag_video, tmp_path):
+    out = tmp_path / "b.csv"
+    r = run("--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", bag_video, "--bbox", BOX, "--out", out,
+            "--start-frame", "190", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    rows = out.read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(190, 196)) and "from frame 190" in r.stdout
+
+
+def test_negative_corner_accepted(tiny_dir, bag_video, tmp_path):
+    out = tmp_path / "b.txt"
+    r = run("--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", bag_video, "--bbox", "-20,-10,112,115",
+            "--out", out, "--max-frames", "3", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert out.read_text().splitlines()[0] == "-20.0,-10.0,112.0,115.0"
+
+
+def _start_and_stop(args, sig, after_rows, part):
+    """Start track.py, wait until ``part`` holds ``after_rows`` rows, send ``sig``; returns (process, rows seen)."""
+    p = subprocess.Popen([sys.executable, str(SCRIPT), *map(str, args)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=REPO, env=env())
+    deadline = time.monotonic() + 120
+    seen = 0
+    while time.monotonic() < deadline and p.poll() is None:
+        if part.is_file():
+            seen = len(part.read_text().splitlines())
+            if seen >= after_rows:
+                break
+        time.sleep(0.05)
+    assert p.poll() is None, p.communicate()
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    return p, seen, out, err
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_interrupted_run_keeps_its_rows(sig, code, tiny_dir, bag_video, tmp_path):
+    """Killed mid-video: every tracked frame's row is on disk (in b.txt.part), the message says where, the exit
+    code is 128 + signal, no traceback, and the user's existing b.txt is untouched."""
+    out = tmp_path / "b.txt"
+    out.write_text("precious results\n")
+    part = tmp_path / "b.txt.part"
+    p, seen, _, err = _start_and_stop(["--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", bag_video,
+                                       "--bbox", BOX, "--out", out, "--threads", "1", "--no-progress"],
+                                      sig, 10, part)
+    assert p.returncode == code, err
+    assert "Traceback" not in err
+    rows = part.read_text().splitlines()
+    assert len(rows) >= seen >= 10 and len(rows) < 196
+    assert f"interrupted after {len(rows)} frames; boxes so far in {part}" in err
+    assert out.read_text() == "precious results\n"
+    assert all(len(r.split(",")) == 4 for r in rows)  # whole rows only
+
+
+def test_bad_save_video_leaves_existing_out_untouched(tiny_dir, bag_video, tmp_path):
+    out = tmp_path / "b.txt"
+    out.write_text("x\n" * 196)
+    before = out.stat().st_mtime_ns
+    r = run("--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", bag_video, "--bbox", BOX, "--out", out,
+            "--save-video", tmp_path / "no" / "such" / "dir" / "v.xyz", "--no-progress")
+    assert r.returncode == 2 and "--save-video" in r.stderr and "Traceback" not in r.stderr
+    assert out.read_text() == "x\n" * 196 and out.stat().st_mtime_ns == before
+    assert not list(tmp_path.glob("*.part*"))
 
 
 @pytest.mark.parametrize("case,expect", [
@@ -55,17 +168,21 @@ def test_two_targets_and_image_folder(tiny_dir, bag_sequence, tmp_path):
     ("model_missing_file", "lacks ['search.onnx']"),
     ("no_video", "does not exist"),
     ("bad_video", "cannot be opened"),
+    ("camera", "camera 97 cannot be opened"),
+    ("no_bbox", "no target box given"),
+    ("start_past_end", "--start-frame 500 is past the end"),
 ])
 def test_errors_exit_2_without_traceback(case, expect, tiny_dir, bag_video, tmp_path):
     import shutil
 
-    model, video, bbox = tiny_dir("siamrpn_alex_dwxcorr"), bag_video, "316,140,112,115"
+    model, video, bbox = tiny_dir("siamrpn_alex_dwxcorr"), bag_video, ["--bbox", BOX]
+    extra = []
     if case == "bbox_outside":
-        bbox = "600,10,50,50"
+        bbox = ["--bbox", "600,10,50,50"]
     elif case == "bbox_zero":
-        bbox = "10,10,0,50"
+        bbox = ["--bbox", "10,10,0,50"]
     elif case == "bbox_format":
-        bbox = "10,10,50"
+        bbox = ["--bbox", "10,10,50"]
     elif case == "no_model":
         model = tmp_path / "missing"
     elif case == "model_missing_file":
@@ -77,7 +194,15 @@ def test_errors_exit_2_without_traceback(case, expect, tiny_dir, bag_video, tmp_
     elif case == "bad_video":
         video = tmp_path / "bad.avi"
         video.write_bytes(b"RIFF" + b"\0" * 500)
-    r = run("--model", model, "--video", video, "--bbox", bbox, "--no-progress")
+    elif case == "camera":
+        video = "97"
+    elif case == "no_bbox":
+        bbox = []
+    elif case == "start_past_end":
+        extra = ["--start-frame", "500"]
+    r = run("--model", model, "--video", video, *bbox, *extra, "--no-progress")
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert expect in r.stderr
     assert "Traceback" not in r.stderr
+    if case == "camera":
+        assert "H.264" not in r.stderr and "/dev/video" in r.stderr  # camera advice, not video-conversion advice

@@ -47,3 +47,28 @@ def test_empty_folder_and_bad_image(tmp_path):
 def test_camera_that_does_not_exist():
     with pytest.raises(InputError, match="camera 97 cannot be opened"):
         open_frames("97")
+
+
+def test_camera_message_is_about_cameras():
+    with pytest.raises(InputError) as e:
+        open_frames("97")
+    assert "/dev/video" in str(e.value) and "H.264" not in str(e.value)
+
+
+def test_start_frame_video_and_folder(bag_video, bag_sequence):
+    full = list(open_frames(bag_video, max_frames=12))
+    src = open_frames(bag_video, start_frame=5, max_frames=7)
+    got = list(src)
+    assert src.start_frame == 5 and len(got) == 7 and src.frame_count == 7
+    assert all(np.array_equal(a, b) for a, b in zip(full[5:], got))
+    imgs = open_frames(bag_sequence, start_frame=3, max_frames=2)
+    assert imgs.frame_count == 2 and len(list(imgs)) == 2
+
+
+def test_start_frame_past_the_end(bag_video, bag_sequence):
+    with pytest.raises(InputError, match="past the end"):
+        open_frames(bag_video, start_frame=196)
+    with pytest.raises(InputError, match="past the end"):
+        open_frames(bag_sequence, start_frame=10_000)
+    with pytest.raises(InputError, match="0 or more"):
+        open_frames(bag_video, start_frame=-1)

@@ -116,3 +116,52 @@ def test_onnxruntime_flavour_fails_only_for_the_missing_backend(serving_model, t
     for name in ("siamtrt_template", "siamtrt_search"):
         assert "unable to find backend library for backend 'onnxruntime'" in errors[name], errors[name]
     assert "backend library" not in errors["siamtrt_broken"], errors["siamtrt_broken"]
+
+
+def test_serve_and_client_commands(serving_model, bag_video, reference, tmp_path):
+    """What a user types: ``siamtrt triton``, ``siamtrt serve`` in the foreground (the wheel's server set up with its
+    Python backend, on free ports), ``siamtrt client --out b.csv``: the file equals the in-process runtime's boxes
+    and scores; Ctrl-C stops the server (exit 0) and leaves no tritonserver behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from siamtrt.runtime.boxes import read_results, read_scores
+    from siamtrt.serving.server import free_port
+
+    require_server()
+    repo_root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(repo_root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", "siamtrt"]
+    r = subprocess.run(cmd + ["triton", "--model", str(serving_model), "--out", str(tmp_path / "repo")],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    http, grpc = free_port(), free_port()
+    srv = subprocess.Popen(cmd + ["serve", "--model-repository", str(tmp_path / "repo"), "--http-port", str(http),
+                                  "--grpc-port", str(grpc)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, env=env)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = srv.stdout.readline()
+            lines.append(line)
+            if "ready" in line or not line:
+                break
+        assert any("ready" in ln for ln in lines), "".join(lines)
+        out = tmp_path / "b.csv"
+        r = subprocess.run(cmd + ["client", "--url", f"127.0.0.1:{grpc}", "--video", str(bag_video), "--bbox",
+                                  ",".join(map(str, BOX)), "--max-frames", str(len(reference[1])), "--out",
+                                  str(out)], capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        np.testing.assert_array_equal(read_results(out)[:, 0], reference[0])
+        np.testing.assert_array_equal(read_scores(out)[:, 0], reference[1])
+    finally:
+        srv.send_signal(signal.SIGINT)
+        rest, _ = srv.communicate(timeout=60)
+    assert srv.returncode == 0 and "serve: stopped" in rest, rest
+    ps = subprocess.run(["pgrep", "-f", f"--grpc-port={grpc}"], capture_output=True, text=True)
+    assert ps.stdout.strip() == "", "a tritonserver outlived siamtrt serve"

@@ -1,0 +1,89 @@
+"""Track a video through a Triton server serving a siamtrt repository (the stateful tracker model).
+
+    siamtrt serve --model-repository triton_repo &          # or any tritonserver on that repository
+    siamtrt client --url 127.0.0.1:8001 --video ../shared/data/bag.avi --bbox 316,140,112,115 --out boxes.txt
+
+One sequence per run: the first frame and the box start it, every later frame returns the box and score. Box files
+as `siamtrt track` writes them (--format txt | csv | mot | json, default from the --out suffix; '-' = stdout), each
+row on disk as soon as the server answers (OUT.part until the run completes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from .common import add_verbose, parse_args, run_command, setup_logging
+
+PROTOCOLS = ("grpc", "http")  # = siamtrt.serving.client.PROTOCOLS (imported lazily: tritonclient is optional)
+
+
+def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
+    p.add_argument("--url", required=True, help="server host:port (gRPC 8001 or HTTP 8000)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="grpc", help="default grpc")
+    p.add_argument("--model", default="siamtrt_tracker", help="tracker model name (default siamtrt_tracker)")
+    p.add_argument("--video", required=True, help="video file or image folder")
+    p.add_argument("--bbox", required=True, metavar="x,y,w,h", help="the target in the first frame")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--out", help="box file ('-' = stdout)")
+    p.add_argument("--format", choices=("txt", "csv", "mot", "json"),
+                   help="box file format (default: from the --out suffix, else txt)")
+    add_verbose(p)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(build_parser(), argv)
+    setup_logging(args.verbose)
+    return run_command(lambda: client(args), name="client")
+
+
+def client(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..errors import InputError, Interrupted
+    from ..outputs import check_writable
+    from ..runtime.boxes import BoxWriter, box_format_for
+    from ..runtime.run import parse_bbox
+    from ..runtime.video import open_frames
+    from ..serving.client import track_video
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames must be at least 1, got {args.max_frames}")
+    bbox = parse_bbox(args.bbox)
+    fmt = box_format_for(args.out, args.format)
+    check_writable([args.out], what=["--out"])
+    frames = open_frames(args.video, max_frames=args.max_frames)  # a bad video fails before any request
+    state = {"writer": None, "done": 0}
+
+    def on_frame(i, box, score):  # the file appears with the server's first answer, not before
+        if args.out and state["writer"] is None:
+            state["writer"] = BoxWriter(args.out, fmt)
+        if state["writer"] is not None:
+            state["writer"].write(i, box, score)
+        state["done"] = i + 1
+
+    try:
+        res = track_video(args.url, frames, bbox, args.protocol, args.model, on_frame=on_frame)
+    except KeyboardInterrupt:
+        writer = state["writer"]
+        if writer is not None:
+            writer.close()
+        raise Interrupted(f"interrupted after {state['done']} frames"
+                          + (f"; boxes so far in {writer.where}" if writer is not None else ""))
+    except BaseException:
+        if state["writer"] is not None:
+            state["writer"].close()
+        raise
+    out = state["writer"].commit() if state["writer"] is not None else None
+    n = len(res.boxes)
+    stream = sys.stderr if args.out == "-" else sys.stdout
+    print(f"Triton: {n} frames in {res.seconds:.2f} s ({(n - 1) / max(res.seconds, 1e-9):.1f} frames/s, "
+          f"median latency {np.median(res.latencies) * 1e3 if len(res.latencies) else float('nan'):.1f} ms)",
+          file=stream)
+    if out is not None:
+        print(f"boxes: {out}", file=stream)
+    return 0

@@ -1,0 +1,113 @@
+"""Serve a Triton model repository: a real tritonserver, set up so the siamtrt repository loads.
+
+    siamtrt triton --model models/siamrpn_alex_dwxcorr --out triton_repo
+    siamtrt serve --model-repository triton_repo                 # HTTP 127.0.0.1:8000, gRPC 127.0.0.1:8001
+    siamtrt client --url 127.0.0.1:8001 --video ../shared/data/bag.avi --bbox 316,140,112,115
+
+The server is $SIAMTRT_TRITONSERVER, the NGC container's /opt/tritonserver, a tritonserver on PATH, or the CPU
+build inside the nvidia-pytriton wheel (pip install --no-deps nvidia-pytriton==0.7.0), which needs a backend folder
+with the Python-backend stub for this interpreter and this interpreter's libpython: arranged here (the wheel's
+binary run alone cannot find its Python backend). Runs in the foreground until Ctrl-C or SIGTERM (then stops the
+server and exits 0); its log goes to --log (default: a file named at start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from .common import add_verbose, parse_args, run_command, setup_logging
+
+DIST_KINDS = {"custom": "$SIAMTRT_TRITONSERVER", "ngc": "the NGC install", "path": "tritonserver on PATH",
+              "pytriton-wheel": "the nvidia-pytriton wheel (CPU, Python backend only)"}
+
+
+def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
+    p.add_argument("--model-repository", required=True, type=Path, metavar="DIR",
+                   help="model repository (written by siamtrt triton / python export/to_triton.py)")
+    p.add_argument("--http-port", type=int, default=8000, help="HTTP port (default 8000, as tritonserver)")
+    p.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default 8001, as tritonserver)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for all)")
+    p.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for readiness (120)")
+    p.add_argument("--log", type=Path, help="server log file (default: tritonserver.log in a private folder)")
+    add_verbose(p)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(build_parser(), argv)
+    setup_logging(args.verbose)
+    return run_command(lambda: serve(args), name="serve")
+
+
+def check_repository(repo: Path) -> List[str]:
+    """Model names of a Triton repository (folders holding config.pbtxt).
+
+    Raises:
+        InputError: missing folder, or no model in it.
+    """
+    from ..errors import InputError
+
+    if not repo.is_dir():
+        raise InputError(f"model repository {repo} does not exist" if not repo.exists() else
+                         f"{repo} is a file, not a model repository",
+                         fix="write one first: siamtrt triton --model DIR --out " + str(repo))
+    models = sorted(p.parent.name for p in repo.glob("*/config.pbtxt"))
+    if not models:
+        raise InputError(f"{repo} holds no Triton model (no */config.pbtxt)",
+                         evidence=f"entries: {sorted(p.name for p in repo.iterdir())[:8]}",
+                         fix="write one: siamtrt triton --model DIR --out " + str(repo))
+    return models
+
+
+def check_port(address: str, port: int, option: str) -> None:
+    """Refuse a port another program listens on before starting the server (its own message is buried in a log)."""
+    from ..errors import InputError
+
+    if not 0 < port < 65536:
+        raise InputError(f"{option} {port} is not a TCP port", fix=f"{option} 1..65535")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1" if address in ("0.0.0.0", "") else address, port))
+        except OSError as e:
+            raise InputError(f"port {port} ({option}) is in use or not available", evidence=str(e),
+                             fix=f"stop the program holding it (another tritonserver?) or pass {option} N") from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..serving.server import TritonServer, find_server
+
+    models = check_repository(args.model_repository)
+    if args.http_port == args.grpc_port:
+        raise InputError(f"--http-port and --grpc-port are both {args.http_port}", fix="give them different ports")
+    check_port(args.address, args.http_port, "--http-port")
+    check_port(args.address, args.grpc_port, "--grpc-port")
+    dist = find_server()
+    srv = TritonServer(args.model_repository, http_port=args.http_port, grpc_port=args.grpc_port,
+                       startup_timeout=args.startup_timeout, dist=dist, log_path=args.log, address=args.address)
+    print(f"serve: starting {dist.binary} ({DIST_KINDS.get(dist.kind, dist.kind)}) on {args.model_repository} "
+          f"({', '.join(models)}); log {srv.log_path}", flush=True)
+    try:
+        srv.start()
+        print(f"serve: ready — gRPC {srv.grpc_url}, HTTP {srv.http_url}; Ctrl-C stops it", flush=True)
+        while srv.proc.poll() is None:
+            time.sleep(0.5)
+        code = srv.proc.returncode
+        from ..serving.repository import ServingError
+
+        raise ServingError(f"tritonserver exited by itself with code {code}", evidence=srv.log_tail(),
+                           fix=f"read the log {srv.log_path}")
+    except KeyboardInterrupt:
+        print("serve: stopping the server", flush=True)
+        srv.stop()
+        print("serve: stopped", flush=True)
+        return 0
+    finally:
+        srv.stop()

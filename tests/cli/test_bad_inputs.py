@@ -1,0 +1,239 @@
+"""The bad-input suite (issue 20): every command, run as a user runs it, refuses bad input with exit 2, one clear
+message naming the problem, no traceback, and no file touched — existing files keep their bytes and mtimes, and no
+half-written output appears.
+
+Each case runs ``python -m siamtrt JOB ...`` (the installed command's entry point) in a scratch folder holding copies
+of what the case needs (a tiny model directory, a precious existing --out file); the folder is snapshotted (sha256 +
+mtime of every file) before and compared after.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import cli_env, siamtrt, snapshot
+
+BAG_BOX = "316,140,112,115"
+
+
+def _model(ws: Path, tiny) -> Path:
+    d = ws / "model"
+    if not d.exists():
+        shutil.copytree(tiny(), d)
+    return d
+
+
+def _file(ws: Path, name: str, data: bytes = b"precious\n") -> Path:
+    p = ws / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    return p
+
+
+def _evil_checkpoint(ws: Path) -> Path:
+    """A torch.save'd dict whose unpickling would create ws/PWNED (the payload must never run)."""
+    import pickle
+
+    marker = ws / "PWNED"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    p = ws / "evil.pth"
+    p.write_bytes(pickle.dumps({"state_dict": {}, "payload": Evil()}, protocol=2))
+    return p
+
+
+def _busy_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    return s, s.getsockname()[1]
+
+
+def _swapped(ws: Path, tiny) -> Path:
+    d = _model(ws, tiny)
+    (d / "template.onnx").rename(d / "tmp.onnx")
+    (d / "search.onnx").rename(d / "template.onnx")
+    (d / "tmp.onnx").rename(d / "search.onnx")
+    return d
+
+
+def _engine_without_sidecar(ws: Path) -> Path:
+    return _file(ws, "m/search.engine", b"\0" * 64)
+
+
+def _repo_without_models(ws: Path) -> Path:
+    (ws / "repo" / "notes").mkdir(parents=True)
+    return ws / "repo"
+
+
+def _triton_repo_dir(ws: Path) -> Path:
+    _file(ws, "repo/keep.txt")
+    return ws / "repo"
+
+
+# (id, builder(ws, tiny, bag) -> argv, expected text in stderr). argv items may be callables of ws.
+CASES = [
+    # ----------------------------------------------------------------------------------------------- track
+    ("track-bbox-outside", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", "600,10,50,50"],
+     "lies outside the 480x360 frame"),
+    ("track-bbox-zero", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", "10,10,0,50"],
+     "zero or negative size"),
+    ("track-bbox-three-numbers", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", "1,2,3"],
+     "four numbers"),
+    ("track-bbox-words", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", "a,b,c,d"],
+     "four numbers"),
+    ("track-bbox-nan", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", "nan,1,20,20"],
+     "non-finite"),
+    ("track-no-model", lambda ws, t, v: ["track", "--model", ws / "nope", "--video", v, "--bbox", BAG_BOX],
+     "does not exist"),
+    ("track-model-is-file", lambda ws, t, v: ["track", "--model", _file(ws, "m.onnx"), "--video", v, "--bbox", BAG_BOX],
+     "is a file, not a model directory"),
+    ("track-model-lacks-search", lambda ws, t, v: ["track", "--model", _lacks_search(ws, t), "--video", v, "--bbox",
+                                                   BAG_BOX], "lacks ['search.onnx']"),
+    ("track-model-swapped", lambda ws, t, v: ["track", "--model", _swapped(ws, t), "--video", v, "--bbox", BAG_BOX],
+     "swapped"),
+    ("track-no-video", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", ws / "none.avi", "--bbox",
+                                         BAG_BOX], "does not exist"),
+    ("track-empty-video", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", _file(ws, "e.avi", b""),
+                                            "--bbox", BAG_BOX], "is empty (0 bytes)"),
+    ("track-undecodable-video", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video",
+                                                  _file(ws, "bad.avi", b"RIFF" + b"\0" * 500), "--bbox", BAG_BOX],
+     "cannot be opened"),
+    ("track-camera", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", "97", "--bbox", BAG_BOX],
+     "camera 97 cannot be opened"),
+    ("track-empty-folder", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", _mkdir(ws, "frames"),
+                                             "--bbox", BAG_BOX], "holds no images"),
+    ("track-unknown-mode", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", BAG_BOX,
+                                             "--mode", "long-term"], "did you mean 'longterm'"),
+    ("track-longterm-needs-export", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox",
+                                                      BAG_BOX, "--mode", "longterm"], "--lost-instance-size 831"),
+    ("track-unknown-backend", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", BAG_BOX,
+                                                "--backend", "onnxrt"], "unknown backend 'onnxrt'"),
+    ("track-unknown-format", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", BAG_BOX,
+                                               "--out", ws / "b.txt", "--format", "xml"], "invalid choice: 'xml'"),
+    ("track-max-frames-0", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", BAG_BOX,
+                                             "--max-frames", "0"], "--max-frames must be at least 1"),
+    ("track-start-past-end", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", BAG_BOX,
+                                               "--start-frame", "196"], "--start-frame 196 is past the end"),
+    ("track-out-is-dir", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", BAG_BOX,
+                                           "--out", _mkdir(ws, "outdir")], "is a directory"),
+    ("track-out-under-file", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", BAG_BOX,
+                                               "--out", _file(ws, "afile") / "b.txt"], "is a file, not a folder"),
+    ("track-bad-save-video-keeps-out", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox",
+                                                         BAG_BOX, "--out", _file(ws, "b.txt", b"1,2,3,4\n" * 196),
+                                                         "--save-video", ws / "v.gif"], "--save-video"),
+    ("track-save-video-under-file", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox",
+                                                      BAG_BOX, "--out", _file(ws, "b.txt"), "--save-video",
+                                                      _file(ws, "x") / "v.mp4"], "is a file, not a folder"),
+    ("track-out-equals-video", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", BAG_BOX,
+                                                 "--out", ws / "v.mp4", "--save-video", ws / "v.mp4"], "same file"),
+    ("track-show-no-display", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", BAG_BOX,
+                                                "--show"], "needs a display"),
+    ("track-no-bbox", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v], "no target box given"),
+    ("track-abbreviated-option", lambda ws, t, v: ["track", "--mod", _model(ws, t), "--video", v, "--bbox", BAG_BOX],
+     "required: --model"),
+    # ---------------------------------------------------------------------------------------------- export
+    ("export-unknown-config", lambda ws, t, v: ["export", "--config", "siamrpn_alexnet", "--out", ws / "o"],
+     "unknown model config 'siamrpn_alexnet'"),
+    ("export-missing-checkpoint", lambda ws, t, v: ["export", "--config", "siamrpn_alex_dwxcorr", "--checkpoint",
+                                                    ws / "model.pth", "--out", ws / "o"], "does not exist"),
+    ("export-out-is-file", lambda ws, t, v: ["export", "--config", "siamrpn_alex_dwxcorr", "--out", _file(ws, "o")],
+     "exists and is not a directory"),
+    ("export-malicious-checkpoint", lambda ws, t, v: ["export", "--config", "siamrpn_alex_dwxcorr", "--checkpoint",
+                                                      _evil_checkpoint(ws), "--out", ws / "o"],
+     "Python objects other than tensors, which safe loading"),
+    ("export-corrupt-checkpoint", lambda ws, t, v: ["export", "--config", "siamrpn_alex_dwxcorr", "--checkpoint",
+                                                    _file(ws, "junk.pth", b"\x80\x02junk" * 20), "--out", ws / "o"],
+     "truncated or corrupt"),
+    ("export-options-need-out", lambda ws, t, v: ["export", "--config", "siamrpn_alex_dwxcorr", "--batch", "1"],
+     "give it its own --out"),
+    ("export-opencv-target-unknown-option", lambda ws, t, v: ["export", "--target", "tflite"],
+     "invalid choice: 'tflite'"),
+    # ----------------------------------------------------------------------------------------------- build
+    ("build-no-model", lambda ws, t, v: ["build", "--model", ws / "nope"], "does not exist"),
+    # ------------------------------------------------------------------------------------- collect / quantize
+    ("collect-no-video", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", ws / "none.avi", "--bbox",
+                                           BAG_BOX, "--out", ws / "calib.npz"], "does not exist"),
+    ("collect-bbox-outside", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox",
+                                               "900,900,10,10", "--out", ws / "calib.npz"], "outside"),
+    ("quantize-int8-needs-calib", lambda ws, t, v: ["quantize", "--model", _model(ws, t), "--precision", "int8",
+                                                    "--out", ws / "q"], "--precision int8 needs --calib"),
+    ("quantize-fp16-int8-options", lambda ws, t, v: ["quantize", "--model", _model(ws, t), "--precision", "fp16",
+                                                     "--method", "entropy", "--out", ws / "q"],
+     "apply to --precision int8 only"),
+    ("quantize-calib-not-npz", lambda ws, t, v: ["quantize", "--model", _model(ws, t), "--precision", "int8",
+                                                 "--calib", _file(ws, "calib.npz", b"not a zip"), "--out", ws / "q"],
+     "calib"),
+    ("report-no-candidate", lambda ws, t, v: ["report", "--ref", _model(ws, t), "--cand", ws / "nope", "--video", v,
+                                              "--bbox", BAG_BOX, "--out", ws / "rep"], "does not exist"),
+    # ------------------------------------------------------------------------------------------ serving
+    ("triton-no-model", lambda ws, t, v: ["triton", "--model", ws / "nope", "--out", ws / "repo"], "does not exist"),
+    ("triton-out-not-empty", lambda ws, t, v: ["triton", "--model", _model(ws, t), "--out", _triton_repo_dir(ws)],
+     "exists"),
+    ("serve-no-repository", lambda ws, t, v: ["serve", "--model-repository", ws / "repo"], "does not exist"),
+    ("serve-repository-without-models", lambda ws, t, v: ["serve", "--model-repository", _repo_without_models(ws)],
+     "holds no Triton model"),
+    ("client-no-video", lambda ws, t, v: ["client", "--url", "127.0.0.1:9", "--video", ws / "none.avi", "--bbox",
+                                          BAG_BOX, "--out", _file(ws, "b.txt")], "does not exist"),
+    ("client-no-server", lambda ws, t, v: ["client", "--url", "127.0.0.1:9", "--video", v, "--bbox", BAG_BOX,
+                                           "--max-frames", "2", "--out", _file(ws, "b.txt")], "request failed"),
+    # ------------------------------------------------------------------------------------------- inspect / job
+    ("inspect-missing", lambda ws, t, v: ["inspect", ws / "nope"], "does not exist"),
+    ("inspect-text-file", lambda ws, t, v: ["inspect", _file(ws, "notes.txt")], "neither a model directory"),
+    ("inspect-engine-without-sidecar", lambda ws, t, v: ["inspect", _engine_without_sidecar(ws)], "has no sidecar"),
+    ("unknown-job", lambda ws, t, v: ["trak", "--model", "x"], "did you mean 'track'"),
+]
+
+
+def _lacks_search(ws: Path, tiny) -> Path:
+    d = _model(ws, tiny)
+    (d / "search.onnx").unlink()
+    return d
+
+
+def _mkdir(ws: Path, name: str) -> Path:
+    (ws / name).mkdir(parents=True, exist_ok=True)
+    return ws / name
+
+
+def test_the_suite_is_at_least_40_cases():
+    assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case, tiny_model, bag_video, tmp_path):
+    name, build, expect = case
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    argv = build(ws, tiny_model, bag_video)
+    before = snapshot(ws)
+    r = siamtrt(*argv, cwd=ws, env=cli_env(), timeout=180)
+    err = r.stderr
+    assert r.returncode == 2, (r.returncode, r.stdout[-500:], err[-1500:])
+    assert expect in err, err[-1500:]
+    assert "Traceback" not in err and "Traceback" not in r.stdout, err[-3000:]
+    # one message: one "error: ..." block (ours) or one "siamtrt JOB: error: ..." line (argparse's)
+    assert sum(line.startswith("error:") or ": error:" in line[:40] for line in err.splitlines()) == 1, err[-1500:]
+    assert snapshot(ws) == before, "a file was created, modified or removed"
+    assert not (ws / "PWNED").exists()
+
+
+def test_port_in_use_is_refused(tiny_model, tmp_path):
+    """serve on a port another program holds: refused before the server starts, naming the option to change."""
+    repo = tmp_path / "repo"
+    r = siamtrt("triton", "--model", tiny_model(), "--out", repo)
+    assert r.returncode == 0, r.stderr
+    sock, port = _busy_port()
+    try:
+        r = siamtrt("serve", "--model-repository", repo, "--grpc-port", port, "--http-port", port + 1
+                    if port < 65535 else port - 1, timeout=120)
+    finally:
+        sock.close()
+    assert r.returncode == 2 and f"port {port} (--grpc-port) is in use" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,110 @@
+"""siamtrt inspect: model directories (incl. dynamic long-term exports), engines (integrity, compatibility), MACs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from cli_helpers import siamtrt
+from siamtrt.config import CONFIGS, with_longterm
+from siamtrt.metadata import file_sha256
+from siamtrt.runtime.inspection import count_macs
+
+
+def _conv_model(dynamic_weight: bool):
+    """x [N,3,H,W] (symbolic) conv 4x3x3x3 → y; with ``dynamic_weight`` the weight is a graph input (as the xcorr)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    inputs, inits = [x], []
+    if dynamic_weight:
+        inputs.append(helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 3, 3, 3]))
+    else:
+        inits.append(numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w"))
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="c")], "g", inputs, [y], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("dynamic_weight", [False, True])
+def test_count_macs_binds_symbolic_dims(dynamic_weight):
+    m = _conv_model(dynamic_weight)
+    bind = {"x": [1, 3, 10, 12]} | ({"w": [4, 3, 3, 3]} if dynamic_weight else {})
+    r = count_macs(m, bind)
+    assert r["unknown"] == [] and r["macs"] == 4 * 8 * 10 * 3 * 3 * 3
+    assert count_macs(m, {"x": [1, 3, 20, 12]} | ({"w": [4, 3, 3, 3]} if dynamic_weight else {}))["macs"] == \
+        4 * 18 * 10 * 27
+
+
+def test_inspect_model_dir_text_and_json(tiny_model):
+    d = tiny_model()
+    r = siamtrt("inspect", d)
+    assert r.returncode == 0, r.stderr
+    for text in ("architecture: siamrpn_alex_dwxcorr", "exemplar 127, search 287", "score map 21x21x5",
+                 "precision fp32", "weights: random-realistic", "input  search", "output cls", "engines: none"):
+        assert text in r.stdout, text
+    rep = json.loads(siamtrt("inspect", d, "--json").stdout)
+    assert rep["branches"]["search"]["sha256"] == file_sha256(d / "search.onnx")
+    assert rep["branches"]["search"]["gmac"]["287x287"] > 0 and rep["branches"]["template"]["gmac"]["127x127"] > 0
+    assert [i["name"] for i in rep["branches"]["search"]["inputs"]] == ["search", "cls_kernel", "loc_kernel"]
+
+
+def test_inspect_longterm_export_has_gmac_at_every_size(tiny_model):
+    """A dynamic-spatial long-term export: numbers at 287 and 831, not symbolic expressions or 0.00."""
+    d = tiny_model("siamrpn_alex_dwxcorr", cfg=with_longterm(CONFIGS["siamrpn_alex_dwxcorr"], 831))
+    rep = json.loads(siamtrt("inspect", d, "--json").stdout)
+    g = rep["branches"]["search"]["gmac"]
+    assert rep["sizes"]["instance_sizes"] == [287, 831]
+    assert g["287x287"] > 0 and g["831x831"] > 5 * g["287x287"]  # ~ (831/287)^2 = 8.4x the pixels
+    text = siamtrt("inspect", d).stdout
+    assert "GMAC at 831x831" in text and "lost-state 831" in text and "unknown" not in text
+
+
+def _fake_engine(tmp_path, package, version):
+    eng = tmp_path / "search.engine"
+    eng.write_bytes(b"engine bytes" * 100)
+    side = {"schema": 1, "engine": {"file": eng.name, "sha256": file_sha256(eng), "bytes": eng.stat().st_size},
+            "tensorrt": {"package": package, "version": version}, "gpu": {"built_without_gpu": True},
+            "precision": "fp16", "xcorr": "conv", "io": {"search": {"shape": [1, 3, 287, 287]}},
+            "profile": {"shapes": {"search": {"min": [1, 3, 287, 287], "opt": [1, 3, 287, 287],
+                                              "max": [1, 3, 831, 831]}}},
+            "rebuild_command": "python export/build_engine.py --model m --fp16"}
+    (tmp_path / "search.engine.json").write_text(json.dumps(side))
+    return eng
+
+
+def test_inspect_engine_integrity_and_compatibility(tmp_path):
+    from siamtrt.gpu.tensorrt import import_tensorrt
+
+    trt = pytest.importorskip("tensorrt_rtx", reason="needs a TensorRT package to compare against") and \
+        import_tensorrt()
+    eng = _fake_engine(tmp_path, trt.package, trt.version)
+    r = siamtrt("inspect", eng, "--check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "integrity: ok" in r.stdout and f"compatible with {trt.package} {trt.version}" in r.stdout
+    assert "max [1,3,831,831]" in r.stdout
+    data = bytearray(eng.read_bytes())
+    data[5] ^= 0xFF
+    eng.write_bytes(bytes(data))  # same size, one byte changed
+    r = siamtrt("inspect", eng, "--check")
+    assert r.returncode == 1 and "MODIFIED since it was built" in r.stdout
+    other = _fake_engine(tmp_path, trt.package, "0.0.1")
+    r = siamtrt("inspect", other, "--check", "--json")
+    rep = json.loads(r.stdout)
+    assert r.returncode == 1 and rep["loads_here"] is False and "0.0.1" in rep["compatibility"]
+
+
+def test_inspect_needs_no_torch(tiny_model):
+    """inspect reads protobufs and JSON only: it runs where the runtime runs (torch blocked here)."""
+    import subprocess
+    import sys
+
+    from cli_helpers import REPO, cli_env
+
+    code = ("import sys; sys.modules['torch'] = None; from siamtrt.cli.main import main; "
+            f"sys.exit(main(['inspect', {str(tiny_model())!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), cwd=REPO,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "GMAC at 287x287" in r.stdout
