@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
 
-    from siamtrt.calibration.data import collect, sources_from_args
+    from siamtrt.calibration.collect import collect, sources_from_args
 
     try:
         sources = sources_from_args(args.video, args.bbox, args.boxes)

@@ -119,7 +119,7 @@ def test_report_refuses_unrelated_directories(model_dir, bag_video, tmp_path):
 def test_int8_trajectory_follows_fp32_with_matching_heads(matching_dir, bag_video, tmp_path):
     """The issue's trajectory target (mean IoU vs FP32 >= 0.9) on a model that follows the target: collect ->
     quantize -> report through the library, as the three scripts do. (Random heads cannot show it: see above.)"""
-    from siamtrt.calibration.data import SourceSpec, collect
+    from siamtrt.calibration.collect import SourceSpec, collect
     from siamtrt.calibration.qdq import quantize_int8
 
     ref = matching_dir(ALEX)
