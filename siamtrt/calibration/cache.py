@@ -54,7 +54,7 @@ def write_trt_caches(model_dir: Union[str, Path], calib, out_dir: Optional[Union
     Args:
         model_dir (str | Path): the fp32 directory whose ONNX files the engines are built from.
         calib (str | Path | CalibrationSet): calibration crops from calibration/collect.py.
-        out_dir (str | Path): where to write ``<branch>.calib.cache``. Defaults to ``model_dir``.
+        out_dir (str | Path): where to write the caches (``TRT_CACHE_FILES``). Defaults to ``model_dir``.
         method (str): backbone/neck range method. Defaults to "max".
         head_method (str): range method after the correlation. Defaults to "max".
         trt_version (str): TensorRT version of the build machine. Defaults to the installed one.

@@ -59,6 +59,7 @@ def split_budget(lengths: Sequence[int], total: int) -> List[int]:
 
 
 # ------------------------------------------------------------------------------------------------------ sources
+@dataclass
 class SourceSpec:
     """One calibration source and where its boxes come from.
 

@@ -34,7 +34,7 @@ from ..modeldir import ModelDir
 from ..outputs import atomic_file, atomic_path, check_writable
 from ..runtime.boxes import iou_xywh
 from .collect import SourceSpec, collect
-from .data import CalibrationSet
+from .data import CalibrationSet, run_template
 from .speed import ratios, time_search
 
 LOG = logging.getLogger(__name__)
@@ -177,19 +177,12 @@ def _run_branches(md: ModelDir, cset: CalibrationSet, threads: int, batch: int =
     """(template outputs, cls, loc) of one variant on the crops, kernels from its own template branch."""
     from ..runtime.ort import OrtBackend
 
+    kernels = run_template(md, cset.template, threads=threads, batch=batch)
     be = OrtBackend.from_model_dir(md.path, md.meta, threads=threads, providers="cpu")
-    step = batch if md.dynamic_batch else 1
+    cls, loc = [], []
     with be:
-        kern = {n: [] for n in md.template_outputs}
-        for i in range(0, cset.num_templates, step):
-            out = be.run_template(cset.template[i:i + step].astype(np.float32))
-            for n in kern:
-                kern[n].append(np.array(out[n], np.float32))
-        kernels = {n: np.concatenate(v) for n, v in kern.items()}
-        cls, loc = [], []
-        for feed in cset.search_feeds(kernels, step):
-            x = feed.pop("search")
-            c, l = be.run_search(x, feed)
+        for feed in cset.search_feeds(kernels, batch if md.dynamic_batch else 1):
+            c, l = be.run_search(feed.pop("search"), feed)
             cls.append(np.array(c, np.float32))
             loc.append(np.array(l, np.float32))
     return kernels, np.concatenate(cls), np.concatenate(loc)

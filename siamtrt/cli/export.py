@@ -51,18 +51,14 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         from siamtrt.export.onnx import export_model
+        from siamtrt.modeldir import ModelDir
 
         name = Path(args.config).parent.name if args.config.endswith((".yaml", ".yml")) else args.config
-        out = Path(args.out or Path("models") / name)
-        frames = None
-        if args.fit_on:
-            from siamtrt.export.random_init import sequence_frames
-
-            frames = sequence_frames(args.fit_on)
-        res = export_model(args.config, out, checkpoint=args.checkpoint, lost_instance_size=args.lost_instance_size,
-                           seed=args.seed, opset=args.opset,
+        res = export_model(args.config, Path(args.out or Path("models") / name), checkpoint=args.checkpoint,
+                           lost_instance_size=args.lost_instance_size, seed=args.seed, opset=args.opset,
                            batch=args.batch, xcorr=args.xcorr, simplify=not args.no_simplify, progress=True,
-                           random_heads=args.random_heads, frames=frames, verbose=args.verbose)
+                           random_heads=args.random_heads, fit_on=args.fit_on, verbose=args.verbose)
+        md = ModelDir.open(res.out_dir)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -70,10 +66,9 @@ def main(argv=None) -> int:
         print(f"error: {e}\n  fix: pip install torch==2.13.0 && pip install -e '.[export]'", file=sys.stderr)
         return 2
     print(res.table())
-    print(f"weights: {res.weights}")
-    if not res.trained:
-        print("WARNING: these are SEEDED RANDOM WEIGHTS (untrained): fine for speed and pipeline checks, "
-              "useless for tracking. Pass --checkpoint model.pth for a real tracker.")
+    print(f"weights: {md.weights_line}")
+    if md.untrained_warning:
+        print(md.untrained_warning)
     print(f"wrote {res.template_path} and {res.search_path} in {res.seconds:.1f} s")
     print(f"next: python runtime/track.py --model {res.out_dir} --video VIDEO --bbox x,y,w,h   |   "
           f"python benchmarks/fps.py --model {res.out_dir}")

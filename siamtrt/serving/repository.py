@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..errors import EngineError, ModelDirError, SiamtrtError
 from ..metadata import SEARCH_OUTPUTS
-from ..modeldir import BRANCHES, TARGETS, ModelDir, check_target, sidecar_path
+from ..modeldir import BRANCHES, ENGINE_FILES, TARGETS, ModelDir, check_target, sidecar_path
 from ..outputs import check_writable, staged_dir
 from ..runtime.engines import verify_integrity
 
@@ -42,6 +42,7 @@ LOG = logging.getLogger(__name__)
 TRITON_BACKENDS = ("python", "onnxruntime", "tensorrt")
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 META_FILE = "siamtrt_model.json"
+VERSION_FILES = {"python": "model.onnx", "onnxruntime": "model.onnx", "tensorrt": "model.plan"}  # in <model>/1/
 
 _ONNX_TO_TRITON = {1: "TYPE_FP32", 10: "TYPE_FP16", 11: "TYPE_FP64", 3: "TYPE_INT8", 2: "TYPE_UINT8",
                    6: "TYPE_INT32", 7: "TYPE_INT64", 9: "TYPE_BOOL"}
@@ -144,7 +145,7 @@ def branch_config(name: str, backend: str, inputs: List[TensorSpec], outputs: Li
     kind = "KIND_GPU" if backend == "tensorrt" else "KIND_CPU"
     text += f"instance_group [ {{ kind: {kind}, count: {instances} }} ]\n"
     if backend == "python":
-        text += (f'parameters: {{ key: "onnx_file", value: {{ string_value: "model.onnx" }} }}\n'
+        text += (f'parameters: {{ key: "onnx_file", value: {{ string_value: "{VERSION_FILES[backend]}" }} }}\n'
                  f'parameters: {{ key: "threads", value: {{ string_value: "{threads}" }} }}\n')
     elif backend == "onnxruntime":
         text += f'parameters: {{ key: "intra_op_thread_count", value: {{ string_value: "{threads}" }} }}\n'
@@ -256,17 +257,17 @@ def _engine_batch(branch: str, side: Dict[str, Any], max_batch: int, notes: List
     b = side.get("profile", {}).get("batch", {})
     fixed, lo, hi = b.get("fixed"), int(b.get("min", 1)), int(b.get("max", 1))
     if fixed is not None and int(fixed) > 1 or fixed is None and lo > 1:
-        raise EngineError(f"{branch}.engine takes only batches of {fixed or lo}..{fixed or hi}; Triton's batcher "
+        raise EngineError(f"{ENGINE_FILES[branch]} takes only batches of {fixed or lo}..{fixed or hi}; Triton's batcher "
                           "sends any batch from 1 and does not pad",
                           evidence=f"engine profile {b}" + (" (conv-mode correlation: a fixed search batch)"
                                                             if fixed else ""),
                           fix="rebuild with --max-batch 1 (one stream per call), or with --xcorr plugin (full "
                               "TensorRT: a true 1..N profile)")
     if fixed is not None:
-        notes.append(f"{branch}.engine has a fixed batch of 1: streams are not batched into one call")
+        notes.append(f"{ENGINE_FILES[branch]} has a fixed batch of 1: streams are not batched into one call")
         return 0
     if hi < max_batch:
-        notes.append(f"{branch}.engine's profile allows batch <= {hi}: max_batch_size {hi} (--max-batch {max_batch} "
+        notes.append(f"{ENGINE_FILES[branch]}'s profile allows batch <= {hi}: max_batch_size {hi} (--max-batch {max_batch} "
                      "asked)")
     return min(hi, max_batch)
 
@@ -358,13 +359,11 @@ def _write_branch(mdir: Path, md: ModelDir, branch: str, backend: str, engine_di
                   settings: Dict[str, int]) -> None:
     vdir = mdir / "1"
     vdir.mkdir(parents=True)
-    if backend == "tensorrt":
-        shutil.copyfile(md.engine(branch, engine_dir), vdir / "model.plan")
-    else:
-        shutil.copyfile(md.onnx(branch), vdir / "model.onnx")
-        if backend == "python":
-            shutil.copyfile(MODELS_DIR / "branch_model.py", vdir / "model.py")
-            shutil.copyfile(MODELS_DIR / "pb_io.py", vdir / "pb_io.py")
+    src = md.engine(branch, engine_dir) if backend == "tensorrt" else md.onnx(branch)
+    shutil.copyfile(src, vdir / VERSION_FILES[backend])
+    if backend == "python":
+        shutil.copyfile(MODELS_DIR / "branch_model.py", vdir / "model.py")
+        shutil.copyfile(MODELS_DIR / "pb_io.py", vdir / "pb_io.py")
     (mdir / "config.pbtxt").write_text(branch_config(mdir.name, backend, ins, outs, mb, dynamic=branch == "search",
                                                      **settings))
 
