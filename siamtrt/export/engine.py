@@ -12,7 +12,9 @@ The correlation (docs/CONTRACT.md) decides the batch handling of the search engi
 * ``--xcorr plugin``: the DepthwiseXCorr plugin takes any N, so the engine gets a 1..N optimization profile.
 The template branch has no correlation and always gets the 1..N profile.
 
-Every engine is written with a JSON sidecar (sidecar.py) that the runtime checks before deserializing.
+Every engine is written with a JSON sidecar (sidecar.py) that the runtime checks before deserializing. The options
+are one dataclass (build_options.BuildOptions); the directory is read through ``siamtrt.modeldir.ModelDir`` and
+checked against the capability table (``TARGETS[<package>]``); engines go into a staged copy of the output directory.
 """
 
 from __future__ import annotations

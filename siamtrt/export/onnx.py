@@ -391,37 +391,45 @@ def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], ch
     bar = tqdm(total=5, desc=f"ONNX: {cfg.name}", unit="step", leave=False, disable=not progress)
     model, sha, weights = _weights(cfg, checkpoint, seed, frames, random_heads)
     model.eval()
-    dynamic = batch == "dynamic"
-    model.dynamic_batch = dynamic
+    model.dynamic_batch = batch == "dynamic"
     bar.update(1)
     common = dict(template_outputs=model.template_output_names, checkpoint_sha256=sha, weights=weights,
                   batch=batch, opset=opset)
-    parity: Dict[str, Dict[str, float]] = {}
     with staged_model_dir(out_dir) as stage:
-        tpath, spath = stage / ONNX_FILES["template"], stage / ONNX_FILES["search"]
-        with torch.no_grad():
-            # xcorr names the directory's correlation form: the search graph is exported conv, converted below
-            export_template(model, tpath, build_metadata(cfg, branch="template", xcorr=xcorr, **common), opset,
-                            dynamic, simplify)
-            bar.update(1)
-            export_search(model, spath, build_metadata(cfg, branch="search", xcorr="conv", **common), opset, dynamic,
-                          simplify)
-            bar.update(1)
-        if check:
-            parity = check_parity(model, tpath, spath, batch=2 if dynamic else 1, seed=seed)
-            _require_parity(parity)
-        bar.update(1)
-        if xcorr == "plugin":
-            from .xcorr_plugin_onnx import convert_search_to_plugin
-
-            convert_search_to_plugin(spath, spath)
-        s_meta = ModelDir.open(stage).meta  # the one reader cross-checks what was just written
-        summary = [_summary_row(p) for p in (tpath, spath)]
-        bar.update(1)
+        s_meta, parity, summary = _write_branches(model, cfg, stage, common, xcorr=xcorr, opset=opset,
+                                                  simplify=simplify, check=check, seed=seed, bar=bar)
     bar.close()
     return ExportResult(out_dir=out_dir, template_path=out_dir / ONNX_FILES["template"],
                         search_path=out_dir / ONNX_FILES["search"], metadata=s_meta, parity=parity, summary=summary,
                         weights=weights, seconds=time.perf_counter() - start, model=model)
+
+
+def _write_branches(model: nn.Module, cfg: ModelConfig, stage: Path, common: Dict[str, Any], *, xcorr: str,
+                    opset: int, simplify: bool, check: bool, seed: int, bar):
+    """template.onnx and search.onnx into the staged directory, the parity check, the plugin conversion:
+    (search metadata, parity errors, summary rows)."""
+    dynamic = model.dynamic_batch
+    tpath, spath = stage / ONNX_FILES["template"], stage / ONNX_FILES["search"]
+    with torch.no_grad():
+        # xcorr names the directory's correlation form: the search graph is exported conv, converted below
+        export_template(model, tpath, build_metadata(cfg, branch="template", xcorr=xcorr, **common), opset,
+                        dynamic, simplify)
+        bar.update(1)
+        export_search(model, spath, build_metadata(cfg, branch="search", xcorr="conv", **common), opset, dynamic,
+                      simplify)
+        bar.update(1)
+    parity: Dict[str, Dict[str, float]] = {}
+    if check:
+        parity = check_parity(model, tpath, spath, batch=2 if dynamic else 1, seed=seed)
+        _require_parity(parity)
+    bar.update(1)
+    if xcorr == "plugin":
+        from .xcorr_plugin_onnx import convert_search_to_plugin
+
+        convert_search_to_plugin(spath, spath)
+    s_meta = ModelDir.open(stage).meta  # the one reader cross-checks what was just written
+    bar.update(1)
+    return s_meta, parity, [_summary_row(p) for p in (tpath, spath)]
 
 
 def _require_parity(parity: Dict[str, Dict[str, float]]) -> None:

@@ -155,7 +155,8 @@ def test_interrupted_report_writes_neither_file(tmp_path, monkeypatch):
     done = write_report(_report_data(), tmp_path / "old")
     assert done.png_path.stat().st_size > 1000 and json.loads(done.json_path.read_text())["threads"] == 2
     before = _files(tmp_path / "old")
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", _write_some_then_interrupt)
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, path, *args, **kwargs: _write_some_then_interrupt(path))
     for folder in (tmp_path / "old", tmp_path / "new"):
         with pytest.raises(KeyboardInterrupt):
             write_report(_report_data(), folder)

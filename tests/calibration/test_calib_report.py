@@ -14,8 +14,12 @@ from siamtrt.runtime.boxes import iou_xywh as iou
 from siamtrt.errors import ModelDirError
 
 TRAJECTORY_FRAMES = 96  # half of bag.avi: where the random-head trajectories have long forked
-CLS_BAND = {ALEX: (0.97, 0.99999), MOBILEV2: (0.97, 0.99999)}
-ONE_STEP_MIN = {ALEX: 0.6, MOBILEV2: 0.6}
+# INT8 report figures on these fixtures (24 calibration crops from 48 bag.avi frames, 8 report crops, 24 frames,
+# stand-in weights), measured 2026-12 on the 2-core CI VM: alex cls cosine 0.9978, one-step IoU 0.946; mobilev2 cls
+# 0.9894, one-step 0.701. The bands leave room for thread-count noise, and their upper cls bound fails a quantizer that
+# writes FP32 copies (cosine 1.0).
+CLS_BAND = {ALEX: (0.99, 0.9995), MOBILEV2: (0.98, 0.999)}
+ONE_STEP_MIN = {ALEX: 0.85, MOBILEV2: 0.6}
 
 
 def test_metrics():
@@ -75,8 +79,6 @@ def test_report_int8_and_fp16(model_dir, int8_dir, fp16_dir, bag_video, tmp_path
     ref_speed = d["ref"]["speed"]
     for c in d["candidates"]:
         acc, trk, sp = c["accuracy"], c["tracking"], c["speed"]
-        print("MEASURED", name, c["precision"], acc["cls"]["cosine"], acc["loc"]["cosine"], acc["cls"]["sqnr_db"],
-              acc["argmax_agreement"], trk["one_step_iou_mean"], acc["loc_box_iou_mean"])
         # the summary figures are those of the per-crop / per-frame series (a report that summarises wrongly fails)
         for out in ("cls", "loc"):
             per = acc[f"{out}_cosine_per_crop"]
@@ -94,17 +96,16 @@ def test_report_int8_and_fp16(model_dir, int8_dir, fp16_dir, bag_video, tmp_path
         assert sp["e2e_ratio"] == pytest.approx(sp["e2e_ms"] / ref_speed["e2e_ms"])
     i8 = d["candidates"][0]
     assert i8["precision"] == "int8" and all(c["derived_from_ref"] for c in d["candidates"])
-    # INT8 is close to FP32 but not equal to it (a quantizer that wrote FP32 copies fails the upper bound):
-    # measured on these 8 crops alex CLS_ALEX, mobilev2 CLS_MV2 (24 calibration crops, stand-in weights)
+    # INT8 is close to FP32 but not equal to it (see CLS_BAND for the measurement)
     assert CLS_BAND[name][0] < i8["accuracy"]["cls"]["cosine"] < CLS_BAND[name][1]
     # no free-running IoU threshold: an untrained tracker has no target lock, so its trajectory forks at the first
     # flipped argmax — even FP16 (score maps equal to 57 dB) reaches only ~0.5 mean IoU over bag.avi with random
-    # weights. One step from the FP32 state has no drift: measured alex int8 STEP_ALEX, mobilev2 STEP_MV2
+    # weights. One step from the FP32 state has no drift (see ONE_STEP_MIN for the measurement).
     assert i8["tracking"]["one_step_iou_mean"] >= ONE_STEP_MIN[name]
-    if name == ALEX:  # FP16: measured cls cosine FP16_COS, one step FP16_STEP
+    if name == ALEX:  # FP16: measured cls cosine 0.999999 (57.0 dB), one-step IoU 0.9995
         f16 = d["candidates"][1]
-        assert f16["precision"] == "fp16" and 0.999 < f16["accuracy"]["cls"]["cosine"] < 1.0
-        assert f16["tracking"]["one_step_iou_mean"] > 0.95
+        assert f16["precision"] == "fp16" and 0.99999 < f16["accuracy"]["cls"]["cosine"] < 1.0
+        assert f16["tracking"]["one_step_iou_mean"] > 0.99
     # the fixture exports through a checkpoint file, as a user's model.pth: the directory says "checkpoint"
     assert d["ref"]["weights"] == "checkpoint" and d["ref"]["speed"]["search_ratio_1t"] == pytest.approx(1.0)
     text = str(rep)
