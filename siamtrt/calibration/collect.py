@@ -373,9 +373,7 @@ def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templat
         if not Path(s.path).exists():
             raise InputError(f"calibration source {s.path} does not exist",
                              fix="pass a video file, an image folder or an OTB sequence folder")
-        boxes = s.resolve_boxes()  # a source without boxes fails here
-        if boxes is not None and not Path(boxes).is_file():
-            raise InputError(f"box file {boxes} does not exist", fix="pass the sequence's ground-truth file")
+        s.resolve_boxes()  # a source without boxes fails here
     if out is not None:
         check_writable([npz_path(out)], what=["--out"])
 

@@ -37,23 +37,9 @@ def _option(default: Any, flag: Optional[str], help: str, *, always: bool = Fals
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """What an engine build is asked for (``None`` defaults are resolved from the model directory).
-
-    Attributes:
-        precision (str): "fp32", "fp16" or "int8" (``--fp32`` / ``--fp16`` / ``--int8``). Defaults to the precision
-            of the directory's ONNX files.
-        xcorr (str): "conv" or "plugin". Defaults to the directory's (a conv export is converted for "plugin").
-        max_batch (int): most targets per call. Defaults to 1.
-        opt_batch (int): batch the kernels are tuned for. Defaults to 1.
-        workspace_gib (float): builder workspace limit in GiB. Defaults to TensorRT's (device memory).
-        timing_cache (Path): timing cache, read if present and written back. Defaults to None.
-        dla_core (int): build for this DLA core with GPU fallback (Jetson Xavier/Orin). Defaults to None.
-        plugin_lib (Path): C++ plugin library for plugin mode. Defaults to the built one, else the Python plugin.
-        hardware_compatibility (str): "none", "ampere_plus" or "same_compute_capability". Defaults to "none".
-        calib (Path): calibration crops (calibration/collect.py) for implicit INT8 from an FP32 directory
-            (TensorRT 8.x-10.x): calibration caches are written next to the engines. Defaults to None.
-        out_dir (Path): where the engines go. Defaults to the model directory.
-    """
+    """What an engine build is asked for; each field's help text (its ``--flag``'s) documents it. ``None``
+    defaults are resolved from the model directory (precision, xcorr) or mean "not used"; ``out_dir`` defaults to the
+    model directory."""
 
     precision: Optional[str] = _option(None, None, "engine precision (default: the export's)", always=True)
     xcorr: Optional[str] = _option(None, "--xcorr", "depthwise correlation as TensorRT's runtime-weight Conv or the "
