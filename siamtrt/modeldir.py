@@ -325,6 +325,7 @@ class Target:
         precisions (tuple): accepted ``precision`` values. xcorr (tuple): accepted correlation forms.
         batch (tuple): accepted batch forms. families (tuple): accepted model families (None: all).
         fix (str): what to do when a directory is refused (``{dir}`` is replaced by its path).
+        engine_packages (tuple): TensorRT packages whose engines the target loads (None: it takes no engines).
     """
 
     name: str
@@ -334,6 +335,7 @@ class Target:
     batch: Tuple[str, ...] = BATCH_FORMS
     families: Optional[Tuple[str, ...]] = None
     fix: str = "export a directory this target accepts"
+    engine_packages: Optional[Tuple[str, ...]] = None
 
     def refusal(self, md: ModelDir) -> Optional[str]:
         """Why ``md`` cannot go to this target (one clause), or None."""
@@ -354,9 +356,18 @@ TARGETS: Dict[str, Target] = {t.name: t for t in (
     Target("openvino", "OpenVINO (CPU)",
            fix="export the plugin-free form (python export/to_onnx.py ... --xcorr conv)"),
     Target("tensorrt", "TensorRT (JetPack, desktop)", xcorr=XCORR_FORMS,
-           fix="re-export with python export/to_onnx.py"),
+           fix="re-export with python export/to_onnx.py", engine_packages=("tensorrt",)),
     Target("tensorrt_rtx", "TensorRT-RTX (no plugin layers)",
-           fix="build from the conv-mode export (python export/to_onnx.py ... --xcorr conv)"),
+           fix="build from the conv-mode export (python export/to_onnx.py ... --xcorr conv)",
+           engine_packages=("tensorrt_rtx",)),
+    # Triton model repositories (export/to_triton.py --backend ...): the Python backend runs ONNX Runtime, the
+    # TensorRT backend links full TensorRT (it cannot load TensorRT-RTX engines)
+    Target("triton_python", "Triton's Python backend (ONNX Runtime inside)",
+           fix="export the plugin-free form (python export/to_onnx.py ... --xcorr conv), or --backend tensorrt"),
+    Target("triton_onnxruntime", "Triton's ONNX Runtime backend",
+           fix="export the plugin-free form (python export/to_onnx.py ... --xcorr conv), or --backend tensorrt"),
+    Target("triton_tensorrt", "Triton's TensorRT backend (full TensorRT)", xcorr=XCORR_FORMS,
+           fix="re-export with python export/to_onnx.py", engine_packages=("tensorrt",)),
     Target("opencv", "OpenCV's cv2.TrackerDaSiamRPN", precisions=("fp32",), families=("dasiamrpn",),
            fix="use the fp32 conv-mode export of a DaSiamRPN vot/otb checkpoint (python export/to_onnx.py --config "
                "SiamRPNvot --checkpoint SiamRPNVOT.model --out DIR), or no directory: python export/to_opencv.py "

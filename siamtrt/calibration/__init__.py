@@ -4,6 +4,7 @@ the accuracy-retention report.
 Imports are light: each function loads onnxruntime.quantization / onnxconverter-common only when called.
 """
 
-from .data import CalibrationSet, SourceSpec, collect, load_calibration
+from .collect import SourceSpec, collect
+from .data import CalibrationSet, load_calibration
 
 __all__ = ["CalibrationSet", "SourceSpec", "collect", "load_calibration"]

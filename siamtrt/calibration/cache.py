@@ -35,6 +35,8 @@ import numpy as np
 
 from ..errors import CalibrationError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
+from ..modeldir import BRANCHES, TRT_CACHE_FILES, ModelDir
+from ..outputs import atomic_file
 from .graph import correlation_convs, downstream_tensors, name_nodes
 from .ranges import Ranges, collect_statistics, compute_ranges
 
@@ -42,11 +44,6 @@ LOG = logging.getLogger(__name__)
 
 ALGORITHM = "EntropyCalibration2"
 IMAGE_RANGE = (0.0, 255.0)
-
-
-def cache_file_name(branch: str) -> str:
-    """``template.calib.cache`` / ``search.calib.cache``: the names the build step looks for."""
-    return f"{branch}.calib.cache"
 
 
 def write_trt_caches(model_dir: Union[str, Path], calib, out_dir: Optional[Union[str, Path]] = None, *,
@@ -57,17 +54,16 @@ def write_trt_caches(model_dir: Union[str, Path], calib, out_dir: Optional[Union
     Args:
         model_dir (str | Path): the fp32 directory whose ONNX files the engines are built from.
         calib (str | Path | CalibrationSet): calibration crops from calibration/collect.py.
-        out_dir (str | Path): where to write ``<branch>.calib.cache``. Defaults to ``model_dir``.
+        out_dir (str | Path): where to write the caches (``TRT_CACHE_FILES``). Defaults to ``model_dir``.
         method (str): backbone/neck range method. Defaults to "max".
         head_method (str): range method after the correlation. Defaults to "max".
         trt_version (str): TensorRT version of the build machine. Defaults to the installed one.
         batch (int): crops per calibration run. Defaults to 4.
 
     Returns:
-        dict: branch → cache path.
+        dict: branch → cache path (``out_dir / TRT_CACHE_FILES[branch]``, the names the build step looks for).
     """
     from .data import CalibrationSet, load_calibration
-    from ..modeldir import ModelDir
 
     src = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
     cset = calib if isinstance(calib, CalibrationSet) else load_calibration(calib)
@@ -76,9 +72,9 @@ def write_trt_caches(model_dir: Union[str, Path], calib, out_dir: Optional[Union
     step = batch if src.dynamic_batch else 1
     kernels = cset.kernels_for(src)
     out = {}
-    for branch in ("template", "search"):
+    for branch in BRANCHES:
         feeds, total = cset.branch_feeds(branch, kernels, step)
-        out[branch] = write_trt_cache(src.onnx(branch), feeds, out_dir / cache_file_name(branch), method=method,
+        out[branch] = write_trt_cache(src.onnx(branch), feeds, out_dir / TRT_CACHE_FILES[branch], method=method,
                                       head_method=head_method, trt_version=trt_version, total=total)
     return out
 
@@ -172,11 +168,11 @@ def write_trt_cache(onnx_path: Union[str, Path], feeds: Iterable[Dict[str, np.nd
     order = [i.name for i in model.graph.input] + [o for n in model.graph.node for o in n.output]
     amax = {n: ranges.amax(n) for n in order if n in ranges.values}
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(cache_text(amax, trt_version))
+    with atomic_file(out) as f:
+        f.write(cache_text(amax, trt_version))
     LOG.info("INT8: TensorRT calibration cache %s: %d tensors, header TRT-%d-%s", out, len(amax), code, ALGORITHM)
     return out
 
 
-__all__ = ["ALGORITHM", "cache_file_name", "cache_text", "installed_trt_version", "parse_cache", "scale_hex",
+__all__ = ["ALGORITHM", "cache_text", "installed_trt_version", "parse_cache", "scale_hex",
            "version_code", "write_trt_cache", "write_trt_caches"]

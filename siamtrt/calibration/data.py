@@ -1,4 +1,5 @@
-"""Calibration data: template and search crops cut exactly as the tracker cuts them, stored in one ``.npz``.
+"""The calibration set: template and search crops (cut by :mod:`.collect` exactly as the tracker cuts them), their
+feeds, and the one ``.npz`` file that stores them.
 
 The calibration set is a plain iterable of feed dicts (style rule 9): :meth:`CalibrationSet.template_feeds` yields
 ``{"template": [n,3,E,E] float32}`` and :meth:`CalibrationSet.search_feeds` yields ``{"search": [n,3,S,S], <kernel
@@ -24,19 +25,17 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .. import __version__
-from ..errors import CalibrationError, InputError
+from ..errors import CalibrationError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
-from ..runtime.boxes import read_box_file
 from ..modeldir import ModelDir
+from ..outputs import atomic_path
 
 LOG = logging.getLogger(__name__)
 
@@ -44,8 +43,6 @@ FORMAT = "siamtrt-calib/1"
 KERNEL_PREFIX = "kernel/"
 #: below this many search crops the int8 ranges are noisy (documented in docs/calibration.md); a warning is logged.
 MIN_RECOMMENDED_SEARCH = 64
-DEFAULT_MAX_SAMPLES = 256
-DEFAULT_TEMPLATES_PER_SOURCE = 8
 
 Feed = Dict[str, np.ndarray]
 
@@ -170,11 +167,9 @@ class CalibrationSet:
 
     # -------------------------------------------------------------------------------------------------- storage
     def save(self, path: Union[str, Path]) -> Path:
-        """Write the set as one compressed ``.npz`` (see the module docstring for the layout)."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")  # np.savez would append it anyway
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the set as one compressed ``.npz`` (see the module docstring for the layout): under a temporary
+        name, renamed to ``path`` once complete, so an interrupted save leaves no partial file under that name."""
+        path = npz_path(path)
         arrays = {"template": self.template, "search": self.search, "pair": self.pair.astype(np.int32),
                   "meta": np.array(json.dumps(self.meta))}
         for name, k in self.kernels.items():
@@ -182,9 +177,16 @@ class CalibrationSet:
         if self.search_alt is not None:
             arrays["search_alt"] = self.search_alt
             arrays["pair_alt"] = self.pair_alt.astype(np.int32)
-        np.savez_compressed(path, **arrays)
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, **arrays)
         self.path = path
         return path
+
+
+def npz_path(path: Union[str, Path]) -> Path:
+    """Where :meth:`CalibrationSet.save` writes ``path`` (``.npz`` appended when missing, as ``np.savez`` does)."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
 def load_calibration(path: Union[str, Path]) -> CalibrationSet:
@@ -270,386 +272,4 @@ def run_template(model: ModelDir, crops: np.ndarray, threads: Optional[int] = No
     return {n: np.concatenate(v) for n, v in parts.items()}
 
 
-def even_indices(candidates: Sequence[int], k: int) -> List[int]:
-    """``k`` evenly spaced picks (first and last included) from ``candidates``: deterministic sampling."""
-    candidates = list(candidates)
-    if k >= len(candidates):
-        return candidates
-    if k <= 0:
-        return []
-    pos = np.linspace(0, len(candidates) - 1, k).round().astype(int)
-    return [candidates[p] for p in sorted(set(pos.tolist()))]
-
-
-def split_budget(lengths: Sequence[int], total: int) -> List[int]:
-    """Share ``total`` samples among sources proportionally to their lengths (each at most its length)."""
-    lengths = [max(0, int(n)) for n in lengths]
-    if sum(lengths) <= total:
-        return lengths
-    raw = [total * n / sum(lengths) for n in lengths]
-    out = [min(n, int(r)) for n, r in zip(lengths, raw)]
-    rest = total - sum(out)
-    for i in sorted(range(len(lengths)), key=lambda i: raw[i] - int(raw[i]), reverse=True):
-        if rest <= 0:
-            break
-        if out[i] < lengths[i]:
-            out[i] += 1
-            rest -= 1
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------- collection
-@dataclass
-class SourceSpec:
-    """One calibration source and where its boxes come from.
-
-    Attributes:
-        path (Path): video file, image folder, or OTB sequence folder (``img/`` + ``groundtruth_rect.txt``).
-        bbox (Sequence[float]): init box x,y,w,h in frame 0 → crops follow the tracker's own trajectory.
-        boxes (Path): a per-frame box file (ground truth) → crops follow those boxes.
-        When neither is given, an OTB folder's ``groundtruth_rect.txt`` is used.
-    """
-
-    path: Path
-    bbox: Optional[Sequence[float]] = None
-    boxes: Optional[Path] = None
-
-    def resolve_boxes(self) -> Optional[Path]:
-        if self.bbox is not None:
-            return None
-        if self.boxes is not None:
-            return Path(self.boxes)
-        gt = Path(self.path) / "groundtruth_rect.txt"
-        if Path(self.path).is_dir() and gt.is_file():
-            return gt
-        raise InputError(f"calibration source {self.path} has no box",
-                         evidence="no --bbox, no --boxes, and no groundtruth_rect.txt in the folder",
-                         fix="add --bbox x,y,w,h (initial box; the tracker follows it) or --boxes gt.txt")
-
-
-def sources_from_args(videos: Sequence[str], bboxes: Optional[Sequence[str]] = None,
-                      boxes: Optional[Sequence[str]] = None) -> List[SourceSpec]:
-    """Pair repeated ``--video`` with ``--bbox`` / ``--boxes`` (one each per video, in order, or none at all).
-
-    Raises:
-        InputError: counts that do not pair up, or both --bbox and --boxes for the same videos.
-    """
-    from ..runtime.run import parse_bbox
-
-    videos, bboxes, boxes = list(videos or []), list(bboxes or []), list(boxes or [])
-    if not videos:
-        raise InputError("no --video given", fix="pass --video V (a video, image folder or OTB folder)")
-    for flag, vals in (("--bbox", bboxes), ("--boxes", boxes)):
-        if vals and len(vals) != len(videos):
-            raise InputError(f"{len(vals)} {flag} for {len(videos)} --video",
-                             evidence="each --video takes its own box, in the same order",
-                             fix=f"give one {flag} per --video (or none, for OTB folders with groundtruth_rect.txt)")
-    if bboxes and boxes:
-        raise InputError("both --bbox and --boxes given", fix="use --bbox (tracker trajectory) or --boxes (file)")
-    return [SourceSpec(Path(v), bbox=parse_bbox(bboxes[i]) if bboxes else None,
-                       boxes=Path(boxes[i]) if boxes else None) for i, v in enumerate(videos)]
-
-
-class _CropLog:
-    """Observer of the trackers' backend calls (:meth:`Tracker.add_observer`): keeps copies of the crops and
-    kernels while ``want`` is set, so the calibration crops are the tracker's crops by construction (same crop
-    code, context, scale and rounding), not a re-derivation."""
-
-    def __init__(self):
-        self.want = False
-        self.search: List[np.ndarray] = []
-        self.template: Optional[np.ndarray] = None
-        self.kernels: Optional[Dict[str, np.ndarray]] = None
-
-    def on_search(self, ev) -> None:
-        if self.want:
-            self.search.append(np.array(ev.crop[0]))
-
-    def on_template(self, ev) -> None:
-        if self.want and getattr(ev, "purpose", None) != "distractor":  # distractor templates are not target crops
-            self.template = np.array(ev.crop[0])
-            self.kernels = {k: np.array(v[0], np.float32) for k, v in ev.kernels.items()}
-
-    def attach(self, tracker, search: bool = True, template: bool = True) -> None:
-        if search:
-            tracker.add_observer(self.on_search, "search")
-        if template:
-            tracker.add_observer(self.on_template, "template")
-
-    def detach(self, tracker) -> None:
-        tracker.remove_observer(self.on_search)
-        tracker.remove_observer(self.on_template)
-
-
-@dataclass
-class CollectSummary:
-    """What ``calibration/collect.py`` wrote."""
-
-    path: Path
-    calib: CalibrationSet
-    seconds: float
-    per_source: List[Dict[str, Any]]
-
-    def __str__(self) -> str:
-        mb = self.path.stat().st_size / 2 ** 20 if self.path.is_file() else 0.0
-        lines = [f"calibration set written: {self.path} ({mb:.1f} MB, {self.seconds:.1f}s)",
-                 f"  {self.calib.summary()}"]
-        for s in self.per_source:
-            lines.append(f"  {s['path']}: {s['frames']} frames, boxes from {s['boxes_from']}, "
-                         f"{s['search']} search / {s['templates']} template crops")
-        if self.calib.num_search < MIN_RECOMMENDED_SEARCH:
-            lines.append(f"  warning: fewer than {MIN_RECOMMENDED_SEARCH} search crops — INT8 ranges may be noisy")
-        lines.append(f"next: python calibration/quantize.py --model MODEL_DIR --calib {self.path} --precision int8 "
-                     f"--out MODEL_DIR_int8")
-        return "\n".join(lines)
-
-
-def _to_uint8(crops: np.ndarray) -> np.ndarray:
-    """The tracker's float crops hold integral 0..255 values (uint8 pixels, INTER_LINEAR output): store as uint8."""
-    return np.clip(np.rint(crops), 0, 255).astype(np.uint8)
-
-
-@dataclass
-class SourceCrops:
-    """What :func:`collect_source` took from one source."""
-
-    templates: List[np.ndarray]
-    searches: List[np.ndarray]
-    pair: List[int]
-    kernels: Dict[str, List[np.ndarray]]
-    info: Dict[str, Any]
-    searches_alt: List[np.ndarray] = field(default_factory=list)
-    pair_alt: List[int] = field(default_factory=list)
-
-
-@dataclass
-class _FramePlan:
-    """Which frames of a source give crops, and where the boxes come from."""
-
-    count: int
-    gt: Optional[np.ndarray]
-    gt_path: Optional[Path]
-    search_at: Set[int]
-    template_at: Set[int]
-    init_box: np.ndarray
-
-
-def _plan_frames(source: SourceSpec, frame_count: Optional[int], frame_wh, n_search: int,
-                 n_templates: int) -> _FramePlan:
-    """Search crops at ``n_search`` evenly spaced frames ≥ 1 (with a box file: those whose previous box exists),
-    templates at ``n_templates`` evenly spaced frames (frame 0 always)."""
-    from ..runtime.tracker import check_boxes
-
-    gt_path = source.resolve_boxes()
-    count = frame_count
-    gt = read_box_file(gt_path) if gt_path is not None else None
-    if gt is not None:
-        if count is not None and len(gt) < count:
-            raise InputError(f"box file {gt_path} has {len(gt)} boxes for {count} frames of {source.path}",
-                             fix="pass the matching ground-truth file, or --bbox for the tracker's trajectory")
-        count = min(count, len(gt)) if count is not None else len(gt)
-        if not np.all(np.isfinite(gt[0])):
-            raise InputError(f"box file {gt_path}: the first box is missing or empty", evidence=str(gt[0]))
-    if count is None or count < 2:
-        raise InputError(f"calibration source {source.path} has {count or 'an unknown number of'} frames",
-                         fix="use a video or image folder with at least 2 frames")
-    frame_ok = [True] * count if gt is None else [True] + [bool(np.all(np.isfinite(gt[t - 1])))
-                                                           for t in range(1, count)]
-    search_at = set(even_indices([t for t in range(1, count) if frame_ok[t]], n_search))
-    template_at = set(even_indices(list(range(count)), n_templates)) | {0}
-    if gt is not None:
-        template_at = {t for t in template_at if np.all(np.isfinite(gt[t]))}
-    init_box = np.asarray(gt[0] if gt is not None else source.bbox, np.float64)
-    check_boxes(init_box, frame_wh)
-    return _FramePlan(count, gt, gt_path, search_at, template_at, init_box)
-
-
-def _search_step(tracker, atracker, log: _CropLog, plan: _FramePlan, t: int, frame, prev, last_box,
-                 other_size: Optional[int]) -> Tuple[List[np.ndarray], np.ndarray, bool]:
-    """One frame ≥ 1: (search crops taken, the box of this frame, whether a box-file crop was skipped).
-
-    With a box file the tracker is re-initialised on the previous frame at its ground-truth box, so the crop is cut
-    around it as the tracker would; the other search size (adaptive models) takes the same step from the same box.
-    """
-    want, skipped = t in plan.search_at, False
-    start = last_box
-    if plan.gt is not None and want:
-        try:
-            tracker.init(prev, plan.gt[t - 1])
-        except InputError:  # that box lies outside the frame: no crop for this frame
-            want, skipped = False, True
-        start = plan.gt[t - 1]
-    log.search.clear()
-    if want and atracker is not None:
-        atracker.init(prev, start, instance_size=other_size)
-        log.want = True
-        atracker.track(frame)
-    box = None
-    if plan.gt is None or want:
-        log.want = want
-        box = tracker.track(frame).bbox
-    log.want = False
-    return list(log.search), (plan.gt[t] if plan.gt is not None else box), skipped
-
-
-def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int, progress: bool = True,
-                   max_frames: Optional[int] = None) -> SourceCrops:
-    """Crops from one source with an (already built) FP32 tracker, read through its observer hook.
-
-    Search crops are taken at ``n_search`` evenly spaced frames ≥ 1, template crops at ``n_templates`` evenly
-    spaced frames (frame 0 always); a search crop is paired with the latest template taken before its frame. With an
-    adaptive model (SiamRPNBIG) each sampled frame also gives the crop at the other search size, cut by a second
-    tracker at that size started from the same box on the previous frame.
-    """
-    from tqdm import tqdm
-
-    from ..runtime.tracker import Tracker
-    from ..runtime.video import open_frames
-
-    src = open_frames(source.path, max_frames=max_frames)
-    ztracker = Tracker(tracker.backend, tracker.info)  # extra templates, same backend and geometry
-    sizes = tuple(tracker.info.track.local_instance_sizes)  # not the long-term lost size (831)
-    atracker = Tracker(tracker.backend, tracker.info) if len(sizes) > 1 else None  # the other search size
-    log = _CropLog()
-    log.attach(tracker)
-    log.attach(ztracker, search=False)
-    if atracker is not None:
-        log.attach(atracker, template=False)
-    instance_size = int(tracker.info.track.instance_size)
-    crops = SourceCrops([], [], [], {}, {})
-    t_frames: List[int] = []
-    s_frames: List[int] = []
-    alt_frames: List[int] = []
-    skipped = 0
-
-    def keep_template(t: int) -> None:
-        crops.templates.append(_to_uint8(log.template))
-        t_frames.append(t)
-        for k, v in log.kernels.items():
-            crops.kernels.setdefault(k, []).append(v)
-
-    bar = None
-    try:
-        plan = _plan_frames(source, src.frame_count, src.size, n_search, n_templates)
-        bar = tqdm(total=plan.count, desc=f"collect {Path(source.path).name}", unit="frame", disable=not progress,
-                   leave=False)
-        prev, box, other = None, plan.init_box, None
-        for t, frame in enumerate(src):
-            if t >= plan.count:
-                break
-            if t == 0:
-                log.want = True
-                tracker.init(frame, plan.init_box)
-                log.want = False
-                keep_template(0)
-                if atracker is not None:
-                    other = [z for z in sizes if z != int(tracker.instance[0])][0]
-            else:
-                taken, box, miss = _search_step(tracker, atracker, log, plan, t, frame, prev, box, other)
-                skipped += miss
-                for crop in taken:
-                    main = crop.shape[-1] == instance_size
-                    (crops.searches if main else crops.searches_alt).append(_to_uint8(crop))
-                    (s_frames if main else alt_frames).append(t)
-                if t in plan.template_at:
-                    log.want = True
-                    try:
-                        ztracker.init(frame, box)
-                    except InputError:  # the box left the frame: no template here
-                        pass
-                    else:
-                        keep_template(t)
-                    log.want = False
-            prev = frame
-            bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-        src.close()
-        for tr in (tracker, ztracker, atracker):
-            if tr is not None:
-                log.detach(tr)
-
-    def latest_template(frames: List[int]) -> List[int]:  # the latest template taken before each frame
-        return [int(np.searchsorted(t_frames, f, side="left") - 1) for f in frames]
-
-    crops.pair, crops.pair_alt = latest_template(s_frames), latest_template(alt_frames)
-    crops.info = {"path": str(source.path), "frames": plan.count,
-                  "boxes_from": str(plan.gt_path) if plan.gt_path else "tracker",
-                  "init_bbox": [float(v) for v in plan.init_box], "search_frames": s_frames,
-                  "template_frames": t_frames, "search": len(crops.searches), "templates": len(crops.templates),
-                  "skipped": skipped}
-    if atracker is not None:
-        crops.info.update({"search_alt": len(crops.searches_alt), "search_alt_frames": alt_frames})
-    return crops
-
-
-def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Optional[Union[str, Path]] = None, *,
-            max_samples: int = DEFAULT_MAX_SAMPLES, templates_per_source: int = DEFAULT_TEMPLATES_PER_SOURCE,
-            max_frames: Optional[int] = None, threads: Optional[int] = None, progress: bool = True
-            ) -> CollectSummary:
-    """Cut calibration crops from videos / image folders exactly as the FP32 tracker does, and save them.
-
-    Args:
-        model_dir (str | Path): the fp32 model directory (its tracker makes the trajectory and the crops).
-        sources (Sequence[SourceSpec]): videos / folders with their init box or box file.
-        out (str | Path): ``.npz`` to write. Defaults to None (not written; the set is returned).
-        max_samples (int): cap on search crops over all sources (shared by frame count). Defaults to 256.
-        templates_per_source (int): template crops per source (frame 0 included). Defaults to 8.
-        max_frames (int): use at most this many frames of each source. Defaults to None (all).
-        threads (int): ONNX Runtime threads. Defaults to the physical cores.
-        progress (bool): tqdm bars. Defaults to True.
-
-    Raises:
-        InputError: unreadable source, bad box or box file. ModelDirError: bad model directory.
-        CalibrationError: no crop could be taken.
-    """
-    from ..runtime.tracker import Tracker
-    from ..runtime.video import open_frames
-
-    t0 = time.perf_counter()
-    if not sources:
-        raise InputError("no calibration source given", fix="pass --video V (a video, image folder or OTB folder)")
-    if max_samples < 1 or templates_per_source < 1:
-        raise InputError("--max-samples and --templates must be ≥ 1",
-                         evidence=f"max_samples={max_samples}, templates={templates_per_source}")
-    md = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
-    counts = []
-    for s in sources:
-        s.resolve_boxes()  # fail early on a source without boxes
-        with open_frames(s.path, max_frames=max_frames) as fs:
-            counts.append(max((fs.frame_count or 2) - 1, 0))
-    budgets = split_budget(counts, max_samples)
-    opts = {"providers": "cpu"}
-    if threads:
-        opts["threads"] = threads
-    tracker = Tracker.from_model_dir(md.path, backend="onnxruntime", **opts)
-    all_t, all_s, all_p, all_k, infos, alt_s, alt_p = [], [], [], {}, [], [], []
-    with tracker:
-        for s, budget in zip(sources, budgets):
-            got = collect_source(tracker, s, budget, templates_per_source, progress, max_frames=max_frames)
-            offset = len(all_t)
-            all_t += got.templates
-            all_s += got.searches
-            all_p += [p + offset for p in got.pair]
-            alt_s += got.searches_alt
-            alt_p += [p + offset for p in got.pair_alt]
-            for k, v in got.kernels.items():
-                all_k.setdefault(k, []).extend(v)
-            infos.append(got.info)
-    if not all_s:
-        raise CalibrationError("no search crop could be collected",
-                               evidence="; ".join(f"{i['path']}: {i['frames']} frames" for i in infos),
-                               fix="use longer videos (≥ 2 frames) with valid boxes")
-    meta = {"format": FORMAT, "siamtrt": __version__, "arch": md.meta["arch"],
-            "exemplar_size": md.exemplar_size, "instance_size": md.instance_size,
-            "template_outputs": md.template_outputs, "template_sha256": md.sha256("template"),
-            "model_dir": str(md.path), "max_samples": max_samples, "templates_per_source": templates_per_source,
-            "sources": infos, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    cset = CalibrationSet(template=np.stack(all_t), search=np.stack(all_s), pair=np.asarray(all_p, np.int64),
-                          kernels={k: np.stack(v).astype(np.float32) for k, v in all_k.items()}, meta=meta,
-                          search_alt=np.stack(alt_s) if alt_s else None,
-                          pair_alt=np.asarray(alt_p, np.int64) if alt_s else None)
-    path = cset.save(out) if out is not None else Path("")
-    LOG.info("INT8: %s", cset.summary())  # (too few crops for calibration: the summary and quantize_int8 warn)
-    return CollectSummary(path=path, calib=cset, seconds=time.perf_counter() - t0, per_source=infos)
+__all__ = ["FORMAT", "MIN_RECOMMENDED_SEARCH", "CalibrationSet", "load_calibration", "npz_path", "run_template"]

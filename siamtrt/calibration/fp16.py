@@ -36,9 +36,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import CalibrationError
+from ..modeldir import BRANCHES, ONNX_FILES, ModelDir
 from .data import CalibrationSet, load_calibration
-from ..modeldir import ModelDir
-from .derive import derived_metadata, save_branch
+from .derive import check_model_out_dir, derived_metadata, save_branch, staged_model_dir
 from .graph import correlation_convs, name_nodes, stem_convs
 from .qdq import BranchResult, QuantizeSummary
 
@@ -134,29 +134,26 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
 
     Args:
         model_dir (str | Path): fp32 directory.
-        out_dir (str | Path): derived directory to write.
+        out_dir (str | Path): derived directory to write (complete or not at all: :func:`.derive.staged_model_dir`).
         calib (str | Path | CalibrationSet): optional calibration crops, used to find overflow-prone nodes.
             Defaults to None (then only the stem, the correlations and Casts are kept in float32).
         data_max (float): output magnitude above which a node stays float32. Defaults to 4096.
         exclude (tuple): extra node names kept in float32. Defaults to ().
 
     Raises:
-        ModelDirError: see :meth:`siamtrt.modeldir.ModelDir.open`. CalibrationError: conversion or onnx.checker failure.
+        ModelDirError: see :meth:`siamtrt.modeldir.ModelDir.open`. CalibrationError: conversion or onnx.checker
+        failure. InputError: an output directory that cannot take a model directory.
     """
     import onnx
-    import onnxconverter_common
 
     t0 = time.perf_counter()
     src = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
-    out_dir = Path(out_dir)
-    if out_dir.resolve() == src.path.resolve():
-        raise CalibrationError("the output directory is the source directory", fix="pass a new --out")
+    out_dir = check_model_out_dir(out_dir, source=src.path)
     cset = None
     if calib is not None:
         cset = calib if isinstance(calib, CalibrationSet) else load_calibration(calib)
         cset.check_model(src)
-    kernels = cset.kernels_for(src) if cset is not None else None
-    models = {b: onnx.load(str(src.onnx(b))) for b in ("template", "search")}
+    models = {b: onnx.load(str(src.onnx(b))) for b in BRANCHES}
     for m in models.values():
         name_nodes(m)
     names = {b: {n.name for n in m.graph.node} for b, m in models.items()}
@@ -164,32 +161,41 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
     if unknown:
         raise CalibrationError(f"--exclude names nodes found in neither branch: {unknown}",
                                fix="list node names with onnx.load('DIR/search.onnx').graph.node")
+    kernels = cset.kernels_for(src) if cset is not None else None
+    converted = {b: _convert_branch(src, b, models[b], cset, kernels, data_max, exclude) for b in BRANCHES}
     summary = QuantizeSummary(out_dir=out_dir, precision="fp16", target="any")
-    converted = {}
-    for branch, model in models.items():
-        b0 = time.perf_counter()
-        if cset is not None:
-            feeds, n = cset.branch_feeds(branch, kernels)
-        else:  # no crops: the same guard on seeded noise crops (what build_engine.py --fp16 uses)
-            probe = probe_feeds(src.onnx("template"), int(src.meta["exemplar_size"]),
-                                int(src.meta["instance_size"]), 1 if not src.dynamic_batch else 2)
-            feeds, n = probe[branch], len(probe[branch])
-        half, blocked = half_model(model, branch, feeds, n, data_max=data_max, exclude=exclude)
-        details = {"library": "onnxconverter_common.float16", "library_version": onnxconverter_common.__version__,
-                   "keep_io_types": True, "data_max": data_max,
-                   "range_guard": "calibration crops" if cset is not None else "seeded noise crops",
-                   "excluded_nodes": blocked, "calib_file": cset.path.name if cset is not None and cset.path else None,
-                   "source_dir": str(src.path), "source_sha256": src.sha256(branch)}
-        res = BranchResult(branch=branch, path=out_dir / src.onnx(branch).name, samples=n, excluded=blocked,
-                           methods={}, qdq_nodes=0, seconds=time.perf_counter() - b0)
-        converted[branch] = (half, details, res)
-        LOG.info("FP16: %s: %d nodes kept in float32: %s", branch, len(blocked), blocked[:8])
-    # written only once both branches converted (no half-written directory)
-    for branch, (half, details, res) in converted.items():
-        res.path = save_branch(half, out_dir, branch, derived_metadata(src, branch, "fp16", details))
-        summary.branches.append(res)
+    with staged_model_dir(out_dir, source=src.path) as stage:  # written only once both branches converted
+        for branch, (half, details, res) in converted.items():
+            save_branch(half, stage, branch, derived_metadata(src, branch, "fp16", details))
+            res.path = out_dir / ONNX_FILES[branch]
+            summary.branches.append(res)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _convert_branch(src: ModelDir, branch: str, model, cset: Optional[CalibrationSet], kernels, data_max: float,
+                    exclude) -> Tuple[Any, Dict[str, Any], BranchResult]:
+    """(fp16 model, its ``quantization`` metadata, result row) of one branch; the range guard runs on the
+    calibration crops, or without them on seeded noise crops (what ``build_engine.py --fp16`` uses)."""
+    import onnxconverter_common
+
+    b0 = time.perf_counter()
+    if cset is not None:
+        feeds, n = cset.branch_feeds(branch, kernels)
+    else:
+        probe = probe_feeds(src.onnx("template"), src.exemplar_size, src.instance_size,
+                            2 if src.dynamic_batch else 1)
+        feeds, n = probe[branch], len(probe[branch])
+    half, blocked = half_model(model, branch, feeds, n, data_max=data_max, exclude=exclude)
+    details = {"library": "onnxconverter_common.float16", "library_version": onnxconverter_common.__version__,
+               "keep_io_types": True, "data_max": data_max,
+               "range_guard": "calibration crops" if cset is not None else "seeded noise crops",
+               "excluded_nodes": blocked, "calib_file": cset.path.name if cset is not None and cset.path else None,
+               "source_dir": str(src.path), "source_sha256": src.sha256(branch)}
+    res = BranchResult(branch=branch, path=src.onnx(branch), samples=n, excluded=blocked, methods={}, qdq_nodes=0,
+                       seconds=time.perf_counter() - b0)
+    LOG.info("FP16: %s: %d nodes kept in float32: %s", branch, len(blocked), blocked[:8])
+    return half, details, res
 
 
 __all__ = ["DEFAULT_DATA_MAX", "convert_fp16", "half_model", "probe_feeds"]

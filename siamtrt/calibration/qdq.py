@@ -65,7 +65,7 @@ from ..errors import CalibrationError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT, file_sha256
 from .data import MIN_RECOMMENDED_SEARCH, CalibrationSet, load_calibration
 from ..modeldir import ModelDir
-from .derive import derived_metadata, save_branch
+from .derive import check_model_out_dir, derived_metadata, save_branch, staged_model_dir
 from .graph import (conv_macs, correlation_convs, downstream_tensors, input_prefix_convs, mac_share, name_nodes,
                     named_model, stem_convs, tail_nodes)
 from .ranges import METHODS, Ranges, collect_statistics, compute_ranges, save_ort_cache
@@ -409,10 +409,7 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
                                         f"held_out={held_out}, margin={margin}",
                                fix="use --min-cosine in [0, 1] (0 = no search), e.g. 0.98")
     src = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
-    out_dir = Path(out_dir)
-    if out_dir.resolve() == src.path.resolve():
-        raise CalibrationError("the output directory is the source directory",
-                               fix="pass a new --out, e.g. models/NAME_int8")
+    out_dir = check_model_out_dir(out_dir, source=src.path)  # refused before any work, written staged below
     cset = calib if isinstance(calib, CalibrationSet) else load_calibration(calib)
     cset.check_model(src)
     if cset.num_search < MIN_RECOMMENDED_SEARCH:
@@ -509,23 +506,25 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
         fidelity["branches"][branch] = d
     summary.details["fidelity"] = fidelity
     caches = {}
-    if trt_cache:
-        from .cache import write_trt_caches
+    # written only once both branches succeeded, and complete or not at all (staged_model_dir: Ctrl-C included)
+    with staged_model_dir(out_dir, source=src.path) as stage:
+        if trt_cache:
+            from .cache import write_trt_caches
 
-        caches = write_trt_caches(src.path, cset, out_dir, method=method, head_method=head_method,
-                                  trt_version=trt_version, batch=batch)
-        summary.extra_files.extend(caches.values())
-    # the models are written only once both branches succeeded (no half-written directory on a calibration error)
-    for branch, (qmodel, res) in results.items():
-        details = dict(common, samples=res.samples, excluded_nodes=res.excluded, range_methods=res.methods,
-                       source_sha256=src.sha256(branch), fidelity=fidelity, float_mac_share=res.float_mac_share)
-        if branch in caches:
-            # the cache's tensor names are those of the *fp32* ONNX it was computed on: record which one
-            details["trt_calibration_cache"] = {"file": caches[branch].name, "for_onnx": str(src.onnx(branch)),
-                                                "for_onnx_sha256": src.sha256(branch),
-                                                "header": caches[branch].read_text().splitlines()[0]}
-        res.path = save_branch(qmodel, out_dir, branch, derived_metadata(src, branch, "int8", details))
-        summary.branches.append(res)
+            caches = write_trt_caches(src.path, cset, stage, method=method, head_method=head_method,
+                                      trt_version=trt_version, batch=batch)
+            summary.extra_files.extend(out_dir / p.name for p in caches.values())
+        for branch, (qmodel, res) in results.items():
+            details = dict(common, samples=res.samples, excluded_nodes=res.excluded, range_methods=res.methods,
+                           source_sha256=src.sha256(branch), fidelity=fidelity, float_mac_share=res.float_mac_share)
+            if branch in caches:
+                # the cache's tensor names are those of the *fp32* ONNX it was computed on: record which one
+                details["trt_calibration_cache"] = {"file": caches[branch].name, "for_onnx": str(src.onnx(branch)),
+                                                    "for_onnx_sha256": src.sha256(branch),
+                                                    "header": caches[branch].read_text().splitlines()[0]}
+            save_branch(qmodel, stage, branch, derived_metadata(src, branch, "int8", details))
+            res.path = out_dir / src.onnx(branch).name
+            summary.branches.append(res)
     summary.seconds = time.perf_counter() - t0
     return summary
 

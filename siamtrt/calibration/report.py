@@ -25,19 +25,22 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import ModelDirError
+from ..errors import InputError, ModelDirError
 from ..modeldir import ModelDir
+from ..outputs import atomic_file, atomic_path, check_writable
 from ..runtime.boxes import iou_xywh
-from .data import CalibrationSet, SourceSpec, collect
+from .collect import SourceSpec, collect
+from .data import CalibrationSet, run_template
 from .speed import ratios, time_search
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_SAMPLES = 64
+REPORT_JSON, REPORT_PNG = "report.json", "report.png"
 
 
 # ----------------------------------------------------------------------------------------------------- metrics
@@ -119,6 +122,8 @@ class Report:
         lines = [f"accuracy retention vs FP32 ({d['ref']['dir']}) on {d['video']}: {d['crops']} search crops, "
                  f"{d['frames']} frames, ONNX Runtime CPU, {d['threads']} threads",
                  f"weights: {d['ref'].get('weights_line', d['ref'].get('weights'))}"]
+        if d["ref"].get("untrained_warning"):
+            lines.append(d["ref"]["untrained_warning"])
         hdr = (f"{'variant':{w}s} {'prec':5s} {'cls cos':>8s} {'cls SQNR':>9s} {'loc cos':>8s} {'loc max':>8s} "
                f"{'box IoU':>7s} {'kern cos':>8s} "
                f"{'argmax':>7s} {'IoU mean':>8s} {'IoU min':>8s} {'1-step':>7s} {'search ms':>9s} {'ratio':>6s} "
@@ -172,19 +177,12 @@ def _run_branches(md: ModelDir, cset: CalibrationSet, threads: int, batch: int =
     """(template outputs, cls, loc) of one variant on the crops, kernels from its own template branch."""
     from ..runtime.ort import OrtBackend
 
+    kernels = run_template(md, cset.template, threads=threads, batch=batch)
     be = OrtBackend.from_model_dir(md.path, md.meta, threads=threads, providers="cpu")
-    step = batch if md.dynamic_batch else 1
+    cls, loc = [], []
     with be:
-        kern = {n: [] for n in md.template_outputs}
-        for i in range(0, cset.num_templates, step):
-            out = be.run_template(cset.template[i:i + step].astype(np.float32))
-            for n in kern:
-                kern[n].append(np.array(out[n], np.float32))
-        kernels = {n: np.concatenate(v) for n, v in kern.items()}
-        cls, loc = [], []
-        for feed in cset.search_feeds(kernels, step):
-            x = feed.pop("search")
-            c, l = be.run_search(x, feed)
+        for feed in cset.search_feeds(kernels, batch if md.dynamic_batch else 1):
+            c, l = be.run_search(feed.pop("search"), feed)
             cls.append(np.array(c, np.float32))
             loc.append(np.array(l, np.float32))
     return kernels, np.concatenate(cls), np.concatenate(loc)
@@ -294,9 +292,91 @@ def _plot(data: Dict[str, Any], path: Path) -> Optional[Path]:
     ax.set_title(f"speed, {data['threads']} threads")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return path
+
+
+def _open_variants(ref, cands) -> Tuple[ModelDir, List[ModelDir], Dict[str, bool]]:
+    """The reference and candidate directories, checked to be variants of one model; whether each was derived
+    from this very reference (its ``quantization.source_sha256``)."""
+    ref_md = ModelDir.open(ref, require_conv=True)
+    if ref_md.precision != "fp32":
+        LOG.warning("report: the reference %s is %s, not fp32", ref_md.path, ref_md.precision)
+    cand_mds = [ModelDir.open(c, require_conv=True) for c in cands]
+    if not cand_mds:
+        raise ModelDirError("no candidate directory given", fix="pass --cand DIR_INT8 (repeatable)")
+    ref_sha = ref_md.sha256("search")
+    derived = {}
+    for c in cand_mds:
+        _same_model(ref_md, c)
+        src_sha = (c.quantization or {}).get("source_sha256")
+        derived[str(c.path)] = src_sha == ref_sha
+        if src_sha is not None and src_sha != ref_sha:
+            LOG.warning("report: %s was made from another export than %s (its source_sha256 differs); the "
+                        "comparison mixes weight differences into the precision loss", c.path, ref_md.path)
+    return ref_md, cand_mds, derived
+
+
+def _speed_table(mds: Sequence[ModelDir], runs, crops: CalibrationSet, threads: int, rounds: int
+                 ) -> Dict[str, Dict[str, float]]:
+    """Per variant: search-branch time at ``threads`` and single-threaded (interleaved, ratios to the first) and
+    end-to-end time per frame of its tracking run."""
+    timed = {threads: _time_search_branches(mds, crops, threads, rounds)}
+    if threads > 1:
+        timed[1] = _time_search_branches(mds, crops, 1, rounds)
+    (timings, rat), (timings_1t, rat_1t) = timed[threads], timed[1]
+
+    def e2e_ms(run) -> float:
+        return 1000.0 * run.tracker_seconds / max(run.frames, 1)
+
+    ref_e2e = e2e_ms(runs[str(mds[0].path)])
+    return {str(md.path): {"search_ms": timings[str(md.path)].median_ms, "search_p90_ms": timings[str(md.path)].p90_ms,
+                           "search_ratio": rat[str(md.path)], "search_ms_1t": timings_1t[str(md.path)].median_ms,
+                           "search_ratio_1t": rat_1t[str(md.path)], "e2e_ms": e2e_ms(runs[str(md.path)]),
+                           "e2e_ratio": e2e_ms(runs[str(md.path)]) / ref_e2e} for md in mds}
+
+
+def _accuracy(md: ModelDir, ref_out, crops: CalibrationSet, threads: int) -> Dict[str, Any]:
+    """Tensor fidelity of one candidate against the reference outputs ``ref_out`` = (kernels, cls, loc)."""
+    ref_k, ref_cls, ref_loc = ref_out
+    k, cls, loc = _run_branches(md, crops, threads)
+    fg_ref, fg_c = foreground(ref_cls), foreground(cls)
+    box_iou = decoded_box_iou(ref_cls, ref_loc, loc, md.meta["anchor"], md.flavour)
+    return {"cls": compare(ref_cls, cls), "loc": compare(ref_loc, loc),
+            "template": {name: compare(ref_k[name], k[name]) for name in md.template_outputs},
+            "argmax_agreement": float(np.mean(fg_ref.argmax(1) == fg_c.argmax(1))),
+            "score_max_abs_error": max_abs_error(fg_ref, fg_c),
+            "cls_cosine_per_crop": [cosine(a, b) for a, b in zip(ref_cls, cls)],
+            "loc_cosine_per_crop": [cosine(a, b) for a, b in zip(ref_loc, loc)],
+            "loc_box_iou_mean": float(box_iou.mean()), "loc_box_iou_min": float(box_iou.min()),
+            "loc_box_iou_per_crop": [float(v) for v in box_iou]}
+
+
+def _tracking(ref_run, run, step: np.ndarray) -> Dict[str, Any]:
+    """Free-running trajectory IoU against the reference run, and the one-step IoU from the reference state."""
+    n = min(run.frames, ref_run.frames)
+    ious = iou_xywh(ref_run.boxes[1:n, 0], run.boxes[1:n, 0]) if n > 1 else np.ones(0)
+    return {"iou_mean": float(ious.mean()) if ious.size else 1.0,
+            "iou_min": float(ious.min()) if ious.size else 1.0,
+            "frames_below_0.5": int(np.sum(ious < 0.5)),
+            "iou_per_frame": [1.0] + [float(v) for v in ious],
+            "one_step_iou_mean": float(step[1:].mean()) if step.size > 1 else 1.0,
+            "one_step_iou_min": float(step[1:].min()) if step.size > 1 else 1.0,
+            "one_step_iou_per_frame": [float(v) for v in step]}
+
+
+def _check_request(video, out: Path, samples: int, speed_rounds: int, threads: Optional[int]) -> None:
+    """Options, the video and the output folder, checked before any model runs."""
+    if samples < 1 or speed_rounds < 1 or (threads is not None and threads < 1):
+        raise InputError("--samples, --speed-rounds and --threads must be ≥ 1",
+                         evidence=f"samples={samples}, speed_rounds={speed_rounds}, threads={threads}")
+    if not Path(video).exists():
+        raise InputError(f"video {video} does not exist", fix="pass a video file, image folder or OTB folder")
+    check_writable([out / REPORT_JSON, out / REPORT_PNG], what=["--out", "--out"], dirs=[out])
 
 
 def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], video: Union[str, Path],
@@ -312,7 +392,8 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
         video (str | Path): video file or image folder.
         bbox (Sequence[float]): initial box x,y,w,h (or give ``boxes``/an OTB folder for the crops' geometry).
         boxes (str | Path): per-frame box file used for the crops instead of the FP32 trajectory. Defaults to None.
-        out (str | Path): folder for report.json / report.png. Defaults to results/calibration/<first cand name>.
+        out (str | Path): folder for report.json / report.png (each written complete or not at all, the JSON
+            last). Defaults to results/calibration/<first cand name>.
         samples (int): search crops for the per-output metrics. Defaults to 64.
         threads (int): ONNX Runtime intra-op threads for every variant. Defaults to the physical cores.
         speed_rounds (int): interleaved timing rounds. Defaults to 10.
@@ -320,111 +401,67 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
         progress (bool): progress bars. Defaults to True.
 
     Raises:
-        ModelDirError: a candidate is not a variant of ``ref``. InputError: unreadable video or bad box.
+        ModelDirError: a candidate is not a variant of ``ref``. InputError: bad option, unreadable video, bad box,
+        unwritable ``out``.
     """
     from ..runtime.cpu import physical_cores
     from ..runtime.run import track_video
 
     t0 = time.perf_counter()
+    ref_md, cand_mds, derived = _open_variants(ref, cands)
+    out = Path(out) if out is not None else Path("results") / "calibration" / cand_mds[0].path.name
+    _check_request(video, out, samples, speed_rounds, threads)
     threads = int(threads or physical_cores())
-    ref_md = ModelDir.open(ref, require_conv=True)
-    if ref_md.precision != "fp32":
-        LOG.warning("report: the reference %s is %s, not fp32", ref_md.path, ref_md.precision)
-    cand_mds = [ModelDir.open(c, require_conv=True) for c in cands]
-    if not cand_mds:
-        raise ModelDirError("no candidate directory given", fix="pass --cand DIR_INT8 (repeatable)")
-    ref_sha = ref_md.sha256("search")
-    derived = {}
-    for c in cand_mds:
-        _same_model(ref_md, c)
-        src_sha = (c.meta.get("quantization") or {}).get("source_sha256")
-        derived[str(c.path)] = src_sha == ref_sha
-        if src_sha is not None and src_sha != ref_sha:
-            LOG.warning("report: %s was made from another export than %s (its source_sha256 differs); the "
-                        "comparison mixes weight differences into the precision loss", c.path, ref_md.path)
     source = SourceSpec(Path(video), bbox=bbox, boxes=Path(boxes) if boxes else None)
     crops = collect(ref_md.path, [source], out=None, max_samples=samples, templates_per_source=1,
                     max_frames=max_frames, threads=threads, progress=progress).calib
     # track the whole video with every variant (FP32 first); the same runs give the end-to-end time
     init_box = crops.meta["sources"][0]["init_bbox"]
-    runs = {}
-    for md in [ref_md] + cand_mds:
-        runs[str(md.path)] = track_video(md.path, video, init_box, backend="onnxruntime", threads=threads,
-                                         providers="cpu", max_frames=max_frames, progress=progress)
+    runs = {str(md.path): track_video(md.path, video, init_box, backend="onnxruntime", threads=threads,
+                                      providers="cpu", max_frames=max_frames, progress=progress)
+            for md in [ref_md] + cand_mds}
     ref_run = runs[str(ref_md.path)]
     one_step = _one_step_iou(ref_md, cand_mds, video, init_box, threads, max_frames, progress)
-    ref_k, ref_cls, ref_loc = _run_branches(ref_md, crops, threads)
+    ref_out = _run_branches(ref_md, crops, threads)
     # the adaptive model's other search size (SiamRPNBIG 287), when the collector cut crops at it
     alt_crops = crops.alt_set()
-    ref_alt = _run_branches(ref_md, alt_crops, threads)[1:] if alt_crops is not None else None
-    # side-by-side search-branch timing, interleaved; at the tracking thread count and single-threaded
-    timed = {threads: _time_search_branches([ref_md] + cand_mds, crops, threads, speed_rounds)}
-    if threads > 1:
-        timed[1] = _time_search_branches([ref_md] + cand_mds, crops, 1, speed_rounds)
-    timings, rat = timed[threads]
-
-    def e2e_ms(run) -> float:
-        return 1000.0 * run.tracker_seconds / max(run.frames, 1)
-
-    def speed(md) -> Dict[str, float]:
-        key = str(md.path)
-        return {"search_ms": timings[key].median_ms, "search_p90_ms": timings[key].p90_ms,
-                "search_ratio": rat[key], "search_ms_1t": timed[1][0][key].median_ms,
-                "search_ratio_1t": timed[1][1][key], "e2e_ms": e2e_ms(runs[key]),
-                "e2e_ratio": e2e_ms(runs[key]) / e2e_ms(ref_run)}
-
+    ref_alt = _run_branches(ref_md, alt_crops, threads) if alt_crops is not None else None
+    speed = _speed_table([ref_md] + cand_mds, runs, crops, threads, speed_rounds)
     data: Dict[str, Any] = {
         "video": str(video), "init_bbox": init_box, "frames": ref_run.frames, "crops": crops.num_search,
         "alt_instance_size": crops.alt_instance_size, "alt_crops": 0 if alt_crops is None else alt_crops.num_search,
         "threads": threads, "backend": "onnxruntime-cpu",
         "ref": {"name": ref_md.path.name, "dir": str(ref_md.path), "precision": ref_md.precision,
                 "weights": ref_md.weights, "weights_line": ref_md.weights_line,
-                "checkpoint_sha256": ref_md.meta.get("checkpoint_sha256"), "speed": speed(ref_md)},
+                "untrained_warning": ref_md.untrained_warning, "checkpoint_sha256": ref_md.checkpoint_sha256,
+                "speed": speed[str(ref_md.path)]},
         "candidates": [],
     }
     for md in cand_mds:
-        k, cls, loc = _run_branches(md, crops, threads)
-        per_crop = [cosine(a, b) for a, b in zip(ref_cls, cls)]
-        fg_ref, fg_c = foreground(ref_cls), foreground(cls)
-        box_iou = decoded_box_iou(ref_cls, ref_loc, loc, md.meta["anchor"],
-                                  md.meta["track"].get("flavour", "pysot"))
-        run = runs[str(md.path)]
-        n = min(run.frames, ref_run.frames)
-        ious = iou_xywh(ref_run.boxes[1:n, 0], run.boxes[1:n, 0]) if n > 1 else np.ones(0)
-        step = one_step[str(md.path)]
-        data["candidates"].append({
-            "name": md.path.name, "dir": str(md.path), "precision": md.precision,
-            "quantization": md.meta.get("quantization"), "derived_from_ref": derived[str(md.path)],
-            "accuracy": {
-                "cls": compare(ref_cls, cls), "loc": compare(ref_loc, loc),
-                "template": {name: compare(ref_k[name], k[name]) for name in md.template_outputs},
-                "argmax_agreement": float(np.mean(fg_ref.argmax(1) == fg_c.argmax(1))),
-                "score_max_abs_error": max_abs_error(fg_ref, fg_c),
-                "cls_cosine_per_crop": per_crop,
-                "loc_cosine_per_crop": [cosine(a, b) for a, b in zip(ref_loc, loc)],
-                "loc_box_iou_mean": float(box_iou.mean()), "loc_box_iou_min": float(box_iou.min()),
-                "loc_box_iou_per_crop": [float(v) for v in box_iou],
-            },
-            "tracking": {"iou_mean": float(ious.mean()) if ious.size else 1.0,
-                         "iou_min": float(ious.min()) if ious.size else 1.0,
-                         "frames_below_0.5": int(np.sum(ious < 0.5)),
-                         "iou_per_frame": [1.0] + [float(v) for v in ious],
-                         "one_step_iou_mean": float(step[1:].mean()) if step.size > 1 else 1.0,
-                         "one_step_iou_min": float(step[1:].min()) if step.size > 1 else 1.0,
-                         "one_step_iou_per_frame": [float(v) for v in step]},
-            "speed": speed(md),
-        })
+        acc = _accuracy(md, ref_out, crops, threads)
         if alt_crops is not None:
-            _, cls_a, loc_a = _run_branches(md, alt_crops, threads)
-            data["candidates"][-1]["accuracy"].update({"cls_alt": compare(ref_alt[0], cls_a),
-                                                       "loc_alt": compare(ref_alt[1], loc_a)})
+            alt = _accuracy(md, ref_alt, alt_crops, threads)
+            acc.update({"cls_alt": alt["cls"], "loc_alt": alt["loc"]})
+        data["candidates"].append({
+            "name": md.path.name, "dir": str(md.path), "precision": md.precision, "quantization": md.quantization,
+            "derived_from_ref": derived[str(md.path)], "accuracy": acc,
+            "tracking": _tracking(ref_run, runs[str(md.path)], one_step[str(md.path)]),
+            "speed": speed[str(md.path)]})
     data["seconds"] = time.perf_counter() - t0
-    out = Path(out) if out is not None else Path("results") / "calibration" / cand_mds[0].path.name
+    return write_report(data, out)
+
+
+def write_report(data: Dict[str, Any], out: Union[str, Path]) -> Report:
+    """``out/report.png`` then ``out/report.json``, each written under a temporary name and renamed when complete:
+    an interrupted report leaves no partial file, and a report.json means the run finished."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    json_path = out / "report.json"
-    json_path.write_text(json.dumps(data, indent=1))
-    png = _plot(data, out / "report.png")
+    png = _plot(data, out / REPORT_PNG)
+    json_path = out / REPORT_JSON
+    with atomic_file(json_path) as f:
+        f.write(json.dumps(data, indent=1))
     return Report(data=data, json_path=json_path, png_path=png)
 
 
-__all__ = ["Report", "accuracy_report", "compare", "cosine", "foreground", "max_abs_error", "sqnr_db"]
+__all__ = ["REPORT_JSON", "REPORT_PNG", "Report", "accuracy_report", "compare", "cosine", "foreground",
+           "max_abs_error", "sqnr_db", "write_report"]

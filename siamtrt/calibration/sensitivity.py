@@ -180,7 +180,7 @@ def fidelity_subsets(cset, n: int = DEFAULT_FIDELITY_SAMPLES, held_out: int = DE
     so the worst-target figure has crops of every target. Main search size only. The held-out subset is None when
     ``held_out`` is 0 or no crop is left.
     """
-    from .data import even_indices
+    from .collect import even_indices
 
     def pick(groups: List[np.ndarray], total: int) -> List[int]:
         counts = [0] * len(groups)

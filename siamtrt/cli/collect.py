@@ -42,7 +42,7 @@ def main(argv=None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from siamtrt.calibration.data import collect, sources_from_args
+    from siamtrt.calibration.collect import collect, sources_from_args
 
     sources = sources_from_args(args.video, args.bbox, args.boxes)
     summary = collect(args.model, sources, args.out, max_samples=args.max_samples,

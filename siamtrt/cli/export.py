@@ -131,22 +131,19 @@ def export(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise InputError(f"exporting needs torch and the export extras ({e})",
                          fix="pip install torch==2.13.0 && pip install -e '.[export]'") from None
-    frames = None
-    if args.fit_on:
-        from siamtrt.export.random_init import sequence_frames
+    from siamtrt.modeldir import ModelDir
 
-        frames = sequence_frames(args.fit_on)
     res = export_model(args.config, out, checkpoint=args.checkpoint, lost_instance_size=args.lost_instance_size,
-                       seed=args.seed, opset=args.opset,
-                       batch=args.batch, xcorr=args.xcorr, simplify=not args.no_simplify, progress=True,
-                       random_heads=args.random_heads, frames=frames, verbose=args.verbose)
+                       seed=args.seed, opset=args.opset, batch=args.batch, xcorr=args.xcorr,
+                       simplify=not args.no_simplify, progress=True, random_heads=args.random_heads,
+                       fit_on=args.fit_on, verbose=args.verbose)
+    md = ModelDir.open(res.out_dir)
     if benchmark_form:
         _stamp_for_benchmarks(out, args)
     print(res.table())
-    print(f"weights: {res.weights}")
-    if not res.trained:
-        print("WARNING: these are SEEDED RANDOM WEIGHTS (untrained): fine for speed and pipeline checks, "
-              "useless for tracking. Pass --checkpoint model.pth for a real tracker.")
+    print(f"weights: {md.weights_line}")
+    if md.untrained_warning:
+        print(md.untrained_warning)
     print(f"wrote {res.template_path} and {res.search_path} in {res.seconds:.1f} s")
     print(f"next: siamtrt track --model {res.out_dir} --video VIDEO --bbox x,y,w,h   |   "
           f"siamtrt bench --model {res.out_dir}   |   siamtrt inspect {res.out_dir}")

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from siamtrt.calibration.data import SourceSpec, collect
+    from siamtrt.calibration.collect import SourceSpec, collect
     from siamtrt.modeldir import ModelDir
     from siamtrt.calibration.qdq import quantize_int8
     from siamtrt.calibration.report import _run_branches, _time_search_branches, cosine

@@ -7,7 +7,8 @@ Example:
     siamtrt client --url 127.0.0.1:8001 --video bag.avi --bbox 316,140,112,115
 
 Triton backends: python (Python backend running ONNX Runtime; any tritonserver, including the CPU one in the
-nvidia-pytriton wheel), onnxruntime (platform onnxruntime_onnx), tensorrt (platform tensorrt_plan on the engines).
+nvidia-pytriton wheel), onnxruntime (platform onnxruntime_onnx), tensorrt (platform tensorrt_plan on the engines:
+full TensorRT engines of the server's TensorRT version, checked against their sidecars without a GPU).
 The stateful tracker model (sequence batcher, one sequence per target) is always written.
 """
 
@@ -16,9 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..serving.repository import TRITON_BACKENDS  # light: onnx is imported only when a repository is written
 from .common import add_verbose, parse_args as _parse, run_command, setup_logging
-
-TRITON_BACKENDS = ("python", "onnxruntime", "tensorrt")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,6 +42,10 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per branch instance (default 1)")
     p.add_argument("--idle-seconds", type=float, default=60.0,
                    help="release a sequence idle this long (default 60)")
+    p.add_argument("--tensorrt-version", metavar="X.Y.Z",
+                   help="--backend tensorrt: the server's TensorRT version (its Triton release notes list it); "
+                        "engines of another version are refused (default: not checked, the summary names the version "
+                        "the engines need)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing repository")
     add_verbose(p)
     return p
@@ -59,6 +63,6 @@ def triton(args: argparse.Namespace) -> int:
     report = write_repository(args.model, args.out, backend=args.backend, engine_dir=args.engine,
                               prefix=args.prefix, max_batch=args.max_batch, queue_delay_us=args.queue_delay_us,
                               instances=args.instances, threads=args.threads, idle_seconds=args.idle_seconds,
-                              overwrite=args.overwrite)
+                              overwrite=args.overwrite, tensorrt_version=args.tensorrt_version)
     print(report.summary())
     return 0

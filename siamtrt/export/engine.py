@@ -12,11 +12,14 @@ The correlation (docs/CONTRACT.md) decides the batch handling of the search engi
 * ``--xcorr plugin``: the DepthwiseXCorr plugin takes any N, so the engine gets a 1..N optimization profile.
 The template branch has no correlation and always gets the 1..N profile.
 
-Every engine is written with a JSON sidecar (sidecar.py) that the runtime checks before deserializing.
+Every engine is written with a JSON sidecar (sidecar.py) that the runtime checks before deserializing. The options
+are one dataclass (build_options.BuildOptions); the directory is read through ``siamtrt.modeldir.ModelDir`` and
+checked against the capability table (``TARGETS[<package>]``); engines go into a staged copy of the output directory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import tempfile
@@ -26,20 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from ..errors import EngineError, ExportError, ModelDirError
-from ..metadata import PRECISIONS, read_onnx_metadata
-from ..modeldir import SEARCH_ONNX, TEMPLATE_ONNX
+from ..errors import EngineError, ExportError
 from ..gpu.cuda import CudaProbe, probe_cuda
 from ..gpu.tensorrt import TrtLogger, TrtModule, import_tensorrt
-from ..modeldir import ENGINE_FILES as ENGINE_NAMES
+from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, ModelDir, check_target
+from ..outputs import atomic_path, check_writable, staged_dir
 from . import sidecar as sc
+from .build_options import BuildOptions
 from .trt_compat import BuilderCaps, detect, network_flags
 
 log = logging.getLogger(__name__)
-
-XCORR_MODES = ("conv", "plugin")
-HARDWARE_COMPAT = ("none", "ampere_plus", "same_compute_capability")
-ONNX_NAMES = {"template": TEMPLATE_ONNX, "search": SEARCH_ONNX}
 
 
 def quantize_command(model_dir: Path) -> str:
@@ -88,7 +87,7 @@ def plan_precision(requested: str, onnx_precision: str, caps: BuilderCaps, model
         EngineError: INT8 without a quantized model (says how to make one), a precision below the ONNX's
             (FP32 engine from an FP16/INT8 export), or a builder that can express none of the needed forms.
     """
-    onnx_file = model_dir / ONNX_NAMES[branch]
+    onnx_file = model_dir / ONNX_FILES[branch]
     strong = caps.strongly_typed
     if requested == onnx_precision:
         if strong or requested == "fp32":
@@ -175,7 +174,8 @@ def fp16_copy(model, branch: str, model_dir: Path, meta: Dict[str, Any]):
 
     first = onnx_inputs(model)[branch]
     batch = first[0] if isinstance(first[0], int) and first[0] > 0 else 1
-    feeds = probe_feeds(model_dir / TEMPLATE_ONNX, int(meta["exemplar_size"]), int(meta["instance_size"]), batch)
+    feeds = probe_feeds(model_dir / ONNX_FILES["template"], int(meta["exemplar_size"]), int(meta["instance_size"]),
+                        batch)
     return half_model(model, branch, feeds[branch], len(feeds[branch]))
 
 
@@ -204,7 +204,7 @@ class EngineResult:
 class BuildReport:
     """What :func:`build_engine` did: engines, builder, warnings; ``summary()`` is what the CLI prints."""
 
-    model_dir: Path
+    model: ModelDir
     out_dir: Path
     trt: str
     caps: BuilderCaps
@@ -217,7 +217,9 @@ class BuildReport:
 
     def summary(self) -> str:
         lines = [f"TensorRT: {self.caps.describe()}; GPU: {self.gpu}; xcorr: {self.xcorr}"
-                 + (f" ({self.plugin})" if self.plugin else "")]
+                 + (f" ({self.plugin})" if self.plugin else ""), f"model: {self.model.describe()}"]
+        if self.model.untrained_warning:
+            lines.append(self.model.untrained_warning)
         head = f"{'engine':<17}{'precision':<52}{'batch':<10}{'layers':>7}{'MB':>8}{'build s':>9}"
         lines += [head, "-" * len(head)]
         for e in self.engines:
@@ -241,7 +243,7 @@ class BuildReport:
         if self.gpu == "built without GPU":  # the engines need a GPU; what runs here is the ONNX directory
             lines.append(f"next (on the target GPU): python runtime/track.py --model {self.out_dir} --backend tensorrt "
                          "--video VIDEO --bbox x,y,w,h   |   here, without a GPU: python runtime/track.py --model "
-                         f"{self.model_dir} --backend onnxruntime --video VIDEO --bbox x,y,w,h")
+                         f"{self.model.path} --backend onnxruntime --video VIDEO --bbox x,y,w,h")
         else:
             lines.append(f"next: python runtime/track.py --model {self.out_dir} --backend tensorrt --video VIDEO "
                          "--bbox x,y,w,h")
@@ -370,35 +372,19 @@ def _timing_cache(trt: TrtModule, caps: BuilderCaps, config, path: Optional[Path
 def _save_timing_cache(config, path: Path) -> None:
     cache = config.get_timing_cache()
     if cache is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(bytes(cache.serialize()))
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(bytes(cache.serialize()))
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The build
 # ---------------------------------------------------------------------------------------------------------------
 
-def _validate(precision, xcorr, max_batch, opt_batch, dla_core, hardware_compatibility, workspace_gib) -> None:
-    if precision is not None and precision not in PRECISIONS:
-        raise EngineError(f"unknown precision '{precision}'", evidence=f"valid: {PRECISIONS}")
-    if xcorr is not None and xcorr not in XCORR_MODES:
-        raise EngineError(f"unknown xcorr mode '{xcorr}'", evidence=f"valid: {XCORR_MODES}")
-    if max_batch < 1 or not 1 <= opt_batch <= max_batch:
-        raise EngineError(f"invalid batch profile: opt {opt_batch}, max {max_batch}",
-                          fix="use 1 <= --opt-batch <= --max-batch")
-    if dla_core is not None and dla_core < 0:
-        raise EngineError(f"invalid DLA core {dla_core}", fix="use --dla 0 or --dla 1")
-    if hardware_compatibility not in HARDWARE_COMPAT:
-        raise EngineError(f"unknown hardware compatibility '{hardware_compatibility}'",
-                          evidence=f"valid: {HARDWARE_COMPAT}")
-    if workspace_gib is not None and workspace_gib <= 0:
-        raise EngineError(f"invalid workspace {workspace_gib} GiB", fix="pass a positive size, e.g. --workspace 2")
-
-
-def _profile_for(branch: str, inputs: Dict[str, List], meta: Dict[str, Any], max_batch: int, opt_batch: int,
-                 fixed: Optional[int], dla: bool) -> Dict[str, Any]:
+def _profile_for(branch: str, inputs: Dict[str, List], md: ModelDir, opts: BuildOptions,
+                 fixed: Optional[int]) -> Dict[str, Any]:
     """min/opt/max shapes per input (only inputs with dynamic axes need one)."""
-    sizes = [int(s) for s in (meta.get("instance_sizes") or [meta["instance_size"]])]
+    sizes = md.instance_sizes
+    dla = opts.dla_core is not None
     shapes = {}
     for name, dims in inputs.items():
         lo, opt, hi = [], [], []
@@ -406,12 +392,12 @@ def _profile_for(branch: str, inputs: Dict[str, List], meta: Dict[str, Any], max
             if isinstance(d, int) and d > 0:
                 triple = (d, d, d)
             elif axis == 0:  # DLA needs static shapes: min = opt = max
-                triple = (max_batch, max_batch, max_batch) if dla else (1, opt_batch, max_batch)
-            else:  # dynamic spatial size: DaSiamRPN's adaptive search (271 or 287)
+                triple = (opts.max_batch,) * 3 if dla else (1, opts.opt_batch, opts.max_batch)
+            else:  # dynamic spatial size: DaSiamRPN's adaptive search (271 or 287), the long-term lost size
                 if name != "search":
-                    raise EngineError(f"{branch}.onnx input '{name}' has an unexpected dynamic axis {axis} ({d})",
+                    raise EngineError(f"{ONNX_FILES[branch]} input '{name}' has an unexpected dynamic axis {axis} ({d})",
                                       fix="re-export the model directory with python export/to_onnx.py")
-                s_opt = int(meta["instance_size"])
+                s_opt = md.instance_size
                 triple = (s_opt, s_opt, s_opt) if dla else (min(sizes), s_opt, max(sizes))
             lo.append(triple[0])
             opt.append(triple[1])
@@ -451,122 +437,76 @@ def cache_calibrator(trt_module, cache_path: Union[str, Path]):
     return CacheCalibrator()
 
 
-def build_engine(model_dir: Union[str, Path], *, precision: Optional[str] = None, xcorr: Optional[str] = None,
-                 max_batch: int = 1, opt_batch: int = 1, workspace_gib: Optional[float] = None,
-                 timing_cache: Optional[Union[str, Path]] = None, dla_core: Optional[int] = None,
-                 out_dir: Optional[Union[str, Path]] = None, plugin_lib: Optional[Union[str, Path]] = None,
-                 hardware_compatibility: str = "none", branches: Sequence[str] = ("template", "search"),
-                 progress: bool = True, trt: Optional[TrtModule] = None,
-                 calib: Optional[Union[str, Path]] = None) -> BuildReport:
+def build_engine(model_dir: Union[str, Path], options: Optional[BuildOptions] = None, *,
+                 branches: Sequence[str] = BRANCHES, progress: bool = True, trt: Optional[TrtModule] = None,
+                 **option_fields: Any) -> BuildReport:
     """Build the engines of a model directory and write them with their sidecars.
+
+    Every option is a field of :class:`~.build_options.BuildOptions` (given as ``options``, or by name:
+    ``build_engine(d, precision="fp16", max_batch=4)``). The options and files are checked before TensorRT is
+    imported; the engines, sidecars and calibration caches are written into a staged copy of the output directory
+    that replaces it only when every engine is built (an error or Ctrl-C leaves it as it was).
 
     Args:
         model_dir (Path): exported directory (template.onnx, search.onnx), FP32 / FP16 / INT8 (Q/DQ).
-        precision (str): "fp32", "fp16" or "int8". Defaults to the precision of the directory's ONNX files.
-        xcorr (str): "conv" or "plugin". Defaults to the directory's xcorr mode (a conv export is converted to plugin
-            mode here when "plugin" is asked).
-        max_batch (int): largest number of targets per call. Defaults to 1.
-        opt_batch (int): batch the kernels are tuned for. Defaults to 1.
-        workspace_gib (float): builder workspace limit in GiB. Defaults to TensorRT's default (device memory).
-        timing_cache (Path): timing cache file, read if present and written back. Defaults to None.
-        dla_core (int): build for this DLA core with GPU fallback (Jetson Xavier/Orin). Defaults to None.
-        out_dir (Path): where to write the engines. Defaults to ``model_dir``.
-        plugin_lib (Path): C++ plugin library for plugin mode. Defaults to the built one if present, else the
-            Python plugin.
-        hardware_compatibility (str): "none", "ampere_plus" or "same_compute_capability". Defaults to "none".
+        options (BuildOptions): what to build. Defaults to ``BuildOptions()`` (the directory's precision and
+            correlation, batch 1, engines written into ``model_dir``).
         branches (list[str]): which engines to build. Defaults to both.
         progress (bool): show a progress bar. Defaults to True.
         trt (TrtModule): TensorRT module to use. Defaults to :func:`siamtrt.gpu.tensorrt.import_tensorrt`.
-        calib (Path): calibration crops (calibration/collect.py) for ``precision="int8"`` from an FP32 directory:
-            TensorRT calibration caches are written next to the engines and read by the builder's calibrator
-            (implicit INT8, TensorRT 8.x-10.x only). Defaults to None.
+        **option_fields: :class:`BuildOptions` fields overriding ``options``.
 
     Returns:
         BuildReport: engines, builder description and notes; ``summary()`` prints them.
 
     Raises:
-        ModelDirError: missing or inconsistent model directory.
+        ModelDirError: missing or inconsistent model directory, or one this TensorRT target does not accept
+            (:func:`siamtrt.modeldir.check_target`).
         EngineError: an unsupported combination (named with its fix), a parser or builder failure.
-        ExportError: the plugin-mode conversion failed (e.g. DaSiamRPN up-channel correlation).
+        InputError: a missing input file or an unwritable output. ExportError: the plugin-mode conversion failed.
     """
     t_start = time.perf_counter()
-    model_dir = Path(model_dir)
-    out_dir = Path(out_dir) if out_dir is not None else model_dir
-    timing_cache = Path(timing_cache) if timing_cache is not None else None
-    metas = _read_request(model_dir, branches, precision, xcorr, max_batch, opt_batch, dla_core,
-                          hardware_compatibility, workspace_gib)
+    opts = dataclasses.replace(options or BuildOptions(), **option_fields)
+    opts.validate()
+    bad = [b for b in branches if b not in BRANCHES]
+    if bad or not branches:
+        raise EngineError(f"unknown branches {bad}", evidence=f"valid: {', '.join(BRANCHES)}")
+    md = ModelDir.open(model_dir)
+    out_dir = Path(opts.out_dir) if opts.out_dir is not None else md.path
+    check_writable([], dirs=[out_dir])
     trt = trt or _import_builder()
     caps = detect(trt)
-    src_xcorr = metas["search"].get("xcorr", "conv")
-    xcorr = xcorr or src_xcorr
-    _refuse_xcorr(caps, model_dir, branches, xcorr, src_xcorr)
-    requested = precision or metas["search"].get("precision", "fp32")
-    plans = _plan_branches(requested, metas, caps, model_dir, branches, calib, dla_core)
-    probe = probe_cuda()
-    logger = TrtLogger.create(trt.module)
-    builder = _probe_builder(trt, caps, probe, logger)
-    if dla_core is not None and getattr(builder, "num_DLA_cores", 0) <= dla_core:
-        raise EngineError(f"--dla {dla_core}: this device has {getattr(builder, 'num_DLA_cores', 0)} DLA cores",
-                          evidence=probe.describe(), fix="omit --dla (DLA exists on Jetson Xavier and Orin only)")
-    plugin_record = _register_plugin(trt, caps, plugin_lib) if xcorr == "plugin" and "search" in branches else None
-    report = BuildReport(model_dir=model_dir, out_dir=out_dir, trt=trt.describe(), caps=caps,
-                         gpu=probe.describe() if probe.available else "built without GPU", xcorr=xcorr,
-                         plugin=None if plugin_record is None else
-                         f"{plugin_record['implementation']} plugin" + (f" {plugin_record.get('library')}"
-                                                                       if plugin_record.get("library") else ""))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    caches: Dict[str, Path] = {}
-    if calib is not None:  # scales for the implicit-INT8 calibrator, from the same statistics as the Q/DQ models
-        from ..calibration.cache import write_trt_caches
-
-        caches = write_trt_caches(model_dir, calib, out_dir, trt_version=trt.version)
-        report.notes.append(f"implicit INT8: scales from {', '.join(p.name for p in caches.values())} (written "
-                            "here from --calib)")
-    job = _BuildJob(trt=trt, caps=caps, probe=probe, logger=logger, builder=builder, report=report,
-                    model_dir=model_dir, out_dir=out_dir, xcorr=xcorr, src_xcorr=src_xcorr, max_batch=max_batch,
-                    opt_batch=opt_batch, workspace_gib=workspace_gib, timing_cache=timing_cache, dla_core=dla_core,
-                    hardware_compatibility=hardware_compatibility, plugin_record=plugin_record, caches=caches,
-                    rebuild=sc.rebuild_command(model_dir, precision=requested, xcorr=xcorr, max_batch=max_batch,
-                                               opt_batch=opt_batch, workspace_gib=workspace_gib,
-                                               timing_cache=timing_cache, dla_core=dla_core, out_dir=out_dir,
-                                               plugin_lib=plugin_lib if plugin_record else None,
-                                               hardware_compatibility=hardware_compatibility, calib=calib),
-                    options={"precision": requested, "xcorr": xcorr, "max_batch": max_batch, "opt_batch": opt_batch,
-                             "workspace_gib": workspace_gib,
-                             "timing_cache": str(timing_cache) if timing_cache else None, "dla_core": dla_core,
-                             "hardware_compatibility": hardware_compatibility,
-                             "calib": str(calib) if calib is not None else None})
-    log.info("TensorRT: %s; GPU: %s; building %s from %s", caps.describe(), report.gpu, ", ".join(branches),
-             model_dir)
+    check_target(md, trt.package)  # the capability table: what this TensorRT takes from a model directory
+    xcorr = opts.xcorr or md.xcorr
+    _refuse_xcorr(caps, md, branches, xcorr)
+    requested = opts.precision or md.precision
+    plans = _plan_branches(requested, md, caps, branches, opts)
+    job = _start(trt, caps, md, dataclasses.replace(opts, precision=requested, xcorr=xcorr, out_dir=out_dir),
+                 branches)
+    log.info("TensorRT: %s; GPU: %s; building %s from %s", caps.describe(), job.report.gpu, ", ".join(branches),
+             md.path)
     from tqdm import tqdm
 
-    bar = tqdm(total=len(branches) * 3, desc="TensorRT", unit="step", disable=not progress, leave=False)
-    try:
-        with tempfile.TemporaryDirectory(prefix="siamtrt-build-") as tmp:
+    with staged_dir(out_dir, keep_existing=True) as stage:
+        if opts.calib is not None:  # scales for the implicit-INT8 calibrator, from the same statistics as Q/DQ
+            from ..calibration.cache import write_trt_caches
+
+            job.caches = write_trt_caches(md.path, opts.calib, stage, trt_version=trt.version)
+            job.report.notes.append(f"implicit INT8: scales from {', '.join(p.name for p in job.caches.values())} "
+                                    "(written here from --calib)")
+        with tqdm(total=len(branches) * 3, desc="TensorRT", unit="step", disable=not progress, leave=False) as bar, \
+                tempfile.TemporaryDirectory(prefix="siamtrt-build-") as tmp:
             for branch in branches:
-                report.engines.append(_build_branch(job, branch, plans[branch], metas[branch], Path(tmp), bar))
-    finally:
-        bar.close()  # before any error line is printed
-    report.seconds = time.perf_counter() - t_start
-    return report
+                job.report.engines.append(_build_branch(job, branch, plans[branch], Path(tmp), stage, bar))
+    for e in job.report.engines:  # the staged directory is now out_dir
+        e.engine, e.sidecar = out_dir / e.engine.name, out_dir / e.sidecar.name
+    job.report.seconds = time.perf_counter() - t_start
+    return job.report
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The steps of build_engine
 # ---------------------------------------------------------------------------------------------------------------
-
-def _read_request(model_dir: Path, branches: Sequence[str], precision, xcorr, max_batch, opt_batch, dla_core,
-                  hardware_compatibility, workspace_gib) -> Dict[str, Dict[str, Any]]:
-    """Validate the options and the directory; the metadata of both branches."""
-    _validate(precision, xcorr, max_batch, opt_batch, dla_core, hardware_compatibility, workspace_gib)
-    bad = [b for b in branches if b not in ONNX_NAMES]
-    if bad or not branches:
-        raise EngineError(f"unknown branches {bad}", evidence="valid: template, search")
-    if not model_dir.is_dir():
-        raise ModelDirError(f"model directory {model_dir} does not exist",
-                            fix="export it: python export/to_onnx.py --config NAME --checkpoint model.pth --out DIR")
-    return {b: read_onnx_metadata(model_dir / ONNX_NAMES[b]) for b in ONNX_NAMES}
-
 
 def _import_builder() -> TrtModule:
     """The TensorRT module, with the install hint for the builder (the extra also brings the FP16 converter)."""
@@ -579,80 +519,90 @@ def _import_builder() -> TrtModule:
                               "--extra-index-url https://pypi.nvidia.com (builds need a GPU)") from None
 
 
-def _refuse_xcorr(caps: BuilderCaps, model_dir: Path, branches: Sequence[str], xcorr: str, src_xcorr: str) -> None:
-    """The correlation refusals that must happen before any parsing."""
+def _refuse_xcorr(caps: BuilderCaps, md: ModelDir, branches: Sequence[str], xcorr: str) -> None:
+    """The correlation refusals that must happen before any parsing (decided from the builder's API)."""
     if xcorr == "plugin" and "search" in branches and not caps.plugin_layers:
         raise EngineError(f"{caps.package} {caps.version} cannot build --xcorr plugin: its networks have no plugin "
                           "layers",
                           evidence="INetworkDefinition has neither add_plugin_v3 nor add_plugin_v2 (its ONNX parser "
                                    "also aborts the whole process on a plugin node, so siamtrt stops before parsing)",
-                          fix=f"build with --xcorr conv (python export/build_engine.py --model {model_dir} --xcorr "
+                          fix=f"build with --xcorr conv (python export/build_engine.py --model {md.path} --xcorr "
                               "conv), or use full TensorRT (JetPack / pypi.nvidia.com) for plugin mode")
-    if xcorr == "conv" and src_xcorr == "plugin":
-        raise EngineError(f"{model_dir / SEARCH_ONNX} is in plugin mode; --xcorr conv needs the conv-mode export",
+    if xcorr == "conv" and md.xcorr == "plugin":
+        raise EngineError(f"{md.onnx('search')} is in plugin mode; --xcorr conv needs the conv-mode export",
                           fix="re-export with python export/to_onnx.py ... --xcorr conv")
 
 
-def _plan_branches(requested: str, metas, caps: BuilderCaps, model_dir: Path, branches: Sequence[str], calib,
-                   dla_core) -> Dict[str, PrecisionPlan]:
+def _plan_branches(requested: str, md: ModelDir, caps: BuilderCaps, branches: Sequence[str],
+                   opts: BuildOptions) -> Dict[str, PrecisionPlan]:
     """One precision plan per branch, and the refusals that depend on it."""
-    plans = {b: plan_precision(requested, metas[b].get("precision", "fp32"), caps, model_dir, b, calib is not None)
+    plans = {b: plan_precision(requested, md.branch_meta(b)["precision"], caps, md.path, b, opts.calib is not None)
              for b in branches}
-    if calib is not None and not any(p.calibration_cache for p in plans.values()):
+    if opts.calib is not None and not any(p.calibration_cache for p in plans.values()):
         raise EngineError("--calib is for --int8 from an FP32 directory (implicit INT8 on TensorRT 8.x-10.x)",
-                          evidence=f"precision {requested}, ONNX {metas['search'].get('precision', 'fp32')}",
+                          evidence=f"precision {requested}, ONNX {md.precision}",
                           fix="drop --calib, or add --int8 with the FP32 model directory")
-    if dla_core is not None and requested == "fp32":
+    if opts.dla_core is not None and requested == "fp32":
         raise EngineError("DLA runs only FP16 and INT8", fix="add --fp16 (or --int8 with a quantized model)")
     return plans
 
 
 @dataclass
 class _BuildJob:
-    """What every branch build shares (builder, options, report)."""
+    """What every branch build shares: the TensorRT objects, the directory, the resolved options, the report."""
 
     trt: TrtModule
     caps: BuilderCaps
     probe: CudaProbe
     logger: Any
     builder: Any
-    report: BuildReport
-    model_dir: Path
-    out_dir: Path
-    xcorr: str
-    src_xcorr: str
-    max_batch: int
-    opt_batch: int
-    workspace_gib: Optional[float]
-    timing_cache: Optional[Path]
-    dla_core: Optional[int]
-    hardware_compatibility: str
+    md: ModelDir
+    opts: BuildOptions  # resolved: precision, xcorr and out_dir set; plugin_lib only where a plugin is used
     plugin_record: Optional[Dict[str, Any]]
-    caches: Dict[str, Path]
-    rebuild: str
-    options: Dict[str, Any]
+    report: BuildReport
+    caches: Dict[str, Path] = field(default_factory=dict)
 
 
-def _prepare_onnx(job: _BuildJob, branch: str, plan: PrecisionPlan, meta: Dict[str, Any], tmp: Path):
+def _start(trt: TrtModule, caps: BuilderCaps, md: ModelDir, opts: BuildOptions, branches: Sequence[str]
+           ) -> _BuildJob:
+    """Builder (with its GPU / DLA refusals), the plugin registration, and the report."""
+    probe = probe_cuda()
+    logger = TrtLogger.create(trt.module)
+    builder = _probe_builder(trt, caps, probe, logger)
+    if opts.dla_core is not None and getattr(builder, "num_DLA_cores", 0) <= opts.dla_core:
+        raise EngineError(f"--dla {opts.dla_core}: this device has {getattr(builder, 'num_DLA_cores', 0)} DLA cores",
+                          evidence=probe.describe(), fix="omit --dla (DLA exists on Jetson Xavier and Orin only)")
+    plugin = _register_plugin(trt, caps, opts.plugin_lib) if opts.xcorr == "plugin" and "search" in branches else None
+    report = BuildReport(model=md, out_dir=Path(opts.out_dir), trt=trt.describe(), caps=caps,
+                         gpu=probe.describe() if probe.available else "built without GPU", xcorr=opts.xcorr,
+                         plugin=None if plugin is None else
+                         f"{plugin['implementation']} plugin" + (f" {plugin.get('library')}"
+                                                                if plugin.get("library") else ""))
+    return _BuildJob(trt=trt, caps=caps, probe=probe, logger=logger, builder=builder, md=md,
+                     opts=dataclasses.replace(opts, plugin_lib=opts.plugin_lib if plugin else None),
+                     plugin_record=plugin, report=report)
+
+
+def _prepare_onnx(job: _BuildJob, branch: str, plan: PrecisionPlan, tmp: Path):
     """The ONNX the parser reads: plugin nodes, fixed batch for the conv correlation, FP16 copy.
 
     Returns (path to parse, input dims, fixed batch or None, whether it is a prepared copy).
     """
     import onnx
 
-    src = job.model_dir / ONNX_NAMES[branch]
+    src, opts = job.md.onnx(branch), job.opts
     model = onnx.load(str(src))
     inputs = onnx_inputs(model)
     first = next(iter(inputs.values()))
     static_b = first[0] if isinstance(first[0], int) and first[0] > 0 else None
     changed, fixed = False, None
-    if static_b is not None and job.max_batch > static_b:
-        raise EngineError(f"{src} was exported with a fixed batch of {static_b}; --max-batch {job.max_batch} "
+    if static_b is not None and opts.max_batch > static_b:
+        raise EngineError(f"{src} was exported with a fixed batch of {static_b}; --max-batch {opts.max_batch} "
                           "needs a dynamic-batch export",
                           fix="re-export without --batch 1: python export/to_onnx.py ... (batch is dynamic by default)")
     if static_b is not None:
         fixed = static_b if static_b > 1 else None
-    if branch == "search" and job.xcorr == "plugin" and job.src_xcorr == "conv":
+    if branch == "search" and opts.xcorr == "plugin" and job.md.xcorr == "conv":
         from .xcorr_plugin_onnx import convert_model_to_plugin
 
         model, n = convert_model_to_plugin(model)
@@ -660,21 +610,22 @@ def _prepare_onnx(job: _BuildJob, branch: str, plan: PrecisionPlan, meta: Dict[s
             raise ExportError(f"{src} has no correlation Conv to convert for --xcorr plugin",
                               fix="pass a model directory written by export/to_onnx.py")
         changed = True
-    if branch == "search" and job.xcorr == "conv" and static_b is None:
-        fix_batch(model, job.max_batch)
-        fixed, changed = job.max_batch, True
-        if job.max_batch > 1:
+    if branch == "search" and opts.xcorr == "conv" and static_b is None:
+        fix_batch(model, opts.max_batch)
+        fixed, changed = opts.max_batch, True
+        if opts.max_batch > 1:
             job.report.notes.append(
-                f"search.engine has a fixed batch of {job.max_batch} (TensorRT needs the conv correlation's N*C "
-                f"channels at build time); fewer targets are padded, costing {job.max_batch}x the search work. "
+                f"{ENGINE_FILES['search']} has a fixed batch of {opts.max_batch} (TensorRT needs the conv "
+                f"correlation's N*C channels at build time); fewer targets are padded, costing {opts.max_batch}x the "
+                "search work. "
                 "--xcorr plugin (full TensorRT) gives a true 1..N profile.")
     if plan.convert_fp16:
-        model, kept = fp16_copy(model, branch, job.model_dir, meta)
+        model, kept = fp16_copy(model, branch, job.md.path, job.md.branch_meta(branch))
         job.report.notes.append(f"{branch}: FP16 copy by the guarded converter; {len(kept)} nodes kept in FP32")
         changed = True
     parse_path = src
     if changed:
-        parse_path = tmp / f"{branch}.onnx"
+        parse_path = tmp / ONNX_FILES[branch]
         onnx.save(model, str(parse_path))
     return parse_path, onnx_inputs(model), fixed, changed
 
@@ -686,7 +637,7 @@ def _parse(job: _BuildJob, branch: str, plan: PrecisionPlan, parse_path: Path, c
     parser = trt.module.OnnxParser(network, job.logger)
     if not parser.parse_from_file(str(parse_path)):
         errs = [parser.get_error(i).desc() for i in range(parser.num_errors)]
-        raise EngineError(f"{trt.describe()} could not parse {ONNX_NAMES[branch]}"
+        raise EngineError(f"{trt.describe()} could not parse {ONNX_FILES[branch]}"
                           + (" (prepared copy)" if changed else ""),
                           evidence="\n".join(e[:300] for e in errs)[:1500] or "; ".join(job.logger.errors)[-600:],
                           fix="check that the export is current (python export/to_onnx.py) and see "
@@ -694,39 +645,39 @@ def _parse(job: _BuildJob, branch: str, plan: PrecisionPlan, parse_path: Path, c
     return network, parser, _network_layers(trt, network)
 
 
-def _configure(job: _BuildJob, branch: str, plan: PrecisionPlan, meta: Dict[str, Any], inputs, fixed):
+def _configure(job: _BuildJob, branch: str, plan: PrecisionPlan, inputs, fixed):
     """Builder config: workspace, precision flags, calibrator, profile, timing cache, DLA, hardware compatibility.
 
     Returns (config, profile record, whether a timing cache is in use).
     """
-    trt, builder = job.trt, job.builder
+    trt, builder, opts = job.trt, job.builder, job.opts
     config = builder.create_builder_config()
-    _set_workspace(trt, job.caps, config, job.workspace_gib)
+    _set_workspace(trt, job.caps, config, opts.workspace_gib)
     for flag in plan.flags:
         config.set_flag(getattr(trt.module.BuilderFlag, flag))
     if plan.calibration_cache:
         config.int8_calibrator = cache_calibrator(trt.module, job.caches[branch])
     if hasattr(config, "profiling_verbosity"):
         config.profiling_verbosity = trt.module.ProfilingVerbosity.DETAILED
-    profile_info = _profile_for(branch, inputs, meta, job.max_batch, job.opt_batch, fixed, job.dla_core is not None)
+    profile_info = _profile_for(branch, inputs, job.md, opts, fixed)
     if any(not (isinstance(d, int) and d > 0) for dims in inputs.values() for d in dims):
         profile = builder.create_optimization_profile()
         for name, shp in profile_info["shapes"].items():
             profile.set_shape(name, shp["min"], shp["opt"], shp["max"])
         config.add_optimization_profile(profile)
-    use_cache, note = _timing_cache(trt, job.caps, config, job.timing_cache)
+    use_cache, note = _timing_cache(trt, job.caps, config, opts.timing_cache)
     if note and note not in job.report.notes:
         job.report.notes.append(note)
-    if job.dla_core is not None:
+    if opts.dla_core is not None:
         config.default_device_type = trt.module.DeviceType.DLA
-        config.DLA_core = job.dla_core
+        config.DLA_core = opts.dla_core
         config.set_flag(trt.module.BuilderFlag.GPU_FALLBACK)
-    if job.hardware_compatibility != "none":
+    if opts.hardware_compatibility != "none":
         level = getattr(getattr(trt.module, "HardwareCompatibilityLevel", None),
-                        job.hardware_compatibility.upper(), None)
+                        opts.hardware_compatibility.upper(), None)
         if level is None:
             raise EngineError(f"{trt.describe()} has no hardware compatibility level "
-                              f"'{job.hardware_compatibility}'", fix="omit --hardware-compatibility")
+                              f"'{opts.hardware_compatibility}'", fix="omit --hardware-compatibility")
         config.hardware_compatibility_level = level
     return config, profile_info, use_cache
 
@@ -736,22 +687,21 @@ def _serialize(job: _BuildJob, branch: str, network, config, use_cache: bool) ->
     job.logger.errors.clear()
     plan_bytes = job.builder.build_serialized_network(network, config)
     if plan_bytes is None:
-        raise EngineError(f"{job.trt.describe()} failed to build {ENGINE_NAMES[branch]}",
+        raise EngineError(f"{job.trt.describe()} failed to build {ENGINE_FILES[branch]}",
                           evidence="\n".join(job.logger.errors)[-1500:] or "no TensorRT error message",
                           fix="see docs/tensorrt.md (workspace: --workspace GiB; INT8 needs Q/DQ from "
                               "calibration/quantize.py --target tensorrt)")
     data = bytes(plan_bytes)
     del plan_bytes
     if use_cache:
-        _save_timing_cache(config, job.timing_cache)
+        _save_timing_cache(config, job.opts.timing_cache)
     return data
 
 
-def _write_engine(job: _BuildJob, branch: str, plan: PrecisionPlan, meta, data: bytes, layers, profile_info,
-                  inputs, seconds: float) -> EngineResult:
-    """Engine file, inspector layers where a GPU is present, and the sidecar."""
-    src = job.model_dir / ONNX_NAMES[branch]
-    engine_path = job.out_dir / ENGINE_NAMES[branch]
+def _write_engine(job: _BuildJob, branch: str, plan: PrecisionPlan, data: bytes, layers, profile_info, inputs,
+                  seconds: float, stage: Path) -> EngineResult:
+    """Engine file (into the staged output directory), inspector layers where a GPU is present, and the sidecar."""
+    engine_path = stage / ENGINE_FILES[branch]
     engine_path.write_bytes(data)
     if job.probe.available and job.caps.engine_inspector:
         try:
@@ -762,33 +712,34 @@ def _write_engine(job: _BuildJob, branch: str, plan: PrecisionPlan, meta, data: 
                for name, dims in inputs.items()}
     side = sc.make_sidecar(
         engine_path=engine_path, branch=branch, trt=job.trt, probe=job.probe, precision=plan.precision,
-        xcorr=job.xcorr, typing=plan.typing, source_onnx=sc.onnx_source(src),
-        build_options=dict(job.options, flags=list(plan.flags), converted_fp16=plan.convert_fp16),
-        profile=profile_info, metadata=meta, plugin=job.plugin_record if branch == "search" else None,
-        rebuild=job.rebuild, build_seconds=seconds, layers=layers, io=io_desc)
+        xcorr=job.opts.xcorr, typing=plan.typing, source_onnx=sc.onnx_source(job.md.onnx(branch)),
+        build_options=dict(job.opts.record(), flags=list(plan.flags), converted_fp16=plan.convert_fp16),
+        profile=profile_info, metadata=job.md.branch_meta(branch),
+        plugin=job.plugin_record if branch == "search" else None, rebuild=job.opts.rebuild_command(job.md.path),
+        build_seconds=seconds, layers=layers, io=io_desc)
     side_path = sc.write_sidecar(engine_path, side)
-    log.info("TensorRT: wrote %s (%.2f MB, %s) in %.2f s", engine_path, len(data) / 1e6, plan.describe(), seconds)
+    log.info("TensorRT: built %s (%.2f MB, %s) in %.2f s", engine_path.name, len(data) / 1e6, plan.describe(),
+             seconds)
     return EngineResult(branch, engine_path, side_path, plan, seconds, layers, profile_info)
 
 
-def _build_branch(job: _BuildJob, branch: str, plan: PrecisionPlan, meta: Dict[str, Any], tmp: Path,
-                  bar) -> EngineResult:
+def _build_branch(job: _BuildJob, branch: str, plan: PrecisionPlan, tmp: Path, stage: Path, bar) -> EngineResult:
     """prepare → parse → configure + build → write, for one branch."""
     t0 = time.perf_counter()
     bar.set_postfix_str(f"{branch}: prepare")
-    parse_path, inputs, fixed, changed = _prepare_onnx(job, branch, plan, meta, tmp)
+    parse_path, inputs, fixed, changed = _prepare_onnx(job, branch, plan, tmp)
     bar.update(1)
     bar.set_postfix_str(f"{branch}: parse")
     network, parser, layers = _parse(job, branch, plan, parse_path, changed)
     bar.update(1)
     bar.set_postfix_str(f"{branch}: build")
-    config, profile_info, use_cache = _configure(job, branch, plan, meta, inputs, fixed)
+    config, profile_info, use_cache = _configure(job, branch, plan, inputs, fixed)
     data = _serialize(job, branch, network, config, use_cache)
     del network, parser, config
-    result = _write_engine(job, branch, plan, meta, data, layers, profile_info, inputs, time.perf_counter() - t0)
+    result = _write_engine(job, branch, plan, data, layers, profile_info, inputs, time.perf_counter() - t0, stage)
     bar.update(1)
     return result
 
 
-__all__ = ["BuildReport", "EngineResult", "PrecisionPlan", "build_engine", "cache_calibrator", "fix_batch",
-           "fp16_copy", "onnx_inputs", "plan_precision", "quantize_command"]
+__all__ = ["BuildOptions", "BuildReport", "EngineResult", "PrecisionPlan", "build_engine", "cache_calibrator",
+           "fix_batch", "fp16_copy", "onnx_inputs", "plan_precision", "quantize_command"]

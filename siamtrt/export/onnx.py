@@ -13,13 +13,11 @@ import contextlib
 import io
 import logging
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import onnx
@@ -27,10 +25,11 @@ import torch
 import torch.nn as nn
 
 from ..config import ModelConfig, get_config
-from ..errors import ExportError
-from ..modeldir import SEARCH_ONNX, TEMPLATE_ONNX
+from ..calibration.derive import check_model_out_dir, staged_model_dir
+from ..errors import CheckpointError, ExportError
+from ..modeldir import BATCH_FORMS, ONNX_FILES, XCORR_FORMS, ModelDir
 from ..metadata import (SEARCH_INPUT, SEARCH_OUTPUTS, TEMPLATE_INPUT, build_metadata,
-                        read_onnx_metadata, set_onnx_metadata)
+                        set_onnx_metadata)
 from .checkpoint import load_checkpoint
 from .models import build_model
 
@@ -237,16 +236,6 @@ def check_parity(model: nn.Module, template_path: Path, search_path: Path, batch
     return results
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
-            pass
-    except OSError as e:
-        raise ExportError(f"cannot write to output directory {out_dir}", evidence=f"{type(e).__name__}: {e}",
-                          fix="choose a writable --out directory (or fix its permissions)") from None
-
-
 #: untrained head constructions for export without a checkpoint
 RANDOM_HEADS = ("realistic", "matching")
 
@@ -257,16 +246,14 @@ def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path],
     ``options``: seed, opset, batch, xcorr, simplify, check, frames, progress, random_heads, lost_instance_size).
 
     Third-party loggers and warnings (torch's "torchvision is not installed", onnxscript's constant folding) show
-    only errors unless ``verbose``. A failed export removes ``out_dir`` when this call created it (a pre-existing
-    directory is left as it was).
+    only errors unless ``verbose``. The directory is written staged (:func:`siamtrt.calibration.derive
+    .staged_model_dir`): a failed or interrupted export leaves ``out_dir`` as it was (absent, or the previous export).
 
     Raises:
-        ConfigError, CheckpointError, ExportError: with what, evidence and fix.
+        ConfigError, CheckpointError, ExportError, InputError: with what, evidence and fix.
     """
     from tqdm import tqdm
 
-    out_dir = Path(out_dir)
-    created = not out_dir.exists()
     bars_before = set(tqdm._instances)
     try:
         with third_party_logs(verbose):
@@ -274,8 +261,6 @@ def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path],
     except BaseException:
         for bar in set(tqdm._instances) - bars_before:  # close this call's bar before anyone prints the error
             bar.close()
-        if created and out_dir.is_dir():  # leave no empty or half-written directory behind
-            shutil.rmtree(out_dir, ignore_errors=True)
         raise
 
 
@@ -303,15 +288,67 @@ def third_party_logs(verbose: bool = False):
             logging.getLogger(name).setLevel(level)
 
 
+def _check_request(cfg: ModelConfig, out_dir: Path, checkpoint, batch: str, xcorr: str, random_heads: str) -> None:
+    """Everything checkable before a model is built: the options, the checkpoint file, the output directory."""
+    if batch not in BATCH_FORMS:
+        raise ExportError(f"--batch must be 'dynamic' or '1', got {batch!r}",
+                          fix="use --batch dynamic (multi-target) or --batch 1 (single target, static shapes)")
+    if xcorr not in XCORR_FORMS:
+        raise ExportError(f"--xcorr must be one of {XCORR_FORMS}, got {xcorr!r}")
+    if random_heads not in RANDOM_HEADS:
+        raise ExportError(f"--random-heads must be one of {RANDOM_HEADS}, got {random_heads!r}")
+    if random_heads == "matching" and (cfg.family != "pysot" or checkpoint is not None):
+        raise ExportError("--random-heads matching needs a pysot architecture and no --checkpoint",
+                          evidence=f"config {cfg.name} ({cfg.family}), checkpoint {checkpoint}",
+                          fix="drop --random-heads, or pick a pysot config (e.g. siamrpn_alex_dwxcorr)")
+    if xcorr == "plugin" and cfg.family == "dasiamrpn":
+        raise ExportError(f"--xcorr plugin: {cfg.name}'s up-channel correlation is not depthwise",
+                          fix="export DaSiamRPN models with --xcorr conv")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise CheckpointError(f"checkpoint {checkpoint} does not exist", fix="pass the path of your model.pth")
+    check_model_out_dir(out_dir)
+
+
+def _weights(cfg: ModelConfig, checkpoint, seed: int, frames, random_heads: str) -> Tuple[nn.Module, str, str]:
+    """(model, checkpoint_sha256, weights kind): the checkpoint's weights, or seeded random ones made realistic
+    (optionally with template-matching heads), loudly labelled untrained."""
+    model = build_model(cfg)
+    if checkpoint is not None:
+        return model, load_checkpoint(model, checkpoint, cfg), "checkpoint"
+    from .random_init import make_realistic
+
+    torch.manual_seed(seed)
+    model = make_realistic(build_model(cfg), frames, seed=seed)
+    sha, weights = f"random-seed-{seed}", "random-realistic"
+    if random_heads == "matching":
+        from .matching_init import make_matching
+
+        model = make_matching(model, frames, seed=seed)
+        sha, weights = f"random-seed-{seed}-matching", "random-matching"
+    log.warning("ONNX: no --checkpoint given: exporting SEEDED RANDOM WEIGHTS (seed %d). They are untrained: "
+                "fine for speed and pipeline checks, useless for tracking.", seed)
+    return model, sha, weights
+
+
+def _summary_row(path: Path) -> Dict[str, Any]:
+    m = onnx.load(str(path))
+    macs, params = _conv_macs_and_params(m)
+    return {"file": path.name, "inputs": _io_desc(m.graph.input), "outputs": _io_desc(m.graph.output),
+            "params (M)": f"{params / 1e6:.2f}", "GMAC": f"{macs / 1e9:.2f}",
+            "size (MB)": f"{os.path.getsize(path) / 1e6:.1f}"}
+
+
 def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], checkpoint: Optional[Union[str, Path]] = None,
-                 seed: int = 0, opset: int = DEFAULT_OPSET, batch: str = "dynamic", xcorr: str = "conv",
-                 simplify: bool = True, check: bool = True, frames=None, progress: bool = False,
-                 random_heads: str = "realistic", lost_instance_size: Optional[int] = None) -> ExportResult:
+                  seed: int = 0, opset: int = DEFAULT_OPSET, batch: str = "dynamic", xcorr: str = "conv",
+                  simplify: bool = True, check: bool = True, frames=None, progress: bool = False,
+                  random_heads: str = "realistic", lost_instance_size: Optional[int] = None,
+                  fit_on: Optional[Union[str, Path]] = None) -> ExportResult:
     """Export a tracker's two branches into a self-describing model directory.
 
     Args:
         config (str | ModelConfig): built-in name or pysot config.yaml path.
-        out_dir (str | Path): directory to write template.onnx / search.onnx into.
+        out_dir (str | Path): directory to write template.onnx / search.onnx into (new, empty, or a model
+            directory to replace).
         checkpoint (str | Path): the trained ``model.pth``. Defaults to None: seeded random weights made
             realistic (BatchNorm statistics from crops, scaled heads) — untrained, and recorded as such.
         seed (int): seed for random weights and parity inputs. Defaults to 0.
@@ -319,7 +356,11 @@ def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], ch
         batch (str): "dynamic" (multi-target batching) or "1" (static; the pysot grouped-conv form). Defaults to
             "dynamic".
         xcorr (str): "conv" (standard grouped Conv) or "plugin" (custom DepthwiseXCorr node for TensorRT).
-        frames: (image, box) pairs for the random-weight BatchNorm statistics. Defaults to synthetic texture.
+        simplify (bool): run onnxslim. Defaults to True. check (bool): run the parity check. Defaults to True.
+        frames: (image, box) pairs for the random-weight BatchNorm statistics. Defaults to those of ``fit_on``, else
+            synthetic texture.
+        fit_on (str | Path): an OTB-layout sequence folder (``img/`` + ``groundtruth_rect.txt``) whose frames and
+            boxes the random weights are fitted on (``--fit-on``; read after every other check). Defaults to None.
         progress (bool): show a tqdm bar over the steps. Defaults to False.
         random_heads (str): without a checkpoint: "realistic" (random heads) or "matching" (template-matching
             heads that follow the target, pysot models only: :mod:`.matching_init`). Defaults to "realistic".
@@ -331,95 +372,70 @@ def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], ch
         ExportResult: paths, metadata, parity errors and summary rows.
 
     Raises:
-        ConfigError, CheckpointError, ExportError: with what, evidence and fix.
+        ConfigError, CheckpointError, ExportError, InputError: with what, evidence and fix.
     """
+    from tqdm import tqdm
+
     start = time.perf_counter()
     cfg = config if isinstance(config, ModelConfig) else get_config(config)
     if lost_instance_size is not None:
         from ..config import with_longterm
 
         cfg = with_longterm(cfg, lost_instance_size)
-    if batch not in ("dynamic", "1"):
-        raise ExportError(f"--batch must be 'dynamic' or '1', got {batch!r}",
-                          fix="use --batch dynamic (multi-target) or --batch 1 (single target, static shapes)")
-    if xcorr not in ("conv", "plugin"):
-        raise ExportError(f"--xcorr must be 'conv' or 'plugin', got {xcorr!r}")
-    if random_heads not in RANDOM_HEADS:
-        raise ExportError(f"--random-heads must be one of {RANDOM_HEADS}, got {random_heads!r}")
-    if random_heads == "matching" and (cfg.family != "pysot" or checkpoint is not None):
-        raise ExportError("--random-heads matching needs a pysot architecture and no --checkpoint",
-                          evidence=f"config {cfg.name} ({cfg.family}), checkpoint {checkpoint}",
-                          fix="drop --random-heads, or pick a pysot config (e.g. siamrpn_alex_dwxcorr)")
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
-    steps = ["build", "weights", "template.onnx", "search.onnx", "parity", "xcorr"]
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    _check_request(cfg, out_dir, checkpoint, batch, xcorr, random_heads)
+    if frames is None and fit_on is not None and checkpoint is None:
+        from .random_init import sequence_frames
 
-        bar = tqdm(total=len(steps), desc=f"ONNX: {cfg.name}", unit="step", leave=False)
-
-    def step(name):
-        if bar is not None:
-            bar.set_postfix_str(name)
-            bar.update(1)
-
-    model = build_model(cfg)
-    step("build")
-    if checkpoint is not None:
-        sha = load_checkpoint(model, checkpoint, cfg)
-        weights = "checkpoint"
-    else:
-        from .random_init import make_realistic
-
-        torch.manual_seed(seed)
-        model = make_realistic(build_model(cfg), frames, seed=seed)
-        sha, weights = f"random-seed-{seed}", "random-realistic"
-        if random_heads == "matching":
-            from .matching_init import make_matching
-
-            model = make_matching(model, frames, seed=seed)
-            sha, weights = f"random-seed-{seed}-matching", "random-matching"
-        log.warning("ONNX: no --checkpoint given: exporting SEEDED RANDOM WEIGHTS (seed %d). They are untrained: "
-                    "fine for speed and pipeline checks, useless for tracking.", seed)
+        frames = sequence_frames(fit_on)
+    bar = tqdm(total=5, desc=f"ONNX: {cfg.name}", unit="step", leave=False, disable=not progress)
+    model, sha, weights = _weights(cfg, checkpoint, seed, frames, random_heads)
     model.eval()
-    dynamic = batch == "dynamic"
-    model.dynamic_batch = dynamic
-    step("weights")
+    model.dynamic_batch = batch == "dynamic"
+    bar.update(1)
     common = dict(template_outputs=model.template_output_names, checkpoint_sha256=sha, weights=weights,
-                  batch=batch, xcorr="conv", opset=opset)
-    t_meta = build_metadata(cfg, branch="template", **common)
-    s_meta = build_metadata(cfg, branch="search", **common)
-    tpath, spath = out_dir / TEMPLATE_ONNX, out_dir / SEARCH_ONNX
+                  batch=batch, opset=opset)
+    with staged_model_dir(out_dir) as stage:
+        s_meta, parity, summary = _write_branches(model, cfg, stage, common, xcorr=xcorr, opset=opset,
+                                                  simplify=simplify, check=check, seed=seed, bar=bar)
+    bar.close()
+    return ExportResult(out_dir=out_dir, template_path=out_dir / ONNX_FILES["template"],
+                        search_path=out_dir / ONNX_FILES["search"], metadata=s_meta, parity=parity, summary=summary,
+                        weights=weights, seconds=time.perf_counter() - start, model=model)
+
+
+def _write_branches(model: nn.Module, cfg: ModelConfig, stage: Path, common: Dict[str, Any], *, xcorr: str,
+                    opset: int, simplify: bool, check: bool, seed: int, bar):
+    """template.onnx and search.onnx into the staged directory, the parity check, the plugin conversion:
+    (search metadata, parity errors, summary rows)."""
+    dynamic = model.dynamic_batch
+    tpath, spath = stage / ONNX_FILES["template"], stage / ONNX_FILES["search"]
     with torch.no_grad():
-        export_template(model, tpath, t_meta, opset, dynamic, simplify)
-        step("template.onnx")
-        export_search(model, spath, s_meta, opset, dynamic, simplify)
-        step("search.onnx")
+        # xcorr names the directory's correlation form: the search graph is exported conv, converted below
+        export_template(model, tpath, build_metadata(cfg, branch="template", xcorr=xcorr, **common), opset,
+                        dynamic, simplify)
+        bar.update(1)
+        export_search(model, spath, build_metadata(cfg, branch="search", xcorr="conv", **common), opset, dynamic,
+                      simplify)
+        bar.update(1)
     parity: Dict[str, Dict[str, float]] = {}
     if check:
         parity = check_parity(model, tpath, spath, batch=2 if dynamic else 1, seed=seed)
-        bad = {k: v for k, v in parity.items() if not v["rel"] <= PARITY_RTOL}
-        if bad:
-            raise ExportError(f"ONNX Runtime output differs from PyTorch beyond {PARITY_RTOL:g} relative error",
-                              evidence="; ".join(f"{k}: rel {v['rel']:.3g}, max abs {v['max_abs']:.3g}"
-                                                 for k, v in bad.items()),
-                              fix="try the default --opset 18; report the config and versions if it persists")
-    step("parity")
+        _require_parity(parity)
+    bar.update(1)
     if xcorr == "plugin":
         from .xcorr_plugin_onnx import convert_search_to_plugin
 
         convert_search_to_plugin(spath, spath)
-        s_meta = read_onnx_metadata(spath)
-    step("xcorr")
-    if bar is not None:
-        bar.close()
-    summary = []
-    for p in (tpath, spath):
-        m = onnx.load(str(p))
-        macs, params = _conv_macs_and_params(m)
-        summary.append({"file": p.name, "inputs": _io_desc(m.graph.input), "outputs": _io_desc(m.graph.output),
-                        "params (M)": f"{params / 1e6:.2f}", "GMAC": f"{macs / 1e9:.2f}",
-                        "size (MB)": f"{os.path.getsize(p) / 1e6:.1f}"})
-    return ExportResult(out_dir=out_dir, template_path=tpath, search_path=spath, metadata=s_meta, parity=parity,
-                        summary=summary, weights=weights, seconds=time.perf_counter() - start, model=model)
+    s_meta = ModelDir.open(stage).meta  # the one reader cross-checks what was just written
+    bar.update(1)
+    return s_meta, parity, [_summary_row(p) for p in (tpath, spath)]
+
+
+def _require_parity(parity: Dict[str, Dict[str, float]]) -> None:
+    bad = {k: v for k, v in parity.items() if not v["rel"] <= PARITY_RTOL}
+    if bad:
+        raise ExportError(f"ONNX Runtime output differs from PyTorch beyond {PARITY_RTOL:g} relative error",
+                          evidence="; ".join(f"{k}: rel {v['rel']:.3g}, max abs {v['max_abs']:.3g}"
+                                             for k, v in bad.items()),
+                          fix="try the default --opset 18; report the config and versions if it persists")

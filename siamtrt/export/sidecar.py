@@ -9,7 +9,6 @@ engines is still self-describing.
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -19,7 +18,8 @@ from ..metadata import file_sha256
 from ..gpu.cuda import CudaProbe
 from ..gpu.tensorrt import TrtModule
 from ..modeldir import sidecar_path
-from ..runtime.engines import SIDECAR_SCHEMA
+from ..outputs import atomic_file
+from ..runtime.engines import DIGEST_KEY, SIDECAR_SCHEMA, sidecar_digest
 
 
 def onnx_source(onnx_path: Path) -> Dict[str, Any]:
@@ -39,42 +39,17 @@ def gpu_record(probe: CudaProbe) -> Dict[str, Any]:
             "driver_version": probe.driver_version}
 
 
-def rebuild_command(model_dir: Path, *, precision: str, xcorr: str, max_batch: int, opt_batch: int,
-                    workspace_gib: Optional[float], timing_cache: Optional[Path], dla_core: Optional[int],
-                    out_dir: Optional[Path], plugin_lib: Optional[Path], hardware_compatibility: str,
-                    calib: Optional[Path] = None) -> str:
-    """The exact ``export/build_engine.py`` command that reproduces a build (absolute paths)."""
-    parts = ["python", "export/build_engine.py", "--model", str(Path(model_dir).resolve()), f"--{precision}",
-             "--xcorr", xcorr, "--max-batch", str(max_batch)]
-    if opt_batch != 1:
-        parts += ["--opt-batch", str(opt_batch)]
-    if workspace_gib is not None:
-        parts += ["--workspace", f"{workspace_gib:g}"]
-    if timing_cache is not None:
-        parts += ["--timing-cache", str(Path(timing_cache).resolve())]
-    if dla_core is not None:
-        parts += ["--dla", str(dla_core)]
-    if plugin_lib is not None:
-        parts += ["--plugin-lib", str(Path(plugin_lib).resolve())]
-    if hardware_compatibility != "none":
-        parts += ["--hardware-compatibility", hardware_compatibility]
-    if calib is not None:
-        parts += ["--calib", str(Path(calib).resolve())]
-    if out_dir is not None and Path(out_dir).resolve() != Path(model_dir).resolve():
-        parts += ["--out", str(Path(out_dir).resolve())]
-    return " ".join(shlex.quote(p) for p in parts)
-
-
 def make_sidecar(*, engine_path: Path, branch: str, trt: TrtModule, probe: CudaProbe, precision: str, xcorr: str,
                  typing: str, source_onnx: Dict[str, Any], build_options: Dict[str, Any], profile: Dict[str, Any],
                  metadata: Dict[str, Any], plugin: Optional[Dict[str, Any]], rebuild: str, build_seconds: float,
                  layers: Dict[str, Any], io: Dict[str, Any]) -> Dict[str, Any]:
-    """Assemble the sidecar dict of one freshly written engine."""
+    """Assemble the sidecar dict of one freshly written engine; it ends with its own digest (``sidecar_sha256``), so
+    an edited sidecar is refused (:func:`siamtrt.runtime.engines.read_sidecar`)."""
     engine_path = Path(engine_path)
     meta = dict(metadata)
     meta["precision"] = precision
     meta["xcorr"] = xcorr
-    return {
+    side = {
         "schema": SIDECAR_SCHEMA,
         "siamtrt_version": __version__,
         "branch": branch,
@@ -95,13 +70,17 @@ def make_sidecar(*, engine_path: Path, branch: str, trt: TrtModule, probe: CudaP
         "rebuild_command": rebuild,
         "metadata": meta,
     }
+    side = json.loads(json.dumps(side))  # the JSON types the digest is computed over when read back
+    side[DIGEST_KEY] = sidecar_digest(side)
+    return side
 
 
 def write_sidecar(engine_path: Path, side: Dict[str, Any]) -> Path:
     """Write ``<engine>.json`` (sorted keys, indented: diffable) and return its path."""
     path = sidecar_path(engine_path)
-    path.write_text(json.dumps(side, indent=2, sort_keys=True) + "\n")
+    with atomic_file(path) as f:
+        f.write(json.dumps(side, indent=2, sort_keys=True) + "\n")
     return path
 
 
-__all__ = ["gpu_record", "make_sidecar", "onnx_source", "rebuild_command", "write_sidecar"]
+__all__ = ["gpu_record", "make_sidecar", "onnx_source", "write_sidecar"]

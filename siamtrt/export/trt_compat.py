@@ -9,8 +9,8 @@ One build code path serves ``tensorrt`` 8.5 (JetPack 5), 10.3 (JetPack 6), 10.x/
   ONNX parser must then never see a plugin node;
 * Python IPluginV3 classes exist from 10.0.
 
-:data:`CAPABILITY_TABLE` documents what each known target accepts (docs/tensorrt.md shows it); the build decisions
-themselves use :func:`detect` on the module actually imported.
+docs/tensorrt.md tabulates what each known TensorRT accepts, ``siamtrt.modeldir.TARGETS`` which model directories each
+package takes; the build decisions themselves use :func:`detect` on the module actually imported.
 """
 
 from __future__ import annotations
@@ -19,26 +19,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional
 
 from ..gpu.tensorrt import TrtModule, import_tensorrt
-
-#: Documentation of the known targets (detected capabilities decide; this table explains). "flags" = weakly typed
-#: builder precision flags; "onnx" = precision carried by the ONNX (FP16 tensors / Q/DQ) in a strongly typed network.
-CAPABILITY_TABLE = {
-    "tensorrt 8.2 (JetPack 4.6: Nano, TX2)": {"fp16": "flags", "int8": "flags + Q/DQ", "xcorr conv": "no (parser "
-                                             "rejects runtime-weight Conv)", "xcorr plugin": "C++ IPluginV2DynamicExt",
-                                             "dynamic batch": "plugin mode only", "dla": "Xavier only"},
-    "tensorrt 8.5 (JetPack 5)": {"fp16": "flags", "int8": "flags + Q/DQ", "xcorr conv": "static batch",
-                                 "xcorr plugin": "C++ IPluginV2DynamicExt", "dynamic batch": "plugin mode or template",
-                                 "dla": "Xavier/Orin"},
-    "tensorrt 10.x (JetPack 6, desktop)": {"fp16": "flags (or FP16 ONNX, strongly typed)", "int8": "Q/DQ",
-                                           "xcorr conv": "static batch", "xcorr plugin": "C++ or Python IPluginV3",
-                                           "dynamic batch": "plugin mode or template", "dla": "Orin (10.3)"},
-    "tensorrt 11.x": {"fp16": "FP16 ONNX (converted internally)", "int8": "Q/DQ ONNX", "xcorr conv": "static batch",
-                      "xcorr plugin": "C++ or Python IPluginV3", "dynamic batch": "plugin mode or template",
-                      "dla": "AGX Orin with 11.4.1+ only"},
-    "tensorrt_rtx 1.x": {"fp16": "FP16 ONNX (converted internally)", "int8": "Q/DQ ONNX", "xcorr conv": "static batch",
-                         "xcorr plugin": "no (no plugin layers): refused before parsing",
-                         "dynamic batch": "template branch", "dla": "no"},
-}
 
 
 @dataclass(frozen=True)
@@ -107,4 +87,4 @@ def network_flags(trt: TrtModule, caps: BuilderCaps, strongly_typed: bool) -> in
     return flags
 
 
-__all__ = ["BuilderCaps", "CAPABILITY_TABLE", "detect", "network_flags"]
+__all__ = ["BuilderCaps", "detect", "network_flags"]

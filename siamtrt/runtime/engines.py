@@ -10,6 +10,7 @@ before TensorRT sees the engine, so a Jetson needs nothing from ``siamtrt.export
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -26,6 +27,13 @@ LOG = logging.getLogger(__name__)
 
 SIDECAR_SCHEMA = 1
 PLUGIN_LIB_ENV = "SIAMTRT_PLUGIN_LIB"
+DIGEST_KEY = "sidecar_sha256"  # the sidecar's own digest: an edited sidecar (say, its TensorRT version) is refused
+
+
+def sidecar_digest(side: Dict[str, Any]) -> str:
+    """sha256 of a sidecar's content without its own digest (canonical JSON), written by the builder."""
+    body = {k: v for k, v in side.items() if k != DIGEST_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def read_sidecar(engine_path: Union[str, Path]) -> Dict[str, Any]:
@@ -48,6 +56,11 @@ def read_sidecar(engine_path: Union[str, Path]) -> Dict[str, Any]:
         raise EngineError(f"sidecar {path} has schema {side.get('schema') if isinstance(side, dict) else '?'}, "
                           f"this siamtrt reads schema {SIDECAR_SCHEMA}",
                           fix=f"rebuild: python export/build_engine.py --model {Path(engine_path).parent}")
+    if DIGEST_KEY in side and side[DIGEST_KEY] != sidecar_digest(side):
+        raise EngineError(f"sidecar {path} was edited after the build",
+                          evidence=f"its content no longer matches the {DIGEST_KEY} the builder recorded (an edited "
+                                   "TensorRT version, GPU or hash does not change the engine it describes)",
+                          fix=_rebuild(side, Path(engine_path)))
     return side
 
 
@@ -132,6 +145,21 @@ def check_sidecar(engine_path: Union[str, Path], side: Dict[str, Any], *, packag
             warnings.append(f"engine {engine_path.name} was built on {gpu.get('name')}, running on {device.name} "
                             "(same compute capability: it loads, but tactics were timed on the other GPU)")
     return warnings
+
+
+def verify_integrity(engine_path: Union[str, Path], *, check_onnx: bool = True) -> Dict[str, Any]:
+    """The checks that need neither TensorRT nor a GPU (``inspect``, ``to_triton``): the sidecar is readable and
+    unedited, the engine matches its recorded size and sha256, its source ONNX (where found) is unchanged.
+
+    Returns:
+        dict: the sidecar.
+
+    Raises:
+        EngineError: with the rebuild command.
+    """
+    side = read_sidecar(engine_path)
+    check_sidecar(engine_path, side, check_onnx=check_onnx)
+    return side
 
 
 def verify_engine(engine_path: Union[str, Path], *, trt: Optional[TrtModule] = None,
@@ -223,5 +251,5 @@ def load_engine(engine_path: Union[str, Path], *, trt: Optional[TrtModule] = Non
     return engine, runtime, side
 
 
-__all__ = ["PLUGIN_LIB_ENV", "SIDECAR_SCHEMA", "check_sidecar", "load_engine", "read_sidecar", "register_plugins",
-           "verify_engine"]
+__all__ = ["DIGEST_KEY", "PLUGIN_LIB_ENV", "SIDECAR_SCHEMA", "check_sidecar", "load_engine", "read_sidecar",
+           "register_plugins", "sidecar_digest", "verify_engine", "verify_integrity"]

@@ -12,7 +12,11 @@ Flavours of the two branch models:
   ONNX Runtime backend, such as the ``tritonserver`` inside the ``nvidia-pytriton`` wheel);
 * ``onnxruntime`` — ``platform: "onnxruntime_onnx"`` on the same ONNX files;
 * ``tensorrt`` — ``platform: "tensorrt_plan"`` on ``template.engine`` / ``search.engine`` from build_engine.py
-  (full TensorRT engines; TensorRT-RTX engines do not run in Triton's TensorRT backend).
+  (full TensorRT engines of the server's TensorRT version; TensorRT-RTX engines do not run in Triton's TensorRT
+  backend, and are refused, as are engines whose sha256 or sidecar does not match, checked without a GPU).
+
+Which directories each backend serves comes from the capability table (``triton_<backend>`` in
+:data:`siamtrt.modeldir.TARGETS`).
 
 Every shape, dtype and name in ``config.pbtxt`` is read from the ONNX graphs and the siamtrt metadata; the tracker
 model is always Python (it holds per-sequence state and runs :class:`siamtrt.runtime.Tracker`).
@@ -27,16 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from ..errors import ModelDirError, SiamtrtError
+from ..errors import EngineError, ModelDirError, SiamtrtError
 from ..metadata import SEARCH_OUTPUTS
-from ..modeldir import SEARCH_ONNX, TEMPLATE_ONNX
-from ..modeldir import ModelDir
+from ..modeldir import BRANCHES, ENGINE_FILES, TARGETS, ModelDir, check_target, sidecar_path
+from ..outputs import check_writable, staged_dir
+from ..runtime.engines import verify_integrity
 
 LOG = logging.getLogger(__name__)
 
 TRITON_BACKENDS = ("python", "onnxruntime", "tensorrt")
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 META_FILE = "siamtrt_model.json"
+VERSION_FILES = {"python": "model.onnx", "onnxruntime": "model.onnx", "tensorrt": "model.plan"}  # in <model>/1/
 
 _ONNX_TO_TRITON = {1: "TYPE_FP32", 10: "TYPE_FP16", 11: "TYPE_FP64", 3: "TYPE_INT8", 2: "TYPE_UINT8",
                    6: "TYPE_INT32", 7: "TYPE_INT64", 9: "TYPE_BOOL"}
@@ -72,11 +78,12 @@ class RepositoryReport:
     out: Path
     backend: str
     models: Dict[str, Path]
-    max_batch: int
+    max_batch: Dict[str, int]  # branch → the max_batch_size written (0: fixed batch of 1, no batching)
     notes: List[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        lines = [f"Triton: wrote {self.out} ({self.backend} backend, search max batch {self.max_batch})"]
+        batch = ", ".join(f"{b} max batch {mb}" if mb else f"{b} fixed batch 1" for b, mb in self.max_batch.items())
+        lines = [f"Triton: wrote {self.out} ({self.backend} backend; {batch})"]
         lines += [f"  {name:<22} {path}" for name, path in self.models.items()]
         lines += [f"  note: {n}" for n in self.notes]
         lines.append(f"next: siamtrt serve --model-repository {self.out}   then   siamtrt client "
@@ -138,7 +145,7 @@ def branch_config(name: str, backend: str, inputs: List[TensorSpec], outputs: Li
     kind = "KIND_GPU" if backend == "tensorrt" else "KIND_CPU"
     text += f"instance_group [ {{ kind: {kind}, count: {instances} }} ]\n"
     if backend == "python":
-        text += (f'parameters: {{ key: "onnx_file", value: {{ string_value: "model.onnx" }} }}\n'
+        text += (f'parameters: {{ key: "onnx_file", value: {{ string_value: "{VERSION_FILES[backend]}" }} }}\n'
                  f'parameters: {{ key: "threads", value: {{ string_value: "{threads}" }} }}\n')
     elif backend == "onnxruntime":
         text += f'parameters: {{ key: "intra_op_thread_count", value: {{ string_value: "{threads}" }} }}\n'
@@ -180,19 +187,118 @@ instance_group [ {{ kind: KIND_CPU, count: 1 }} ]
 '''
 
 
-def _max_batch_from_sidecar(model_dir: Path, branch: str, default: int) -> int:
-    side = model_dir / f"{branch}.engine.json"
-    if not side.is_file():
-        return default
-    b = json.loads(side.read_text()).get("profile", {}).get("batch", {})
-    return int(b.get("fixed") or b.get("max") or default)
+def _check_options(backend: str, max_batch: int, queue_delay_us: int, instances: int, threads: int,
+                   idle_seconds: float) -> None:
+    if backend not in TRITON_BACKENDS:
+        raise ServingError(f"unknown Triton backend '{backend}'", evidence=f"valid: {', '.join(TRITON_BACKENDS)}",
+                           fix="--backend python (any tritonserver with the Python backend)")
+    bad = {k: v for k, v in (("max_batch", max_batch), ("instances", instances), ("threads", threads)) if v < 1}
+    if queue_delay_us < 0 or idle_seconds <= 0:
+        bad.update(queue_delay_us=queue_delay_us, idle_seconds=idle_seconds)
+    if bad:
+        raise ServingError(f"invalid repository options {bad}",
+                           fix="--max-batch, --instances and --threads take N >= 1, --queue-delay-us >= 0, "
+                               "--idle-seconds > 0")
+
+
+def check_engines(md: ModelDir, engine_dir: Path, tensorrt_version: Optional[str] = None) -> Dict[str, Dict]:
+    """The sidecars of the engines a ``tensorrt_plan`` repository would serve, after every check that needs no GPU.
+
+    Refused: a missing engine; a corrupted or edited engine or sidecar, or one built from another ONNX than
+    ``md``'s (:func:`siamtrt.runtime.engines.verify_integrity`); a TensorRT package Triton's TensorRT backend cannot
+    load (TensorRT-RTX); a TensorRT version other than the server's ``tensorrt_version`` when it is given.
+
+    Raises:
+        ModelDirError: missing engines. EngineError: any other refusal (what, evidence, fix).
+    """
+    target = TARGETS["triton_tensorrt"]
+    missing = md.missing_engines(engine_dir)
+    if missing:
+        raise ModelDirError(f"{engine_dir} lacks {list(missing)} for the tensorrt backend",
+                            fix=f"python export/build_engine.py --model {md.path}  (full TensorRT, on the serving "
+                                "GPU), or --backend python / onnxruntime")
+    sides = {}
+    for branch in BRANCHES:
+        engine = md.engine(branch, engine_dir)
+        side = verify_integrity(engine)
+        rebuild = side.get("rebuild_command") or f"python export/build_engine.py --model {md.path}"
+        package, version = side["tensorrt"].get("package"), side["tensorrt"].get("version")
+        if package not in target.engine_packages:
+            raise EngineError(f"{engine} is a {package} {version} engine, which {target.what} cannot load",
+                              evidence=f"{sidecar_path(engine).name}: tensorrt.package = {package!r}; Triton's "
+                                       "TensorRT backend links full TensorRT (TensorRT-RTX engines need its own "
+                                       "runtime)",
+                              fix="build the engines with full TensorRT on the serving GPU (python "
+                                  f"export/build_engine.py --model {md.path}), or write the repository with "
+                                  "--backend python / onnxruntime")
+        if (side.get("source_onnx") or {}).get("sha256") not in (None, md.sha256(branch)):
+            raise EngineError(f"{engine} was not built from {md.onnx(branch)}",
+                              evidence=f"the sidecar's source ONNX is {side['source_onnx'].get('path')} (sha256 "
+                                       f"{side['source_onnx']['sha256'][:16]}…)",
+                              fix=f"pass --engine with the engines of {md.path}, or build them: {rebuild}")
+        if tensorrt_version is not None and version != tensorrt_version:
+            raise EngineError(f"{engine} was built with TensorRT {version}; the server runs TensorRT "
+                              f"{tensorrt_version}",
+                              evidence="serialized engines load only in the TensorRT version that built them",
+                              fix=f"rebuild with TensorRT {tensorrt_version} on the serving GPU ({rebuild}), or "
+                                  f"serve it with the Triton release that ships TensorRT {version}")
+        sides[branch] = side
+    return sides
+
+
+def _engine_batch(branch: str, side: Dict[str, Any], max_batch: int, notes: List[str]) -> int:
+    """``max_batch_size`` for an engine's batch profile: 0 for a fixed batch of 1 (shapes carry it), else the
+    smaller of ``max_batch`` and the profile's maximum.
+
+    Raises:
+        EngineError: a batch profile Triton cannot feed (a fixed batch above 1, or a minimum above 1: Triton's
+            batcher sends 1..N requests and does not pad).
+    """
+    b = side.get("profile", {}).get("batch", {})
+    fixed, lo, hi = b.get("fixed"), int(b.get("min", 1)), int(b.get("max", 1))
+    if fixed is not None and int(fixed) > 1 or fixed is None and lo > 1:
+        raise EngineError(f"{ENGINE_FILES[branch]} takes only batches of {fixed or lo}..{fixed or hi}; Triton's batcher "
+                          "sends any batch from 1 and does not pad",
+                          evidence=f"engine profile {b}" + (" (conv-mode correlation: a fixed search batch)"
+                                                            if fixed else ""),
+                          fix="rebuild with --max-batch 1 (one stream per call), or with --xcorr plugin (full "
+                              "TensorRT: a true 1..N profile)")
+    if fixed is not None:
+        notes.append(f"{ENGINE_FILES[branch]} has a fixed batch of 1: streams are not batched into one call")
+        return 0
+    if hi < max_batch:
+        notes.append(f"{ENGINE_FILES[branch]}'s profile allows batch <= {hi}: max_batch_size {hi} (--max-batch {max_batch} "
+                     "asked)")
+    return min(hi, max_batch)
+
+
+def _branch_models(md: ModelDir, backend: str, sides: Dict[str, Dict], max_batch: int, notes: List[str]
+                   ) -> Dict[str, Tuple[List[TensorSpec], List[TensorSpec], int]]:
+    """Per branch: (inputs, outputs, max_batch_size) as the served model sees them (engines: their batch)."""
+    out = {}
+    for branch in BRANCHES:
+        ins, outs = graph_specs(md.onnx(branch))
+        if branch == "search":
+            order = {n: i for i, n in enumerate(SEARCH_OUTPUTS)}
+            outs = sorted(outs, key=lambda s: order.get(s.name, 99))
+        mb = max_batch if md.dynamic_batch else 0
+        if backend == "tensorrt" and md.dynamic_batch:
+            mb = _engine_batch(branch, sides[branch], max_batch, notes)
+            if mb == 0:  # the engine's own fixed batch (1) is part of every shape
+                ins, outs = ([TensorSpec(t.name, t.elem_type, (1,) + t.shape[1:]) for t in ts] for ts in (ins, outs))
+        out[branch] = (ins, outs, mb)
+    return out
 
 
 def write_repository(model_dir: Union[str, Path], out: Union[str, Path], backend: str = "python",
                      engine_dir: Optional[Union[str, Path]] = None, prefix: str = "siamtrt", max_batch: int = 8,
                      queue_delay_us: int = 2000, instances: int = 1, threads: int = 1,
-                     idle_seconds: float = 60.0, overwrite: bool = False) -> RepositoryReport:
+                     idle_seconds: float = 60.0, overwrite: bool = False,
+                     tensorrt_version: Optional[str] = None) -> RepositoryReport:
     """Write the Triton model repository for ``model_dir`` into ``out``.
+
+    Everything is checked before anything is written, and the repository is built under a temporary name beside
+    ``out`` and renamed into place when complete (an error or Ctrl-C leaves ``out`` as it was).
 
     Args:
         model_dir (str | Path): siamtrt model directory (template.onnx, search.onnx).
@@ -200,92 +306,78 @@ def write_repository(model_dir: Union[str, Path], out: Union[str, Path], backend
         backend (str): "python", "onnxruntime" or "tensorrt". Defaults to "python".
         engine_dir (str | Path): where template.engine / search.engine are (tensorrt). Defaults to model_dir.
         prefix (str): model name prefix. Defaults to "siamtrt".
-        max_batch (int): search/template ``max_batch_size`` and streams per tracker batch. Defaults to 8.
+        max_batch (int): most streams per branch call (capped by an engine's profile) and per tracker batch.
+            Defaults to 8.
         queue_delay_us (int): dynamic/sequence batcher queue delay. Defaults to 2000.
         instances (int): branch model instances. Defaults to 1.
         threads (int): ONNX Runtime intra-op threads per branch instance. Defaults to 1.
         idle_seconds (float): a sequence idle this long is released. Defaults to 60.
-        overwrite (bool): replace an existing repository. Defaults to False.
+        overwrite (bool): replace an existing repository (once the new one is complete). Defaults to False.
+        tensorrt_version (str): the TensorRT version of the server (tensorrt backend): engines of another version
+            are refused. Defaults to None (not checked; the summary says which version the server needs).
 
     Returns:
-        RepositoryReport: model names → config paths, notes.
+        RepositoryReport: model names → config paths, per-branch max batch, notes.
 
     Raises:
-        ModelDirError: bad model directory, missing engines. ServingError: bad options or non-empty ``out``.
+        ModelDirError: bad model directory, one the backend cannot serve, missing engines. EngineError: engines
+        Triton cannot load (see :func:`check_engines`). ServingError: bad options or non-empty ``out``.
     """
-    model_dir = Path(model_dir)
-    out = Path(out)
-    if backend not in TRITON_BACKENDS:
-        raise ServingError(f"unknown Triton backend '{backend}'", evidence=f"valid: {', '.join(TRITON_BACKENDS)}",
-                           fix="--backend python (any tritonserver with the Python backend)")
-    if max_batch < 1:
-        raise ServingError(f"max_batch must be >= 1, got {max_batch}")
+    _check_options(backend, max_batch, queue_delay_us, instances, threads, idle_seconds)
     md = ModelDir.open(model_dir)
-    tmeta, smeta = md.template_meta, md.meta
-    engine_dir = model_dir if engine_dir is None else Path(engine_dir)
-    if backend == "tensorrt":
-        missing = [f for f in ("template.engine", "search.engine") if not (engine_dir / f).is_file()]
-        if missing:
-            raise ModelDirError(f"{engine_dir} lacks {missing} for the tensorrt backend",
-                                fix=f"python export/build_engine.py --model {model_dir}  (full TensorRT, on the "
-                                    "serving GPU), or --backend python / onnxruntime")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ServingError(f"{out} exists and is not empty", fix="choose a new --out or pass --overwrite")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
+    check_target(md, f"triton_{backend}")
+    out = Path(out)
+    check_writable([], dirs=[out])
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ServingError(f"{out} exists and is not empty", fix="choose a new --out or pass --overwrite")
+    engine_dir = md.path if engine_dir is None else Path(engine_dir)
     notes: List[str] = []
-    fixed = smeta.get("batch") != "dynamic"
-    names = {"template": f"{prefix}_template", "search": f"{prefix}_search", "tracker": f"{prefix}_tracker"}
-    io: Dict[str, Dict[str, Any]] = {}
-    models: Dict[str, Path] = {}
-    for branch, onnx_name in (("template", TEMPLATE_ONNX), ("search", SEARCH_ONNX)):
-        ins, outs = graph_specs(model_dir / onnx_name)
-        if branch == "search":
-            order = {n: i for i, n in enumerate(SEARCH_OUTPUTS)}
-            outs = sorted(outs, key=lambda s: order.get(s.name, 99))
-        io[branch] = {"inputs": {s.name: [s.numpy_type, list(s.shape)] for s in ins},
-                      "outputs": [s.name for s in outs]}
-        mb = 0 if fixed else max_batch
-        if backend == "tensorrt" and not fixed:
-            mb = _max_batch_from_sidecar(engine_dir, branch, max_batch)
-            if mb < max_batch:
-                notes.append(f"{branch}.engine's profile allows batch <= {mb}: max_batch_size {mb}")
-        mdir = out / names[branch]
-        vdir = mdir / "1"
-        vdir.mkdir(parents=True)
-        if backend == "tensorrt":
-            shutil.copyfile(engine_dir / f"{branch}.engine", vdir / "model.plan")
-            if (smeta.get("xcorr") == "plugin"):
-                notes.append("the engines use the siamtrt DepthwiseXCorr plugin: start tritonserver with the plugin "
-                             "library loaded (LD_PRELOAD=libsiamtrt_dwxcorr.so or --backend-config=tensorrt,"
-                             "plugins=PATH)")
-        else:
-            shutil.copyfile(model_dir / onnx_name, vdir / "model.onnx")
-            if backend == "python":
-                shutil.copyfile(MODELS_DIR / "branch_model.py", vdir / "model.py")
-                shutil.copyfile(MODELS_DIR / "pb_io.py", vdir / "pb_io.py")
-        cfg = branch_config(names[branch], backend, ins, outs, mb, dynamic=branch == "search",
-                            queue_delay_us=queue_delay_us, instances=instances, threads=threads)
-        (mdir / "config.pbtxt").write_text(cfg)
-        models[names[branch]] = mdir / "config.pbtxt"
-    if fixed:
+    sides = check_engines(md, engine_dir, tensorrt_version) if backend == "tensorrt" else {}
+    if sides and tensorrt_version is None:
+        notes.append(f"the engines need TensorRT {sides['search']['tensorrt'].get('version')} in the server (its "
+                     "release notes list it; pass --tensorrt-version to have it checked)")
+    if backend == "tensorrt" and md.xcorr == "plugin":
+        notes.append("the engines use the siamtrt DepthwiseXCorr plugin: start tritonserver with the plugin library "
+                     "loaded (LD_PRELOAD=libsiamtrt_dwxcorr.so or --backend-config=tensorrt,plugins=PATH)")
+    if not md.dynamic_batch:
         notes.append("the model directory was exported with --batch 1: Triton cannot batch streams "
                      "(export with --batch dynamic for dynamic batching)")
+    branches = _branch_models(md, backend, sides, max_batch, notes)
+    names = {"template": f"{prefix}_template", "search": f"{prefix}_search", "tracker": f"{prefix}_tracker"}
+    settings = dict(queue_delay_us=queue_delay_us, instances=instances, threads=threads)
+    with staged_dir(out, overwrite=True) as stage:
+        for branch, (ins, outs, mb) in branches.items():
+            _write_branch(stage / names[branch], md, branch, backend, engine_dir, ins, outs, mb, settings)
+        _write_tracker(stage / names["tracker"], md, branches, names, max_batch, queue_delay_us, idle_seconds)
+    models = {n: out / n / "config.pbtxt" for n in names.values()}
+    LOG.info("Triton: wrote %s (%s)", out, backend)
+    return RepositoryReport(out=out, backend=backend, models=models,
+                            max_batch={b: mb for b, (_, _, mb) in branches.items()}, notes=notes)
 
-    tdir = out / names["tracker"]
+
+def _write_branch(mdir: Path, md: ModelDir, branch: str, backend: str, engine_dir: Path, ins, outs, mb: int,
+                  settings: Dict[str, int]) -> None:
+    vdir = mdir / "1"
+    vdir.mkdir(parents=True)
+    src = md.engine(branch, engine_dir) if backend == "tensorrt" else md.onnx(branch)
+    shutil.copyfile(src, vdir / VERSION_FILES[backend])
+    if backend == "python":
+        shutil.copyfile(MODELS_DIR / "branch_model.py", vdir / "model.py")
+        shutil.copyfile(MODELS_DIR / "pb_io.py", vdir / "pb_io.py")
+    (mdir / "config.pbtxt").write_text(branch_config(mdir.name, backend, ins, outs, mb, dynamic=branch == "search",
+                                                     **settings))
+
+
+def _write_tracker(tdir: Path, md: ModelDir, branches, names: Dict[str, str], max_batch: int, queue_delay_us: int,
+                   idle_seconds: float) -> None:
     (tdir / "1").mkdir(parents=True)
     shutil.copyfile(MODELS_DIR / "tracker_model.py", tdir / "1" / "model.py")
+    io = {b: {"inputs": {s.name: [s.numpy_type, list(s.shape)] for s in ins}, "outputs": [s.name for s in outs]}
+          for b, (ins, outs, _) in branches.items()}
     (tdir / "1" / META_FILE).write_text(json.dumps(
-        {"template_meta": tmeta, "search_meta": smeta, "io": io, "models": names, "source": str(model_dir.resolve()),
-         "max_batch": 1 if fixed else max_batch}, indent=1, sort_keys=True))
+        {"template_meta": md.template_meta, "search_meta": md.meta, "io": io, "models": names,
+         "source": str(md.path.resolve()), "max_batch": max(1, branches["search"][2])}, indent=1, sort_keys=True))
     (tdir / "config.pbtxt").write_text(tracker_config(names["tracker"], max_batch, queue_delay_us, idle_seconds))
-    models[names["tracker"]] = tdir / "config.pbtxt"
-    report = RepositoryReport(out=out, backend=backend, models=models, max_batch=0 if fixed else max_batch,
-                              notes=notes)
-    LOG.info("Triton: wrote %s (%s)", out, backend)
-    return report
 
 
 def parse_config(path: Union[str, Path]):
@@ -308,5 +400,5 @@ def parse_config(path: Union[str, Path]):
     return cfg
 
 
-__all__ = ["TRITON_BACKENDS", "RepositoryReport", "ServingError", "TensorSpec", "branch_config", "graph_specs",
-           "parse_config", "tracker_config", "write_repository"]
+__all__ = ["TRITON_BACKENDS", "RepositoryReport", "ServingError", "TensorSpec", "branch_config", "check_engines",
+           "graph_specs", "parse_config", "tracker_config", "write_repository"]

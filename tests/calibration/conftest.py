@@ -20,7 +20,7 @@ from calib_helpers import BAG_INIT_BOX, FRAMES, SAMPLES, TEMPLATES  # noqa: E402
 def calib_set(model_dir, bag_video, tmp_path_factory):
     """Factory: ``calib_set(name)`` → (path of the saved .npz, CalibrationSet), collected along the FP32
     trajectory on the first 48 frames of bag.avi."""
-    from siamtrt.calibration.data import SourceSpec, collect
+    from siamtrt.calibration.collect import SourceSpec, collect
 
     root = tmp_path_factory.mktemp("calib")
     cache = {}

@@ -16,7 +16,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
 
 from rt_tiny_models import make_tiny_model_dir  # noqa: E402
-from siamtrt.calibration.data import SourceSpec, collect, load_calibration  # noqa: E402
+from siamtrt.calibration.collect import SourceSpec, collect  # noqa: E402
+from siamtrt.calibration.data import load_calibration  # noqa: E402
 from siamtrt.errors import CalibrationError, InputError  # noqa: E402
 
 FRAMES = 14

@@ -10,8 +10,8 @@ import pytest
 
 from calib_helpers import ALEX, BAG_INIT_BOX, FRAMES, SAMPLES, TEMPLATES
 from siamtrt.runtime.boxes import read_box_file
-from siamtrt.calibration.data import (CalibrationSet, SourceSpec, collect, even_indices, load_calibration,
-                                      sources_from_args, split_budget)
+from siamtrt.calibration.collect import SourceSpec, collect, even_indices, sources_from_args, split_budget
+from siamtrt.calibration.data import CalibrationSet, load_calibration
 from siamtrt.errors import CalibrationError, InputError
 
 

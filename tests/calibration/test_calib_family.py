@@ -51,7 +51,7 @@ def family(calib_frames, bag_video, bag_sequence, tmp_path_factory):
     """Factory: ``family(member)`` → (model dir, calibration .npz, held-out CalibrationSet), cached."""
     import torch
 
-    from siamtrt.calibration.data import SourceSpec, collect
+    from siamtrt.calibration.collect import SourceSpec, collect
     from siamtrt.export.onnx import export_model
     from siamtrt.export.random_init import realistic_random_model, scale_rpn_heads, synthetic_frames
 

@@ -14,6 +14,12 @@ from siamtrt.runtime.boxes import iou_xywh as iou
 from siamtrt.errors import ModelDirError
 
 TRAJECTORY_FRAMES = 96  # half of bag.avi: where the random-head trajectories have long forked
+# INT8 report figures on these fixtures (24 calibration crops from 48 bag.avi frames, 8 report crops, 24 frames,
+# stand-in weights), measured 2026-12 on the 2-core CI VM: alex cls cosine 0.9978, one-step IoU 0.946; mobilev2 cls
+# 0.9894, one-step 0.701. The bands leave room for thread-count noise, and their upper cls bound fails a quantizer that
+# writes FP32 copies (cosine 1.0).
+CLS_BAND = {ALEX: (0.99, 0.9995), MOBILEV2: (0.98, 0.999)}
+ONE_STEP_MIN = {ALEX: 0.85, MOBILEV2: 0.6}
 
 
 def test_metrics():
@@ -31,6 +37,36 @@ def test_metrics():
     assert fg.shape == (1, 2) and fg[0, 0] == pytest.approx(1 / (1 + np.exp(-5))) and fg[0, 1] == pytest.approx(0.5)
 
 
+def test_compare_on_hand_computed_arrays():
+    """compare() over two samples: global cosine 2/sqrt(6), per-sample minimum 1/sqrt(2), SQNR 10·log10(2/1) dB,
+    max error 1 — each computed by hand from ref [[1,0],[0,1]] and cand [[1,0],[1,1]]."""
+    from siamtrt.calibration.report import compare
+
+    got = compare(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[1.0, 0.0], [1.0, 1.0]]))
+    assert got["cosine"] == pytest.approx(2 / np.sqrt(6))
+    assert got["cosine_min"] == pytest.approx(1 / np.sqrt(2))
+    assert got["sqnr_db"] == pytest.approx(10 * np.log10(2.0))
+    assert got["max_abs_error"] == 1.0
+
+
+def test_decoded_box_iou_by_hand():
+    """At FP32's best anchor, a loc whose dw is larger by ln 2 decodes a box of twice the width around the same
+    centre: IoU = w·h / (2w·h) = 0.5; an equal loc gives 1; a loc differing only elsewhere gives 1 too."""
+    from siamtrt.calibration.report import decoded_box_iou
+
+    anchor = {"stride": 8, "ratios": [1.0], "scales": [8.0]}
+    cls = np.zeros((1, 2, 5, 5))
+    cls[0, 1, 3, 1] = 4.0  # foreground peak of the single anchor at row 3, column 1
+    ref = np.zeros((1, 4, 5, 5))
+    wider = ref.copy()
+    wider[0, 2, 3, 1] = np.log(2.0)
+    elsewhere = ref.copy()
+    elsewhere[0, 2, 0, 0] = 1.0
+    assert decoded_box_iou(cls, ref, ref, anchor)[0] == pytest.approx(1.0)
+    assert decoded_box_iou(cls, ref, wider, anchor)[0] == pytest.approx(0.5)
+    assert decoded_box_iou(cls, ref, elsewhere, anchor)[0] == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize("name", [ALEX, MOBILEV2])
 def test_report_int8_and_fp16(model_dir, int8_dir, fp16_dir, bag_video, tmp_path, name):
     cands = [int8_dir(name)] + ([fp16_dir(name)] if name == ALEX else [])
@@ -40,33 +76,41 @@ def test_report_int8_and_fp16(model_dir, int8_dir, fp16_dir, bag_video, tmp_path
     assert (tmp_path / "report.png").stat().st_size > 10_000
     assert d["frames"] == 24 and d["crops"] == 8 and d["threads"] == 2
     assert d["ref"]["speed"]["search_ratio"] == pytest.approx(1.0)
+    ref_speed = d["ref"]["speed"]
     for c in d["candidates"]:
-        acc, trk = c["accuracy"], c["tracking"]
+        acc, trk, sp = c["accuracy"], c["tracking"], c["speed"]
+        # the summary figures are those of the per-crop / per-frame series (a report that summarises wrongly fails)
         for out in ("cls", "loc"):
-            assert -1 <= acc[out]["cosine"] <= 1 and acc[out]["max_abs_error"] >= 0 and "sqnr_db" in acc[out]
-        assert 0 <= acc["argmax_agreement"] <= 1
-        assert len(trk["iou_per_frame"]) == 24 and 0 <= trk["iou_min"] <= trk["iou_mean"] <= 1
-        assert c["speed"]["search_ms"] > 0 and c["speed"]["e2e_ratio"] > 0
+            per = acc[f"{out}_cosine_per_crop"]
+            assert len(per) == d["crops"] and acc[out]["cosine_min"] == pytest.approx(min(per))
+        assert acc["loc_box_iou_mean"] == pytest.approx(np.mean(acc["loc_box_iou_per_crop"]))
+        assert len(acc["loc_box_iou_per_crop"]) == d["crops"]
+        ious, steps = trk["iou_per_frame"], trk["one_step_iou_per_frame"]
+        assert len(ious) == len(steps) == 24 and ious[0] == steps[0] == 1.0
+        assert trk["iou_mean"] == pytest.approx(np.mean(ious[1:])) and trk["iou_min"] == pytest.approx(min(ious[1:]))
+        assert trk["frames_below_0.5"] == sum(v < 0.5 for v in ious[1:])
+        assert trk["one_step_iou_mean"] == pytest.approx(np.mean(steps[1:]))
+        # ratios are the times' ratios to FP32's (one timing run, interleaved)
+        assert sp["search_ratio"] == pytest.approx(sp["search_ms"] / ref_speed["search_ms"])
+        assert sp["search_ratio_1t"] == pytest.approx(sp["search_ms_1t"] / ref_speed["search_ms_1t"])
+        assert sp["e2e_ratio"] == pytest.approx(sp["e2e_ms"] / ref_speed["e2e_ms"])
     i8 = d["candidates"][0]
-    assert i8["precision"] == "int8" and i8["accuracy"]["cls"]["cosine"] > 0.97
-    assert all(c["derived_from_ref"] for c in d["candidates"])
-    # no IoU threshold here: an untrained tracker has no target lock, so its trajectory forks at the first flipped
-    # argmax — even FP16 (score maps equal to 57 dB) reaches only ~0.5 mean IoU over bag.avi with random weights.
-    assert i8["tracking"]["iou_per_frame"][0] == 1.0
-    # one step from the FP32 state has no drift: measured alex int8 ≈ 0.92, fp16 ≈ 1.0 (mobilev2 int8 ≈ 0.8)
-    assert i8["tracking"]["one_step_iou_mean"] > 0.6
-    if name == ALEX:
-        assert d["candidates"][1]["tracking"]["one_step_iou_mean"] > 0.95
-    if name == ALEX:
-        assert d["candidates"][1]["accuracy"]["cls"]["cosine"] > 0.999
+    assert i8["precision"] == "int8" and all(c["derived_from_ref"] for c in d["candidates"])
+    # INT8 is close to FP32 but not equal to it (see CLS_BAND for the measurement)
+    assert CLS_BAND[name][0] < i8["accuracy"]["cls"]["cosine"] < CLS_BAND[name][1]
+    # no free-running IoU threshold: an untrained tracker has no target lock, so its trajectory forks at the first
+    # flipped argmax — even FP16 (score maps equal to 57 dB) reaches only ~0.5 mean IoU over bag.avi with random
+    # weights. One step from the FP32 state has no drift (see ONE_STEP_MIN for the measurement).
+    assert i8["tracking"]["one_step_iou_mean"] >= ONE_STEP_MIN[name]
+    if name == ALEX:  # FP16: measured cls cosine 0.999999 (57.0 dB), one-step IoU 0.9995
+        f16 = d["candidates"][1]
+        assert f16["precision"] == "fp16" and 0.99999 < f16["accuracy"]["cls"]["cosine"] < 1.0
+        assert f16["tracking"]["one_step_iou_mean"] > 0.99
     # the fixture exports through a checkpoint file, as a user's model.pth: the directory says "checkpoint"
     assert d["ref"]["weights"] == "checkpoint" and d["ref"]["speed"]["search_ratio_1t"] == pytest.approx(1.0)
-    assert all(c["speed"]["search_ratio_1t"] > 0 for c in d["candidates"])
     text = str(rep)
     assert "cls cos" in text and "report.json" in text and "--random-heads matching" not in text
     assert "weights: checkpoint (sha256 " in text  # the report says what the weights are
-    # loc fidelity beside cls: the decoded-box IoU at FP32's best anchor, per crop
-    assert len(i8["accuracy"]["loc_box_iou_per_crop"]) == d["crops"] and 0 < i8["accuracy"]["loc_box_iou_mean"] <= 1
     assert "box IoU" in text and "loc max" in text
 
 
@@ -119,7 +163,7 @@ def test_report_refuses_unrelated_directories(model_dir, bag_video, tmp_path):
 def test_int8_trajectory_follows_fp32_with_matching_heads(matching_dir, bag_video, tmp_path):
     """The issue's trajectory target (mean IoU vs FP32 >= 0.9) on a model that follows the target: collect ->
     quantize -> report through the library, as the three scripts do. (Random heads cannot show it: see above.)"""
-    from siamtrt.calibration.data import SourceSpec, collect
+    from siamtrt.calibration.collect import SourceSpec, collect
     from siamtrt.calibration.qdq import quantize_int8
 
     ref = matching_dir(ALEX)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from siamtrt.errors import CheckpointError, ConfigError, ExportError
+from siamtrt.errors import CheckpointError, ConfigError, InputError
 from siamtrt.export.checkpoint import load_checkpoint
 from siamtrt.export.models import build_model
 from siamtrt.export.onnx import export_model
@@ -90,7 +90,7 @@ def test_missing_file():
 def test_unwritable_output_dir(tmp_path):
     blocker = tmp_path / "afile"
     blocker.write_text("x")
-    with pytest.raises(ExportError, match="cannot write to output directory"):
+    with pytest.raises(InputError, match="cannot write output directory .* is a file, not a folder"):
         export_model("siamrpn_alex_dwxcorr", blocker / "out")
 
 

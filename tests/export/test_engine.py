@@ -174,13 +174,14 @@ def test_cache_calibrator_serves_the_cache_and_no_data(tmp_path):
 
 def test_calib_on_tensorrt_rtx_is_refused_before_any_work(model_dir, tmp_path):
     src = model_dir("siamrpn_alex_dwxcorr")
+    (tmp_path / "calib.npz").write_bytes(b"never read: the refusal comes first")
     with pytest.raises(EngineError, match="no implicit INT8"):
         build_engine(src, precision="int8", calib=tmp_path / "calib.npz", out_dir=tmp_path, progress=False,
                      trt=RTX)
     with pytest.raises(EngineError, match="--calib is for --int8"):
         build_engine(src, precision="fp16", calib=tmp_path / "calib.npz", out_dir=tmp_path, progress=False,
                      trt=RTX)
-    assert not list(tmp_path.glob("*.engine")) and not list(tmp_path.glob("*.cache"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib.npz"]  # no engine, no cache, no staging folder
 
 
 @pytest.mark.parametrize("want, have", [("fp32", "fp16"), ("fp32", "int8"), ("fp16", "int8")])
@@ -218,6 +219,7 @@ def test_build_conv_mode(model_dir, tmp_path, name, precision):
             assert "HALF" not in types
     assert read_sidecar(tmp_path / "search.engine")["profile"]["batch"] == {"fixed": 1}
     assert "search.engine" in report.summary() and "tensorrt_rtx" in report.summary()
+    assert f"model: {src} [{name}, " in report.summary() and "weights checkpoint (sha256 " in report.summary()
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -390,15 +392,119 @@ def test_plugin_mode_refused_before_parsing(model_dir, tmp_path):
 def test_plugin_mode_dir_with_conv_flag_is_refused(model_dir, tmp_path):
     import shutil
 
+    from siamtrt.errors import ModelDirError
     from siamtrt.export.xcorr_plugin_onnx import convert_search_to_plugin
 
     d = tmp_path / "plugin_dir"
     shutil.copytree(model_dir("siamrpn_alex_dwxcorr"), d)
     convert_search_to_plugin(d / "search.onnx", d / "search.onnx")
+    import onnx
+
+    template = onnx.load(str(d / "template.onnx"))  # the directory's form, as export/to_onnx.py --xcorr plugin writes
+    set_onnx_metadata(template, dict(read_onnx_metadata(d / "template.onnx"), xcorr="plugin"))
+    onnx.save(template, str(d / "template.onnx"))
+    # the capability table (siamtrt.modeldir.TARGETS["tensorrt_rtx"]): no plugin-mode directory, whatever --xcorr
+    for xcorr in ("conv", None):
+        with pytest.raises(ModelDirError, match=r"cannot go to TensorRT-RTX \(no plugin layers\): xcorr plugin"):
+            build_engine(d, xcorr=xcorr, progress=False, trt=RTX)
+    # full TensorRT takes the directory, but not --xcorr conv on it (refused before any TensorRT object is made)
+    full = TrtModule(SimpleNamespace(), "tensorrt", "10.3.0")
     with pytest.raises(EngineError, match="plugin mode; --xcorr conv needs"):
-        build_engine(d, xcorr="conv", progress=False, trt=RTX)
-    with pytest.raises(EngineError, match="no plugin layers"):  # its default xcorr (plugin) is refused too
-        build_engine(d, progress=False, trt=RTX)
+        build_engine(d, xcorr="conv", progress=False, trt=full)
+
+
+def test_build_options_are_defined_once(tmp_path):
+    """One dataclass gives the command's flags, the sidecar's build_options and the rebuild command; the rebuild
+    command parses back to the same options."""
+    import dataclasses
+
+    from siamtrt.cli.build import parse_args
+    from siamtrt.export.build_options import BuildOptions
+
+    cache = tmp_path / "tc.bin"
+    opts = BuildOptions(precision="fp16", xcorr="conv", max_batch=3, opt_batch=2, workspace_gib=1.5,
+                        timing_cache=cache, hardware_compatibility="ampere_plus", out_dir=tmp_path / "out")
+    cmd = opts.rebuild_command(tmp_path / "m")
+    argv = cmd.split()[2:]  # after "python export/build_engine.py"
+    args = parse_args(argv)
+    again = BuildOptions.from_args(args)
+    assert again == dataclasses.replace(opts, timing_cache=cache.resolve(), out_dir=(tmp_path / "out").resolve())
+    assert args.model == (tmp_path / "m").resolve()
+    assert cmd.startswith(f"python export/build_engine.py --model {(tmp_path / 'm').resolve()} --fp16 --xcorr conv "
+                          "--max-batch 3 --opt-batch 2 --workspace 1.5")
+    # defaults stay out of the command, except precision, correlation and batch (always spelled)
+    assert BuildOptions(precision="fp32", xcorr="conv").rebuild_command(tmp_path) == \
+        f"python export/build_engine.py --model {tmp_path.resolve()} --fp32 --xcorr conv --max-batch 1"
+    rec = opts.record()
+    assert set(rec) == {f.name for f in dataclasses.fields(BuildOptions)} and rec["timing_cache"] == str(cache.resolve())
+
+
+def test_options_and_inputs_are_checked_before_tensorrt(model_dir, tmp_path, monkeypatch):
+    """Bad values, a missing --calib / --plugin-lib and an unwritable --out are refused before TensorRT is imported."""
+    import siamtrt.export.engine as eng
+    from siamtrt.errors import InputError
+
+    def no_tensorrt():
+        raise AssertionError("TensorRT imported before the options were checked")
+
+    monkeypatch.setattr(eng, "_import_builder", no_tensorrt)
+    src = model_dir("siamrpn_alex_dwxcorr")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for kw, err, msg in ((dict(precision="int4"), EngineError, "unknown precision"),
+                         (dict(workspace_gib=0), EngineError, "invalid workspace"),
+                         (dict(precision="int8", calib=tmp_path / "nope.npz"), InputError, "--calib .* does not exist"),
+                         (dict(xcorr="plugin", plugin_lib=tmp_path / "no.so"), InputError, "--plugin-lib"),
+                         (dict(out_dir=blocker / "sub"), InputError, "is a file, not a folder")):
+        with pytest.raises(err, match=msg):
+            build_engine(src, progress=False, **kw)
+
+
+def test_interrupted_build_leaves_the_output_directory_as_it_was(model_dir, tmp_path, monkeypatch):
+    """Ctrl-C after template.engine is built: no engine, sidecar or staging folder appears in --out, and the engines
+    of an earlier build there are untouched (issue 20: never a half-written output)."""
+    import siamtrt.export.engine as eng
+
+    src = model_dir("siamrpn_alex_dwxcorr")
+    out = tmp_path / "out"
+    build_engine(src, out_dir=out, progress=False, trt=RTX, branches=["template"])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = eng._serialize
+
+    def interrupt_search(job, branch, *args):
+        if branch == "search":
+            raise KeyboardInterrupt
+        return real(job, branch, *args)
+
+    monkeypatch.setattr(eng, "_serialize", interrupt_search)
+    with pytest.raises(KeyboardInterrupt):
+        build_engine(src, out_dir=out, max_batch=2, progress=False, trt=RTX)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with pytest.raises(KeyboardInterrupt):
+        build_engine(src, out_dir=tmp_path / "new", progress=False, trt=RTX)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no new dir, no staging folder
+
+
+def test_edited_sidecar_is_refused_without_a_gpu(model_dir, tmp_path):
+    """The sidecar carries its own digest: one edited to another TensorRT version (so that a loader would accept the
+    engine) is refused by the GPU-free integrity check, as is an engine whose bytes changed."""
+    from siamtrt.runtime.engines import verify_integrity
+
+    build_engine(model_dir("siamrpn_alex_dwxcorr"), out_dir=tmp_path, progress=False, trt=RTX, branches=["template"])
+    engine = tmp_path / "template.engine"
+    assert verify_integrity(engine)["tensorrt"]["package"] == "tensorrt_rtx"
+    side_path = tmp_path / "template.engine.json"
+    good = side_path.read_text()
+    side_path.write_text(good.replace(f'"version": "{trt_rtx.__version__}"', '"version": "10.3.0"'))
+    assert side_path.read_text() != good
+    with pytest.raises(EngineError, match="edited after the build"):
+        verify_integrity(engine)
+    side_path.write_text(good)
+    data = bytearray(engine.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    engine.write_bytes(bytes(data))
+    with pytest.raises(EngineError, match="hash mismatch"):
+        verify_integrity(engine)
 
 
 def _env_rtx():

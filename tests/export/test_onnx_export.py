@@ -97,12 +97,12 @@ def test_opset17_export_for_jetpack5(checkpoint, tmp_path):
     assert all(v["rel"] <= 1e-4 for v in res.parity.values())
 
 
-def test_failed_export_removes_the_out_dir_it_created(tmp_path):
-    """A failing export leaves no empty --out folder (and closes its progress bar first); a folder that existed
-    before is left alone."""
+def test_failed_export_leaves_no_out_dir(tmp_path):
+    """A failing export leaves no --out folder (and closes its progress bar first); a non-empty folder that is not a
+    model directory is refused before any work and left alone."""
     from tqdm import tqdm
 
-    from siamtrt.errors import CheckpointError
+    from siamtrt.errors import CheckpointError, InputError
     from siamtrt.export.onnx import export_model
 
     bad = tmp_path / "stray.pth"
@@ -112,12 +112,80 @@ def test_failed_export_removes_the_out_dir_it_created(tmp_path):
         export_model("siamrpn_alex_dwxcorr", out, checkpoint=bad, progress=True)
     assert not out.exists()
     assert not [b for b in tqdm._instances if not b.disable]  # the bar was closed before the error surfaced
+    with pytest.raises(CheckpointError, match="does not exist"):
+        export_model("siamrpn_alex_dwxcorr", out, checkpoint=tmp_path / "missing.pth")
     existing = tmp_path / "existing"
     existing.mkdir()
     (existing / "keep.txt").write_text("x")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(InputError, match="holds other files and no model"):
         export_model("siamrpn_alex_dwxcorr", existing, checkpoint=bad)
-    assert (existing / "keep.txt").is_file()
+    assert [p.name for p in existing.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing", "stray.pth"]  # no staging folder left
+
+
+def test_plugin_mode_export_is_one_readable_directory(checkpoint, tmp_path):
+    """--xcorr plugin: the search graph holds DepthwiseXCorr nodes and both branches say xcorr "plugin", so the
+    directory passes ModelDir's cross-check (before, the template said "conv" and the directory was unreadable)."""
+    from siamtrt.errors import ExportError
+    from siamtrt.export.onnx import export_model
+    from siamtrt.modeldir import ModelDir
+
+    res = export_model("siamrpn_alex_dwxcorr", tmp_path / "p", checkpoint=checkpoint("siamrpn_alex_dwxcorr"),
+                       xcorr="plugin", simplify=False)
+    md = ModelDir.open(res.out_dir)
+    assert md.xcorr == md.template_meta["xcorr"] == "plugin"
+    assert any(n.domain == "siamtrt" for n in onnx.load(str(res.search_path)).graph.node)
+    with pytest.raises(ExportError, match="not depthwise"):  # refused before anything is built
+        export_model("SiamRPNvot", tmp_path / "d", xcorr="plugin")
+    assert not (tmp_path / "d").exists()
+
+
+def test_interrupted_export_leaves_the_directory_as_it_was(checkpoint, model_dir, tmp_path, monkeypatch):
+    """Ctrl-C after both ONNX files are written (during the parity run): a new --out does not appear, and an
+    existing model directory keeps its files byte for byte (issue 20: never a half-written output)."""
+    import shutil
+
+    import siamtrt.export.onnx as onnx_export
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx_export, "check_parity", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        onnx_export.export_model("siamrpn_alex_dwxcorr", tmp_path / "new", checkpoint=checkpoint("siamrpn_alex_dwxcorr"))
+    assert not (tmp_path / "new").exists()
+    old = tmp_path / "old"
+    shutil.copytree(model_dir("siamrpn_alex_dwxcorr"), old)
+    (old / "search.engine").write_bytes(b"engine of this export")
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    with pytest.raises(KeyboardInterrupt):
+        onnx_export.export_model("siamrpn_alex_dwxcorr", old, checkpoint=checkpoint("siamrpn_alex_dwxcorr"), seed=3)
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+
+
+def test_reexport_replaces_a_model_directory_and_drops_its_stale_engines(tmp_path):
+    """Exporting into an existing model directory replaces its ONNX files (once complete) and drops the engines and
+    caches built from the old ones; the command prints the weights line and the untrained warning."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "m"
+    cmd = [sys.executable, str(repo / "export" / "to_onnx.py"), "--config", "siamrpn_alex_dwxcorr", "--out", str(out),
+           "--no-simplify"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "weights: random-realistic (seed 0; untrained random heads)" in r.stdout
+    assert "WARNING: random-realistic (seed 0" in r.stdout and "SEEDED RANDOM WEIGHTS" in r.stdout
+    (out / "search.engine").write_bytes(b"stale")
+    (out / "search.engine.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    r = subprocess.run(cmd + ["--seed", "1"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "search.onnx", "template.onnx"]
+    assert read_onnx_metadata(out / "search.onnx")["checkpoint_sha256"] == "random-seed-1"
 
 
 def test_third_party_chatter_is_silenced_unless_verbose():

@@ -17,12 +17,27 @@ from siamtrt.serving.repository import parse_config  # noqa: E402
 
 
 
-def _with_fake_engines(model_dir, tmp_path, max_batch):
+def _with_fake_engines(model_dir, tmp_path, max_batch, package="tensorrt", version="10.3.0", search_batch=None):
+    """Stand-in engines (not real plans: serving them needs a GPU) with sidecars as build_engine writes them: the
+    engine's size and sha256, its source ONNX, TensorRT package/version, batch profile and the sidecar digest."""
+    from siamtrt.metadata import file_sha256
+    from siamtrt.runtime.engines import DIGEST_KEY, SIDECAR_SCHEMA, sidecar_digest
+
     d = tmp_path / "engines"
-    d.mkdir()
+    d.mkdir(parents=True)
     for b in ("template", "search"):
-        (d / f"{b}.engine").write_bytes(b"not-a-real-plan")
-        (d / f"{b}.engine.json").write_text(json.dumps({"profile": {"batch": {"min": 1, "opt": 1, "max": max_batch}}}))
+        engine = d / f"{b}.engine"
+        engine.write_bytes(f"not-a-real-plan {b}".encode())
+        batch = ({"fixed": search_batch} if b == "search" and search_batch else
+                 {"min": 1, "opt": 1, "max": max_batch})
+        side = {"schema": SIDECAR_SCHEMA, "engine": {"file": engine.name, "sha256": file_sha256(engine),
+                                                     "bytes": engine.stat().st_size},
+                "tensorrt": {"package": package, "version": version}, "profile": {"batch": batch},
+                "source_onnx": {"file": f"{b}.onnx", "path": str(model_dir / f"{b}.onnx"),
+                                "sha256": file_sha256(model_dir / f"{b}.onnx")},
+                "rebuild_command": f"python export/build_engine.py --model {model_dir}"}
+        side[DIGEST_KEY] = sidecar_digest(side)
+        (d / f"{b}.engine.json").write_text(json.dumps(side))
     return d
 
 
@@ -85,6 +100,9 @@ def test_refusals(serving_model, tmp_path):
         write_repository(serving_model, tmp_path / "r1", backend="tensorrt")
     with pytest.raises(ServingError, match="unknown Triton backend"):
         write_repository(serving_model, tmp_path / "r2", backend="onnx")
+    with pytest.raises(ServingError, match="invalid repository options"):
+        write_repository(serving_model, tmp_path / "r2", max_batch=0)
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
     write_repository(serving_model, tmp_path / "r3")
     with pytest.raises(ServingError, match="not empty"):
         write_repository(serving_model, tmp_path / "r3")
@@ -94,6 +112,104 @@ def test_refusals(serving_model, tmp_path):
     (broken / "search.onnx").unlink()
     with pytest.raises(ModelDirError):
         write_repository(broken, tmp_path / "r4")
+
+
+def test_plugin_mode_directory_needs_the_tensorrt_backend(tmp_path):
+    """The capability table (triton_<backend> in siamtrt.modeldir.TARGETS): ONNX Runtime cannot run the
+    DepthwiseXCorr node, so the python / onnxruntime backends refuse a plugin-mode directory."""
+    from rt_tiny_models import make_tiny_model_dir
+
+    md = make_tiny_model_dir(tmp_path / "plugin", "siamrpn_alex_dwxcorr", xcorr="plugin")
+    for backend in ("python", "onnxruntime"):
+        with pytest.raises(ModelDirError, match="xcorr plugin") as e:
+            write_repository(md, tmp_path / backend, backend=backend)
+        assert "--backend tensorrt" in str(e.value)
+        assert not (tmp_path / backend).exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("rtx", "tensorrt_rtx 1.7.0 engine, which Triton's TensorRT backend"),
+    ("edited_version", "was edited after the build"),
+    ("corrupt", "was modified after it was built"),
+    ("other_onnx", "was not built from"),
+    ("server_version", "the server runs TensorRT 10.8.0"),
+])
+def test_engines_triton_cannot_load_are_refused_without_a_gpu(serving_model, tmp_path, damage, message):
+    """Issue 20 item 4: RTX engines, a sidecar edited to another TensorRT version, a corrupted engine, engines of
+    another export and a server of another TensorRT version are refused before anything is written."""
+    from siamtrt.errors import EngineError
+
+    engines = _with_fake_engines(serving_model, tmp_path, 4, package="tensorrt_rtx" if damage == "rtx" else "tensorrt",
+                                 version="1.7.0" if damage == "rtx" else "10.3.0")
+    side_path = engines / "search.engine.json"
+    if damage == "edited_version":
+        side = json.loads(side_path.read_text())
+        side["tensorrt"]["version"] = "10.8.0"
+        side_path.write_text(json.dumps(side))
+    elif damage == "corrupt":
+        data = bytearray((engines / "search.engine").read_bytes())
+        data[3] ^= 0xFF  # same size, different bytes: only the sha256 shows it
+        (engines / "search.engine").write_bytes(bytes(data))
+    elif damage == "other_onnx":
+        other = tmp_path / "other"
+        shutil.copytree(serving_model, other)
+        from rt_tiny_models import make_tiny_model_dir
+
+        make_tiny_model_dir(other, "siamrpn_alex_dwxcorr", seed=1)
+        engines = _with_fake_engines(other, tmp_path / "o", 4)
+    version = "10.8.0" if damage == "server_version" else None
+    with pytest.raises(EngineError, match=message):
+        write_repository(serving_model, tmp_path / "repo", backend="tensorrt", engine_dir=engines,
+                         tensorrt_version=version)
+    assert not (tmp_path / "repo").exists()
+
+
+def test_engine_version_is_checked_or_named(serving_model, tmp_path):
+    engines = _with_fake_engines(serving_model, tmp_path, 4)
+    rep = write_repository(serving_model, tmp_path / "a", backend="tensorrt", engine_dir=engines,
+                           tensorrt_version="10.3.0")
+    assert not any("TensorRT 10.3.0 in the server" in n for n in rep.notes)
+    rep = write_repository(serving_model, tmp_path / "b", backend="tensorrt", engine_dir=engines)
+    assert any("need TensorRT 10.3.0 in the server" in n for n in rep.notes)
+
+
+def test_a_fixed_batch_search_engine(serving_model, tmp_path):
+    """A conv-mode search engine has a fixed batch: batch 1 is served unbatched (its shape carries the 1, and the
+    summary says so instead of the asked --max-batch); a fixed batch above 1 cannot be fed by Triton's batcher."""
+    from siamtrt.errors import EngineError
+
+    engines = _with_fake_engines(serving_model, tmp_path, 8, search_batch=1)
+    rep = write_repository(serving_model, tmp_path / "repo", backend="tensorrt", engine_dir=engines, max_batch=8)
+    cfg = parse_config(rep.models["siamtrt_search"])
+    assert cfg.max_batch_size == 0 and list(cfg.input[0].dims)[0] == 1 and not cfg.HasField("dynamic_batching")
+    assert parse_config(rep.models["siamtrt_template"]).max_batch_size == 8
+    assert "template max batch 8, search fixed batch 1" in rep.summary()
+    meta = json.loads((rep.out / "siamtrt_tracker" / "1" / "siamtrt_model.json").read_text())
+    assert meta["io"]["search"]["inputs"]["search"][1][0] == 1  # the tracker sends one target per call
+    engines4 = _with_fake_engines(serving_model, tmp_path / "four", 8, search_batch=4)
+    with pytest.raises(EngineError, match="does not pad"):
+        write_repository(serving_model, tmp_path / "repo4", backend="tensorrt", engine_dir=engines4)
+
+
+def test_interrupted_write_leaves_no_repository(serving_model, tmp_path, monkeypatch):
+    """Ctrl-C while writing: no repository under --out, and an existing one (--overwrite) stays as it was."""
+    import siamtrt.serving.repository as repo_mod
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(repo_mod, "_write_tracker", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_repository(serving_model, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    monkeypatch.undo()
+    old = write_repository(serving_model, tmp_path / "old", max_batch=4)
+    before = {p: p.read_bytes() for p in old.out.rglob("*") if p.is_file()}
+    monkeypatch.setattr(repo_mod, "_write_tracker", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_repository(serving_model, tmp_path / "old", max_batch=8, overwrite=True)
+    assert {p: p.read_bytes() for p in old.out.rglob("*") if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
 
 
 def test_cli_writes_the_repository(serving_model, tmp_path):

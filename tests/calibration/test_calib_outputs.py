@@ -1,0 +1,181 @@
+"""Never a half-written output (issue 20): calib.npz, fp16 / int8 directories and report.json / report.png are
+complete or absent when a run is interrupted, and every cheap check comes before any model runs.
+
+A tiny hand-made alex directory (tests/runtime/rt_tiny_models.py) keeps most of this fast (the INT8 case uses the
+realistic alex export and its calibration set, shared with the other calibration tests); interruptions are
+injected as KeyboardInterrupt (what Ctrl-C and, through siamtrt.outputs.signals_as_interrupt, SIGTERM raise) at the
+last step before the output would be complete.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+
+from calib_helpers import ALEX, BAG_INIT_BOX  # noqa: E402
+from rt_tiny_models import make_tiny_model_dir  # noqa: E402
+from siamtrt.calibration.collect import SourceSpec, collect  # noqa: E402
+from siamtrt.calibration.data import CalibrationSet, load_calibration  # noqa: E402
+from siamtrt.errors import InputError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_model_dir(tmp_path_factory.mktemp("tiny_alex"), "siamrpn_alex_dwxcorr")
+
+
+def _files(folder: Path):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _write_some_then_interrupt(path, *args, **kwargs):
+    """A writer that starts writing (a few bytes under the path it was given) and is then interrupted."""
+    Path(path).write_bytes(b"PK\x03\x04partial")
+    raise KeyboardInterrupt
+
+
+# ------------------------------------------------------------------------------------------------------ calib.npz
+def test_interrupted_save_leaves_no_partial_calibration_file(tmp_path, monkeypatch):
+    import siamtrt.calibration.data as data_mod
+
+    cset = CalibrationSet(template=np.zeros((1, 3, 127, 127), np.uint8), search=np.zeros((2, 3, 287, 287), np.uint8),
+                          pair=np.zeros(2, np.int64), meta={"format": data_mod.FORMAT})
+    done = cset.save(tmp_path / "old.npz")
+    before = done.read_bytes()
+    monkeypatch.setattr(data_mod.np, "savez_compressed", _write_some_then_interrupt)
+    for name in ("new.npz", "old.npz"):
+        with pytest.raises(KeyboardInterrupt):
+            cset.save(tmp_path / name)
+    assert not (tmp_path / "new.npz").exists() and done.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.npz"]  # no temporary file left either
+    monkeypatch.undo()
+    assert load_calibration(done).num_search == 2
+
+
+def test_collect_checks_its_inputs_and_output_before_running(tmp_path, bag_video):
+    """An unwritable --out, a missing video or a source without boxes is refused before the model directory is even
+    opened (the model path here does not exist: a later check would report that instead)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    nope = tmp_path / "no-model"
+    with pytest.raises(InputError, match="--out .* is a file, not a folder"):
+        collect(nope, [SourceSpec(bag_video, bbox=BAG_INIT_BOX)], blocker / "calib.npz", progress=False)
+    with pytest.raises(InputError, match="does not exist"):
+        collect(nope, [SourceSpec(tmp_path / "missing.avi", bbox=BAG_INIT_BOX)], tmp_path / "c.npz", progress=False)
+    with pytest.raises(InputError, match="has no box"):
+        collect(nope, [SourceSpec(bag_video)], tmp_path / "c.npz", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+# ------------------------------------------------------------------------------------------------- derived dirs
+def test_interrupted_fp16_conversion_leaves_no_directory(tiny, tmp_path, monkeypatch):
+    import siamtrt.calibration.fp16 as fp16_mod
+
+    real = fp16_mod.save_branch
+
+    def interrupt_search(model, out_dir, branch, meta):
+        if branch == "search":
+            raise KeyboardInterrupt
+        return real(model, out_dir, branch, meta)
+
+    monkeypatch.setattr(fp16_mod, "save_branch", interrupt_search)
+    with pytest.raises(KeyboardInterrupt):
+        fp16_mod.convert_fp16(tiny, tmp_path / "fp16")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    summary = fp16_mod.convert_fp16(tiny, tmp_path / "fp16")
+    assert sorted(p.name for p in (tmp_path / "fp16").iterdir()) == ["search.onnx", "template.onnx"]
+    assert [b.path for b in summary.branches] == [tmp_path / "fp16" / "template.onnx", tmp_path / "fp16" / "search.onnx"]
+
+
+def test_interrupted_int8_quantization_leaves_the_directory_as_it_was(model_dir, calib_set, int8_dir, tmp_path,
+                                                                        monkeypatch):
+    """quantize_int8 (calibration/qdq.py) writes through derive.staged_model_dir: an interruption after the template
+    branch and the TensorRT caches were written leaves no new directory, and an existing one unchanged."""
+    import shutil
+
+    import siamtrt.calibration.qdq as qdq
+
+    old = tmp_path / "int8"
+    shutil.copytree(int8_dir(ALEX), old)
+    before = _files(old)
+    real = qdq.save_branch
+
+    def interrupt_search(model, out_dir, branch, meta):
+        if branch == "search":
+            assert (out_dir / "search.calib.cache").is_file()  # the caches are in the staged folder by now
+            raise KeyboardInterrupt
+        return real(model, out_dir, branch, meta)
+
+    monkeypatch.setattr(qdq, "save_branch", interrupt_search)
+    for out in (tmp_path / "new", old):
+        with pytest.raises(KeyboardInterrupt):
+            qdq.quantize_int8(model_dir(ALEX), calib_set(ALEX)[0], out, target="tensorrt", min_cosine=0,
+                              trt_cache=True, trt_version="8.6.1", progress=False)
+    assert _files(old) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["int8"]  # no new directory, no staging folder
+
+
+def test_derived_directory_refusals_come_first(tiny, tmp_path):
+    from siamtrt.calibration.fp16 import convert_fp16
+
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match="holds other files and no model"):
+        convert_fp16(tiny, other)
+    with pytest.raises(InputError, match="is the source directory"):
+        convert_fp16(tiny, tiny)
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+
+
+# ------------------------------------------------------------------------------------------------------- report
+def _report_data():
+    speed = {"search_ms": 2.0, "search_ratio": 1.0, "e2e_ms": 3.0, "e2e_ratio": 1.0, "search_ratio_1t": 1.0}
+    cand = {"name": "int8", "precision": "int8", "quantization": {"target": "onnxruntime"}, "speed": speed,
+            "accuracy": {"cls_cosine_per_crop": [0.99, 0.995]},
+            "tracking": {"iou_per_frame": [1.0, 0.9], "iou_mean": 0.9, "one_step_iou_per_frame": [1.0, 0.95],
+                         "one_step_iou_mean": 0.95}}
+    return {"ref": {"name": "fp32", "precision": "fp32", "speed": speed}, "candidates": [cand], "threads": 2}
+
+
+def test_interrupted_report_writes_neither_file(tmp_path, monkeypatch):
+    """Ctrl-C while the PNG is being written: no report.png and no report.json appear, and an earlier report in the
+    folder is kept as it was (the JSON, written last, means a finished run)."""
+    import matplotlib.figure
+
+    from siamtrt.calibration.report import write_report
+
+    done = write_report(_report_data(), tmp_path / "old")
+    assert done.png_path.stat().st_size > 1000 and json.loads(done.json_path.read_text())["threads"] == 2
+    before = _files(tmp_path / "old")
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, path, *args, **kwargs: _write_some_then_interrupt(path))
+    for folder in (tmp_path / "old", tmp_path / "new"):
+        with pytest.raises(KeyboardInterrupt):
+            write_report(_report_data(), folder)
+    assert _files(tmp_path / "old") == before and list((tmp_path / "new").iterdir()) == []
+
+
+def test_report_checks_its_output_before_running(tmp_path, bag_video, monkeypatch):
+    import siamtrt.calibration.report as report_mod
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("crops collected before the output was checked")
+
+    monkeypatch.setattr(report_mod, "collect", must_not_run)
+    ref = make_tiny_model_dir(tmp_path / "ref", "siamrpn_alex_dwxcorr")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        report_mod.accuracy_report(ref, [ref], bag_video, BAG_INIT_BOX, out=blocker / "rep", progress=False)
+    with pytest.raises(InputError, match="does not exist"):
+        report_mod.accuracy_report(ref, [ref], tmp_path / "missing.avi", BAG_INIT_BOX, out=tmp_path / "r")
+    with pytest.raises(InputError, match="must be ≥ 1"):
+        report_mod.accuracy_report(ref, [ref], bag_video, BAG_INIT_BOX, out=tmp_path / "r", samples=0)
