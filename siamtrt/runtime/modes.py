@@ -218,7 +218,7 @@ class DistractorMemory:
     def merge_into(self, base: Dict[str, np.ndarray], out: Dict[str, np.ndarray], weight: float) -> None:
         """Write (K_z − α̂·S/W)/(1 − α̂) into ``out[name]`` (persistent arrays shaped like ``base``) for the
         classification kernels (names starting "cls": the similarity the paper re-ranks by); rows of targets with
-        no distractor (W = 0) get K_z. Clears ``changed``."""
+        no distractor (W = 0) get K_z."""
         has = self.weight > 0
         for k, arr in out.items():
             kz = base[k]
@@ -226,7 +226,6 @@ class DistractorMemory:
             if has.any():
                 mean = self.sums[k][has] / self.weight[has].reshape((-1,) + (1,) * (kz.ndim - 1))
                 arr[has] = ((kz[has].astype(np.float64) - weight * mean) / (1.0 - weight)).astype(kz.dtype)
-        self.changed = False
 
     def merged(self, base: Dict[str, np.ndarray], weight: float) -> Dict[str, np.ndarray]:
         """The search kernels as new arrays: ``base`` itself (the same arrays) while no target has a distractor,

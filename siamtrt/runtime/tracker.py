@@ -390,6 +390,7 @@ class Tracker:
         if not self._merged:
             self._merged = {k: np.empty_like(self._kernels[k]) for k in memory.sums}
         memory.merge_into(self._kernels, self._merged, self.info.track.distractor_weight)
+        memory.changed = False
         for name, arr in self._merged.items():
             if self._search_kernels.get(name) is arr:
                 self._search_kernels.touch(name)

@@ -387,6 +387,8 @@ class TrtBackend(Backend):
                     g.launch()
                     return
                 self.use_graph = False  # capture not possible with this engine: stop trying
+            if len(self._graph_seen) > 64:  # bindings seen once and never again (targets regrouped): forget them
+                self._graph_seen.clear()
             self._graph_seen.add(key)
         if not io.context.execute_async_v3(self.stream.ptr):
             raise BackendError(f"{io.name}: execute_async_v3 failed",
