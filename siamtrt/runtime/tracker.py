@@ -415,6 +415,7 @@ class Tracker:
         if self._n == 0:
             raise InputError("track() called before init()", fix="call tracker.init(frame, bbox) first")
         frame = check_frame(frame)
+        _, sdtype = self._io_dtypes()  # activates the backend again after close()
         step = _Step(self._n, (frame.shape[1], frame.shape[0]), self.lost)
         if not self.mode.short:
             t0 = time.perf_counter()
@@ -424,7 +425,7 @@ class Tracker:
             step.timings["post"] += time.perf_counter() - t0
         searched = self.instance.copy()
         for group in self._groups:
-            self._search_group(frame, group, step)
+            self._search_group(frame, group, step, sdtype)
         self.center, self.size = step.center, step.size
         self.last_timings = step.timings
         counts = None
@@ -436,7 +437,7 @@ class Tracker:
         return TrackResult(boxes=bbox, scores=step.scores, lost=self.lost.copy(), instance_size=searched,
                            distractors=counts, mode=self.mode.name)
 
-    def _search_group(self, frame: np.ndarray, group: "_Group", step: "_Step") -> None:
+    def _search_group(self, frame: np.ndarray, group: "_Group", step: "_Step", dtype: np.dtype) -> None:
         """Crop, search and post-process one batch of targets; writes their new state into ``step``."""
         t0 = time.perf_counter()
         inst, idx = group.instance, group.indices
@@ -444,7 +445,7 @@ class Tracker:
         cs = crop_sizes(size, self.context_amount, self.exemplar_size, inst, self.flavour)
         buf = self._crop_bufs.get(inst)
         if buf is None or buf.shape[0] != len(idx):
-            buf = self._crop_bufs[inst] = np.empty((len(idx), 3, inst, inst), self._io_dtypes()[1])
+            buf = self._crop_bufs[inst] = np.empty((len(idx), 3, inst, inst), dtype)
         crop_batch(frame, center, inst, cs.search_side, self.avg_chans[idx], self.flavour, out=buf,
                    cropper=self._cropper)
         t1 = time.perf_counter()

@@ -113,7 +113,7 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def run_adversarial(info: ModelDir, frames: List[np.ndarray], mode: str, n_targets: int, periods: int = 4,
+def run_adversarial(info: ModelDir, frames: List[np.ndarray], mode: str, n_targets: int, periods: int = 3,
                     seed: int = 0) -> Dict:
     """Track ``periods`` periods of the adversarial schedule; checks every bound on every frame (AssertionError).
 
