@@ -373,3 +373,26 @@ def test_pysot_lt_yaml_selects_longterm_with_its_constants():
     assert (t.window_influence, t.lr, t.penalty_k) == (0.28, 0.22, 0.05)
     assert t.instance_sizes == (255, 831) and t.score_size(8, 831) == 97
     assert cfg.adjust_args["out_channels"] == [128, 256, 512]
+
+
+@pytest.mark.parametrize("name", ["exit-right-gap10-same", "exit-left-gap10-opposite", "exit-top-gap30-same"])
+def test_exit_scenarios_leave_and_come_back_as_specified(name, bag_video):
+    """The re-acquisition scenarios of benchmarks/modes.py: the target walks out across the named edge, is absent
+    exactly `gap` frames, and is scored only once fully back inside, near the named re-entry edge."""
+    from siamtrt.benchmarks.modes import EXIT_SCORED, EXIT_VARIANTS, render, scenario
+
+    v = EXIT_VARIANTS[name]
+    r = render(scenario(name, seed=3), bag_video)
+    h, w = r.frames[0].shape[:2]
+    absent = np.isnan(r.boxes[:, 0])
+    gone = np.flatnonzero(absent)
+    assert len(gone) == v["gap"] and np.all(np.diff(gone) == 1)
+    x, y, bw, bh = r.boxes[gone[0] - 1]  # last visible frame: partly outside the exit edge
+    assert {"right": x + bw > w, "left": x < 0, "top": y < 0}[v["exit"]]
+    back = {"right": "left", "left": "right", "top": "bottom"}[v["exit"]] if v["reentry"] == "opposite" else v["exit"]
+    x, y, bw, bh = r.boxes[gone[-1] + 1]  # first frame back: partly outside the re-entry edge
+    assert {"right": x + bw > w, "left": x < 0, "top": y < 0, "bottom": y + bh > h}[back]
+    s = r.boxes[r.scored]
+    assert r.scored.sum() == EXIT_SCORED and np.all(s[:, :2] >= 0) and np.all(s[:, 0] + s[:, 2] <= w) \
+        and np.all(s[:, 1] + s[:, 3] <= h)
+    assert not r.scored[: gone[-1] + 1].any()
