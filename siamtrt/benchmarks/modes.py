@@ -1,11 +1,15 @@
 """Evidence for the tracking modes on real frames: synthetic scenarios over bag.avi backgrounds.
 
-Two scenarios, rendered like :mod:`.synthetic` (a procedural texture composited over real video frames, exact
+Scenarios, rendered like :mod:`.synthetic` (a procedural texture composited over real video frames, exact
 ground truth):
 
-* ``reenter`` — the target moves, then leaves the scene (is not drawn) for ``gap`` ≥ 30 frames, and re-enters
+* ``reenter`` — the target moves, then vanishes (is not drawn) for ``gap`` ≥ 30 frames, and reappears
   *elsewhere*: on the far side of the frame, outside any local search region. Scored over the frames after the
-  re-entry (the ones where the target is visible again).
+  re-entry (the ones where the target is visible again). The scenario the long-term constants were tuned on.
+* ``exit`` — the target walks out of the frame across one edge (``exit``: left, right, top or bottom), stays out
+  for ``gap`` frames, and walks back in across the same edge or the opposite one (``reentry``), at another place
+  along it. Scored over the frames after it is fully inside again. :data:`EXIT_VARIANTS` names the variants the
+  figures use (different exits, gaps of 10 / 30 / 60 frames, same / opposite side).
 * ``distractor`` — a same-looking object (the target's texture with two of its shapes recoloured) crosses the
   target's path, drawn over it for a few frames, then both move apart. Scored over the frames after the crossing.
 
@@ -28,7 +32,21 @@ from ..errors import InputError
 from ..runtime.boxes import iou_xywh
 from .synthetic import _affine, _backgrounds, make_texture
 
-SCENARIOS = ("reenter", "distractor")
+SCENARIOS = ("reenter", "distractor", "exit")
+EDGES = ("left", "right", "top", "bottom")
+
+#: exit / re-entry variants (name → Scenario fields): exits on three edges, gaps 10 / 30 / 60, both re-entry sides.
+EXIT_VARIANTS: Dict[str, Dict] = {
+    "exit-right-gap10-same": {"exit": "right", "gap": 10, "reentry": "same"},
+    "exit-right-gap30-opposite": {"exit": "right", "gap": 30, "reentry": "opposite"},
+    "exit-left-gap60-same": {"exit": "left", "gap": 60, "reentry": "same"},
+    "exit-left-gap10-opposite": {"exit": "left", "gap": 10, "reentry": "opposite"},
+    "exit-top-gap30-same": {"exit": "top", "gap": 30, "reentry": "same"},
+    "exit-top-gap60-opposite": {"exit": "top", "gap": 60, "reentry": "opposite"},
+}
+
+#: exit scenario: pixels per frame the target walks, frames it walks before leaving / after it is back inside
+EXIT_SPEED, EXIT_LEAD, EXIT_SCORED = 8.0, 12, 20
 
 
 @dataclass(frozen=True)
@@ -37,10 +55,19 @@ class Scenario:
 
     kind: str = "reenter"
     seed: int = 0
-    frames: int = 80
-    gap: int = 30  # reenter: frames the target is absent
+    frames: int = 80  # reenter / distractor (exit: derived from gap, EXIT_LEAD and EXIT_SCORED)
+    gap: int = 30  # reenter / exit: frames the target is absent
     object_size: Tuple[int, int] = (60, 48)
     background_start: int = 0
+    exit: str = "right"  # exit: the edge it leaves by
+    reentry: str = "opposite"  # exit: "same" or "opposite" edge to come back by
+
+
+def scenario(name: str, seed: int, frames: int = 80) -> Scenario:
+    """The Scenario of a kind or an :data:`EXIT_VARIANTS` name."""
+    if name in EXIT_VARIANTS:
+        return Scenario(kind="exit", seed=int(seed), **EXIT_VARIANTS[name])
+    return Scenario(kind=name, seed=int(seed), frames=frames)
 
 
 @dataclass
@@ -78,12 +105,72 @@ def _lookalike(tex: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def _exit_path(sc: Scenario, fw: int, fh: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """(F, 2) centres (NaN while away) and (F,) scored mask of an ``exit`` scenario.
+
+    Walks EXIT_LEAD frames inside towards the exit edge, then out across it at EXIT_SPEED px/frame; absent ``gap``
+    frames; walks in across the re-entry edge at a new place along it and on for EXIT_SCORED frames once inside.
+    """
+    if sc.exit not in EDGES or sc.reentry not in ("same", "opposite"):
+        raise InputError(f"exit scenario needs exit in {EDGES} and reentry 'same' or 'opposite', got "
+                         f"{sc.exit!r} / {sc.reentry!r}")
+    w, h = sc.object_size
+    opposite = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
+    back = sc.exit if sc.reentry == "same" else opposite[sc.exit]
+
+    def edge_point(edge: str, inward: float, along: float) -> Tuple[float, float]:
+        """Centre ``inward`` px inside ``edge`` (negative: outside), at fraction ``along`` of the edge."""
+        if edge == "left":
+            return inward, along * fh
+        if edge == "right":
+            return fw - inward, along * fh
+        if edge == "top":
+            return along * fw, inward
+        return along * fw, fh - inward
+
+    half = (w if sc.exit in ("left", "right") else h) / 2
+    half_back = (w if back in ("left", "right") else h) / 2
+    out_steps = int(np.ceil((half + EXIT_LEAD * EXIT_SPEED - (-half - 1)) / EXIT_SPEED))
+    in_steps = int(np.ceil((2 * half_back + 1) / EXIT_SPEED))
+    along_a = rng.uniform(0.3, 0.7)
+    along_b = np.clip(along_a + rng.choice([-1, 1]) * rng.uniform(0.2, 0.35), 0.15, 0.85)  # elsewhere on the edge
+    centres, scored = [], []
+    start = half + EXIT_LEAD * EXIT_SPEED
+    for i in range(out_steps):  # walking out (partly visible at the end)
+        centres.append(edge_point(sc.exit, start - i * EXIT_SPEED, along_a + 0.02 * np.sin(i / 5)))
+        scored.append(False)
+    centres += [(np.nan, np.nan)] * sc.gap
+    scored += [False] * sc.gap
+    for i in range(in_steps + EXIT_SCORED):  # walking in from outside, then on inside
+        centres.append(edge_point(back, -half_back + i * EXIT_SPEED, along_b + 0.02 * np.sin(i / 5)))
+        scored.append(i >= in_steps)
+    return np.asarray(centres, np.float64), np.asarray(scored, bool)
+
+
 def render(sc: Scenario, background: Union[str, Path]) -> Rendered:
     """Frames, ground truth and scored-frame mask of one scenario."""
     if sc.kind not in SCENARIOS:
         raise InputError(f"unknown scenario {sc.kind!r}; fix: use one of {', '.join(SCENARIOS)}")
     rng = np.random.default_rng(sc.seed)
     tex = make_texture(sc.object_size, rng)
+    if sc.kind == "exit":
+        import cv2
+
+        probe = cv2.VideoCapture(str(background))
+        fw, fh = int(probe.get(cv2.CAP_PROP_FRAME_WIDTH)), int(probe.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        probe.release()
+        if fw <= 0 or fh <= 0:
+            raise InputError(f"cannot read the frame size of {background}", fix="pass a video OpenCV can read")
+        centres, scored = _exit_path(sc, fw, fh, rng)
+        bgs = _backgrounds(Path(background), sc.background_start, len(centres))
+        frames, boxes = [], np.full((len(centres), 4), np.nan)
+        for i, (bg, (cx, cy)) in enumerate(zip(bgs, centres)):
+            if np.isnan(cx):
+                frames.append(bg.copy())
+                continue
+            f, boxes[i] = _compose(bg, tex, cx, cy)
+            frames.append(f)
+        return Rendered(frames, boxes, scored)
     bgs = _backgrounds(Path(background), sc.background_start, sc.frames)
     fh, fw = bgs[0].shape[:2]
     w, h = sc.object_size
@@ -163,14 +250,15 @@ STANDIN_CONSTANTS = {"confidence_low": 0.99, "confidence_high": 0.9999}
 
 def track_scenario(tracker, r: Rendered) -> Dict[str, np.ndarray]:
     """Run one initialised-per-call tracker over a rendered scenario: boxes, scores, lost flags, search sizes."""
+    import time
+
     tracker.init(r.frames[0], r.boxes[0])
     n = len(r.frames)
     boxes = np.zeros((n, 4))
     scores, lost, inst = np.ones(n), np.zeros(n, bool), np.zeros(n, np.int64)
     boxes[0] = r.boxes[0]
+    inst[0] = int(tracker.instance[0])
     times = np.zeros(n)
-    import time
-
     for i in range(1, n):
         t0 = time.perf_counter()
         res = tracker.track(r.frames[i])
@@ -185,7 +273,20 @@ def success_rate(r: Rendered, boxes: np.ndarray) -> float:
     return float(np.mean(ious >= 0.5)) if len(ious) else float("nan")
 
 
-def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: Sequence[str] = SCENARIOS,
+def sequence_detail(r: Rendered, res: Dict[str, np.ndarray]) -> Dict:
+    """Per-sequence figures beside the success rate: frames after the scored span starts until the first IoU ≥ 0.5
+    (None: never), global-search frames, the largest box, the median frame time."""
+    ious = iou_xywh(res["boxes"][r.scored], r.boxes[r.scored])
+    hit = np.flatnonzero(ious >= 0.5)
+    local = int(res["instance_size"][0])
+    return {"success": float(np.mean(ious >= 0.5)) if len(ious) else float("nan"),
+            "reacquired_after": int(hit[0]) if len(hit) else None,
+            "search_frames_above_local": int((res["instance_size"][1:] > local).sum()),
+            "largest_box_side": float(res["boxes"][:, 2:].max()),
+            "median_frame_ms": 1000 * float(np.median(res["seconds"][1:]))}
+
+
+def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: Sequence[str] = SCENARIOS[:2],
               modes: Sequence[str] = ("short", "longterm", "distractor", "longterm+distractor"),
               seeds: Sequence[int] = range(10), frames: int = 80, constants: Optional[Dict[str, float]] = None,
               progress: bool = True, threads: int = 1, partial: Optional[Union[str, Path]] = None) -> Dict:
@@ -194,13 +295,15 @@ def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: 
     Args:
         model_dir: exported directory (long-term modes need ``--lost-instance-size``).
         background: video whose frames are the backgrounds (``../shared/data/bag.avi``).
+        kinds: scenario kinds ("reenter", "distractor") or :data:`EXIT_VARIANTS` names.
         constants (dict): TrackConfig overrides applied to every mode (e.g. confidence thresholds fitted to a
             stand-in's score range). Defaults to None.
         partial (str | Path): rewrite this JSON with the rates so far after every sequence (long runs). Defaults to
             None.
 
     Returns:
-        dict: {"results": {kind: {mode: [rate per seed]}}, "weights": …, "constants": …, "scenario": …}.
+        dict: {"results": {kind: {mode: [rate per seed]}}, "details": {kind: {mode: [sequence_detail per seed]}},
+        "weights": …, "constants": …, "scenarios": …}.
     """
     import dataclasses
 
@@ -209,29 +312,35 @@ def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: 
     from ..runtime import Tracker
     from .fps_modes import weights_label
 
+    for k in kinds:
+        if k not in SCENARIOS and k not in EXIT_VARIANTS:
+            raise InputError(f"unknown scenario {k!r}; fix: use one of {', '.join(SCENARIOS[:2] + tuple(EXIT_VARIANTS))}")
     base = Tracker.from_model_dir(model_dir, backend="onnxruntime", threads=threads)
     info = base.info
     if constants:
         info = dataclasses.replace(info, track=dataclasses.replace(info.track, **constants))
     trackers = {m: Tracker(base.backend, info, mode=m) for m in modes}
     out: Dict[str, Dict[str, List[float]]] = {k: {m: [] for m in modes} for k in kinds}
+    details: Dict[str, Dict[str, List[Dict]]] = {k: {m: [] for m in modes} for k in kinds}
     frame_ms: Dict[str, List[float]] = {m: [] for m in modes}
-    jobs = [(k, s) for k in kinds for s in seeds]
+    jobs = [(k, s) for s in seeds for k in kinds]
     bar = tqdm(jobs, desc="modes", unit="seq", disable=not progress, leave=False)
     for kind, seed in bar:
-        r = render(Scenario(kind=kind, seed=int(seed), frames=frames), background)
+        r = render(scenario(kind, seed, frames), background)
         for m, trk in trackers.items():
             res = track_scenario(trk, r)
-            out[kind][m].append(success_rate(r, res["boxes"]))
-            frame_ms[m].append(1000 * float(np.median(res["seconds"][1:])))
+            d = sequence_detail(r, res)
+            out[kind][m].append(d["success"])
+            details[kind][m].append(dict(d, seed=int(seed)))
+            frame_ms[m].append(d["median_frame_ms"])
         if partial is not None:
             Path(partial).parent.mkdir(parents=True, exist_ok=True)
-            Path(partial).write_text(json.dumps({"done": [kind, int(seed)], "results": out}))
+            Path(partial).write_text(json.dumps({"done": [kind, int(seed)], "results": out, "details": details}))
     bar.close()
     weights = weights_label(info.meta)
     return {"model": str(model_dir), "arch": info.meta.get("arch"), "weights": weights,
             "constants": constants or {}, "frames": frames, "seeds": [int(s) for s in seeds],
-            "scenario": asdict(Scenario()), "results": out,
+            "scenarios": {k: asdict(scenario(k, 0, frames)) for k in kinds}, "results": out, "details": details,
             "median_frame_ms": {m: float(np.median(v)) for m, v in frame_ms.items()}}
 
 
@@ -247,8 +356,8 @@ def table(report: Dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: Dict, out_dir: Union[str, Path]) -> Tuple[Path, Path]:
-    """modes.json + modes.png (bars: mean success per scenario and mode, seeds as dots) in ``out_dir``."""
+def write_report(report: Dict, out_dir: Union[str, Path], name: str = "modes") -> Tuple[Path, Path]:
+    """NAME.json + NAME.png (bars: mean success per scenario and mode, seeds as dots) in ``out_dir``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -256,11 +365,11 @@ def write_report(report: Dict, out_dir: Union[str, Path]) -> Tuple[Path, Path]:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    jpath = out / "modes.json"
+    jpath = out / f"{name}.json"
     jpath.write_text(json.dumps(report, indent=1))
     kinds = list(report["results"])
     modes = list(report["results"][kinds[0]])
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(kinds)), 4))
     width = 0.8 / len(modes)
     for j, m in enumerate(modes):
         xs = np.arange(len(kinds)) + j * width
@@ -269,17 +378,18 @@ def write_report(report: Dict, out_dir: Union[str, Path]) -> Tuple[Path, Path]:
         for x, v in zip(xs, vals):
             ax.plot(np.full(len(v), x), v, "k.", ms=3)
     ax.set_xticks(np.arange(len(kinds)) + 0.4 - width / 2)
-    ax.set_xticklabels(kinds)
+    ax.set_xticklabels([k.replace("-", "\n", 1) if len(kinds) > 2 else k for k in kinds], fontsize=8)
     ax.set_ylabel("success rate (IoU >= 0.5)")
     ax.set_ylim(0, 1.05)
-    ax.set_title(f"{report['arch']} — weights: {report['weights']}", fontsize=9)
+    ax.set_title(f"{report['arch']} — weights: {report['weights']}; {len(report['seeds'])} seeds, "
+                 f"success = IoU >= 0.5 after re-entry / crossing", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    ppath = out / "modes.png"
+    ppath = out / f"{name}.png"
     fig.savefig(ppath, dpi=120)
     plt.close(fig)
     return jpath, ppath
 
 
-__all__ = ["SCENARIOS", "STANDIN_CONSTANTS", "Scenario", "make_standin", "render", "run_modes", "standin_frames", "success_rate", "table", "track_scenario",
-           "write_report"]
+__all__ = ["EXIT_VARIANTS", "SCENARIOS", "STANDIN_CONSTANTS", "Scenario", "make_standin", "render", "run_modes",
+           "scenario", "sequence_detail", "standin_frames", "success_rate", "table", "track_scenario", "write_report"]

@@ -83,18 +83,16 @@ def decoded_box_iou(ref_cls: np.ndarray, ref_loc: np.ndarray, loc: np.ndarray, a
     Isolates the regression branch: both boxes come from the same anchor (FP32's foreground argmax), so the IoU is
     1.0 exactly when the two ``loc`` maps agree there, whatever the score maps do.
     """
-    from ..runtime.geometry import geometry
+    from ..runtime.geometry import decode, geometry
 
-    n, k4 = ref_loc.shape[:2]
+    n = ref_loc.shape[0]
     geo = geometry(ref_loc.shape[-1], int(anchor["stride"]), tuple(anchor["ratios"]), tuple(anchor["scales"]),
                    flavour)
     best = foreground(ref_cls).argmax(1)
-    anc = geo.anchors[best]  # [n, 4] cx, cy, w, h
 
     def boxes(x: np.ndarray) -> np.ndarray:
-        d = x.reshape(n, 4, -1)[np.arange(n), :, best].astype(np.float64)  # [n, 4] dx, dy, dw, dh
-        w, h = anc[:, 2] * np.exp(d[:, 2]), anc[:, 3] * np.exp(d[:, 3])
-        cx, cy = anc[:, 0] + d[:, 0] * anc[:, 2], anc[:, 1] + d[:, 1] * anc[:, 3]
+        d = x.reshape(n, 4, -1)[np.arange(n), :, best][:, :, None]  # [n, 4, 1] dx, dy, dw, dh at best
+        cx, cy, w, h = decode(d, geo, index=best[:, None])[:, :, 0].T
         return np.stack([cx - w / 2, cy - h / 2, w, h], 1)
 
     return iou_xywh(boxes(ref_loc), boxes(loc))

@@ -2,10 +2,15 @@
 
     python benchmarks/modes.py --model models/alex_lt_standin --make-stand-in --seeds 10 --out results/modes
 
-Scenarios (siamtrt/benchmarks/modes.py): ``reenter`` (the target leaves for >= 30 frames and re-enters elsewhere)
-and ``distractor`` (a look-alike crosses over the target). Success = IoU >= 0.5 over the frames after re-entry /
-after the crossing. Long-term modes need a model exported with --lost-instance-size. Writes modes.json and
-modes.png and prints the table, labelled with what the weights are.
+Scenarios (siamtrt/benchmarks/modes.py): ``reenter`` (the target vanishes for >= 30 frames and reappears
+elsewhere), ``distractor`` (a look-alike crosses over the target), and the exit variants (``exits`` = all of them:
+the target walks out across an edge, stays out 10 / 30 / 60 frames, walks back in across the same or the opposite
+edge). Success = IoU >= 0.5 over the frames after re-entry / after the crossing. Long-term modes need a model
+exported with --lost-instance-size. Writes NAME.json and NAME.png and prints the table, labelled with what the
+weights are.
+
+    python benchmarks/modes.py --model models/alex_lt_standin --make-stand-in --scenarios exits \
+        --modes short longterm --seeds 3 --out docs/figures --name modes_exits
 """
 
 import argparse
@@ -24,13 +29,15 @@ def main(argv=None) -> int:
                         "its confidence thresholds")
     p.add_argument("--background", default=None, help="background video (default: ../shared/data/bag.avi)")
     p.add_argument("--modes", nargs="+", default=["short", "longterm", "distractor", "longterm+distractor"])
-    p.add_argument("--scenarios", nargs="+", default=["reenter", "distractor"])
+    p.add_argument("--scenarios", nargs="+", default=["reenter", "distractor"],
+                   help="reenter, distractor, exit variant names (exit-right-gap10-same, ...) or 'exits' for all")
     p.add_argument("--seeds", type=int, default=10, help="seeds per scenario (default 10)")
     p.add_argument("--frames", type=int, default=80, help="frames per sequence (default 80)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="TrackConfig override for every mode, e.g. confidence_low=0.99 (stand-in score scales)")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
-    p.add_argument("--out", default="results/modes", help="folder for modes.json / modes.png")
+    p.add_argument("--out", default="results/modes", help="folder for NAME.json / NAME.png")
+    p.add_argument("--name", default="modes", help="file name stem of the JSON and PNG (default modes)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 
@@ -46,11 +53,12 @@ def main(argv=None) -> int:
         for kv in args.set:
             key, _, value = kv.partition("=")
             constants[key] = ast.literal_eval(value)
-        rep = modes.run_modes(args.model, background, kinds=args.scenarios,
+        kinds = [k for name in args.scenarios for k in (modes.EXIT_VARIANTS if name == "exits" else [name])]
+        rep = modes.run_modes(args.model, background, kinds=kinds,
                               modes=args.modes, seeds=range(args.seeds), frames=args.frames, constants=constants,
                               progress=not args.quiet, threads=args.threads,
-                              partial=Path(args.out) / "modes.partial.json")
-        jpath, ppath = modes.write_report(rep, args.out)
+                              partial=Path(args.out) / f"{args.name}.partial.json")
+        jpath, ppath = modes.write_report(rep, args.out, args.name)
     except (SiamtrtError, ValueError, SyntaxError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ import functools
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -367,8 +367,3 @@ class CudaGraph:
         if self.graph is not None:
             rt.cudaGraphDestroy(self.graph)
             self.graph = None
-
-
-def device_list() -> List[dict]:
-    """The probe's devices as dicts (for sidecars and summaries)."""
-    return [d.to_dict() for d in probe_cuda().devices]

@@ -17,9 +17,16 @@ callable returning either; it is resolved in ``activate()``. Backends are chosen
 :mod:`siamtrt.runtime.backends`, whose entries import their module only when selected, so ``import siamtrt.runtime``
 needs neither onnxruntime nor TensorRT.
 
-Kernel arrays handed to ``run_search`` are treated as immutable by the tracker (it builds a new stacked array when
-targets change), so a GPU backend may cache device copies keyed by ``id(array)`` as long as it keeps a reference to
-the array it cached.
+**Kernel arrays and the change signal.** A backend may keep device copies of the kernel arrays handed to
+``run_search``, keyed by array identity (``id(array)``, keeping a reference to the array it cached), so a steady
+frame uploads no kernel. The caller may change an array *in place* only inside a :class:`KernelSet` and must then
+call ``kernels.touch(name)``, which bumps that array's version; during ``run_search`` the backend reads the versions
+with :meth:`Backend.kernel_version` and re-uploads exactly the arrays whose version differs from the copy it holds
+(into the same device buffer: bindings and captured CUDA graphs stay valid). Arrays in a plain dict, and arrays
+whose version is unchanged, must not have changed since the backend last saw them. A new array object (targets added,
+removed or regrouped) is always a new upload. The tracker keeps its search kernels in persistent KernelSets: short
+mode never changes them, distractor mode rewrites its merged classification kernels in place only on frames that
+found new distractors.
 """
 
 from __future__ import annotations
@@ -38,6 +45,26 @@ Source = Union[str, Path, bytes, Callable[[], Union[str, Path, bytes]]]
 InputMetadata = Dict[str, Tuple[np.dtype, Tuple[Optional[int], ...]]]
 
 BRANCHES = ("template", "search")
+
+
+class KernelSet(dict):
+    """The kernels fed to ``run_search`` ({name: array}), with a version per array for in-place changes.
+
+    Whoever writes new values into one of the arrays calls :meth:`touch` afterwards; backends that cache device
+    copies compare :meth:`version` with the version they uploaded (see the module docstring).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.versions: Dict[str, int] = {}
+
+    def touch(self, name: str) -> None:
+        """Record that ``self[name]`` was changed in place."""
+        self.versions[name] = self.versions.get(name, 0) + 1
+
+    def version(self, name: str) -> int:
+        """How many in-place changes ``self[name]`` has had (0 for an array never changed)."""
+        return self.versions.get(name, 0)
 
 
 def resolve_source(source: Source) -> Union[Path, bytes]:
@@ -80,6 +107,7 @@ class Backend:
         self.last_inference_time: Optional[float] = None  # seconds of the last infer() (backend call only)
         self._checked: Dict[str, set] = {b: set() for b in BRANCHES}
         self._input_meta: Dict[str, InputMetadata] = {}
+        self._kernel_versions: Dict[str, int] = {}
 
     # ----------------------------------------------------------------------------------------------- construction
     @classmethod
@@ -202,12 +230,18 @@ class Backend:
     def run_search(self, x: np.ndarray, kernels: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
         """Search crops [N,3,S,S] + kernels → (cls [N,2A,H,W], loc [N,4A,H,W]).
 
-        The returned arrays may be backend-owned buffers, valid until the next ``run_search`` call.
+        The returned arrays may be backend-owned buffers, valid until the next ``run_search`` call. ``kernels`` may be
+        a plain dict (arrays never changed in place) or a :class:`KernelSet` whose versions count in-place changes.
         """
         feed = {SEARCH_INPUT: x}
         feed.update(kernels)
+        self._kernel_versions = kernels.versions if isinstance(kernels, KernelSet) else {}
         out = self.infer("search", feed)
         return out[SEARCH_OUTPUTS[0]], out[SEARCH_OUTPUTS[1]]
+
+    def kernel_version(self, name: str) -> int:
+        """Version of kernel ``name`` in the ``run_search`` call being served (0 unless a KernelSet touched it)."""
+        return self._kernel_versions.get(name, 0)
 
     def _fixed_batch(self, branch: str) -> bool:
         shape = self._input_meta[branch][self._expected_inputs(branch)[0]][1]
@@ -252,4 +286,4 @@ class Backend:
         raise NotImplementedError
 
 
-__all__ = ["BRANCHES", "Backend", "InputMetadata", "Source", "resolve_source"]
+__all__ = ["BRANCHES", "Backend", "InputMetadata", "KernelSet", "Source", "resolve_source"]

@@ -1,19 +1,31 @@
 """The subwindow crop, defined once: used by the tracker, calibration data collection and benchmarks.
 
-Reproduces pysot ``SiameseTracker.get_subwindow`` and DaSiamRPN ``get_subwindow_tracking`` exactly:
-crop a square of ``original_size`` pixels centred on ``center`` (inclusive bounds), pad outside the image with the
-per-channel mean truncated to uint8, resize to ``model_size`` with cv2 INTER_LINEAR, keep BGR 0..255.
-Instead of padding the whole frame (as the references do) only the crop-sized canvas is built: the pixels are the
-same, the cost does not grow with the frame size.
+Reproduces pysot ``SiameseTracker.get_subwindow`` and DaSiamRPN ``get_subwindow_tracking``: crop a square of
+``original_size`` pixels centred on ``center`` (inclusive bounds), pad outside the image with the per-channel mean
+truncated to uint8, resize to ``model_size`` with cv2 INTER_LINEAR, keep BGR 0..255.
+
+Only the region the window covers is touched, into reused buffers (:class:`Cropper`):
+
+* window inside the frame: the frame itself is resized (a view, no copy) — pixel-identical;
+* window partly outside, side ≤ :data:`~siamtrt.runtime.geometry.CROP_EXACT_MAX_SIDE`: a crop-sized canvas (not the
+  padded frame the references build) holds the pad colour and the visible pixels and is resized — pixel-identical;
+* window entirely outside: the pad colour (what resizing a uniform canvas gives) — pixel-identical;
+* window partly outside and larger: one ``cv2.warpAffine`` of the frame with the resize's sample positions
+  (``x_src = (x_dst + 0.5)·side/model_size − 0.5 + x0``) and the pad colour as the constant border. Its cost is
+  that of the output whatever the side (a 7310-pixel canvas, the largest a 640×480 frame's bounded long-term state
+  can ask for, would be 160 MB); its pixels are within one grey level of pad + resize (the two interpolations round
+  their fixed-point weights differently). A safety bound (docs/runtime.md "Safety bounds").
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import cv2
 import numpy as np
+
+from .geometry import CROP_EXACT_MAX_SIDE
 
 
 def crop_origin(center: float, original_size: int, flavour: str = "pysot") -> int:
@@ -28,8 +40,19 @@ def crop_origin(center: float, original_size: int, flavour: str = "pysot") -> in
     return int(math.floor(center - c + 0.5))
 
 
+def _pad_colour(avg_chans: np.ndarray) -> np.ndarray:
+    """The references write the float channel mean into a uint8 canvas: truncated."""
+    return np.asarray(avg_chans).astype(np.uint8)
+
+
+def _pad_value(avg_chans: np.ndarray) -> tuple:
+    """The pad colour as an OpenCV scalar."""
+    return tuple(int(v) for v in _pad_colour(avg_chans))
+
+
 def get_subwindow(image: np.ndarray, center: Sequence[float], model_size: int, original_size: int,
-                  avg_chans: np.ndarray, flavour: str = "pysot") -> np.ndarray:
+                  avg_chans: np.ndarray, flavour: str = "pysot", out: Optional[np.ndarray] = None,
+                  canvas: Optional[np.ndarray] = None) -> np.ndarray:
     """Crop, pad and resize one square patch.
 
     Args:
@@ -39,51 +62,110 @@ def get_subwindow(image: np.ndarray, center: Sequence[float], model_size: int, o
         original_size (int): crop side in frame pixels (already rounded by the caller, as the references do).
         avg_chans (np.ndarray): per-channel mean of the init frame (float); written into padding as uint8.
         flavour (str): "pysot" or "dasiamrpn" (origin rounding). Defaults to "pysot".
+        out (np.ndarray): model_size x model_size x 3 uint8 array to write into. Defaults to a new one.
+        canvas (np.ndarray): flat uint8 scratch of at least 3·side² bytes for a padded crop. Defaults to a new one.
 
     Returns:
-        np.ndarray: model_size x model_size x 3 uint8 patch.
+        np.ndarray: ``out``, the model_size x model_size x 3 uint8 patch.
     """
-    sz = int(original_size)
-    sz = max(sz, 1)
+    sz = max(int(original_size), 1)
+    m = int(model_size)
     h, w = image.shape[:2]
     x0 = crop_origin(center[0], sz, flavour)
     y0 = crop_origin(center[1], sz, flavour)
     x1, y1 = x0 + sz, y0 + sz  # exclusive
-    if x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h:
-        patch = image[y0:y1, x0:x1]
-    else:
-        patch = np.empty((sz, sz, 3), np.uint8)
-        patch[:] = np.asarray(avg_chans).astype(np.uint8)  # float mean truncated, as numpy assignment does
-        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        if ix1 > ix0 and iy1 > iy0:
-            patch[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = image[iy0:iy1, ix0:ix1]
-    if model_size != sz:
-        patch = cv2.resize(patch, (model_size, model_size))
-    return patch
-
-
-def to_blob(patch: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
-    """HWC uint8 → CHW float32 (BGR, 0..255, no normalisation), written into ``out`` when given."""
-    chw = patch.transpose(2, 0, 1)
     if out is None:
-        return chw.astype(np.float32)
-    np.copyto(out, chw, casting="unsafe")
+        out = np.empty((m, m, 3), np.uint8)
+    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h:
+        src = image[y0:y1, x0:x1]
+    elif ix1 <= ix0 or iy1 <= iy0:
+        out[0] = _pad_colour(avg_chans)
+        out[1:] = out[0]  # row copies (a per-pixel 3-byte broadcast is ~30x slower)
+        return out
+    elif sz <= CROP_EXACT_MAX_SIDE:
+        need = 3 * sz * sz
+        if canvas is None or canvas.size < need:
+            canvas = np.empty(need, np.uint8)
+        # the pad colour around the visible pixels, written into the reused canvas (OpenCV returns dst)
+        src = cv2.copyMakeBorder(image[iy0:iy1, ix0:ix1], iy0 - y0, y1 - iy1, ix0 - x0, x1 - ix1,
+                                 cv2.BORDER_CONSTANT, dst=canvas[:need].reshape(sz, sz, 3),
+                                 value=_pad_value(avg_chans))
+    else:
+        s = sz / m
+        warp = np.array([[s, 0.0, x0 + 0.5 * s - 0.5], [0.0, s, y0 + 0.5 * s - 0.5]])
+        cv2.warpAffine(image, warp, (m, m), dst=out, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                       borderMode=cv2.BORDER_CONSTANT,
+                       borderValue=_pad_value(avg_chans))
+        return out
+    if m == sz:
+        np.copyto(out, src)
+    else:
+        cv2.resize(src, (m, m), dst=out, interpolation=cv2.INTER_LINEAR)
     return out
 
 
+def to_blob(patch: np.ndarray, out: Optional[np.ndarray] = None,
+            planes: Optional[Sequence[np.ndarray]] = None) -> np.ndarray:
+    """HWC uint8 → CHW float32 (BGR, 0..255, no normalisation), written into ``out`` when given.
+
+    ``planes`` (three HxW uint8 arrays) are scratch for the channel split (cv2.split then a contiguous
+    conversion per channel: about 3× faster than converting the strided transpose).
+    """
+    if out is None:
+        out = np.empty((3,) + patch.shape[:2], np.float32)
+    planes = cv2.split(patch) if planes is None else cv2.split(patch, list(planes))
+    for c in range(3):
+        np.copyto(out[c], planes[c], casting="unsafe")
+    return out
+
+
+class Cropper:
+    """Reused buffers for :func:`crop_batch` (the resized patch and its planes per model size, the pad canvas).
+
+    One per tracker (not thread-safe: two threads cropping at once need two croppers).
+    """
+
+    def __init__(self):
+        self._patches: Dict[int, np.ndarray] = {}
+        self._planes: Dict[int, list] = {}
+        self._canvas: Optional[np.ndarray] = None
+
+    def buffers(self, model_size: int, side: int):
+        """(patch, planes, canvas) for a crop of ``side`` frame pixels resized to ``model_size``."""
+        patch = self._patches.get(model_size)
+        if patch is None:
+            patch = self._patches[model_size] = np.empty((model_size, model_size, 3), np.uint8)
+            self._planes[model_size] = [np.empty((model_size, model_size), np.uint8) for _ in range(3)]
+        need = 3 * min(int(side), CROP_EXACT_MAX_SIDE) ** 2
+        if self._canvas is None or self._canvas.size < need:
+            self._canvas = np.empty(need, np.uint8)
+        return patch, self._planes[model_size], self._canvas
+
+
 def crop_batch(image: np.ndarray, centers: np.ndarray, model_size: int, original_sizes: Sequence[int],
-               avg_chans: np.ndarray, flavour: str = "pysot", out: Optional[np.ndarray] = None) -> np.ndarray:
+               avg_chans: np.ndarray, flavour: str = "pysot", out: Optional[np.ndarray] = None,
+               cropper: Optional[Cropper] = None) -> np.ndarray:
     """Crops for N targets as one float32 NCHW batch (reusing ``out`` when its shape fits).
 
     Args:
         centers (np.ndarray): [N, 2] (cx, cy).
         original_sizes (Sequence[int]): N crop sides.
         avg_chans (np.ndarray): [N, 3] or [3] channel means.
+        out (np.ndarray): [N, 3, model_size, model_size] array to write into (any float dtype). Defaults to a new
+            float32 one.
+        cropper (Cropper): scratch buffers to reuse. Defaults to fresh ones.
     """
     n = len(centers)
     if out is None or out.shape != (n, 3, model_size, model_size):
         out = np.empty((n, 3, model_size, model_size), np.float32)
+    cropper = Cropper() if cropper is None else cropper
     avg = np.broadcast_to(np.asarray(avg_chans, np.float64), (n, 3))
     for i in range(n):
-        to_blob(get_subwindow(image, centers[i], model_size, original_sizes[i], avg[i], flavour), out[i])
+        patch, planes, canvas = cropper.buffers(model_size, original_sizes[i])
+        get_subwindow(image, centers[i], model_size, original_sizes[i], avg[i], flavour, out=patch, canvas=canvas)
+        to_blob(patch, out[i], planes)
     return out
+
+
+__all__ = ["Cropper", "crop_batch", "crop_origin", "get_subwindow", "to_blob"]

@@ -1,10 +1,18 @@
-"""Anchors and the cosine window, defined once per (score size, stride, ratios, scales, flavour) and cached.
+"""Anchors, the cosine window, the anchor decode, crop sizes and the safety bounds: the tracker's geometry, once.
+
+Anchors and the window are defined once per (score size, stride, ratios, scales, flavour) and cached.
 
 Both reference trackers use the same anchor table: base anchors from ``stride²`` area per ratio
 (``ws = int(sqrt(stride²/r))``, ``hs = int(ws·r)``, times each scale; ratios outer, scales inner), laid over an
 S×S grid with flat index ``k = a·S² + i·S + j`` (anchor a, row i, column j) and coordinates in search-crop pixels
 relative to the crop centre. The hanning window is ``outer(hanning(S), hanning(S))`` flattened and tiled A times
 (same index k). Arrays are read-only: every tracker shares them.
+
+:func:`decode` turns regression deltas into boxes (the tracker's post-processing, the distractor proposals and the
+calibration report all call it). The **safety bounds** (:func:`bound_state`, :func:`finite_step`,
+:data:`CROP_EXACT_MAX_SIDE`, :func:`max_search_side`) keep every mode's per-frame time and memory bounded whatever
+the network outputs; docs/runtime.md "Safety bounds" says what each one bounds, when it acts and how it differs
+from pysot.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -100,6 +108,37 @@ def geometry(score_size: int, stride: int, ratios: Tuple[float, ...], scales: Tu
                     ax=cols[0], ay=cols[1], aw=cols[2], ah=cols[3])
 
 
+def decode(deltas: np.ndarray, geo: Geometry, index: Optional[np.ndarray] = None,
+           out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Boxes (cx, cy, w, h) the regression deltas (dx, dy, dw, dh) give at their anchors (float64, crop pixels,
+    relative to the crop centre): ``cx = dx·aw + ax``, ``cy = dy·ah + ay``, ``w = exp(dw)·aw``, ``h = exp(dh)·ah``
+    (pysot ``SiamRPNTracker._convert_bbox``, DaSiamRPN ``tracker_eval``).
+
+    Args:
+        deltas (np.ndarray): (…, 4, m) deltas in the loc layout reshaped to rows dx, dy, dw, dh (any float dtype).
+        geo (Geometry): anchors of the score map.
+        index (np.ndarray): anchor indices of the m columns, broadcastable to (…, m). Defaults to None: all K
+            anchors (m = K).
+        out (np.ndarray): (…, 4, m) float64 array to write into. Defaults to a new one.
+
+    Returns:
+        np.ndarray: ``out``.
+    """
+    ax, ay, aw, ah = (geo.ax, geo.ay, geo.aw, geo.ah) if index is None else \
+        (geo.ax[index], geo.ay[index], geo.aw[index], geo.ah[index])
+    out = np.empty(deltas.shape, np.float64) if out is None else out
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.multiply(deltas[..., 0, :], aw, out=out[..., 0, :], dtype=np.float64)
+        out[..., 0, :] += ax
+        np.multiply(deltas[..., 1, :], ah, out=out[..., 1, :], dtype=np.float64)
+        out[..., 1, :] += ay
+        np.exp(deltas[..., 2, :], out=out[..., 2, :], dtype=np.float64)
+        out[..., 2, :] *= aw
+        np.exp(deltas[..., 3, :], out=out[..., 3, :], dtype=np.float64)
+        out[..., 3, :] *= ah
+    return out
+
+
 # ------------------------------------------------------------------------------------------------- crop sizes
 @dataclass(frozen=True)
 class CropSizes:
@@ -166,3 +205,56 @@ def crop_sizes(size: np.ndarray, context_amount: float, exemplar_size: int, inst
     else:
         s_x = s_z + 2 * (((inst - e) / 2) / scale_z)
     return CropSizes(s_z=s_z, scale_z=scale_z, s_x=s_x)
+
+
+# ---------------------------------------------------------------------------------------------- safety bounds
+#: Smallest stored target side in frame pixels (both references clip the output box to [10, frame side]).
+MIN_SIDE = 10
+
+#: Crops that reach outside the frame are cut as the references cut them (pad to a square canvas, resize; cost grows
+#: with side²) up to this side in frame pixels; beyond it by one affine warp of the frame with the same sample
+#: positions (cost ∝ model_size², pixels within one grey level of pad + resize). Crops inside the frame are always
+#: exact (a resize of a view, at most the frame's pixels).
+CROP_EXACT_MAX_SIDE = 2048
+
+
+def clip_box(cx: np.ndarray, cy: np.ndarray, width: np.ndarray, height: np.ndarray, frame_wh: Tuple[int, int]):
+    """Both references' ``_bbox_clip``: cx ∈ [0, W], cy ∈ [0, H], width ∈ [10, W], height ∈ [10, H]."""
+    img_w, img_h = frame_wh
+    cx = np.maximum(0, np.minimum(cx, img_w))
+    cy = np.maximum(0, np.minimum(cy, img_h))
+    width = np.maximum(MIN_SIDE, np.minimum(width, img_w))
+    height = np.maximum(MIN_SIDE, np.minimum(height, img_h))
+    return cx, cy, width, height
+
+
+def bound_state(center: np.ndarray, size: np.ndarray, frame_wh: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """The state bound: (N, 2) centres into [0, W] × [0, H], (N, 2) sizes into [10, W] × [10, H].
+
+    The short-term references store exactly this (their clip); pysot's ``SiamRPNLTTracker`` stores the state
+    *before* clipping, which a run of bad score maps grows without limit (and every crop with it). Every mode stores
+    the bounded state, so the crop sides of every later step are bounded by :func:`max_search_side`.
+    """
+    cx, cy, w, h = clip_box(center[:, 0], center[:, 1], size[:, 0], size[:, 1], frame_wh)
+    return np.stack([cx, cy], 1), np.stack([w, h], 1)
+
+
+def finite_step(score: np.ndarray, *arrays: np.ndarray) -> np.ndarray:
+    """(N,) bool: rows whose score and every value of ``arrays`` (each (N,) or (N, k)) are finite.
+
+    A step that is not finite (NaN / inf in the network outputs) keeps the previous state and reports score 0: the
+    references would carry the NaN into every later crop.
+    """
+    ok = np.isfinite(score)
+    for a in arrays:
+        ok &= np.isfinite(a).reshape(len(ok), -1).all(1)
+    return ok
+
+
+def max_search_side(frame_wh: Tuple[int, int], context_amount: float, exemplar_size: int, instance_size: int,
+                    flavour: str = "pysot") -> int:
+    """Largest crop side (frame pixels) a search at ``instance_size`` can cut under :func:`bound_state`: the side
+    of a target state as large as the frame (pysot flavour: 480x360 gives 1893 at 287, 5482 at the lost size 831;
+    640x480 gives 2525 and 7310)."""
+    frame = np.asarray([frame_wh], np.float64)
+    return int(crop_sizes(frame, context_amount, exemplar_size, instance_size, flavour).search_side[0])

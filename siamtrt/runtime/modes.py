@@ -8,7 +8,9 @@ window, smoothing, clipping) is the short-term code path.
   below ``confidence_low`` enters the lost state; while lost it searches at ``lost_instance_size`` (831: score map
   97×97, anchors and window rebuilt for that size) with window influence ``lost_window_influence`` (0.001), and it
   leaves the lost state when the best score exceeds ``confidence_high``. The state (centre, size) is only updated
-  when the best score is ≥ ``confidence_low`` and is stored *before* clipping (the output box is clipped). Where
+  when the best score is ≥ ``confidence_low``. pysot stores it *before* clipping; here it is stored clipped to the
+  frame (the state bound of :mod:`siamtrt.runtime.geometry`, a documented deviation that acts only when a step leaves
+  the frame or outgrows it: docs/runtime.md "Safety bounds"). Where
   pysot is silent, DaSiamRPN's local-to-global growth: with ``lost_growth_step`` k > 0 the lost search grows by k
   crop pixels per consecutive lost frame, until the crop covers the whole frame or reaches the lost size.
 * ``distractor`` — DaSiamRPN's distractor-aware module (Zhu et al., ECCV 2018, §4.2, eq. 2–4): after each frame the
@@ -34,7 +36,6 @@ import numpy as np
 from ..config import MODES, TrackConfig
 from ..errors import InputError, ModelDirError
 from .boxes import iou_cxcywh
-from .geometry import Geometry
 
 
 @dataclass(frozen=True)
@@ -104,17 +105,20 @@ def lost_instance_sizes(t: TrackConfig, base: np.ndarray, steps: np.ndarray, s_z
     return np.minimum(size, lost)
 
 
-def longterm_update(t: TrackConfig, score: np.ndarray, raw_center: np.ndarray, raw_size: np.ndarray,
+def longterm_update(t: TrackConfig, score: np.ndarray, step_center: np.ndarray, step_size: np.ndarray,
                     old_center: np.ndarray, old_size: np.ndarray, lost: np.ndarray):
     """SiamRPNLTTracker's state machine for N targets.
 
+    Args:
+        step_center, step_size: this frame's step, already under the state bound (pysot would store it unclipped).
+
     Returns:
-        (center, size, lost): the stored (unclipped) state — the new step where score ≥ confidence_low, else the old
-        one — and the lost flags after this frame (enter below confidence_low, leave above confidence_high).
+        (center, size, lost): the stored state — the step where score ≥ confidence_low, else the old one — and the
+        lost flags after this frame (enter below confidence_low, leave above confidence_high).
     """
     ok = score >= t.confidence_low
-    center = np.where(ok[:, None], raw_center, old_center)
-    size = np.where(ok[:, None], raw_size, old_size)
+    center = np.where(ok[:, None], step_center, old_center)
+    size = np.where(ok[:, None], step_size, old_size)
     new_lost = np.where(score < t.confidence_low, True, np.where(score > t.confidence_high, False, lost))
     return center, size, new_lost
 
@@ -124,17 +128,21 @@ def longterm_update(t: TrackConfig, score: np.ndarray, raw_center: np.ndarray, r
 DISTRACTOR_CANDIDATES = 64
 
 
-def find_distractors(t: TrackConfig, score: np.ndarray, loc: np.ndarray, geo: Geometry, best: np.ndarray,
+def find_distractors(t: TrackConfig, score: np.ndarray, boxes: np.ndarray, best: np.ndarray,
                      center: np.ndarray, scale_z: np.ndarray) -> List[np.ndarray]:
     """Per target, the (M, 2) frame-pixel centres of this frame's distractors (M ≤ distractor_max).
 
     Proposals = the anchors' decoded boxes with their un-penalised scores; greedy NMS seeded with the chosen target
     box (a proposal is suppressed by a kept one when their IoU exceeds distractor_nms_iou or its centre lies inside
     the kept box), so the target and the proposals on it are not distractors; the survivors above
-    distractor_threshold, best first.
+    distractor_threshold, best first. Proposals whose box is not finite (NaN / inf network outputs) are skipped.
+
+    Args:
+        score (np.ndarray): (N, K) every anchor's score. boxes (np.ndarray): (N, 4, K) every anchor's decoded box
+            (cx, cy, w, h in crop pixels, :func:`~siamtrt.runtime.geometry.decode`). best (np.ndarray): (N,) chosen
+            anchors. center (np.ndarray): (N, 2) crop centres. scale_z (np.ndarray): (N,) crop scales.
     """
     n, k = score.shape
-    d = loc.reshape(n, 4, k)
     out = []
     top = min(DISTRACTOR_CANDIDATES, k)
     for r in range(n):
@@ -146,10 +154,8 @@ def find_distractors(t: TrackConfig, score: np.ndarray, loc: np.ndarray, geo: Ge
             continue
         cand = cand[np.argsort(-sc[cand], kind="stable")]
         idx = np.concatenate([[best[r]], cand[cand != best[r]]])
-        dr = d[r][:, idx].astype(np.float64)
-        boxes = np.stack([dr[0] * geo.aw[idx] + geo.ax[idx], dr[1] * geo.ah[idx] + geo.ay[idx],
-                          np.exp(dr[2]) * geo.aw[idx], np.exp(dr[3]) * geo.ah[idx]], 1)
-        alive = np.ones(len(idx), bool)
+        cands = boxes[r][:, idx].T  # (m, 4) cx, cy, w, h
+        alive = np.isfinite(cands).all(1)
         kept: List[int] = []
         for i in range(len(idx)):
             if not alive[i]:
@@ -158,32 +164,44 @@ def find_distractors(t: TrackConfig, score: np.ndarray, loc: np.ndarray, geo: Ge
                 kept.append(i)
                 if len(kept) == t.distractor_max:
                     break
-            rest = boxes[i + 1:]
-            inside = (np.abs(rest[:, 0] - boxes[i, 0]) <= boxes[i, 2] / 2) & \
-                (np.abs(rest[:, 1] - boxes[i, 1]) <= boxes[i, 3] / 2)
-            alive[i + 1:] &= (iou_cxcywh(boxes[i], rest) <= t.distractor_nms_iou) & ~inside
-        out.append(center[r] + boxes[kept, :2] / scale_z[r] if kept else np.zeros((0, 2)))
+            rest = cands[i + 1:]
+            inside = (np.abs(rest[:, 0] - cands[i, 0]) <= cands[i, 2] / 2) & \
+                (np.abs(rest[:, 1] - cands[i, 1]) <= cands[i, 3] / 2)
+            alive[i + 1:] &= (iou_cxcywh(cands[i], rest) <= t.distractor_nms_iou) & ~inside
+        out.append(center[r] + cands[kept, :2] / scale_z[r] if kept else np.zeros((0, 2)))
     return out
 
 
 class DistractorMemory:
-    """Accumulated distractor kernels per target: S ← (1 − η)·S + Σ_i K(d_i), W ← (1 − η)·W + n (float64)."""
+    """Accumulated distractor kernels per target: S ← (1 − η)·S + Σ_i K(d_i), W ← (1 − η)·W + n (float64).
+
+    ``changed`` is set when distractors were added (or targets selected / appended): the merged kernels then need
+    recomputing. A decay alone leaves the weighted mean S/W, hence the merged kernels, unchanged.
+    """
 
     def __init__(self, n: int, kernels: Dict[str, np.ndarray]):
-        self.sums = {k: np.zeros(v.shape, np.float64) for k, v in kernels.items()}
+        self.sums = {k: np.zeros(v.shape, np.float64) for k, v in kernels.items() if k.startswith("cls")}
         self.weight = np.zeros(n, np.float64)
+        self.changed = True
 
     def select(self, keep: np.ndarray) -> "DistractorMemory":
         m = DistractorMemory.__new__(DistractorMemory)
         m.sums = {k: v[keep] for k, v in self.sums.items()}
         m.weight = self.weight[keep]
+        m.changed = True
         return m
 
     def extend(self, other: "DistractorMemory") -> "DistractorMemory":
         m = DistractorMemory.__new__(DistractorMemory)
         m.sums = {k: np.concatenate([v, other.sums[k]]) for k, v in self.sums.items()}
         m.weight = np.concatenate([self.weight, other.weight])
+        m.changed = True
         return m
+
+    @property
+    def active(self) -> bool:
+        """Some target has a distractor (its search then uses merged kernels)."""
+        return bool((self.weight > 0).any())
 
     def update(self, lr: float, owner: np.ndarray, kernels: Dict[str, np.ndarray]) -> None:
         """Decay every target's memory, then add the distractor kernels (row i belongs to target ``owner[i]``)."""
@@ -194,28 +212,32 @@ class DistractorMemory:
             s *= decay
             if len(owner):
                 np.add.at(s, owner, kernels[k].astype(np.float64))
+        if len(owner):
+            self.changed = True
+
+    def merge_into(self, base: Dict[str, np.ndarray], out: Dict[str, np.ndarray], weight: float) -> None:
+        """Write (K_z − α̂·S/W)/(1 − α̂) into ``out[name]`` (persistent arrays shaped like ``base``) for the
+        classification kernels (names starting "cls": the similarity the paper re-ranks by); rows of targets with
+        no distractor (W = 0) get K_z."""
+        has = self.weight > 0
+        for k, arr in out.items():
+            kz = base[k]
+            np.copyto(arr, kz)
+            if has.any():
+                mean = self.sums[k][has] / self.weight[has].reshape((-1,) + (1,) * (kz.ndim - 1))
+                arr[has] = ((kz[has].astype(np.float64) - weight * mean) / (1.0 - weight)).astype(kz.dtype)
 
     def merged(self, base: Dict[str, np.ndarray], weight: float) -> Dict[str, np.ndarray]:
-        """(K_z − α̂·S/W)/(1 − α̂) on the classification kernels (names starting "cls": the similarity the paper
-        re-ranks by) for targets with W > 0; the regression kernels stay the target's. Returns ``base`` itself
-        (the same arrays) when no target has any distractor yet."""
-        has = self.weight > 0
-        if not has.any():
+        """The search kernels as new arrays: ``base`` itself (the same arrays) while no target has a distractor,
+        else ``base`` with the classification kernels merged (:meth:`merge_into`); the regression kernels stay the
+        target's. The tracker keeps persistent arrays and calls :meth:`merge_into` instead."""
+        if not self.active:
             return base
         out = dict(base)
-        for k, kz in base.items():
-            if not k.startswith("cls"):
-                continue
-            mean = self.sums[k][has] / self.weight[has].reshape((-1,) + (1,) * (kz.ndim - 1))
-            arr = kz.copy()
-            arr[has] = ((kz[has].astype(np.float64) - weight * mean) / (1.0 - weight)).astype(kz.dtype)
-            out[k] = arr
+        cls = {k: np.empty_like(base[k]) for k in self.sums}
+        self.merge_into(base, cls, weight)
+        out.update(cls)
         return out
-
-
-def longterm_window(t: TrackConfig) -> float:
-    """Window influence of the lost state (pysot: 0.001)."""
-    return float(t.lost_window_influence)
 
 
 __all__ = ["DistractorMemory", "Mode", "MODES", "check_mode", "find_distractors", "longterm_update",

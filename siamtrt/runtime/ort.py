@@ -95,7 +95,7 @@ class OrtBackend(Backend):
         self._out_names: Dict[str, List[str]] = {}
         self._binding = None
         self._out_bufs: Dict[Tuple, List[np.ndarray]] = {}
-        self._device_kernels: Dict[int, Tuple[np.ndarray, Any]] = {}
+        self._device_kernels: Dict[int, Tuple[np.ndarray, Any, int]] = {}  # id → (array, OrtValue, version)
         self._on_cuda = False
 
     @classmethod
@@ -182,7 +182,7 @@ class OrtBackend(Backend):
         sess = self.sessions["search"]
         for key, arr in feed.items():
             if self._on_cuda and key != "search":
-                io.bind_ortvalue_input(key, self._device_kernel(arr))
+                io.bind_ortvalue_input(key, self._device_kernel(key, arr))
             else:
                 io.bind_cpu_input(key, arr)
         sig = tuple((k, v.shape) for k, v in feed.items())
@@ -202,14 +202,15 @@ class OrtBackend(Backend):
         sess.run_with_iobinding(io)
         return dict(zip(names, bufs))
 
-    def _device_kernel(self, arr: np.ndarray):
-        """CUDA copy of a kernel array, made once per array object (kept alive with the array)."""
+    def _device_kernel(self, name: str, arr: np.ndarray):
+        """CUDA copy of a kernel array, made once per array object and version (kept alive with the array)."""
+        version = self.kernel_version(name)
         hit = self._device_kernels.get(id(arr))
-        if hit is not None and hit[0] is arr:
+        if hit is not None and hit[0] is arr and hit[2] == version:
             return hit[1]
         ort = _import_ort()
         if len(self._device_kernels) > 64:  # old kernel sets (targets re-initialised) — drop them
             self._device_kernels.clear()
         value = ort.OrtValue.ortvalue_from_numpy(arr, "cuda", 0)
-        self._device_kernels[id(arr)] = (arr, value)
+        self._device_kernels[id(arr)] = (arr, value, version)
         return value

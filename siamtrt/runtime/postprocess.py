@@ -15,7 +15,9 @@ with change(r) = max(r, 1/r) and sz(w, h) = sqrt((w + p)(h + p)), p = (w + h)/2.
 references mix float32 network outputs with float64 numpy; results agree to floating-point tolerance).
 The two flavours differ only in order of operations DaSiamRPN uses (it scales the target size into crop pixels
 and back); that is kept so the results match each reference to the last bits that matter.
-Work arrays are allocated once per (N, K) and reused every frame.
+Work arrays are allocated once per (N, K) and reused every frame. The decode is
+:func:`siamtrt.runtime.geometry.decode`; the clip is the state bound of :mod:`siamtrt.runtime.geometry`, and a step
+that is not finite (NaN / inf network outputs: no reference defines one) keeps the previous state with score 0.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .geometry import Geometry
+from .geometry import Geometry, clip_box, decode, finite_step
 
 
 @dataclass(frozen=True)
@@ -40,25 +42,25 @@ class PostParams:
 
 @dataclass
 class PostResult:
-    """New state and outputs for N targets (all float64). ``best`` is the flat anchor index k chosen."""
+    """New state and outputs for N targets (all float64). ``best`` is the flat anchor index k chosen.
+
+    ``finite`` is False for targets whose step was not finite (NaN / inf network outputs): they keep the state they
+    came in with and get score 0 (:func:`~siamtrt.runtime.geometry.finite_step`).
+    """
 
     center: np.ndarray  # (N, 2)
     size: np.ndarray  # (N, 2)
     score: np.ndarray  # (N,) un-penalised foreground probability at best
     best: np.ndarray  # (N,) int
-    raw_center: Optional[np.ndarray] = None  # (N, 2) before clipping (keep_raw=True; pysot's long-term state)
-    raw_size: Optional[np.ndarray] = None  # (N, 2) before clipping
-
-    @property
-    def bbox(self) -> np.ndarray:
-        """(N, 4) x, y, w, h with x = cx − w/2 (both references)."""
-        return np.concatenate([self.center - self.size / 2, self.size], axis=1)
+    finite: np.ndarray  # (N,) bool
 
 
 class Workspace:
-    """Reusable (N, K) float64 scratch arrays, re-allocated only when N or K changes."""
+    """Reusable float64 scratch arrays ((N, K) scores and terms, (N, 4, K) decoded boxes), re-allocated only when N
+    or K changes. After :func:`postprocess`, ``arrays["score"]`` holds every anchor's score and ``arrays["boxes"]``
+    every anchor's box (crop pixels; the distractor proposals read both)."""
 
-    NAMES = ("score", "pw", "ph", "t1", "t2", "pscore")
+    NAMES = ("score", "t1", "t2", "pscore")
 
     def __init__(self):
         self.shape: Optional[Tuple[int, int]] = None
@@ -67,6 +69,7 @@ class Workspace:
     def get(self, n: int, k: int) -> Dict[str, np.ndarray]:
         if self.shape != (n, k):
             self.arrays = {name: np.empty((n, k), np.float64) for name in self.NAMES}
+            self.arrays["boxes"] = np.empty((n, 4, k), np.float64)
             self.shape = (n, k)
         return self.arrays
 
@@ -86,9 +89,20 @@ def _change(r: np.ndarray) -> np.ndarray:
     return np.maximum(r, np.reciprocal(r), out=r)
 
 
+def _argmax(pscore: np.ndarray) -> np.ndarray:
+    """Row-wise argmax ignoring NaN (np.argmax returns the first NaN; only rows holding one pay for nanargmax)."""
+    best = np.argmax(pscore, axis=1)
+    nan_rows = np.flatnonzero(np.isnan(pscore[np.arange(len(best)), best]))
+    for r in nan_rows:
+        row = pscore[r]
+        if not np.isnan(row).all():
+            best[r] = np.nanargmax(row)
+    return best
+
+
 def postprocess(cls: np.ndarray, loc: np.ndarray, geo: Geometry, center: np.ndarray, size: np.ndarray,
                 scale_z: np.ndarray, frame_wh: Tuple[int, int], params: PostParams,
-                workspace: Optional[Workspace] = None, keep_raw: bool = False) -> PostResult:
+                workspace: Optional[Workspace] = None) -> PostResult:
     """Decode, penalise, select, smooth and clip for N targets.
 
     Args:
@@ -100,18 +114,16 @@ def postprocess(cls: np.ndarray, loc: np.ndarray, geo: Geometry, center: np.ndar
         frame_wh (tuple): (W, H) of the frame, for clipping.
         params (PostParams): penalty_k, window_influence, lr, flavour.
         workspace (Workspace): scratch arrays to reuse. Defaults to a fresh one.
-        keep_raw (bool): also return the state before clipping (``raw_center`` / ``raw_size``; SiamRPNLTTracker
-            stores those). Defaults to False.
 
     Returns:
-        PostResult: clipped new centres and sizes, best scores and anchor indices.
+        PostResult: clipped new centres and sizes (the state bound; a non-finite step keeps the old state), best
+        scores and anchor indices.
     """
     workspace = Workspace() if workspace is None else workspace
     n, k = cls.shape[0], geo.num
     c = cls.reshape(n, 2, k)
-    d = loc.reshape(n, 4, k)
     w = workspace.get(n, k)
-    score, pw, ph, t1, t2, pscore = (w[name] for name in Workspace.NAMES)
+    score, t1, t2, pscore, boxes = (w[name] for name in Workspace.NAMES + ("boxes",))
     center = np.asarray(center, np.float64)
     size = np.asarray(size, np.float64)
     scale_z = np.asarray(scale_z, np.float64)[:, None]
@@ -123,11 +135,9 @@ def postprocess(cls: np.ndarray, loc: np.ndarray, geo: Geometry, center: np.ndar
         np.tanh(score, out=score)
         score += 1.0
         score *= 0.5
-        # Sizes of every candidate box (crop pixels).
-        np.exp(d[:, 2], out=pw, dtype=np.float64)
-        pw *= geo.aw
-        np.exp(d[:, 3], out=ph, dtype=np.float64)
-        ph *= geo.ah
+        # Every candidate box (crop pixels).
+        decode(loc.reshape(n, 4, k), geo, out=boxes)
+        pw, ph = boxes[:, 2], boxes[:, 3]
         # Target size in crop pixels. DaSiamRPN passes it scaled and divides back later; pysot scales here only.
         tsz = size * scale_z
         tw, th = tsz[:, 0:1], tsz[:, 1:2]
@@ -150,15 +160,13 @@ def postprocess(cls: np.ndarray, loc: np.ndarray, geo: Geometry, center: np.ndar
         np.multiply(penalty, score, out=pscore)
         pscore *= 1.0 - params.window_influence
         pscore += geo.window * params.window_influence
-        best = np.argmax(pscore, axis=1)
+        best = _argmax(pscore)
 
         rows = np.arange(n)
         s_best = score[rows, best]
         lr = penalty[rows, best] * s_best * params.lr
-        dx = d[rows, 0, best].astype(np.float64) * geo.aw[best] + geo.ax[best]
-        dy = d[rows, 1, best].astype(np.float64) * geo.ah[best] + geo.ay[best]
         sz1 = scale_z[:, 0]
-        bx, by = dx / sz1, dy / sz1
+        bx, by = boxes[rows, 0, best] / sz1, boxes[rows, 1, best] / sz1
         bw, bh = pw[rows, best] / sz1, ph[rows, best] / sz1
         cur = tsz / scale_z if params.flavour == "dasiamrpn" else size
         cx = bx + center[:, 0]
@@ -166,17 +174,10 @@ def postprocess(cls: np.ndarray, loc: np.ndarray, geo: Geometry, center: np.ndar
         width = cur[:, 0] * (1 - lr) + bw * lr
         height = cur[:, 1] * (1 - lr) + bh * lr
 
-    raw = (np.stack([cx, cy], 1), np.stack([width, height], 1)) if keep_raw else (None, None)
     cx, cy, width, height = clip_box(cx, cy, width, height, frame_wh)
-    return PostResult(center=np.stack([cx, cy], 1), size=np.stack([width, height], 1), score=s_best, best=best,
-                      raw_center=raw[0], raw_size=raw[1])
-
-
-def clip_box(cx: np.ndarray, cy: np.ndarray, width: np.ndarray, height: np.ndarray, frame_wh: Tuple[int, int]):
-    """Both references' ``_bbox_clip``: cx ∈ [0, W], cy ∈ [0, H], width ∈ [10, W], height ∈ [10, H]."""
-    img_w, img_h = frame_wh
-    cx = np.maximum(0, np.minimum(cx, img_w))
-    cy = np.maximum(0, np.minimum(cy, img_h))
-    width = np.maximum(10, np.minimum(width, img_w))
-    height = np.maximum(10, np.minimum(height, img_h))
-    return cx, cy, width, height
+    new_center, new_size = np.stack([cx, cy], 1), np.stack([width, height], 1)
+    finite = finite_step(s_best, new_center, new_size)
+    if not finite.all():
+        new_center[~finite], new_size[~finite] = center[~finite], size[~finite]
+        s_best = np.where(finite, s_best, 0.0)
+    return PostResult(center=new_center, size=new_size, score=s_best, best=best, finite=finite)

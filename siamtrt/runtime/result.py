@@ -7,9 +7,8 @@ or a :class:`TemplateEvent` per template batch (``init`` / ``add`` / distractor 
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from dataclasses import dataclass
+from typing import Dict
 
 import numpy as np
 
@@ -30,11 +29,8 @@ class TrackResult:
         instance_size (np.ndarray): (N,) int, the search size each target was searched at in this frame.
         distractors (np.ndarray): (N,) int, distractor mode: distractors kept for each target after this frame.
         mode (str): the tracker's mode when the frame was tracked.
-        single (bool): ``init`` was given one (4,) box (decides the deprecated tuple form only).
 
     ``bbox`` / ``score`` are the unbatched fields of a one-target tracker; with N > 1 they raise InputError.
-    Unpacking (``box, score = tracker.track(f)``) or indexing still works, with a DeprecationWarning: it yields the
-    old tuple, ((4,), float) after a single-box init, ((N, 4), (N,)) otherwise.
     """
 
     boxes: np.ndarray
@@ -43,7 +39,6 @@ class TrackResult:
     instance_size: np.ndarray = None
     distractors: np.ndarray = None
     mode: str = "short"
-    single: bool = field(default=False, repr=False)
 
     def __post_init__(self):
         n = len(self.boxes)
@@ -61,7 +56,7 @@ class TrackResult:
     def _one(self, name: str) -> None:
         if len(self.boxes) != 1:
             raise InputError(f"TrackResult.{name} is defined for one target, this frame has {len(self.boxes)}",
-                             fix=f"use result.boxes / result.scores (row i is target i)")
+                             fix="use result.boxes / result.scores (row i is target i)")
 
     @property
     def bbox(self) -> np.ndarray:
@@ -74,20 +69,6 @@ class TrackResult:
         """Score of the only target (InputError with several targets)."""
         self._one("score")
         return float(self.scores[0])
-
-    # ------------------------------------------------------------------------------ deprecated tuple protocol
-    def _legacy(self) -> Tuple:
-        warnings.warn("unpacking or indexing Tracker.track()'s result is deprecated: use result.bbox / result.score "
-                      "(one target) or result.boxes / result.scores", DeprecationWarning, stacklevel=3)
-        if self.single and len(self.boxes) == 1:
-            return self.boxes[0], float(self.scores[0])
-        return self.boxes, self.scores
-
-    def __iter__(self):
-        return iter(self._legacy())
-
-    def __getitem__(self, i):
-        return self._legacy()[i]
 
 
 @dataclass(frozen=True, eq=False)

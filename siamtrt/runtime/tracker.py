@@ -11,6 +11,10 @@ template call at ``init`` and one batched search call per frame. Conventions (bo
   model (SiamRPNBIG) the instance size is chosen per target at init (287 when w·h / frame area < 0.004, else 271).
   Targets with different instance sizes are tracked in one batched call per size.
 * Output (both): x = cx − w/2, y = cy − h/2, score = un-penalised foreground probability of the chosen anchor.
+
+Every mode stores the state under the safety bounds of :mod:`siamtrt.runtime.geometry` (centre in the frame, size
+in [10, frame side]; a non-finite step keeps the old state), so crops, and with them time and memory per frame,
+stay bounded whatever the network outputs.
 """
 
 from __future__ import annotations
@@ -24,14 +28,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import InputError, ModelDirError
-from .backend import Backend
-from .backends import backend_class, choose_backend
-from .crop import crop_batch
-from .geometry import Geometry, crop_sizes, geometry, template_side
 from ..modeldir import ModelDir
+from .backend import Backend, KernelSet
+from .backends import backend_class, choose_backend
+from .crop import Cropper, crop_batch
+from .geometry import Geometry, bound_state, crop_sizes, geometry, template_side
 from .modes import DistractorMemory, Mode, check_mode, find_distractors, longterm_update, lost_instance_sizes, \
     parse_mode
-from .postprocess import PostParams, Workspace, clip_box, postprocess
+from .postprocess import PostParams, Workspace, postprocess
 from .result import SearchEvent, TemplateEvent, TrackResult
 
 LOG = logging.getLogger(__name__)
@@ -77,6 +81,30 @@ def check_boxes(bbox: Any, frame_wh: Tuple[int, int]) -> Tuple[np.ndarray, bool]
     return boxes, single
 
 
+@dataclasses.dataclass
+class _Group:
+    """One batched search: targets ``indices`` at ``instance`` pixels, fed ``kernels`` (for a subset: row copies,
+    with ``sources`` = {name: (source array, source version)} they were copied at)."""
+
+    instance: int
+    indices: np.ndarray
+    kernels: KernelSet
+    sources: Dict[str, Tuple[np.ndarray, int]] = dataclasses.field(default_factory=dict)
+
+
+class _Step:
+    """One frame's results being assembled group by group: new state, scores, lost flags, distractors, timings."""
+
+    def __init__(self, n: int, frame_wh: Tuple[int, int], lost: np.ndarray):
+        self.frame_wh = frame_wh
+        self.center = np.empty((n, 2))
+        self.size = np.empty((n, 2))
+        self.scores = np.empty(n)
+        self.lost = lost.copy()
+        self.found: List[Tuple[np.ndarray, np.ndarray]] = []
+        self.timings = {"crop": 0.0, "search": 0.0, "post": 0.0}
+
+
 class Tracker:
     """SiamRPN(++) / DaSiamRPN tracker over a backend.
 
@@ -111,14 +139,16 @@ class Tracker:
             for inst in t.instance_sizes}
         self.last_timings: Dict[str, float] = {}
         self.backend_reason = "given"  # why this backend (from_model_dir: "requested" or the "auto" reasoning)
-        self._single = True
         self._n = 0
         self.center = np.zeros((0, 2))
         self.size = np.zeros((0, 2))
         self.avg_chans = np.zeros((0, 3))
         self.instance = np.zeros((0,), np.int64)
-        self._kernels: Dict[str, np.ndarray] = {}
-        self._groups: List[Tuple[int, np.ndarray, Dict[str, np.ndarray]]] = []
+        self._kernels: Dict[str, np.ndarray] = {}  # template outputs, (N, …) per name
+        self._search_kernels = KernelSet()
+        self._merged: Dict[str, np.ndarray] = {}
+        self._groups: List[_Group] = []
+        self._cropper = Cropper()
         self._crop_bufs: Dict[int, np.ndarray] = {}
         self._workspaces: Dict[int, Workspace] = {}
         self._outputs_checked: set = set()
@@ -129,7 +159,7 @@ class Tracker:
         self.lost = np.zeros((0,), bool)
         self.lost_steps = np.zeros((0,), np.int64)
         self.memory: Optional[DistractorMemory] = None
-        self._group_key: Optional[Tuple] = None
+        self._group_key: Optional[Tuple[bytes, bytes]] = None
         self._lost_params = dataclasses.replace(self.params, window_influence=float(t.lost_window_influence))
 
     def _geometry(self, inst: int) -> Geometry:
@@ -242,15 +272,14 @@ class Tracker:
         Raises:
             InputError: bad frame or box (zero size, outside the frame, wrong shape), unsupported instance_size.
         """
-        *parts, single = self._new_targets(frame, bbox, instance_size)
-        self._set_targets(*parts, single=single)
+        self._set_targets(*self._new_targets(frame, bbox, instance_size))
 
     def add(self, frame: np.ndarray, bbox: Any) -> np.ndarray:
         """Add target(s) initialised on ``frame`` to those already tracked; returns their indices."""
         if self._n == 0:
             self.init(frame, np.asarray(bbox, np.float64).reshape(-1, 4))
             return np.arange(self._n)
-        parts = self._new_targets(frame, np.asarray(bbox, np.float64).reshape(-1, 4))[:5]
+        parts = self._new_targets(frame, np.asarray(bbox, np.float64).reshape(-1, 4))
         old = (self.center, self.size, self.avg_chans, self.instance, self._kernels)
         start = self._n
         fresh = self._fresh_state(parts[3], parts[4])
@@ -258,7 +287,7 @@ class Tracker:
                  np.concatenate([self.lost_steps, fresh[2]]),
                  self.memory.extend(fresh[3]) if self.memory is not None else None)
         self._set_targets(*(np.concatenate([o, p]) for o, p in zip(old[:4], parts[:4])),
-                          {k: np.concatenate([old[4][k], parts[4][k]]) for k in old[4]}, single=False, state=state)
+                          {k: np.concatenate([old[4][k], parts[4][k]]) for k in old[4]}, state=state)
         return np.arange(start, self._n)
 
     def remove(self, indices: Sequence[int]) -> None:
@@ -267,14 +296,13 @@ class Tracker:
         state = (self.base_instance[keep], self.lost[keep], self.lost_steps[keep],
                  self.memory.select(keep) if self.memory is not None else None)
         self._set_targets(self.center[keep], self.size[keep], self.avg_chans[keep], self.instance[keep],
-                          {k: v[keep] for k, v in self._kernels.items()}, single=self._single and len(keep) == 1,
-                          state=state)
+                          {k: v[keep] for k, v in self._kernels.items()}, state=state)
 
     def _new_targets(self, frame: np.ndarray, bbox: Any, instance_size: Optional[int] = None):
         t0 = time.perf_counter()
         frame = check_frame(frame)
         img_h, img_w = frame.shape[:2]
-        boxes, single = check_boxes(bbox, (img_w, img_h))
+        boxes, _ = check_boxes(bbox, (img_w, img_h))
         x, y, w, h = boxes.T
         if self.flavour == "pysot":
             center = np.stack([x + (w - 1) / 2, y + (h - 1) / 2], 1)
@@ -296,12 +324,13 @@ class Tracker:
             instance[small] = t.adaptive_instance_size
         tdtype, _ = self._io_dtypes()
         z = np.empty((len(boxes), 3, self.exemplar_size, self.exemplar_size), tdtype)
-        crop_batch(frame, center, self.exemplar_size, s_z.astype(np.int64), avg, self.flavour, out=z)
+        crop_batch(frame, center, self.exemplar_size, s_z.astype(np.int64), avg, self.flavour, out=z,
+                   cropper=self._cropper)
         t1 = time.perf_counter()
         kernels = self._run_template(z, "init", center, size, s_z)
         t2 = time.perf_counter()
         self.last_timings = {"crop": t1 - t0, "template": t2 - t1, "post": 0.0}
-        return center, size, avg, instance, kernels, single
+        return center, size, avg, instance, kernels
 
     def _fresh_state(self, instance: np.ndarray, kernels: Dict[str, np.ndarray]):
         """Mode state of new targets: local search size, not lost, no distractors."""
@@ -309,30 +338,72 @@ class Tracker:
         memory = DistractorMemory(n, kernels) if self.mode.distractor else None
         return instance.copy(), np.zeros(n, bool), np.zeros(n, np.int64), memory
 
-    def _set_targets(self, center, size, avg, instance, kernels, single: bool, state=None) -> None:
+    def _set_targets(self, center, size, avg, instance, kernels, state=None) -> None:
         t0 = time.perf_counter()
         self.center, self.size, self.avg_chans, self.instance = center, size, avg, instance
         self._kernels = kernels
         self._n = len(center)
-        self._single = single
         self.base_instance, self.lost, self.lost_steps, self.memory = (
             self._fresh_state(instance, kernels) if state is None else state)
-        self._build_groups(kernels)
+        # the kernels every search reads: the template outputs themselves; distractor mode swaps in its merged
+        # classification kernels (persistent arrays, rewritten in place) once a distractor is known
+        self._search_kernels = KernelSet(kernels)
+        self._merged: Dict[str, np.ndarray] = {}
+        self._groups = []
+        self._group_key = None
+        self._refresh_groups()
         self.last_timings["post"] = time.perf_counter() - t0
 
-    def _build_groups(self, kernels: Dict[str, np.ndarray]) -> None:
-        """One batch per (instance size, lost flag); kernels stacked here (short mode: once, never per frame)."""
-        self._groups = []
-        keys = sorted(set(zip(self.instance.tolist(), self.lost.tolist())))
-        for inst, lost in keys:
-            idx = np.flatnonzero((self.instance == inst) & (self.lost == lost))
-            ker = kernels if len(idx) == self._n else {k: np.ascontiguousarray(v[idx]) for k, v in kernels.items()}
-            self._groups.append((int(inst), idx, ker))
-        self._group_key = (self.instance.tobytes(), self.lost.tobytes())
+    # ----------------------------------------------------------------------------------------- search groups
+    def _refresh_groups(self) -> None:
+        """One batch per (instance size, lost flag). A group holding every target searches with the tracker's
+        KernelSet itself; others with row subsets, copied once per regrouping and refreshed in place (version
+        bumped) when their source changed, so a backend re-uploads only what changed."""
+        key = (self.instance.tobytes(), self.lost.tobytes())
+        src = self._search_kernels
+        if key != self._group_key:
+            self._groups = []
+            for inst, lost in sorted(set(zip(self.instance.tolist(), self.lost.tolist()))):
+                idx = np.flatnonzero((self.instance == inst) & (self.lost == lost))
+                self._groups.append(_Group(int(inst), idx, src if len(idx) == self._n else KernelSet()))
+            self._group_key = key
+        for g in self._groups:
+            if g.kernels is src:
+                continue
+            for name, arr in src.items():
+                seen = g.sources.get(name)
+                if seen is None or seen[0] is not arr:
+                    g.kernels[name] = np.ascontiguousarray(arr[g.indices])
+                elif seen[1] != src.version(name):
+                    np.take(arr, g.indices, axis=0, out=g.kernels[name])
+                    g.kernels.touch(name)
+                else:
+                    continue
+                g.sources[name] = (arr, src.version(name))
+
+    def _update_distractor_kernels(self) -> None:
+        """Distractor mode, before the search: merge the memory into the classification kernels, in place, on
+        frames after new distractors were found (the first time: persistent arrays replace the template's)."""
+        memory = self.memory
+        if not memory.changed or not memory.active:
+            return
+        if not self._merged:
+            self._merged = {k: np.empty_like(self._kernels[k]) for k in memory.sums}
+        memory.merge_into(self._kernels, self._merged, self.info.track.distractor_weight)
+        memory.changed = False
+        for name, arr in self._merged.items():
+            if self._search_kernels.get(name) is arr:
+                self._search_kernels.touch(name)
+            else:
+                self._search_kernels[name] = arr
 
     # ------------------------------------------------------------------------------------------------- track
     def track(self, frame: np.ndarray) -> TrackResult:
         """Locate every target in ``frame``.
+
+        Steps: mode updates before the search (distractor kernels, regrouping), then per search group (one per
+        instance size and lost flag) crop → search → post-process (:meth:`_search_group`), then the mode updates
+        after it (long-term next search sizes, distractor learning).
 
         Returns:
             TrackResult: ``boxes`` (N, 4) x, y, w, h and ``scores`` (N,); ``bbox`` (4,) / ``score`` for one target;
@@ -344,81 +415,68 @@ class Tracker:
         if self._n == 0:
             raise InputError("track() called before init()", fix="call tracker.init(frame, bbox) first")
         frame = check_frame(frame)
-        img_h, img_w = frame.shape[:2]
-        mode, t = self.mode, self.info.track
-        t_crop = t_inf = t_post = 0.0
-        if not mode.short:
+        _, sdtype = self._io_dtypes()  # activates the backend again after close()
+        step = _Step(self._n, (frame.shape[1], frame.shape[0]), self.lost)
+        if not self.mode.short:
             t0 = time.perf_counter()
-            kernels = self._kernels
-            if mode.distractor:
-                kernels = self.memory.merged(self._kernels, t.distractor_weight)
-            if kernels is not self._kernels or self._group_key != (self.instance.tobytes(), self.lost.tobytes()):
-                self._build_groups(kernels)
-            t_post += time.perf_counter() - t0
-        scores = np.empty(self._n)
-        new_center = np.empty_like(self.center)
-        new_size = np.empty_like(self.size)
-        out_center, out_size = new_center, new_size
-        if mode.longterm:
-            out_center, out_size = np.empty_like(self.center), np.empty_like(self.size)
-            new_lost = self.lost.copy()
-        found: List[Tuple[np.ndarray, np.ndarray]] = []
+            if self.mode.distractor:
+                self._update_distractor_kernels()
+            self._refresh_groups()
+            step.timings["post"] += time.perf_counter() - t0
         searched = self.instance.copy()
-        _, sdtype = self._io_dtypes()
-        observe = self._observers["search"]
-        for inst, idx, kernels in self._groups:
-            t0 = time.perf_counter()
-            center = self.center[idx]
-            size = self.size[idx]
-            cs = crop_sizes(size, self.context_amount, self.exemplar_size, inst, self.flavour)
-            buf = self._crop_bufs.get(inst)
-            if buf is None or buf.shape[0] != len(idx):
-                buf = self._crop_bufs[inst] = np.empty((len(idx), 3, inst, inst), sdtype)
-            crop_batch(frame, center, inst, cs.search_side, self.avg_chans[idx], self.flavour, out=buf)
-            t1 = time.perf_counter()
-            cls, loc = self.backend.run_search(buf, kernels)
-            t2 = time.perf_counter()
-            geo = self._geometry(inst)
-            self._check_outputs(inst, cls, loc, geo, len(idx))
-            if observe:
-                ev = SearchEvent(instance_size=inst, indices=idx, crop=buf, kernels=kernels, cls=cls, loc=loc,
-                                 center=center, size=size, scale_z=cs.scale_z)
-                for fn in list(observe):
-                    fn(ev)
-            ws = self._workspaces.setdefault(inst, Workspace())
-            if not mode.longterm:
-                res = postprocess(cls, loc, geo, center, size, cs.scale_z, (img_w, img_h), self.params, ws)
-                new_center[idx] = res.center
-                new_size[idx] = res.size
-            else:  # SiamRPNLTTracker: lost-state window, update only when confident, state stored unclipped
-                lost = bool(self.lost[idx[0]])
-                res = postprocess(cls, loc, geo, center, size, cs.scale_z, (img_w, img_h),
-                                  self._lost_params if lost else self.params, ws, keep_raw=True)
-                c, z, new_lost[idx] = longterm_update(t, res.score, res.raw_center, res.raw_size, center, size,
-                                                      self.lost[idx])
-                new_center[idx], new_size[idx] = c, z
-                cx, cy, w, h = clip_box(c[:, 0], c[:, 1], z[:, 0], z[:, 1], (img_w, img_h))
-                out_center[idx] = np.stack([cx, cy], 1)
-                out_size[idx] = np.stack([w, h], 1)
-            scores[idx] = res.score
-            if mode.distractor:
-                for r, pts in zip(idx, find_distractors(t, ws.arrays["score"], loc, geo, res.best, center,
-                                                        cs.scale_z)):
-                    found.append((np.full(len(pts), r, np.int64), pts))
-            t3 = time.perf_counter()
-            t_crop += t1 - t0
-            t_inf += t2 - t1
-            t_post += t3 - t2
-        self.center, self.size = new_center, new_size
-        self.last_timings = {"crop": t_crop, "search": t_inf, "post": t_post}
+        for group in self._groups:
+            self._search_group(frame, group, step, sdtype)
+        self.center, self.size = step.center, step.size
+        self.last_timings = step.timings
         counts = None
-        if mode.longterm:
-            self._next_search(new_lost, (img_w, img_h))
-        if mode.distractor:
-            counts = self._learn_distractors(frame, found)
-        bbox = np.concatenate([out_center - out_size / 2, out_size], axis=1)
-        return TrackResult(boxes=bbox, scores=scores, lost=self.lost.copy(), instance_size=searched,
-                           distractors=counts, mode=mode.name, single=self._single)
+        if self.mode.longterm:
+            self._next_search(step.lost, step.frame_wh)
+        if self.mode.distractor:
+            counts = self._learn_distractors(frame, step.found)
+        bbox = np.concatenate([self.center - self.size / 2, self.size], axis=1)
+        return TrackResult(boxes=bbox, scores=step.scores, lost=self.lost.copy(), instance_size=searched,
+                           distractors=counts, mode=self.mode.name)
+
+    def _search_group(self, frame: np.ndarray, group: "_Group", step: "_Step", dtype: np.dtype) -> None:
+        """Crop, search and post-process one batch of targets; writes their new state into ``step``."""
+        t0 = time.perf_counter()
+        inst, idx = group.instance, group.indices
+        center, size = self.center[idx], self.size[idx]
+        cs = crop_sizes(size, self.context_amount, self.exemplar_size, inst, self.flavour)
+        buf = self._crop_bufs.get(inst)
+        if buf is None or buf.shape[0] != len(idx):
+            buf = self._crop_bufs[inst] = np.empty((len(idx), 3, inst, inst), dtype)
+        crop_batch(frame, center, inst, cs.search_side, self.avg_chans[idx], self.flavour, out=buf,
+                   cropper=self._cropper)
+        t1 = time.perf_counter()
+        cls, loc = self.backend.run_search(buf, group.kernels)
+        t2 = time.perf_counter()
+        geo = self._geometry(inst)
+        self._check_outputs(inst, cls, loc, geo, len(idx))
+        if self._observers["search"]:
+            ev = SearchEvent(instance_size=inst, indices=idx, crop=buf, kernels=group.kernels, cls=cls, loc=loc,
+                             center=center, size=size, scale_z=cs.scale_z)
+            for fn in list(self._observers["search"]):
+                fn(ev)
+        ws = self._workspaces.setdefault(inst, Workspace())
+        lost = self.mode.longterm and bool(self.lost[idx[0]])
+        res = postprocess(cls, loc, geo, center, size, cs.scale_z, step.frame_wh,
+                          self._lost_params if lost else self.params, ws)
+        if self.mode.longterm:  # SiamRPNLTTracker: lost-state window, update only when confident
+            c, z, step.lost[idx] = longterm_update(self.info.track, res.score, res.center, res.size, center, size,
+                                                   self.lost[idx])
+            step.center[idx], step.size[idx] = bound_state(c, z, step.frame_wh)
+        else:
+            step.center[idx], step.size[idx] = res.center, res.size
+        step.scores[idx] = res.score
+        if self.mode.distractor:
+            for r, pts in zip(idx, find_distractors(self.info.track, ws.arrays["score"], ws.arrays["boxes"],
+                                                    res.best, center, cs.scale_z)):
+                step.found.append((np.full(len(pts), r, np.int64), pts))
+        t3 = time.perf_counter()
+        step.timings["crop"] += t1 - t0
+        step.timings["search"] += t2 - t1
+        step.timings["post"] += t3 - t2
 
     def _next_search(self, lost: np.ndarray, frame_wh: Tuple[int, int]) -> None:
         """Long-term: lost flags and consecutive lost frames → next frame's search size per target."""
@@ -445,7 +503,7 @@ class Tracker:
             tdtype, _ = self._io_dtypes()
             z = np.empty((len(owner), 3, self.exemplar_size, self.exemplar_size), tdtype)
             crop_batch(frame, centers, self.exemplar_size, side.astype(np.int64), self.avg_chans[owner],
-                       self.flavour, out=z)
+                       self.flavour, out=z, cropper=self._cropper)
             kernels = self._run_template(z, "distractor", centers, self.size[owner], side, indices=owner)
         self.memory.update(t.distractor_lr, owner, kernels)
         self.last_timings["distractor"] = time.perf_counter() - t0

@@ -6,8 +6,9 @@ The engine contract (sidecars, loading) is :mod:`siamtrt.runtime.engines`; the l
 The backend (:class:`TrtBackend`, Polygraphy TrtRunner's shape): ``activate`` allocates every device buffer and pinned
 host buffer once and sets the tensor addresses; per frame: async H2D of the crop → ``execute_async_v3`` on one
 non-default stream (optionally replayed as a CUDA graph) → async D2H of cls/loc → one synchronize. Template outputs stay
-on the device and are bound directly as the search engine's kernel inputs (cached by array identity, as the backend
-contract allows), so no kernel crosses the bus per frame.
+on the device and are bound directly as the search engine's kernel inputs (cached by array identity and version, as
+the backend contract allows): no kernel crosses the bus on a steady frame, and a kernel array the tracker changed in
+place (its KernelSet version bumped: distractor mode) is re-uploaded into the same device buffer, nothing else.
 """
 
 from __future__ import annotations
@@ -138,8 +139,10 @@ class TrtBackend(Backend):
         self.use_graph = bool(options.get("cuda_graph", False))
         self.graphs: Dict[Tuple, CudaGraph] = {}
         self._graph_seen: set = set()
-        self._kernel_cache: "OrderedDict[int, Tuple[np.ndarray, DeviceBuffer]]" = OrderedDict()
-        self._uploaded: Dict[str, Tuple[int, Any]] = {}
+        # id(array) → [array, device copy, version uploaded]
+        self._kernel_cache: "OrderedDict[int, List[Any]]" = OrderedDict()
+        self._uploaded: Dict[str, Tuple[Tuple, Any]] = {}
+        self.kernel_uploads = 0  # host→device kernel copies so far (tests and diagnostics)
 
     # ------------------------------------------------------------------------------------------- availability
     @classmethod
@@ -218,7 +221,7 @@ class TrtBackend(Backend):
             g.free()
         self.graphs.clear()
         self._graph_seen.clear()
-        for _, buf in self._kernel_cache.values():
+        for _, buf, _ in self._kernel_cache.values():
             buf.free()
         self._kernel_cache.clear()
         self._uploaded.clear()
@@ -280,19 +283,30 @@ class TrtBackend(Backend):
             self._remember_kernel(result[k], buf)
         return result
 
-    def _remember_kernel(self, arr: np.ndarray, buf: DeviceBuffer) -> None:
+    def _remember_kernel(self, arr: np.ndarray, buf: DeviceBuffer, version: int = 0) -> None:
         limit = int(self.options.get("kernel_cache", 16))
-        self._kernel_cache[id(arr)] = (arr, buf)
+        self._kernel_cache[id(arr)] = [arr, buf, version]
         while len(self._kernel_cache) > max(limit, len(self.template_output_names)):
-            _, (_, old) = self._kernel_cache.popitem(last=False)
+            _, (_, old, _) = self._kernel_cache.popitem(last=False)
             old.free()
 
     def _kernel_ptr(self, name: str, arr: np.ndarray) -> Optional[int]:
+        """Device address of ``arr``'s copy, re-uploaded first when its version moved on; None if not cached."""
         hit = self._kernel_cache.get(id(arr))
-        if hit is not None and hit[0] is arr:
-            self._kernel_cache.move_to_end(id(arr))
-            return hit[1].ptr
-        return None
+        if hit is None or hit[0] is not arr:
+            return None
+        self._kernel_cache.move_to_end(id(arr))
+        version = self.kernel_version(name)
+        if hit[2] != version:  # changed in place by the caller (KernelSet.touch): same buffer, new contents
+            self._upload_kernel(hit[1], arr)
+            hit[2] = version
+        return hit[1].ptr
+
+    def _upload_kernel(self, buf: DeviceBuffer, arr: np.ndarray) -> None:
+        # No synchronize: a copy from pageable memory returns once the source is staged (the caller may then change
+        # it), and the stream orders it before the enqueue that reads it.
+        self.stream.htod(buf, np.ascontiguousarray(arr))
+        self.kernel_uploads += 1
 
     def _run_search(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         io, stream = self.io["search"], self.stream
@@ -337,15 +351,14 @@ class TrtBackend(Backend):
         ptr = self._kernel_ptr(name, arr)
         if ptr is None:  # a new array (e.g. the tracker stacked targets): one upload, then it is device-resident
             buf = DeviceBuffer(arr.nbytes)
-            self.stream.htod(buf, np.ascontiguousarray(arr))
-            self.stream.synchronize()  # the source is pageable host memory owned by the caller
-            self._remember_kernel(arr, buf)
+            self._upload_kernel(buf, arr)
+            self._remember_kernel(arr, buf, self.kernel_version(name))
             ptr = buf.ptr
         m = e - s
         if eb == m:
             return io.bind(name, ptr + s * item)
         own = io.device[name]
-        key = (id(arr), s, e, eb)
+        key = (id(arr), self.kernel_version(name), s, e, eb)
         held = self._uploaded.get(name)
         if held is None or held[0] != key or held[1] is not arr:
             from ..gpu.cuda import cuda_call, cudart
@@ -374,6 +387,8 @@ class TrtBackend(Backend):
                     g.launch()
                     return
                 self.use_graph = False  # capture not possible with this engine: stop trying
+            if len(self._graph_seen) > 64:  # bindings seen once and never again (targets regrouped): forget them
+                self._graph_seen.clear()
             self._graph_seen.add(key)
         if not io.context.execute_async_v3(self.stream.ptr):
             raise BackendError(f"{io.name}: execute_async_v3 failed",

@@ -23,7 +23,6 @@ from ..modeldir import ModelDir
 from .client import track_streams, track_video
 from .repository import write_repository
 from .server import TritonServer
-from .stateful import single_result
 
 LOG = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def in_process_fps(model_dir: Union[str, Path], frames: List[np.ndarray], box: S
         t.init(frames[0], box)
     for f in frames[1:]:
         for t in trackers:
-            single_result(t.track(f))
+            t.track(f)
     sec = time.perf_counter() - t0
     n = streams * (len(frames) - 1)
     return {"seconds": sec, "frames": n, "fps_total": n / sec, "fps_per_stream": (len(frames) - 1) / sec}
@@ -97,7 +96,7 @@ def run_serving_benchmark(model_dir: Union[str, Path], frames: List[np.ndarray],
                             threads=threads, overwrite=True).out
     ref = Tracker.from_model_dir(model_dir, backend="onnxruntime", threads=threads)
     ref.init(frames[0], box)
-    ref_boxes = np.stack([np.asarray(box, np.float64)] + [single_result(ref.track(f))[0] for f in frames[1:]])
+    ref_boxes = np.stack([np.asarray(box, np.float64)] + [ref.track(f).bbox for f in frames[1:]])
     rows: List[Dict[str, Any]] = []
     weights = weights_label(info.meta)
     with TritonServer(repo) as server:

@@ -58,14 +58,6 @@ class CallableBackend(Backend):
         return self._call(branch, feed)
 
 
-def single_result(res: Any) -> Tuple[np.ndarray, float]:
-    """(bbox (4,), score) from ``Tracker.track`` for one target (a TrackResult or the older tuple)."""
-    if hasattr(res, "bbox") and hasattr(res, "score"):
-        return np.asarray(res.bbox, np.float64).reshape(4), float(np.asarray(res.score).reshape(-1)[0])
-    bbox, score = res
-    return np.asarray(bbox, np.float64).reshape(4), float(np.asarray(score).reshape(-1)[0])
-
-
 class SequenceTrackers:
     """Per-sequence trackers keyed by correlation id (thread-safe: different sequences may run concurrently).
 
@@ -136,7 +128,8 @@ class SequenceTrackers:
                         raise InputError(f"sequence {corrid} was not started (or was idle longer than "
                                          f"{self.idle_seconds:g} s and released)",
                                          fix="send the first frame with sequence_start=True and init_box")
-                    out = single_result(tracker.track(frame))
+                    res = tracker.track(frame)
+                    out = (res.bbox, res.score)
                 with self._lock:
                     self._seen[corrid] = now
             finally:
@@ -148,4 +141,4 @@ class SequenceTrackers:
         return out
 
 
-__all__ = ["BranchCall", "CallableBackend", "SequenceTrackers", "single_result"]
+__all__ = ["BranchCall", "CallableBackend", "SequenceTrackers"]

@@ -16,7 +16,6 @@ import pytest
 from siamtrt.batch import discover_jobs, read_results, track_many
 from siamtrt.runtime import Tracker
 from siamtrt.runtime.video import open_frames
-from siamtrt.serving.stateful import single_result
 
 MAX_FRAMES = 60
 
@@ -29,7 +28,8 @@ def runtime_rows(model, source, box, max_frames=None):
             t.init(f, np.asarray(box, np.float64))
             rows.append([0, *box, 1.0])
         else:
-            b, s = single_result(t.track(f))
+            res = t.track(f)
+            b, s = res.bbox, res.score
             rows.append([i, *b, s])
     return np.asarray(rows, np.float64)
 

@@ -55,7 +55,7 @@ class OracleTracker:
     def track(self, frame):
         self.i += 1
         box = self.gt[self.i] + self.rng.normal(0, self.noise, 4) * np.r_[1, 1, 0.5, 0.5]
-        return TrackResult(boxes=box[None], scores=np.array([1.0]), single=True)
+        return TrackResult(boxes=box[None], scores=np.array([1.0]))
 
     def close(self):
         self.closed = True
@@ -68,7 +68,7 @@ class StuckTracker:
         self.box = np.asarray(bbox, float)
 
     def track(self, frame):
-        return TrackResult(boxes=self.box.copy()[None], scores=np.array([0.5]), single=True)
+        return TrackResult(boxes=self.box.copy()[None], scores=np.array([0.5]))
 
 
 @pytest.fixture

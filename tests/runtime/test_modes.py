@@ -186,6 +186,44 @@ def test_longterm_multi_target_equals_single_trackers(config, tiny_dir, bag_fram
     assert mixed, "no frame had targets at different search sizes in one batch"
 
 
+def test_longterm_state_bound_acts_where_pysot_leaves_the_frame(tiny_dir, bag_frames):
+    """The one deviation from SiamRPNLTTracker (docs/runtime.md "Safety bounds"): pysot stores the unclipped state,
+    here it is clipped to the frame. Frame by frame equal to the transcription until the transcription's state
+    leaves the frame (a global-search jump near the corner, frame 9 here); on that frame the boxes still agree (both
+    clip the output) and the stored state is the transcription's, clipped; after it the two search from different
+    places (pysot's centre is 40 px outside the frame)."""
+    d = _lt_dir(tiny_dir)
+    frames = _frames(bag_frames)
+    box = (440, 320, 40, 40)  # near the bottom-right corner
+    probe = Tracker.from_model_dir(d, backend="onnxruntime", threads=1)
+    probe.init(frames[0], box)
+    scores = np.array([probe.track(f).score for f in frames[1:]])
+    info = _with_constants(probe, confidence_low=float(np.quantile(scores, 0.35)),
+                           confidence_high=float(np.quantile(scores, 0.6)))
+    trk = Tracker(probe.backend, info, mode="longterm")
+    ref = RefLT(d, probe.info.meta, info.track)
+    trk.init(frames[0], box)
+    ref.init(frames[0], box)
+    h, w = frames[0].shape[:2]
+    acted = None
+    for i, f in enumerate(frames[1:], 1):
+        r = trk.track(f)
+        rb, rs, rinst = ref.track(f)
+        (cx, cy), (sw, sh) = ref.center, ref.size
+        inside = 0 <= cx <= w and 0 <= cy <= h and 10 <= sw <= w and 10 <= sh <= h
+        np.testing.assert_allclose(r.bbox, rb, atol=1e-6)  # the output box agrees up to and including that frame
+        assert r.instance_size[0] == rinst and r.lost[0] == ref.longterm_state
+        if inside:
+            np.testing.assert_allclose(trk.center[0], ref.center, atol=1e-6)
+            np.testing.assert_allclose(trk.size[0], ref.size, atol=1e-6)
+            continue
+        np.testing.assert_allclose(trk.center[0], np.clip(ref.center, 0, (w, h)), atol=1e-6)
+        np.testing.assert_allclose(trk.size[0], np.clip(ref.size, 10, (w, h)), atol=1e-6)
+        acted = i
+        break
+    assert acted == 9, "the transcription's state should leave the frame on the first blank frame's jump"
+
+
 def test_short_mode_is_unchanged_on_a_longterm_export(tiny_dir, bag_frames):
     """Short mode on the long-term directory equals short mode on the plain one (same weights, same seed)."""
     plain = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime", threads=1)
@@ -225,6 +263,34 @@ def test_distractor_memory_merges_kernels_linearly():
     assert m.weight.tolist() == [0.0, 0.5]
     np.testing.assert_allclose(m.merged(k, 0.5)["cls"][1], (1 - 0.5 * 3) / 0.5)
 
+
+def test_distractor_kernels_are_rewritten_in_place_only_when_distractors_were_added(tiny_dir, bag_frames):
+    """The search kernels are persistent arrays: the merged classification kernels are recomputed (and their
+    KernelSet version bumped, so a GPU backend re-uploads them) only after a frame that found distractors, and equal
+    what DistractorMemory.merged computes from scratch."""
+    d = tiny_dir("siamrpn_alex_dwxcorr")
+    dis = Tracker.from_model_dir(d, backend="onnxruntime", threads=1, mode="distractor")
+    dis.init(bag_frames[0], np.array([BOX, (100, 60, 80, 50)], float))
+    fed = []
+    dis.add_observer(lambda ev: fed.append(ev.kernels))
+    counts, versions, arrays = [], [], []
+    on, off = dis.info, _with_constants(dis, distractor_max=0)  # frames that may / may not find distractors
+    for f, find in zip(bag_frames[1:16], [1, 1, 1, 0, 0, 1, 0, 1, 1, 0, 0, 0, 1, 0, 1]):
+        dis.info = on if find else off
+        want = dis.memory.merged(dis._kernels, dis.info.track.distractor_weight)  # from scratch, before the search
+        counts.append(dis.track(f).distractors.sum())
+        ks = dis._search_kernels
+        versions.append(ks.version("cls_kernel"))
+        arrays.append(ks["cls_kernel"])
+        np.testing.assert_array_equal(ks["cls_kernel"], want["cls_kernel"])
+    assert all(k is fed[0] for k in fed)  # one KernelSet object for the whole run (one group: both targets)
+    first = next(i for i, c in enumerate(counts) if c)
+    assert arrays[first] is dis._kernels["cls_kernel"]  # until the first distractor: the template's own array
+    merged = arrays[first + 1]
+    assert merged is not dis._kernels["cls_kernel"] and all(a is merged for a in arrays[first + 1:])
+    for i in range(first + 2, len(counts)):  # one bump per frame that follows a frame with new distractors
+        assert versions[i] - versions[i - 1] == (1 if counts[i - 1] else 0), (counts, versions)
+    assert 0 in counts[first + 1:-1] and versions[-1] > 1  # both cases happened
 
 def test_distractor_mode_learns_templates_and_changes_the_search_kernels(tiny_dir, bag_frames):
     d = tiny_dir("siamrpn_alex_dwxcorr")
@@ -307,3 +373,26 @@ def test_pysot_lt_yaml_selects_longterm_with_its_constants():
     assert (t.window_influence, t.lr, t.penalty_k) == (0.28, 0.22, 0.05)
     assert t.instance_sizes == (255, 831) and t.score_size(8, 831) == 97
     assert cfg.adjust_args["out_channels"] == [128, 256, 512]
+
+
+@pytest.mark.parametrize("name", ["exit-right-gap10-same", "exit-left-gap10-opposite", "exit-top-gap30-same"])
+def test_exit_scenarios_leave_and_come_back_as_specified(name, bag_video):
+    """The re-acquisition scenarios of benchmarks/modes.py: the target walks out across the named edge, is absent
+    exactly `gap` frames, and is scored only once fully back inside, near the named re-entry edge."""
+    from siamtrt.benchmarks.modes import EXIT_SCORED, EXIT_VARIANTS, render, scenario
+
+    v = EXIT_VARIANTS[name]
+    r = render(scenario(name, seed=3), bag_video)
+    h, w = r.frames[0].shape[:2]
+    absent = np.isnan(r.boxes[:, 0])
+    gone = np.flatnonzero(absent)
+    assert len(gone) == v["gap"] and np.all(np.diff(gone) == 1)
+    x, y, bw, bh = r.boxes[gone[0] - 1]  # last visible frame: partly outside the exit edge
+    assert {"right": x + bw > w, "left": x < 0, "top": y < 0}[v["exit"]]
+    back = {"right": "left", "left": "right", "top": "bottom"}[v["exit"]] if v["reentry"] == "opposite" else v["exit"]
+    x, y, bw, bh = r.boxes[gone[-1] + 1]  # first frame back: partly outside the re-entry edge
+    assert {"right": x + bw > w, "left": x < 0, "top": y < 0, "bottom": y + bh > h}[back]
+    s = r.boxes[r.scored]
+    assert r.scored.sum() == EXIT_SCORED and np.all(s[:, :2] >= 0) and np.all(s[:, 0] + s[:, 2] <= w) \
+        and np.all(s[:, 1] + s[:, 3] <= h)
+    assert not r.scored[: gone[-1] + 1].any()

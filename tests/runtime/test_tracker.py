@@ -161,12 +161,12 @@ def test_add_and_remove_targets(tiny_dir, bag_frames):
     assert idx.tolist() == [1] and t.num_targets == 2
     for frame in bag_frames[2:6]:
         b = t.track(frame).boxes
-        np.testing.assert_allclose(b[0], ref_a.track(frame)[0], atol=1e-3)
-        np.testing.assert_allclose(b[1], ref_b.track(frame)[0], atol=1e-3)
+        np.testing.assert_allclose(b[0], ref_a.track(frame).bbox, atol=1e-3)
+        np.testing.assert_allclose(b[1], ref_b.track(frame).bbox, atol=1e-3)
     t.remove([0])
     b = t.track(bag_frames[6]).boxes
     assert b.shape == (1, 4)
-    np.testing.assert_allclose(b[0], ref_b.track(bag_frames[6])[0], atol=1e-3)
+    np.testing.assert_allclose(b[0], ref_b.track(bag_frames[6]).bbox, atol=1e-3)
 
 
 def test_fixed_batch_model_runs_targets_one_by_one(tiny_dir, bag_frames):

@@ -579,3 +579,39 @@ def test_longterm_tracker_on_a_simulated_device_matches_onnxruntime(lt_engine_di
     np.testing.assert_array_equal(sizes["tensorrt"], sizes["onnxruntime"])
     assert (sizes["onnxruntime"] == 831).any() and (sizes["onnxruntime"] == 287).sum() > 2
     np.testing.assert_allclose(out["tensorrt"], out["onnxruntime"], atol=1e-3)
+
+
+# ---------------------------------------------------------------------------- kernels changed in place (issue 22)
+def test_distractor_mode_uploads_kernels_only_when_they_changed(engine_dir, simulated, bag_video):
+    """Distractor mode rewrites its merged classification kernels in place (KernelSet version bumped) only after a
+    frame that found distractors: the backend then re-uploads that one array into the same device buffer; on a
+    steady frame no kernel crosses the bus. Boxes equal ONNX Runtime's."""
+    import dataclasses
+
+    import cv2
+
+    from siamtrt.runtime.tracker import Tracker
+
+    cap = cv2.VideoCapture(str(bag_video))
+    frames = [cap.read()[1] for _ in range(12)]
+    boxes = np.array([[316, 140, 112, 115], [150, 100, 60, 60]], float)
+    pattern = [1, 1, 0, 0, 1, 0, 1, 1, 0, 0, 1]  # frames allowed to find distractors
+    out, uploads, counts = {}, [], []
+    for backend in ("onnxruntime", "tensorrt"):
+        trk = Tracker.from_model_dir(engine_dir, backend=backend, mode="distractor")
+        on = dataclasses.replace(trk.info, track=dataclasses.replace(trk.info.track, distractor_threshold=0.0))
+        off = dataclasses.replace(on, track=dataclasses.replace(on.track, distractor_max=0))
+        with trk:
+            trk.init(frames[0], boxes)
+            res = []
+            for f, find in zip(frames[1:], pattern):
+                trk.info = on if find else off
+                before = getattr(trk.backend, "kernel_uploads", 0)
+                res.append(trk.track(f))
+                if backend == "tensorrt":
+                    uploads.append(trk.backend.kernel_uploads - before)
+                    counts.append(int(res[-1].distractors.sum()))
+            out[backend] = np.array([r.boxes for r in res])
+    assert counts == [6 if p else 0 for p in pattern]  # 3 per target when allowed (threshold 0), none otherwise
+    assert uploads == [0] + [1 if c else 0 for c in counts[:-1]], (uploads, counts)  # only cls_kernel, once
+    np.testing.assert_allclose(out["tensorrt"], out["onnxruntime"], atol=1e-2)

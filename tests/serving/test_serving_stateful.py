@@ -12,7 +12,7 @@ import pytest
 from siamtrt.errors import InputError
 from siamtrt.runtime import Tracker
 from siamtrt.serving.repository import write_repository
-from siamtrt.serving.stateful import SequenceTrackers, single_result
+from siamtrt.serving.stateful import SequenceTrackers
 
 BOX = (316.0, 140.0, 112.0, 115.0)
 
@@ -45,7 +45,8 @@ def test_sequences_equal_the_runtime(serving_model, serving_frames, sequences_fa
     seqs.handle(12, True, False, serving_frames[3], np.array((100.0, 100.0, 60.0, 80.0)))
     n0 = len(calls)
     for i, f in enumerate(serving_frames[1:15], 1):
-        want_box, want_score = single_result(ref.track(f))
+        res = ref.track(f)
+        want_box, want_score = res.bbox, res.score
         got_box, got_score = seqs.handle(11, False, i == 14, f)
         np.testing.assert_array_equal(got_box, want_box)
         assert got_score == want_score

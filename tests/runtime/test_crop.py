@@ -1,0 +1,120 @@
+"""The crop (siamtrt.runtime.crop) against the references' pad-the-whole-frame crop (test_tracker.ref_subwindow):
+pixel-identical inside the frame, across its edges and entirely outside it, for both flavours and every model size;
+beyond CROP_EXACT_MAX_SIDE (the safety bound) within one grey level at a cost that does not grow with the side;
+buffers reused between calls."""
+
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from siamtrt.runtime.crop import Cropper, crop_batch, get_subwindow
+from siamtrt.runtime.geometry import CROP_EXACT_MAX_SIDE
+
+from test_tracker import ref_subwindow
+
+
+@pytest.fixture(scope="module")
+def frame(bag_frames):
+    return bag_frames[3]
+
+
+def _cases(rng, n, lo, hi, frame_wh):
+    w, h = frame_wh
+    for i in range(n):
+        side = int(rng.integers(lo, hi + 1))
+        model = int(rng.choice([127, 255, 271, 287, 831]))
+        centre = rng.uniform((-side * 0.6, -side * 0.6), (w + side * 0.6, h + side * 0.6))
+        yield ("pysot", "dasiamrpn")[i % 2], model, side, centre
+
+
+@pytest.mark.parametrize("lo,hi", [(1, 127), (128, 700), (701, CROP_EXACT_MAX_SIDE)],
+                         ids=["upscale", "ordinary", "large"])
+def test_crop_is_pixel_identical_to_the_reference(lo, hi, frame, rng):
+    h, w = frame.shape[:2]
+    avg = frame.mean(axis=(0, 1))
+    cropper = Cropper()
+    kinds = set()
+    for flavour, model, side, centre in _cases(rng, 60, lo, hi, (w, h)):
+        got = crop_batch(frame, centre[None], model, [side], avg, flavour, cropper=cropper)
+        want = ref_subwindow(frame, centre, model, side, avg, flavour)
+        np.testing.assert_array_equal(got, want, err_msg=f"{flavour} model {model} side {side} centre {centre}")
+        x0, y0 = centre - (side + 1) / 2
+        kinds.add("inside" if x0 >= 0 and y0 >= 0 and x0 + side <= w and y0 + side <= h else
+                  "outside" if x0 + side < 0 or y0 + side < 0 or x0 > w or y0 > h else "across")
+    assert {"across", "outside"} <= kinds  # the padded cases were exercised
+
+
+def test_crop_sides_at_the_bound_and_one_above(frame):
+    """The last exact side equals the reference; one pixel more takes the bounded path, within one grey level."""
+    avg = frame.mean(axis=(0, 1))
+    centre = np.array([10.0, 20.0])  # the window reaches far outside the frame
+    for side, exact in ((CROP_EXACT_MAX_SIDE, True), (CROP_EXACT_MAX_SIDE + 1, False)):
+        got = crop_batch(frame, centre[None], 287, [side], avg)
+        want = ref_subwindow(frame, centre, 287, side, avg, "pysot")
+        diff = np.abs(got - want)
+        if exact:
+            assert diff.max() == 0
+        else:
+            assert diff.max() <= 1 and (diff > 0).mean() < 0.05
+
+
+@pytest.mark.parametrize("side", [2500, 7310, 20000])
+def test_large_crops_stay_within_one_grey_level(side, frame, rng):
+    h, w = frame.shape[:2]
+    avg = frame.mean(axis=(0, 1))
+    for flavour in ("pysot", "dasiamrpn"):
+        centre = rng.uniform((0, 0), (w, h))
+        got = crop_batch(frame, centre[None], 831, [side], avg, flavour)
+        if side <= 7310:  # the reference itself needs 3·side² bytes; 20000 would be 1.2 GB
+            want = ref_subwindow(frame, centre, 831, side, avg, flavour)
+            assert np.abs(got - want).max() <= 1
+        assert got.shape == (1, 3, 831, 831)
+
+
+def test_crop_cost_does_not_grow_with_the_side(frame):
+    """A 7310-pixel global crop (the largest a bounded 480x360 state asks for at 831) and a 10^6-pixel one cost
+    about what an ordinary crop costs: no side² canvas (the reference would allocate 160 MB / 3 TB)."""
+    avg = frame.mean(axis=(0, 1))
+    cropper = Cropper()
+    out = np.empty((1, 3, 831, 831), np.float32)
+    centre = np.array([[240.0, 180.0]])
+
+    def cost(side):
+        crop_batch(frame, centre, 831, [side], avg, out=out, cropper=cropper)  # warm the buffers
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        for _ in range(5):
+            crop_batch(frame, centre, 831, [side], avg, out=out, cropper=cropper)
+        sec = (time.perf_counter() - t0) / 5
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return sec, peak
+
+    t_small, m_small = cost(1400)  # an ordinary global search of a 60x48 target at 831 (exact, padded)
+    for side in (7310, 10 ** 6):
+        t_big, m_big = cost(side)
+        assert m_big < 1 << 20, f"side {side}: {m_big} bytes allocated per crop"
+        assert t_big < 3 * t_small + 0.005, f"side {side}: {t_big * 1e3:.1f} ms vs {t_small * 1e3:.1f} ms"
+    assert m_small < 1 << 20  # the canvas is reused, not allocated per call
+
+
+def test_cropper_reuses_its_buffers(frame):
+    cropper = Cropper()
+    avg = frame.mean(axis=(0, 1))
+    out = np.empty((2, 3, 287, 287), np.float32)
+    crop_batch(frame, np.array([[5.0, 5.0], [200.0, 150.0]]), 287, [600, 300], avg, out=out, cropper=cropper)
+    patch, planes, canvas = cropper.buffers(287, 600)
+    crop_batch(frame, np.array([[470.0, 350.0], [100.0, 100.0]]), 287, [500, 250], avg, out=out, cropper=cropper)
+    again = cropper.buffers(287, 500)
+    assert again[0] is patch and all(a is b for a, b in zip(again[1], planes)) and again[2] is canvas
+
+
+def test_get_subwindow_writes_into_out(frame):
+    avg = frame.mean(axis=(0, 1))
+    out = np.empty((127, 127, 3), np.uint8)
+    got = get_subwindow(frame, (30.0, 40.0), 127, 200, avg, out=out)
+    assert got is out
+    np.testing.assert_array_equal(out.transpose(2, 0, 1)[None].astype(np.float32),
+                                  ref_subwindow(frame, (30.0, 40.0), 127, 200, avg, "pysot"))
