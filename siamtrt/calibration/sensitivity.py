@@ -46,7 +46,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
 from .graph import conv_macs, mac_share
 from .report import cosine  # the report's metric: the quantizer aims at the figure the report prints
 
@@ -87,52 +86,55 @@ class FidelityProbe:
     pooled pair read 0.982 while single templates ranged 0.949..0.989, and the report (one template, frame 0) read
     0.966.
 
-    Search candidates run with the FP32 kernels (``search``), or with kernels from a candidate template model
-    (``pair``); template candidates are judged by the FP32 search branch fed their kernels (``template``).
+    Every model runs on ``engine`` — the runtime backend the directory is made for (its registry name: ONNX
+    Runtime's arithmetic for the onnxruntime and tensorrt Q/DQ targets, OpenVINO's for openvino), through the
+    backend contract with the options it accepts (``threads``; CPU only; no compiled-model cache). Search
+    candidates run with the FP32 kernels (``search``), or with kernels from a candidate template model (``pair``);
+    template candidates are judged by the FP32 search branch fed their kernels (``template``).
     """
 
     def __init__(self, template_fp32, search_fp32, templates: np.ndarray, search: np.ndarray, pair: np.ndarray,
-                 kernel_names: Sequence[str], threads: int = 2):
+                 kernel_names: Sequence[str], threads: int = 2, engine: str = "onnxruntime",
+                 meta: Optional[Dict[str, Any]] = None):
         self.threads = int(threads)
+        self.engine = engine
         self.templates = templates.astype(np.float32)
         self.search = search.astype(np.float32)
         self.pair = np.asarray(pair)
         self.kernel_names = list(kernel_names)
-        self._fp32_search = self._session(search_fp32)
-        self.kernels = self.run_template(template_fp32)
-        self.ref = self._run_search(self._fp32_search, self.kernels)
+        self.meta = dict(meta or {}, template_outputs=self.kernel_names)
+        self._fp32 = {"template": _model_bytes(template_fp32), "search": _model_bytes(search_fp32)}
+        self._fp32_backend = self._backend(self._fp32["template"], self._fp32["search"]).activate()
+        self.kernels = self._run_template(self._fp32_backend)
+        self.ref = self._run_search(self._fp32_backend, self.kernels)
         self.evaluations = 0
 
-    def _session(self, model):
-        """An ONNX Runtime CPU session of a ModelProto or a path."""
-        import onnxruntime as ort
+    def close(self) -> None:
+        self._fp32_backend.deactivate()
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        if hasattr(model, "SerializeToString"):
-            model = model.SerializeToString()
-        elif not isinstance(model, bytes):
-            model = str(model)
-        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    def _backend(self, template: bytes, search: bytes):
+        """A backend of :attr:`engine` over two serialised models (activated by the caller)."""
+        from ..runtime.backends import accepted_options, backend_class
+
+        opts = accepted_options(self.engine, {"threads": self.threads, "providers": "cpu", "cache_dir": False})
+        return backend_class(self.engine)(template, search, self.meta, **opts)
+
+    def _run_template(self, backend) -> Dict[str, np.ndarray]:
+        outs = [backend.run_template(self.templates[i:i + 1]) for i in range(len(self.templates))]
+        return {n: np.concatenate([np.array(o[n]) for o in outs]) for n in self.kernel_names}
 
     def run_template(self, model) -> Dict[str, np.ndarray]:
         """Kernels of the subset's templates from a template model (ModelProto or path), one crop at a time."""
-        sess = self._session(model)
-        outs = [sess.run(self.kernel_names, {TEMPLATE_INPUT: self.templates[i:i + 1]})
-                for i in range(len(self.templates))]
-        return {n: np.concatenate([o[j] for o in outs]) for j, n in enumerate(self.kernel_names)}
+        with self._backend(_model_bytes(model), self._fp32["search"]) as be:
+            return self._run_template(be)
 
-    def _run_search(self, sess, kernels: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    def _run_search(self, backend, kernels: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
         cls, loc = [], []
-        outs = [o.name for o in sess.get_outputs()]
         for i in range(len(self.search)):
-            feed = {SEARCH_INPUT: self.search[i:i + 1]}
-            feed.update({n: kernels[n][self.pair[i]:self.pair[i] + 1] for n in self.kernel_names})
-            res = dict(zip(outs, sess.run(outs, feed)))
-            cls.append(res["cls"])
-            loc.append(res["loc"])
+            k = {n: np.ascontiguousarray(kernels[n][self.pair[i]:self.pair[i] + 1]) for n in self.kernel_names}
+            c, lo = backend.run_search(self.search[i:i + 1], k)
+            cls.append(np.array(c))
+            loc.append(np.array(lo))
         return np.concatenate(cls), np.concatenate(loc)
 
     def _score(self, cls: np.ndarray, loc: np.ndarray) -> Dict[str, float]:
@@ -148,17 +150,30 @@ class FidelityProbe:
     def search_fidelity(self, search_model, kernels: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, float]:
         """cls/loc cosine of a candidate search model vs FP32 (FP32 kernels unless ``kernels`` is given)."""
         self.evaluations += 1
-        return self._score(*self._run_search(self._session(search_model), kernels or self.kernels))
+        with self._backend(self._fp32["template"], _model_bytes(search_model)) as be:
+            return self._score(*self._run_search(be, kernels or self.kernels))
 
     def template_fidelity(self, template_model) -> Dict[str, float]:
         """cls/loc cosine of the FP32 search branch fed a candidate template model's kernels, vs FP32."""
         self.evaluations += 1
-        return self._score(*self._run_search(self._fp32_search, self.run_template(template_model)))
+        return self._score(*self._run_search(self._fp32_backend, self.run_template(template_model)))
 
     def pair_fidelity(self, template_model, search_model) -> Dict[str, float]:
         """cls/loc cosine of a candidate template + search pair vs FP32 (the figure a user's tracker sees)."""
         self.evaluations += 1
-        return self._score(*self._run_search(self._session(search_model), self.run_template(template_model)))
+        with self._backend(_model_bytes(template_model), _model_bytes(search_model)) as be:
+            return self._score(*self._run_search(be, self._run_template(be)))
+
+
+def _model_bytes(model) -> bytes:
+    """A ModelProto, path or bytes → the serialised model (what the backends load without touching the disk)."""
+    if hasattr(model, "SerializeToString"):
+        return model.SerializeToString()
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model)
+    from pathlib import Path
+
+    return Path(model).read_bytes()
 
 
 Subset = Tuple[np.ndarray, np.ndarray, np.ndarray]

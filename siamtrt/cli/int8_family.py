@@ -64,7 +64,8 @@ def main(argv=None) -> int:
     from siamtrt.calibration.data import SourceSpec, collect
     from siamtrt.modeldir import ModelDir
     from siamtrt.calibration.qdq import quantize_int8
-    from siamtrt.calibration.report import _run_branches, _time_search_branches, cosine
+    from siamtrt.calibration.report import cosine
+    from siamtrt.calibration.speed import run_branches, time_search_branches
     from siamtrt.metadata import read_onnx_metadata
 
     data, work, out = Path(args.data), Path(args.work), Path(args.out)
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
             keep = np.array([f >= CALIB_FRAMES for f in ev.meta["sources"][0]["search_frames"]])
             held = replace(ev, search=ev.search[keep], pair=ev.pair[keep])
             md = ModelDir.open(src, require_conv=True)
-            _, rc, rl = _run_branches(md, held, threads=2)
+            _, rc, rl = run_branches(md, held, threads=2)
             row = {"member": tag, "arch": arch, "seed": seed, "head_scale": head, "bn_crops": bn,
                    "weights": "stand-in random", "held_out_crops": int(len(held.search)), "variants": {}}
             dirs = {}
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
                 t1 = time.perf_counter()
                 if not (d / "search.onnx").is_file():
                     quantize_int8(src, calib, d, target=target, progress=False, **opts)
-                _, qc, ql = _run_branches(ModelDir.open(d, require_conv=True), held, threads=2)
+                _, qc, ql = run_branches(ModelDir.open(d, require_conv=True), held, threads=2)
                 q = read_onnx_metadata(d / "search.onnx")["quantization"]
                 qt = read_onnx_metadata(d / "template.onnx")["quantization"]
                 fid = q["fidelity"]
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
                     dirs[name] = d
             mds = [md] + [ModelDir.open(d, require_conv=True) for d in dirs.values()]
             for threads in (2, 1):
-                _, rat = _time_search_branches(mds, held, threads, args.rounds)
+                _, rat = time_search_branches(mds, held, threads, args.rounds)
                 for name, d in dirs.items():
                     row["variants"][name][f"search_ratio_{threads}t"] = rat[str(d)]
             row["seconds"] = time.perf_counter() - t0
