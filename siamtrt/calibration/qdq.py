@@ -70,8 +70,8 @@ from .graph import (conv_macs, correlation_convs, downstream_tensors, input_pref
                     named_model, stem_convs, tail_nodes)
 from .ranges import METHODS, Ranges, collect_statistics, compute_ranges, save_ort_cache
 from .sensitivity import (DEFAULT_FIDELITY_SAMPLES, DEFAULT_HELD_OUT, DEFAULT_MARGIN, DEFAULT_MIN_COSINE,
-                          FallbackResult, FidelityProbe, fidelity_subsets, prefix_fallback, quantizable_convs,
-                          template_target)
+                          FallbackResult, FidelityProbe, bf16_fidelity, fidelity_subsets, prefix_fallback,
+                          quantizable_convs, template_target)
 
 LOG = logging.getLogger(__name__)
 
@@ -102,6 +102,8 @@ class QdqTarget:
         stem_searched (bool): the stem is a candidate of the fidelity search (int8 where fidelity allows) instead
             of always float — for engines whose int8 stem is faster than their float one.
         note (str): one line for logs and the docs.
+        bf16_check (bool): also measure whether the engine's bf16 hint keeps the chosen pair's outputs, and record
+            it in the metadata (``quantization.bf16``, what OpenVINO's ``precision="auto"`` reads). Defaults to False.
     """
 
     name: str
@@ -111,6 +113,7 @@ class QdqTarget:
     engine: str
     stem_searched: bool
     note: str
+    bf16_check: bool = False
 
     def quant_types(self):
         from onnxruntime.quantization import QuantType
@@ -130,7 +133,8 @@ QDQ_TARGETS: Dict[str, QdqTarget] = {
                                   "VNNI); stem float"),
     "openvino": QdqTarget("openvino", "QUInt8", "QInt8", _ASYMMETRIC, engine="openvino", stem_searched=True,
                           note="uint8 asymmetric activations + int8 per-channel weights (OpenVINO CPU, VNNI / AMX); "
-                               "fidelity measured in OpenVINO; the stem int8 where fidelity allows"),
+                               "fidelity measured in OpenVINO; the stem int8 where fidelity allows",
+                          bf16_check=True),
     "tensorrt": QdqTarget("tensorrt", "QInt8", "QInt8",
                           (("ActivationSymmetric", True), ("WeightSymmetric", True), ("QuantizeBias", False)),
                           engine="onnxruntime", stem_searched=False,
@@ -382,6 +386,12 @@ class QuantizeSummary:
             h, verdict = fid["held_out"], {True: "meets the target", False: "BELOW the target", None: ""}
             lines.append(f"  held-out check on {fid['held_out_crops']} other calibration crops (worst template): pair "
                          f"cls {h['cls']:.4f} loc {h['loc']:.4f} {verdict[fid.get('held_out_met')]}".rstrip())
+        bf16 = self.details.get("bf16")
+        if bf16:
+            lines.append("  bf16 hint (OpenVINO float layers): " + (
+                f"worst template cls {bf16['cls']:.4f} loc {bf16['loc']:.4f} vs f32 on {bf16['crops']} crops: "
+                + ("kept — precision auto uses bf16" if bf16["passed"] else "NOT kept — the backend stays f32")
+                if "cls" in bf16 else f"not measured ({bf16.get('reason')})"))
         for f in self.extra_files:
             lines.append(f"  {f}")
         lines.append(f"  total {self.seconds:.1f}s")
@@ -461,6 +471,8 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
         results = choose_float_sets(bqs, probe, out_dir, qt, prefix, exclude, node_names, target_cos, margin,
                                     progress)
         held_fid = held_out_fidelity(src, held, results, threads, qt, target_cos)
+        if qt.bf16_check:
+            details["bf16"] = bf16_record(src, held or subset, results, threads, target_cos)
     fidelity = fidelity_record(results, probe, held, held_fid, target_cos, margin, threads, qt)
     summary = QuantizeSummary(out_dir=Path(out_dir), precision="int8", target=qt.name,
                               details=dict(details, fidelity=fidelity))
@@ -625,6 +637,19 @@ def held_out_fidelity(src: ModelDir, held, results: Dict[str, Tuple[Any, BranchR
     return fid
 
 
+def bf16_record(src: ModelDir, crops, results: Dict[str, Tuple[Any, BranchResult]], threads: int,
+                target_cos: float) -> Dict[str, Any]:
+    """Whether the chosen INT8 pair keeps its outputs with the engine's bf16 hint for its float layers
+    (:func:`.sensitivity.bf16_fidelity`, on the held-out crops), logged and returned for the metadata."""
+    rec = bf16_fidelity(results["template"][0], results["search"][0], crops, src.template_outputs, src.meta,
+                        threads=threads, min_cosine=target_cos or DEFAULT_MIN_COSINE)
+    if "cls" in rec:
+        LOG.info("INT8: bf16 hint for the float layers: worst template cls %.4f loc %.4f vs f32 on %d crops: %s",
+                 rec["cls"], rec["loc"], rec["crops"], "kept (precision auto takes bf16)" if rec["passed"] else
+                 "NOT kept (the backend stays f32)")
+    return rec
+
+
 def fidelity_record(results: Dict[str, Tuple[Any, BranchResult]], probe: FidelityProbe, held,
                     held_fid: Optional[Dict[str, float]], target_cos: float, margin: float, threads: int,
                     qt: QdqTarget) -> Dict[str, Any]:
@@ -667,4 +692,5 @@ def write_int8_directory(src: ModelDir, out_dir: Path, results: Dict[str, Tuple[
 __all__ = ["OP_TYPES", "QDQ_TARGETS", "BranchQuantizer", "BranchResult", "QdqTarget", "QuantizeSummary",
            "check_int8_options", "choose_float_sets", "collect_ranges", "common_details", "correlation_convs",
            "downstream_tensors", "fidelity_record", "held_out_fidelity", "name_nodes", "open_int8_inputs",
-           "qdq_target", "quantize_branch", "quantize_int8", "start_set", "tail_nodes", "write_int8_directory"]
+           "qdq_target", "quantize_branch", "quantize_int8", "start_set", "bf16_record", "tail_nodes",
+           "write_int8_directory"]

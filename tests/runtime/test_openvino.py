@@ -19,7 +19,7 @@ from siamtrt.errors import BackendError, SiamtrtError  # noqa: E402
 from siamtrt.modeldir import ModelDir  # noqa: E402
 from siamtrt.runtime import Tracker  # noqa: E402
 from siamtrt.runtime.backends import accepted_options, backend_class, choose_backend  # noqa: E402
-from siamtrt.runtime.openvino import (BF16_RECORD, OpenVinoBackend, cpu_has_bf16, probe_crops)  # noqa: E402
+from siamtrt.runtime.openvino import BF16_RECORD, OpenVinoBackend, cpu_has_bf16  # noqa: E402
 from siamtrt.runtime.ort import OrtBackend  # noqa: E402
 
 BOX = (316, 140, 112, 115)
@@ -196,33 +196,97 @@ needs_bf16 = pytest.mark.skipif(not cpu_has_bf16(ov.Core()), reason="this CPU ha
                                                                     "the bf16 hint would run in f32 here")
 
 
+def _smooth(rng, n, side):
+    """Image-like crops (smooth fields, 0..255): the tiny models average-pool their input, so pixel noise would
+    leave them nothing to compute."""
+    import cv2
+
+    return np.stack([cv2.resize(rng.uniform(0, 255, (6, 6, 3)).astype(np.float32), (side, side),
+                                interpolation=cv2.INTER_CUBIC).clip(0, 255).transpose(2, 0, 1)
+                     for _ in range(n)]).astype(np.float32)
+
+
+def _crops(md, n=6, templates=2, seed=5):
+    """(templates, search crops, pair) for the bf16 measurement."""
+    rng = np.random.default_rng(seed)
+    return _smooth(rng, templates, md.exemplar_size), _smooth(rng, n, md.instance_size), np.arange(n) % templates
+
+
+def _record(d, cache, **kw):
+    """Measure bf16 for a directory (calibration.sensitivity.bf16_fidelity) and record it in ``cache``."""
+    from siamtrt.calibration.sensitivity import bf16_fidelity
+    from siamtrt.metadata import file_sha256
+    from siamtrt.runtime.openvino import model_key, save_bf16_record
+
+    md = ModelDir.open(d)
+    rec = bf16_fidelity(md.onnx("template"), md.onnx("search"), _crops(md), md.template_outputs, md.meta,
+                        threads=1, **kw)
+    save_bf16_record(cache, model_key(file_sha256(md.onnx("template")), file_sha256(md.onnx("search"))), rec)
+    return md, rec
+
+
+def test_bf16_refused_without_a_record(tiny_dir, tmp_path):
+    """No fidelity record for these files: "bf16" is refused with the command that measures it, "auto" is f32."""
+    d = tiny_dir("siamrpn_alex_dwxcorr")
+    md = ModelDir.open(d)
+    if cpu_has_bf16(ov.Core()):
+        with pytest.raises(BackendError, match="needs a bf16 fidelity record") as e:
+            OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=tmp_path / "c",
+                                           precision="bf16").activate()
+        assert "--check-bf16" in str(e.value)
+    with OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=tmp_path / "c", precision="auto") as b:
+        assert b.precision == "f32"
+
+
 @needs_bf16
 def test_bf16_refused_where_fidelity_fails(tiny_dir, tmp_path):
-    """The fragile model fails the bf16 check: "bf16" is refused with the figures, "auto" falls back to f32, and the
-    record written to the cache folder is reused on the next start."""
+    """The fragile model fails the bf16 measurement: "bf16" is refused with the figures, "auto" stays f32."""
     d = _bf16_fragile(tiny_dir("siamrpn_alex_dwxcorr"), tmp_path / "fragile")
-    md = ModelDir.open(d)
     cache = tmp_path / "c"
+    md, rec = _record(d, cache)
+    assert rec["passed"] is False and rec["cls"] < 0.98 and rec["crops"] == 6 and rec["templates"] == 2
+    assert list(json.loads((cache / BF16_RECORD).read_text()).values())[0]["cls"] == rec["cls"]
     with pytest.raises(BackendError, match="bf16.*breaks") as e:
         OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=cache, precision="bf16").activate()
     assert "cls cosine" in str(e.value) and "fix:" in str(e.value)
-    records = json.loads((cache / BF16_RECORD).read_text())
-    (rec,) = records.values()
-    assert rec["passed"] is False and rec["cls"] < 0.98 and rec["probes"] == 4
     with OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=cache, precision="auto") as b:
-        assert b.precision == "f32" and b.bf16_check["cached"] is True
+        assert b.precision == "f32" and b.bf16_check["passed"] is False
 
 
 @needs_bf16
 def test_bf16_taken_where_fidelity_holds(tiny_dir, tmp_path):
-    """The unmodified tiny model keeps fidelity in bf16: "bf16" and "auto" run with the bf16 hint."""
+    """The unmodified tiny model keeps fidelity in bf16: with its record, "auto" runs with the bf16 hint, whose
+    outputs differ from f32's (bf16 really ran) within the recorded fidelity."""
     d = tiny_dir("siamrpn_alex_dwxcorr")
-    md = ModelDir.open(d)
-    with OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=tmp_path / "c", precision="auto") as b:
-        assert b.precision == "bf16" and b.bf16_check["passed"] and b.bf16_check["cls"] >= 0.98
-        z, x = _inputs(md, 1)
-        cls, _ = b.run_search(x, b.run_template(z))
-        assert np.isfinite(cls).all()
+    md, rec = _record(d, tmp_path / "c")
+    assert rec["passed"] and rec["cls"] >= 0.98 and rec["loc"] >= 0.98
+    z, x = _inputs(md, 1)
+    outs = {}
+    for prec in ("auto", "f32"):
+        with OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=tmp_path / "c", precision=prec) as b:
+            assert b.precision == {"auto": "bf16", "f32": "f32"}[prec]
+            outs[prec] = np.array(b.run_search(x, b.run_template(z))[0], np.float64).ravel()
+    cos = outs["auto"] @ outs["f32"] / (np.linalg.norm(outs["auto"]) * np.linalg.norm(outs["f32"]))
+    assert 0.98 <= cos and not np.array_equal(outs["auto"], outs["f32"])
+
+
+@needs_bf16
+def test_bf16_record_in_the_metadata(tiny_dir, tmp_path):
+    """quantize --target openvino writes the record into the directory's metadata: it needs no cache folder."""
+    from siamtrt.metadata import read_onnx_metadata, set_onnx_metadata
+
+    d = tmp_path / "withrecord"
+    shutil.copytree(tiny_dir("siamrpn_alex_dwxcorr"), d)
+    for passed, want in ((True, "bf16"), (False, "f32")):
+        for branch in ("template", "search"):
+            m = onnx.load(str(d / f"{branch}.onnx"))
+            meta = dict(read_onnx_metadata(d / f"{branch}.onnx"),
+                        quantization={"bf16": {"passed": passed, "cls": 0.99 if passed else 0.8, "loc": 0.99}})
+            set_onnx_metadata(m, meta)
+            onnx.save(m, str(d / f"{branch}.onnx"))
+        md = ModelDir.open(d)
+        with OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=False, precision="auto") as b:
+            assert b.precision == want and b.bf16_check["where"] == "model metadata"
 
 
 def test_bf16_refused_without_bf16_units(tiny_dir, tmp_path, monkeypatch):
@@ -239,12 +303,25 @@ def test_bf16_refused_without_bf16_units(tiny_dir, tmp_path, monkeypatch):
         OpenVinoBackend.from_model_dir(d, md.meta, cache_dir=False, precision="fp16").activate()
 
 
-def test_probe_crops_are_deterministic_images():
-    z, x = probe_crops(127, 255, n=2)
-    assert z.shape == (2, 3, 127, 127) and x.shape == (2, 3, 255, 255) and z.dtype == np.float32
-    assert 0 <= x.min() and x.max() <= 255 and x.std() > 20  # image-like range and contrast
-    z2, x2 = probe_crops(127, 255, n=2)
-    assert np.array_equal(z, z2) and np.array_equal(x, x2)
+@needs_bf16
+def test_check_bf16_command(tiny_dir, bag_video, tmp_path, monkeypatch, capsys):
+    """quantize.py --check-bf16 measures on calibration crops and records in the cache folder the backend reads."""
+    from siamtrt.calibration.data import SourceSpec, collect
+    from siamtrt.cli.quantize import main
+
+    d = tiny_dir("siamrpn_alex_dwxcorr")
+    calib = tmp_path / "calib.npz"
+    collect(d, [SourceSpec(bag_video, bbox=BOX)], calib, max_samples=6, templates_per_source=2, max_frames=8,
+            progress=False)
+    monkeypatch.setenv("SIAMTRT_CACHE", str(tmp_path / "cache"))
+    assert main(["--model", str(d), "--calib", str(calib), "--check-bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "bf16 hint vs f32" in out and "kept" in out and str(tmp_path / "cache") in out
+    with OpenVinoBackend.from_model_dir(d, ModelDir.open(d).meta, threads=1, precision="bf16") as b:
+        assert b.precision == "bf16" and b.bf16_check["crops"] == 6
+    assert main(["--model", str(d), "--check-bf16"]) == 2          # real crops are required
+    assert main(["--model", str(d), "--calib", str(calib), "--check-bf16", "--out", str(tmp_path / "x")]) == 2
+    assert "--out" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------------ cache
