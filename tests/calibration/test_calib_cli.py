@@ -86,3 +86,10 @@ def test_calibration_library_needs_no_torch():
             "print('ok')")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_quantize_needs_precision_and_out_unless_check_bf16(tmp_path):
+    r = run("calibration/quantize.py", "--model", tmp_path, "--calib", tmp_path / "c.npz")
+    assert r.returncode == 2 and "--precision and --out required" in r.stderr and "--check-bf16" in r.stderr
+    r = run("calibration/quantize.py", "--help")
+    assert "--target {onnxruntime,openvino,tensorrt}" in r.stdout and "--force" in r.stdout
