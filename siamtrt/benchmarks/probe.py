@@ -4,7 +4,8 @@ A network cannot run faster than the matrix-multiply rate of the engine that exe
 one-node ONNX models — ``C = A·B`` in float32, and the same product in INT8 Q/DQ form (uint8 activations, int8
 per-tensor weights: the layout ``calibration/quantize.py`` gives the convolutions) — runs each through a backend's
 own library (ONNX Runtime session, OpenVINO compiled model, with the thread count the benchmark uses) and reports
-the best of a few repetitions in GMAC/s (1 MAC = one multiply-add). ``benchmarks/fps.py`` divides each variant's
+the median of a few repetitions in GMAC/s (1 MAC = one multiply-add; the median, like the variants' search time
+it is compared with, so load on a shared machine weighs on both alike). ``benchmarks/fps.py`` divides each variant's
 search-branch MACs per second by its engine's figure (INT8 for an int8 directory, FP32 otherwise), so a user sees
 the headroom on their CPU: 80 % means the network already runs near the engine's matrix rate, 20 % that layout,
 memory traffic, float layers or glue cost the rest.
@@ -27,7 +28,7 @@ from ..errors import BackendError
 GEMM_SIZE = 1024
 #: the 3x3 convolution probe: channels in = out, spatial side (an implicit GEMM of M = side², N = C, K = 9·C)
 CONV_CHANNELS, CONV_SIDE = 256, 32
-DEFAULT_REPS = 5
+DEFAULT_REPS = 7
 SHAPES = ("gemm", "conv3x3")
 
 
@@ -126,7 +127,7 @@ class GemmProbe:
 
     engine: str
     threads: int
-    gmacs: Dict[str, Dict[str, float]]   # shape → precision → GMAC/s (best of the repetitions)
+    gmacs: Dict[str, Dict[str, float]]   # shape → precision → GMAC/s (median of the repetitions)
     seconds: float
 
     @property
@@ -166,12 +167,12 @@ def probe_engine(engine: str, threads: int, reps: int = DEFAULT_REPS, size: int 
             raise BackendError(f"the '{engine}' library is not installed", evidence=repr(e)[:200]) from None
         a = rng.uniform(0, 1, in_shape).astype(np.float32)
         run(a)  # warm-up (first-call allocations, kernel selection)
-        best = float("inf")
+        times = []
         for _ in range(reps):
             t = time.perf_counter()
             run(a)
-            best = min(best, time.perf_counter() - t)
-        gmacs.setdefault(shape, {})[precision] = macs / best / 1e9
+            times.append(time.perf_counter() - t)
+        gmacs.setdefault(shape, {})[precision] = macs / float(np.median(times)) / 1e9
     return GemmProbe(engine=engine, threads=threads, gmacs=gmacs, seconds=time.perf_counter() - t0)
 
 

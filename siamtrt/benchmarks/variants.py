@@ -81,7 +81,10 @@ class Variant:
 
     @property
     def label(self) -> str:
-        return f"{self.backend}-{self.precision}"
+        """``backend-precision``, with the Q/DQ target of an int8 directory (``openvino-int8(openvino)``): the same
+        backend runs directories quantized for different engines differently."""
+        target = (self.meta.get("quantization") or {}).get("target") if self.precision == "int8" else None
+        return f"{self.backend}-{self.precision}" + (f"({target})" if target else "")
 
     @property
     def arch(self) -> str:
@@ -117,6 +120,7 @@ class Variant:
 
     def describe(self) -> Dict[str, Any]:
         return {"label": self.label, "backend": self.backend, "precision": self.precision,
+                "qdq_target": (self.meta.get("quantization") or {}).get("target"),
                 "model_dir": str(self.model_dir), "arch": self.arch, "trained": self.trained, "weights_kind": self.weights,
                 "checkpoint_sha256": self.meta.get("checkpoint_sha256"), "xcorr": self.meta.get("xcorr"),
                 "batch": self.meta.get("batch")}
