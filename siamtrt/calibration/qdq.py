@@ -1,16 +1,19 @@
-"""INT8 explicit quantization (QDQ ONNX) of both branches, in the flavour each runtime runs fast.
+"""INT8 explicit quantization (QDQ ONNX) of both branches, for the engine that will run them (the Q/DQ target).
 
 Library: ``onnxruntime.quantization.quantize_static`` (QDQ format). Why this one: it is the quantizer maintained
-by the runtime that executes the CPU flavour (its QDQ → QLinearConv fusions are what make int8 fast there), it
+by the runtime that executes the CPU targets (its QDQ → QLinearConv fusions are what make int8 fast there), it
 writes standard ONNX QuantizeLinear/DequantizeLinear that TensorRT's parser accepts when the zero points are 0,
 it supports per-channel weights, node exclusion and externally supplied ranges (``calibration_cache_path``), and it
 is already a dependency. NVIDIA ModelOpt would place Q/DQ by TensorRT's fusion rules but pulls torch ≥ 2.8,
 onnxruntime-gpu and cupy — too heavy for a CPU pipeline; hand-inserting nodes is what this module avoids.
 
-Two flavours, because one cannot serve both runtimes (the mobilev2 search branch on ONNX Runtime 1.32, this
-2-core CPU: uint8 asymmetric activations run at 0.44× the FP32 time, symmetric int8 at 1.00× — no gain):
+Q/DQ targets (:data:`QDQ_TARGETS`), because one Q/DQ model cannot serve every engine (the mobilev2 search branch on
+ONNX Runtime 1.32, this 2-core CPU: uint8 asymmetric activations run at 0.44× the FP32 time, symmetric int8 at
+1.00× — no gain), and because each engine's fidelity and speed differ:
 
 * ``onnxruntime`` (default): uint8 asymmetric activations, int8 symmetric per-channel weights (VNNI path).
+* ``openvino``: the same arithmetic, the fidelity search measured on OpenVINO, and the stem a candidate of the
+  search (OpenVINO runs a 3-channel int8 stem on AMX; ONNX Runtime's is slower than its float one).
 * ``tensorrt``: int8 symmetric activations and weights (all zero points 0), per-channel weights, bias left in
   float (TensorRT's DequantizeLinear takes no int32) — what ``export/build_engine.py --int8`` consumes.
 
@@ -19,7 +22,8 @@ What stays in float (``excluded_nodes`` in the metadata lists it):
 * the depthwise correlations — Convs whose weights are a graph tensor: TensorRT cannot quantize them and their
   "weights" change per target;
 * the tail — every node from the last convolution of each path to the ``cls``/``loc`` (or kernel) outputs;
-* the stem — the convolution(s) reading the 0..255 image (see :func:`stem_convs`);
+* the stem — the convolution(s) reading the 0..255 image (see :func:`stem_convs`), except for targets that search
+  it (openvino: quantized where the fidelity target allows);
 * the convolutions nearest the input, as many as the model in hand needs: :func:`quantize_int8` measures the
   fidelity of the INT8 pair on calibration crops and grows this float prefix until ``min_cosine`` (default 0.98)
   is met (:mod:`.sensitivity`; ranges are collected once by :class:`BranchQuantizer`, each candidate is one

@@ -10,7 +10,7 @@ float set is *measured* on the model in hand:
 2. **Fidelity** of a candidate is measured by ONNX Runtime executing the Q/DQ graph on a subset of the
    calibration crops (default 32 search crops spread over every template, each with its paired template), as
    the **worst target's** ``min(cls cosine, loc cosine)`` against the FP32 model: cosines pooled per template,
-   minimum over templates (:class:`FidelityProbe`). For the TensorRT flavour this is the same Q/DQ arithmetic
+   minimum over templates (:class:`FidelityProbe`). For the tensorrt Q/DQ target this is the same Q/DQ arithmetic
    TensorRT executes. The chosen pair is then measured once on **held-out** calibration crops (default 32, none
    of them in the subset, :func:`fidelity_subsets`); that figure is recorded beside the subset's and warned
    about when it misses the target.

@@ -54,6 +54,9 @@ PRECISIONS = ("f32", "bf16", "auto")
 BF16_RECORD = "bf16-checks.json"
 BF16_CHECK_FIX = ("measure it on your crops: python calibration/quantize.py --model DIR --calib calib.npz "
                   "--check-bf16 (or quantize with --target openvino)")
+#: compiled (branch, input shapes) signatures kept per backend: a tracker uses 2-4 (template and search, a second
+#: search size in long-term mode, a new target count now and then)
+MAX_SIGNATURES = 8
 _OV_TYPES = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "i8": np.int8, "u8": np.uint8,
              "i32": np.int32, "i64": np.int64}
 
@@ -141,7 +144,7 @@ class OpenVinoBackend(Backend):
         self.compile_seconds: float = 0.0  # total time spent compiling (cache hits make it small)
         self._core = None
         self._models: Dict[str, Any] = {}  # branch → ov.Model as read (dynamic shapes)
-        self._compiled: Dict[Tuple, Any] = {}   # (branch, signature) → (compiled model, infer request)
+        self._compiled: Dict[Tuple, Any] = {}   # (branch, input shapes) → (compiled model, infer request), LRU order
         self._out_names: Dict[str, List[str]] = {}
         self._sha: Dict[str, str] = {}     # branch → sha256 of its model (computed when the bf16 record needs it)
         self._paths: Dict[str, Path] = {}
@@ -233,26 +236,29 @@ class OpenVinoBackend(Backend):
         return out
 
     # ------------------------------------------------------------------------------------------------ compiling
-    def _compile(self, branch: str, shapes: Dict[str, Tuple[int, ...]], precision: Optional[str] = None):
-        """(compiled model, infer request) of ``branch`` reshaped to static ``shapes`` (cached per signature)."""
-        precision = precision or self.precision
-        key = (branch, precision, tuple(sorted(shapes.items())))
-        hit = self._compiled.get(key)
-        if hit is not None:
-            return hit
-        model = self._models[branch].clone()
-        t0 = time.perf_counter()
-        try:
-            model.reshape({name: list(shape) for name, shape in shapes.items()})
-            compiled = self._core.compile_model(model, "CPU", self._config(precision))
-        except Exception as e:  # noqa: BLE001 - OpenVINO reports shape and plugin problems as RuntimeError
-            raise BackendError(f"{self.instance_name(branch)}: OpenVINO cannot compile the model for inputs "
-                               f"{dict(shapes)}", evidence=str(e).strip().splitlines()[-1][:400],
-                               fix="feed the sizes in the model metadata, or use --backend onnxruntime") from None
-        self.compile_seconds += time.perf_counter() - t0
-        LOG.debug("OpenVINO: compiled %s for %s (%s) in %.2fs", branch, shapes, precision, time.perf_counter() - t0)
-        hit = (compiled, compiled.create_infer_request())
-        self._compiled[key] = hit
+    def _compile(self, branch: str, shapes: Dict[str, Tuple[int, ...]]):
+        """(compiled model, infer request) of ``branch`` reshaped to static ``shapes``, kept per signature (at most
+        :data:`MAX_SIGNATURES`, the least recently used dropped first, so memory stays bounded however often the
+        number of targets changes)."""
+        key = (branch, tuple(sorted(shapes.items())))
+        hit = self._compiled.pop(key, None)
+        if hit is None:
+            model = self._models[branch].clone()
+            t0 = time.perf_counter()
+            try:
+                model.reshape({name: list(shape) for name, shape in shapes.items()})
+                compiled = self._core.compile_model(model, "CPU", self._config(self.precision))
+            except Exception as e:  # noqa: BLE001 - OpenVINO reports shape and plugin problems as RuntimeError
+                raise BackendError(f"{self.instance_name(branch)}: OpenVINO cannot compile the model for inputs "
+                                   f"{dict(shapes)}", evidence=str(e).strip().splitlines()[-1][:400],
+                                   fix="feed the sizes in the model metadata, or use --backend onnxruntime") from None
+            self.compile_seconds += time.perf_counter() - t0
+            LOG.debug("OpenVINO: compiled %s for %s (%s) in %.2fs", branch, shapes, self.precision,
+                      time.perf_counter() - t0)
+            hit = (compiled, compiled.create_infer_request())
+            while len(self._compiled) >= MAX_SIGNATURES:
+                self._compiled.pop(next(iter(self._compiled)))
+        self._compiled[key] = hit   # (re)inserted last: the most recently used
         return hit
 
     def _infer(self, branch: str, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

@@ -205,7 +205,7 @@ def test_every_backend_side_by_side_with_headroom(alex_dir, bag_video):
     for r, v in zip(rep.results, d["variants"]):
         probe = rep.probes[r.variant.backend]
         assert r.search_gmac == pytest.approx(gmac)
-        assert r.search_gmacs == pytest.approx(gmac / np.median(r.per_frame["search"]))
+        assert r.search_gmacs == pytest.approx(gmac / np.min(r.per_frame["search"]))
         assert r.engine_peak_gmacs == probe.fp32_gmacs != probe.int8_gmacs
         assert v["share_of_engine_peak"] == pytest.approx(r.search_gmacs / probe.fp32_gmacs)
     assert "of peak" in rep.summary() and "GMAC/s" in rep.summary()

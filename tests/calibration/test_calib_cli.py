@@ -52,7 +52,7 @@ def test_collect_bad_box_exits_2(model_dir, bag_video, tmp_path):
 
 
 def test_cli_chain(model_dir, bag_video, tmp_path):
-    """collect → quantize (int8, TensorRT flavour + legacy cache) → report, as docs/calibration.md shows."""
+    """collect → quantize (int8, tensorrt Q/DQ target + legacy cache) → report, as docs/calibration.md shows."""
     calib = tmp_path / "calib.npz"
     r = run("calibration/collect.py", "--model", model_dir(ALEX), "--video", bag_video, "--bbox", BOX,
             "--out", calib, "--max-samples", 6, "--templates", 2, "--max-frames", 16, "--no-progress")

@@ -118,15 +118,15 @@ def test_fallback_meets_target_on_slow_member(family, m, tmp_path):
 
 
 @pytest.mark.parametrize("m", [QUICK[0]], ids=member_id)
-def test_tensorrt_flavour_meets_target(family, m, tmp_path):
-    """The TensorRT Q/DQ flavour, fidelity measured by ONNX Runtime executing its Q/DQ graph."""
+def test_tensorrt_qdq_target_meets_target(family, m, tmp_path):
+    """The tensorrt Q/DQ target, fidelity measured by ONNX Runtime executing its Q/DQ graph."""
     _check_member(family, m, "tensorrt", tmp_path)
 
 
 @pytest.mark.slow
 @needs_full
 @pytest.mark.parametrize("m", [QUICK[1], SLOW[1]], ids=member_id)
-def test_tensorrt_flavour_meets_target_slow(family, m, tmp_path):
+def test_tensorrt_qdq_target_meets_target_slow(family, m, tmp_path):
     _check_member(family, m, "tensorrt", tmp_path)
 
 

@@ -104,7 +104,7 @@ def test_int8_structure_and_metadata(int8_dir, model_dir, calib_set, target):
         assert name in qd["excluded_nodes"]
 
 
-def test_tensorrt_flavour_is_symmetric_int8(int8_dir):
+def test_tensorrt_qdq_target_is_symmetric_int8(int8_dir):
     """TensorRT accepts only zero points of 0, int8 Q/DQ, and no int32 (bias) DequantizeLinear."""
     for branch in ("template", "search"):
         m, q = _q_nodes(int8_dir(ALEX, "tensorrt") / f"{branch}.onnx")
@@ -117,14 +117,14 @@ def test_tensorrt_flavour_is_symmetric_int8(int8_dir):
                 assert inits[n.input[0]].dtype == np.int8, f"{n.name} dequantizes {inits[n.input[0]].dtype}"
 
 
-def test_onnxruntime_flavour_uses_uint8_activations(int8_dir):
+def test_onnxruntime_qdq_target_uses_uint8_activations(int8_dir):
     m, q = _q_nodes(int8_dir(ALEX, "onnxruntime") / "search.onnx")
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     act_zp = [inits[n.input[2]] for n in q if n.op_type == "QuantizeLinear"]
     assert act_zp and all(z.dtype == np.uint8 for z in act_zp)
 
 
-def test_tensorrt_flavour_builds_with_tensorrt_rtx(int8_dir, tmp_path):
+def test_tensorrt_qdq_target_builds_with_tensorrt_rtx(int8_dir, tmp_path):
     """The TRT-target QDQ model parses and builds as a strongly typed INT8 engine (tensorrt_rtx needs no GPU)."""
     trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx is not installed (pip install tensorrt-rtx)")
     logger = trt.Logger(trt.Logger.ERROR)

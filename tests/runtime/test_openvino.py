@@ -128,7 +128,7 @@ def test_longterm_831_dynamic_size(tiny_dir, bag_frames, tmp_path):
             assert co.shape[-1] == (21 if size == 287 else 89)
             _assert_close(co, cr, 1e-5)
             _assert_close(lo, lr, 1e-5)
-        assert {dict(k[2])["search"][2] for k in o._compiled if k[0] == "search"} == {287, 831}
+        assert {dict(k[1])["search"][2] for k in o._compiled if k[0] == "search"} == {287, 831}
     with Tracker.from_model_dir(d, backend="openvino", mode="longterm", threads=1, cache_dir=tmp_path / "c") as t:
         t.init(bag_frames[0], BOX)
         t._next_search(np.ones(1, bool), bag_frames[0].shape[1::-1])  # lost: the next frame searches at 831
@@ -369,3 +369,20 @@ def test_plugin_directory_and_bad_model_refused(tiny_dir, tmp_path):
     with pytest.raises(SiamtrtError, match="cannot read"):
         OpenVinoBackend.from_model_dir(bad, ModelDir.open(tiny_dir("siamrpn_alex_dwxcorr")).meta,
                                        cache_dir=False).activate()
+
+
+def test_compiled_signatures_stay_bounded(tiny_dir, tmp_path):
+    """Every new target count compiles once; beyond MAX_SIGNATURES the least recently used is dropped."""
+    from siamtrt.runtime.openvino import MAX_SIGNATURES
+
+    d = tiny_dir("siamrpn_alex_dwxcorr")
+    md = ModelDir.open(d)
+    with OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=False) as b:
+        for n in range(1, MAX_SIGNATURES + 3):
+            z, x = _inputs(md, n)
+            b.run_search(x, b.run_template(z))
+            assert len(b._compiled) <= MAX_SIGNATURES
+        keys = list(b._compiled)
+        z, x = _inputs(md, MAX_SIGNATURES + 2)
+        b.run_search(x, b.run_template(z))  # already compiled: reused, nothing dropped
+        assert sorted(keys) == sorted(b._compiled)
