@@ -305,6 +305,8 @@ class _Runner:
                                    if self.per_target else [])
         self.backend = first.backend
         self.backend.activate()
+        hint = getattr(self.backend, "precision", None)   # a backend's float-layer precision (OpenVINO: f32 / bf16)
+        variant.float_hint = hint if isinstance(hint, str) and hint not in ("f32", "fp32") else None
         self.setup_s = time.perf_counter() - t0
         self.threads = getattr(self.backend, "threads", None) or threads
         self.source = FrameSource(video, max_frames=total + 1)
@@ -504,7 +506,8 @@ def attach_headroom(results: Sequence[VariantResult], threads: int, targets: int
             gmac[d] = search_gmac(d)
         r.search_gmac = gmac[d] * targets if gmac[d] else None
         p = probes.get(r.variant.backend)
-        r.engine_peak_gmacs = p.peak(r.variant.precision) if p is not None else None
+        # the probe runs float layers in f32: a variant run with another float precision (bf16) has no peak here
+        r.engine_peak_gmacs = p.peak(r.variant.precision) if p is not None and not r.variant.float_hint else None
     return probes
 
 
@@ -524,7 +527,8 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
             json_out: Optional[Union[str, Path]] = None,
             plot_out: Optional[Union[str, Path]] = None, cache_root: Union[str, Path] = DEFAULT_CACHE,
             progress: bool = True, reference_frames: Optional[int] = DEFAULT_REFERENCE_FRAMES,
-            results_dir: Optional[Union[str, Path]] = None, headroom: bool = True) -> FpsReport:
+            results_dir: Optional[Union[str, Path]] = None, headroom: bool = True,
+            backend_options: Optional[Dict[str, Any]] = None) -> FpsReport:
     """Benchmark every requested variant (plus the torch reference) on the same frames.
 
     Args:
@@ -553,6 +557,8 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
             ``json_out`` / ``plot_out`` are not given (benchmarks/fps.py passes ``results/fps``). Defaults to None.
         headroom (bool): probe each engine's matrix throughput and report every variant's search GMAC/s as a
             share of it (:func:`attach_headroom`). Defaults to True.
+        backend_options (dict): generic backend options (e.g. ``{"precision": "auto"}``, OpenVINO's float-layer
+            hint); each backend takes the ones it declares. Defaults to None.
 
     Raises:
         SiamtrtError: bad arguments, unavailable backends, unreadable video/model.
@@ -592,6 +598,8 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
     for v in variants:
         if v.is_reference and not explicit_ref:
             v.random_fallback = True  # a timing baseline: random weights are fine when no checkpoint is given
+        if not v.is_reference and backend_options:
+            v.options.update({k: val for k, val in backend_options.items() if val is not None})
 
     def skip_reference(v: Variant, e) -> bool:
         if v.is_reference and not explicit_ref:

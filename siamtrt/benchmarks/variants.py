@@ -73,6 +73,7 @@ class Variant:
     checkpoint: Optional[Path] = None
     options: Dict[str, Any] = field(default_factory=dict)
     random_fallback: bool = False  # torch only: timing with random weights when the checkpoint is absent
+    float_hint: Optional[str] = None  # the float-layer precision the backend ran with, when not f32 (OpenVINO bf16)
 
     @property
     def precision(self) -> str:
@@ -84,7 +85,8 @@ class Variant:
         """``backend-precision``, with the Q/DQ target of an int8 directory (``openvino-int8(openvino)``): the same
         backend runs directories quantized for different engines differently."""
         target = (self.meta.get("quantization") or {}).get("target") if self.precision == "int8" else None
-        return f"{self.backend}-{self.precision}" + (f"({target})" if target else "")
+        return (f"{self.backend}-{self.precision}" + (f"({target})" if target else "")
+                + (f"[{self.float_hint}]" if self.float_hint else ""))
 
     @property
     def arch(self) -> str:
@@ -120,7 +122,7 @@ class Variant:
 
     def describe(self) -> Dict[str, Any]:
         return {"label": self.label, "backend": self.backend, "precision": self.precision,
-                "qdq_target": (self.meta.get("quantization") or {}).get("target"),
+                "qdq_target": (self.meta.get("quantization") or {}).get("target"), "float_hint": self.float_hint,
                 "model_dir": str(self.model_dir), "arch": self.arch, "trained": self.trained, "weights_kind": self.weights,
                 "checkpoint_sha256": self.meta.get("checkpoint_sha256"), "xcorr": self.meta.get("xcorr"),
                 "batch": self.meta.get("batch")}

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "drifting load hits them alike (the torch reference runs alone first); sequential: one "
                           "variant after the other, as each runs in a deployment")
     run.add_argument("--interleave", action="store_true", help=argparse.SUPPRESS)  # the default now; kept working
+    run.add_argument("--precision-hint", choices=("f32", "bf16", "auto"),
+                     help="OpenVINO's float-layer precision (default f32; bf16 / auto need a bf16 fidelity record: "
+                          "python calibration/quantize.py --check-bf16); a bf16 variant is labelled [bf16]")
     run.add_argument("--no-probe", action="store_true",
                      help="skip the engines' matrix-throughput probe (no 'of peak' column)")
     data = p.add_argument_group("input")
@@ -135,7 +138,7 @@ def main(argv=None) -> int:
                              reference_frames=None if args.reference_frames == "all" else
                              (args.reference_frames or fps.DEFAULT_REFERENCE_FRAMES),
                              results_dir=None if args.no_save else args.results, headroom=not args.no_probe,
-                             **kw)
+                             backend_options={"precision": args.precision_hint}, **kw)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -229,3 +229,27 @@ def test_interleaved_runs_the_reference_alone_first(alex_dir, alex_ckpt, bag_vid
                   progress=False, headroom=False)
     assert rep.schedule == "interleaved"
     assert order == ["torch-fp32"] + ["onnxruntime-fp32", "openvino-fp32"] * 3
+
+
+def test_precision_hint_reaches_the_backends_that_take_it(alex_dir, bag_video, tmp_path, monkeypatch):
+    """--precision-hint auto: OpenVINO runs bf16 where a passing bf16 record exists (here one written for the
+    directory's files: the plumbing, not the fidelity, is under test) and the variant says so; ONNX Runtime, which
+    declares no such option, runs as before; a bf16 variant gets no share of the f32 probe's peak."""
+    pytest.importorskip("openvino", reason="openvino is not installed")
+    import openvino
+
+    from siamtrt.metadata import file_sha256
+    from siamtrt.runtime.openvino import cpu_has_bf16, model_key, save_bf16_record
+
+    if not cpu_has_bf16(openvino.Core()):
+        pytest.skip("this CPU has no bf16 units: the hint runs f32")
+    monkeypatch.setenv("SIAMTRT_CACHE", str(tmp_path))
+    save_bf16_record(tmp_path / "openvino", model_key(file_sha256(alex_dir / "template.onnx"),
+                                                      file_sha256(alex_dir / "search.onnx")),
+                     {"passed": True, "cls": 0.999, "loc": 0.999, "crops": 4, "min_cosine": 0.98})
+    rep = run_fps(models=[alex_dir], backends=["onnxruntime", "openvino"], video=bag_video, frames=2, warmup=0,
+                  template_reps=0, threads=2, reference=False, progress=False,
+                  backend_options={"precision": "auto"})
+    assert [r.variant.label for r in rep.results] == ["onnxruntime-fp32", "openvino-fp32[bf16]"]
+    ort, ov = rep.results
+    assert ort.peak_share is not None and ov.peak_share is None and ov.search_gmacs is not None
