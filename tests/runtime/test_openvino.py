@@ -386,3 +386,19 @@ def test_compiled_signatures_stay_bounded(tiny_dir, tmp_path):
         z, x = _inputs(md, MAX_SIGNATURES + 2)
         b.run_search(x, b.run_template(z))  # already compiled: reused, nothing dropped
         assert sorted(keys) == sorted(b._compiled)
+
+
+@pytest.mark.parametrize("mode", ["distractor", "longterm+distractor"])
+def test_every_mode_equals_onnxruntime(mode, tiny_dir, bag_frames, tmp_path):
+    """The distractor modes (extra batched template calls, re-weighted kernels) give ORT's boxes on OpenVINO."""
+    cfg = with_longterm(CONFIGS["siamrpn_alex_dwxcorr"], 831)
+    d = tiny_dir("siamrpn_alex_dwxcorr", cfg=cfg)
+    got, found = {}, {}
+    for name, opts in (("openvino", {"cache_dir": tmp_path / "c"}), ("onnxruntime", {"providers": "cpu"})):
+        with Tracker.from_model_dir(d, backend=name, mode=mode, threads=1, **opts) as t:
+            t.init(bag_frames[0], BOX)
+            res = [t.track(f) for f in bag_frames[1:10]]
+            got[name] = np.stack([r.boxes for r in res])
+            found[name] = [int(r.distractors.sum()) for r in res]
+    assert sum(found["openvino"]) > 0 and found["openvino"] == found["onnxruntime"]  # the distractor path ran
+    np.testing.assert_allclose(got["openvino"], got["onnxruntime"], atol=1e-3)
