@@ -206,6 +206,11 @@ class FpsReport:
                 return ref
         return None
 
+    def display_label(self, r: VariantResult) -> str:
+        """The variant's label, with its model directory's name when another variant has the same label."""
+        same = sum(o.variant.label == r.variant.label for o in self.results)
+        return r.variant.label + (f" {r.variant.model_dir.name}" if same > 1 else "")
+
     def to_dict(self) -> Dict[str, Any]:
         return {
             "tool": "siamtrt benchmarks/fps.py", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -249,7 +254,7 @@ class FpsReport:
             ref = self.reference_for(r)
             lat = {k: stats_ms(r.per_frame[k]) for k in FRAME_STAGES + TOTALS}
             tmpl = stats_ms(r.init["template"])["mean"] if len(r.init["template"]) else float("nan")
-            label = r.variant.label + (" (ref)" if r.variant.is_reference else "")
+            label = self.display_label(r) + (" (ref)" if r.variant.is_reference else "")
             rows.append([label, str(r.frames), f"{r.fps:.1f}", f"{r.fps_with_decode:.1f}",
                          f"{r.speedup(ref):.2f}x" if ref else "n/a",
                          f"{lat['e2e']['p50']:.1f}/{lat['e2e']['p90']:.1f}/{lat['e2e']['p99']:.1f}"]
@@ -635,7 +640,7 @@ def _plot(report: FpsReport, out: Union[str, Path]) -> Path:
     for r in res:
         ratio = r.speedup(report.reference_for(r))
         share = f"\nsearch {r.peak_share * 100:.0f} % of peak" if r.peak_share else ""
-        rows.append({"label": f"{r.variant.label}\n{r.variant.weights}, {r.frames} frames", "fps": r.fps,
+        rows.append({"label": f"{report.display_label(r)}\n{r.variant.weights}, {r.frames} frames", "fps": r.fps,
                      "text": f"{r.fps:.1f} fps" + (f", {ratio:.2f}x (p50)" if ratio is not None else "") + share,
                      "stages_ms": {k: stats_ms(r.per_frame[k]) for k in FRAME_STAGES}})
     random = not all(r.variant.trained for r in res)

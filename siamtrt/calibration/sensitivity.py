@@ -117,8 +117,10 @@ class FidelityProbe:
         engine-specific extras (e.g. OpenVINO's precision hint)."""
         from ..runtime.backends import accepted_options, backend_class
 
-        opts = accepted_options(self.engine, {"threads": self.threads, "providers": "cpu", "cache_dir": False})
-        return backend_class(self.engine)(template, search, self.meta, **opts, **(options or {}))
+        # f32 float layers (OpenVINO's default "auto" would follow a bf16 record), CPU, no compiled-model cache
+        opts = accepted_options(self.engine, {"threads": self.threads, "providers": "cpu", "cache_dir": False,
+                                              "precision": "f32"})
+        return backend_class(self.engine)(template, search, self.meta, **dict(opts, **(options or {})))
 
     def _run_template(self, backend) -> Dict[str, np.ndarray]:
         outs = [backend.run_template(self.templates[i:i + 1]) for i in range(len(self.templates))]
@@ -342,7 +344,8 @@ def prefix_fallback(convs: Sequence[str], macs: Dict[str, float], measure: Calla
 
     convs = list(convs)
     goal = float(target) + (float(margin) if target > 0 else 0.0)
-    bar = tqdm(total=1 + max(1, int(np.ceil(np.log2(len(convs) + 1)))), desc=f"INT8 fidelity {branch}",
+    # evaluations: the start set, the longest prefix, then a bisection over the prefixes in between
+    bar = tqdm(total=2 + int(np.ceil(np.log2(max(len(convs) - 1, 1)))), desc=f"INT8 fidelity {branch}",
                unit="eval", disable=not progress, leave=False)
     seen: Dict[int, Dict[str, float]] = {}
     steps: List[Dict[str, Any]] = []

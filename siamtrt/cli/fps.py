@@ -55,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "variant after the other, as each runs in a deployment")
     run.add_argument("--interleave", action="store_true", help=argparse.SUPPRESS)  # the default now; kept working
     run.add_argument("--precision-hint", choices=("f32", "bf16", "auto"),
-                     help="OpenVINO's float-layer precision (default f32; bf16 / auto need a bf16 fidelity record: "
-                          "python calibration/quantize.py --check-bf16); a bf16 variant is labelled [bf16]")
+                     help="OpenVINO's float-layer precision (default: its own, auto = bf16 only where a passing "
+                          "bf16 fidelity record exists (python calibration/quantize.py --check-bf16), else f32); a "
+                          "bf16 variant is labelled [bf16]")
     run.add_argument("--no-probe", action="store_true",
                      help="skip the engines' matrix-throughput probe (no 'of peak' column)")
     data = p.add_argument_group("input")
