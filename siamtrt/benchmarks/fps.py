@@ -511,8 +511,10 @@ def attach_headroom(results: Sequence[VariantResult], threads: int, targets: int
             gmac[d] = search_gmac(d)
         r.search_gmac = gmac[d] * targets if gmac[d] else None
         p = probes.get(r.variant.backend)
-        # the probe runs float layers in f32: a variant run with another float precision (bf16) has no peak here
-        r.engine_peak_gmacs = p.peak(r.variant.precision) if p is not None and not r.variant.float_hint else None
+        # the probe runs float layers in f32: an fp32/fp16 directory run in bf16 has no peak here (an int8 one's MACs
+        # are its int8 convolutions, whatever the hint for its few float layers)
+        bf16_float = bool(r.variant.float_hint) and r.variant.precision != "int8"
+        r.engine_peak_gmacs = p.peak(r.variant.precision) if p is not None and not bf16_float else None
     return probes
 
 

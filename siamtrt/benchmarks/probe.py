@@ -31,7 +31,8 @@ from ..errors import BackendError
 GEMM_SIZE = 1024
 #: the 3x3 convolution probe: channels in = out, spatial side (an implicit GEMM of M = side², N = C, K = 9·C)
 CONV_CHANNELS, CONV_SIDE = 256, 32
-DEFAULT_REPS = 7
+#: calls per shape and precision: the best of many short calls is the one the least disturbed by other jobs
+DEFAULT_REPS = 20
 SHAPES = ("gemm", "conv3x3")
 
 
