@@ -16,10 +16,10 @@ def _run_ort(model, a):
 
 def test_probe_models_compute_the_same_product():
     models = probe_models(size=64, channels=16, side=8)
-    assert set(models) == {("gemm", "fp32"), ("gemm", "int8"), ("conv3x3", "fp32"), ("conv3x3", "int8")}
+    assert set(models) == {(s, p) for s in ("gemm", "conv3x3", "conv3x3-wide") for p in ("fp32", "int8")}
     assert models[("gemm", "fp32")][2] == 64 ** 3 and models[("conv3x3", "fp32")][2] == 16 * 16 * 9 * 8 * 8
     rng = np.random.default_rng(0)
-    for shape in ("gemm", "conv3x3"):
+    for shape in ("gemm", "conv3x3", "conv3x3-wide"):
         a = rng.uniform(0, 1, models[(shape, "fp32")][1]).astype(np.float32)
         ref, q = _run_ort(models[(shape, "fp32")][0], a), _run_ort(models[(shape, "int8")][0], a)
         cos = float(np.ravel(ref) @ np.ravel(q) / (np.linalg.norm(ref) * np.linalg.norm(q)))
@@ -38,7 +38,7 @@ def test_openvino_runs_the_int8_probe_with_int8_kernels():
 
 def test_probe_engine_and_share():
     p = probe_engine("onnxruntime", threads=1, reps=1)
-    assert set(p.gmacs) == {"gemm", "conv3x3"} and p.fp32_gmacs == max(v["fp32"] for v in p.gmacs.values())
+    assert set(p.gmacs) == {"gemm", "conv3x3", "conv3x3-wide"} and p.fp32_gmacs == max(v["fp32"] for v in p.gmacs.values())
     assert p.peak("int8") == p.int8_gmacs and p.peak("fp16") == p.fp32_gmacs
     fake = GemmProbe("x", 1, {"gemm": {"fp32": 50.0, "int8": 200.0}}, 0.0)
     assert share(20.0, fake, "fp32") == pytest.approx(0.4) and share(20.0, fake, "int8") == pytest.approx(0.1)
