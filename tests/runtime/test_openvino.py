@@ -402,3 +402,21 @@ def test_every_mode_equals_onnxruntime(mode, tiny_dir, bag_frames, tmp_path):
             found[name] = [int(r.distractors.sum()) for r in res]
     assert sum(found["openvino"]) > 0 and found["openvino"] == found["onnxruntime"]  # the distractor path ran
     np.testing.assert_allclose(got["openvino"], got["onnxruntime"], atol=1e-3)
+
+
+def test_fp16_directory_runs(tiny_dir, tmp_path):
+    """An FP16 directory (fp16 weights, float32 I/O) runs on OpenVINO (computed in f32) like on ORT."""
+    pytest.importorskip("onnxconverter_common", reason="onnxconverter-common is not installed (the FP16 converter)")
+    from siamtrt.calibration.fp16 import convert_fp16
+
+    d = tmp_path / "fp16"
+    convert_fp16(tiny_dir("siamrpn_alex_dwxcorr", channels=16), d)
+    md, o, r = _pair(d, tmp_path / "c")
+    assert md.precision == "fp16"
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in onnx.load(str(d / "search.onnx")).graph.initializer)
+    z, x = _inputs(md, 2, seed=4)
+    with o, r:
+        co, lo = o.run_search(x, o.run_template(z))
+        cr, lr = r.run_search(x, r.run_template(z))
+    _assert_close(co, cr, 2e-3)  # both dequantize the fp16 weights; arithmetic differs in rounding only
+    _assert_close(lo, lr, 2e-3)
