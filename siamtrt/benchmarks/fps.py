@@ -4,8 +4,9 @@ How it is measured (style rule 13):
 
 * Every variant tracks the same frames of the same video (each variant decodes its own copy through the runtime's
   ``FrameSource``), the targets initialised on frame 0; the first ``warmup`` tracked frames are tracked but left out
-  of the statistics. Variants run one after the other by default; ``schedule="interleaved"`` alternates them frame
-  by frame instead (see :func:`measure` for the trade-off).
+  of the statistics. The backend × precision variants are interleaved frame by frame by default, so load that drifts
+  during the run hits them alike; the torch reference runs on its own first (see :func:`measure`);
+  ``schedule="sequential"`` runs every variant one after the other.
 * Per frame, ``time.perf_counter`` brackets the decode (reading the next frame) and the ``Tracker.track`` call
   separately. The tracker's ``last_timings`` splits the track call into ``crop`` (crop + resize + HWC→CHW float),
   ``search`` (the backend call: ONNX Runtime/TensorRT/PyTorch inference, including any host↔device copies and the
@@ -17,6 +18,10 @@ How it is measured (style rule 13):
   timed frames / Σ e2e.
 * The template branch runs once per target (at init), so it is not a per-frame stage: it is timed over
   ``template_reps`` re-initialisations on the last frame after the loop (crop and template inference separately).
+* **Headroom.** Each variant's search-branch GMAC/s (conv MACs of its ``search.onnx`` × targets / its fastest
+  search time) is reported as a share of the FP32 or INT8 matrix throughput its engine reaches on this machine
+  (:mod:`.probe`, best call, measured in the same run with the same threads): how close to the limit the branch
+  runs. Best against best, because on a shared machine a median depends on when the load came.
 * The torch reference is slow (about a second per frame on 2 busy cores), so by default it times fewer frames
   (``reference_frames``, 10, the first of the same frames, after the same warm-up) and fewer template re-inits
   (:data:`REFERENCE_TEMPLATE_REPS`). Every frame costs the same work (fixed crop sizes), so the speed ratio divides
@@ -109,6 +114,27 @@ class VariantResult:
     batching: str
     notes: List[str] = field(default_factory=list)
     extra: Dict[str, Any] = field(default_factory=dict)
+    search_gmac: Optional[float] = None        # conv GMAC of one search call (all targets)
+    engine_peak_gmacs: Optional[float] = None  # the engine's probe figure for this precision (GMAC/s)
+
+    @property
+    def search_gmacs(self) -> Optional[float]:
+        """Search-branch GMAC/s of the fastest timed frame (None when the MACs are unknown): compared with the
+        probe's best call, so both are the least loaded moment of the run (see :mod:`.probe`)."""
+        best = float(np.min(self.per_frame["search"])) if len(self.per_frame["search"]) else 0.0
+        return self.search_gmac / best if self.search_gmac and best > 0 else None
+
+    @property
+    def search_gmacs_median(self) -> Optional[float]:
+        """Search-branch GMAC/s at the median search time."""
+        med = float(np.median(self.per_frame["search"])) if len(self.per_frame["search"]) else 0.0
+        return self.search_gmac / med if self.search_gmac and med > 0 else None
+
+    @property
+    def peak_share(self) -> Optional[float]:
+        """:attr:`search_gmacs` as a share of the engine's probe figure (None when either is unknown)."""
+        g = self.search_gmacs
+        return g / self.engine_peak_gmacs if g and self.engine_peak_gmacs else None
 
     @property
     def fps(self) -> float:
@@ -148,6 +174,9 @@ class VariantResult:
             "speedup_vs_reference_with_decode": (self.fps_with_decode / reference.fps_with_decode)
             if reference else None,
             "reference": reference.variant.label if reference else None,
+            "search_gmac": self.search_gmac, "search_gmacs": self.search_gmacs,
+            "search_gmacs_median": self.search_gmacs_median,
+            "engine_peak_gmacs": self.engine_peak_gmacs, "share_of_engine_peak": self.peak_share,
             "notes": list(self.notes), **self.extra,
         })
         return d
@@ -167,6 +196,7 @@ class FpsReport:
     schedule: str = "sequential"
     notes: List[str] = field(default_factory=list)
     skipped: List[Dict[str, str]] = field(default_factory=list)
+    probes: Dict[str, Any] = field(default_factory=dict)   # engine → probe.GemmProbe (this machine, same threads)
     json_path: Optional[Path] = None
     plot_path: Optional[Path] = None
 
@@ -175,6 +205,11 @@ class FpsReport:
             if ref.variant.is_reference and ref.variant.weights_key == r.variant.weights_key:
                 return ref
         return None
+
+    def display_label(self, r: VariantResult) -> str:
+        """The variant's label, with its model directory's name when another variant has the same label."""
+        same = sum(o.variant.label == r.variant.label for o in self.results)
+        return r.variant.label + (f" {r.variant.model_dir.name}" if same > 1 else "")
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -188,6 +223,7 @@ class FpsReport:
                        "fps = frames / sum(track); fps_with_decode = frames / sum(e2e); warm-up frames excluded"),
             "weights_kinds": list(dict.fromkeys(r.variant.weights for r in self.results)),
             "variants": [r.to_dict(self.reference_for(r)) for r in self.results],
+            "engine_probe": {k: p.to_dict() for k, p in self.probes.items()},
             "skipped": self.skipped, "notes": self.notes,
         }
 
@@ -212,22 +248,30 @@ class FpsReport:
             "",
         ]
         head = ["variant", "frames", "FPS", "FPS+dec", "vs torch", "e2e p50/p90/p99 ms", "decode", "crop", "search",
-                "post", "other", "template"]
+                "post", "other", "template", "search GMAC/s", "of peak"]
         rows = []
         for r in self.results:
             ref = self.reference_for(r)
             lat = {k: stats_ms(r.per_frame[k]) for k in FRAME_STAGES + TOTALS}
             tmpl = stats_ms(r.init["template"])["mean"] if len(r.init["template"]) else float("nan")
-            label = r.variant.label + (" (ref)" if r.variant.is_reference else "")
+            label = self.display_label(r) + (" (ref)" if r.variant.is_reference else "")
             rows.append([label, str(r.frames), f"{r.fps:.1f}", f"{r.fps_with_decode:.1f}",
                          f"{r.speedup(ref):.2f}x" if ref else "n/a",
                          f"{lat['e2e']['p50']:.1f}/{lat['e2e']['p90']:.1f}/{lat['e2e']['p99']:.1f}"]
-                        + [f"{lat[k]['mean']:.2f}" for k in FRAME_STAGES] + [f"{tmpl:.2f}"])
+                        + [f"{lat[k]['mean']:.2f}" for k in FRAME_STAGES] + [f"{tmpl:.2f}"]
+                        + [f"{r.search_gmacs:.1f}" if r.search_gmacs else "n/a",
+                           f"{r.peak_share * 100:.0f} %" if r.peak_share else "n/a"])
         lines += text_table(head, rows)
         lines.append("stage columns: mean ms per frame (decode, crop+preprocess, search inference, post-process, "
                      "unattributed); template: mean ms per init (once per target). FPS excludes decode, FPS+dec "
                      "includes it; vs torch = ratio of median per-frame track times (the reference times fewer frames: "
                      "--reference-frames).")
+        if self.probes:
+            lines.append("of peak: search GMAC/s (fastest frame) / the engine's matrix throughput here "
+                         "(benchmarks/probe.py, best call, same threads; INT8 figure for int8 directories, FP32 "
+                         "otherwise): " + "; ".join(
+                             f"{k} FP32 {p.fp32_gmacs:.0f}, INT8 {p.int8_gmacs:.0f} GMAC/s"
+                             for k, p in self.probes.items()))
         worst = max(r.unattributed_pct for r in self.results)
         lines.append(f"stage check: e2e = decode + crop + search + post + other per frame; the unattributed 'other' "
                      f"is at most {worst:.2f}% of the end-to-end time of any variant.")
@@ -266,6 +310,8 @@ class _Runner:
                                    if self.per_target else [])
         self.backend = first.backend
         self.backend.activate()
+        hint = getattr(self.backend, "precision", None)   # a backend's float-layer precision (OpenVINO: f32 / bf16)
+        variant.float_hint = hint if isinstance(hint, str) and hint not in ("f32", "fp32") else None
         self.setup_s = time.perf_counter() - t0
         self.threads = getattr(self.backend, "threads", None) or threads
         self.source = FrameSource(video, max_frames=total + 1)
@@ -346,18 +392,18 @@ SCHEDULES = ("interleaved", "sequential")
 
 
 def measure(variants: Sequence[Variant], video: Path, boxes: np.ndarray, frames: int, warmup: int,
-            threads: Optional[int], template_reps: int = DEFAULT_TEMPLATE_REPS, schedule: str = "sequential",
+            threads: Optional[int], template_reps: int = DEFAULT_TEMPLATE_REPS, schedule: str = "interleaved",
             progress: bool = True, on_error=None, reference_frames: Optional[int] = None) -> List[VariantResult]:
     """Track ``warmup + frames`` frames after the init frame with every variant and time every stage (the torch
     reference: ``warmup + reference_frames``, the first of the same frames, and at most
     :data:`REFERENCE_TEMPLATE_REPS` template re-inits).
 
-    ``sequential`` (default): one variant after the other, so nothing else runs between two frames of a variant —
-    as in a deployment. ``interleaved``: each frame is decoded and tracked by every variant in turn, so load that
-    drifts during the run hits all variants alike; but the thread pools of different runtimes (ONNX Runtime's
-    spinning workers, PyTorch's OpenMP team) then wait on the same cores right after each other's calls, which on a
-    busy 2-core machine slowed PyTorch about 2x in one comparison — use it to compare variants of one runtime on a
-    drifting machine.
+    ``interleaved`` (default): the torch reference runs on its own first; then each frame is decoded and tracked by
+    every other variant in turn, so load that drifts during the run hits all backend × precision variants alike —
+    what a side-by-side comparison on a shared machine needs. The reference is kept apart because PyTorch's OpenMP
+    team, waiting on the same cores right after another runtime's call, slowed about 2x in one comparison on a busy
+    2-core machine. ``sequential``: one variant after the other, so nothing else runs between two frames of a
+    variant — as in a deployment.
 
     Args:
         on_error (callable): ``on_error(variant, error)`` for BackendError/CheckpointError while building a
@@ -393,9 +439,9 @@ def measure(variants: Sequence[Variant], video: Path, boxes: np.ndarray, frames:
 
         return tqdm(range(n), desc=desc, unit="frame", leave=False)
 
-    out: List[VariantResult] = []
-    if schedule == "sequential":
-        for v in variants:
+    def run_alone(vs: Sequence[Variant]) -> List[VariantResult]:
+        done: List[VariantResult] = []
+        for v in vs:
             r = build(v)
             if r is None:
                 continue
@@ -403,21 +449,73 @@ def measure(variants: Sequence[Variant], video: Path, boxes: np.ndarray, frames:
                 for _ in bar(r.total, f"fps: {v.label}"):
                     if not r.step():
                         break
-                out.append(_finish(r, warmup, reps_of(v), schedule, video))
+                done.append(_finish(r, warmup, reps_of(v), schedule, video))
             finally:
                 r.close()
-        return out
-    runners = [r for r in (build(v) for v in variants) if r is not None]
+        return done
+
+    if schedule == "sequential":
+        return run_alone(variants)
+    out = run_alone([v for v in variants if v.is_reference])
+    runners: List[_Runner] = []
     try:
+        for v in variants:
+            if not v.is_reference:
+                r = build(v)
+                if r is not None:
+                    runners.append(r)
         for i in bar(max((r.total for r in runners), default=0),
                      "fps: " + ", ".join(r.variant.label for r in runners)):
             if not all([r.step() for r in runners if i < r.total]):
                 break
-        out = [_finish(r, warmup, reps_of(r.variant), schedule, video) for r in runners]
+        out += [_finish(r, warmup, reps_of(r.variant), schedule, video) for r in runners]
     finally:
         for r in runners:
             r.close()
     return out
+
+
+def search_gmac(model_dir: Union[str, Path]) -> Optional[float]:
+    """Conv GMAC of one search call of one target (constant-weight convolutions, float or Q/DQ; the correlations,
+    ~0.1-0.4 % of the MACs, are not counted). None when shape inference cannot tell (dynamic spatial axes)."""
+    from ..calibration.graph import conv_macs, named_model
+    from ..metadata import SEARCH_INPUT
+    from ..modeldir import ModelDir
+
+    md = ModelDir.open(model_dir)
+    model = named_model(md.onnx("search"))
+    for inp in model.graph.input:   # long-term exports: dynamic spatial axes, counted at the instance size
+        if inp.name == SEARCH_INPUT:
+            for d in inp.type.tensor_type.shape.dim[2:]:
+                if not d.dim_value:
+                    d.dim_value = md.instance_size
+    total = sum(conv_macs(model).values())
+    return total / 1e9 if total > 0 else None
+
+
+def attach_headroom(results: Sequence[VariantResult], threads: int, targets: int,
+                    progress: bool = True) -> Dict[str, Any]:
+    """Probe every engine the results used (:mod:`.probe`) and set each result's search GMAC and engine peak;
+    returns {engine: GemmProbe}. Engines without a probe (torch, tensorrt) are left without a share."""
+    from .probe import RUNNERS, probe_engines
+
+    engines = [r.variant.backend for r in results if r.variant.backend in RUNNERS]
+    if progress and engines:
+        LOG.warning("fps: probing the matrix throughput of %s (%d threads)", ", ".join(dict.fromkeys(engines)),
+                    threads)
+    probes, _ = probe_engines(engines, threads)
+    gmac: Dict[Path, Optional[float]] = {}
+    for r in results:
+        d = r.variant.model_dir
+        if d not in gmac:
+            gmac[d] = search_gmac(d)
+        r.search_gmac = gmac[d] * targets if gmac[d] else None
+        p = probes.get(r.variant.backend)
+        # the probe runs float layers in f32: an fp32/fp16 directory run in bf16 has no peak here (an int8 one's MACs
+        # are its int8 convolutions, whatever the hint for its few float layers)
+        bf16_float = bool(r.variant.float_hint) and r.variant.precision != "int8"
+        r.engine_peak_gmacs = p.peak(r.variant.precision) if p is not None and not bf16_float else None
+    return probes
 
 
 def _finish(r: _Runner, warmup: int, template_reps: int, schedule: str, video: Path) -> VariantResult:
@@ -428,22 +526,24 @@ def _finish(r: _Runner, warmup: int, template_reps: int, schedule: str, video: P
 
 
 def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = None,
-            checkpoint: Optional[Union[str, Path]] = None, backends: Sequence[str] = ("onnxruntime",),
+            checkpoint: Optional[Union[str, Path]] = None, backends: Sequence[str] = ("auto",),
             precisions: Sequence[str] = (), video: Optional[Union[str, Path]] = None,
             bbox: Sequence[float] = DEFAULT_BOX, targets: int = 1, frames: Optional[int] = DEFAULT_FRAMES,
             warmup: int = DEFAULT_WARMUP, threads: Optional[int] = None, reference: bool = True,
-            template_reps: int = DEFAULT_TEMPLATE_REPS, schedule: str = "sequential",
+            template_reps: int = DEFAULT_TEMPLATE_REPS, schedule: str = "interleaved",
             json_out: Optional[Union[str, Path]] = None,
             plot_out: Optional[Union[str, Path]] = None, cache_root: Union[str, Path] = DEFAULT_CACHE,
             progress: bool = True, reference_frames: Optional[int] = DEFAULT_REFERENCE_FRAMES,
-            results_dir: Optional[Union[str, Path]] = None) -> FpsReport:
+            results_dir: Optional[Union[str, Path]] = None, headroom: bool = True,
+            backend_options: Optional[Dict[str, Any]] = None) -> FpsReport:
     """Benchmark every requested variant (plus the torch reference) on the same frames.
 
     Args:
         models (Sequence[str | Path]): model directories. Defaults to () — export ``config`` into ``cache_root``.
         config (str): config to export when no model is given. Defaults to siamtrt.config.DEFAULT_CONFIG.
         checkpoint (str | Path): trained weights (export, and the torch reference's weights). Defaults to None.
-        backends (Sequence[str]): "onnxruntime", "tensorrt", "torch". Defaults to ("onnxruntime",).
+        backends (Sequence[str]): registry names ("onnxruntime", "openvino", "tensorrt"), "auto" (the runtime's
+            choice here), "all" (every backend available here) and "torch". Defaults to ("auto",).
         precisions (Sequence[str]): fp32/fp16/int8 (see variants.resolve_variants). Defaults to ().
         video (str | Path): video to track. Defaults to shared/data/bag.avi.
         bbox (Sequence[float]): first target x,y,w,h on frame 0. Defaults to the bag.avi box.
@@ -453,7 +553,7 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
         threads (int): CPU threads for every backend (ORT intra-op, torch). Defaults to the physical core count.
         reference (bool): include the torch reference. Defaults to True.
         template_reps (int): re-initialisations timed for the template stage. Defaults to 5.
-        schedule (str): "sequential" or "interleaved" (see :func:`measure`). Defaults to "sequential".
+        schedule (str): "interleaved" or "sequential" (see :func:`measure`). Defaults to "interleaved".
         json_out (str | Path): write the JSON report here. Defaults to None (``results_dir``'s, if given).
         plot_out (str | Path): write a PNG bar chart here. Defaults to None (``results_dir``'s, if given).
         cache_root (str | Path): where exported models are cached. Defaults to "models".
@@ -462,6 +562,10 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
             Defaults to 10.
         results_dir (str | Path): write ``fps.json`` and ``fps.png`` into ``<results_dir>/<date-time>/`` where
             ``json_out`` / ``plot_out`` are not given (benchmarks/fps.py passes ``results/fps``). Defaults to None.
+        headroom (bool): probe each engine's matrix throughput and report every variant's search GMAC/s as a
+            share of it (:func:`attach_headroom`). Defaults to True.
+        backend_options (dict): generic backend options (e.g. ``{"precision": "auto"}``, OpenVINO's float-layer
+            hint); each backend takes the ones it declares. Defaults to None.
 
     Raises:
         SiamtrtError: bad arguments, unavailable backends, unreadable video/model.
@@ -495,12 +599,14 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
         frames = avail
     boxes = target_boxes(bbox, targets, (fw, fh))
     explicit_ref = REFERENCE_BACKEND in backends
-    variants = resolve_variants(models, config, checkpoint, backends, precisions, reference=reference,
-                                cache_root=cache_root, progress=progress)
     skipped: List[Dict[str, str]] = []
+    variants = resolve_variants(models, config, checkpoint, backends, precisions, reference=reference,
+                                cache_root=cache_root, progress=progress, skipped=skipped)
     for v in variants:
         if v.is_reference and not explicit_ref:
             v.random_fallback = True  # a timing baseline: random weights are fine when no checkpoint is given
+        if not v.is_reference and backend_options:
+            v.options.update({k: val for k, val in backend_options.items() if val is not None})
 
     def skip_reference(v: Variant, e) -> bool:
         if v.is_reference and not explicit_ref:
@@ -512,8 +618,10 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
         raise InputError(f"--reference-frames must be >= 1 (got {reference_frames})")
     results = measure(variants, video, boxes, frames, warmup, threads, template_reps, schedule, progress,
                       on_error=skip_reference, reference_frames=reference_frames)
+    probes = attach_headroom(results, threads, targets, progress) if headroom else {}
     report = FpsReport(results=results, video=video, frame_size=(fw, fh), targets=targets, warmup=warmup,
-                       threads=threads, machine=machine, schedule=schedule, notes=notes, skipped=skipped)
+                       threads=threads, machine=machine, schedule=schedule, notes=notes, skipped=skipped,
+                       probes=probes)
     if results_dir is not None and results and not (json_out and plot_out):
         run = Path(results_dir) / time.strftime("%Y%m%d-%H%M%S")
         json_out = json_out or run / "fps.json"
@@ -533,8 +641,9 @@ def _plot(report: FpsReport, out: Union[str, Path]) -> Path:
     rows = []
     for r in res:
         ratio = r.speedup(report.reference_for(r))
-        rows.append({"label": f"{r.variant.label}\n{r.variant.weights}, {r.frames} frames", "fps": r.fps,
-                     "text": f"{r.fps:.1f} fps" + (f", {ratio:.2f}x (p50)" if ratio is not None else ""),
+        share = f"\nsearch {r.peak_share * 100:.0f} % of peak" if r.peak_share else ""
+        rows.append({"label": f"{report.display_label(r)}\n{r.variant.weights}, {r.frames} frames", "fps": r.fps,
+                     "text": f"{r.fps:.1f} fps" + (f", {ratio:.2f}x (p50)" if ratio is not None else "") + share,
                      "stages_ms": {k: stats_ms(r.per_frame[k]) for k in FRAME_STAGES}})
     random = not all(r.variant.trained for r in res)
     title = (f"{res[0].variant.arch} on {report.video.name}, {report.targets} target(s), {report.threads} threads\n"
@@ -543,4 +652,5 @@ def _plot(report: FpsReport, out: Union[str, Path]) -> Path:
     return plot_fps(rows, FRAME_STAGES, out, title=title)
 
 
-__all__ = ["FpsReport", "VariantResult", "run_fps", "measure", "stats_ms", "target_boxes", "default_video"]
+__all__ = ["FpsReport", "VariantResult", "attach_headroom", "default_video", "measure", "run_fps", "search_gmac",
+           "stats_ms", "target_boxes"]

@@ -34,7 +34,7 @@ def weights_label(meta: Dict[str, Any]) -> str:
 
 def run_mode_fps(model_dir: Union[str, Path], modes: Sequence[str], video: Union[str, Path],
                  bbox: Sequence[float], frames: int = 60, warmup: int = 3, threads: Optional[int] = None,
-                 backend: str = "onnxruntime", progress: bool = True) -> Dict[str, Any]:
+                 backend: str = "auto", progress: bool = True) -> Dict[str, Any]:
     """Time each mode on the same frames (interleaved) and return a JSON-ready dict (see the module docstring).
 
     Raises:
@@ -44,9 +44,11 @@ def run_mode_fps(model_dir: Union[str, Path], modes: Sequence[str], video: Union
     from ..runtime.modes import parse_mode
     from ..runtime.video import FrameSource
 
+    from ..runtime.backends import accepted_options, choose_backend
+
     names = list(dict.fromkeys(["short"] + [parse_mode(m).name for m in modes]))
-    opts = {"threads": threads} if threads and backend == "onnxruntime" else {}
-    base = Tracker.from_model_dir(model_dir, backend=backend, **opts)
+    backend = choose_backend(backend, model_dir)[0]   # "auto" → the name whose options apply
+    base = Tracker.from_model_dir(model_dir, backend=backend, **accepted_options(backend, {"threads": threads}))
     trackers = {m: Tracker(base.backend, base.info, mode=m) for m in names}
     forced = None
     if any(parse_mode(m).longterm for m in names):

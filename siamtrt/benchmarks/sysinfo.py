@@ -21,6 +21,7 @@ _DISTS = {
     "opencv": ["opencv-python-headless", "opencv-python", "opencv-contrib-python", "opencv-contrib-python-headless"],
     "onnx": ["onnx"],
     "onnxruntime": ["onnxruntime", "onnxruntime-gpu"],
+    "openvino": ["openvino"],
     "torch": ["torch"],
     "tensorrt": ["tensorrt", "tensorrt-cu12", "tensorrt-cu13"],
     "tensorrt_rtx": ["tensorrt-rtx", "tensorrt_rtx"],
@@ -54,6 +55,24 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+#: CPU flags that decide matrix speed (x86: AVX2/AVX-512, VNNI int8 dot products, AMX tiles, bf16; aarch64:
+#: NEON dot products, int8 matrix multiply, bf16, SVE) — what a speed figure needs beside the CPU model
+MATRIX_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
+                "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "bf16", "sve", "sve2")
+
+
+def isa_flags() -> List[str]:
+    """The CPU's :data:`MATRIX_FLAGS` present here (from /proc/cpuinfo ``flags`` / ``Features``; empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("flags", "features")) and ":" in line:
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in MATRIX_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
 
 
 def gpus() -> List[Dict[str, str]]:
@@ -120,7 +139,7 @@ def machine_info() -> Dict[str, Any]:
     except (AttributeError, OSError):
         usable = os.cpu_count()
     info: Dict[str, Any] = {
-        "cpu": cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": usable,
+        "cpu": cpu_model(), "isa_flags": isa_flags(), "logical_cores": os.cpu_count(), "usable_cores": usable,
         "physical_cores": physical_cores(), "memory_gib": memory_gib(), "gpus": gpus(),
         "os": platform.platform(), "python": platform.python_version(), "versions": package_versions(),
         "git": git_sha(), "load_average_1min": load_average(),
@@ -138,6 +157,8 @@ def describe(info: Dict[str, Any]) -> str:
     """One line for table headers."""
     gpu = ", ".join(g["name"] for g in info.get("gpus") or []) or "no GPU"
     v = info.get("versions", {})
-    libs = ", ".join(f"{k} {v[k]}" for k in ("onnxruntime", "torch", "tensorrt", "tensorrt_rtx", "opencv") if v.get(k))
-    return (f"{info.get('cpu')} ({info.get('physical_cores')} physical / {info.get('usable_cores')} usable cores), "
-            f"{gpu}; {libs}")
+    libs = ", ".join(f"{k} {v[k]}" for k in ("onnxruntime", "openvino", "torch", "tensorrt", "tensorrt_rtx", "opencv")
+                     if v.get(k))
+    isa = " ".join(info.get("isa_flags") or []) or "ISA flags unknown"
+    return (f"{info.get('cpu')} ({info.get('physical_cores')} physical / {info.get('usable_cores')} usable cores; "
+            f"{isa}), {gpu}; {libs}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..config import DEFAULT_CONFIG, get_config
 from ..locations import default_model_dir
@@ -25,8 +25,42 @@ from ..metadata import PRECISIONS
 
 LOG = logging.getLogger(__name__)
 
-BACKEND_CHOICES = ("onnxruntime", "tensorrt", "torch")
 REFERENCE_BACKEND = "torch"
+#: backend words the benchmarks accept besides the registry's names: the torch reference, "auto" (what the runtime
+#: picks for a directory on this machine) and "all" (every registered backend that can run it here)
+BACKEND_WORDS = (REFERENCE_BACKEND, "auto", "all")
+
+
+def backend_choices() -> Tuple[str, ...]:
+    """Every name ``--backend`` accepts: the runtime registry's, then :data:`BACKEND_WORDS`."""
+    from ..runtime.backends import BACKENDS
+
+    return tuple(BACKENDS) + BACKEND_WORDS
+
+
+def backends_for(words: Sequence[str], model_dir: Path) -> Tuple[List[str], List[Dict[str, str]]]:
+    """Concrete backend names for ``model_dir`` (``auto`` resolved as the runtime resolves it, ``all`` expanded to
+    every available registered backend), and the backends ``all`` left out with the reason."""
+    from ..runtime.backends import BACKENDS, backend_class, choose_backend
+
+    names: List[str] = []
+    left_out: List[Dict[str, str]] = []
+    for w in words:
+        if w == "auto":
+            names.append(choose_backend("auto", model_dir)[0])
+        elif w == "all":
+            for b in BACKENDS:
+                try:
+                    why = backend_class(b).unavailable_reason(model_dir)
+                except BackendError as e:
+                    why = e.what
+                if why:
+                    left_out.append({"label": f"{b} ({model_dir.name})", "reason": why})
+                else:
+                    names.append(b)
+        else:
+            names.append(w)
+    return list(dict.fromkeys(names)), left_out
 DEFAULT_CACHE = Path("models")
 
 
@@ -40,6 +74,7 @@ class Variant:
     checkpoint: Optional[Path] = None
     options: Dict[str, Any] = field(default_factory=dict)
     random_fallback: bool = False  # torch only: timing with random weights when the checkpoint is absent
+    float_hint: Optional[str] = None  # the float-layer precision the backend ran with, when not f32 (OpenVINO bf16)
 
     @property
     def precision(self) -> str:
@@ -48,7 +83,11 @@ class Variant:
 
     @property
     def label(self) -> str:
-        return f"{self.backend}-{self.precision}"
+        """``backend-precision``, with the Q/DQ target of an int8 directory (``openvino-int8(openvino)``): the same
+        backend runs directories quantized for different engines differently."""
+        target = (self.meta.get("quantization") or {}).get("target") if self.precision == "int8" else None
+        return (f"{self.backend}-{self.precision}" + (f"({target})" if target else "")
+                + (f"[{self.float_hint}]" if self.float_hint else ""))
 
     @property
     def arch(self) -> str:
@@ -84,6 +123,7 @@ class Variant:
 
     def describe(self) -> Dict[str, Any]:
         return {"label": self.label, "backend": self.backend, "precision": self.precision,
+                "qdq_target": (self.meta.get("quantization") or {}).get("target"), "float_hint": self.float_hint,
                 "model_dir": str(self.model_dir), "arch": self.arch, "trained": self.trained, "weights_kind": self.weights,
                 "checkpoint_sha256": self.meta.get("checkpoint_sha256"), "xcorr": self.meta.get("xcorr"),
                 "batch": self.meta.get("batch")}
@@ -103,9 +143,10 @@ class Variant:
                                              random_fallback=self.random_fallback, threads=threads,
                                              weights_cache=cache, **self.options)
             return Tracker(be, info)
-        opts = dict(self.options)
-        if self.backend == "onnxruntime" and threads:
-            opts["threads"] = threads
+        from ..runtime.backends import accepted_options
+
+        # generic options, filtered by what this backend declares (no backend named here)
+        opts = accepted_options(self.backend, dict({"threads": threads}, **self.options))
         return Tracker.from_model_dir(self.model_dir, backend=self.backend, **opts)
 
 
@@ -246,28 +287,31 @@ def resolve_variants(models: Sequence[Union[str, Path]] = (), config: Optional[s
                      checkpoint: Optional[Union[str, Path]] = None, backends: Sequence[str] = ("onnxruntime",),
                      precisions: Sequence[str] = (), reference: bool = True,
                      cache_root: Union[str, Path] = DEFAULT_CACHE, seed: int = 0,
-                     progress: bool = True) -> List[Variant]:
+                     progress: bool = True, skipped: Optional[List[Dict[str, str]]] = None) -> List[Variant]:
     """Turn CLI choices into variants (reference first).
 
     Args:
         models (Sequence[str | Path]): model directories; when empty, ``config`` is exported into the cache.
         config (str): built-in config name or pysot yaml. Defaults to siamtrt.config.DEFAULT_CONFIG.
         checkpoint (str | Path): trained weights for ``config`` (and for the torch reference of ``models``).
-        backends (Sequence[str]): backends to run on every directory ("torch" is the reference).
+        backends (Sequence[str]): backends to run on every directory: registry names, "torch" (the reference),
+            "auto" (the runtime's choice for the directory) or "all" (every backend that can run it here).
         precisions (Sequence[str]): wanted precisions: with ``models``, a filter that must match every directory;
             with ``config``, the directories to produce. Defaults to the directories' own (fp32 for a config).
         reference (bool): add the torch reference (one per distinct network) even when not listed. Defaults to True.
         progress (bool): progress bar while exporting. Defaults to True.
+        skipped (list): receives ``{"label", "reason"}`` for every backend ``all`` left out. Defaults to None.
 
     Raises:
         BackendError / ModelDirError / InputError: unknown names, mismatched precisions, missing directories.
     """
+    choices = backend_choices()
     for b in backends:
-        if b not in BACKEND_CHOICES:
+        if b not in choices:
             import difflib
 
-            close = difflib.get_close_matches(b, BACKEND_CHOICES, n=1)
-            raise BackendError(f"unknown backend '{b}'", evidence=f"valid: {', '.join(BACKEND_CHOICES)}",
+            close = difflib.get_close_matches(b, choices, n=1)
+            raise BackendError(f"unknown backend '{b}'", evidence=f"valid: {', '.join(choices)}",
                                fix=f"did you mean '{close[0]}'?" if close else "choose one of the valid names")
     for p in precisions:
         if p not in PRECISIONS:
@@ -294,7 +338,10 @@ def resolve_variants(models: Sequence[Union[str, Path]] = (), config: Optional[s
     ckpt = Path(checkpoint) if checkpoint else None
     for d in dirs:
         meta = read_dir_meta(d)
-        for b in backends:
+        names, left_out = backends_for(backends, d)
+        if skipped is not None:
+            skipped.extend(left_out)
+        for b in names:
             v = Variant(backend=b, model_dir=d, meta=meta, checkpoint=ckpt)
             if v.is_reference:
                 if v.weights_key in seen_ref:
@@ -311,8 +358,13 @@ def resolve_variants(models: Sequence[Union[str, Path]] = (), config: Optional[s
     return sorted(variants, key=lambda v: (not v.is_reference,))
 
 
-def add_variant_arguments(parser) -> Any:
+def add_variant_arguments(parser, default_backend: str = "onnxruntime") -> Any:
     """The model-source and "what to run" options shared by benchmarks/fps.py and benchmarks/accuracy.py.
+
+    Args:
+        parser (argparse.ArgumentParser): the command's parser.
+        default_backend (str): ``--backend``'s default (fps.py: "auto", the embedded default). Defaults to
+            "onnxruntime".
 
     Returns the "what to run" group so a script can add its own options to it.
     """
@@ -323,9 +375,10 @@ def add_variant_arguments(parser) -> Any:
     src.add_argument("--checkpoint", help="trained model.pth (for --config, and the torch reference's weights)")
     src.add_argument("--cache", default="models", help="folder for exported models (default: ./models)")
     run = parser.add_argument_group("what to run")
-    run.add_argument("--backend", nargs="+", default=["onnxruntime"], metavar="NAME",
-                     help="onnxruntime, tensorrt, torch (the PyTorch reference, as pysot runs it); "
-                          "default: onnxruntime")
+    run.add_argument("--backend", nargs="+", default=[default_backend], metavar="NAME",
+                     help="auto (what the runtime picks here: TensorRT with engines and a GPU, else OpenVINO where "
+                          "installed, else ONNX Runtime), all (every backend available here), onnxruntime, openvino, "
+                          f"tensorrt, torch (the PyTorch reference, as pysot runs it); default: {default_backend}")
     run.add_argument("--precision", nargs="+", default=[], metavar="P",
                      help="fp32 / fp16 / int8: with --config, the variants to produce (fp16 is derived on demand); "
                           "with --model, a check on the directories' recorded precision")

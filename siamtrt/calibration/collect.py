@@ -440,6 +440,7 @@ def _merge(md: ModelDir, got: Sequence[SourceCrops], max_samples: int, templates
     meta = {"format": FORMAT, "siamtrt": __version__, "arch": md.arch,
             "exemplar_size": md.exemplar_size, "instance_size": md.instance_size,
             "template_outputs": md.template_outputs, "template_sha256": md.sha256("template"),
+            "checkpoint_sha256": md.checkpoint_sha256,
             "model_dir": str(md.path), "max_samples": max_samples, "templates_per_source": templates_per_source,
             "sources": [g.info for g in got], "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     return CalibrationSet(template=np.stack(templates), search=np.stack(searches), pair=np.asarray(pair, np.int64),

@@ -133,10 +133,11 @@ class CalibrationSet:
         """Search crops over both sizes (what ``search_feeds(..., alt=True)`` yields at batch 1)."""
         return self.num_search + (0 if self.search_alt is None else len(self.search_alt))
 
-    def kernels_for(self, model: ModelDir, threads: Optional[int] = None) -> Dict[str, np.ndarray]:
+    def kernels_for(self, model: ModelDir, threads: Optional[int] = None,
+                    other_weights: bool = False) -> Dict[str, np.ndarray]:
         """FP32 kernels for ``model``'s search branch: the stored ones when they came from this very template
-        model, else recomputed with its template.onnx in ONNX Runtime."""
-        self.check_model(model)
+        model, else recomputed with its template.onnx in ONNX Runtime (``other_weights``: see check_model)."""
+        self.check_model(model, other_weights)
         sha = model.sha256("template")
         names = model.template_outputs
         if self.kernels and self.meta.get("template_sha256") == sha and all(n in self.kernels for n in names):
@@ -146,11 +147,15 @@ class CalibrationSet:
         return run_template(model, self.template, threads=threads)
 
     # --------------------------------------------------------------------------------------------- validation
-    def check_model(self, model: ModelDir) -> None:
-        """The crops fit ``model`` (exemplar and instance size).
+    def check_model(self, model: ModelDir, other_weights: bool = False) -> None:
+        """The crops fit ``model`` (exemplar and instance size) and were collected on its weights.
+
+        The weights are those of the checkpoint recorded at collect time (``checkpoint_sha256``; files written
+        before it was recorded: the template.onnx sha256). Crops cut along another checkpoint's trajectory, with
+        its kernels, calibrate the wrong activations; ``other_weights=True`` (``quantize.py --force``) accepts them.
 
         Raises:
-            CalibrationError: size mismatch, with the collect command that fixes it.
+            CalibrationError: size mismatch, or other weights, with the collect command that fixes it.
         """
         want = (model.exemplar_size, model.instance_size)
         have = (self.exemplar_size, self.instance_size)
@@ -164,6 +169,18 @@ class CalibrationSet:
                          f"takes {want[0]}/{want[1]}",
                 fix=f"collect crops for this model: python calibration/collect.py --model {model.path} --video V "
                     f"--bbox x,y,w,h --out calib.npz")
+        mine = self.meta.get("checkpoint_sha256")
+        same = (mine == model.checkpoint_sha256 if mine is not None
+                else self.meta.get("template_sha256") in (None, model.sha256("template")))
+        if not same and not other_weights:
+            what = (f"checkpoint {str(mine)[:16]}…, the model's is {model.checkpoint_sha256[:16]}…" if mine else
+                    f"template.onnx sha256 {str(self.meta.get('template_sha256'))[:16]}…, the model's is "
+                    f"{model.sha256('template')[:16]}…")
+            raise CalibrationError(f"calibration file {self.path or ''} was collected on other weights than "
+                                   f"{model.path}", evidence=f"it records {what}",
+                                   fix=f"collect crops with this model: python calibration/collect.py --model "
+                                       f"{model.path} --video V --bbox x,y,w,h --out calib.npz (or --force if the "
+                                       "two are exports of the same weights)")
 
     # -------------------------------------------------------------------------------------------------- storage
     def save(self, path: Union[str, Path]) -> Path:

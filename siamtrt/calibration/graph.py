@@ -52,7 +52,8 @@ def stem_convs(model, inputs: Sequence[str] = (TEMPLATE_INPUT, SEARCH_INPUT)) ->
 
 
 def conv_macs(model) -> Dict[str, float]:
-    """Multiply-accumulates of every Conv with constant weights, at batch 1 (from ONNX shape inference)."""
+    """Multiply-accumulates of every Conv with constant weights (float or Q/DQ int8), at batch 1 (from ONNX shape
+    inference)."""
     import onnx
 
     m = onnx.ModelProto()
@@ -70,6 +71,9 @@ def conv_macs(model) -> Dict[str, float]:
     for v in list(m.graph.value_info) + list(m.graph.output):
         shapes[v.name] = [d.dim_value for d in v.type.tensor_type.shape.dim]
     weights = {i.name: list(i.dims) for i in m.graph.initializer}
+    for n in m.graph.node:  # Q/DQ models: a convolution's weight is the DequantizeLinear of an int8 initializer
+        if n.op_type == "DequantizeLinear" and n.input[0] in weights:
+            weights[n.output[0]] = weights[n.input[0]]
     out = {}
     for n in m.graph.node:
         if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in weights:

@@ -1,16 +1,19 @@
-"""INT8 explicit quantization (QDQ ONNX) of both branches, in the flavour each runtime runs fast.
+"""INT8 explicit quantization (QDQ ONNX) of both branches, for the engine that will run them (the Q/DQ target).
 
 Library: ``onnxruntime.quantization.quantize_static`` (QDQ format). Why this one: it is the quantizer maintained
-by the runtime that executes the CPU flavour (its QDQ → QLinearConv fusions are what make int8 fast there), it
+by the runtime that executes the CPU targets (its QDQ → QLinearConv fusions are what make int8 fast there), it
 writes standard ONNX QuantizeLinear/DequantizeLinear that TensorRT's parser accepts when the zero points are 0,
 it supports per-channel weights, node exclusion and externally supplied ranges (``calibration_cache_path``), and it
 is already a dependency. NVIDIA ModelOpt would place Q/DQ by TensorRT's fusion rules but pulls torch ≥ 2.8,
 onnxruntime-gpu and cupy — too heavy for a CPU pipeline; hand-inserting nodes is what this module avoids.
 
-Two flavours, because one cannot serve both runtimes (the mobilev2 search branch on ONNX Runtime 1.32, this
-2-core CPU: uint8 asymmetric activations run at 0.44× the FP32 time, symmetric int8 at 1.00× — no gain):
+Q/DQ targets (:data:`QDQ_TARGETS`), because one Q/DQ model cannot serve every engine (the mobilev2 search branch on
+ONNX Runtime 1.32, this 2-core CPU: uint8 asymmetric activations run at 0.44× the FP32 time, symmetric int8 at
+1.00× — no gain), and because each engine's fidelity and speed differ:
 
 * ``onnxruntime`` (default): uint8 asymmetric activations, int8 symmetric per-channel weights (VNNI path).
+* ``openvino``: the same arithmetic, the fidelity search measured on OpenVINO, and the stem a candidate of the
+  search (OpenVINO runs a 3-channel int8 stem on AMX; ONNX Runtime's is slower than its float one).
 * ``tensorrt``: int8 symmetric activations and weights (all zero points 0), per-channel weights, bias left in
   float (TensorRT's DequantizeLinear takes no int32) — what ``export/build_engine.py --int8`` consumes.
 
@@ -19,7 +22,8 @@ What stays in float (``excluded_nodes`` in the metadata lists it):
 * the depthwise correlations — Convs whose weights are a graph tensor: TensorRT cannot quantize them and their
   "weights" change per target;
 * the tail — every node from the last convolution of each path to the ``cls``/``loc`` (or kernel) outputs;
-* the stem — the convolution(s) reading the 0..255 image (see :func:`stem_convs`);
+* the stem — the convolution(s) reading the 0..255 image (see :func:`stem_convs`), except for targets that search
+  it (openvino: quantized where the fidelity target allows);
 * the convolutions nearest the input, as many as the model in hand needs: :func:`quantize_int8` measures the
   fidelity of the INT8 pair on calibration crops and grows this float prefix until ``min_cosine`` (default 0.98)
   is met (:mod:`.sensitivity`; ranges are collected once by :class:`BranchQuantizer`, each candidate is one
@@ -64,14 +68,14 @@ import numpy as np
 from ..errors import CalibrationError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT, file_sha256
 from .data import MIN_RECOMMENDED_SEARCH, CalibrationSet, load_calibration
-from ..modeldir import ModelDir
+from ..modeldir import ONNX_FILES, ModelDir
 from .derive import check_model_out_dir, derived_metadata, save_branch, staged_model_dir
 from .graph import (conv_macs, correlation_convs, downstream_tensors, input_prefix_convs, mac_share, name_nodes,
                     named_model, stem_convs, tail_nodes)
 from .ranges import METHODS, Ranges, collect_statistics, compute_ranges, save_ort_cache
 from .sensitivity import (DEFAULT_FIDELITY_SAMPLES, DEFAULT_HELD_OUT, DEFAULT_MARGIN, DEFAULT_MIN_COSINE,
-                          FallbackResult, FidelityProbe, fidelity_subsets, prefix_fallback, quantizable_convs,
-                          template_target)
+                          FallbackResult, FidelityProbe, bf16_fidelity, fidelity_subsets, prefix_fallback,
+                          quantizable_convs, template_target)
 
 LOG = logging.getLogger(__name__)
 
@@ -92,14 +96,28 @@ DEFAULT_METHOD = "max"
 
 
 @dataclass(frozen=True)
-class Flavour:
-    """How one target wants its QDQ model (a row of the capability table)."""
+class QdqTarget:
+    """A Q/DQ target: how one engine wants its INT8 model (a row of the quantization capability table).
+
+    Attributes:
+        name (str): the ``--target`` name. activation_type / weight_type (str): ``onnxruntime.quantization.QuantType``
+            member names. extra_options (tuple): ``quantize_static`` extra options (symmetry, bias).
+        engine (str): the runtime backend whose arithmetic the fidelity search measures (registry name).
+        stem_searched (bool): the stem is a candidate of the fidelity search (int8 where fidelity allows) instead
+            of always float — for engines whose int8 stem is faster than their float one.
+        note (str): one line for logs and the docs.
+        bf16_check (bool): also measure whether the engine's bf16 hint keeps the chosen pair's outputs, and record
+            it in the metadata (``quantization.bf16``, what OpenVINO's ``precision="auto"`` reads). Defaults to False.
+    """
 
     name: str
-    activation_type: str   # onnxruntime.quantization.QuantType member name
+    activation_type: str
     weight_type: str
     extra_options: Tuple[Tuple[str, Any], ...]
+    engine: str
+    stem_searched: bool
     note: str
+    bf16_check: bool = False
 
     def quant_types(self):
         from onnxruntime.quantization import QuantType
@@ -107,15 +125,39 @@ class Flavour:
         return getattr(QuantType, self.activation_type), getattr(QuantType, self.weight_type)
 
 
-TARGETS: Dict[str, Flavour] = {
-    "onnxruntime": Flavour("onnxruntime", "QUInt8", "QInt8",
-                           (("ActivationSymmetric", False), ("WeightSymmetric", True)),
-                           "uint8 asymmetric activations + int8 per-channel weights (ORT CPU QLinearConv, VNNI)"),
-    "tensorrt": Flavour("tensorrt", "QInt8", "QInt8",
-                        (("ActivationSymmetric", True), ("WeightSymmetric", True), ("QuantizeBias", False)),
-                        "int8 symmetric activations and per-channel weights, zero points 0, float bias "
-                        "(TensorRT explicit quantization)"),
+_ASYMMETRIC = (("ActivationSymmetric", False), ("WeightSymmetric", True))
+#: Q/DQ targets. onnxruntime and openvino write the same Q/DQ arithmetic (uint8 asymmetric activations measured
+#: 0.9991 vs 0.9981 cls cosine and 0.135x vs 0.159x of ORT FP32 search time for symmetric int8 in OpenVINO, alex
+#: stand-in, stem int8), but their engines differ where it matters: ORT's int8 stem (3 input channels) is *slower*
+#: than its float one (alex search 0.52x vs 0.39x of FP32), OpenVINO's runs on AMX and halves the INT8 search time
+#: (0.14x vs 0.26x), so only openvino searches the stem; and each directory's fidelity is measured on its engine.
+QDQ_TARGETS: Dict[str, QdqTarget] = {
+    "onnxruntime": QdqTarget("onnxruntime", "QUInt8", "QInt8", _ASYMMETRIC, engine="onnxruntime", stem_searched=False,
+                             note="uint8 asymmetric activations + int8 per-channel weights (ORT CPU QLinearConv, "
+                                  "VNNI); stem float"),
+    "openvino": QdqTarget("openvino", "QUInt8", "QInt8", _ASYMMETRIC, engine="openvino", stem_searched=True,
+                          note="uint8 asymmetric activations + int8 per-channel weights (OpenVINO CPU, VNNI / AMX); "
+                               "fidelity measured in OpenVINO; the stem int8 where fidelity allows",
+                          bf16_check=True),
+    "tensorrt": QdqTarget("tensorrt", "QInt8", "QInt8",
+                          (("ActivationSymmetric", True), ("WeightSymmetric", True), ("QuantizeBias", False)),
+                          engine="onnxruntime", stem_searched=False,
+                          note="int8 symmetric activations and per-channel weights, zero points 0, float bias "
+                               "(TensorRT explicit quantization; fidelity measured on ONNX Runtime, which executes "
+                               "the same Q/DQ arithmetic)"),
 }
+
+
+def qdq_target(name: str) -> QdqTarget:
+    """The :class:`QdqTarget` called ``name``.
+
+    Raises:
+        CalibrationError: unknown name (lists the valid ones).
+    """
+    if name not in QDQ_TARGETS:
+        raise CalibrationError(f"unknown quantization target '{name}'", evidence=f"valid: {list(QDQ_TARGETS)}",
+                               fix="use --target onnxruntime (ORT CPU), openvino (OpenVINO CPU) or tensorrt")
+    return QDQ_TARGETS[name]
 
 
 class _DropPreprocessHint(logging.Filter):
@@ -152,6 +194,7 @@ class BranchResult:
     ranges: Optional[Ranges] = None
     fallback: Optional[FallbackResult] = None   # what the per-model fidelity search chose (None: fixed set)
     float_mac_share: Optional[float] = None      # share of the conv MACs (constant weights) left float
+    stem_int8: List[str] = field(default_factory=list)   # stem convolutions quantized (targets that search the stem)
 
 
 class BranchQuantizer:
@@ -170,16 +213,13 @@ class BranchQuantizer:
                  total: Optional[int] = None, branch: str = "search", percentile: float = 99.99):
         import onnx
 
-        if target not in TARGETS:
-            raise CalibrationError(f"unknown quantization target '{target}'", evidence=f"valid: {list(TARGETS)}",
-                                   fix="use --target onnxruntime (CPU) or --target tensorrt")
+        self.qdq_target = qdq_target(target)
         for m in (method, head_method):
             if m not in METHODS:
                 raise CalibrationError(f"unknown calibration method '{m}'", evidence=f"valid: {METHODS}",
                                        fix="use --method entropy, max or percentile")
         t0 = time.perf_counter()
         self.src, self.branch, self.target = Path(src), branch, target
-        self.flavour = TARGETS[target]
         self.model = onnx.load(str(src))
         name_nodes(self.model)
         self.names = {n.name for n in self.model.graph.node}
@@ -239,13 +279,14 @@ class BranchQuantizer:
         self.check_names(excluded)
         self._count += 1
         out = Path(self._tmp.name) / f"quant{self._count}.onnx"
-        act, wgt = self.flavour.quant_types()
+        act, wgt = self.qdq_target.quant_types()
         try:
             with _no_preprocess_nag():
                 quantize_static(str(self.prepared), str(out), None, quant_format=QuantFormat.QDQ,
                                 op_types_to_quantize=list(OP_TYPES), per_channel=True, reduce_range=False,
                                 activation_type=act, weight_type=wgt, nodes_to_exclude=list(excluded),
-                                calibrate_method=CalibrationMethod.MinMax, extra_options=dict(self.flavour.extra_options),
+                                calibrate_method=CalibrationMethod.MinMax,
+                                extra_options=dict(self.qdq_target.extra_options),
                                 calibration_cache_path=str(self.cache))
         except Exception as e:  # the quantizer raises ValueError/RuntimeError/onnx errors
             raise CalibrationError(f"onnxruntime.quantization failed on the {self.branch} model",
@@ -305,6 +346,13 @@ def quantize_branch(src: Union[str, Path], dst: Union[str, Path], feeds: Iterabl
     return qmodel, res
 
 
+def step_line(step: Dict[str, Any]) -> str:
+    """One fidelity-search step as printed: float prefix length, its last conv, MAC share, fidelity reached."""
+    last = f" (to {step['last']})" if step.get("last") else " (start set)"
+    return (f"float prefix {step['prefix']:3d}{last}, {step['mac_share'] * 100:5.1f} % of conv MACs float: "
+            f"cls {step['cls']:.4f} loc {step['loc']:.4f}")
+
+
 @dataclass
 class QuantizeSummary:
     """What ``calibration/quantize.py`` did (printed by the script)."""
@@ -332,6 +380,9 @@ class QuantizeSummary:
                              "MACs")
             if b.fallback is not None:
                 lines.append(f"           fidelity {b.fallback.line()}")
+                lines += [f"             step: {step_line(st)}" for st in b.fallback.steps]
+                if b.stem_int8:
+                    lines.append(f"           stem int8: {', '.join(b.stem_int8)}")
                 if b.fallback.note:
                     lines.append(f"           note: {b.fallback.note}")
         fid = self.details.get("fidelity") or {}
@@ -339,6 +390,12 @@ class QuantizeSummary:
             h, verdict = fid["held_out"], {True: "meets the target", False: "BELOW the target", None: ""}
             lines.append(f"  held-out check on {fid['held_out_crops']} other calibration crops (worst template): pair "
                          f"cls {h['cls']:.4f} loc {h['loc']:.4f} {verdict[fid.get('held_out_met')]}".rstrip())
+        bf16 = self.details.get("bf16")
+        if bf16:
+            lines.append("  bf16 hint (OpenVINO float layers): " + (
+                f"worst template cls {bf16['cls']:.4f} loc {bf16['loc']:.4f} vs f32 on {bf16['crops']} crops: "
+                + ("kept — precision auto uses bf16" if bf16["passed"] else "NOT kept — the backend stays f32")
+                if "cls" in bf16 else f"not measured ({bf16.get('reason')})"))
         for f in self.extra_files:
             lines.append(f"  {f}")
         lines.append(f"  total {self.seconds:.1f}s")
@@ -353,21 +410,28 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
                   trt_version: Optional[str] = None, batch: int = 4,
                   min_cosine: Optional[float] = DEFAULT_MIN_COSINE,
                   fidelity_samples: int = DEFAULT_FIDELITY_SAMPLES, held_out: int = DEFAULT_HELD_OUT,
-                  margin: float = DEFAULT_MARGIN,
-                  threads: Optional[int] = None, progress: bool = True) -> QuantizeSummary:
+                  margin: float = DEFAULT_MARGIN, threads: Optional[int] = None, progress: bool = True,
+                  force: bool = False) -> QuantizeSummary:
     """Quantize both branches of an fp32 model directory to QDQ int8 (``calibration/quantize.py --precision int8``).
 
+    Steps (one function each): check the options; open the model and the calibration set; collect each branch's
+    ranges once (:class:`BranchQuantizer`); choose each branch's float set on the engine of ``target``
+    (:func:`choose_float_sets`: template first, then the search branch on the INT8 pair); check the chosen pair on
+    held-out crops; write the directory (only once everything succeeded).
+
     The float set is chosen per model (:mod:`.sensitivity`): from the set whose reasons hold for any weights
-    (stem, correlations, tail) plus ``float_prefix``/``exclude``, the float prefix grows (bisection) until the
-    INT8 template + INT8 search pair keeps ``min(cls, loc)`` cosine ≥ ``min_cosine`` (+ ``margin``) against FP32 for
-    the worst template of ``fidelity_samples`` calibration crops; the result is then measured on ``held_out``
-    other crops. ``min_cosine=0`` keeps the start set (measured, not searched).
+    (correlations, tail, and the stem unless the target searches it) plus ``float_prefix``/``exclude``, the float
+    prefix grows (bisection) until the INT8 template + INT8 search pair keeps ``min(cls, loc)`` cosine ≥
+    ``min_cosine`` (+ ``margin``) against FP32 for the worst template of ``fidelity_samples`` calibration crops; the
+    result is then measured on ``held_out`` other crops. ``min_cosine=0`` keeps the start set (measured, not
+    searched).
 
     Args:
         model_dir (str | Path): fp32 directory written by export/to_onnx.py.
         calib (str | Path | CalibrationSet): calibration file from calibration/collect.py (or the loaded set).
         out_dir (str | Path): derived directory to write.
-        target (str): "onnxruntime" or "tensorrt". Defaults to "onnxruntime".
+        target (str): a :data:`QDQ_TARGETS` name: "onnxruntime", "openvino" or "tensorrt". Defaults to
+            "onnxruntime".
         method (str): backbone/neck range method: max, percentile or entropy. Defaults to "max".
         head_method (str): range method after the correlation. Defaults to "max".
         float_prefix (dict): branch → share of conv MACs nearest the input forced float (part of the start set).
@@ -382,21 +446,63 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
         fidelity_samples (int): calibration search crops the float set is searched on. Defaults to 32.
         held_out (int): other calibration crops the chosen pair is checked on (0: none). Defaults to 32.
         margin (float): added to the target on the calibration subset. Defaults to 0.003.
-        threads (int): ONNX Runtime threads of the fidelity runs. Defaults to the physical cores.
+        threads (int): threads of the fidelity runs. Defaults to the physical cores.
         progress (bool): tqdm bars. Defaults to True.
+        force (bool): accept a calibration file collected on other weights of the same architecture. Defaults to
+            False.
 
     Raises:
         ModelDirError / CalibrationError: see :meth:`siamtrt.modeldir.ModelDir.open`, :func:`load_calibration`,
             :class:`BranchQuantizer`.
     """
-    import onnxruntime
-
     from ..runtime.cpu import physical_cores
 
     t0 = time.perf_counter()
-    if target not in TARGETS:
-        raise CalibrationError(f"unknown quantization target '{target}'", evidence=f"valid: {list(TARGETS)}",
-                               fix="use --target onnxruntime (CPU) or --target tensorrt")
+    qt = qdq_target(target)
+    prefix, target_cos = check_int8_options(float_prefix, min_cosine, fidelity_samples, held_out, margin)
+    src, cset, node_names = open_int8_inputs(model_dir, calib, out_dir, exclude, force=force)
+    threads = int(threads or physical_cores())
+    details = common_details(qt, src, cset, method, head_method, prefix)
+    LOG.info("INT8: onnxruntime.quantization %s, target %s (%s), fidelity on %s, method %s / head %s, forced float "
+             "prefix %s of MACs, min cosine %s, calibration %s", details["library_version"], qt.name, qt.note,
+             qt.engine, method, head_method, prefix, target_cos, cset.summary())
+    with contextlib.ExitStack() as stack:
+        bqs = collect_ranges(stack, src, cset, qt, method, head_method, batch, force=force)
+        subset, held = fidelity_subsets(cset, fidelity_samples, held_out)
+        probe = FidelityProbe(src.onnx("template"), src.onnx("search"), *subset, src.template_outputs,
+                              threads=threads, engine=qt.engine, meta=src.meta)
+        stack.callback(probe.close)
+        results = choose_float_sets(bqs, probe, out_dir, qt, prefix, exclude, node_names, target_cos, margin,
+                                    progress)
+        held_fid = held_out_fidelity(src, held, results, threads, qt, target_cos)
+        if qt.bf16_check:
+            details["bf16"] = bf16_record(src, held or subset, results, threads, target_cos)
+    fidelity = fidelity_record(results, probe, held, held_fid, target_cos, margin, threads, qt)
+    summary = QuantizeSummary(out_dir=Path(out_dir), precision="int8", target=qt.name,
+                              details=dict(details, fidelity=fidelity))
+    caches = {}
+    # written only once both branches succeeded, and complete or not at all (staged_model_dir: Ctrl-C included)
+    with staged_model_dir(out_dir, source=src.path) as stage:
+        if trt_cache:
+            from .cache import write_trt_caches
+
+            caches = write_trt_caches(src.path, cset, stage, method=method, head_method=head_method,
+                                      trt_version=trt_version, batch=batch)
+            summary.extra_files.extend(Path(out_dir) / p.name for p in caches.values())
+        write_int8_directory(src, stage, results, summary, caches)
+    for res in summary.branches:
+        res.path = Path(out_dir) / res.path.name
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def check_int8_options(float_prefix: Optional[Dict[str, float]], min_cosine: Optional[float],
+                       fidelity_samples: int, held_out: int, margin: float) -> Tuple[Dict[str, float], float]:
+    """(forced float prefix per branch, fidelity target) after checking the options.
+
+    Raises:
+        CalibrationError: a prefix outside [0, 1] or for an unknown branch; a fidelity option out of range.
+    """
     prefix = dict({b: 0.0 for b in DEFAULT_FLOAT_PREFIX}, **(float_prefix or {}))
     bad = {k: v for k, v in prefix.items() if k not in DEFAULT_FLOAT_PREFIX or not 0.0 <= float(v) <= 1.0}
     if bad:
@@ -408,10 +514,22 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
                                evidence=f"min_cosine={min_cosine}, fidelity_samples={fidelity_samples}, "
                                         f"held_out={held_out}, margin={margin}",
                                fix="use --min-cosine in [0, 1] (0 = no search), e.g. 0.98")
+    return prefix, target_cos
+
+
+def open_int8_inputs(model_dir: Union[str, Path], calib: Union[str, Path, CalibrationSet],
+                     out_dir: Union[str, Path], exclude: Sequence[str], force: bool = False
+                     ) -> Tuple[ModelDir, CalibrationSet, Dict[str, set]]:
+    """(source directory, calibration set, node names per branch), checked against each other.
+
+    Raises:
+        ModelDirError: not an fp32 conv-mode directory. CalibrationError: output = source, a calibration file for
+            another model (or other weights, unless ``force``), ``exclude`` names that exist in neither branch.
+    """
     src = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
-    out_dir = check_model_out_dir(out_dir, source=src.path)  # refused before any work, written staged below
+    check_model_out_dir(out_dir, source=src.path)  # refused before any work; written staged at the end
     cset = calib if isinstance(calib, CalibrationSet) else load_calibration(calib)
-    cset.check_model(src)
+    cset.check_model(src, other_weights=force)
     if cset.num_search < MIN_RECOMMENDED_SEARCH:
         LOG.warning("INT8: only %d search crops (recommended ≥ %d): ranges may be noisy", cset.num_search,
                     MIN_RECOMMENDED_SEARCH)
@@ -422,112 +540,163 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
                                evidence=f"e.g. search nodes {sorted(node_names['search'])[:6]}",
                                fix="list node names with python -c \"import onnx; print([n.name for n in "
                                    f"onnx.load('{src.onnx('search')}').graph.node])\"")
-    step = batch if src.dynamic_batch else 1
-    kernels = cset.kernels_for(src)
-    flavour = TARGETS[target]
-    threads = int(threads or physical_cores())
-    LOG.info("INT8: onnxruntime %s, target %s (%s), method %s / head %s, forced float prefix %s of MACs, "
-             "min cosine %s, calibration %s", onnxruntime.__version__, target, flavour.note, method, head_method,
-             prefix, target_cos, cset.summary())
-    common = {
+    return src, cset, node_names
+
+
+def common_details(qt: QdqTarget, src: ModelDir, cset: CalibrationSet, method: str, head_method: str,
+                   prefix: Dict[str, float]) -> Dict[str, Any]:
+    """The ``quantization`` metadata both branches share."""
+    import onnxruntime
+
+    return {
         "library": "onnxruntime.quantization", "library_version": onnxruntime.__version__, "format": "QDQ",
-        "target": target, "activation_type": flavour.activation_type, "weight_type": flavour.weight_type,
-        "per_channel": True, "symmetric_activations": dict(flavour.extra_options)["ActivationSymmetric"],
+        "target": qt.name, "fidelity_engine": qt.engine, "activation_type": qt.activation_type,
+        "weight_type": qt.weight_type, "per_channel": True,
+        "symmetric_activations": dict(qt.extra_options)["ActivationSymmetric"], "stem_searched": qt.stem_searched,
         "method": method, "head_method": head_method, "float_prefix": prefix, "op_types": list(OP_TYPES),
         "calib_file": cset.path.name if cset.path else None,
         "calib_sha256": file_sha256(cset.path) if cset.path else None, "source_dir": str(src.path),
     }
-    summary = QuantizeSummary(out_dir=out_dir, precision="int8", target=target, details=common)
-    results = {}
-    with contextlib.ExitStack() as stack:
-        bqs = {}
-        for branch in ("template", "search"):
-            feeds, total = cset.branch_feeds(branch, kernels, step)
-            bqs[branch] = stack.enter_context(BranchQuantizer(src.onnx(branch), feeds, target=target, method=method,
-                                                              head_method=head_method, total=total, branch=branch))
-        subset, held = fidelity_subsets(cset, fidelity_samples, held_out)
-        probe = FidelityProbe(src.onnx("template"), src.onnx("search"), *subset, src.template_outputs,
-                              threads=threads)
-        tpl_goal = template_target(target_cos) if target_cos > 0 else 0.0
-        final: Dict[str, Any] = {}
-        for branch in ("template", "search"):   # template first: the search is then judged on the INT8 pair
-            t1 = time.perf_counter()
-            bq = bqs[branch]
-            forced = [n for n in input_prefix_convs(bq.model, prefix[branch]) if n not in bq.stem]
-            start = list(dict.fromkeys(bq.minimal() + forced + [e for e in exclude if e in node_names[branch]]))
-            convs = quantizable_convs(bq.model, start)
-            if branch == "template":
-                goal = tpl_goal
 
-                def measure(extra, bq=bq, start=start):
-                    return probe.template_fidelity(bq.quantize(start + extra))
-            else:
-                goal = target_cos
-                pair_kernels = probe.run_template(final["template"])
 
-                def measure(extra, bq=bq, start=start):
-                    return probe.search_fidelity(bq.quantize(start + extra), pair_kernels)
-            fb = prefix_fallback(convs, conv_macs(bq.model), measure, goal, branch=branch,
-                                 margin=margin if branch == "search" else 0.0, progress=progress)
-            excluded = list(dict.fromkeys(start + fb.float_nodes))
-            qmodel = bq.quantize(excluded)
-            final[branch] = qmodel
-            res = bq.result(qmodel, out_dir / src.onnx(branch).name, excluded,
-                            bq.seconds + time.perf_counter() - t1)
-            res.fallback = fb
-            res.float_mac_share = mac_share(conv_macs(bq.model), excluded)
-            results[branch] = (qmodel, res)
-            LOG.info("INT8: %s: %s", branch, fb.line())
-            if not fb.met and target_cos > 0:
-                LOG.warning("INT8: %s: %s", branch, fb.note)
-        held_fid = None
-        if held is not None:
-            held_fid = FidelityProbe(src.onnx("template"), src.onnx("search"), *held, src.template_outputs,
-                                     threads=threads).pair_fidelity(final["template"], final["search"])
-            if target_cos > 0 and held_fid["fidelity"] < target_cos:
-                LOG.warning("INT8: on %d held-out calibration crops the pair reads cls %.4f loc %.4f (worst template), "
-                            "below --min-cosine %.3f met on the search subset: raise --fidelity-samples or "
-                            "--min-cosine, or collect crops from more videos", len(held[1]), held_fid["cls"],
-                            held_fid["loc"], target_cos)
-    fidelity = {"min_cosine": target_cos, "margin": margin, "template_target": tpl_goal,
+def collect_ranges(stack: contextlib.ExitStack, src: ModelDir, cset: CalibrationSet, qt: QdqTarget, method: str,
+                   head_method: str, batch: int, force: bool = False) -> Dict[str, BranchQuantizer]:
+    """One :class:`BranchQuantizer` per branch (ranges collected once; closed with ``stack``)."""
+    step = batch if src.dynamic_batch else 1
+    kernels = cset.kernels_for(src, other_weights=force)
+    bqs = {}
+    for branch in ("template", "search"):
+        feeds, total = cset.branch_feeds(branch, kernels, step)
+        bqs[branch] = stack.enter_context(BranchQuantizer(src.onnx(branch), feeds, target=qt.name, method=method,
+                                                          head_method=head_method, total=total, branch=branch))
+    return bqs
+
+
+def start_set(bq: BranchQuantizer, qt: QdqTarget, prefix: float, exclude: Sequence[str],
+              names: set) -> Tuple[List[str], List[str]]:
+    """(start float set, candidate convs in the order the float prefix grows over them) of one branch.
+
+    The start set holds what stays float whatever the fidelity: correlations, tail, the stem unless ``qt``
+    searches it, the forced ``prefix`` share of MACs and the ``exclude`` names of this branch. A searched stem is
+    the first candidate: if the start set misses the target, the stem is the first convolution made float again.
+    """
+    fixed = list(bq.corr + bq.tail) + ([] if qt.stem_searched else list(bq.stem))
+    forced = [n for n in input_prefix_convs(bq.model, prefix) if n not in fixed]
+    start = list(dict.fromkeys(fixed + forced + [e for e in exclude if e in names]))
+    return start, quantizable_convs(bq.model, start)
+
+
+def choose_float_sets(bqs: Dict[str, BranchQuantizer], probe: FidelityProbe, out_dir: Union[str, Path],
+                      qt: QdqTarget, prefix: Dict[str, float], exclude: Sequence[str], node_names: Dict[str, set],
+                      target_cos: float, margin: float, progress: bool) -> Dict[str, Tuple[Any, BranchResult]]:
+    """{branch: (QDQ model, result)}: each branch's float set chosen by :func:`.sensitivity.prefix_fallback`.
+
+    The template branch first, against :func:`.sensitivity.template_target` on the FP32 search fed its kernels;
+    then the search branch on the pair (the chosen INT8 template's kernels into the candidate INT8 search).
+    """
+    results: Dict[str, Tuple[Any, BranchResult]] = {}
+    for branch in ("template", "search"):
+        t1 = time.perf_counter()
+        bq = bqs[branch]
+        start, convs = start_set(bq, qt, prefix[branch], exclude, node_names[branch])
+        if branch == "template":
+            goal = template_target(target_cos) if target_cos > 0 else 0.0
+
+            def measure(extra, bq=bq, start=start):
+                return probe.template_fidelity(bq.quantize(start + extra))
+        else:
+            goal = target_cos
+            pair_kernels = probe.run_template(results["template"][0])
+
+            def measure(extra, bq=bq, start=start):
+                return probe.search_fidelity(bq.quantize(start + extra), pair_kernels)
+        fb = prefix_fallback(convs, conv_macs(bq.model), measure, goal, branch=branch,
+                             margin=margin if branch == "search" else 0.0, progress=progress)
+        excluded = list(dict.fromkeys(start + fb.float_nodes))
+        qmodel = bq.quantize(excluded)
+        res = bq.result(qmodel, Path(out_dir) / ONNX_FILES[branch], excluded, bq.seconds + time.perf_counter() - t1)
+        res.fallback = fb
+        res.float_mac_share = mac_share(conv_macs(bq.model), excluded)
+        res.stem_int8 = [n for n in bq.stem if n not in excluded]
+        results[branch] = (qmodel, res)
+        LOG.info("INT8: %s: %s", branch, fb.line())
+        if not fb.met and target_cos > 0:
+            LOG.warning("INT8: %s: %s", branch, fb.note)
+    return results
+
+
+def held_out_fidelity(src: ModelDir, held, results: Dict[str, Tuple[Any, BranchResult]], threads: int,
+                      qt: QdqTarget, target_cos: float) -> Optional[Dict[str, float]]:
+    """The chosen pair's fidelity on the held-out crops (None without any); warns when it misses the target."""
+    if held is None:
+        return None
+    probe = FidelityProbe(src.onnx("template"), src.onnx("search"), *held, src.template_outputs, threads=threads,
+                          engine=qt.engine, meta=src.meta)
+    try:
+        fid = probe.pair_fidelity(results["template"][0], results["search"][0])
+    finally:
+        probe.close()
+    if target_cos > 0 and fid["fidelity"] < target_cos:
+        LOG.warning("INT8: on %d held-out calibration crops the pair reads cls %.4f loc %.4f (worst template), "
+                    "below --min-cosine %.3f met on the search subset: raise --fidelity-samples or --min-cosine, "
+                    "or collect crops from more videos", len(held[1]), fid["cls"], fid["loc"], target_cos)
+    return fid
+
+
+def bf16_record(src: ModelDir, crops, results: Dict[str, Tuple[Any, BranchResult]], threads: int,
+                target_cos: float) -> Dict[str, Any]:
+    """Whether the chosen INT8 pair keeps its outputs with the engine's bf16 hint for its float layers
+    (:func:`.sensitivity.bf16_fidelity`, on the held-out crops), logged and returned for the metadata."""
+    rec = bf16_fidelity(results["template"][0], results["search"][0], crops, src.template_outputs, src.meta,
+                        threads=threads, min_cosine=target_cos or DEFAULT_MIN_COSINE)
+    if "cls" in rec:
+        LOG.info("INT8: bf16 hint for the float layers: worst template cls %.4f loc %.4f vs f32 on %d crops: %s",
+                 rec["cls"], rec["loc"], rec["crops"], "kept (precision auto takes bf16)" if rec["passed"] else
+                 "NOT kept (the backend stays f32)")
+    return rec
+
+
+def fidelity_record(results: Dict[str, Tuple[Any, BranchResult]], probe: FidelityProbe, held,
+                    held_fid: Optional[Dict[str, float]], target_cos: float, margin: float, threads: int,
+                    qt: QdqTarget) -> Dict[str, Any]:
+    """The ``quantization.fidelity`` metadata entry (what was searched, on what, and what it reached)."""
+    search_fb, template_fb = results["search"][1].fallback, results["template"][1].fallback
+    fidelity = {"min_cosine": target_cos, "margin": margin,
+                "template_target": template_target(target_cos) if target_cos > 0 else 0.0,
                 "measure": "worst template: min over templates of min(cls, loc) cosine pooled over its crops",
-                "subset_crops": int(len(probe.search)), "subset_templates": int(len(probe.templates)),
-                "threads": threads, "pair": dict(results["search"][1].fallback.achieved),
-                "held_out_crops": 0 if held is None else int(len(held[1])), "held_out": held_fid,
-                "met": bool(results["search"][1].fallback.met and results["template"][1].fallback.met),
+                "engine": qt.engine, "subset_crops": int(len(probe.search)),
+                "subset_templates": int(len(probe.templates)), "threads": threads,
+                "pair": dict(search_fb.achieved), "held_out_crops": 0 if held is None else int(len(held[1])),
+                "held_out": held_fid, "met": bool(search_fb.met and template_fb.met),
                 "held_out_met": None if held_fid is None or target_cos <= 0 else bool(held_fid["fidelity"]
                                                                                       >= target_cos),
                 "branches": {}}
     for branch, (_, res) in results.items():
         d = res.fallback.to_dict()
         d.pop("float_nodes")
-        d["float_mac_share"] = res.float_mac_share
-        d["float_nodes"] = len(res.excluded)
+        d.update(float_mac_share=res.float_mac_share, float_nodes=len(res.excluded), stem_int8=res.stem_int8)
         fidelity["branches"][branch] = d
-    summary.details["fidelity"] = fidelity
-    caches = {}
-    # written only once both branches succeeded, and complete or not at all (staged_model_dir: Ctrl-C included)
-    with staged_model_dir(out_dir, source=src.path) as stage:
-        if trt_cache:
-            from .cache import write_trt_caches
-
-            caches = write_trt_caches(src.path, cset, stage, method=method, head_method=head_method,
-                                      trt_version=trt_version, batch=batch)
-            summary.extra_files.extend(out_dir / p.name for p in caches.values())
-        for branch, (qmodel, res) in results.items():
-            details = dict(common, samples=res.samples, excluded_nodes=res.excluded, range_methods=res.methods,
-                           source_sha256=src.sha256(branch), fidelity=fidelity, float_mac_share=res.float_mac_share)
-            if branch in caches:
-                # the cache's tensor names are those of the *fp32* ONNX it was computed on: record which one
-                details["trt_calibration_cache"] = {"file": caches[branch].name, "for_onnx": str(src.onnx(branch)),
-                                                    "for_onnx_sha256": src.sha256(branch),
-                                                    "header": caches[branch].read_text().splitlines()[0]}
-            save_branch(qmodel, stage, branch, derived_metadata(src, branch, "int8", details))
-            res.path = out_dir / src.onnx(branch).name
-            summary.branches.append(res)
-    summary.seconds = time.perf_counter() - t0
-    return summary
+    return fidelity
 
 
-__all__ = ["OP_TYPES", "TARGETS", "BranchQuantizer", "BranchResult", "Flavour", "QuantizeSummary", "correlation_convs",
-           "downstream_tensors", "name_nodes", "quantize_branch", "quantize_int8", "tail_nodes"]
+def write_int8_directory(src: ModelDir, out_dir: Path, results: Dict[str, Tuple[Any, BranchResult]],
+                         summary: QuantizeSummary, caches: Dict[str, Path]) -> None:
+    """Save both branches with their metadata (the models are written only once both succeeded)."""
+    common = summary.details
+    for branch, (qmodel, res) in results.items():
+        details = dict(common, samples=res.samples, excluded_nodes=res.excluded, range_methods=res.methods,
+                       source_sha256=src.sha256(branch), float_mac_share=res.float_mac_share)
+        if branch in caches:
+            # the cache's tensor names are those of the *fp32* ONNX it was computed on: record which one
+            details["trt_calibration_cache"] = {"file": caches[branch].name, "for_onnx": str(src.onnx(branch)),
+                                                "for_onnx_sha256": src.sha256(branch),
+                                                "header": caches[branch].read_text().splitlines()[0]}
+        res.path = save_branch(qmodel, out_dir, branch, derived_metadata(src, branch, "int8", details))
+        summary.branches.append(res)
+
+
+__all__ = ["OP_TYPES", "QDQ_TARGETS", "BranchQuantizer", "BranchResult", "QdqTarget", "QuantizeSummary",
+           "check_int8_options", "choose_float_sets", "collect_ranges", "common_details", "correlation_convs",
+           "downstream_tensors", "fidelity_record", "held_out_fidelity", "name_nodes", "open_int8_inputs",
+           "qdq_target", "quantize_branch", "quantize_int8", "start_set", "bf16_record", "tail_nodes",
+           "write_int8_directory"]

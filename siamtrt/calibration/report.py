@@ -34,8 +34,8 @@ from ..modeldir import ModelDir
 from ..outputs import atomic_file, atomic_path, check_writable
 from ..runtime.boxes import iou_xywh
 from .collect import SourceSpec, collect
-from .data import CalibrationSet, run_template
-from .speed import ratios, time_search
+from .data import CalibrationSet
+from .speed import run_branches as _run_branches, time_search_branches as _time_search_branches
 
 LOG = logging.getLogger(__name__)
 
@@ -169,42 +169,6 @@ def _same_model(ref: ModelDir, cand: ModelDir) -> None:
                             evidence="; ".join(f"{k}: {ref.meta.get(k)!r} vs {cand.meta.get(k)!r}"
                                                for k in diff)[:500],
                             fix="compare a directory with the fp32 directory it was quantized from")
-
-
-def _run_branches(md: ModelDir, cset: CalibrationSet, threads: int, batch: int = 8):
-    """(template outputs, cls, loc) of one variant on the crops, kernels from its own template branch."""
-    from ..runtime.ort import OrtBackend
-
-    kernels = run_template(md, cset.template, threads=threads, batch=batch)
-    be = OrtBackend.from_model_dir(md.path, md.meta, threads=threads, providers="cpu")
-    cls, loc = [], []
-    with be:
-        for feed in cset.search_feeds(kernels, batch if md.dynamic_batch else 1):
-            c, l = be.run_search(feed.pop("search"), feed)
-            cls.append(np.array(c, np.float32))
-            loc.append(np.array(l, np.float32))
-    return kernels, np.concatenate(cls), np.concatenate(loc)
-
-
-def _time_search_branches(mds: Sequence[ModelDir], crops: CalibrationSet, threads: int, rounds: int):
-    """(timings, ratios to the first) of every variant's search branch on one crop, interleaved (:mod:`.speed`),
-    each with kernels from its own template branch."""
-    from ..runtime.ort import OrtBackend
-
-    bes = {str(md.path): OrtBackend.from_model_dir(md.path, md.meta, threads=threads, providers="cpu")
-           for md in mds}
-    x = crops.search[:1].astype(np.float32)
-    kern = {}
-    try:
-        for key, be in bes.items():
-            be.activate()
-            out_t = be.run_template(crops.template[:1].astype(np.float32))
-            kern[key] = {n: np.ascontiguousarray(v[:1]) for n, v in out_t.items()}
-        timings = time_search(bes, x, kern, rounds=rounds)
-    finally:
-        for be in bes.values():
-            be.deactivate()
-    return timings, ratios(timings, str(mds[0].path))
 
 
 def _one_step_iou(ref: ModelDir, cands: Sequence[ModelDir], video, init_box, threads: int,

@@ -10,7 +10,7 @@ float set is *measured* on the model in hand:
 2. **Fidelity** of a candidate is measured by ONNX Runtime executing the Q/DQ graph on a subset of the
    calibration crops (default 32 search crops spread over every template, each with its paired template), as
    the **worst target's** ``min(cls cosine, loc cosine)`` against the FP32 model: cosines pooled per template,
-   minimum over templates (:class:`FidelityProbe`). For the TensorRT flavour this is the same Q/DQ arithmetic
+   minimum over templates (:class:`FidelityProbe`). For the tensorrt Q/DQ target this is the same Q/DQ arithmetic
    TensorRT executes. The chosen pair is then measured once on **held-out** calibration crops (default 32, none
    of them in the subset, :func:`fidelity_subsets`); that figure is recorded beside the subset's and warned
    about when it misses the target.
@@ -46,7 +46,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
 from .graph import conv_macs, mac_share
 from .report import cosine  # the report's metric: the quantizer aims at the figure the report prints
 
@@ -87,52 +86,58 @@ class FidelityProbe:
     pooled pair read 0.982 while single templates ranged 0.949..0.989, and the report (one template, frame 0) read
     0.966.
 
-    Search candidates run with the FP32 kernels (``search``), or with kernels from a candidate template model
-    (``pair``); template candidates are judged by the FP32 search branch fed their kernels (``template``).
+    Every model runs on ``engine`` — the runtime backend the directory is made for (its registry name: ONNX
+    Runtime's arithmetic for the onnxruntime and tensorrt Q/DQ targets, OpenVINO's for openvino), through the
+    backend contract with the options it accepts (``threads``; CPU only; no compiled-model cache). Search
+    candidates run with the FP32 kernels (``search``), or with kernels from a candidate template model (``pair``);
+    template candidates are judged by the FP32 search branch fed their kernels (``template``).
     """
 
     def __init__(self, template_fp32, search_fp32, templates: np.ndarray, search: np.ndarray, pair: np.ndarray,
-                 kernel_names: Sequence[str], threads: int = 2):
+                 kernel_names: Sequence[str], threads: int = 2, engine: str = "onnxruntime",
+                 meta: Optional[Dict[str, Any]] = None):
         self.threads = int(threads)
-        self.templates = templates.astype(np.float32)
-        self.search = search.astype(np.float32)
+        self.engine = engine
+        self.templates = np.ascontiguousarray(templates, np.float32)
+        self.search = np.ascontiguousarray(search, np.float32)
         self.pair = np.asarray(pair)
         self.kernel_names = list(kernel_names)
-        self._fp32_search = self._session(search_fp32)
-        self.kernels = self.run_template(template_fp32)
-        self.ref = self._run_search(self._fp32_search, self.kernels)
+        self.meta = dict(meta or {}, template_outputs=self.kernel_names)
+        self._fp32 = {"template": _model_bytes(template_fp32), "search": _model_bytes(search_fp32)}
+        self._fp32_backend = self._backend(self._fp32["template"], self._fp32["search"]).activate()
+        self.kernels = self._run_template(self._fp32_backend)
+        self.ref = self._run_search(self._fp32_backend, self.kernels)
         self.evaluations = 0
 
-    def _session(self, model):
-        """An ONNX Runtime CPU session of a ModelProto or a path."""
-        import onnxruntime as ort
+    def close(self) -> None:
+        self._fp32_backend.deactivate()
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        if hasattr(model, "SerializeToString"):
-            model = model.SerializeToString()
-        elif not isinstance(model, bytes):
-            model = str(model)
-        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    def _backend(self, template: bytes, search: bytes, options: Optional[Dict[str, Any]] = None):
+        """A backend of :attr:`engine` over two serialised models (activated by the caller); ``options`` are
+        engine-specific extras (e.g. OpenVINO's precision hint)."""
+        from ..runtime.backends import accepted_options, backend_class
+
+        # f32 float layers (OpenVINO's default "auto" would follow a bf16 record), CPU, no compiled-model cache
+        opts = accepted_options(self.engine, {"threads": self.threads, "providers": "cpu", "cache_dir": False,
+                                              "precision": "f32"})
+        return backend_class(self.engine)(template, search, self.meta, **dict(opts, **(options or {})))
+
+    def _run_template(self, backend) -> Dict[str, np.ndarray]:
+        outs = [backend.run_template(self.templates[i:i + 1]) for i in range(len(self.templates))]
+        return {n: np.concatenate([np.array(o[n]) for o in outs]) for n in self.kernel_names}
 
     def run_template(self, model) -> Dict[str, np.ndarray]:
         """Kernels of the subset's templates from a template model (ModelProto or path), one crop at a time."""
-        sess = self._session(model)
-        outs = [sess.run(self.kernel_names, {TEMPLATE_INPUT: self.templates[i:i + 1]})
-                for i in range(len(self.templates))]
-        return {n: np.concatenate([o[j] for o in outs]) for j, n in enumerate(self.kernel_names)}
+        with self._backend(_model_bytes(model), self._fp32["search"]) as be:
+            return self._run_template(be)
 
-    def _run_search(self, sess, kernels: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    def _run_search(self, backend, kernels: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
         cls, loc = [], []
-        outs = [o.name for o in sess.get_outputs()]
         for i in range(len(self.search)):
-            feed = {SEARCH_INPUT: self.search[i:i + 1]}
-            feed.update({n: kernels[n][self.pair[i]:self.pair[i] + 1] for n in self.kernel_names})
-            res = dict(zip(outs, sess.run(outs, feed)))
-            cls.append(res["cls"])
-            loc.append(res["loc"])
+            k = {n: np.ascontiguousarray(kernels[n][self.pair[i]:self.pair[i] + 1]) for n in self.kernel_names}
+            c, lo = backend.run_search(self.search[i:i + 1], k)
+            cls.append(np.array(c))
+            loc.append(np.array(lo))
         return np.concatenate(cls), np.concatenate(loc)
 
     def _score(self, cls: np.ndarray, loc: np.ndarray) -> Dict[str, float]:
@@ -148,17 +153,32 @@ class FidelityProbe:
     def search_fidelity(self, search_model, kernels: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, float]:
         """cls/loc cosine of a candidate search model vs FP32 (FP32 kernels unless ``kernels`` is given)."""
         self.evaluations += 1
-        return self._score(*self._run_search(self._session(search_model), kernels or self.kernels))
+        with self._backend(self._fp32["template"], _model_bytes(search_model)) as be:
+            return self._score(*self._run_search(be, kernels or self.kernels))
 
     def template_fidelity(self, template_model) -> Dict[str, float]:
         """cls/loc cosine of the FP32 search branch fed a candidate template model's kernels, vs FP32."""
         self.evaluations += 1
-        return self._score(*self._run_search(self._fp32_search, self.run_template(template_model)))
+        return self._score(*self._run_search(self._fp32_backend, self.run_template(template_model)))
 
-    def pair_fidelity(self, template_model, search_model) -> Dict[str, float]:
-        """cls/loc cosine of a candidate template + search pair vs FP32 (the figure a user's tracker sees)."""
+    def pair_fidelity(self, template_model, search_model, options: Optional[Dict[str, Any]] = None
+                      ) -> Dict[str, float]:
+        """cls/loc cosine of a candidate template + search pair vs FP32 (the figure a user's tracker sees), the
+        candidate run with the extra backend ``options``."""
         self.evaluations += 1
-        return self._score(*self._run_search(self._session(search_model), self.run_template(template_model)))
+        with self._backend(_model_bytes(template_model), _model_bytes(search_model), options) as be:
+            return self._score(*self._run_search(be, self._run_template(be)))
+
+
+def _model_bytes(model) -> bytes:
+    """A ModelProto, path or bytes → the serialised model (what the backends load without touching the disk)."""
+    if hasattr(model, "SerializeToString"):
+        return model.SerializeToString()
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model)
+    from pathlib import Path
+
+    return Path(model).read_bytes()
 
 
 Subset = Tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -194,6 +214,86 @@ def fidelity_subsets(cset, n: int = DEFAULT_FIDELITY_SAMPLES, held_out: int = DE
     chosen = pick(groups, int(n))
     held = pick([np.setdiff1d(g, chosen) for g in groups], int(held_out))
     return _subset(cset, np.array(chosen)), (_subset(cset, np.array(held)) if held else None)
+
+
+# ------------------------------------------------------------------------------------------------------- bf16
+def bf16_fidelity(template_model, search_model, crops: Subset, kernel_names: Sequence[str], meta: Dict[str, Any],
+                  threads: int = 2, min_cosine: float = DEFAULT_MIN_COSINE) -> Dict[str, Any]:
+    """Does OpenVINO's bf16 hint keep this model pair's outputs? The pair with the bf16 hint against the same pair in
+    f32, on real crops, with the worst-template measure of :class:`FidelityProbe`.
+
+    Why real crops: on bag.avi crops bf16 took a mobilev2 stand-in's cls cosine to 0.83 (argmax agreement 25 %),
+    while synthetic image-like probes read 0.9996 for the same model. The record returned is what the OpenVINO
+    backend's ``precision="bf16"|"auto"`` looks for (:mod:`siamtrt.runtime.openvino`).
+
+    Args:
+        template_model, search_model: ModelProto, path or bytes of the pair.
+        crops (Subset): (templates, search crops, pair) from :func:`fidelity_subsets`.
+        kernel_names (Sequence[str]): the template outputs. meta (dict): the directory's search metadata.
+        threads (int): OpenVINO threads. Defaults to 2.
+        min_cosine (float): what bf16 must keep (worst template, min of cls and loc). Defaults to 0.98.
+
+    Returns:
+        dict: ``passed``, ``cls``, ``loc``, ``min_cosine``, ``crops``, ``templates``, ``openvino``, ``cpu``,
+        ``measure`` (or ``passed`` False with a ``reason`` on a CPU without bf16 units).
+    """
+    import openvino
+
+    from ..runtime.openvino import cpu_has_bf16
+
+    if not cpu_has_bf16(openvino.Core()):
+        return {"passed": False, "reason": "no bf16 units on this CPU (the hint would run in f32)",
+                "openvino": openvino.__version__}
+    probe = FidelityProbe(template_model, search_model, *crops, kernel_names, threads=threads, engine="openvino",
+                          meta=meta)
+    try:
+        fid = probe.pair_fidelity(template_model, search_model, {"precision": "bf16", "bf16_gate": False})
+    finally:
+        probe.close()
+    return {"passed": bool(fid["fidelity"] >= min_cosine), "cls": fid["cls"], "loc": fid["loc"],
+            "worst_template": fid["worst_template"], "min_cosine": float(min_cosine), "crops": int(len(probe.search)),
+            "templates": int(len(probe.templates)), "openvino": openvino.__version__, "cpu": _cpu_model(),
+            "measure": "bf16 hint vs f32 hint, same files, OpenVINO CPU; worst template min(cls, loc) cosine"}
+
+
+def _cpu_model() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name") and ":" in line:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def check_bf16(model_dir, calib, *, samples: int = DEFAULT_FIDELITY_SAMPLES, threads: Optional[int] = None,
+               cache_dir=None, force: bool = False) -> Tuple[Dict[str, Any], Any]:
+    """Measure :func:`bf16_fidelity` for a model directory (any precision) on calibration crops and record it in
+    the OpenVINO cache folder, keyed by the model files' sha256 (the directory itself may be read-only); returns
+    (record, record file). ``quantize.py --check-bf16``.
+
+    Raises:
+        ModelDirError / CalibrationError: bad directory or calibration file (see ``quantize_int8``).
+    """
+    from ..metadata import file_sha256
+    from ..modeldir import ModelDir
+    from ..runtime.cpu import physical_cores
+    from ..runtime.openvino import default_cache_dir, model_key, save_bf16_record
+    from .data import load_calibration
+
+    md = ModelDir.open(model_dir, require_conv=True)
+    cset = load_calibration(calib)
+    cset.check_model(md, other_weights=force)
+    subset, _ = fidelity_subsets(cset, samples, 0)
+    rec = bf16_fidelity(md.onnx("template"), md.onnx("search"), subset, md.template_outputs, md.meta,
+                        threads=int(threads or physical_cores()))
+    store = save_bf16_record(cache_dir or default_cache_dir(),
+                             model_key(file_sha256(md.onnx("template")), file_sha256(md.onnx("search"))),
+                             dict(rec, model_dir=str(md.path)))
+    return rec, store
 
 
 # ----------------------------------------------------------------------------------------------------- search
@@ -244,7 +344,8 @@ def prefix_fallback(convs: Sequence[str], macs: Dict[str, float], measure: Calla
 
     convs = list(convs)
     goal = float(target) + (float(margin) if target > 0 else 0.0)
-    bar = tqdm(total=1 + max(1, int(np.ceil(np.log2(len(convs) + 1)))), desc=f"INT8 fidelity {branch}",
+    # evaluations: the start set, the longest prefix, then a bisection over the prefixes in between
+    bar = tqdm(total=2 + int(np.ceil(np.log2(max(len(convs) - 1, 1)))), desc=f"INT8 fidelity {branch}",
                unit="eval", disable=not progress, leave=False)
     seen: Dict[int, Dict[str, float]] = {}
     steps: List[Dict[str, Any]] = []
@@ -292,4 +393,5 @@ def prefix_fallback(convs: Sequence[str], macs: Dict[str, float], measure: Calla
 
 
 __all__ = ["DEFAULT_FIDELITY_SAMPLES", "DEFAULT_HELD_OUT", "DEFAULT_MARGIN", "DEFAULT_MIN_COSINE", "FallbackResult",
-           "FidelityProbe", "fidelity_subsets", "prefix_fallback", "quantizable_convs", "template_target"]
+           "FidelityProbe", "bf16_fidelity", "check_bf16", "fidelity_subsets", "prefix_fallback", "quantizable_convs",
+           "template_target"]

@@ -1,11 +1,14 @@
 """Frames per second and per-stage latency of the tracker loop, per backend/precision, against the PyTorch reference.
 
 With no arguments: exports the default model (seeded random weights, once, into ./models), tracks
-../shared/data/bag.avi with ONNX Runtime (60 frames) and with the PyTorch reference (10 frames; the speed ratio
-divides median frame times), prints the table and writes fps.json + fps.png into results/fps/<date-time>/.
+../shared/data/bag.avi with the embedded default backend (--backend auto: TensorRT with engines and a GPU, else
+OpenVINO where installed, else ONNX Runtime; 60 frames) and with the PyTorch reference (10 frames; the speed ratio
+divides median frame times), prints the table with each variant's search GMAC/s as a share of its engine's
+matrix throughput here, and writes fps.json + fps.png into results/fps/<date-time>/.
 
   python benchmarks/fps.py
-  python benchmarks/fps.py --model models/mine --backend onnxruntime tensorrt --targets 4 \\
+  python benchmarks/fps.py --model models/mine models/mine-int8 --backend all     # every backend x precision
+  python benchmarks/fps.py --model models/mine --backend onnxruntime openvino --targets 4 \\
       --json fps.json --plot fps.png
 """
 
@@ -41,14 +44,22 @@ def _frames(text: str):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)
-    run = add_variant_arguments(p)
+    run = add_variant_arguments(p, default_backend="auto")
     run.add_argument("--mode", nargs="+", metavar="MODE",
                      help="time tracking modes side by side instead (short | longterm | distractor | "
                           "longterm+distractor; short is always included as the ratio's base): per-mode frame time "
                           "and ratio to short, long-term local and global frames apart. Uses the first --model")
-    run.add_argument("--interleave", action="store_true",
-                     help="alternate the variants frame by frame instead of running them one after the other "
-                          "(evens out drifting load; different runtimes' thread pools then interfere)")
+    run.add_argument("--schedule", choices=("interleaved", "sequential"), default="interleaved",
+                     help="interleaved (default): the backend x precision variants alternate frame by frame, so "
+                          "drifting load hits them alike (the torch reference runs alone first); sequential: one "
+                          "variant after the other, as each runs in a deployment")
+    run.add_argument("--interleave", action="store_true", help=argparse.SUPPRESS)  # the default now; kept working
+    run.add_argument("--precision-hint", choices=("f32", "bf16", "auto"),
+                     help="OpenVINO's float-layer precision (default: its own, auto = bf16 only where a passing "
+                          "bf16 fidelity record exists (python calibration/quantize.py --check-bf16), else f32); a "
+                          "bf16 variant is labelled [bf16]")
+    run.add_argument("--no-probe", action="store_true",
+                     help="skip the engines' matrix-throughput probe (no 'of peak' column)")
     data = p.add_argument_group("input")
     data.add_argument("--video", help="video file or image folder to track (default: ../shared/data/bag.avi)")
     data.add_argument("--bbox", type=_box, default=None, metavar="X,Y,W,H",
@@ -123,11 +134,12 @@ def main(argv=None) -> int:
         report = fps.run_fps(models=args.model, config=args.config, checkpoint=args.checkpoint,
                              backends=args.backend, precisions=args.precision, video=args.video,
                              targets=args.targets, threads=args.threads, reference=not args.no_reference,
-                             schedule="interleaved" if args.interleave else "sequential", json_out=args.json,
+                             schedule="interleaved" if args.interleave else args.schedule, json_out=args.json,
                              plot_out=args.plot, cache_root=args.cache, progress=not args.quiet,
                              reference_frames=None if args.reference_frames == "all" else
                              (args.reference_frames or fps.DEFAULT_REFERENCE_FRAMES),
-                             results_dir=None if args.no_save else args.results, **kw)
+                             results_dir=None if args.no_save else args.results, headroom=not args.no_probe,
+                             backend_options={"precision": args.precision_hint}, **kw)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

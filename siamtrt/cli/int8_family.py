@@ -9,7 +9,7 @@ model.pth and exported through export/to_onnx.py's path. Calibration: 48 crops a
 first 96 frames of bag.avi; held-out: the bag OTB sequence's ground-truth crops at frames >= 96 with their own
 template. Variants: the start set (stem, correlations, tail float; --min-cosine 0), the former fixed recipe
 (float prefix 5 % search / 25 % template, --min-cosine 0) and the default fallback (--min-cosine 0.98), ONNX
-Runtime flavour; the fallback also for --target tensorrt (fidelity only: ONNX Runtime gains no speed from it).
+Runtime Q/DQ target; the fallback also for --target tensorrt (fidelity only: ONNX Runtime gains no speed from it).
 Speed: search branch vs FP32, interleaved rounds side by side in one run, at 2 threads and 1 thread. Writes
 family.json and family.png.
 """
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="results/int8_family/work", help="member directories (reused)")
     ap.add_argument("--out", default="results/int8_family")
     ap.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds (default 10)")
-    ap.add_argument("--no-trt", action="store_true", help="skip the TensorRT flavour")
+    ap.add_argument("--no-trt", action="store_true", help="skip the tensorrt Q/DQ target")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -64,7 +64,8 @@ def main(argv=None) -> int:
     from siamtrt.calibration.collect import SourceSpec, collect
     from siamtrt.modeldir import ModelDir
     from siamtrt.calibration.qdq import quantize_int8
-    from siamtrt.calibration.report import _run_branches, _time_search_branches, cosine
+    from siamtrt.calibration.report import cosine
+    from siamtrt.calibration.speed import run_branches, time_search_branches
     from siamtrt.metadata import read_onnx_metadata
 
     data, work, out = Path(args.data), Path(args.work), Path(args.out)
@@ -85,19 +86,19 @@ def main(argv=None) -> int:
             keep = np.array([f >= CALIB_FRAMES for f in ev.meta["sources"][0]["search_frames"]])
             held = replace(ev, search=ev.search[keep], pair=ev.pair[keep])
             md = ModelDir.open(src, require_conv=True)
-            _, rc, rl = _run_branches(md, held, threads=2)
+            _, rc, rl = run_branches(md, held, threads=2)
             row = {"member": tag, "arch": arch, "seed": seed, "head_scale": head, "bn_crops": bn,
                    "weights": "stand-in random", "held_out_crops": int(len(held.search)), "variants": {}}
             dirs = {}
-            flavours = [(k, "onnxruntime", v) for k, v in VARIANTS.items()]
+            qdq_targets = [(k, "onnxruntime", v) for k, v in VARIANTS.items()]
             if not args.no_trt:
-                flavours.append(("fallback_trt", "tensorrt", {}))
-            for name, target, opts in flavours:
+                qdq_targets.append(("fallback_trt", "tensorrt", {}))
+            for name, target, opts in qdq_targets:
                 d = root / f"int8_{name}"
                 t1 = time.perf_counter()
                 if not (d / "search.onnx").is_file():
                     quantize_int8(src, calib, d, target=target, progress=False, **opts)
-                _, qc, ql = _run_branches(ModelDir.open(d, require_conv=True), held, threads=2)
+                _, qc, ql = run_branches(ModelDir.open(d, require_conv=True), held, threads=2)
                 q = read_onnx_metadata(d / "search.onnx")["quantization"]
                 qt = read_onnx_metadata(d / "template.onnx")["quantization"]
                 fid = q["fidelity"]
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
                     dirs[name] = d
             mds = [md] + [ModelDir.open(d, require_conv=True) for d in dirs.values()]
             for threads in (2, 1):
-                _, rat = _time_search_branches(mds, held, threads, args.rounds)
+                _, rat = time_search_branches(mds, held, threads, args.rounds)
                 for name, d in dirs.items():
                     row["variants"][name][f"search_ratio_{threads}t"] = rat[str(d)]
             row["seconds"] = time.perf_counter() - t0

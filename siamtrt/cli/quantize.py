@@ -6,15 +6,24 @@
         --precision int8 --target tensorrt --trt-cache --trt-version 8.6.2 --out models/mobilev2_int8_trt
     python calibration/quantize.py --model models/siamrpn_mobilev2_l234_dwxcorr --calib calib/mobilev2_bag.npz \\
         --precision fp16 --out models/siamrpn_mobilev2_l234_dwxcorr_fp16
+    python calibration/quantize.py --model models/siamrpn_mobilev2_l234_dwxcorr --calib calib/mobilev2_bag.npz \\
+        --check-bf16
 
-INT8 uses onnxruntime.quantization (QDQ, per-channel int8 weights). --target onnxruntime (default) gives uint8
-asymmetric activations, the fast ONNX Runtime CPU flavour; --target tensorrt gives symmetric int8 with zero points
-of 0 and float bias, what TensorRT's explicit quantization accepts (export/build_engine.py --int8). The depthwise
-correlation, the last convolution of each output path and the stem stay float; then the float prefix (the
-convolutions nearest the input) grows, per model, until the INT8 pair keeps cls and loc cosine >= --min-cosine
-(default 0.98) against FP32 for the worst template of 32 calibration crops, and the pair is checked on 32 held-out
-crops (--min-cosine 0: no search; --float-prefix / --exclude force more float). The chosen set and the fidelity
-reached are printed and written to the metadata. --trt-cache also writes <branch>.calib.cache for TensorRT's
+INT8 uses onnxruntime.quantization (QDQ, per-channel int8 weights), for the engine that will run it (--target):
+onnxruntime (default) and openvino give uint8 asymmetric activations, the fast CPU form; tensorrt gives symmetric
+int8 with zero points of 0 and float bias, what TensorRT's explicit quantization accepts (export/build_engine.py
+--int8). The fidelity search measures on that engine (OpenVINO for openvino, ONNX Runtime otherwise). The depthwise
+correlations and the last convolution of each output path stay float, the stem too except for openvino (whose int8
+stem is fast: it is quantized where fidelity allows); then the float prefix (the convolutions nearest the input)
+grows, per model, until the INT8 pair keeps cls and loc cosine >= --min-cosine (default 0.98) against FP32 for the
+worst template of 32 calibration crops, and the pair is checked on 32 held-out crops (--min-cosine 0: no search;
+--float-prefix / --exclude force more float). Every step of the search, the chosen set and the fidelity reached are
+printed and written to the metadata. A calibration file collected on other weights is refused (--force accepts it).
+
+--check-bf16 (no --precision / --out): measures, on the calibration crops, whether OpenVINO's bf16 hint for the
+float layers keeps the directory's outputs (worst template min cls/loc cosine >= 0.98 against the f32 hint) and
+records the result in the OpenVINO cache folder; the OpenVINO backend's precision "bf16" / "auto" uses bf16 only
+with such a passing record (quantize --target openvino records it in the INT8 directory's metadata). --trt-cache also writes <branch>.calib.cache for TensorRT's
 implicit INT8 (TensorRT 8.x-10.x, JetPack 5/6), for the fp32 ONNX files of --model. FP16 uses onnxconverter-common
 with float32 I/O. The output directory keeps the source metadata, with precision and the quantization details recorded.
 """
@@ -23,6 +32,7 @@ import argparse
 import sys
 
 
+from siamtrt.calibration.qdq import QDQ_TARGETS
 from siamtrt.errors import CalibrationError, SiamtrtError
 
 
@@ -32,9 +42,11 @@ def main(argv=None) -> int:
     ap.add_argument("--model", required=True, help="fp32 model directory (from export/to_onnx.py)")
     ap.add_argument("--calib", help="calibration file from calibration/collect.py (required for int8; optional "
                                     "for fp16, where it finds overflow-prone nodes)")
-    ap.add_argument("--precision", required=True, choices=("int8", "fp16"))
-    ap.add_argument("--target", choices=("onnxruntime", "tensorrt"),
-                    help="int8 flavour: onnxruntime (default; uint8 activations, CPU) or tensorrt (symmetric int8)")
+    ap.add_argument("--precision", choices=("int8", "fp16"), help="the copy to make (required unless --check-bf16)")
+    ap.add_argument("--target", choices=tuple(QDQ_TARGETS),
+                    help="int8: the engine that runs the directory: onnxruntime (default; uint8 activations, CPU), "
+                         "openvino (uint8 activations, int8 stem where fidelity allows, CPU) or tensorrt (symmetric "
+                         "int8)")
     ap.add_argument("--method", choices=("max", "percentile", "entropy"),
                     help="int8 activation ranges of the backbone/neck (default max)")
     ap.add_argument("--head-method", choices=("max", "percentile", "entropy"),
@@ -56,15 +68,27 @@ def main(argv=None) -> int:
     ap.add_argument("--trt-cache", action="store_true",
                     help="int8: also write TensorRT implicit-INT8 calibration caches (TensorRT <= 10)")
     ap.add_argument("--trt-version", help="TensorRT version the cache is for, e.g. 8.5.2 (default: installed)")
-    ap.add_argument("--out", required=True, help="derived model directory to write")
+    ap.add_argument("--force", action="store_true",
+                    help="int8: accept a calibration file collected on other weights of the same architecture")
+    ap.add_argument("--check-bf16", action="store_true",
+                    help="measure whether OpenVINO's bf16 hint keeps --model's outputs on the --calib crops and record "
+                         "it in the OpenVINO cache folder (no copy is made)")
+    ap.add_argument("--out", help="derived model directory to write (required unless --check-bf16)")
     args = ap.parse_args(argv)
 
     try:
+        if args.check_bf16:
+            return _check_bf16(args)
+        missing = [f"--{k}" for k in ("precision", "out") if getattr(args, k) is None]
+        if missing:
+            raise CalibrationError(f"{' and '.join(missing)} required", fix="e.g. --precision int8 --out models/NAME_int8"
+                                   " (or --check-bf16 to measure OpenVINO's bf16 hint instead)")
         if args.precision == "fp16":
             int8_only = [f"--{k.replace('_', '-')}" for k in ("method", "head_method", "float_prefix",
                                                               "template_float_prefix", "trt_version", "min_cosine",
-                                                              "fidelity_samples", "held_out_samples")
-                         if getattr(args, k) is not None] + (["--trt-cache"] if args.trt_cache else [])
+                                                              "fidelity_samples", "held_out_samples", "target")
+                         if getattr(args, k) is not None] + (["--trt-cache"] if args.trt_cache else []) + (
+                            ["--force"] if args.force else [])
             if int8_only:
                 raise CalibrationError(f"{', '.join(int8_only)} apply to --precision int8 only",
                                        fix="drop them, or use --precision int8")
@@ -89,9 +113,35 @@ def main(argv=None) -> int:
             summary = quantize_int8(args.model, args.calib, args.out, target=args.target or "onnxruntime",
                                     method=args.method or "max", head_method=args.head_method or "max",
                                     float_prefix=prefix, exclude=args.exclude, trt_cache=args.trt_cache,
-                                    trt_version=args.trt_version, **given)
+                                    trt_version=args.trt_version, force=args.force, **given)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(summary)
+    return 0
+
+
+def _check_bf16(args) -> int:
+    """--check-bf16: measure and record OpenVINO's bf16 fidelity for --model (siamtrt.calibration.sensitivity)."""
+    if not args.calib:
+        raise CalibrationError("--check-bf16 needs --calib (real crops: synthetic probes do not show bf16's errors)",
+                               fix="collect crops first: python calibration/collect.py --model DIR --video V "
+                                   "--bbox x,y,w,h --out calib.npz")
+    given = [f"--{k.replace('_', '-')}" for k in ("precision", "out") if getattr(args, k) is not None]
+    if given:
+        raise CalibrationError(f"--check-bf16 makes no copy: {', '.join(given)} do not apply",
+                               fix="drop them, or drop --check-bf16")
+    from siamtrt.calibration.sensitivity import check_bf16
+
+    kw = {"samples": args.fidelity_samples} if args.fidelity_samples else {}
+    rec, store = check_bf16(args.model, args.calib, force=args.force, **kw)
+    if "cls" not in rec:
+        print(f"bf16 not measured: {rec.get('reason')}")
+    else:
+        verdict = ("kept: OpenVINO precision 'auto' / 'bf16' will use bf16 for this model" if rec["passed"] else
+                   "NOT kept: OpenVINO stays f32 for this model ('bf16' is refused)")
+        print(f"bf16 hint vs f32 (OpenVINO {rec['openvino']}, {rec['cpu']}): worst template cls {rec['cls']:.4f} "
+              f"loc {rec['loc']:.4f} on {rec['crops']} crops, {rec['templates']} templates (needs >= "
+              f"{rec['min_cosine']:.2f}): {verdict}")
+    print(f"recorded in {store}")
     return 0

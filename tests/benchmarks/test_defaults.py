@@ -22,9 +22,13 @@ def _saved_paths(stdout: str):
 @pytest.mark.slow
 def test_fps_no_arguments_fresh_cache(tmp_path, bag_video):
     """`python benchmarks/fps.py` in a fresh folder (empty ./models): exports the default model (random weights),
-    runs it and the torch reference (frames reduced from the default 60 to keep CI short), and writes fps.json and
-    fps.png into ./results/fps/<date-time>/, printing both paths. A second run reuses the export and the reference's
-    cached weights."""
+    runs it on the embedded default backend (auto: OpenVINO where installed, else ONNX Runtime) and the torch
+    reference (frames reduced from the default 60 to keep CI short), and writes fps.json and fps.png into
+    ./results/fps/<date-time>/, printing both paths. A second run reuses the export and the reference's cached
+    weights."""
+    from siamtrt.runtime.backends import backend_class
+
+    auto = "onnxruntime" if backend_class("openvino").unavailable_reason() else "openvino"
     script = str(REPO / "benchmarks" / "fps.py")
     cmd = [sys.executable, script, "--frames", "4", "--warmup", "1", "--template-reps", "1", "--quiet"]
     env = {**os.environ, "SIAMTRT_DATA": str(bag_video.parent)}  # the default video, wherever this checkout sits
@@ -35,7 +39,8 @@ def test_fps_no_arguments_fresh_cache(tmp_path, bag_video):
     assert js.parent.parent == Path("results") / "fps" and js.name == "fps.json" and png.parent == js.parent
     d = json.loads((tmp_path / js).read_text())
     assert (tmp_path / png).stat().st_size > 5_000
-    assert [v["label"] for v in d["variants"]] == ["torch-fp32", "onnxruntime-fp32"]
+    assert [v["label"] for v in d["variants"]] == ["torch-fp32", f"{auto}-fp32"]
+    assert d["variants"][1]["share_of_engine_peak"] > 0  # the headroom column is filled for the default backend
     assert all(v["arch"] == "siamrpn_mobilev2_l234_dwxcorr" and v["weights_kind"] == "random-realistic"
                for v in d["variants"])
     assert d["weights_kinds"] == ["random-realistic"] and d["variants"][0]["weights"] == "random-seed-0"
@@ -88,9 +93,11 @@ def test_export_cache_is_keyed_by_what_it_was_made_from(tmp_path, alex_dir, monk
 def test_config_with_fp16_variant(tmp_path, bag_video):
     from siamtrt.benchmarks.fps import run_fps
 
-    rep = run_fps(config="siamrpn_alex_dwxcorr", precisions=["fp32", "fp16"], video=bag_video, frames=2, warmup=1,
-                  template_reps=1, reference=False, cache_root=tmp_path, progress=False)
-    assert [r.variant.label for r in rep.results] == ["onnxruntime-fp32", "onnxruntime-fp16"]
+    rep = run_fps(config="siamrpn_alex_dwxcorr", precisions=["fp32", "fp16"], backends=["onnxruntime", "openvino"],
+                  video=bag_video, frames=2, warmup=1, template_reps=1, reference=False, cache_root=tmp_path,
+                  progress=False, headroom=False)
+    assert [r.variant.label for r in rep.results] == ["onnxruntime-fp32", "openvino-fp32", "onnxruntime-fp16",
+                                                      "openvino-fp16"]
     assert (tmp_path / "siamrpn_alex_dwxcorr-random-fp16" / "search.onnx").is_file()
     # the export left the torch reference's weights beside it: exactly the seeded weights it would rebuild
     import torch
@@ -138,7 +145,7 @@ def test_precision_variants_are_derived_once_and_cached(tmp_path, alex_dir, bag_
 
     monkeypatch.setattr(fp16, "convert_fp16", fake_convert)
     kw = dict(config="siamrpn_alex_dwxcorr", video=bag_video, frames=2, warmup=0, template_reps=0, reference=False,
-              cache_root=tmp_path, progress=False)
+              cache_root=tmp_path, progress=False, backends=["onnxruntime"], headroom=False)
     rep = run_fps(precisions=["fp32", "fp16"], **kw)
     assert [r.variant.label for r in rep.results] == ["onnxruntime-fp32", "onnxruntime-fp16"]
     rep = run_fps(precisions=["fp16"], **kw)

@@ -15,8 +15,8 @@ TEMPLATES = 3   # template crops per calibration set
 
 def run_branches(model: Path, cset):
     """(kernels, cls, loc) of a directory on a calibration set (each variant with its own template branch), via the
-    runtime's ONNX Runtime backend — the report's own helper."""
+    runtime's ONNX Runtime backend — the report's own helper (calibration.speed.run_branches)."""
+    from siamtrt.calibration import speed
     from siamtrt.modeldir import ModelDir
-    from siamtrt.calibration.report import _run_branches
 
-    return _run_branches(ModelDir.open(model, require_conv=True), cset, threads=2)
+    return speed.run_branches(ModelDir.open(model, require_conv=True), cset, threads=2)

@@ -52,7 +52,7 @@ def test_collect_bad_box_exits_2(model_dir, bag_video, tmp_path):
 
 
 def test_cli_chain(model_dir, bag_video, tmp_path):
-    """collect → quantize (int8, TensorRT flavour + legacy cache) → report, as docs/calibration.md shows."""
+    """collect → quantize (int8, tensorrt Q/DQ target + legacy cache) → report, as docs/calibration.md shows."""
     calib = tmp_path / "calib.npz"
     r = run("calibration/collect.py", "--model", model_dir(ALEX), "--video", bag_video, "--bbox", BOX,
             "--out", calib, "--max-samples", 6, "--templates", 2, "--max-frames", 16, "--no-progress")
@@ -86,3 +86,10 @@ def test_calibration_library_needs_no_torch():
             "print('ok')")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_quantize_needs_precision_and_out_unless_check_bf16(tmp_path):
+    r = run("calibration/quantize.py", "--model", tmp_path, "--calib", tmp_path / "c.npz")
+    assert r.returncode == 2 and "--precision and --out required" in r.stderr and "--check-bf16" in r.stderr
+    r = run("calibration/quantize.py", "--help")
+    assert "--target {onnxruntime,openvino,tensorrt}" in r.stdout and "--force" in r.stdout

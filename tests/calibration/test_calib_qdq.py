@@ -104,7 +104,7 @@ def test_int8_structure_and_metadata(int8_dir, model_dir, calib_set, target):
         assert name in qd["excluded_nodes"]
 
 
-def test_tensorrt_flavour_is_symmetric_int8(int8_dir):
+def test_tensorrt_qdq_target_is_symmetric_int8(int8_dir):
     """TensorRT accepts only zero points of 0, int8 Q/DQ, and no int32 (bias) DequantizeLinear."""
     for branch in ("template", "search"):
         m, q = _q_nodes(int8_dir(ALEX, "tensorrt") / f"{branch}.onnx")
@@ -117,14 +117,14 @@ def test_tensorrt_flavour_is_symmetric_int8(int8_dir):
                 assert inits[n.input[0]].dtype == np.int8, f"{n.name} dequantizes {inits[n.input[0]].dtype}"
 
 
-def test_onnxruntime_flavour_uses_uint8_activations(int8_dir):
+def test_onnxruntime_qdq_target_uses_uint8_activations(int8_dir):
     m, q = _q_nodes(int8_dir(ALEX, "onnxruntime") / "search.onnx")
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     act_zp = [inits[n.input[2]] for n in q if n.op_type == "QuantizeLinear"]
     assert act_zp and all(z.dtype == np.uint8 for z in act_zp)
 
 
-def test_tensorrt_flavour_builds_with_tensorrt_rtx(int8_dir, tmp_path):
+def test_tensorrt_qdq_target_builds_with_tensorrt_rtx(int8_dir, tmp_path):
     """The TRT-target QDQ model parses and builds as a strongly typed INT8 engine (tensorrt_rtx needs no GPU)."""
     trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx is not installed (pip install tensorrt-rtx)")
     logger = trt.Logger(trt.Logger.ERROR)
@@ -182,8 +182,9 @@ def test_refuses_to_requantize(int8_dir, calib_set, tmp_path):
 
 
 def test_refuses_unknown_options(model_dir, calib_set, tmp_path):
-    with pytest.raises(CalibrationError, match="unknown quantization target"):
-        quantize_int8(model_dir(ALEX), calib_set(ALEX)[0], tmp_path / "x", target="openvino")
+    with pytest.raises(CalibrationError, match="unknown quantization target") as e:
+        quantize_int8(model_dir(ALEX), calib_set(ALEX)[0], tmp_path / "x", target="openvno")
+    assert "openvino" in str(e.value)  # the valid targets are listed
     with pytest.raises(CalibrationError, match="neither branch"):
         quantize_int8(model_dir(ALEX), calib_set(ALEX)[0], tmp_path / "x", exclude=["no_such_node"])
     with pytest.raises(CalibrationError, match="float prefix"):
@@ -194,6 +195,82 @@ def test_refuses_unknown_options(model_dir, calib_set, tmp_path):
 def test_calibration_for_another_model_is_refused(model_dir, calib_set, tmp_path):
     with pytest.raises(CalibrationError, match="does not fit"):
         quantize_int8(model_dir(MOBILEV2), calib_set(ALEX)[0], tmp_path / "x")
+
+
+def _with_meta(src, dst, **changes):
+    """A copy of a model directory whose metadata (both branches) has ``changes``."""
+    from siamtrt.metadata import set_onnx_metadata
+
+    shutil.copytree(src, dst)
+    for branch in ("template", "search"):
+        m = onnx.load(str(dst / f"{branch}.onnx"))
+        set_onnx_metadata(m, dict(read_onnx_metadata(dst / f"{branch}.onnx"), **changes))
+        onnx.save(m, str(dst / f"{branch}.onnx"))
+    return dst
+
+
+def test_calibration_from_other_weights_is_refused(model_dir, calib_set, tmp_path):
+    """calib.npz records the checkpoint it was collected on: another checkpoint of the same architecture is refused
+    (what, evidence, fix), --force accepts it; a file without the record falls back to the template's sha256."""
+    from dataclasses import replace
+
+    from siamtrt.calibration.qdq import open_int8_inputs
+    from siamtrt.modeldir import ModelDir
+
+    _, c = calib_set(ALEX)
+    assert c.meta["checkpoint_sha256"] == ModelDir.open(model_dir(ALEX)).checkpoint_sha256
+    other = _with_meta(model_dir(ALEX), tmp_path / "other", checkpoint_sha256="f" * 64)
+    with pytest.raises(CalibrationError, match="other weights") as e:
+        quantize_int8(other, c, tmp_path / "x")
+    assert "ffffffff" in str(e.value) and "collect.py --model" in str(e.value) and "--force" in str(e.value)
+    assert not (tmp_path / "x").exists()
+    src, _, _ = open_int8_inputs(other, c, tmp_path / "x", (), force=True)
+    assert src.path == other
+    old = replace(c, meta={k: v for k, v in c.meta.items() if k != "checkpoint_sha256"})  # written before the record
+    open_int8_inputs(model_dir(ALEX), old, tmp_path / "x", ())                           # same template: accepted
+    with pytest.raises(CalibrationError, match="template.onnx sha256"):
+        open_int8_inputs(_touched(model_dir(ALEX), tmp_path / "t"), old, tmp_path / "x", ())
+
+
+def _touched(src, dst):
+    shutil.copytree(src, dst)
+    m = onnx.load(str(dst / "template.onnx"))
+    m.doc_string = "another export"
+    onnx.save(m, str(dst / "template.onnx"))
+    return dst
+
+
+def test_openvino_target(model_dir, calib_set, tmp_path):
+    """--target openvino: the same Q/DQ arithmetic as onnxruntime, the fidelity measured on OpenVINO, the stem a
+    candidate of the search (int8 where the pair keeps the target), every step and the bf16 record in the metadata;
+    the directory runs on OpenVINO with the held-out fidelity it records."""
+    pytest.importorskip("openvino", reason="openvino is not installed")
+    from siamtrt.calibration.speed import run_branches
+    from siamtrt.modeldir import ModelDir
+
+    path, c = calib_set(ALEX)
+    out = tmp_path / "ov"
+    summary = quantize_int8(model_dir(ALEX), path, out, target="openvino", fidelity_samples=12, held_out=8)
+    q = read_onnx_metadata(out / "search.onnx")["quantization"]
+    assert q["target"] == "openvino" and q["fidelity_engine"] == "openvino" and q["stem_searched"] is True
+    assert q["activation_type"] == "QUInt8" and q["fidelity"]["engine"] == "openvino"
+    fb = q["fidelity"]["branches"]["search"]
+    stem = stem_convs(onnx.load(str(model_dir(ALEX) / "search.onnx"), load_external_data=False))
+    # the stem is int8 exactly when the search did not have to float it again (it is the first candidate)
+    assert (fb["prefix"] == 0) == (stem[0] not in q["excluded_nodes"]) == (fb["stem_int8"] == stem)
+    assert fb["steps"] and all({"prefix", "cls", "loc", "mac_share"} <= set(st) for st in fb["steps"])
+    text = str(summary)
+    assert "INT8 (openvino)" in text and text.count("step: float prefix") == len(fb["steps"]) + len(
+        q["fidelity"]["branches"]["template"]["steps"])
+    from siamtrt.runtime.openvino import cpu_has_bf16
+    import openvino
+
+    if cpu_has_bf16(openvino.Core()):
+        assert {"passed", "cls", "loc", "crops"} <= set(q["bf16"]) and "bf16 hint" in text
+    # on OpenVINO, the pair keeps the target on the calibration crops (ONNX Runtime's figure is not the one)
+    _, rc, rl = run_branches(ModelDir.open(model_dir(ALEX)), c, threads=2, backend="openvino")
+    _, qc, ql = run_branches(ModelDir.open(out), c, threads=2, backend="openvino")
+    assert min(cosine(rc, qc), cosine(rl, ql)) >= 0.97
 
 
 def test_corrupt_calibration_is_refused_before_writing(model_dir, tmp_path):

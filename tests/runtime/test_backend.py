@@ -34,6 +34,7 @@ def test_tensorrt_entry_is_lazy_and_fails_clearly(monkeypatch):
 
 
 def test_auto_picks_onnxruntime_without_engines(tiny_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # the CPU choice without OpenVINO (with it: test_openvino.py)
     d = tiny_dir("siamrpn_alex_dwxcorr")
     assert choose_backend("auto", d) == ("onnxruntime", "no TensorRT engines in the model directory")
     # engines present but TensorRT missing → still onnxruntime, with the reason
@@ -64,6 +65,7 @@ def test_auto_picks_tensorrt_when_available(tiny_dir, tmp_path, monkeypatch):
     (e / "template.engine").write_bytes(b"x")
     (e / "search.engine").write_bytes(b"x")
     monkeypatch.setitem(sys.modules, "siamtrt.runtime.trt", types.SimpleNamespace(TrtBackend=FakeTrt))
+    monkeypatch.setitem(sys.modules, "openvino", None)  # the CPU fallback named below is ONNX Runtime's
     assert choose_backend("auto", e)[0] == "tensorrt"
     FakeTrt.unavailable_reason = classmethod(lambda cls, model_dir=None: "no CUDA device")
     assert choose_backend("auto", e) == ("onnxruntime", "engines present but no CUDA device")

@@ -1,0 +1,209 @@
+"""How close to the limit: this machine's FP32 and INT8 GEMM throughput, measured through each inference engine.
+
+A network cannot run faster than the matrix-multiply rate of the engine that executes it. This probe builds two
+one-node ONNX models — ``C = A·B`` in float32, and the same product in INT8 Q/DQ form (uint8 activations, int8
+per-tensor weights: the layout ``calibration/quantize.py`` gives the convolutions) — runs each through a backend's
+own library (ONNX Runtime session, OpenVINO compiled model, with the thread count the benchmark uses) and reports
+the best of a few repetitions in GMAC/s (1 MAC = one multiply-add). ``benchmarks/fps.py`` compares it with each
+variant's fastest frame: on a shared machine the best observed call is the one closest to the unloaded figure, and a
+median would depend on when other jobs ran (on the shared 2-core VM this was written on, the INT8 probe read 614 /
+323 GMAC/s (ONNX Runtime / OpenVINO) as a best of 5 in one run and 76 / 77 as a median of 7 in a run 15 minutes
+later). ``benchmarks/fps.py`` divides each variant's
+search-branch MACs per second by its engine's figure (INT8 for an int8 directory, FP32 otherwise), so a user sees
+the headroom on their CPU: 80 % means the network already runs near the engine's matrix rate, 20 % that layout,
+memory traffic, float layers or glue cost the rest.
+
+Shapes: a ``M = N = K = 1024`` MatMul (1.07 GMAC per call) and two 3×3 convolutions, 256 → 256 on 32×32 and 512 →
+512 on 16×16 (0.60 GMAC each), compute-bound with cache-resident panels on a desktop or server CPU, small enough to
+time in well under a second per engine; a precision's peak is its best shape. Weights are constants (as in the
+networks); activations are fresh inputs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+from ..errors import BackendError
+
+GEMM_SIZE = 1024
+#: the 3x3 convolution probe: channels in = out, spatial side (an implicit GEMM of M = side², N = C, K = 9·C)
+CONV_CHANNELS, CONV_SIDE = 256, 32
+#: calls per shape and precision: the best of many short calls is the one the least disturbed by other jobs
+DEFAULT_REPS = 20
+SHAPES = ("gemm", "conv3x3", "conv3x3-wide")
+
+
+def _onnx(nodes, inits, a_shape, c_shape, name: str) -> bytes:
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("A", TensorProto.FLOAT, a_shape)],
+                          [helper.make_tensor_value_info("C", TensorProto.FLOAT, c_shape)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="siamtrt-probe")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m.SerializeToString()
+
+
+def _qdq_weights(w: np.ndarray, axis: Optional[int]):
+    """int8 symmetric weights (per channel along ``axis``, or per tensor) and their scales."""
+    from onnx import numpy_helper
+
+    if axis is None:
+        s = np.float32(np.abs(w).max() / 127.0)
+        wq = np.clip(np.round(w / s), -127, 127).astype(np.int8)
+        return [numpy_helper.from_array(wq, "Wq"), numpy_helper.from_array(s, "sw"),
+                numpy_helper.from_array(np.int8(0), "zw")]
+    s = (np.abs(w).reshape(w.shape[0], -1).max(1) / 127.0).astype(np.float32)
+    wq = np.clip(np.round(w / s.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
+    return [numpy_helper.from_array(wq, "Wq"), numpy_helper.from_array(s, "sw"),
+            numpy_helper.from_array(np.zeros(w.shape[0], np.int8), "zw")]
+
+
+def probe_models(size: int = GEMM_SIZE, channels: int = CONV_CHANNELS, side: int = CONV_SIDE
+                 ) -> Dict[Tuple[str, str], Tuple[bytes, Tuple[int, ...], float]]:
+    """{(shape, precision): (serialised model, input shape, MACs per call)} for shapes "gemm" (``C = A·B``,
+    A [size,size] input, B constant), "conv3x3" (channels → channels, side × side, pad 1) and "conv3x3-wide" (twice
+    the channels at half the side: the wide, small late layers, which AMX runs fastest — 1.45 vs 1.14 TMAC/s here),
+    each in float32 and in INT8 Q/DQ form (uint8 asymmetric activations, int8 symmetric weights — the layout
+    quantize.py writes)."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    act = [numpy_helper.from_array(np.float32(2.0 / 255), "sa"), numpy_helper.from_array(np.uint8(128), "za")]
+    qa = [helper.make_node("QuantizeLinear", ["A", "sa", "za"], ["Aq"]),
+          helper.make_node("DequantizeLinear", ["Aq", "sa", "za"], ["Ad"])]
+    out = {}
+    b = rng.normal(0, 1, (size, size)).astype(np.float32)
+    gemm_in, gemm_macs = (size, size), float(size) ** 3
+    out[("gemm", "fp32")] = (_onnx([helper.make_node("MatMul", ["A", "B"], ["C"])], [numpy_helper.from_array(b, "B")],
+                                   list(gemm_in), list(gemm_in), "gemm_fp32"), gemm_in, gemm_macs)
+    out[("gemm", "int8")] = (_onnx(qa + [helper.make_node("DequantizeLinear", ["Wq", "sw", "zw"], ["Wd"]),
+                                         helper.make_node("MatMul", ["Ad", "Wd"], ["C"])],
+                                   _qdq_weights(b, None) + act, list(gemm_in), list(gemm_in), "gemm_int8"), gemm_in, gemm_macs)
+    for shape, (c, side_) in (("conv3x3", (channels, side)), ("conv3x3-wide", (2 * channels, side // 2))):
+        w = rng.normal(0, 0.05, (c, c, 3, 3)).astype(np.float32)
+        conv_in, conv_macs = (1, c, side_, side_), float(c * c * 9 * side_ * side_)
+        out[(shape, "fp32")] = (_onnx([helper.make_node("Conv", ["A", "W"], ["C"], pads=[1, 1, 1, 1])],
+                                      [numpy_helper.from_array(w, "W")], list(conv_in), list(conv_in),
+                                      f"{shape}_fp32"), conv_in, conv_macs)
+        out[(shape, "int8")] = (_onnx(qa + [helper.make_node("DequantizeLinear", ["Wq", "sw", "zw"], ["Wd"], axis=0),
+                                            helper.make_node("Conv", ["Ad", "Wd"], ["Cf"], pads=[1, 1, 1, 1]),
+                                            helper.make_node("QuantizeLinear", ["Cf", "sa", "za"], ["Cq"]),
+                                            helper.make_node("DequantizeLinear", ["Cq", "sa", "za"], ["C"])],
+                                      _qdq_weights(w, 0) + act, list(conv_in), list(conv_in), f"{shape}_int8"),
+                                conv_in, conv_macs)
+    return out
+
+
+def _ort_runner(model: bytes, threads: int) -> Callable[[np.ndarray], Any]:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    return lambda a: sess.run(None, {"A": a})
+
+
+def _ov_runner(model: bytes, threads: int) -> Callable[[np.ndarray], Any]:
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(model, b""), "CPU",
+                                  {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
+                                   "PERFORMANCE_HINT": "LATENCY"})
+    req = compiled.create_infer_request()
+    return lambda a: req.infer({"A": a}, share_inputs=True, share_outputs=True)
+
+
+#: engine → runner factory. An engine without an entry is not probed (its share is reported as unknown).
+RUNNERS: Dict[str, Callable[[bytes, int], Callable[[np.ndarray], Any]]] = {
+    "onnxruntime": _ort_runner,
+    "openvino": _ov_runner,
+}
+
+
+@dataclass
+class GemmProbe:
+    """One engine's matrix throughput on this machine: GMAC/s per probe shape and precision, and the peaks."""
+
+    engine: str
+    threads: int
+    gmacs: Dict[str, Dict[str, float]]   # shape → precision → GMAC/s (best of the repetitions)
+    seconds: float
+
+    @property
+    def fp32_gmacs(self) -> float:
+        return max(v["fp32"] for v in self.gmacs.values())
+
+    @property
+    def int8_gmacs(self) -> float:
+        return max(v["int8"] for v in self.gmacs.values())
+
+    def peak(self, precision: str) -> float:
+        """The figure a variant of ``precision`` is measured against (int8 → the INT8 peak, else FP32)."""
+        return self.int8_gmacs if precision == "int8" else self.fp32_gmacs
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d.update(fp32_peak_gmacs=self.fp32_gmacs, int8_peak_gmacs=self.int8_gmacs)
+        return d
+
+
+def probe_engine(engine: str, threads: int, reps: int = DEFAULT_REPS, size: int = GEMM_SIZE) -> GemmProbe:
+    """Measure FP32 and INT8 GMAC/s of the probe shapes through ``engine`` with ``threads`` threads; the peak of a
+    precision is its best shape (the limit a network of that precision can approach on this engine).
+
+    Raises:
+        BackendError: no probe for this engine, or its library is missing.
+    """
+    if engine not in RUNNERS:
+        raise BackendError(f"no GEMM probe for the '{engine}' engine", evidence=f"probed: {', '.join(RUNNERS)}")
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(1)
+    gmacs: Dict[str, Dict[str, float]] = {}
+    for (shape, precision), (model, in_shape, macs) in probe_models(size).items():
+        try:
+            run = RUNNERS[engine](model, threads)
+        except ImportError as e:
+            raise BackendError(f"the '{engine}' library is not installed", evidence=repr(e)[:200]) from None
+        a = rng.uniform(0, 1, in_shape).astype(np.float32)
+        run(a)  # warm-up (first-call allocations, kernel selection)
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            run(a)
+            times.append(time.perf_counter() - t)
+        gmacs.setdefault(shape, {})[precision] = macs / min(times) / 1e9
+    return GemmProbe(engine=engine, threads=threads, gmacs=gmacs, seconds=time.perf_counter() - t0)
+
+
+def probe_engines(engines, threads: int, reps: int = DEFAULT_REPS
+                  ) -> Tuple[Dict[str, GemmProbe], Dict[str, str]]:
+    """({engine: probe}, {engine: why not probed}) for every engine in ``engines`` (duplicates once)."""
+    done: Dict[str, GemmProbe] = {}
+    missing: Dict[str, str] = {}
+    for e in dict.fromkeys(engines):
+        try:
+            done[e] = probe_engine(e, threads, reps)
+        except BackendError as err:
+            missing[e] = err.what
+    return done, missing
+
+
+def share(gmacs: Optional[float], probe: Optional[GemmProbe], precision: str) -> Optional[float]:
+    """``gmacs`` as a fraction of the probe's figure for ``precision`` (None when either is unknown)."""
+    if gmacs is None or probe is None:
+        return None
+    peak = probe.peak(precision)
+    return float(gmacs / peak) if peak > 0 else None
+
+
+__all__ = ["GEMM_SIZE", "GemmProbe", "RUNNERS", "SHAPES", "probe_engine", "probe_engines", "probe_models", "share"]

@@ -1,0 +1,334 @@
+"""OpenVINO backend: the fast CPU engine (INT8 convolutions on VNNI / AMX, the correlation as a GroupConvolution).
+
+OpenVINO reads the project's ONNX files unchanged — FP32, FP16 (computed in f32) and the Q/DQ INT8 directories of
+``calibration/quantize.py`` (its low-precision transformations turn Q/DQ pairs into int8 kernels) — so one model
+directory runs on ONNX Runtime and here alike.
+
+Choices, and why:
+
+* **Static shapes, compiled per input signature.** The CPU plugin refuses a GroupConvolution whose weights (the
+  template kernels) have a dynamic shape, so a ``--batch dynamic`` or long-term (287…831) export cannot be compiled
+  as it is. Each new feed signature (batch N, search size) gets the model reshaped to those static shapes and
+  compiled once (a fraction of a second, and nothing at all on a second start: see the cache); a tracker uses one or
+  two signatures (its targets' count; the long-term lost size), so compiled models are kept per signature.
+* **Precision hint f32 by default; bf16 only behind a fidelity record.** On AMX / AVX512-BF16 CPUs OpenVINO's
+  default runs float layers in bf16, which broke mobilev2 (cls cosine 0.83 vs f32 on bag.avi crops, score-map argmax
+  agreement 25 %) while alex stayed ≥ 0.9998. Whether bf16 holds depends on the weights *and* on the crops: on
+  synthetic image-like probes the same mobilev2 read 0.9996, so no check without real crops can clear it. The check
+  is therefore made on calibration crops, with the tracker's worst-template measure, by the calibration tools
+  (``calibration/quantize.py --target openvino`` records it in the INT8 directory's metadata, ``quantize.py
+  --check-bf16`` for any directory in the user cache folder, keyed by the model files' sha256);
+  ``precision="auto"`` (the default) takes bf16 where a record passed and f32 otherwise — so f32 for any model
+  nobody has measured — ``precision="bf16"`` is refused without a passing record, ``precision="f32"`` never uses
+  bf16. Where it passes it pays: alex FP32 search 0.15× of ONNX Runtime FP32's time with bf16 (vs 1.0× in f32).
+* **Compiled-model cache** (``CACHE_DIR``) in a user folder (``$SIAMTRT_CACHE/openvino``, else
+  ``$XDG_CACHE_HOME/siamtrt/openvino``, else ``~/.cache/siamtrt/openvino``), never inside the model directory (it
+  may be read-only); ``cache_dir=`` overrides it, ``cache_dir=False`` turns it off.
+* **Threads** = physical cores (``INFERENCE_NUM_THREADS``), ``PERFORMANCE_HINT`` LATENCY (one stream: one frame at a
+  time is what a tracker does).
+* **Buffers.** Search outputs are the infer request's own tensors (no copy; valid until the next call with the same
+  signature, as the contract allows); template outputs are copied (the tracker keeps them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import BackendError, ModelDirError
+from ..metadata import SEARCH_OUTPUTS
+from .backend import BRANCHES, Backend, InputMetadata, resolve_source
+from .cpu import physical_cores
+
+LOG = logging.getLogger(__name__)
+
+#: float-layer precision hints: "auto" (default: f32 unless a passing bf16 record exists), "f32", "bf16"
+PRECISIONS = ("f32", "bf16", "auto")
+#: file in the cache folder holding bf16 fidelity records (one entry per pair of model files)
+BF16_RECORD = "bf16-checks.json"
+BF16_CHECK_FIX = ("measure it on your crops: python calibration/quantize.py --model DIR --calib calib.npz "
+                  "--check-bf16 (or quantize with --target openvino)")
+#: compiled (branch, input shapes) signatures kept per backend: a tracker uses 2-4 (template and search, a second
+#: search size in long-term mode, a new target count now and then)
+MAX_SIGNATURES = 8
+_OV_TYPES = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "i8": np.int8, "u8": np.uint8,
+             "i32": np.int32, "i64": np.int64}
+
+
+def _import_ov():
+    try:
+        import openvino
+    except ImportError as e:
+        raise BackendError("openvino is not installed", evidence=repr(e)[:300],
+                           fix="pip install openvino (x86-64 or aarch64 wheels), or use --backend onnxruntime") from None
+    return openvino
+
+
+def default_cache_dir() -> Path:
+    """The user cache folder for compiled models and bf16 records (see the module docstring)."""
+    if os.environ.get("SIAMTRT_CACHE"):
+        return Path(os.environ["SIAMTRT_CACHE"]) / "openvino"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "siamtrt" / "openvino"
+
+
+def cpu_has_bf16(core) -> bool:
+    """Whether the CPU plugin computes bf16 natively here (AVX512-BF16 / AMX); elsewhere the hint means nothing."""
+    try:
+        return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # noqa: BLE001 - an old plugin without the property: assume no bf16
+        return False
+
+
+def model_key(template_sha256: str, search_sha256: str) -> str:
+    """The key of a pair of model files in the bf16 record file."""
+    return hashlib.sha256(f"{template_sha256}|{search_sha256}".encode()).hexdigest()[:32]
+
+
+def load_bf16_record(cache_dir: Optional[Path], key: str) -> Optional[Dict[str, Any]]:
+    """The bf16 fidelity record of a model pair in ``cache_dir`` (None when absent or unreadable)."""
+    if cache_dir is None:
+        return None
+    try:
+        return json.loads((Path(cache_dir) / BF16_RECORD).read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def save_bf16_record(cache_dir: Path, key: str, record: Dict[str, Any]) -> Path:
+    """Add (or replace) the record of ``key`` in ``cache_dir``'s record file, atomically; returns the file."""
+    store = Path(cache_dir) / BF16_RECORD
+    store.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        records = json.loads(store.read_text()) if store.is_file() else {}
+    except (OSError, ValueError):
+        records = {}
+    records[key] = dict(record)
+    tmp = store.with_name(f"{store.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(records, indent=1))
+    tmp.replace(store)
+    return store
+
+
+class OpenVinoBackend(Backend):
+    """OpenVINO backend over ``template.onnx`` / ``search.onnx`` (CPU plugin).
+
+    Args:
+        template (Source), search (Source), meta (dict): see :class:`Backend`.
+        threads (int): ``INFERENCE_NUM_THREADS``. Defaults to the number of physical cores.
+        precision (str): float-layer precision hint: "auto" (bf16 where a passing bf16 fidelity record exists for
+            these files, else f32), "f32", or "bf16" (only with a passing record, else BackendError). Defaults to
+            "auto" — which is f32 for every model nobody has measured.
+        cache_dir (str | Path | bool): compiled-model cache folder (also where bf16 records are looked up);
+            False turns caching off. Defaults to :func:`default_cache_dir`.
+        bf16_gate (bool): refuse bf16 without a passing record. Defaults to True; only the fidelity measurement
+            itself (:func:`siamtrt.calibration.sensitivity.bf16_fidelity`) turns it off.
+    """
+
+    name = "openvino"
+    short = "ov"
+    file_names = ("template.onnx", "search.onnx")
+    option_names = ("threads", "precision", "cache_dir", "bf16_gate")
+
+    def __init__(self, template, search, meta: Dict[str, Any], **options: Any):
+        super().__init__(template, search, meta, **options)
+        self.threads: int = 0
+        self.precision: str = "f32"        # the hint in use after activation
+        self.bf16_check: Optional[Dict[str, Any]] = None   # the record behind a bf16 / auto decision
+        self.cache_dir: Optional[Path] = None
+        self.compile_seconds: float = 0.0  # total time spent compiling (cache hits make it small)
+        self._core = None
+        self._models: Dict[str, Any] = {}  # branch → ov.Model as read (dynamic shapes)
+        self._compiled: Dict[Tuple, Any] = {}   # (branch, input shapes) → (compiled model, infer request), LRU order
+        self._out_names: Dict[str, List[str]] = {}
+        self._sha: Dict[str, str] = {}     # branch → sha256 of its model (computed when the bf16 record needs it)
+        self._paths: Dict[str, Path] = {}
+
+    @classmethod
+    def unavailable_reason(cls, model_dir: Optional[Path] = None) -> Optional[str]:
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            return "openvino is not installed"
+        return None
+
+    # ----------------------------------------------------------------------------------------------- activation
+    def _config(self, precision: str) -> Dict[str, Any]:
+        return {"INFERENCE_NUM_THREADS": self.threads, "INFERENCE_PRECISION_HINT": precision,
+                "PERFORMANCE_HINT": "LATENCY"}
+
+    def _activate(self) -> None:
+        ov = _import_ov()
+        if self.meta.get("xcorr") == "plugin":
+            raise BackendError("this model directory uses the siamtrt::DepthwiseXCorr TensorRT plugin node, "
+                               "which OpenVINO cannot run", evidence="metadata xcorr = 'plugin'",
+                               fix="export a plugin-free directory with python export/to_onnx.py ... --xcorr conv")
+        opts = self.options
+        want = str(opts.get("precision") or "auto")
+        if want not in PRECISIONS:
+            raise BackendError(f"unknown OpenVINO precision hint {want!r}", evidence=f"valid: {', '.join(PRECISIONS)}",
+                               fix="use precision='auto' (default), 'f32' or 'bf16'")
+        self.threads = int(opts.get("threads") or physical_cores())
+        cache = opts.get("cache_dir", None)
+        self.cache_dir = None if cache is False else Path(cache) if cache else default_cache_dir()
+        self._core = ov.Core()
+        if self.cache_dir is not None:
+            try:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                self._core.set_property({"CACHE_DIR": str(self.cache_dir)})
+            except OSError as e:  # a read-only home: run uncached rather than fail
+                LOG.warning("OpenVINO: cache folder %s is not writable (%s); compiling without a cache",
+                            self.cache_dir, e)
+                self.cache_dir = None
+        for branch in BRANCHES:
+            self._models[branch] = self._read(branch)
+            self._out_names[branch] = [o.get_any_name() for o in self._models[branch].outputs]
+        missing = [n for n in SEARCH_OUTPUTS if n not in self._out_names["search"]]
+        missing += [n for n in self.template_output_names if n not in self._out_names["template"]]
+        if missing:
+            raise ModelDirError(f"outputs {missing} are missing from the ONNX models",
+                                evidence=f"template outputs {self._out_names['template']}, "
+                                         f"search outputs {self._out_names['search']}",
+                                fix="re-export the model directory with python export/to_onnx.py")
+        self.precision = self._choose_precision(want)
+        LOG.info("OpenVINO: %s threads=%d precision=%s cache=%s", ov.__version__, self.threads, self.precision,
+                 self.cache_dir)
+
+    def _read(self, branch: str):
+        src = resolve_source(self.sources[branch])
+        if isinstance(src, Path) and not src.is_file():
+            raise ModelDirError(f"{self.instance_name(branch)}: {src} does not exist",
+                                fix="export the model with python export/to_onnx.py")
+        try:
+            if isinstance(src, bytes):
+                model = self._core.read_model(src, b"")
+                self._sha[branch] = hashlib.sha256(src).hexdigest()
+            else:
+                model = self._core.read_model(str(src))
+                self._paths[branch] = src
+        except Exception as e:  # openvino raises RuntimeError with the frontend's message
+            raise ModelDirError(f"{self.instance_name(branch)}: OpenVINO cannot read "
+                                f"{src if isinstance(src, Path) else 'the model bytes'}",
+                                evidence=str(e).strip().splitlines()[-1][:400],
+                                fix="re-export the model directory with python export/to_onnx.py") from None
+        return model
+
+    def _deactivate(self) -> None:
+        self._compiled.clear()
+        self._models.clear()
+        self._core = None
+
+    def _input_metadata(self, branch: str) -> InputMetadata:
+        out = {}
+        for i in self._models[branch].inputs:
+            et = i.get_element_type().get_type_name()
+            dtype = _OV_TYPES.get(et)
+            if dtype is None:
+                raise ModelDirError(f"{self.instance_name(branch)}: input '{i.get_any_name()}' has unsupported type "
+                                    f"{et}", fix="re-export with float32 inputs")
+            shape = tuple(d.get_length() if d.is_static else None for d in i.get_partial_shape())
+            out[i.get_any_name()] = (np.dtype(dtype), shape)
+        return out
+
+    # ------------------------------------------------------------------------------------------------ compiling
+    def _compile(self, branch: str, shapes: Dict[str, Tuple[int, ...]]):
+        """(compiled model, infer request) of ``branch`` reshaped to static ``shapes``, kept per signature (at most
+        :data:`MAX_SIGNATURES`, the least recently used dropped first, so memory stays bounded however often the
+        number of targets changes)."""
+        key = (branch, tuple(sorted(shapes.items())))
+        hit = self._compiled.pop(key, None)
+        if hit is None:
+            model = self._models[branch].clone()
+            t0 = time.perf_counter()
+            try:
+                model.reshape({name: list(shape) for name, shape in shapes.items()})
+                compiled = self._core.compile_model(model, "CPU", self._config(self.precision))
+            except Exception as e:  # noqa: BLE001 - OpenVINO reports shape and plugin problems as RuntimeError
+                raise BackendError(f"{self.instance_name(branch)}: OpenVINO cannot compile the model for inputs "
+                                   f"{dict(shapes)}", evidence=str(e).strip().splitlines()[-1][:400],
+                                   fix="feed the sizes in the model metadata, or use --backend onnxruntime") from None
+            self.compile_seconds += time.perf_counter() - t0
+            LOG.debug("OpenVINO: compiled %s for %s (%s) in %.2fs", branch, shapes, self.precision,
+                      time.perf_counter() - t0)
+            hit = (compiled, compiled.create_infer_request())
+            while len(self._compiled) >= MAX_SIGNATURES:
+                self._compiled.pop(next(iter(self._compiled)))
+        self._compiled[key] = hit   # (re)inserted last: the most recently used
+        return hit
+
+    def _infer(self, branch: str, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        _, request = self._compile(branch, {k: v.shape for k, v in feed.items()})
+        res = request.infer(feed, share_inputs=True, share_outputs=True)
+        out = {name: res[i] for i, name in enumerate(self._out_names[branch])}
+        if branch == "template":   # the tracker keeps them: copies, not the request's tensors
+            out = {k: np.array(v) for k, v in out.items()}
+        return out
+
+    # ---------------------------------------------------------------------------------------------- precision
+    def _choose_precision(self, want: str) -> str:
+        """f32, or bf16 where a fidelity record passed (see the module docstring)."""
+        if want == "f32":
+            return "f32"
+        if not cpu_has_bf16(self._core):
+            if want == "bf16":
+                raise BackendError("precision 'bf16' asked for, but this CPU has no bf16 units (AVX512-BF16 / AMX)",
+                                   evidence=f"OpenVINO CPU capabilities: "
+                                            f"{self._core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES')}",
+                                   fix="use precision 'auto' (default) or 'f32'")
+            self.bf16_check = {"passed": False, "reason": "no bf16 units on this CPU"}
+            return "f32"
+        if want == "bf16" and not self.options.get("bf16_gate", True):
+            return "bf16"   # the fidelity measurement itself
+        rec = self._bf16_record()
+        self.bf16_check = rec
+        if rec is None:
+            if want == "bf16":
+                raise BackendError("precision 'bf16' needs a bf16 fidelity record for this model, and there is none",
+                                   evidence="bf16 broke mobilev2's scores on real crops (cls cosine 0.83) while "
+                                            "synthetic probes read 0.9996: only a check on real crops can clear it",
+                                   fix=BF16_CHECK_FIX + "; or use precision 'auto' (the default) or 'f32'")
+            LOG.info("OpenVINO: precision auto → f32 (no bf16 fidelity record for this model)")
+            return "f32"
+        if rec.get("passed"):
+            LOG.info("OpenVINO: bf16 keeps fidelity (%s: worst template cls %.4f, loc %.4f vs f32 on %s crops)",
+                     rec.get("where"), rec.get("cls", float("nan")), rec.get("loc", float("nan")), rec.get("crops"))
+            return "bf16"
+        if want == "bf16":
+            raise BackendError("precision 'bf16' breaks this model's outputs",
+                               evidence=f"bf16 fidelity record ({rec.get('where')}): worst template cls cosine "
+                                        f"{rec.get('cls', float('nan')):.4f}, loc {rec.get('loc', float('nan')):.4f} "
+                                        f"vs f32 on {rec.get('crops')} crops (needs ≥ {rec.get('min_cosine')} both)",
+                               fix="use precision 'auto' (the default: f32 here, since the record fails) or 'f32'")
+        LOG.info("OpenVINO: precision auto → f32 (bf16 fails its fidelity record: cls %.4f, loc %.4f)",
+                 rec.get("cls", float("nan")), rec.get("loc", float("nan")))
+        return "f32"
+
+    def _bf16_record(self) -> Optional[Dict[str, Any]]:
+        """The bf16 record of these model files: the metadata's (written by quantize --target openvino into the very
+        files it describes), else the cache folder's (quantize.py --check-bf16), else None."""
+        rec = (self.meta.get("quantization") or {}).get("bf16")
+        if rec:
+            return dict(rec, where="model metadata")
+        if self.cache_dir is None:
+            return None
+        rec = load_bf16_record(self.cache_dir, model_key(self.sha256("template"), self.sha256("search")))
+        return dict(rec, where=str(self.cache_dir / BF16_RECORD)) if rec else None
+
+    def sha256(self, branch: str) -> str:
+        """sha256 of one branch's model (file or bytes), computed once."""
+        if not self._sha.get(branch):
+            from ..metadata import file_sha256
+
+            self._sha[branch] = file_sha256(self._paths[branch])
+        return self._sha[branch]
+
+
+__all__ = ["BF16_RECORD", "OpenVinoBackend", "PRECISIONS", "cpu_has_bf16", "default_cache_dir", "load_bf16_record",
+           "model_key", "save_bf16_record"]

@@ -1,0 +1,58 @@
+"""``benchmarks/fps.py --mode``'s measurement (siamtrt.benchmarks.fps_modes) on a tiny long-term model: every mode
+times the same frames, long-term frames are split into local / global, the forced-lost tracker searches globally
+on every frame, and the ratios are computed from the medians it reports."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from siamtrt.benchmarks.fps_modes import TARGETS, mode_table, run_mode_fps
+from siamtrt.config import CONFIGS, with_longterm
+from siamtrt.errors import InputError, SiamtrtError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+from rt_tiny_models import make_tiny_model_dir  # noqa: E402
+
+BOX = (316, 140, 112, 115)
+
+
+@pytest.fixture(scope="module")
+def tiny_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_modes")
+    cfg = CONFIGS["siamrpn_alex_dwxcorr"]
+    return {"short": make_tiny_model_dir(root / "short", "siamrpn_alex_dwxcorr"),
+            "longterm": make_tiny_model_dir(root / "lt", "siamrpn_alex_dwxcorr", cfg=with_longterm(cfg, 831))}
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "auto"])
+def test_modes_side_by_side(tiny_dirs, bag_video, backend):
+    """Every backend gets the threads option through its declared option names (auto resolves to one)."""
+    rep = run_mode_fps(tiny_dirs["longterm"], ["longterm", "distractor"], bag_video, BOX, frames=6, warmup=1,
+                       threads=1, backend=backend, progress=False)
+    assert rep["backend"] != "auto"
+    rows = {r["mode"]: r for r in rep["rows"]}
+    assert list(rows) == ["short", "longterm", "distractor", "longterm (global)"]
+    assert all(r["frames"] == 6 for r in rows.values())
+    for r in rows.values():
+        assert r["ratio_to_short"] == pytest.approx(r["median_ms"] / rows["short"]["median_ms"])
+        assert r["p90_ms"] >= r["median_ms"]
+    lt = rows["longterm"]
+    assert lt["local_frames"] + lt["global_frames"] == 6
+    glob = rows["longterm (global)"]
+    assert glob["global_frames"] == 6 and glob["local_frames"] == 0  # kept lost: every frame is the 831 search
+    # the 831 crop has 8.4x the pixels of the 287 one: a tracker that really searched globally is slower
+    assert glob["median_ms"] > rows["short"]["median_ms"]
+    assert lt["target_ratio"] == TARGETS["longterm"] and rows["distractor"]["target_ratio"] == TARGETS["distractor"]
+    assert "distractors_per_frame" in rows["distractor"] and "target_ratio" not in glob
+    table = mode_table(rep)
+    assert "longterm (global)" in table and "<= 1.05" in table and "<= 1.15" in table
+
+
+def test_modes_errors(tiny_dirs, bag_video):
+    with pytest.raises(SiamtrtError, match="longterm|lost"):  # a short-only export has no 831 search size
+        run_mode_fps(tiny_dirs["short"], ["longterm"], bag_video, BOX, frames=2, warmup=0, progress=False)
+    with pytest.raises(InputError, match="warm-up"):
+        run_mode_fps(tiny_dirs["longterm"], ["distractor"], bag_video, BOX, frames=2, warmup=500, progress=False)
+    with pytest.raises(SiamtrtError):
+        run_mode_fps(tiny_dirs["longterm"], ["sideways"], bag_video, BOX, frames=2, warmup=0, progress=False)
