@@ -179,12 +179,8 @@ def test_prefix_fallback_reports_an_unreachable_target():
 
 def test_cli_min_cosine_zero_keeps_the_start_set(model_dir, calib_set, tmp_path, capsys):
     """--min-cosine 0 quantizes the start set without searching; --float-prefix still forces float convs."""
-    import importlib.util
+    from siamtrt.cli import quantize as cli  # what calibration/quantize.py and `siamtrt quantize` run
 
-    spec = importlib.util.spec_from_file_location("quantize_cli", Path(__file__).parents[2] / "calibration" /
-                                                  "quantize.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
     path, _ = calib_set(ALEX)
     assert cli.main(["--model", str(model_dir(ALEX)), "--calib", str(path), "--precision", "int8",
                      "--min-cosine", "0", "--float-prefix", "0.05", "--out", str(tmp_path / "q")]) == 0

@@ -12,7 +12,7 @@ import pytest
 from siamtrt.runtime.crop import Cropper, crop_batch, get_subwindow
 from siamtrt.runtime.geometry import CROP_EXACT_MAX_SIDE
 
-from test_tracker import ref_subwindow
+from reference_trackers import ref_subwindow
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from siamtrt.errors import ConfigError, InputError, ModelDirError
 from siamtrt.runtime import Tracker
 from siamtrt.runtime.modes import DistractorMemory, parse_mode
 
-from test_tracker import ref_subwindow
+from reference_trackers import ref_subwindow
 
 BOX = (316, 140, 112, 115)
 RATIOS, SCALES, STRIDE = (0.33, 0.5, 1.0, 2.0, 3.0), (8.0,), 8

@@ -86,7 +86,7 @@ def test_track_result_single_and_multi_forms(tiny_dir, bag_frames):
 
 # --------------------------------------------------------------------------------------------- observer
 def test_observer_sees_the_exact_crop_kernels_and_outputs(tiny_dir, bag_frames):
-    from test_tracker import ref_subwindow  # independent transcription of pysot's get_subwindow
+    from reference_trackers import ref_subwindow  # independent transcription of pysot's get_subwindow
 
     d = tiny_dir("siamrpn_alex_dwxcorr")
     t = Tracker.from_model_dir(d, backend="onnxruntime", threads=1)
