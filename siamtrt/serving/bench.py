@@ -17,21 +17,14 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..metadata import weights_kind
+from ..benchmarks.results import weights_label
 from ..runtime import Tracker
 from ..modeldir import ModelDir
 from .client import track_streams, track_video
 from .repository import write_repository
 from .server import TritonServer
-from .stateful import single_result
 
 LOG = logging.getLogger(__name__)
-
-
-def weights_label(meta: Dict[str, Any]) -> str:
-    """"checkpoint", or "stand-in (<random kind>)" for seeded random weights: every figure row carries it."""
-    kind = weights_kind(meta)
-    return "checkpoint" if kind == "checkpoint" else f"stand-in ({kind})"
 
 
 def in_process_fps(model_dir: Union[str, Path], frames: List[np.ndarray], box: Sequence[float], streams: int,
@@ -43,7 +36,7 @@ def in_process_fps(model_dir: Union[str, Path], frames: List[np.ndarray], box: S
         t.init(frames[0], box)
     for f in frames[1:]:
         for t in trackers:
-            single_result(t.track(f))
+            t.track(f)
     sec = time.perf_counter() - t0
     n = streams * (len(frames) - 1)
     return {"seconds": sec, "frames": n, "fps_total": n / sec, "fps_per_stream": (len(frames) - 1) / sec}
@@ -97,7 +90,7 @@ def run_serving_benchmark(model_dir: Union[str, Path], frames: List[np.ndarray],
                             threads=threads, overwrite=True).out
     ref = Tracker.from_model_dir(model_dir, backend="onnxruntime", threads=threads)
     ref.init(frames[0], box)
-    ref_boxes = np.stack([np.asarray(box, np.float64)] + [single_result(ref.track(f))[0] for f in frames[1:]])
+    ref_boxes = np.stack([np.asarray(box, np.float64)] + [ref.track(f).bbox for f in frames[1:]])
     rows: List[Dict[str, Any]] = []
     weights = weights_label(info.meta)
     with TritonServer(repo) as server:

@@ -33,6 +33,12 @@ def batch_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def other_model(tmp_path_factory) -> Path:
+    """The same tiny architecture with other random weights (a different model for the resume check)."""
+    return make_tiny_model_dir(tmp_path_factory.mktemp("batch_model_other"), "siamrpn_alex_dwxcorr", seed=1)
+
+
+@pytest.fixture(scope="session")
 def video_set(tmp_path_factory, bag_video):
     """A folder with bag.avi, two synthetic OTB sequences (30 frames), an undecodable video, and a bbox file."""
     import shutil

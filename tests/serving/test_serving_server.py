@@ -9,7 +9,6 @@ import pytest
 
 from siamtrt.runtime import Tracker
 from siamtrt.serving.repository import ServingError, write_repository
-from siamtrt.serving.stateful import single_result
 
 from serving_helpers import require_server
 
@@ -35,7 +34,7 @@ def reference(serving_model, serving_frames):
     """In-process runtime boxes/scores for the same frames (frame 0: the init box, score 1)."""
     t = Tracker.from_model_dir(serving_model, backend="onnxruntime")
     t.init(serving_frames[0], BOX)
-    res = [single_result(t.track(f)) for f in serving_frames[1:]]
+    res = [(r.bbox, r.score) for r in (t.track(f) for f in serving_frames[1:])]
     return np.stack([np.asarray(BOX)] + [b for b, _ in res]), np.asarray([1.0] + [s for _, s in res])
 
 
