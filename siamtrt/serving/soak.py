@@ -81,6 +81,8 @@ def _run_stream(url: str, protocol: str, model: str, stream: int, frames: Sequen
     done = 0
     while done < total:
         length = int(min(rng.integers(seq_len[0], seq_len[1] + 1), total - done))
+        if total - done - length == 1:  # never leave a 1-frame remainder: a START alone cannot carry END
+            length += 1
         start = int(rng.integers(0, 2 * (len(frames) - 1)))
         rec = SequenceRecord(stream, 0, start, tuple(boxes[pingpong_index(start, len(frames))]),
                              abandoned=bool(rng.random() < abandon))
@@ -164,6 +166,9 @@ def triton_soak(model_dir: PathLike, frames: Sequence[np.ndarray], boxes: Sequen
     Raises:
         ServingError: no tritonserver, or a stream failed.
     """
+    if not 2 <= seq_len[0] <= seq_len[1]:
+        raise ServingError(f"sequence lengths {seq_len} must satisfy 2 <= shortest <= longest",
+                           fix="a sequence is a START frame plus at least one tracked frame")
     info = ModelDir.open(model_dir)
     work = Path(work_dir or tempfile.mkdtemp(prefix="siamtrt-triton-soak-"))
     repo = write_repository(model_dir, work / "repo", max_batch=streams, idle_seconds=idle_seconds, threads=1,
