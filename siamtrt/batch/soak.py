@@ -122,7 +122,10 @@ def ray_soak(model: PathLike, videos_dir: PathLike, out: PathLike, kills: int = 
     frames_complete = all(files[n].is_file() and len(read_results(files[n]).boxes) == lengths[n] for n in lengths)
     equal = None
     if verify:
-        equal = all(_equals_runtime(model, j, files[j.name]) for j in jobs if files[j.name].is_file())
+        from ..runtime import Tracker
+
+        with Tracker.from_model_dir(model, backend="onnxruntime", threads=1) as tracker:
+            equal = all(_equals_runtime(tracker, j, files[j.name]) for j in jobs if files[j.name].is_file())
     rerun = track_many(model, jobs, out, workers=workers, fmt=fmt, num_cpus=num_cpus, progress=False)
     result = {"kind": "ray", "model": str(model), "videos": len(jobs), "frames_per_video": sorted(set(lengths.values())),
               "workers": rep.workers, "kills": killer.log, "worker_deaths": rep.worker_deaths,
@@ -137,17 +140,16 @@ def ray_soak(model: PathLike, videos_dir: PathLike, out: PathLike, kills: int = 
     return result
 
 
-def _equals_runtime(model: PathLike, job, path: Path) -> bool:
-    from ..runtime import Tracker
+def _equals_runtime(tracker, job, path: Path) -> bool:
+    """The result file equals ``tracker`` (a single-process runtime Tracker, initialised here) on the same video."""
     from ..runtime.video import open_frames
 
     got = read_results(path)
-    t = Tracker.from_model_dir(model, backend="onnxruntime", threads=1)
     for i, f in enumerate(open_frames(job.source)):
         if i == 0:
-            t.init(f, np.asarray(job.bbox, np.float64))
+            tracker.init(f, np.asarray(job.bbox, np.float64))
             continue
-        res = t.track(f)
+        res = tracker.track(f)
         if not (np.array_equal(got.boxes[i, 0], res.bbox) and got.scores[i, 0] == res.score):
             LOG.warning("Ray soak: %s frame %d differs from the single-process runtime", job.name, i)
             return False

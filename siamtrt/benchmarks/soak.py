@@ -103,6 +103,28 @@ def tree_rss_bytes(pid: int) -> int:
     return total
 
 
+def process_label(pid: int) -> str:
+    """``<pid> <command>`` plus the model a Triton Python-backend stub serves (from its command line)."""
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return f"{pid} (ended)"
+    model = next((Path(a.decode(errors="replace")).parent.parent.name for a in args if a.endswith(b"/model.py")), "")
+    return f"{pid} {comm}" + (f" ({model})" if model else "")
+
+
+def tree_rss_by_process(pid: int) -> Dict[str, float]:
+    """RSS in MB of ``pid`` and each descendant, by :func:`process_label`."""
+    out: Dict[str, float] = {}
+    for p in process_tree(pid):
+        try:
+            out[process_label(p)] = rss_bytes(p) / MB
+        except InputError:
+            pass
+    return out
+
+
 def rss_trend(x: Sequence[float], rss: Sequence[float], warmup_x: float) -> Dict[str, Any]:
     """Flatness of an RSS series after warm-up.
 
@@ -415,5 +437,5 @@ def results_dir(root: PathLike = Path("results") / "soak") -> Path:
 
 
 __all__ = ["SoakGoals", "SoakRun", "format_runtime_table", "load_frames", "pingpong_index", "plot_rss_samples",
-           "plot_runtime_soak", "process_tree", "results_dir", "rss_bytes", "rss_trend", "run_runtime_soak",
-           "series", "soak_frames", "soak_run", "target_boxes", "time_stats", "tree_rss_bytes"]
+           "plot_runtime_soak", "process_label", "process_tree", "results_dir", "rss_bytes", "rss_trend", "run_runtime_soak",
+           "series", "soak_frames", "soak_run", "target_boxes", "time_stats", "tree_rss_by_process", "tree_rss_bytes"]

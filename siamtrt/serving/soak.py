@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..benchmarks.results import weights_label
-from ..benchmarks.soak import pingpong_index, rss_trend, series, tree_rss_bytes
+from ..benchmarks.soak import pingpong_index, rss_trend, series, tree_rss_by_process, tree_rss_bytes
 from ..modeldir import ModelDir
 from ..runtime import Tracker
 from .client import RemoteTracker
@@ -102,12 +102,23 @@ def _run_stream(url: str, protocol: str, model: str, stream: int, frames: Sequen
         progress.add()  # the START frame
 
 
-def _sample_rss(pid: int, progress: _Progress, stop: threading.Event, every: float,
-                samples: List[Tuple[float, int, int]]) -> None:
+def _sample_rss(pid: int, progress: _Progress, stop: threading.Event, every: float, warmup: float,
+                samples: List[Tuple[float, int, int]], by_process: Dict[str, Dict[str, float]]) -> None:
+    """Total RSS of the server's process tree every ``every`` s; per process once after warm-up and at the end."""
     t0 = time.monotonic()
     while not stop.is_set():
         samples.append((time.monotonic() - t0, progress.done, tree_rss_bytes(pid)))
+        if "after_warmup" not in by_process and progress.done >= warmup:
+            by_process["after_warmup"] = tree_rss_by_process(pid)
         stop.wait(every)
+    by_process["end"] = tree_rss_by_process(pid)
+
+
+def _growth_by_process(by_process: Dict[str, Dict[str, float]]) -> Dict[str, Dict[str, Optional[float]]]:
+    start, end = by_process.get("after_warmup", {}), by_process.get("end", {})
+    return {k: {"after_warmup_mb": start.get(k), "end_mb": end.get(k),
+                "growth_mb": end[k] - start[k] if k in start and k in end else None}
+            for k in sorted(set(start) | set(end))}
 
 
 def _released_in_log(log_text: str) -> int:
@@ -127,15 +138,21 @@ def _continuing_refused(url: str, protocol: str, model: str, rec: SequenceRecord
         rt.close()
 
 
-def _verify(model_dir: PathLike, frames: Sequence[np.ndarray], records: Sequence[SequenceRecord]) -> float:
+def _verify(model_dir: PathLike, frames: Sequence[np.ndarray], records: Sequence[SequenceRecord],
+            progress: bool = True) -> float:
     """Largest box difference (px) between the server's sequences and fresh in-process trackers on the same frames."""
     worst = 0.0
+    bar = _Progress(sum(len(r.boxes) for r in records), progress)
+    if bar.bar is not None:
+        bar.bar.set_description("in-process check")
     with Tracker.from_model_dir(model_dir, backend="onnxruntime", threads=1) as t:
         for rec in records:
             t.init(frames[pingpong_index(rec.start, len(frames))], np.asarray(rec.box, np.float64))
             for k, got in enumerate(rec.boxes, 1):
                 want = t.track(frames[pingpong_index(rec.start + k, len(frames))]).bbox
                 worst = max(worst, float(np.abs(np.asarray(got) - want).max()))
+            bar.add(len(rec.boxes))
+    bar.close()
     return worst
 
 
@@ -175,13 +192,15 @@ def triton_soak(model_dir: PathLike, frames: Sequence[np.ndarray], boxes: Sequen
                             overwrite=True).out
     records: List[SequenceRecord] = []
     samples: List[Tuple[float, int, int]] = []
+    by_process: Dict[str, Dict[str, float]] = {}
     total = streams * frames_per_stream
     prog = _Progress(total, progress)
     errors: List[BaseException] = []
     with TritonServer(repo, log_path=work / "tritonserver.log") as server:
         url, model = server.url(protocol), "siamtrt_tracker"
         stop = threading.Event()
-        sampler = threading.Thread(target=_sample_rss, args=(server.proc.pid, prog, stop, sample_seconds, samples),
+        sampler = threading.Thread(target=_sample_rss, args=(server.proc.pid, prog, stop, sample_seconds,
+                                                             warmup_fraction * total, samples, by_process),
                                    daemon=True)
         sampler.start()
         t0 = time.perf_counter()
@@ -214,7 +233,7 @@ def triton_soak(model_dir: PathLike, frames: Sequence[np.ndarray], boxes: Sequen
         sampler.join()
         released = _released_in_log(server.log_tail(1 << 26))
         refused = sum(_continuing_refused(url, protocol, model, r, frames[0]) for r in abandoned[:5])
-    worst = _verify(model_dir, frames, records) if verify else None
+    worst = _verify(model_dir, frames, records, progress) if verify else None
     x = [s[1] for s in samples]
     rss = [s[2] for s in samples]
     trend = rss_trend(x, rss, warmup_fraction * total)
@@ -229,6 +248,7 @@ def triton_soak(model_dir: PathLike, frames: Sequence[np.ndarray], boxes: Sequen
             "abandoned": len(abandoned), "released_idle": released, "continuing_refused": refused,
             "max_box_diff_px": worst, "box_tolerance_px": box_tolerance, "rss": trend,
             "rss_goal_mb": rss_goal_mb, "warmup_frames": warmup_fraction * total,
+            "rss_by_process": _growth_by_process(by_process),
             "series": series(x, np.asarray(rss) / 2 ** 20, [s[0] for s in samples]), "checks": checks,
             "ok": all(checks.values()), "server_log": str(work / "tritonserver.log")}
 
@@ -246,6 +266,8 @@ def format_triton_table(r: Dict[str, Any]) -> str:
         f"  server RSS after warm-up: baseline {fmt(t['baseline_mb'])} MB, max growth {fmt(t['max_growth_mb'])} MB "
         f"(goal <= {r['rss_goal_mb']:g}), slope {fmt(t['slope_mb_per_1k'], '.3f')} MB/1k frames; largest box "
         f"difference to the in-process runtime {fmt(r['max_box_diff_px'], '.2e')} px",
+        "  RSS growth by process after warm-up: " + "; ".join(
+            f"{k} {fmt(v['growth_mb'])} MB" for k, v in r.get("rss_by_process", {}).items()),
         "  " + ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in r["checks"].items())])
 
 
