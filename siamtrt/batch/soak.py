@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -26,17 +26,15 @@ LOG = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 
 
-def make_short_videos(source: PathLike, out_dir: PathLike, count: int, frames: int,
-                      boxes: Optional[np.ndarray] = None, default_box: Sequence[float] = (316, 140, 112, 115)
-                      ) -> Path:
+def make_short_videos(source: PathLike, out_dir: PathLike, count: int, frames: int, boxes: np.ndarray) -> Path:
     """Write ``count`` image-folder videos of ``frames`` frames each (windows of ``source`` at spread-out offsets)
-    and ``boxes.txt`` with their init boxes (``boxes[offset]`` when given, e.g. the source's ground truth).
+    and ``boxes.txt`` with their init boxes: ``boxes[offset]``, one box per source frame (e.g. its ground truth).
 
     Returns:
         Path: the folder holding the videos and ``boxes.txt``.
 
     Raises:
-        InputError: ``source`` is shorter than ``frames``.
+        InputError: ``source`` is shorter than ``frames``, or a window starts on a frame without a valid box.
     """
     import cv2
 
@@ -54,7 +52,10 @@ def make_short_videos(source: PathLike, out_dir: PathLike, count: int, frames: i
         img.mkdir(parents=True, exist_ok=True)
         for k in range(frames):
             cv2.imwrite(str(img / f"{k + 1:08d}.jpg"), src[offset + k], [cv2.IMWRITE_JPEG_QUALITY, 95])
-        box = boxes[offset] if boxes is not None and np.all(np.isfinite(boxes[offset])) else default_box
+        box = np.asarray(boxes[offset], np.float64)
+        if not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+            raise InputError(f"no valid init box for frame {offset} of {source}", evidence=f"box {box.tolist()}",
+                             fix="pass one valid x,y,w,h box per source frame")
         lines.append(f"short{i:03d}," + ",".join(f"{float(v):.2f}" for v in box))
     (out / "boxes.txt").write_text("\n".join(lines) + "\n")
     return out

@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ..errors import InputError
+from .data import DEFAULT_BOX
 
 LOG = logging.getLogger(__name__)
 
@@ -295,7 +296,7 @@ def soak_run(tracker, frames: Sequence[np.ndarray], boxes: np.ndarray, count: in
 
 def run_runtime_soak(model: PathLike, video: PathLike, modes: Sequence[str] = ("short",),
                      targets: Sequence[int] = (1,), frames: int = 10_000, warmup: Optional[int] = None,
-                     box: Sequence[float] = (316.0, 140.0, 112.0, 115.0), gap_every: int = 500, gap_len: int = 10,
+                     box: Sequence[float] = DEFAULT_BOX, gap_every: int = 500, gap_len: int = 10,
                      backend: str = "onnxruntime", threads: Optional[int] = None, goals: SoakGoals = SoakGoals(),
                      progress: bool = True, on_frame: Optional[Callable[[int, Any], None]] = None,
                      max_video_frames: Optional[int] = 200) -> Dict[str, Any]:

@@ -31,7 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", type=Path, help=f"model directory (default: the alex stand-in in {STANDIN_DIR})")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=["runtime"], help="what to soak (default runtime)")
     p.add_argument("--video", help="video to loop (default: bag.avi in $SIAMTRT_DATA or ../shared/data)")
-    p.add_argument("--bbox", default="316,140,112,115", help="first target's box in frame 0 (default: bag.avi's)")
+    p.add_argument("--bbox", help="first target's box in frame 0 (default: bag.avi's, 316,140,112,115)")
     p.add_argument("--out", type=Path, default=Path("results") / "soak", help="results root (default results/soak)")
     rt = p.add_argument_group("runtime")
     rt.add_argument("--mode", nargs="+", default=["all"], help="tracking modes, or all (default all)")
@@ -95,9 +95,11 @@ def _triton(a, model, video, box, out: Path) -> dict:
 
 def _ray(a, model, video, box, out: Path) -> dict:
     from siamtrt.batch.soak import format_ray_table, make_short_videos, ray_soak
+    from siamtrt.benchmarks.soak import load_frames
 
+    frames = len(load_frames(video))
     videos = make_short_videos(video, out / "ray" / "videos", a.ray_videos, a.ray_video_frames,
-                               boxes=_gt_boxes(video, None, box))
+                               boxes=_gt_boxes(video, frames, box))
     rep = ray_soak(model, videos, out / "ray" / "results", kills=a.kills, num_cpus=a.num_cpus,
                    progress=not a.no_progress)
     print(format_ray_table(rep))
@@ -113,17 +115,17 @@ def _gt_boxes(video: Path, n, box):
     for gt in (Path(video).with_suffix("") / "groundtruth_rect.txt", Path(video) / "groundtruth_rect.txt"):
         if gt.is_file():
             return read_box_file(gt)
-    return np.tile(np.asarray(box, np.float64), (n or 10_000, 1))
+    return np.tile(np.asarray(box, np.float64), (n, 1))
 
 
 def _run(a: argparse.Namespace) -> int:
-    from siamtrt.benchmarks.data import default_video
+    from siamtrt.benchmarks.data import DEFAULT_BOX, default_video
     from siamtrt.benchmarks.soak import load_frames, results_dir
     from siamtrt.runtime.run import parse_bbox
 
     video = Path(a.video) if a.video else default_video()
     load_frames(video, 2)  # cheap checks before any export
-    box = parse_bbox(a.bbox)
+    box = parse_bbox(a.bbox) if a.bbox else DEFAULT_BOX
     model = _model(a, video)
     out = results_dir(a.out)
     import os

@@ -156,6 +156,53 @@ def _verify(model_dir: PathLike, frames: Sequence[np.ndarray], records: Sequence
     return worst
 
 
+def _run_streams(url: str, protocol: str, model: str, frames: Sequence[np.ndarray],
+                 boxes: Sequence[Sequence[float]], streams: int, frames_per_stream: int, seq_len: Tuple[int, int],
+                 abandon: float, seed: int, prog: _Progress, records: List[SequenceRecord]) -> float:
+    """Run the client streams concurrently, one thread each; returns their wall time.
+
+    Raises:
+        ServingError: a stream failed (after every stream has finished).
+    """
+    errors: List[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            _run_stream(url, protocol, model, i, frames, boxes, frames_per_stream, seq_len, abandon, seed, prog,
+                        records)
+        except BaseException as e:  # reported after every stream has finished
+            errors.append(e)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    prog.close()
+    if errors:
+        raise ServingError("a soak stream failed", evidence=str(errors[0])[:800])
+    return time.perf_counter() - t0
+
+
+def _release_checks(server: TritonServer, url: str, protocol: str, model: str, frames: Sequence[np.ndarray],
+                    boxes: Sequence[Sequence[float]], abandoned: Sequence[SequenceRecord], idle_seconds: float
+                    ) -> Tuple[int, int]:
+    """After the idle timeout and one more request (any request lets the model drop idle sequences): (sequences the
+    tracker model logged as released, abandoned sequences whose continuation was refused (at most 5 tried))."""
+    time.sleep(idle_seconds + 1.0)
+    probe = RemoteTracker(url, protocol, model)
+    try:
+        probe.init(frames[0], boxes[0])
+        probe.track(frames[1], last=True)
+    finally:
+        probe.close()
+    time.sleep(1.0)
+    released = _released_in_log(server.log_tail(1 << 26))
+    refused = sum(_continuing_refused(url, protocol, model, r, frames[0]) for r in abandoned[:5])
+    return released, refused
+
+
 def triton_soak(model_dir: PathLike, frames: Sequence[np.ndarray], boxes: Sequence[Sequence[float]],
                 streams: int = 8, frames_per_stream: int = 2000, seq_len: Tuple[int, int] = (20, 200),
                 abandon: float = 0.15, idle_seconds: float = 5.0, protocol: str = "grpc", seed: int = 0,
@@ -195,7 +242,6 @@ def triton_soak(model_dir: PathLike, frames: Sequence[np.ndarray], boxes: Sequen
     by_process: Dict[str, Dict[str, float]] = {}
     total = streams * frames_per_stream
     prog = _Progress(total, progress)
-    errors: List[BaseException] = []
     with TritonServer(repo, log_path=work / "tritonserver.log") as server:
         url, model = server.url(protocol), "siamtrt_tracker"
         stop = threading.Event()
@@ -203,36 +249,14 @@ def triton_soak(model_dir: PathLike, frames: Sequence[np.ndarray], boxes: Sequen
                                                              warmup_fraction * total, samples, by_process),
                                    daemon=True)
         sampler.start()
-        t0 = time.perf_counter()
-
-        def run(i: int) -> None:
-            try:
-                _run_stream(url, protocol, model, i, frames, boxes, frames_per_stream, seq_len, abandon, seed, prog,
-                            records)
-            except BaseException as e:  # reported after every stream has finished
-                errors.append(e)
-
-        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(streams)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - t0
-        prog.close()
-        if errors:
+        try:
+            seconds = _run_streams(url, protocol, model, frames, boxes, streams, frames_per_stream, seq_len, abandon,
+                                   seed, prog, records)
+            abandoned = [r for r in records if r.abandoned]
+            released, refused = _release_checks(server, url, protocol, model, frames, boxes, abandoned, idle_seconds)
+        finally:
             stop.set()
-            raise ServingError("a soak stream failed", evidence=str(errors[0])[:800])
-        abandoned = [r for r in records if r.abandoned]
-        time.sleep(idle_seconds + 1.0)
-        probe = RemoteTracker(url, protocol, model)  # any request lets the model drop idle sequences
-        probe.init(frames[0], boxes[0])
-        probe.track(frames[1], last=True)
-        probe.close()
-        time.sleep(1.0)
-        stop.set()
-        sampler.join()
-        released = _released_in_log(server.log_tail(1 << 26))
-        refused = sum(_continuing_refused(url, protocol, model, r, frames[0]) for r in abandoned[:5])
+            sampler.join()
     worst = _verify(model_dir, frames, records, progress) if verify else None
     x = [s[1] for s in samples]
     rss = [s[2] for s in samples]
