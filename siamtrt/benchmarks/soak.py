@@ -162,12 +162,12 @@ def time_stats(seconds: Sequence[float]) -> Dict[str, Any]:
 
 
 def series(x: Sequence[float], *ys: Sequence[float], points: int = SERIES_POINTS) -> Dict[str, List[float]]:
-    """``x`` and ``ys`` thinned to at most ``points`` samples (every k-th), for JSON and plots."""
+    """``x`` and ``ys`` thinned to at most ``points`` samples (every k-th, values to 3 decimals), for JSON and plots."""
     x = np.asarray(x)
     step = max(1, int(np.ceil(len(x) / points)))
     out = {"x": x[::step].tolist()}
     for i, y in enumerate(ys):
-        out[f"y{i}"] = np.asarray(y)[::step].tolist()
+        out[f"y{i}"] = np.round(np.asarray(y, np.float64)[::step], 3).tolist()
     return out
 
 
