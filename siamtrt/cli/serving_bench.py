@@ -26,7 +26,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", type=Path, help="model directory (default: siamrpn_alex_dwxcorr exported with seeded "
                                               "random weights into ./models, once)")
     p.add_argument("--video", help="video file or image folder (default: bag.avi in $SIAMTRT_DATA or ../shared/data)")
-    p.add_argument("--bbox", default="316,140,112,115", help="x,y,w,h in frame 0 (default: the bag.avi box)")
+    p.add_argument("--bbox", help="x,y,w,h in frame 0 (default: the bag.avi box 316,140,112,115)")
     p.add_argument("--frames", type=int, default=60, help="frames per stream (default 60)")
     p.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8], help="stream counts (default 1 4 8)")
     p.add_argument("--protocol", choices=["grpc", "http"], default="grpc", help="default grpc")
@@ -41,14 +41,14 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        from siamtrt.benchmarks.data import default_video
+        from siamtrt.benchmarks.data import DEFAULT_BOX, default_video
         from siamtrt.benchmarks.variants import ensure_exported
         from siamtrt.runtime.run import parse_bbox
         from siamtrt.runtime.video import open_frames
         from siamtrt.serving.bench import format_table, plot_serving, run_serving_benchmark
 
         frames = list(open_frames(a.video or default_video(), max_frames=a.frames))  # cheap checks before export
-        box = parse_bbox(a.bbox)
+        box = parse_bbox(a.bbox) if a.bbox else DEFAULT_BOX
         model = a.model or ensure_exported("siamrpn_alex_dwxcorr")
         report = run_serving_benchmark(model, frames, box, streams=a.streams, protocol=a.protocol,
                                        threads=a.threads, queue_delay_us=a.queue_delay_us)

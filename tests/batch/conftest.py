@@ -11,8 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
 
 from rt_tiny_models import make_tiny_model_dir  # noqa: E402
+from siamtrt.benchmarks.data import DEFAULT_BOX  # noqa: E402
 
-BAG_BOX = (316.0, 140.0, 112.0, 115.0)
+BAG_BOX = DEFAULT_BOX
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,14 @@ from __future__ import annotations
 import numpy as np
 
 from serving_helpers import require_server
+from siamtrt.benchmarks.data import DEFAULT_BOX
 
 
 def test_triton_soak_short(serving_model, serving_frames, tmp_path):
     require_server()
     from siamtrt.serving.soak import format_triton_table, triton_soak
 
-    boxes = [(316.0, 140.0, 112.0, 115.0)] * len(serving_frames)
+    boxes = [DEFAULT_BOX] * len(serving_frames)
     rep = triton_soak(serving_model, serving_frames, boxes, streams=4, frames_per_stream=90, seq_len=(8, 30),
                       abandon=0.35, idle_seconds=2.0, seed=3, rss_goal_mb=60.0, box_tolerance=0.0,
                       progress=False, work_dir=tmp_path)

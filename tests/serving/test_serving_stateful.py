@@ -9,12 +9,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from siamtrt.benchmarks.data import DEFAULT_BOX
 from siamtrt.errors import InputError
 from siamtrt.runtime import Tracker
 from siamtrt.serving.repository import write_repository
 from siamtrt.serving.stateful import SequenceTrackers
 
-BOX = (316.0, 140.0, 112.0, 115.0)
+BOX = DEFAULT_BOX
 
 
 @pytest.fixture(scope="module")
