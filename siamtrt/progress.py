@@ -31,13 +31,14 @@ class LogProgress:
         stream: where lines go. Defaults to sys.stderr.
         log_every (float): fraction of ``total`` between lines (unknown total: seconds between lines).
             Defaults to 0.25.
+        initial (int): units already done (e.g. videos a resumed run skips). Defaults to 0.
     """
 
     def __init__(self, total: Optional[int] = None, desc: str = "", unit: str = "it", stream: Optional[TextIO] = None,
-                 log_every: float = 0.25):
+                 log_every: float = 0.25, initial: int = 0):
         self.total, self.desc, self.unit = total, desc, unit
         self.stream = stream if stream is not None else sys.stderr
-        self.n = 0
+        self.n = initial
         self.postfix = ""
         self._step = max(1, int(round((total or 0) * log_every))) if total else None
         self._every_s = 30.0
@@ -86,7 +87,7 @@ class LogProgress:
 
 
 def progress_bar(total: Optional[int] = None, desc: str = "", unit: str = "it", enabled: bool = True,
-                 stream: Optional[TextIO] = None, **tqdm_kwargs: Any):
+                 stream: Optional[TextIO] = None, initial: int = 0, **tqdm_kwargs: Any):
     """A progress object for ``total`` units: tqdm on a terminal, :class:`LogProgress` otherwise, None if disabled.
 
     Args:
@@ -95,16 +96,17 @@ def progress_bar(total: Optional[int] = None, desc: str = "", unit: str = "it", 
         unit (str): what is counted. Defaults to "it".
         enabled (bool): False returns None (callers guard with ``if bar is not None``). Defaults to True.
         stream: output stream. Defaults to sys.stderr.
+        initial (int): units already done. Defaults to 0.
         **tqdm_kwargs: passed to tqdm on a terminal (e.g. ``leave=False``).
     """
     if not enabled:
         return None
     stream = stream if stream is not None else sys.stderr
     if not _is_tty(stream):
-        return LogProgress(total, desc, unit, stream)
+        return LogProgress(total, desc, unit, stream, initial=initial)
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=stream, **tqdm_kwargs)
+    return tqdm(total=total, desc=desc, unit=unit, file=stream, initial=initial, **tqdm_kwargs)
 
 
 __all__ = ["LogProgress", "progress_bar"]

@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from .many import connect_ray, track_many
+from .many import track_many
+from .scheduler import connect_ray
 
 
 def compare_workers(model: Union[str, Path], videos, bbox_file=None, counts: Sequence[int] = (1, 2),

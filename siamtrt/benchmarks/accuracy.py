@@ -289,12 +289,12 @@ def variant_entrant(v: Variant, threads: Optional[int], check_weights: bool = Tr
 def default_sequences(results_root: Union[str, Path], synthetic: int = 1, data_dir: Optional[Path] = None,
                       synthetic_frames: int = 60) -> List[str]:
     """The shared ``bag`` sequence plus ``synthetic`` generated sequences (written once under the results folder)."""
-    from .fps import default_video
+    from .data import DEFAULT_SEQUENCE_NAME, DEFAULT_VIDEO_NAME, default_data_dir
     from .synthetic import SyntheticSpec, make_synthetic_sequence
 
-    video = default_video() if data_dir is None else Path(data_dir) / "bag.avi"
+    video = (default_data_dir() if data_dir is None else Path(data_dir)) / DEFAULT_VIDEO_NAME
     specs: List[str] = []
-    bag = video.parent / "bag"
+    bag = video.parent / DEFAULT_SEQUENCE_NAME
     if bag.is_dir():
         specs.append(str(bag))
     for seed in range(synthetic):

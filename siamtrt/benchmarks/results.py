@@ -83,6 +83,14 @@ def is_complete(rdir: Union[str, Path], seq: Sequence) -> bool:
         return False
 
 
+def weights_label(meta: Dict[str, Any]) -> str:
+    """"checkpoint", or "stand-in (<random kind>)" for seeded random weights: every figure row carries it."""
+    from ..metadata import weights_kind
+
+    kind = weights_kind(meta)
+    return "checkpoint" if kind == "checkpoint" else f"stand-in ({kind})"
+
+
 def text_table(head: List[str], rows: List[List[str]]) -> List[str]:
     """Aligned text table lines: first column left-aligned, the others right-aligned."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]

@@ -106,7 +106,6 @@ def build_reference_model(meta: Dict[str, Any], checkpoint: Optional[Union[str, 
             differs from the one recorded at export.
     """
     _import_torch()
-    import torch
 
     from ..config import ModelConfig
     from ..export.models import build_model

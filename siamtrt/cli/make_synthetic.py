@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from siamtrt.errors import InputError, SiamtrtError
-    from siamtrt.benchmarks.fps import default_video
+    from siamtrt.benchmarks.data import default_video
     from siamtrt.benchmarks.synthetic import SyntheticSpec, make_synthetic_sequence
 
     try:

@@ -19,16 +19,14 @@ from pathlib import Path
 
 from siamtrt.errors import SiamtrtError
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)
     p.add_argument("--model", type=Path, help="model directory (default: siamrpn_alex_dwxcorr exported with seeded "
                                               "random weights into ./models, once)")
-    p.add_argument("--video", default=str(REPO.parent / "shared" / "data" / "bag.avi"), help="default bag.avi")
-    p.add_argument("--bbox", default="316,140,112,115", help="x,y,w,h in frame 0 (default: the bag.avi box)")
+    p.add_argument("--video", help="video file or image folder (default: bag.avi in $SIAMTRT_DATA or ../shared/data)")
+    p.add_argument("--bbox", help="x,y,w,h in frame 0 (default: the bag.avi box 316,140,112,115)")
     p.add_argument("--frames", type=int, default=60, help="frames per stream (default 60)")
     p.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8], help="stream counts (default 1 4 8)")
     p.add_argument("--protocol", choices=["grpc", "http"], default="grpc", help="default grpc")
@@ -43,14 +41,16 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        from siamtrt.benchmarks.data import DEFAULT_BOX, default_video
         from siamtrt.benchmarks.variants import ensure_exported
         from siamtrt.runtime.run import parse_bbox
         from siamtrt.runtime.video import open_frames
         from siamtrt.serving.bench import format_table, plot_serving, run_serving_benchmark
 
+        frames = list(open_frames(a.video or default_video(), max_frames=a.frames))  # cheap checks before export
+        box = parse_bbox(a.bbox) if a.bbox else DEFAULT_BOX
         model = a.model or ensure_exported("siamrpn_alex_dwxcorr")
-        frames = list(open_frames(a.video, max_frames=a.frames))
-        report = run_serving_benchmark(model, frames, parse_bbox(a.bbox), streams=a.streams, protocol=a.protocol,
+        report = run_serving_benchmark(model, frames, box, streams=a.streams, protocol=a.protocol,
                                        threads=a.threads, queue_delay_us=a.queue_delay_us)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -13,7 +13,6 @@ Layouts read:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence as Seq, Tuple, Union
@@ -21,7 +20,7 @@ from typing import Iterator, List, Optional, Sequence as Seq, Tuple, Union
 import numpy as np
 
 from ..errors import InputError
-from .boxes import POLYGON_MODES, polygon_to_rect, read_box_file
+from .boxes import polygon_to_rect, read_box_file
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_EXTS = (".avi", ".mp4", ".mkv", ".mov", ".mpg", ".mpeg", ".webm", ".m4v")

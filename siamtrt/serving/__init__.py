@@ -10,6 +10,8 @@
 * :mod:`siamtrt.serving.client` tracks a video through a server with ``tritonclient`` (HTTP or gRPC).
 * :mod:`siamtrt.serving.server` starts a local ``tritonserver`` (the NGC container's or the one inside the
   ``nvidia-pytriton`` wheel) for tests and benchmarks.
+* :mod:`siamtrt.serving.bench` measures N streams through the server vs in-process; :mod:`siamtrt.serving.soak`
+  runs sequences started, ended and abandoned for a long time and watches the server's memory.
 
 Nothing here is imported by :mod:`siamtrt.runtime`.
 """

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..metadata import weights_kind
+from ..benchmarks.results import weights_label
 from ..runtime import Tracker
 from ..modeldir import ModelDir
 from .client import track_streams, track_video
@@ -25,12 +25,6 @@ from .repository import write_repository
 from .server import TritonServer
 
 LOG = logging.getLogger(__name__)
-
-
-def weights_label(meta: Dict[str, Any]) -> str:
-    """"checkpoint", or "stand-in (<random kind>)" for seeded random weights: every figure row carries it."""
-    kind = weights_kind(meta)
-    return "checkpoint" if kind == "checkpoint" else f"stand-in ({kind})"
 
 
 def in_process_fps(model_dir: Union[str, Path], frames: List[np.ndarray], box: Sequence[float], streams: int,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from ..errors import InputError
 from ..runtime.backend import Backend, InputMetadata
 from ..modeldir import ModelDir
 from ..runtime.tracker import Tracker
+
+#: the tracker model's server-log line when it drops idle sequences: ``RELEASE_LOG <count> (sequences ...)``
+RELEASE_LOG = "siamtrt_tracker: released idle sequences:"
 
 #: call(branch, feed) -> {output name: array}; ``branch`` is "template" or "search".
 BranchCall = Callable[[str, Dict[str, np.ndarray]], Dict[str, np.ndarray]]
@@ -63,13 +66,19 @@ class SequenceTrackers:
 
     Args:
         info (ModelDir): the model's checked metadata. backend (Backend): shared by every sequence's tracker.
-        idle_seconds (float): a sequence not seen for this long is dropped (the server released it). Defaults to 60.
+        idle_seconds (float): a sequence not seen for this long is dropped (the server released it: a client that
+            disconnected without END). Defaults to 60.
+        on_release (callable): ``on_release(corrids)`` after idle sequences were dropped (the tracker model logs
+            it). Defaults to None.
     """
 
-    def __init__(self, info: ModelDir, backend: Backend, idle_seconds: float = 60.0):
+    def __init__(self, info: ModelDir, backend: Backend, idle_seconds: float = 60.0,
+                 on_release: Optional[Callable[[List[int]], None]] = None):
         self.info = info
         self.backend = backend
         self.idle_seconds = idle_seconds
+        self.on_release = on_release
+        self.released_idle = 0  # sequences dropped for idleness so far
         self._trackers: Dict[int, Tracker] = {}
         self._seen: Dict[int, float] = {}
         self._locks: Dict[int, threading.Lock] = {}
@@ -77,11 +86,12 @@ class SequenceTrackers:
 
     @classmethod
     def from_repository_meta(cls, meta: Dict[str, Any], call: BranchCall, path: Union[str, Path],
-                             idle_seconds: float = 60.0) -> "SequenceTrackers":
+                             idle_seconds: float = 60.0, on_release: Optional[Callable[[List[int]], None]] = None
+                             ) -> "SequenceTrackers":
         """From the ``siamtrt_model.json`` written beside the tracker model (see repository.write_repository)."""
         info = ModelDir.from_metadata(path, meta["template_meta"], meta["search_meta"])
         inputs = {b: meta["io"][b]["inputs"] for b in ("template", "search")}
-        return cls(info, CallableBackend(call, inputs, meta["search_meta"]), idle_seconds)
+        return cls(info, CallableBackend(call, inputs, meta["search_meta"]), idle_seconds, on_release)
 
     def __len__(self) -> int:
         return len(self._trackers)
@@ -90,13 +100,22 @@ class SequenceTrackers:
         with self._lock:
             return self._locks.setdefault(corrid, threading.Lock())
 
-    def _expire(self, now: float) -> None:
+    def expire_idle(self, now: Optional[float] = None) -> List[int]:
+        """Drop the sequences not seen for ``idle_seconds`` (abandoned by their clients); returns their ids.
+
+        Runs on every request, so an abandoned sequence is released by the next request of any stream.
+        """
+        now = time.monotonic() if now is None else now
         with self._lock:
             old = [c for c, t in self._seen.items() if now - t > self.idle_seconds]
             for c in old:
                 self._trackers.pop(c, None)
                 self._seen.pop(c, None)
                 self._locks.pop(c, None)
+            self.released_idle += len(old)
+        if old and self.on_release is not None:
+            self.on_release(old)
+        return old
 
     def handle(self, corrid: int, start: bool, end: bool, frame: np.ndarray,
                init_box: Optional[np.ndarray] = None) -> Tuple[np.ndarray, float]:
@@ -108,8 +127,7 @@ class SequenceTrackers:
             InputError: START without a box, or a frame for a sequence that was never started.
         """
         now = time.monotonic()
-        if start:
-            self._expire(now)
+        self.expire_idle(now)
         with self._lock_for(corrid):
             try:
                 if start:
@@ -141,4 +159,4 @@ class SequenceTrackers:
         return out
 
 
-__all__ = ["BranchCall", "CallableBackend", "SequenceTrackers"]
+__all__ = ["BranchCall", "CallableBackend", "RELEASE_LOG", "SequenceTrackers"]

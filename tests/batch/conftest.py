@@ -11,8 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
 
 from rt_tiny_models import make_tiny_model_dir  # noqa: E402
+from siamtrt.benchmarks.data import DEFAULT_BOX  # noqa: E402
 
-BAG_BOX = (316.0, 140.0, 112.0, 115.0)
+BAG_BOX = DEFAULT_BOX
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +31,12 @@ def ray_local():
 @pytest.fixture(scope="session")
 def batch_model(tmp_path_factory) -> Path:
     return make_tiny_model_dir(tmp_path_factory.mktemp("batch_model"), "siamrpn_alex_dwxcorr")
+
+
+@pytest.fixture(scope="session")
+def other_model(tmp_path_factory) -> Path:
+    """The same tiny architecture with other random weights (a different model for the resume check)."""
+    return make_tiny_model_dir(tmp_path_factory.mktemp("batch_model_other"), "siamrpn_alex_dwxcorr", seed=1)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from siamtrt.errors import CheckpointError, ConfigError, InputError
+from siamtrt.errors import CheckpointError, InputError
 from siamtrt.export.checkpoint import load_checkpoint
 from siamtrt.export.models import build_model
 from siamtrt.export.onnx import export_model

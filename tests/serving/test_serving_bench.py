@@ -32,7 +32,7 @@ def test_serving_benchmark_cli(serving_model, tmp_path, bag_video):
 
 
 def test_help_and_runtime_isolation():
-    for script in ("export/to_triton.py", "benchmarks/serving.py", "benchmarks/track_many.py"):
+    for script in ("export/to_triton.py", "benchmarks/serving.py", "benchmarks/track_many.py", "benchmarks/soak.py"):
         r = subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and "usage" in r.stdout, (script, r.stderr)
     code = ("import sys, siamtrt.runtime, siamtrt.runtime.tracker, siamtrt.runtime.ort;"

@@ -9,12 +9,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from siamtrt.benchmarks.data import DEFAULT_BOX
 from siamtrt.errors import InputError
 from siamtrt.runtime import Tracker
 from siamtrt.serving.repository import write_repository
 from siamtrt.serving.stateful import SequenceTrackers
 
-BOX = (316.0, 140.0, 112.0, 115.0)
+BOX = DEFAULT_BOX
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +68,25 @@ def test_protocol_errors(serving_frames, sequences_factory):
     seqs.handle(8, True, False, serving_frames[0], np.array(BOX))  # a START expires idle sequences
     with pytest.raises(InputError, match="idle"):
         seqs.handle(7, False, False, serving_frames[1])
+
+
+def test_abandoned_sequences_are_released_by_any_request(serving_frames, sequences_factory):
+    """A sequence whose client disconnected without END is dropped once idle, at the next request of any stream
+    (not only at a START), and the model is told which ones (it logs them)."""
+    make, _ = sequences_factory
+    seqs = make()
+    released = []
+    seqs.on_release = released.extend
+    for cid in (21, 22, 23):
+        seqs.handle(cid, True, False, serving_frames[0], np.array(BOX))
+    seqs.handle(21, False, False, serving_frames[1])
+    assert seqs.expire_idle() == [] and len(seqs) == 3  # nothing idle yet (60 s default)
+    seqs.idle_seconds = 0.05
+    import time
+
+    time.sleep(0.1)
+    seqs._seen[23] = time.monotonic()  # 23 is still active
+    seqs.handle(23, False, False, serving_frames[2])  # a plain request of another stream releases 21 and 22
+    assert sorted(released) == [21, 22] and seqs.released_idle == 2 and len(seqs) == 1
+    with pytest.raises(InputError, match="idle"):
+        seqs.handle(22, False, False, serving_frames[3])

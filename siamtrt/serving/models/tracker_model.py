@@ -17,7 +17,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from siamtrt.serving.models.pb_io import input_array, pb_tensor, quiet_dlpack_capsules
-from siamtrt.serving.stateful import SequenceTrackers
+from siamtrt.serving.stateful import RELEASE_LOG, SequenceTrackers
 
 
 class TritonPythonModel:
@@ -29,9 +29,15 @@ class TritonPythonModel:
         self.models = meta["models"]
         self.outputs = {b: meta["io"][b]["outputs"] for b in ("template", "search")}
         idle = int(cfg.get("sequence_batching", {}).get("max_sequence_idle_microseconds", 60000000)) / 1e6
-        self.sequences = SequenceTrackers.from_repository_meta(meta, self._bls, here, idle_seconds=idle)
+        self.sequences = SequenceTrackers.from_repository_meta(meta, self._bls, here, idle_seconds=idle,
+                                                               on_release=self._log_release)
         self.pool = ThreadPoolExecutor(max(1, int(cfg.get("max_batch_size", 1))))
         quiet_dlpack_capsules()
+
+    def _log_release(self, corrids):
+        """One server-log line per release of abandoned sequences (the soak benchmark counts them)."""
+        pb_utils.Logger.log_info(f"{RELEASE_LOG} {len(corrids)} (sequences {', '.join(map(str, corrids[:8]))}"
+                                 f"{' ...' if len(corrids) > 8 else ''}; {len(self.sequences)} live)")
 
     def _bls(self, branch, feed):
         names = self.outputs[branch]

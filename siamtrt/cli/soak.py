@@ -1,0 +1,148 @@
+"""Soak: memory and frame time over long runs — the runtime in every mode, the Triton tracker model with sequences
+started, ended and abandoned, Ray with a worker killed twice. JSON + PNG into results/soak/<date-time>/.
+
+  python benchmarks/soak.py --model DIR --mode all --frames 10000 --targets 1 4          # the runtime (default part)
+  python benchmarks/soak.py --model DIR --parts triton --streams 8 --stream-frames 2000  # a real local tritonserver
+  python benchmarks/soak.py --model DIR --parts ray --ray-videos 24 --kills 2            # a local Ray instance
+  python benchmarks/soak.py --model DIR --parts runtime triton ray                       # all three
+
+Goals (issue 20): runtime RSS growth after warm-up <= 20 MB, local frames p99 <= 3x median, global frames p99 <= 3x
+their median; Triton server RSS flat, abandoned sequences released, streams isolated; Ray: nothing lost, summary
+complete. Exit 1 when a goal is missed. Long-term modes need a model exported with --lost-instance-size 831.
+Without --model: the alex matching-head stand-in with the long-term size (benchmarks/modes.py --make-stand-in),
+exported once into ./models (needs torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .common import EXIT_PARTIAL, run_command, setup_logging
+
+PARTS = ("runtime", "triton", "ray")
+STANDIN_DIR = Path("models") / "soak-alex-matching-lt831"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
+    p.add_argument("--model", type=Path, help=f"model directory (default: the alex stand-in in {STANDIN_DIR})")
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=["runtime"], help="what to soak (default runtime)")
+    p.add_argument("--video", help="video to loop (default: bag.avi in $SIAMTRT_DATA or ../shared/data)")
+    p.add_argument("--bbox", help="first target's box in frame 0 (default: bag.avi's, 316,140,112,115)")
+    p.add_argument("--out", type=Path, default=Path("results") / "soak", help="results root (default results/soak)")
+    rt = p.add_argument_group("runtime")
+    rt.add_argument("--mode", nargs="+", default=["all"], help="tracking modes, or all (default all)")
+    rt.add_argument("--frames", type=int, default=10_000, help="frames per mode and target count (default 10000)")
+    rt.add_argument("--targets", type=int, nargs="+", default=[1, 4], help="target counts (default 1 4)")
+    rt.add_argument("--warmup", type=int, help="warm-up frames (default max(50, frames/20))")
+    rt.add_argument("--gap-every", type=int, default=500, help="a grey gap every N frames (default 500; 0 = none)")
+    rt.add_argument("--gap-len", type=int, default=10, help="frames per gap (default 10)")
+    rt.add_argument("--threads", type=int, help="ONNX Runtime threads (default: physical cores)")
+    tr = p.add_argument_group("triton")
+    tr.add_argument("--streams", type=int, default=8, help="concurrent client streams (default 8)")
+    tr.add_argument("--stream-frames", type=int, default=2000, help="frames per stream (default 2000)")
+    tr.add_argument("--abandon", type=float, default=0.15, help="share of sequences abandoned (default 0.15)")
+    tr.add_argument("--idle-seconds", type=float, default=5.0, help="sequence idle timeout (default 5)")
+    ry = p.add_argument_group("ray")
+    ry.add_argument("--ray-videos", type=int, default=24, help="short videos (default 24)")
+    ry.add_argument("--ray-video-frames", type=int, default=40, help="frames per short video (default 40)")
+    ry.add_argument("--kills", type=int, default=2, help="times the worker is killed (default 2)")
+    ry.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance (default 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", action="store_true", help="debug logging")
+    return p.parse_args(argv)
+
+
+def _model(a: argparse.Namespace, video: Path) -> Path:
+    if a.model is not None:
+        return a.model
+    if not (STANDIN_DIR / "search.onnx").is_file():
+        from siamtrt.benchmarks.modes import make_standin
+
+        make_standin(STANDIN_DIR, video)
+    return STANDIN_DIR
+
+
+def _runtime(a, model, video, box, out: Path) -> dict:
+    from siamtrt.benchmarks.soak import format_runtime_table, plot_runtime_soak, run_runtime_soak
+
+    rep = run_runtime_soak(model, video, a.mode, a.targets, a.frames, a.warmup, box, a.gap_every, a.gap_len,
+                           threads=a.threads, progress=not a.no_progress)
+    print(format_runtime_table(rep))
+    rep["png"] = str(plot_runtime_soak(rep, out / "runtime.png"))
+    return rep
+
+
+def _triton(a, model, video, box, out: Path) -> dict:
+    from siamtrt.benchmarks.soak import load_frames, plot_rss_samples
+    from siamtrt.serving.soak import format_triton_table, triton_soak
+
+    frames = load_frames(video, 200)
+    boxes = _gt_boxes(video, len(frames), box)
+    rep = triton_soak(model, frames, boxes, a.streams, a.stream_frames, abandon=a.abandon,
+                      idle_seconds=a.idle_seconds, progress=not a.no_progress, work_dir=out / "triton")
+    print(format_triton_table(rep))
+    s = rep["series"]
+    rep["png"] = str(plot_rss_samples(s["x"], s["y0"], rep["warmup_frames"], out / "triton.png",
+                                      f"Triton soak: server RSS ({rep['arch']}, {rep['weights']}, {rep['streams']} "
+                                      f"streams, {rep['abandoned']} of {rep['sequences']} sequences abandoned)",
+                                      "frames done (all streams)"))
+    return rep
+
+
+def _ray(a, model, video, box, out: Path) -> dict:
+    from siamtrt.batch.soak import format_ray_table, make_short_videos, ray_soak
+    from siamtrt.benchmarks.soak import load_frames
+
+    frames = len(load_frames(video))
+    videos = make_short_videos(video, out / "ray" / "videos", a.ray_videos, a.ray_video_frames,
+                               boxes=_gt_boxes(video, frames, box))
+    rep = ray_soak(model, videos, out / "ray" / "results", kills=a.kills, num_cpus=a.num_cpus,
+                   progress=not a.no_progress)
+    print(format_ray_table(rep))
+    return rep
+
+
+def _gt_boxes(video: Path, n, box):
+    """Ground truth of the video (OTB folder beside it, e.g. bag/ for bag.avi), else ``box`` for every frame."""
+    import numpy as np
+
+    from siamtrt.runtime.boxes import read_box_file
+
+    for gt in (Path(video).with_suffix("") / "groundtruth_rect.txt", Path(video) / "groundtruth_rect.txt"):
+        if gt.is_file():
+            return read_box_file(gt)
+    return np.tile(np.asarray(box, np.float64), (n, 1))
+
+
+def _run(a: argparse.Namespace) -> int:
+    from siamtrt.benchmarks.data import DEFAULT_BOX, default_video
+    from siamtrt.benchmarks.soak import load_frames, results_dir
+    from siamtrt.runtime.run import parse_bbox
+
+    video = Path(a.video) if a.video else default_video()
+    load_frames(video, 2)  # cheap checks before any export
+    box = parse_bbox(a.bbox) if a.bbox else DEFAULT_BOX
+    model = _model(a, video)
+    out = results_dir(a.out)
+    import os
+
+    report = {"model": str(model), "video": str(video), "load_average_1min_start": os.getloadavg()[0], "parts": {}}
+    for part in a.parts:
+        report["parts"][part] = {"runtime": _runtime, "triton": _triton, "ray": _ray}[part](a, model, video, box, out)
+        (out / "soak.json").write_text(json.dumps(report, indent=1, default=str))
+    from siamtrt.benchmarks.sysinfo import machine_info
+
+    report["machine"] = machine_info()
+    (out / "soak.json").write_text(json.dumps(report, indent=1, default=str))
+    print(f"wrote {out / 'soak.json'}" + "".join(f", {r['png']}" for r in report["parts"].values() if "png" in r))
+    return 0 if all(r["ok"] for r in report["parts"].values()) else EXIT_PARTIAL
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    setup_logging(a.verbose)
+    return run_command(lambda: _run(a), name="soak")
