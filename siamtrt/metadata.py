@@ -124,7 +124,10 @@ def set_onnx_metadata(model, meta: Dict[str, Any]) -> None:
 
 
 def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
-    """Read the siamtrt metadata of one ONNX file (weights are not loaded).
+    """Read the siamtrt metadata of one ONNX file as stored (weights are not loaded).
+
+    Directories written by earlier versions are brought to today's form in one place, ``siamtrt.modeldir.migrate``
+    (which :class:`siamtrt.modeldir.ModelDir` applies); this reader does not rewrite keys.
 
     Raises:
         ModelDirError: the file is missing, not ONNX, or carries no siamtrt metadata.
@@ -147,7 +150,6 @@ def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
         raise ModelDirError(f"{path} lacks siamtrt metadata keys {missing}",
                             evidence="it was not written by siamtrt's exporter (or by an older version)",
                             fix="re-export it with python export/to_onnx.py")
-    meta["weights"] = weights_kind(meta)  # directories written before the "weights" key carry "trained"
     return meta
 
 

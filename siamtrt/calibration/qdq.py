@@ -31,7 +31,7 @@ What stays in float (``excluded_nodes`` in the metadata lists it):
   :func:`input_prefix_convs`) forces a minimum prefix.
 
 The fixed recipe below (search 5 %, template 25 % of MACs float) was the default until issue 13 showed it fitted to
-one family of weights; it is still :data:`DEFAULT_FLOAT_PREFIX` for :func:`quantize_branch` and is
+one family of weights; it is :data:`DEFAULT_FLOAT_PREFIX` and is reproduced by
 ``min_cosine=0, float_prefix=DEFAULT_FLOAT_PREFIX`` in :func:`quantize_int8`.
 
 Ranges are per tensor (see :mod:`.ranges`): observed min/max by default (``--method max``), percentile or entropy
@@ -205,7 +205,7 @@ class BranchQuantizer:
     Use as a context manager (it holds a temporary directory with the prepared model and the range cache).
 
     Raises:
-        CalibrationError: unknown target/method, or a calibration failure (see :func:`quantize_branch`).
+        CalibrationError: unknown target/method, unknown excluded node names, or a calibration failure.
     """
 
     def __init__(self, src: Union[str, Path], feeds: Iterable[Dict[str, np.ndarray]], *,
@@ -304,46 +304,6 @@ class BranchQuantizer:
         qdq = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in qmodel.graph.node)
         return BranchResult(branch=self.branch, path=Path(dst), samples=self.stats.samples, excluded=list(excluded),
                             methods=self.ranges.method_counts(), qdq_nodes=qdq, seconds=seconds, ranges=self.ranges)
-
-
-def quantize_branch(src: Union[str, Path], dst: Union[str, Path], feeds: Iterable[Dict[str, np.ndarray]], *,
-                    target: str = "onnxruntime", method: str = DEFAULT_METHOD, head_method: str = "max",
-                    exclude: Sequence[str] = (), total: Optional[int] = None, branch: str = "search",
-                    percentile: float = 99.99, float_prefix: Optional[float] = None) -> Tuple[Any, BranchResult]:
-    """Quantize one ONNX model to QDQ int8 with a fixed float set (no fidelity search); returns the (unsaved,
-    metadata-less) ModelProto and a result. The float set: stem, correlations, tail, the input-side prefix of
-    ``float_prefix`` of the MACs, and ``exclude``.
-
-    Args:
-        src (str | Path): float32 ONNX model.
-        dst (str | Path): where :func:`quantize_int8` will save it (used for the result only).
-        feeds (Iterable[dict]): calibration feed dicts for this model.
-        target (str): "onnxruntime" or "tensorrt". Defaults to "onnxruntime".
-        method (str): range method for the backbone/neck. Defaults to "max".
-        head_method (str): range method for tensors downstream of a correlation. Defaults to "max".
-        exclude (Sequence[str]): extra node names kept in float. Defaults to ().
-        total (int): number of feed samples (progress bar). Defaults to None.
-        branch (str): "template" or "search" (messages). Defaults to "search".
-        percentile (float): for the percentile method. Defaults to 99.99.
-        float_prefix (float): share of conv MACs nearest the input kept in float. Defaults to
-            DEFAULT_FLOAT_PREFIX[branch] (template 0.25, search 0.05).
-
-    Raises:
-        CalibrationError: unknown target/method, unknown excluded node names, or a calibration failure.
-    """
-    t0 = time.perf_counter()
-    float_prefix = DEFAULT_FLOAT_PREFIX.get(branch, 0.05) if float_prefix is None else float(float_prefix)
-    with BranchQuantizer(src, feeds, target=target, method=method, head_method=head_method, total=total,
-                         branch=branch, percentile=percentile) as bq:
-        bq.check_names(exclude)
-        prefix = [n for n in input_prefix_convs(bq.model, float_prefix) if n not in bq.stem]
-        excluded = list(dict.fromkeys(bq.stem + prefix + bq.corr + bq.tail + list(exclude)))
-        qmodel = bq.quantize(excluded)
-        res = bq.result(qmodel, dst, excluded, time.perf_counter() - t0)
-    LOG.info("INT8: %s: %d Q/DQ nodes, %d nodes kept in float (%d stem, %d input-side, %d correlation, %d tail), "
-             "ranges %s, %.1fs", branch, res.qdq_nodes, len(excluded), len(bq.stem), len(prefix), len(bq.corr),
-             len(bq.tail), res.methods, res.seconds)
-    return qmodel, res
 
 
 def step_line(step: Dict[str, Any]) -> str:
@@ -698,5 +658,5 @@ def write_int8_directory(src: ModelDir, out_dir: Path, results: Dict[str, Tuple[
 __all__ = ["OP_TYPES", "QDQ_TARGETS", "BranchQuantizer", "BranchResult", "QdqTarget", "QuantizeSummary",
            "check_int8_options", "choose_float_sets", "collect_ranges", "common_details", "correlation_convs",
            "downstream_tensors", "fidelity_record", "held_out_fidelity", "name_nodes", "open_int8_inputs",
-           "qdq_target", "quantize_branch", "quantize_int8", "start_set", "bf16_record", "tail_nodes",
+           "qdq_target", "quantize_int8", "start_set", "bf16_record", "tail_nodes",
            "write_int8_directory"]

@@ -75,11 +75,13 @@ def test_quantizer_sees_both_sizes(big_calib, big_dir, tmp_path):
     import onnx
     import onnxruntime as ort
 
-    from siamtrt.calibration.qdq import quantize_branch
+    from siamtrt.calibration.qdq import BranchQuantizer
 
     c = big_calib.calib
-    q, res = quantize_branch(big_dir / "search.onnx", tmp_path / "search.onnx", c.search_feeds(c.kernels, alt=True),
-                             float_prefix=0.0)
+    with BranchQuantizer(big_dir / "search.onnx", c.search_feeds(c.kernels, alt=True)) as bq:
+        excluded = bq.stem + bq.corr + bq.tail
+        q = bq.quantize(excluded)
+        res = bq.result(q, tmp_path / "search.onnx", excluded, 0.0)
     assert res.samples == 2 * SAMPLES  # the 287 crops reached the range statistics
     onnx.save(q, str(tmp_path / "search.onnx"))
     feed = next(iter(c.alt_set().search_feeds(c.kernels)))

@@ -138,7 +138,7 @@ def test_longterm_831_dynamic_size(tiny_dir, bag_frames, tmp_path):
 def _int8_tiny(src, out):
     """An INT8 copy of a tiny directory: the search branch Q/DQ-quantized by onnxruntime.quantization on random
     crops (the tiny template has nothing to quantize: its only convolutions are its outputs), precision int8."""
-    from siamtrt.calibration.qdq import quantize_branch
+    from siamtrt.calibration.qdq import BranchQuantizer
     from siamtrt.metadata import read_onnx_metadata, set_onnx_metadata
 
     md = ModelDir.open(src)
@@ -147,8 +147,8 @@ def _int8_tiny(src, out):
     with OrtBackend.from_model_dir(src, md.meta, threads=1) as be:
         k = be.run_template(z)
     feeds = [dict(search=x[i:i + 1], **{n: v[i:i + 1] for n, v in k.items()}) for i in range(4)]
-    q, _ = quantize_branch(src / "search.onnx", out / "search.onnx", feeds, branch="search", float_prefix=0.0,
-                           total=4)
+    with BranchQuantizer(src / "search.onnx", feeds, branch="search", total=4) as bq:
+        q = bq.quantize(bq.stem + bq.corr + bq.tail)
     for branch, model in (("template", onnx.load(str(src / "template.onnx"))), ("search", q)):
         set_onnx_metadata(model, dict(read_onnx_metadata(src / f"{branch}.onnx"), precision="int8"))
         onnx.save(model, str(out / f"{branch}.onnx"))
@@ -306,7 +306,7 @@ def test_bf16_refused_without_bf16_units(tiny_dir, tmp_path, monkeypatch):
 @needs_bf16
 def test_check_bf16_command(tiny_dir, bag_video, tmp_path, monkeypatch, capsys):
     """quantize.py --check-bf16 measures on calibration crops and records in the cache folder the backend reads."""
-    from siamtrt.calibration.data import SourceSpec, collect
+    from siamtrt.calibration.collect import SourceSpec, collect
     from siamtrt.cli.quantize import main
 
     d = tiny_dir("siamrpn_alex_dwxcorr")
