@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from .many import track_many
+from ..figures import pyplot, save_png
 from .scheduler import connect_ray
 
 
@@ -37,10 +38,7 @@ def compare_workers(model: Union[str, Path], videos, bbox_file=None, counts: Seq
 
 
 def plot_workers(report: Dict[str, Any], out_png: Union[str, Path], title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = report["rows"]
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -51,11 +49,7 @@ def plot_workers(report: Dict[str, Any], out_png: Union[str, Path], title: str =
     ax.set_xlabel("Ray tracker actors")
     ax.set_ylabel("frames/s, all videos")
     ax.set_title(title or "track_many throughput", fontsize=9)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
-    return out_png
+    return save_png(fig, out_png, dpi=120)
 
 
 __all__ = ["compare_workers", "plot_workers"]

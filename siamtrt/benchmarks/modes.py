@@ -29,6 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import InputError
+from ..figures import pyplot, save_png
 from ..runtime.boxes import iou_xywh
 from .synthetic import _affine, _backgrounds, make_texture
 
@@ -358,10 +359,7 @@ def table(report: Dict) -> str:
 
 def write_report(report: Dict, out_dir: Union[str, Path], name: str = "modes") -> Tuple[Path, Path]:
     """NAME.json + NAME.png (bars: mean success per scenario and mode, seeds as dots) in ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -384,11 +382,7 @@ def write_report(report: Dict, out_dir: Union[str, Path], name: str = "modes") -
     ax.set_title(f"{report['arch']} — weights: {report['weights']}; {len(report['seeds'])} seeds, "
                  f"success = IoU >= 0.5 after re-entry / crossing", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    ppath = out / f"{name}.png"
-    fig.savefig(ppath, dpi=120)
-    plt.close(fig)
-    return jpath, ppath
+    return jpath, save_png(fig, out / f"{name}.png", dpi=120)
 
 
 __all__ = ["EXIT_VARIANTS", "SCENARIOS", "STANDIN_CONSTANTS", "Scenario", "make_standin", "render", "run_modes",

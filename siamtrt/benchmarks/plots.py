@@ -5,31 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Sequence, Union
 
+from ..figures import pyplot, save_png
 from . import metrics
-
-
-def _save(plt, fig, out_png: Union[str, Path]) -> Path:
-    """Lay out, write as PNG (creating the folder) and close the figure."""
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_ope(scores: Dict[str, metrics.OPEScores], out_png: Union[str, Path], title: str = "OPE") -> Path:
     """Success plot (IoU thresholds, legend = success score) and precision plot (legend = precision at 20 px)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
     order = sorted(scores, key=lambda k: -scores[k].success_score)
     styles = ("-", "--", "-.", ":")  # identical curves (exact ports) stay distinguishable
@@ -46,7 +28,7 @@ def plot_ope(scores: Dict[str, metrics.OPEScores], out_png: Union[str, Path], ti
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower left" if ax is ax1 else "lower right", fontsize=8)
-    return _save(plt, fig, out_png)
+    return save_png(fig, out_png)
 
 
 def plot_fps(rows: Sequence[Dict], stages: Sequence[str], out_png: Union[str, Path], title: str = "") -> Path:
@@ -57,7 +39,7 @@ def plot_fps(rows: Sequence[Dict], stages: Sequence[str], out_png: Union[str, Pa
             ``text``: what to write above the bar instead of "<fps> fps").
         stages (Sequence[str]): stage keys to stack, in order.
     """
-    plt = _pyplot()
+    plt = pyplot()
     labels = [r["label"] for r in rows]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(rows) + 2), 4.8))
     bottom = [0.0] * len(rows)
@@ -72,4 +54,4 @@ def plot_fps(rows: Sequence[Dict], stages: Sequence[str], out_png: Union[str, Pa
     ax.set_ylim(0, max(bottom + [1.0]) * 1.15)
     ax.legend(fontsize=8)
     plt.setp(ax.get_xticklabels(), rotation=15, ha="right")
-    return _save(plt, fig, out_png)
+    return save_png(fig, out_png)

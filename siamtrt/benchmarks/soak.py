@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ..errors import InputError
+from ..figures import pyplot, save_png
 from .data import DEFAULT_BOX
 
 LOG = logging.getLogger(__name__)
@@ -381,10 +382,7 @@ def format_runtime_table(report: Dict[str, Any]) -> str:
 
 def plot_runtime_soak(report: Dict[str, Any], out_png: PathLike) -> Path:
     """RSS (top) and per-frame time (bottom, log scale) over frames, one line per run."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax_r, ax_t) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
     for r in report["runs"]:
@@ -400,21 +398,13 @@ def plot_runtime_soak(report: Dict[str, Any], out_png: PathLike) -> Path:
     ax_t.set_xlabel("frame (dotted: end of warm-up)")
     ax_r.set_title(f"runtime soak: {report['arch']} ({report['weights']}), {report['backend']}", fontsize=9)
     ax_r.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_png(fig, out_png)
 
 
 def plot_rss_samples(x: Sequence[float], rss_mb: Sequence[float], warmup_x: float, out_png: PathLike, title: str,
                      xlabel: str) -> Path:
     """One RSS series (e.g. the Triton server's) over ``x``, warm-up marked."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 3.5))
     ax.plot(x, rss_mb, lw=1)
@@ -422,12 +412,7 @@ def plot_rss_samples(x: Sequence[float], rss_mb: Sequence[float], warmup_x: floa
     ax.set_xlabel(xlabel + " (dotted: end of warm-up)")
     ax.set_ylabel("RSS (MB)")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_png(fig, out_png)
 
 
 def results_dir(root: PathLike = Path("results") / "soak") -> Path:

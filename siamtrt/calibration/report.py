@@ -30,8 +30,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import InputError, ModelDirError
+from ..figures import pyplot, save_png
 from ..modeldir import ModelDir
-from ..outputs import atomic_file, atomic_path, check_writable
+from ..outputs import atomic_file, check_writable
 from ..runtime.boxes import iou_xywh
 from .collect import SourceSpec, collect
 from .data import CalibrationSet
@@ -208,10 +209,7 @@ def _one_step_iou(ref: ModelDir, cands: Sequence[ModelDir], video, init_box, thr
 
 def _plot(data: Dict[str, Any], path: Path) -> Optional[Path]:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
     except ImportError:
         LOG.warning("report: matplotlib is not installed; no PNG written (pip install matplotlib)")
         return None
@@ -253,13 +251,7 @@ def _plot(data: Dict[str, Any], path: Path) -> Optional[Path]:
     ax.set_ylabel("ms (ONNX Runtime CPU)")
     ax.set_title(f"speed, {data['threads']} threads")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def _open_variants(ref, cands) -> Tuple[ModelDir, List[ModelDir], Dict[str, bool]]:

@@ -133,11 +133,11 @@ def main(argv=None) -> int:
 
 
 def _plot(rows, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from siamtrt.figures import pyplot, save_png
+
+    plt = pyplot()
 
     names = [r["member"] for r in rows]
     variants = list(rows[0]["variants"]) if rows else []
@@ -157,6 +157,4 @@ def _plot(rows, path: Path) -> None:
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=7)
         ax.legend(fontsize=7)
     fig.suptitle("INT8 on a family of stand-in random-weight checkpoints (not trained weights)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)

@@ -23,9 +23,10 @@ import numpy as np
 
 from ..config import TrackConfig, get_config
 from ..errors import ExportError, InputError
+from ..figures import pyplot, save_png
 from ..metadata import decode
 from ..modeldir import ModelDir, check_target
-from ..outputs import atomic_file, atomic_path
+from ..outputs import atomic_file
 from .opencv import (OPENCV_ANCHOR, OPENCV_CONSTANTS, OPENCV_TRACK, OpenCVDnnFiles, check_against_model_dir,
                      check_opencv_config, opencv_paths)
 from .onnx import PARITY_RTOL
@@ -153,6 +154,7 @@ class RuntimeAsOpenCV:
 
     def update(self, frame: np.ndarray) -> Tuple[Tuple[int, int, int, int], np.ndarray, float]:
         """Track one frame: (OpenCV's integer box, the runtime's float x,y,w,h box, score)."""
+        from ..runtime.boxes import cxcywh_to_xywh
         from ..runtime.crop import crop_batch
         from ..runtime.geometry import crop_sizes
         from ..runtime.postprocess import postprocess
@@ -164,7 +166,8 @@ class RuntimeAsOpenCV:
         res = postprocess(cls, loc, self.geometry, self.center, self.size, cs.scale_z,
                           (frame.shape[1], frame.shape[0]), self.params)
         self.center, self.size = res.center, res.size
-        return opencv_rect(res.center[0], res.size[0]), res.bbox[0], float(res.score[0])
+        box = cxcywh_to_xywh(np.concatenate([res.center, res.size], axis=1))[0]
+        return opencv_rect(res.center[0], res.size[0]), box, float(res.score[0])
 
     def close(self) -> None:
         self.branches.deactivate()
@@ -246,10 +249,7 @@ class OpenCVComparison:
 
     def plot(self, path: Union[str, Path]) -> Path:
         """Per-frame IoU and centre error of every runtime against OpenCV (matplotlib PNG)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         frames = np.arange(1, len(self.opencv))
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
@@ -266,11 +266,7 @@ class OpenCVComparison:
         bottom.set_yscale("symlog", linthresh=1.0)
         bottom.set_ylim(0, None)
         bottom.set_xlabel("frame")
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-        plt.close(fig)
-        return Path(path)
+        return save_png(fig, path)
 
 
 def opencv_tracker(opencv_dir: Union[str, Path]):

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from ..benchmarks.results import weights_label
+from ..figures import pyplot, save_png
 from ..runtime import Tracker
 from ..modeldir import ModelDir
 from .client import track_streams, track_video
@@ -130,10 +131,7 @@ def format_table(report: Dict[str, Any]) -> str:
 
 
 def plot_serving(report: Dict[str, Any], out_png: Union[str, Path]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = report["rows"]
     x = np.arange(len(rows))
@@ -147,11 +145,7 @@ def plot_serving(report: Dict[str, Any], out_png: Union[str, Path]) -> Path:
     ax.set_ylabel("frames/s, all streams")
     ax.set_title(f"{report['arch']} ({report['weights']}): streams through Triton vs in-process", fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    out_png = Path(out_png)
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
-    return out_png
+    return save_png(fig, out_png, dpi=120)
 
 
 __all__ = ["format_table", "in_process_fps", "plot_serving", "run_serving_benchmark", "server_fps", "weights_label"]
