@@ -20,10 +20,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from siamtrt.benchmarks.data import DEFAULT_BOX, DEFAULT_SEQUENCE_NAME, DEFAULT_VIDEO_NAME
 
 ARCHS = {"alex": "siamrpn_alex_dwxcorr", "mobilev2": "siamrpn_mobilev2_l234_dwxcorr", "r50": "siamrpn_r50_l234_dwxcorr"}
 MEMBERS = [(1, 1.0, "bag"), (2, 0.5, "synthetic"), (3, 2.0, "bag"), (4, 1.0, "synthetic")]
-BOX = (316, 140, 112, 115)
 CALIB_FRAMES = 96
 VARIANTS = {"start": {"min_cosine": 0}, "fixed": {"min_cosine": 0, "float_prefix": {"search": 0.05, "template": 0.25}},
             "fallback": {}}
@@ -39,7 +39,7 @@ def build_member(arch: str, seed: int, head: float, bn: str, root: Path, data: P
     if (out / "search.onnx").is_file():
         return out
     root.mkdir(parents=True, exist_ok=True)
-    frames = video_frames(data / "bag.avi", BOX, 6) if bn == "bag" else synthetic_frames(6, seed=seed)
+    frames = video_frames(data / DEFAULT_VIDEO_NAME, DEFAULT_BOX, 6) if bn == "bag" else synthetic_frames(6, seed=seed)
     model = realistic_random_model(ARCHS[arch], seed, frames)
     scale_rpn_heads(model, head)
     torch.save(model.state_dict(), root / "model.pth")
@@ -47,89 +47,113 @@ def build_member(arch: str, seed: int, head: float, bn: str, root: Path, data: P
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+def build_parser(prog=None) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                  allow_abbrev=False)
     ap.add_argument("--arch", action="append", choices=sorted(ARCHS), help="repeatable (default alex, mobilev2)")
     ap.add_argument("--members", type=int, default=len(MEMBERS), help=f"members per arch (default {len(MEMBERS)})")
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
+    ap.add_argument("--data", help="folder with bag.avi and bag/ (default: the benchmarks' data folder)")
     ap.add_argument("--work", default="results/int8_family/work", help="member directories (reused)")
     ap.add_argument("--out", default="results/int8_family")
     ap.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds (default 10)")
     ap.add_argument("--no-trt", action="store_true", help="skip the tensorrt Q/DQ target")
-    args = ap.parse_args(argv)
+    return ap
 
-    import numpy as np
 
-    from siamtrt.calibration.collect import SourceSpec, collect
-    from siamtrt.modeldir import ModelDir
-    from siamtrt.calibration.qdq import quantize_int8
-    from siamtrt.calibration.report import cosine
-    from siamtrt.calibration.speed import run_branches, time_search_branches
-    from siamtrt.metadata import read_onnx_metadata
+def main(argv=None) -> int:
+    from siamtrt.benchmarks.data import default_data_dir
+    from siamtrt.outputs import atomic_file
 
-    data, work, out = Path(args.data), Path(args.work), Path(args.out)
+    args = build_parser().parse_args(argv)
+    data = Path(args.data) if args.data else default_data_dir()
+    work, out = Path(args.work), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for arch in args.arch or ["alex", "mobilev2"]:
         for seed, head, bn in MEMBERS[:args.members]:
-            t0 = time.perf_counter()
-            tag = f"{arch}-seed{seed}-head{head}-bn_{bn}"
-            root = work / tag
-            src = build_member(arch, seed, head, bn, root, data)
-            calib = root / "calib.npz"
-            if not calib.is_file():
-                collect(src, [SourceSpec(data / "bag.avi", bbox=BOX)], calib, max_samples=48, templates_per_source=3,
-                        max_frames=CALIB_FRAMES, progress=False)
-            ev = collect(src, [SourceSpec(data / "bag")], None, max_samples=32, templates_per_source=1,
-                         progress=False).calib
-            keep = np.array([f >= CALIB_FRAMES for f in ev.meta["sources"][0]["search_frames"]])
-            held = replace(ev, search=ev.search[keep], pair=ev.pair[keep])
-            md = ModelDir.open(src, require_conv=True)
-            _, rc, rl = run_branches(md, held, threads=2)
-            row = {"member": tag, "arch": arch, "seed": seed, "head_scale": head, "bn_crops": bn,
-                   "weights": "stand-in random", "held_out_crops": int(len(held.search)), "variants": {}}
-            dirs = {}
-            qdq_targets = [(k, "onnxruntime", v) for k, v in VARIANTS.items()]
-            if not args.no_trt:
-                qdq_targets.append(("fallback_trt", "tensorrt", {}))
-            for name, target, opts in qdq_targets:
-                d = root / f"int8_{name}"
-                t1 = time.perf_counter()
-                if not (d / "search.onnx").is_file():
-                    quantize_int8(src, calib, d, target=target, progress=False, **opts)
-                _, qc, ql = run_branches(ModelDir.open(d, require_conv=True), held, threads=2)
-                q = read_onnx_metadata(d / "search.onnx")["quantization"]
-                qt = read_onnx_metadata(d / "template.onnx")["quantization"]
-                fid = q["fidelity"]
-                row["variants"][name] = {
-                    "target": target, "cls_cosine": cosine(rc, qc), "loc_cosine": cosine(rl, ql),
-                    "subset_pair": fid["pair"], "met_on_subset": fid["met"],
-                    "search_float_nodes": len(q["excluded_nodes"]), "search_float_mac_share": q["float_mac_share"],
-                    "template_float_mac_share": qt["float_mac_share"],
-                    "search_prefix": fid["branches"]["search"]["prefix"],
-                    "evaluations": fid["branches"]["search"]["evaluations"] + fid["branches"]["template"]["evaluations"],
-                    "note": fid["branches"]["search"]["note"], "quantize_s": time.perf_counter() - t1}
-                if target == "onnxruntime":
-                    dirs[name] = d
-            mds = [md] + [ModelDir.open(d, require_conv=True) for d in dirs.values()]
-            for threads in (2, 1):
-                _, rat = time_search_branches(mds, held, threads, args.rounds)
-                for name, d in dirs.items():
-                    row["variants"][name][f"search_ratio_{threads}t"] = rat[str(d)]
-            row["seconds"] = time.perf_counter() - t0
+            row = member_row(arch, seed, head, bn, work, data, trt=not args.no_trt, rounds=args.rounds)
             rows.append(row)
-            for name, v in row["variants"].items():
-                print(f"{tag:32s} {name:12s} cls {v['cls_cosine']:.4f} loc {v['loc_cosine']:.4f} "
-                      f"float {v['search_float_nodes']:3d} nodes {v['search_float_mac_share'] * 100:5.1f} % MACs "
-                      f"(template {v['template_float_mac_share'] * 100:4.1f} %)  "
-                      + (f"search {v['search_ratio_2t']:.2f}x 2t {v['search_ratio_1t']:.2f}x 1t"
-                         if "search_ratio_2t" in v else "(fidelity only)") + "  [stand-in random weights]",
-                      flush=True)
-            (out / "family.json").write_text(json.dumps(rows, indent=1))
+            _print_row(row)
+            with atomic_file(out / "family.json") as f:
+                f.write(json.dumps(rows, indent=1))
     _plot(rows, out / "family.png")
     print(f"saved: {out / 'family.json'}, {out / 'family.png'}")
     return 0
+
+
+def member_row(arch: str, seed: int, head: float, bn: str, work: Path, data: Path, trt: bool = True,
+               rounds: int = 10) -> dict:
+    """One member: build it, calibrate, quantize every variant, measure fidelity on held-out crops and speed."""
+    import numpy as np
+
+    from siamtrt.calibration.collect import SourceSpec, collect
+    from siamtrt.calibration.speed import run_branches, time_search_branches
+    from siamtrt.modeldir import ModelDir
+
+    t0 = time.perf_counter()
+    tag = f"{arch}-seed{seed}-head{head}-bn_{bn}"
+    root = work / tag
+    src = build_member(arch, seed, head, bn, root, data)
+    calib = root / "calib.npz"
+    if not calib.is_file():
+        collect(src, [SourceSpec(data / DEFAULT_VIDEO_NAME, bbox=DEFAULT_BOX)], calib, max_samples=48,
+                templates_per_source=3, max_frames=CALIB_FRAMES, progress=False)
+    ev = collect(src, [SourceSpec(data / DEFAULT_SEQUENCE_NAME)], None, max_samples=32, templates_per_source=1,
+                 progress=False).calib
+    keep = np.array([f >= CALIB_FRAMES for f in ev.meta["sources"][0]["search_frames"]])
+    held = replace(ev, search=ev.search[keep], pair=ev.pair[keep])
+    md = ModelDir.open(src, require_conv=True)
+    _, rc, rl = run_branches(md, held, threads=2)
+    row = {"member": tag, "arch": arch, "seed": seed, "head_scale": head, "bn_crops": bn,
+           "weights": "stand-in random", "held_out_crops": int(len(held.search)), "variants": {}}
+    qdq_targets = [(k, "onnxruntime", v) for k, v in VARIANTS.items()] + ([("fallback_trt", "tensorrt", {})]
+                                                                          if trt else [])
+    dirs = {}
+    for name, target, opts in qdq_targets:
+        d = root / f"int8_{name}"
+        row["variants"][name] = _variant(src, calib, d, target, opts, held, rc, rl)
+        if target == "onnxruntime":
+            dirs[name] = d
+    mds = [md] + [ModelDir.open(d, require_conv=True) for d in dirs.values()]
+    for threads in (2, 1):
+        _, rat = time_search_branches(mds, held, threads, rounds)
+        for name, d in dirs.items():
+            row["variants"][name][f"search_ratio_{threads}t"] = rat[str(d)]
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def _variant(src: Path, calib: Path, d: Path, target: str, opts: dict, held, rc, rl) -> dict:
+    """Quantize one variant (reused when present) and measure its held-out fidelity against FP32."""
+    from siamtrt.calibration.qdq import quantize_int8
+    from siamtrt.calibration.report import cosine
+    from siamtrt.calibration.speed import run_branches
+    from siamtrt.metadata import read_onnx_metadata
+    from siamtrt.modeldir import ModelDir
+
+    t1 = time.perf_counter()
+    if not (d / "search.onnx").is_file():
+        quantize_int8(src, calib, d, target=target, progress=False, **opts)
+    _, qc, ql = run_branches(ModelDir.open(d, require_conv=True), held, threads=2)
+    q = read_onnx_metadata(d / "search.onnx")["quantization"]
+    qt = read_onnx_metadata(d / "template.onnx")["quantization"]
+    fid = q["fidelity"]
+    return {"target": target, "cls_cosine": cosine(rc, qc), "loc_cosine": cosine(rl, ql),
+            "subset_pair": fid["pair"], "met_on_subset": fid["met"],
+            "search_float_nodes": len(q["excluded_nodes"]), "search_float_mac_share": q["float_mac_share"],
+            "template_float_mac_share": qt["float_mac_share"],
+            "search_prefix": fid["branches"]["search"]["prefix"],
+            "evaluations": fid["branches"]["search"]["evaluations"] + fid["branches"]["template"]["evaluations"],
+            "note": fid["branches"]["search"]["note"], "quantize_s": time.perf_counter() - t1}
+
+
+def _print_row(row: dict) -> None:
+    for name, v in row["variants"].items():
+        print(f"{row['member']:32s} {name:12s} cls {v['cls_cosine']:.4f} loc {v['loc_cosine']:.4f} "
+              f"float {v['search_float_nodes']:3d} nodes {v['search_float_mac_share'] * 100:5.1f} % MACs "
+              f"(template {v['template_float_mac_share'] * 100:4.1f} %)  "
+              + (f"search {v['search_ratio_2t']:.2f}x 2t {v['search_ratio_1t']:.2f}x 1t"
+                 if "search_ratio_2t" in v else "(fidelity only)") + "  [stand-in random weights]", flush=True)
 
 
 def _plot(rows, path: Path) -> None:

@@ -36,8 +36,8 @@ from siamtrt.calibration.qdq import QDQ_TARGETS
 from siamtrt.errors import CalibrationError, SiamtrtError
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+def build_parser(prog=None) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                  allow_abbrev=False)
     ap.add_argument("--model", required=True, help="fp32 model directory (from export/to_onnx.py)")
     ap.add_argument("--calib", help="calibration file from calibration/collect.py (required for int8; optional "
@@ -74,51 +74,68 @@ def main(argv=None) -> int:
                     help="measure whether OpenVINO's bf16 hint keeps --model's outputs on the --calib crops and record "
                          "it in the OpenVINO cache folder (no copy is made)")
     ap.add_argument("--out", help="derived model directory to write (required unless --check-bf16)")
-    args = ap.parse_args(argv)
+    return ap
 
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if args.check_bf16:
             return _check_bf16(args)
-        missing = [f"--{k}" for k in ("precision", "out") if getattr(args, k) is None]
-        if missing:
-            raise CalibrationError(f"{' and '.join(missing)} required", fix="e.g. --precision int8 --out models/NAME_int8"
-                                   " (or --check-bf16 to measure OpenVINO's bf16 hint instead)")
-        if args.precision == "fp16":
-            int8_only = [f"--{k.replace('_', '-')}" for k in ("method", "head_method", "float_prefix",
-                                                              "template_float_prefix", "trt_version", "min_cosine",
-                                                              "fidelity_samples", "held_out_samples", "target")
-                         if getattr(args, k) is not None] + (["--trt-cache"] if args.trt_cache else []) + (
-                            ["--force"] if args.force else [])
-            if int8_only:
-                raise CalibrationError(f"{', '.join(int8_only)} apply to --precision int8 only",
-                                       fix="drop them, or use --precision int8")
-            from siamtrt.calibration.fp16 import convert_fp16
-
-            summary = convert_fp16(args.model, args.out, args.calib, exclude=tuple(args.exclude))
-        else:
-            if not args.calib:
-                raise CalibrationError("--precision int8 needs --calib",
-                                       fix="collect crops first: python calibration/collect.py --model DIR "
-                                           "--video V --bbox x,y,w,h --out calib.npz")
-            from siamtrt.calibration.qdq import quantize_int8
-
-            prefix = {}
-            if args.float_prefix is not None:
-                prefix["search"] = args.float_prefix
-            if args.template_float_prefix is not None:
-                prefix["template"] = args.template_float_prefix
-            # fidelity options left unset take the library's defaults (one place for them: calibration/sensitivity)
-            given = {k: v for k, v in (("min_cosine", args.min_cosine), ("fidelity_samples", args.fidelity_samples),
-                                       ("held_out", args.held_out_samples)) if v is not None}
-            summary = quantize_int8(args.model, args.calib, args.out, target=args.target or "onnxruntime",
-                                    method=args.method or "max", head_method=args.head_method or "max",
-                                    float_prefix=prefix, exclude=args.exclude, trt_cache=args.trt_cache,
-                                    trt_version=args.trt_version, force=args.force, **given)
+        summary = _fp16(args) if args.precision == "fp16" else _int8(args)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(summary)
     return 0
+
+
+def _check_copy_options(args) -> None:
+    """--precision and --out are both needed for a copy; int8-only options are refused for fp16."""
+    missing = [f"--{k}" for k in ("precision", "out") if getattr(args, k) is None]
+    if missing:
+        raise CalibrationError(f"{' and '.join(missing)} required", fix="e.g. --precision int8 --out models/NAME_int8"
+                               " (or --check-bf16 to measure OpenVINO's bf16 hint instead)")
+    if args.precision == "fp16":
+        int8_only = [f"--{k.replace('_', '-')}" for k in ("method", "head_method", "float_prefix",
+                                                          "template_float_prefix", "trt_version", "min_cosine",
+                                                          "fidelity_samples", "held_out_samples", "target")
+                     if getattr(args, k) is not None] + (["--trt-cache"] if args.trt_cache else []) + (
+                        ["--force"] if args.force else [])
+        if int8_only:
+            raise CalibrationError(f"{', '.join(int8_only)} apply to --precision int8 only",
+                                   fix="drop them, or use --precision int8")
+
+
+def _fp16(args):
+    """--precision fp16: onnxconverter-common with float32 I/O (siamtrt.calibration.fp16)."""
+    _check_copy_options(args)
+    from siamtrt.calibration.fp16 import convert_fp16
+
+    return convert_fp16(args.model, args.out, args.calib, exclude=tuple(args.exclude))
+
+
+def _int8(args):
+    """--precision int8: Q/DQ for --target with the fidelity search (siamtrt.calibration.qdq.quantize_int8)."""
+    _check_copy_options(args)
+    if not args.calib:
+        raise CalibrationError("--precision int8 needs --calib",
+                               fix="collect crops first: python calibration/collect.py --model DIR "
+                                   "--video V --bbox x,y,w,h --out calib.npz")
+    from siamtrt.calibration.qdq import quantize_int8
+
+    prefix = {}
+    if args.float_prefix is not None:
+        prefix["search"] = args.float_prefix
+    if args.template_float_prefix is not None:
+        prefix["template"] = args.template_float_prefix
+    # fidelity options left unset take the library's defaults (one place for them: calibration/sensitivity)
+    given = {k: v for k, v in (("min_cosine", args.min_cosine), ("fidelity_samples", args.fidelity_samples),
+                               ("held_out", args.held_out_samples)) if v is not None}
+    return quantize_int8(args.model, args.calib, args.out, target=args.target or "onnxruntime",
+                         method=args.method or "max", head_method=args.head_method or "max",
+                         float_prefix=prefix, exclude=args.exclude, trt_cache=args.trt_cache,
+                         trt_version=args.trt_version, force=args.force, **given)
 
 
 def _check_bf16(args) -> int:
