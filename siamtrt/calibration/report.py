@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import InputError, ModelDirError
 from ..figures import pyplot, save_png
+from ..progress import progress_bar
 from ..modeldir import ModelDir
 from ..outputs import atomic_file, check_writable
 from ..runtime.boxes import iou_xywh
@@ -177,8 +178,6 @@ def _one_step_iou(ref: ModelDir, cands: Sequence[ModelDir], video, init_box, thr
     """Per-frame IoU of one tracking step from the FP32 state (teacher forcing): before every frame each candidate
     tracker is put where the FP32 tracker is, then both track that frame. Free-running trajectories fork for good
     at the first flipped decision (with random weights even FP16 does); this isolates the per-step agreement."""
-    from tqdm import tqdm
-
     from ..runtime.tracker import Tracker
     from ..runtime.video import open_frames
 
@@ -186,7 +185,7 @@ def _one_step_iou(ref: ModelDir, cands: Sequence[ModelDir], video, init_box, thr
     trackers = [Tracker.from_model_dir(md.path, backend="onnxruntime", **opts) for md in [ref] + list(cands)]
     out: Dict[str, List[float]] = {str(md.path): [1.0] for md in cands}
     src = open_frames(video, max_frames=max_frames)
-    bar = tqdm(total=src.frame_count, desc="one-step agreement", unit="frame", disable=not progress, leave=False)
+    bar = progress_bar(src.frame_count, "report: one-step agreement", "frame", progress, leave=False)
     try:
         for t, frame in enumerate(src):
             if t == 0:
@@ -198,9 +197,11 @@ def _one_step_iou(ref: ModelDir, cands: Sequence[ModelDir], video, init_box, thr
                 boxes = [tr.track(frame).bbox for tr in trackers]
                 for md, b in zip(cands, boxes[1:]):
                     out[str(md.path)].append(float(iou_xywh(boxes[0], b)))
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         src.close()
         for tr in trackers:
             tr.close()
@@ -371,9 +372,12 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
                     max_frames=max_frames, threads=threads, progress=progress).calib
     # track the whole video with every variant (FP32 first); the same runs give the end-to-end time
     init_box = crops.meta["sources"][0]["init_bbox"]
+    variants = [ref_md] + cand_mds
     runs = {str(md.path): track_video(md.path, video, init_box, backend="onnxruntime", threads=threads,
-                                      providers="cpu", max_frames=max_frames, progress=progress)
-            for md in [ref_md] + cand_mds}
+                                      providers="cpu", max_frames=max_frames, progress=progress,
+                                      progress_desc=f"report: tracking {md.precision.upper()} {md.path.name} "
+                                                    f"({i}/{len(variants)})")
+            for i, md in enumerate(variants, 1)}
     ref_run = runs[str(ref_md.path)]
     one_step = _one_step_iou(ref_md, cand_mds, video, init_box, threads, max_frames, progress)
     ref_out = _run_branches(ref_md, crops, threads)

@@ -343,7 +343,8 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
                 out: Optional[Union[str, Path]] = None, save_video: Optional[Union[str, Path]] = None,
                 show: bool = False, backend: str = "auto", max_frames: Optional[int] = None,
                 progress: bool = True, mode: Optional[str] = None, fmt: Optional[str] = None,
-                start_frame: int = 0, read_ahead: bool = True, **backend_options: Any) -> TrackRun:
+                start_frame: int = 0, read_ahead: bool = True, progress_desc: Optional[str] = None,
+                **backend_options: Any) -> TrackRun:
     """Track the box(es) through a video, camera or image folder.
 
     Args:
@@ -357,6 +358,8 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
         backend (str): "auto", "onnxruntime" or "tensorrt". Defaults to "auto".
         max_frames (int): stop after this many frames. Defaults to None.
         progress (bool): progress line (tqdm on a terminal, plain lines in a log). Defaults to True.
+        progress_desc (str): the progress line's job and phase (a caller's, e.g. "report: tracking INT8 (2/3)").
+            Defaults to "track <video name>".
         mode (str): "short" | "longterm" | "distractor" | "longterm+distractor". Defaults to None (the model's).
         fmt (str): box file format, "txt" | "csv" | "mot" | "json". Defaults to None (from ``out``'s suffix, else
             txt).
@@ -387,7 +390,8 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
     try:
         with tracker:
             t_wall = time.perf_counter()  # sessions loaded; from here on: decode + track + draw + write
-            bar = progress_bar(src.frame_count, f"track {Path(str(video)).name}", "frame", progress, leave=False)
+            bar = progress_bar(src.frame_count, progress_desc or f"track {Path(str(video)).name}", "frame", progress,
+                               leave=False)
             frames = ReadAhead(src) if read_ahead else iter(src)
             _loop(tracker, frames, boxes0, outputs, src.start_frame, bar, state)
             t_end = time.perf_counter()

@@ -69,10 +69,13 @@ def test_cli_chain(model_dir, bag_video, tmp_path):
     assert rec["file"] == "search.calib.cache" and rec["header"] == "TRT-8601-EntropyCalibration2"
     assert rec["for_onnx_sha256"] == file_sha256(model_dir(ALEX) / "search.onnx")  # the fp32 ONNX it belongs to
     r = run("calibration/report.py", "--ref", model_dir(ALEX), "--cand", out, "--video", bag_video, "--bbox", BOX,
-            "--samples", 4, "--max-frames", 8, "--speed-rounds", 1, "--threads", 2, "--out", tmp_path / "rep",
-            "--no-progress")
+            "--samples", 4, "--max-frames", 8, "--speed-rounds", 1, "--threads", 2, "--out", tmp_path / "rep")
     assert r.returncode == 0, r.stderr
     assert "cls cos" in r.stdout
+    # one plain progress line per phase in a log (stderr is not a terminal here): job, phase, step of steps
+    assert "report: tracking FP32 " in r.stderr and "(1/2)" in r.stderr, r.stderr[-1500:]
+    assert "report: tracking INT8 int8 (2/2)" in r.stderr and "report: one-step agreement" in r.stderr
+    assert "\r" not in r.stderr and "\x1b[" not in r.stderr  # no tqdm redraws in a log
     d = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert d["candidates"][0]["quantization"]["target"] == "tensorrt"
 
