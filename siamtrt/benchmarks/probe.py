@@ -113,9 +113,9 @@ def _ort_runner(model: bytes, threads: int) -> Callable[[np.ndarray], Any]:
 
 
 def _ov_runner(model: bytes, threads: int) -> Callable[[np.ndarray], Any]:
-    import openvino as ov
+    from ..runtime.openvino import shared_core
 
-    core = ov.Core()
+    core = shared_core()
     compiled = core.compile_model(core.read_model(model, b""), "CPU",
                                   {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
                                    "PERFORMANCE_HINT": "LATENCY"})

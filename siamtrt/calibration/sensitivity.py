@@ -241,7 +241,7 @@ def bf16_fidelity(template_model, search_model, crops: Subset, kernel_names: Seq
 
     from ..runtime.openvino import cpu_has_bf16
 
-    if not cpu_has_bf16(openvino.Core()):
+    if not cpu_has_bf16():
         return {"passed": False, "reason": "no bf16 units on this CPU (the hint would run in f32)",
                 "openvino": openvino.__version__}
     probe = FidelityProbe(template_model, search_model, *crops, kernel_names, threads=threads, engine="openvino",

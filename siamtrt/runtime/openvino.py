@@ -36,6 +36,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -79,8 +80,28 @@ def default_cache_dir() -> Path:
     return Path(base) / "siamtrt" / "openvino"
 
 
-def cpu_has_bf16(core) -> bool:
+_CORE: Any = None
+_CORE_LOCK = threading.Lock()
+
+
+def shared_core() -> Any:
+    """The process's one ``openvino.Core``, made on first use.
+
+    Every backend, probe and fidelity check shares it: OpenVINO builds have crashed when a process creates and
+    queries a second Core (openvinotoolkit/openvino#35338; ultralytics/ultralytics#25864 after ~20 model loads), and
+    a test run or a server makes hundreds of backends. Per-backend settings (threads, precision hint, cache folder)
+    go into each ``compile_model`` call, never onto the shared Core.
+    """
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            _CORE = _import_ov().Core()
+        return _CORE
+
+
+def cpu_has_bf16(core: Any = None) -> bool:
     """Whether the CPU plugin computes bf16 natively here (AVX512-BF16 / AMX); elsewhere the hint means nothing."""
+    core = shared_core() if core is None else core
     try:
         return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:  # noqa: BLE001 - an old plugin without the property: assume no bf16
@@ -161,8 +182,11 @@ class OpenVinoBackend(Backend):
 
     # ----------------------------------------------------------------------------------------------- activation
     def _config(self, precision: str) -> Dict[str, Any]:
-        return {"INFERENCE_NUM_THREADS": self.threads, "INFERENCE_PRECISION_HINT": precision,
-                "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_NUM_THREADS": self.threads, "INFERENCE_PRECISION_HINT": precision,
+                  "PERFORMANCE_HINT": "LATENCY"}
+        if self.cache_dir is not None:
+            config["CACHE_DIR"] = str(self.cache_dir)
+        return config
 
     def _activate(self) -> None:
         ov = _import_ov()
@@ -178,11 +202,10 @@ class OpenVinoBackend(Backend):
         self.threads = int(opts.get("threads") or physical_cores())
         cache = opts.get("cache_dir", None)
         self.cache_dir = None if cache is False else Path(cache) if cache else default_cache_dir()
-        self._core = ov.Core()
+        self._core = shared_core()
         if self.cache_dir is not None:
             try:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
-                self._core.set_property({"CACHE_DIR": str(self.cache_dir)})
             except OSError as e:  # a read-only home: run uncached rather than fail
                 LOG.warning("OpenVINO: cache folder %s is not writable (%s); compiling without a cache",
                             self.cache_dir, e)
@@ -331,4 +354,5 @@ class OpenVinoBackend(Backend):
 
 
 __all__ = ["BF16_RECORD", "OpenVinoBackend", "PRECISIONS", "cpu_has_bf16", "default_cache_dir", "load_bf16_record",
+           "shared_core",
            "model_key", "save_bf16_record"]

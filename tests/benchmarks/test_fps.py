@@ -236,12 +236,11 @@ def test_precision_hint_reaches_the_backends_that_take_it(alex_dir, bag_video, t
     directory's files: the plumbing, not the fidelity, is under test) and the variant says so; ONNX Runtime, which
     declares no such option, runs as before; a bf16 variant gets no share of the f32 probe's peak."""
     pytest.importorskip("openvino", reason="openvino is not installed")
-    import openvino
 
     from siamtrt.metadata import file_sha256
     from siamtrt.runtime.openvino import cpu_has_bf16, model_key, save_bf16_record
 
-    if not cpu_has_bf16(openvino.Core()):
+    if not cpu_has_bf16():
         pytest.skip("this CPU has no bf16 units: the hint runs f32")
     monkeypatch.setenv("SIAMTRT_CACHE", str(tmp_path))
     save_bf16_record(tmp_path / "openvino", model_key(file_sha256(alex_dir / "template.onnx"),

@@ -27,8 +27,10 @@ def test_probe_models_compute_the_same_product():
 
 
 def test_openvino_runs_the_int8_probe_with_int8_kernels():
-    ov = pytest.importorskip("openvino", reason="openvino is not installed")
-    core = ov.Core()
+    pytest.importorskip("openvino", reason="openvino is not installed")
+    from siamtrt.runtime.openvino import shared_core
+
+    core = shared_core()
     model = probe_models(size=128)[("gemm", "int8")][0]
     compiled = core.compile_model(core.read_model(model, b""), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     prims = [op.get_rt_info()["runtimePrecision"].astype(str) for op in compiled.get_runtime_model().get_ordered_ops()
