@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Optional, TextIO
+from typing import Any, Iterable, Iterator, Optional, TextIO, TypeVar
+
+T = TypeVar("T")
 
 
 def _is_tty(stream: TextIO) -> bool:
@@ -86,6 +88,33 @@ class LogProgress:
         self.close()
 
 
+class NullProgress:
+    """The progress object of a job run with progress off: every call does nothing."""
+
+    n = 0
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
+        pass
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        pass
+
+    def set_description(self, desc: Optional[str] = None, refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "NullProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
 def progress_bar(total: Optional[int] = None, desc: str = "", unit: str = "it", enabled: bool = True,
                  stream: Optional[TextIO] = None, initial: int = 0, **tqdm_kwargs: Any):
     """A progress object for ``total`` units: tqdm on a terminal, :class:`LogProgress` otherwise, None if disabled.
@@ -94,13 +123,13 @@ def progress_bar(total: Optional[int] = None, desc: str = "", unit: str = "it", 
         total (int | None): units of work (None when unknown).
         desc (str): job and phase shown before the count.
         unit (str): what is counted. Defaults to "it".
-        enabled (bool): False returns None (callers guard with ``if bar is not None``). Defaults to True.
+        enabled (bool): False returns a :class:`NullProgress` (the same calls, no output). Defaults to True.
         stream: output stream. Defaults to sys.stderr.
         initial (int): units already done. Defaults to 0.
         **tqdm_kwargs: passed to tqdm on a terminal (e.g. ``leave=False``).
     """
     if not enabled:
-        return None
+        return NullProgress()
     stream = stream if stream is not None else sys.stderr
     if not _is_tty(stream):
         return LogProgress(total, desc, unit, stream, initial=initial)
@@ -109,4 +138,18 @@ def progress_bar(total: Optional[int] = None, desc: str = "", unit: str = "it", 
     return tqdm(total=total, desc=desc, unit=unit, file=stream, initial=initial, **tqdm_kwargs)
 
 
-__all__ = ["LogProgress", "progress_bar"]
+def progress_iter(iterable: Iterable[T], total: Optional[int] = None, desc: str = "", unit: str = "it",
+                  enabled: bool = True, **kwargs: Any) -> Iterator[T]:
+    """``iterable``'s items, one progress step per item (the bar or lines of :func:`progress_bar`)."""
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    bar = progress_bar(total, desc, unit, enabled, **kwargs)
+    try:
+        for item in iterable:
+            yield item
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+__all__ = ["LogProgress", "NullProgress", "progress_bar", "progress_iter"]

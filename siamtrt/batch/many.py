@@ -79,7 +79,7 @@ def track_many(model: PathLike, videos: Union[PathLike, Sequence[PathLike], Sequ
         threads (int): inference threads per actor (for backends that take them). Defaults to 1.
         max_frames (int): stop each video after this many frames. Defaults to None (all).
         resume (bool): skip videos this model already finished in ``out``. Defaults to True.
-        progress (bool): tqdm over videos. Defaults to True.
+        progress (bool): a progress line over videos. Defaults to True.
         retries (int): times a video is tried again after its worker died. Defaults to 1.
         on_event (callable): ``on_event(kind, info)`` with kind "submitted" (info: name, worker pid, attempt) or
             "done" (the summary entry). Defaults to None.

@@ -25,6 +25,7 @@ from ..errors import BackendError, CheckpointError, InputError
 from . import metrics, results, sysinfo
 from ..runtime.sequences import Sequence as Seq, load_sequences
 from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, resolve_variants
+from ..progress import progress_iter
 
 LOG = logging.getLogger(__name__)
 
@@ -70,11 +71,7 @@ def track_sequence(tracker: Any, seq: Seq, progress: bool = False) -> tuple:
     n = len(seq)
     boxes = np.zeros((n, 4))
     times = np.zeros(n)
-    it = enumerate(seq.iter_frames())
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(it, total=n, desc=f"OPE: {seq.name}", unit="frame", leave=False)
+    it = progress_iter(enumerate(seq.iter_frames()), n, f"OPE: {seq.name}", "frame", progress, leave=False)
     for i, frame in it:
         t0 = time.perf_counter()
         if i == 0:

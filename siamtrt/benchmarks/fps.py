@@ -45,6 +45,7 @@ from ..errors import BackendError, CheckpointError, InputError
 from . import sysinfo
 from .results import dump_json, report_footer, text_table
 from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, resolve_variants
+from ..progress import progress_iter
 
 LOG = logging.getLogger(__name__)
 
@@ -433,11 +434,7 @@ def measure(variants: Sequence[Variant], video: Path, boxes: np.ndarray, frames:
             raise
 
     def bar(n: int, desc: str):
-        if not progress:
-            return range(n)
-        from tqdm import tqdm
-
-        return tqdm(range(n), desc=desc, unit="frame", leave=False)
+        return progress_iter(range(n), n, desc, "frame", progress, leave=False)
 
     def run_alone(vs: Sequence[Variant]) -> List[VariantResult]:
         done: List[VariantResult] = []
@@ -557,7 +554,7 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
         json_out (str | Path): write the JSON report here. Defaults to None (``results_dir``'s, if given).
         plot_out (str | Path): write a PNG bar chart here. Defaults to None (``results_dir``'s, if given).
         cache_root (str | Path): where exported models are cached. Defaults to "models".
-        progress (bool): tqdm bars. Defaults to True.
+        progress (bool): progress lines (siamtrt.progress: a bar on a terminal, plain lines in a log). Defaults to True.
         reference_frames (int): timed frames of the torch reference (see :func:`measure`); None = ``frames``.
             Defaults to 10.
         results_dir (str | Path): write ``fps.json`` and ``fps.png`` into ``<results_dir>/<date-time>/`` where

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import InputError
+from ..progress import progress_bar
 
 TARGETS = {"longterm": 1.05, "distractor": 1.15}  # issue 10 item 5: frame-time ratio to short mode
 
@@ -59,11 +60,7 @@ def run_mode_fps(model_dir: Union[str, Path], modes: Sequence[str], video: Union
     # long-term trackers' frames split by the instance size they searched (the forced one's should all be global)
     local_lt: Dict[str, List[float]] = {m: [] for m in trackers if parse_mode(m.split(" ")[0]).longterm}
     global_lt: Dict[str, List[float]] = {m: [] for m in local_lt}
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=warmup + frames, desc="fps modes", unit="frame", leave=False)
+    bar = progress_bar(warmup + frames, "fps modes", "frame", progress, leave=False)
     try:
         with FrameSource(video, max_frames=warmup + frames + 1) as src:
             it = iter(src)

@@ -30,6 +30,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..figures import pyplot, save_png
+from ..outputs import atomic_file
+from ..progress import progress_iter
 from ..runtime.boxes import iou_xywh
 from .synthetic import _affine, _backgrounds, make_texture
 
@@ -308,8 +310,6 @@ def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: 
     """
     import dataclasses
 
-    from tqdm import tqdm
-
     from ..runtime import Tracker
     from .fps_modes import weights_label
 
@@ -325,8 +325,7 @@ def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: 
     details: Dict[str, Dict[str, List[Dict]]] = {k: {m: [] for m in modes} for k in kinds}
     frame_ms: Dict[str, List[float]] = {m: [] for m in modes}
     jobs = [(k, s) for s in seeds for k in kinds]
-    bar = tqdm(jobs, desc="modes", unit="seq", disable=not progress, leave=False)
-    for kind, seed in bar:
+    for kind, seed in progress_iter(jobs, len(jobs), "modes", "seq", progress, leave=False):
         r = render(scenario(kind, seed, frames), background)
         for m, trk in trackers.items():
             res = track_scenario(trk, r)
@@ -336,8 +335,8 @@ def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: 
             frame_ms[m].append(d["median_frame_ms"])
         if partial is not None:
             Path(partial).parent.mkdir(parents=True, exist_ok=True)
-            Path(partial).write_text(json.dumps({"done": [kind, int(seed)], "results": out, "details": details}))
-    bar.close()
+            with atomic_file(partial) as f:
+                f.write(json.dumps({"done": [kind, int(seed)], "results": out, "details": details}))
     weights = weights_label(info.meta)
     return {"model": str(model_dir), "arch": info.meta.get("arch"), "weights": weights,
             "constants": constants or {}, "frames": frames, "seeds": [int(s) for s in seeds],

@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import InputError
 from ..figures import pyplot, save_png
 from .data import DEFAULT_BOX
+from ..progress import progress_bar
 
 LOG = logging.getLogger(__name__)
 
@@ -265,11 +266,7 @@ def soak_run(tracker, frames: Sequence[np.ndarray], boxes: np.ndarray, count: in
     lost = 0
     local_size = max(s for s in (tracker.info.instance_size, tracker.info.alt_instance_size) if s)
     stream = soak_frames(frames, count, gap_every, gap_len)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=count, desc=desc, unit="frame", mininterval=2.0)
+    bar = progress_bar(count, desc, "frame", progress, mininterval=2.0)
     t_start = time.perf_counter()
     try:
         for k, frame, _ in stream:

@@ -23,6 +23,7 @@ from ..modeldir import ModelDir
 from ..outputs import check_writable
 from ..runtime.boxes import read_box_file
 from .data import FORMAT, MIN_RECOMMENDED_SEARCH, CalibrationSet, npz_path
+from ..progress import progress_bar
 
 LOG = logging.getLogger(__name__)
 
@@ -310,8 +311,6 @@ def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int,
     adaptive model (SiamRPNBIG) each sampled frame also gives the crop at the other search size, cut by a second
     tracker at that size started from the same box on the previous frame.
     """
-    from tqdm import tqdm
-
     from ..runtime.tracker import Tracker
     from ..runtime.video import open_frames
 
@@ -327,8 +326,7 @@ def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int,
     src = open_frames(source.path, max_frames=max_frames)
     try:
         plan = _plan_frames(source, src.frame_count, src.size, n_search, n_templates)
-        with tqdm(total=plan.count, desc=f"collect {Path(source.path).name}", unit="frame", disable=not progress,
-                  leave=False) as bar:
+        with progress_bar(plan.count, f"collect {Path(source.path).name}", "frame", progress, leave=False) as bar:
             _walk_frames(src, plan, trk, log, crops, bar)
     finally:
         src.close()
@@ -393,7 +391,7 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
         templates_per_source (int): template crops per source (frame 0 included). Defaults to 8.
         max_frames (int): use at most this many frames of each source. Defaults to None (all).
         threads (int): ONNX Runtime threads. Defaults to the physical cores.
-        progress (bool): tqdm bars. Defaults to True.
+        progress (bool): progress lines (siamtrt.progress: a bar on a terminal, plain lines in a log). Defaults to True.
 
     Raises:
         InputError: missing or unreadable source, bad box or box file, unwritable ``out``. ModelDirError: bad model

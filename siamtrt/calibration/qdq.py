@@ -407,7 +407,7 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
         held_out (int): other calibration crops the chosen pair is checked on (0: none). Defaults to 32.
         margin (float): added to the target on the calibration subset. Defaults to 0.003.
         threads (int): threads of the fidelity runs. Defaults to the physical cores.
-        progress (bool): tqdm bars. Defaults to True.
+        progress (bool): progress lines (siamtrt.progress: a bar on a terminal, plain lines in a log). Defaults to True.
         force (bool): accept a calibration file collected on other weights of the same architecture. Defaults to
             False.
 

@@ -32,6 +32,7 @@ from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, 
 import numpy as np
 
 from ..errors import CalibrationError
+from ..progress import progress_bar
 
 LOG = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def collect_statistics(model_path: Union[str, Path], feeds: Iterable[Feed], *,
         histograms (bool): also collect histograms (needed by percentile / entropy). Defaults to False.
         num_bins (int): histogram bins. Defaults to 2048.
         chunk (int): feed dicts per ORT collect call (bounds memory). Defaults to 4.
-        progress (str): tqdm description; None disables the bar. Defaults to None.
+        progress (str): the progress line's description; None turns it off. Defaults to None.
         total (int): number of feeds, for the progress bar. Defaults to None.
 
     Returns:
@@ -152,8 +153,6 @@ def collect_statistics(model_path: Union[str, Path], feeds: Iterable[Feed], *,
         CalibrationError: no feed was given, or ONNX Runtime rejected a feed.
     """
     from onnxruntime.quantization import CalibrationMethod, create_calibrator
-    from tqdm import tqdm
-
     t0 = time.perf_counter()
     samples = 0
     with tempfile.TemporaryDirectory(prefix="siamtrt-calib-") as tmp:
@@ -168,7 +167,7 @@ def collect_statistics(model_path: Union[str, Path], feeds: Iterable[Feed], *,
                 calibrator = create_calibrator(Path(model_path), list(op_types or []),
                                                augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                                calibrate_method=CalibrationMethod.MinMax)
-        bar = tqdm(total=total, desc=progress, unit="crop", disable=progress is None, leave=False)
+        bar = progress_bar(total, progress or "", "crop", progress is not None, leave=False)
         try:
             for part in _chunks(feeds, chunk):
                 try:

@@ -48,6 +48,7 @@ import numpy as np
 
 from .graph import conv_macs, mac_share
 from .report import cosine  # the report's metric: the quantizer aims at the figure the report prints
+from ..progress import progress_bar
 
 LOG = logging.getLogger(__name__)
 
@@ -338,15 +339,13 @@ def prefix_fallback(convs: Sequence[str], macs: Dict[str, float], measure: Calla
         target (float): fidelity to reach; ≤ 0 measures the start set once and keeps it.
         branch (str): label for the result. Defaults to "search".
         margin (float): added to ``target`` for the search (held-out crops read lower). Defaults to 0.
-        progress (bool): tqdm bar over the evaluations. Defaults to False.
+        progress (bool): a progress line over the evaluations. Defaults to False.
     """
-    from tqdm import tqdm
-
     convs = list(convs)
     goal = float(target) + (float(margin) if target > 0 else 0.0)
     # evaluations: the start set, the longest prefix, then a bisection over the prefixes in between
-    bar = tqdm(total=2 + int(np.ceil(np.log2(max(len(convs) - 1, 1)))), desc=f"INT8 fidelity {branch}",
-               unit="eval", disable=not progress, leave=False)
+    bar = progress_bar(2 + int(np.ceil(np.log2(max(len(convs) - 1, 1)))), f"INT8 fidelity {branch}", "eval",
+                       progress, leave=False)
     seen: Dict[int, Dict[str, float]] = {}
     steps: List[Dict[str, Any]] = []
 

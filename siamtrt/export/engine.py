@@ -34,6 +34,7 @@ from ..gpu.cuda import CudaProbe, probe_cuda
 from ..gpu.tensorrt import TrtLogger, TrtModule, import_tensorrt
 from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, ModelDir, check_target
 from ..outputs import atomic_path, check_writable, staged_dir
+from ..progress import progress_bar
 from . import sidecar as sc
 from .build_options import BuildOptions
 from .trt_compat import BuilderCaps, detect, network_flags
@@ -485,8 +486,6 @@ def build_engine(model_dir: Union[str, Path], options: Optional[BuildOptions] = 
                  branches)
     log.info("TensorRT: %s; GPU: %s; building %s from %s", caps.describe(), job.report.gpu, ", ".join(branches),
              md.path)
-    from tqdm import tqdm
-
     with staged_dir(out_dir, keep_existing=True) as stage:
         if opts.calib is not None:  # scales for the implicit-INT8 calibrator, from the same statistics as Q/DQ
             from ..calibration.cache import write_trt_caches
@@ -494,7 +493,7 @@ def build_engine(model_dir: Union[str, Path], options: Optional[BuildOptions] = 
             job.caches = write_trt_caches(md.path, opts.calib, stage, trt_version=trt.version)
             job.report.notes.append(f"implicit INT8: scales from {', '.join(p.name for p in job.caches.values())} "
                                     "(written here from --calib)")
-        with tqdm(total=len(branches) * 3, desc="TensorRT", unit="step", disable=not progress, leave=False) as bar, \
+        with progress_bar(len(branches) * 3, "TensorRT", "step", progress, leave=False) as bar, \
                 tempfile.TemporaryDirectory(prefix="siamtrt-build-") as tmp:
             for branch in branches:
                 job.report.engines.append(_build_branch(job, branch, plans[branch], Path(tmp), stage, bar))

@@ -28,6 +28,7 @@ from ..config import ModelConfig, get_config
 from ..calibration.derive import check_model_out_dir, staged_model_dir
 from ..errors import CheckpointError, ExportError
 from ..modeldir import BATCH_FORMS, ONNX_FILES, XCORR_FORMS, ModelDir
+from ..progress import progress_bar
 from ..metadata import (SEARCH_INPUT, SEARCH_OUTPUTS, TEMPLATE_INPUT, build_metadata,
                         set_onnx_metadata)
 from .checkpoint import load_checkpoint
@@ -252,16 +253,8 @@ def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path],
     Raises:
         ConfigError, CheckpointError, ExportError, InputError: with what, evidence and fix.
     """
-    from tqdm import tqdm
-
-    bars_before = set(tqdm._instances)
-    try:
-        with third_party_logs(verbose):
-            return _export_model(config, out_dir, checkpoint, **options)
-    except BaseException:
-        for bar in set(tqdm._instances) - bars_before:  # close this call's bar before anyone prints the error
-            bar.close()
-        raise
+    with third_party_logs(verbose):
+        return _export_model(config, out_dir, checkpoint, **options)
 
 
 #: loggers of the libraries the export drives; below ERROR they print chatter ("torchvision is not installed",
@@ -361,7 +354,7 @@ def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], ch
             synthetic texture.
         fit_on (str | Path): an OTB-layout sequence folder (``img/`` + ``groundtruth_rect.txt``) whose frames and
             boxes the random weights are fitted on (``--fit-on``; read after every other check). Defaults to None.
-        progress (bool): show a tqdm bar over the steps. Defaults to False.
+        progress (bool): a progress line over the steps (siamtrt.progress). Defaults to False.
         random_heads (str): without a checkpoint: "realistic" (random heads) or "matching" (template-matching
             heads that follow the target, pysot models only: :mod:`.matching_init`). Defaults to "realistic".
         lost_instance_size (int): also export the long-term search size (pysot LOST_INSTANCE_SIZE, 831): the search
@@ -374,8 +367,6 @@ def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], ch
     Raises:
         ConfigError, CheckpointError, ExportError, InputError: with what, evidence and fix.
     """
-    from tqdm import tqdm
-
     start = time.perf_counter()
     cfg = config if isinstance(config, ModelConfig) else get_config(config)
     if lost_instance_size is not None:
@@ -388,17 +379,16 @@ def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], ch
         from .random_init import sequence_frames
 
         frames = sequence_frames(fit_on)
-    bar = tqdm(total=5, desc=f"ONNX: {cfg.name}", unit="step", leave=False, disable=not progress)
-    model, sha, weights = _weights(cfg, checkpoint, seed, frames, random_heads)
-    model.eval()
-    model.dynamic_batch = batch == "dynamic"
-    bar.update(1)
-    common = dict(template_outputs=model.template_output_names, checkpoint_sha256=sha, weights=weights,
-                  batch=batch, opset=opset)
-    with staged_model_dir(out_dir) as stage:
-        s_meta, parity, summary = _write_branches(model, cfg, stage, common, xcorr=xcorr, opset=opset,
-                                                  simplify=simplify, check=check, seed=seed, bar=bar)
-    bar.close()
+    with progress_bar(5, f"ONNX: {cfg.name}", "step", progress, leave=False) as bar:
+        model, sha, weights = _weights(cfg, checkpoint, seed, frames, random_heads)
+        model.eval()
+        model.dynamic_batch = batch == "dynamic"
+        bar.update(1)
+        common = dict(template_outputs=model.template_output_names, checkpoint_sha256=sha, weights=weights,
+                      batch=batch, opset=opset)
+        with staged_model_dir(out_dir) as stage:
+            s_meta, parity, summary = _write_branches(model, cfg, stage, common, xcorr=xcorr, opset=opset,
+                                                      simplify=simplify, check=check, seed=seed, bar=bar)
     return ExportResult(out_dir=out_dir, template_path=out_dir / ONNX_FILES["template"],
                         search_path=out_dir / ONNX_FILES["search"], metadata=s_meta, parity=parity, summary=summary,
                         weights=weights, seconds=time.perf_counter() - start, model=model)

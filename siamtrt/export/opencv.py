@@ -46,6 +46,7 @@ from ..errors import ExportError, InputError
 from ..metadata import set_onnx_metadata
 from ..modeldir import ModelDir, check_target
 from ..outputs import check_writable, staged_dir
+from ..progress import progress_bar
 from .checkpoint import load_checkpoint
 from .models import build_model
 from .onnx import EXPORT_OPSET, PARITY_RTOL, _torch_export, third_party_logs
@@ -492,22 +493,20 @@ def export_opencv(out_dir: Union[str, Path], *, config: Optional[str] = None,
         seed (int): random weights' seed, and the check inputs'. Defaults to 0.
         overwrite (bool): replace a non-empty ``out_dir``. Defaults to False.
         check_opencv (bool): run the files in the installed OpenCV's dnn as its tracker does. Defaults to True.
-        progress (bool): a tqdm bar over the steps. Defaults to False.
+        progress (bool): a progress line over the steps. Defaults to False.
         verbose (bool): show torch / onnxscript output. Defaults to False.
 
     Raises:
         ExportError: a model OpenCV cannot run (pysot, SiamRPNBIG), or a failed check. ModelDirError: a directory
         OpenCV's target does not take (fp16 / int8, plugin, pysot). InputError, CheckpointError: bad inputs.
     """
-    from tqdm import tqdm
-
     start = time.perf_counter()
     cfg, md, ckpt = _source(config, checkpoint, model_dir)
     check_writable([], dirs=[out_dir])
     steps = ["weights", "files", "vs PyTorch"] + (["vs --model"] if md is not None else []) + (
         ["OpenCV dnn"] if check_opencv else [])
     with third_party_logs(verbose), staged_dir(out_dir, overwrite=overwrite) as tmp, \
-            tqdm(total=len(steps), desc=f"OpenCV: {cfg.name}", unit="step", leave=False, disable=not progress) as bar:
+            progress_bar(len(steps), f"OpenCV: {cfg.name}", "step", progress, leave=False) as bar:
         def step(name):
             bar.set_postfix_str(name)
             bar.update(1)

@@ -24,6 +24,7 @@ import numpy as np
 from ..config import TrackConfig, get_config
 from ..errors import ExportError, InputError
 from ..figures import pyplot, save_png
+from ..progress import progress_bar
 from ..metadata import decode
 from ..modeldir import ModelDir, check_target
 from ..outputs import atomic_file
@@ -318,14 +319,12 @@ def compare_with_opencv(opencv_dir: Union[str, Path], video: Union[str, Path], r
         with_ablations (bool): add the runs of :func:`ablations`. Defaults to False.
         max_frames (int): stop after this many frames. Defaults to None (all).
         threads (int): ONNX Runtime threads. Defaults to 1.
-        progress (bool): tqdm bar. Defaults to True.
+        progress (bool): a progress line over the frames. Defaults to True.
 
     Raises:
         InputError: a non-integer box, missing files or video. ExportError: the directory holds other weights.
     """
     import cv2
-    from tqdm import tqdm
-
     from ..runtime.tracker import check_boxes, check_frame
     from ..runtime.video import open_frames
 
@@ -355,7 +354,7 @@ def compare_with_opencv(opencv_dir: Union[str, Path], video: Union[str, Path], r
     ocv_boxes: List[Tuple[int, ...]] = []
     ocv_scores: List[float] = []
     with open_frames(video, max_frames) as frames:
-        bar = tqdm(total=frames.frame_count, desc="OpenCV vs runtime", unit="frame", disable=not progress)
+        bar = progress_bar(frames.frame_count, "OpenCV vs runtime", "frame", progress)
         try:
             for i, frame in enumerate(frames):
                 frame = check_frame(frame)

@@ -34,6 +34,7 @@ from .client import RemoteTracker
 from .repository import ServingError, write_repository
 from .server import TritonServer
 from .stateful import RELEASE_LOG
+from ..progress import progress_bar
 
 LOG = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -52,16 +53,12 @@ class SequenceRecord:
 
 
 class _Progress:
-    """Frames done by all streams (read by the RSS sampler), with an optional tqdm bar."""
+    """Frames done by all streams (read by the RSS sampler), with an optional progress line."""
 
     def __init__(self, total: int, show: bool):
         self.done = 0
         self.lock = threading.Lock()
-        self.bar = None
-        if show:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc="Triton soak", unit="frame", mininterval=2.0)
+        self.bar = progress_bar(total, "Triton soak", "frame", show, mininterval=2.0)
 
     def add(self, n: int = 1) -> None:
         with self.lock:

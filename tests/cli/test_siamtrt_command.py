@@ -87,3 +87,13 @@ def test_third_party_warnings_only_with_verbose(tiny_model, tmp_path):
     assert quiet.returncode == loud.returncode == 2
     assert "WARN" not in quiet.stderr and "camera 97 cannot be opened" in quiet.stderr
     assert "WARN" in loud.stderr  # what was hidden is really there
+
+
+def test_progress_in_a_log_is_plain_lines(tiny_model, bag_video, tmp_path):
+    """Progress written to a log (stderr not a terminal): one plain line per step of the job's phase, no tqdm
+    carriage returns or escape codes (every library bar goes through siamtrt.progress)."""
+    r = siamtrt("collect", "--model", tiny_model(), "--video", bag_video, "--bbox", "316,140,112,115", "--out",
+                tmp_path / "calib.npz", "--max-frames", "8", "--max-samples", "4", "--templates", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "collect bag.avi: 0/8 frames started" in r.stderr and "collect bag.avi: 8/8 frames done" in r.stderr
+    assert "\r" not in r.stderr and "\x1b[" not in r.stderr, r.stderr[-1500:]
