@@ -23,6 +23,7 @@ import pytest
 
 from siamtrt.config import CONFIGS
 from siamtrt.gpu.cuda import CudaDevice, CudaProbe, probe_cuda
+from sim_cuda import SimCudart
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "gpu_check.sh"
@@ -161,126 +162,6 @@ def test_compare_passes_exact_and_rounded_results_and_fails_wrong_ones():
 
 
 # ------------------------------------------------------------------------------------------ CUDA layer, simulated
-class _SimCudart:
-    """A CUDA runtime whose device memory is host memory; captured work runs only when the graph is launched.
-
-    Faults for the negative tests: ``run_at_capture`` (work runs while capturing), ``leak`` (cudaFree keeps the
-    memory counted), ``corrupt_d2h`` (device→host copies flip a byte).
-    """
-
-    TOTAL = 8 << 30
-
-    class cudaMemcpyKind:  # noqa: N801 (mirrors cuda-python)
-        cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice = 1, 2, 3
-
-    class cudaStreamCaptureMode:  # noqa: N801
-        cudaStreamCaptureModeThreadLocal = 1
-
-    class cudaDeviceAttr:  # noqa: N801
-        cudaDevAttrComputeCapabilityMajor, cudaDevAttrComputeCapabilityMinor = 75, 76
-
-    def __init__(self, run_at_capture=False, leak=False, corrupt_d2h=False):
-        self.blocks, self.device_bytes, self.capturing = {}, {}, None
-        self.run_at_capture, self.leak, self.corrupt_d2h = run_at_capture, leak, corrupt_d2h
-
-    def _alloc(self, n, device):
-        buf = np.zeros(max(int(n), 1) + 64, np.uint8)  # slack: a simulated overrun must not corrupt the heap
-        self.blocks[buf.ctypes.data] = buf
-        if device:
-            self.device_bytes[buf.ctypes.data] = max(int(n), 1)
-        return 0, buf.ctypes.data
-
-    def cudaMalloc(self, n):
-        return self._alloc(n, True)
-
-    def cudaMallocHost(self, n):
-        return self._alloc(n, False)
-
-    def cudaFree(self, ptr):
-        if int(ptr) and not self.leak:
-            self.device_bytes.pop(int(ptr), None)
-        return (0,)
-
-    def cudaFreeHost(self, ptr):
-        return (0,)
-
-    def cudaMemGetInfo(self):
-        return 0, self.TOTAL - sum(self.device_bytes.values()), self.TOTAL
-
-    def cudaGetDeviceCount(self):
-        return 0, 1
-
-    def cudaDeviceGetAttribute(self, attr, dev):
-        return 0, {75: 9, 76: 0}[attr]
-
-    def _enqueue(self, fn):
-        if self.capturing is not None:
-            self.capturing.append(fn)
-            if not self.run_at_capture:
-                return (0,)
-        fn()
-        return (0,)
-
-    def cudaMemcpyAsync(self, dst, src, n, kind, stream):
-        def copy():
-            ctypes.memmove(int(dst), int(src), int(n))
-            if self.corrupt_d2h and kind == 2 and n:
-                ctypes.memset(int(dst), 0x5A, 1)
-        return self._enqueue(copy)
-
-    def cudaMemsetAsync(self, ptr, value, n, stream):
-        return self._enqueue(lambda: ctypes.memset(int(ptr), value, int(n)))
-
-    def cudaStreamCreate(self):
-        return 0, 42
-
-    def cudaStreamSynchronize(self, s):
-        return (0,)
-
-    def cudaStreamDestroy(self, s):
-        return (0,)
-
-    def cudaStreamBeginCapture(self, s, mode):
-        self.capturing = []
-        return (0,)
-
-    def cudaStreamEndCapture(self, s):
-        graph, self.capturing = self.capturing, None
-        return 0, graph
-
-    def cudaGraphInstantiate(self, graph, flags):
-        return 0, list(graph)
-
-    def cudaGraphLaunch(self, exec_, s):
-        for fn in exec_:
-            fn()
-        return (0,)
-
-    def cudaGraphExecDestroy(self, e):
-        return (0,)
-
-    def cudaGraphDestroy(self, g):
-        return (0,)
-
-    def cudaGetErrorName(self, err):
-        return 0, b"cudaErrorSimulated"
-
-    def cudaEventCreate(self):
-        return 0, object()
-
-    def cudaEventRecord(self, event, stream):
-        return (0,)
-
-    def cudaEventSynchronize(self, event):
-        return (0,)
-
-    def cudaEventElapsedTime(self, start, end):
-        return 0, 2.0
-
-    def cudaEventDestroy(self, event):
-        return (0,)
-
-
 class _SimKernel:
     """CompiledKernel's launch on the simulated runtime: numpy at the buffers' addresses, queued on the stream.
 
@@ -314,14 +195,14 @@ class _SimKernel:
             if self.fault == "overrun":
                 flat = np.concatenate([flat, flat[:1]])
             at(y_ptr, flat.shape)[...] = flat
-        self.sim._enqueue(run)
+        self.sim.enqueue(run)
 
 
 def _simulated_checks(monkeypatch, **faults):
     import siamtrt.gpu.cuda as gcuda
     from siamtrt.benchmarks.gpu_check.cuda_layer import CHECK_NAMES, cuda_layer_checks
 
-    sim = _SimCudart(**faults)
+    sim = SimCudart(**faults)
     monkeypatch.setattr(gcuda, "cudart", lambda: sim)
     monkeypatch.setattr(gcuda, "probe_cuda", lambda: CudaProbe(devices=(CudaDevice(0, "simulated", (9, 0)),)))
     results = {}
@@ -359,7 +240,7 @@ def test_kernel_cases_through_the_gpu_code_path_on_a_simulated_runtime(monkeypat
     from siamtrt.benchmarks.gpu_check.cuda_layer import check_graph_kernel
     from siamtrt.benchmarks.gpu_check.kernel_check import GpuXcorr, run_cases
 
-    sim = _SimCudart()
+    sim = SimCudart()
     monkeypatch.setattr(gcuda, "cudart", lambda: sim)
     kernel = _SimKernel(sim, fault)
     rec = SectionRecorder("kernel", None, Deadline(120), lambda m: None)
@@ -387,7 +268,7 @@ def test_cuda_sections_dispatch_on_a_simulated_device(monkeypatch, tmp_path):
     from siamtrt.plugin.build import find_nvcc
     from siamtrt.plugin.kernel import CompiledKernel
 
-    sim = _SimCudart()
+    sim = SimCudart()
     probe = CudaProbe(devices=(CudaDevice(0, "simulated", (9, 0)),))
     loads = []
     monkeypatch.setattr(gcuda, "cudart", lambda: sim)

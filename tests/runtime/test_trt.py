@@ -185,8 +185,11 @@ def test_backend_reports_no_cuda_device(engine_dir):
 
     cls = backend_class("tensorrt")
     assert "no CUDA device" in cls.unavailable_reason(engine_dir)
+    import importlib.util
+
     name, reason = choose_backend("auto", engine_dir)
-    assert name == "onnxruntime" and "no CUDA device" in reason
+    cpu_default = "openvino" if importlib.util.find_spec("openvino") else "onnxruntime"
+    assert name == cpu_default and "no CUDA device" in reason
     smeta = ModelDir.open(engine_dir).meta
     be = cls.from_model_dir(engine_dir, smeta)
     with pytest.raises(BackendError, match="needs a CUDA device"):
@@ -273,77 +276,7 @@ def test_tracker_runs_on_tensorrt(engine_dir, bag_video):
 # with ONNX Runtime on whatever the bound addresses hold. Real cuda-python / TensorRT calls are covered on a GPU only.
 import ctypes  # noqa: E402
 
-
-class _FakeCudart:
-    class cudaMemcpyKind:  # noqa: N801 (mirrors cuda-python)
-        cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice = 1, 2, 3
-
-    class cudaStreamCaptureMode:  # noqa: N801
-        cudaStreamCaptureModeThreadLocal = 1
-
-    def __init__(self):
-        self.blocks = {}
-        self.copies = {1: 0, 2: 0, 3: 0}
-        self.capturing = None
-        self.launched = 0
-
-    def _alloc(self, n):
-        buf = np.zeros(max(int(n), 1) + 64, np.uint8)
-        ptr = buf.ctypes.data
-        self.blocks[ptr] = buf
-        return 0, ptr
-
-    cudaMalloc = cudaMallocHost = _alloc
-
-    def cudaFree(self, ptr):
-        self.blocks.pop(int(ptr), None)
-        return (0,)
-
-    cudaFreeHost = cudaFree
-
-    def cudaStreamCreate(self):
-        return 0, 12345
-
-    def cudaStreamSynchronize(self, s):
-        return (0,)
-
-    def cudaStreamDestroy(self, s):
-        return (0,)
-
-    def cudaMemcpyAsync(self, dst, src, n, kind, s):
-        self.copies[kind] += 1
-        ctypes.memmove(int(dst), int(src), int(n))
-        return (0,)
-
-    def cudaMemsetAsync(self, ptr, value, n, s):
-        ctypes.memset(int(ptr), value, int(n))
-        return (0,)
-
-    def cudaStreamBeginCapture(self, s, mode):
-        self.capturing = []
-        return (0,)
-
-    def cudaStreamEndCapture(self, s):
-        graph, self.capturing = self.capturing, None
-        return 0, graph
-
-    def cudaGraphInstantiate(self, graph, flags):
-        return 0, list(graph)
-
-    def cudaGraphLaunch(self, exec_, s):
-        self.launched += 1
-        for fn in exec_:
-            fn()
-        return (0,)
-
-    def cudaGraphExecDestroy(self, e):
-        return (0,)
-
-    def cudaGraphDestroy(self, g):
-        return (0,)
-
-    def cudaGetErrorName(self, err):
-        return 0, b"cudaErrorFake"
+from sim_cuda import SimCudart  # noqa: E402
 
 
 class _FakeTrt:
@@ -395,7 +328,7 @@ class _FakeContext:
             def replay():
                 self.shapes, self.addr = dict(shapes), dict(addr)
                 self._run()
-            cud.capturing.append(replay)
+            cud.enqueue(replay)
         else:
             self._run()
         return True
@@ -456,7 +389,7 @@ def simulated(monkeypatch):
     import siamtrt.gpu.cuda as rc
     import siamtrt.runtime.trt as rt
 
-    cud = _FakeCudart()
+    cud = SimCudart()
     monkeypatch.setattr(rc, "cudart", lambda: cud)
     fake_mod = rt.TrtModule(_FakeTrt, "tensorrt", "0-simulated")
     monkeypatch.setattr(rt, "import_tensorrt", lambda prefer=None: fake_mod)
