@@ -93,6 +93,17 @@ def run_mode_fps(model_dir: Union[str, Path], modes: Sequence[str], video: Union
     base.backend.deactivate()
     if done <= warmup:
         raise InputError(f"{video} has too few frames for {warmup} warm-up frames", fix="lower --warmup")
+    rows = _mode_rows(rec, found, local_lt, global_lt)
+    return {"model": str(model_dir), "arch": base.info.meta.get("arch"), "weights": weights_label(base.info.meta),
+            "backend": base.backend.name, "threads": threads, "video": str(video), "frames": frames,
+            "warmup": warmup, "schedule": "interleaved per frame, one shared backend", "rows": rows}
+
+
+def _mode_rows(rec: Dict[str, List[float]], found: Dict[str, List[int]], local_lt: Dict[str, List[float]],
+               global_lt: Dict[str, List[float]]) -> List[Dict[str, Any]]:
+    """One row per mode: median and p90 frame time, ratio to short mode, distractor counts, local/global split."""
+    from ..runtime.modes import parse_mode
+
     med = {k: float(np.median(v)) * 1000 for k, v in rec.items() if v}
     short = med["short"]
     rows = []
@@ -113,9 +124,7 @@ def run_mode_fps(model_dir: Union[str, Path], modes: Sequence[str], video: Union
         if key and k != "longterm (global)":
             row["target_ratio"] = TARGETS[key]
         rows.append(row)
-    return {"model": str(model_dir), "arch": base.info.meta.get("arch"), "weights": weights_label(base.info.meta),
-            "backend": base.backend.name, "threads": threads, "video": str(video), "frames": frames,
-            "warmup": warmup, "schedule": "interleaved per frame, one shared backend", "rows": rows}
+    return rows
 
 
 def mode_table(rep: Dict[str, Any]) -> str:
