@@ -1,0 +1,63 @@
+"""Measurement (not a test): the tracker's work outside the network per frame, with the state on the ground truth.
+
+    PYTHONPATH=. python tests/runtime/measure_outside_network.py MODEL_DIR [--backend openvino] [--threads 2]
+        [--frames 120] [--sequence ../shared/data/bag]
+
+Before every frame the state is set to the previous frame's ground-truth box (teacher forcing), so the crop is the
+size a tracker that follows the target cuts, whatever stand-in weights do to a free-running state (a random head
+lets the box grow to the frame, and a frame-sized search window costs several times more to crop). Per frame:
+``Tracker.last_timings`` crop / search / post and the wall time of ``track``; prints one JSON line with the medians
+and the share of the frame spent outside the network (track − search), the load average at start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from siamtrt.runtime import Tracker
+from siamtrt.runtime.boxes import read_box_file
+from siamtrt.runtime.video import open_frames
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--sequence", default=str(Path(__file__).resolve().parents[3] / "shared" / "data" / "bag"))
+    a = ap.parse_args()
+    load0 = os.getloadavg()[0]
+    seq = Path(a.sequence)
+    gt = read_box_file(seq / "groundtruth_rect.txt")
+    frames = [f for _, f in zip(range(a.frames + 1), open_frames(seq / "img"))]
+    stages = {"crop": [], "search": [], "post": [], "track": []}
+    with Tracker.from_model_dir(a.model, backend=a.backend, threads=a.threads) as t:
+        t.init(frames[0], gt[0])
+        for i, frame in enumerate(frames[1:], 1):
+            t.center = (gt[i - 1][:2] + gt[i - 1][2:] / 2)[None].astype(np.float64)
+            t.size = gt[i - 1][2:][None].astype(np.float64)
+            t0 = time.perf_counter()
+            t.track(frame)
+            dt = time.perf_counter() - t0
+            if i > 5:  # warm-up
+                for k in ("crop", "search", "post"):
+                    stages[k].append(t.last_timings[k])
+                stages["track"].append(dt)
+        backend = t.backend.name
+    med = {k: float(np.median(v)) * 1e3 for k, v in stages.items()}
+    outside = med["track"] - med["search"]
+    print(json.dumps({"model": a.model, "backend": backend, "threads": a.threads, "frames": len(stages["track"]),
+                      "median_ms": {k: round(v, 3) for k, v in med.items()}, "outside_ms": round(outside, 3),
+                      "outside_share": round(outside / med["track"], 4),
+                      "load_average": [load0, os.getloadavg()[0]]}))
+
+
+if __name__ == "__main__":
+    main()
