@@ -343,9 +343,9 @@ def run_runtime_soak(model: PathLike, video: PathLike, modes: Sequence[str] = ("
                 run = soak_run(tracker, clip, all_boxes[n], frames, warmup, gap_every, gap_len, progress,
                                desc=f"soak {m}, {n} target{'s' if n > 1 else ''}", on_frame=on_frame)
             row = run.summary(goals)
-            LOG.info("soak: %s, %d target(s): RSS growth %.1f MB (slope %.2f MB/1k frames), local p99/p50 %s, "
-                     "global frames %d", m, n, row["rss"]["max_growth_mb"] or float("nan"),
-                     row["rss"]["slope_mb_per_1k"] or float("nan"), _fmt(row["local"]["p99_over_p50"]),
+            LOG.info("soak: %s, %d target(s): RSS growth %s MB (slope %s MB/1k frames), local p99/p50 %s, "
+                     "global frames %d", m, n, _fmt(row["rss"]["max_growth_mb"], ".1f"),
+                     _fmt(row["rss"]["slope_mb_per_1k"]), _fmt(row["local"]["p99_over_p50"]),
                      row["global_frames"])
             runs.append(row)
     return {"kind": "runtime", "model": str(model), "arch": info.arch, "weights": weights_label(info.meta),
