@@ -350,11 +350,14 @@ class Target:
         return None
 
 
+#: how to get a directory every plugin-free target takes
+PLUGIN_FREE_FIX = "export the plugin-free form (python export/to_onnx.py ... --xcorr conv)"
+
 TARGETS: Dict[str, Target] = {t.name: t for t in (
     Target("onnxruntime", "ONNX Runtime (CPU / CUDA)",
-           fix="export the plugin-free form (python export/to_onnx.py ... --xcorr conv)"),
+           fix=PLUGIN_FREE_FIX),
     Target("openvino", "OpenVINO (CPU)",
-           fix="export the plugin-free form (python export/to_onnx.py ... --xcorr conv)"),
+           fix=PLUGIN_FREE_FIX),
     Target("tensorrt", "TensorRT (JetPack, desktop)", xcorr=XCORR_FORMS,
            fix="re-export with python export/to_onnx.py", engine_packages=("tensorrt",)),
     Target("tensorrt_rtx", "TensorRT-RTX (no plugin layers)",
@@ -363,9 +366,9 @@ TARGETS: Dict[str, Target] = {t.name: t for t in (
     # Triton model repositories (export/to_triton.py --backend ...): the Python backend runs ONNX Runtime, the
     # TensorRT backend links full TensorRT (it cannot load TensorRT-RTX engines)
     Target("triton_python", "Triton's Python backend (ONNX Runtime inside)",
-           fix="export the plugin-free form (python export/to_onnx.py ... --xcorr conv), or --backend tensorrt"),
+           fix=PLUGIN_FREE_FIX + ", or --backend tensorrt"),
     Target("triton_onnxruntime", "Triton's ONNX Runtime backend",
-           fix="export the plugin-free form (python export/to_onnx.py ... --xcorr conv), or --backend tensorrt"),
+           fix=PLUGIN_FREE_FIX + ", or --backend tensorrt"),
     Target("triton_tensorrt", "Triton's TensorRT backend (full TensorRT)", xcorr=XCORR_FORMS,
            fix="re-export with python export/to_onnx.py", engine_packages=("tensorrt",)),
     Target("opencv", "OpenCV's cv2.TrackerDaSiamRPN", precisions=("fp32",), families=("dasiamrpn",),

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from .. import __version__
 
@@ -34,15 +34,18 @@ _DISTS = {
 def package_versions() -> Dict[str, Optional[str]]:
     """Installed versions of the libraries that influence speed or accuracy (None when absent)."""
     out: Dict[str, Optional[str]] = {"siamtrt": __version__}
-    for key, dists in _DISTS.items():
-        out[key] = None
-        for d in dists:
-            try:
-                out[key] = importlib_metadata.version(d)
-                break
-            except importlib_metadata.PackageNotFoundError:
-                continue
+    out.update({key: installed_version(dists) for key, dists in _DISTS.items()})
     return out
+
+
+def installed_version(dists: Sequence[str]) -> Optional[str]:
+    """The version of the first of ``dists`` (alternative distribution names of one library) installed here."""
+    for d in dists:
+        try:
+            return importlib_metadata.version(d)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def cpu_model() -> str:

@@ -42,7 +42,7 @@ def log(msg: str) -> None:
 # ------------------------------------------------------------------------------------------------ versions
 def versions() -> Dict[str, Any]:
     """Python, the packages the check uses (from package metadata: nothing imported), nvcc, the driver."""
-    from importlib import metadata
+    from ..sysinfo import installed_version
 
     out: Dict[str, Any] = {"python": platform.python_version()}
     try:
@@ -53,13 +53,7 @@ def versions() -> Dict[str, Any]:
     for key, dists in {"cuda-bindings": ["cuda-bindings"], "cupy": ["cupy-cuda13x", "cupy-cuda12x", "cupy"],
                        "nvidia-cuda-nvrtc": ["nvidia-cuda-nvrtc", "nvidia-cuda-nvrtc-cu13", "nvidia-cuda-nvrtc-cu12"]
                        }.items():
-        out[key] = None
-        for d in dists:
-            try:
-                out[key] = metadata.version(d)
-                break
-            except metadata.PackageNotFoundError:
-                continue
+        out[key] = installed_version(dists)
     try:
         from ...plugin.build import find_nvcc, nvcc_version
         nvcc = find_nvcc()
