@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import InputError
+from ..outputs import atomic_file
 from . import metrics
 from ..runtime.sequences import Sequence
 
@@ -121,10 +122,13 @@ def json_safe(obj: Any) -> Any:
 
 
 def dump_json(path: Union[str, Path], obj: Any) -> Path:
-    """Write strict JSON (see :func:`json_safe`), creating the parent folder."""
+    """Write strict JSON (see :func:`json_safe`), creating the parent folder; atomically (a stopped run leaves the
+    previous complete file, never half of one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(json_safe(obj), indent=1, allow_nan=False))
+    text = json.dumps(json_safe(obj), indent=1, allow_nan=False)
+    with atomic_file(path) as f:
+        f.write(text)
     return path
 
 

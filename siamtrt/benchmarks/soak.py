@@ -297,7 +297,8 @@ def run_runtime_soak(model: PathLike, video: PathLike, modes: Sequence[str] = ("
                      box: Sequence[float] = DEFAULT_BOX, gap_every: int = 500, gap_len: int = 10,
                      backend: str = "onnxruntime", threads: Optional[int] = None, goals: SoakGoals = SoakGoals(),
                      progress: bool = True, on_frame: Optional[Callable[[int, Any], None]] = None,
-                     max_video_frames: Optional[int] = 200) -> Dict[str, Any]:
+                     max_video_frames: Optional[int] = 200,
+                     on_run: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
     """The runtime soak: every (mode, target count) for ``frames`` frames, one fresh tracker each, one after the
     other in this process.
 
@@ -310,6 +311,8 @@ def run_runtime_soak(model: PathLike, video: PathLike, modes: Sequence[str] = ("
         box: the first target's init box. gap_every, gap_len: grey gaps (see :func:`soak_frames`).
         backend (str), threads (int): runtime backend and its threads. Defaults to ONNX Runtime, physical cores.
         goals (SoakGoals): thresholds. on_frame: see :func:`soak_run`.
+        on_run (callable): ``on_run(report)`` after every completed run with the report so far (``complete`` False
+            until the last run), so a long soak that is stopped keeps the runs it finished. Defaults to None.
 
     Returns:
         dict: ``runs`` (one :meth:`SoakRun.summary` each), ``goals``, ``ok`` (every run passed), model, weights.
@@ -335,7 +338,11 @@ def run_runtime_soak(model: PathLike, video: PathLike, modes: Sequence[str] = ("
         raise InputError(f"warm-up {warmup} must leave frames to measure ({frames} frames)",
                          fix="pass more --frames or a smaller --warmup")
     opts = accepted_options(backend, {"threads": threads})
-    runs = []
+    runs: List[Dict[str, Any]] = []
+    report = {"kind": "runtime", "model": str(model), "arch": info.arch, "weights": weights_label(info.meta),
+              "video": str(video), "video_frames_looped": len(clip), "frames": frames, "warmup": warmup,
+              "gap_every": gap_every, "gap_len": gap_len, "backend": backend, "threads": opts.get("threads"),
+              "goals": asdict(goals), "runs": runs, "runs_planned": len(targets) * len(modes), "complete": False}
     for n in targets:
         for m in modes:
             gc.collect()
@@ -348,10 +355,10 @@ def run_runtime_soak(model: PathLike, video: PathLike, modes: Sequence[str] = ("
                      _fmt(row["rss"]["slope_mb_per_1k"]), _fmt(row["local"]["p99_over_p50"]),
                      row["global_frames"])
             runs.append(row)
-    return {"kind": "runtime", "model": str(model), "arch": info.arch, "weights": weights_label(info.meta),
-            "video": str(video), "video_frames_looped": len(clip), "frames": frames, "warmup": warmup,
-            "gap_every": gap_every, "gap_len": gap_len, "backend": backend, "threads": opts.get("threads"),
-            "goals": asdict(goals), "runs": runs, "ok": all(r["ok"] for r in runs)}
+            report.update(ok=all(r["ok"] for r in runs), complete=len(runs) == report["runs_planned"])
+            if on_run is not None:
+                on_run(report)
+    return report
 
 
 def _fmt(v: Optional[float], spec: str = ".2f") -> str:

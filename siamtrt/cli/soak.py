@@ -16,7 +16,6 @@ exported once into ./models (needs torch).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from .common import EXIT_PARTIAL, run_command, setup_logging
@@ -66,17 +65,17 @@ def _model(a: argparse.Namespace, video: Path) -> Path:
     return STANDIN_DIR
 
 
-def _runtime(a, model, video, box, out: Path) -> dict:
+def _runtime(a, model, video, box, out: Path, save) -> dict:
     from siamtrt.benchmarks.soak import format_runtime_table, plot_runtime_soak, run_runtime_soak
 
     rep = run_runtime_soak(model, video, a.mode, a.targets, a.frames, a.warmup, box, a.gap_every, a.gap_len,
-                           threads=a.threads, progress=not a.no_progress)
+                           threads=a.threads, progress=not a.no_progress, on_run=lambda r: save("runtime", r))
     print(format_runtime_table(rep))
     rep["png"] = str(plot_runtime_soak(rep, out / "runtime.png"))
     return rep
 
 
-def _triton(a, model, video, box, out: Path) -> dict:
+def _triton(a, model, video, box, out: Path, save) -> dict:
     from siamtrt.benchmarks.soak import load_frames, plot_rss_samples
     from siamtrt.serving.soak import format_triton_table, triton_soak
 
@@ -93,7 +92,7 @@ def _triton(a, model, video, box, out: Path) -> dict:
     return rep
 
 
-def _ray(a, model, video, box, out: Path) -> dict:
+def _ray(a, model, video, box, out: Path, save) -> dict:
     from siamtrt.batch.soak import format_ray_table, make_short_videos, ray_soak
     from siamtrt.benchmarks.soak import load_frames
 
@@ -130,14 +129,19 @@ def _run(a: argparse.Namespace) -> int:
     out = results_dir(a.out)
     import os
 
-    report = {"model": str(model), "video": str(video), "load_average_1min_start": os.getloadavg()[0], "parts": {}}
-    for part in a.parts:
-        report["parts"][part] = {"runtime": _runtime, "triton": _triton, "ray": _ray}[part](a, model, video, box, out)
-        (out / "soak.json").write_text(json.dumps(report, indent=1, default=str))
+    from siamtrt.benchmarks.results import dump_json
     from siamtrt.benchmarks.sysinfo import machine_info
 
-    report["machine"] = machine_info()
-    (out / "soak.json").write_text(json.dumps(report, indent=1, default=str))
+    report = {"model": str(model), "video": str(video), "load_average_1min_start": os.getloadavg()[0],
+              "machine": machine_info(), "parts": {}}
+
+    def save(part: str, rep: dict) -> None:
+        """soak.json rewritten (atomically) after every finished run: a stopped soak keeps what it measured."""
+        report["parts"][part] = rep
+        dump_json(out / "soak.json", report)
+
+    for part in a.parts:
+        save(part, {"runtime": _runtime, "triton": _triton, "ray": _ray}[part](a, model, video, box, out, save))
     print(f"wrote {out / 'soak.json'}" + "".join(f", {r['png']}" for r in report["parts"].values() if "png" in r))
     return 0 if all(r["ok"] for r in report["parts"].values()) else EXIT_PARTIAL
 

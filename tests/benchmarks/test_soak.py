@@ -57,8 +57,12 @@ def test_statistics_on_known_series():
 
 
 def test_every_mode_one_and_four_targets_flat_and_bounded(lt_model, bag_video):
+    seen = []  # (runs so far, complete) each time a run finishes: what a stopped soak would have saved
     rep = soak.run_runtime_soak(lt_model, bag_video, modes=["all"], targets=[1, 4], frames=FRAMES, warmup=50,
-                                gap_every=60, gap_len=6, threads=1, goals=GOALS, progress=False, max_video_frames=40)
+                                gap_every=60, gap_len=6, threads=1, goals=GOALS, progress=False, max_video_frames=40,
+                                on_run=lambda r: seen.append((len(r["runs"]), r["complete"])))
+    planned = 2 * len(MODES)
+    assert seen == [(k, k == planned) for k in range(1, planned + 1)] and rep["complete"]
     assert [(r["mode"], r["targets"]) for r in rep["runs"]] == [(m, n) for n in (1, 4) for m in MODES]
     for r in rep["runs"]:
         assert r["frames"] == FRAMES and r["rss"]["samples"] == FRAMES - 50
@@ -121,3 +125,30 @@ def test_command_writes_json_and_png(lt_model, bag_video, tmp_path):
     assert r.returncode == (0 if doc["parts"]["runtime"]["ok"] else 1)
     assert (run / "runtime.png").stat().st_size > 10_000
     assert "RSS growth" in r.stdout and "longterm" in r.stdout
+
+
+
+def test_a_stopped_soak_keeps_the_runs_it_finished(lt_model, bag_video, tmp_path):
+    """SIGTERM during the second run (4 targets, the longer one): soak.json already holds the first run, marked
+    incomplete, and the command exits 143."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "soak.py"), "--model", str(lt_model),
+                             "--video", str(bag_video), "--mode", "short", "--frames", "1500", "--targets", "1", "4",
+                             "--warmup", "20", "--threads", "1", "--out", str(tmp_path / "soak"), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "MPLBACKEND": "Agg"})
+    deadline = time.monotonic() + 300
+    found = []
+    while not found and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        found = list((tmp_path / "soak").glob("*/soak.json"))
+    assert found, "soak.json never appeared while the soak ran"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    doc = json.loads(found[0].read_text())
+    rt = doc["parts"]["runtime"]
+    assert [(r["mode"], r["targets"]) for r in rt["runs"]] == [("short", 1)]
+    assert rt["complete"] is False and rt["runs_planned"] == 2 and "machine" in doc
