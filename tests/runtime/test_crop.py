@@ -101,13 +101,17 @@ def test_crop_cost_does_not_grow_with_the_side(frame):
 
 
 def test_cropper_reuses_its_buffers(frame):
+    """Larger padded crops later in a run reuse the one canvas (reserved at its ceiling): no free-and-grow churn,
+    which the allocator turned into RSS growth over long runs."""
     cropper = Cropper()
     avg = frame.mean(axis=(0, 1))
     out = np.empty((2, 3, 287, 287), np.float32)
     crop_batch(frame, np.array([[5.0, 5.0], [200.0, 150.0]]), 287, [600, 300], avg, out=out, cropper=cropper)
-    patch, planes, canvas = cropper.buffers(287, 600)
-    crop_batch(frame, np.array([[470.0, 350.0], [100.0, 100.0]]), 287, [500, 250], avg, out=out, cropper=cropper)
-    again = cropper.buffers(287, 500)
+    patch, planes, canvas = cropper.buffers(287)
+    assert canvas.size == 3 * CROP_EXACT_MAX_SIDE ** 2
+    crop_batch(frame, np.array([[470.0, 350.0], [100.0, 100.0]]), 287, [CROP_EXACT_MAX_SIDE, 250], avg, out=out,
+               cropper=cropper)
+    again = cropper.buffers(287)
     assert again[0] is patch and all(a is b for a, b in zip(again[1], planes)) and again[2] is canvas
 
 
