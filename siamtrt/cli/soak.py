@@ -16,6 +16,7 @@ exported once into ./models (needs torch).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from .common import EXIT_PARTIAL, run_command, setup_logging
@@ -75,7 +76,7 @@ def _runtime(a, model, video, box, out: Path, save) -> dict:
     return rep
 
 
-def _triton(a, model, video, box, out: Path, save) -> dict:
+def _triton(a, model, video, box, out: Path) -> dict:
     from siamtrt.benchmarks.soak import load_frames, plot_rss_samples
     from siamtrt.serving.soak import format_triton_table, triton_soak
 
@@ -92,7 +93,7 @@ def _triton(a, model, video, box, out: Path, save) -> dict:
     return rep
 
 
-def _ray(a, model, video, box, out: Path, save) -> dict:
+def _ray(a, model, video, box, out: Path) -> dict:
     from siamtrt.batch.soak import format_ray_table, make_short_videos, ray_soak
     from siamtrt.benchmarks.soak import load_frames
 
@@ -127,8 +128,6 @@ def _run(a: argparse.Namespace) -> int:
     box = parse_bbox(a.bbox) if a.bbox else DEFAULT_BOX
     model = _model(a, video)
     out = results_dir(a.out)
-    import os
-
     from siamtrt.benchmarks.results import dump_json
     from siamtrt.benchmarks.sysinfo import machine_info
 
@@ -141,7 +140,12 @@ def _run(a: argparse.Namespace) -> int:
         dump_json(out / "soak.json", report)
 
     for part in a.parts:
-        save(part, {"runtime": _runtime, "triton": _triton, "ray": _ray}[part](a, model, video, box, out, save))
+        if part == "runtime":  # saves after each of its runs too
+            save(part, _runtime(a, model, video, box, out, save))
+        else:
+            save(part, {"triton": _triton, "ray": _ray}[part](a, model, video, box, out))
+    report["load_average_1min_end"] = os.getloadavg()[0]
+    dump_json(out / "soak.json", report)
     print(f"wrote {out / 'soak.json'}" + "".join(f", {r['png']}" for r in report["parts"].values() if "png" in r))
     return 0 if all(r["ok"] for r in report["parts"].values()) else EXIT_PARTIAL
 
