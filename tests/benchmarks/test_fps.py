@@ -252,3 +252,22 @@ def test_precision_hint_reaches_the_backends_that_take_it(alex_dir, bag_video, t
     assert [r.variant.label for r in rep.results] == ["onnxruntime-fp32", "openvino-fp32[bf16]"]
     ort, ov = rep.results
     assert ort.peak_share is not None and ov.peak_share is None and ov.search_gmacs is not None
+
+
+def test_table_labels_name_the_directory_when_two_directories_share_a_label():
+    """Two int8 copies for one engine (one run with the bf16 hint) are told apart by their directory names; a
+    directory alone keeps its plain label."""
+    from siamtrt.benchmarks.fps import FpsReport, VariantResult
+    from siamtrt.benchmarks.variants import Variant
+
+    meta = {"precision": "int8", "quantization": {"target": "openvino"}}
+
+    def result(d, hint=None):
+        return VariantResult(Variant("openvino", Path(d), meta, float_hint=hint), 1, {}, {}, 0.0, 0.0, 2, "batch")
+
+    a, b, c = result("models/mv2-int8-ov"), result("/tmp/mv2-all", "bf16"), result("models/alex-fp32")
+    c.variant.meta = {"precision": "fp32"}
+    rep = FpsReport([a, b, c], Path("v.avi"), (480, 360), 1, 3, 2, {})
+    assert [rep.display_label(r) for r in (a, b, c)] == [
+        "openvino-int8(openvino) mv2-int8-ov", "openvino-int8(openvino)[bf16] mv2-all", "openvino-fp32"]
+    assert FpsReport([a], Path("v.avi"), (480, 360), 1, 3, 2, {}).display_label(a) == "openvino-int8(openvino)"
