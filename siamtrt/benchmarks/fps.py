@@ -210,10 +210,7 @@ class FpsReport:
     def display_label(self, r: VariantResult) -> str:
         """The variant's label, with its model directory's name when another directory gives the same label up to
         the float-layer hint (two int8 copies for one engine: ``openvino-int8(openvino)`` and ``...[bf16]``)."""
-        def base(v) -> str:
-            return v.label.split("[")[0]
-
-        dirs = {o.variant.model_dir for o in self.results if base(o.variant) == base(r.variant)}
+        dirs = {o.variant.model_dir for o in self.results if o.variant.engine_label == r.variant.engine_label}
         return r.variant.label + (f" {r.variant.model_dir.name}" if len(dirs) > 1 else "")
 
     def to_dict(self) -> Dict[str, Any]:

@@ -83,11 +83,15 @@ class Variant:
 
     @property
     def label(self) -> str:
+        """:attr:`engine_label` with the float-layer hint when it is not f32 (``openvino-int8(openvino)[bf16]``)."""
+        return self.engine_label + (f"[{self.float_hint}]" if self.float_hint else "")
+
+    @property
+    def engine_label(self) -> str:
         """``backend-precision``, with the Q/DQ target of an int8 directory (``openvino-int8(openvino)``): the same
         backend runs directories quantized for different engines differently."""
         target = (self.meta.get("quantization") or {}).get("target") if self.precision == "int8" else None
-        return (f"{self.backend}-{self.precision}" + (f"({target})" if target else "")
-                + (f"[{self.float_hint}]" if self.float_hint else ""))
+        return f"{self.backend}-{self.precision}" + (f"({target})" if target else "")
 
     @property
     def arch(self) -> str:

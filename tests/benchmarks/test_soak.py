@@ -127,7 +127,6 @@ def test_command_writes_json_and_png(lt_model, bag_video, tmp_path):
     assert "RSS growth" in r.stdout and "longterm" in r.stdout
 
 
-
 def test_a_stopped_soak_keeps_the_runs_it_finished(lt_model, bag_video, tmp_path):
     """SIGTERM during the second run (4 targets, the longer one): soak.json already holds the first run, marked
     incomplete, and the command exits 143."""
