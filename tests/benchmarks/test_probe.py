@@ -4,7 +4,7 @@ one, OpenVINO runs it with int8 kernels, and shares are what they say."""
 import numpy as np
 import pytest
 
-from siamtrt.benchmarks.probe import GemmProbe, probe_engine, probe_models, share
+from siamtrt.benchmarks.probe import CONV_DEPTH, GemmProbe, probe_engine, probe_models, share
 from siamtrt.errors import BackendError
 
 
@@ -17,7 +17,7 @@ def _run_ort(model, a):
 def test_probe_models_compute_the_same_product():
     models = probe_models(size=64, channels=16, side=8)
     assert set(models) == {(s, p) for s in ("gemm", "conv3x3", "conv3x3-wide") for p in ("fp32", "int8")}
-    assert models[("gemm", "fp32")][2] == 64 ** 3 and models[("conv3x3", "fp32")][2] == 16 * 16 * 9 * 8 * 8
+    assert models[("gemm", "fp32")][2] == 64 ** 3 and models[("conv3x3", "fp32")][2] == CONV_DEPTH * 16 * 16 * 9 * 8 * 8
     rng = np.random.default_rng(0)
     for shape in ("gemm", "conv3x3", "conv3x3-wide"):
         a = rng.uniform(0, 1, models[(shape, "fp32")][1]).astype(np.float32)
@@ -31,11 +31,16 @@ def test_openvino_runs_the_int8_probe_with_int8_kernels():
     from siamtrt.runtime.openvino import shared_core
 
     core = shared_core()
-    model = probe_models(size=128)[("gemm", "int8")][0]
-    compiled = core.compile_model(core.read_model(model, b""), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    prims = [op.get_rt_info()["runtimePrecision"].astype(str) for op in compiled.get_runtime_model().get_ordered_ops()
-             if op.get_rt_info()["layerType"].astype(str) in ("FullyConnected", "MatMul")]
-    assert prims and all(p in ("u8", "i8") for p in prims)
+    models = probe_models(size=128, channels=32, side=16)
+    for shape, layer in (("gemm", ("FullyConnected", "MatMul")), ("conv3x3", ("Convolution",))):
+        compiled = core.compile_model(core.read_model(models[(shape, "int8")][0], b""), "CPU",
+                                      {"INFERENCE_PRECISION_HINT": "f32"})
+        prims = [op.get_rt_info()["runtimePrecision"].astype(str)
+                 for op in compiled.get_runtime_model().get_ordered_ops()
+                 if op.get_rt_info()["layerType"].astype(str) in layer]
+        # every layer of the chain in int8 (a float layer in it would make the INT8 peak a mixed figure)
+        assert len(prims) == (1 if shape == "gemm" else CONV_DEPTH), (shape, prims)
+        assert all(p in ("u8", "i8") for p in prims), (shape, prims)
 
 
 def test_probe_engine_and_share():
