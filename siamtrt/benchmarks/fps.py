@@ -513,6 +513,10 @@ def attach_headroom(results: Sequence[VariantResult], threads: int, targets: int
         # are its int8 convolutions, whatever the hint for its few float layers)
         bf16_float = bool(r.variant.float_hint) and r.variant.precision != "int8"
         r.engine_peak_gmacs = p.peak(r.variant.precision) if p is not None and not bf16_float else None
+        if r.peak_share is not None and r.peak_share > 1.0:
+            r.notes.append(f"its search ran at {r.peak_share * 100:.0f} % of the probed {r.variant.backend} peak: "
+                           "the probe was slowed (another job at that moment), so this share means nothing; "
+                           "re-run on an idle machine")
     return probes
 
 
