@@ -240,4 +240,5 @@ def share(gmacs: Optional[float], probe: Optional[GemmProbe], precision: str) ->
     return float(gmacs / peak) if peak > 0 else None
 
 
-__all__ = ["CONV_DEPTH", "GEMM_SIZE", "GemmProbe", "RUNNERS", "SHAPES", "probe_engine", "probe_engines", "probe_models", "share"]
+__all__ = ["CONV_DEPTH", "GEMM_SIZE", "GemmProbe", "RUNNERS", "SHAPES", "probe_engine", "probe_engines", "probe_models",
+           "share"]
