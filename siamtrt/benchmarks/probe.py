@@ -58,19 +58,29 @@ def _onnx(nodes, inits, a_shape, c_shape, name: str) -> bytes:
     return m.SerializeToString()
 
 
-def _qdq_weights(w: np.ndarray, axis: Optional[int]):
-    """int8 symmetric weights (per channel along ``axis``, or per tensor) and their scales."""
+def _qdq_weights(w: np.ndarray, axis: Optional[int], suffix: str = ""):
+    """int8 symmetric weights (per channel along ``axis``, or per tensor) and their scales, as initializers
+    ``Wq``, ``sw``, ``zw`` + ``suffix``."""
     from onnx import numpy_helper
 
     if axis is None:
         s = np.float32(np.abs(w).max() / 127.0)
         wq = np.clip(np.round(w / s), -127, 127).astype(np.int8)
-        return [numpy_helper.from_array(wq, "Wq"), numpy_helper.from_array(s, "sw"),
-                numpy_helper.from_array(np.int8(0), "zw")]
-    s = (np.abs(w).reshape(w.shape[0], -1).max(1) / 127.0).astype(np.float32)
-    wq = np.clip(np.round(w / s.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
-    return [numpy_helper.from_array(wq, "Wq"), numpy_helper.from_array(s, "sw"),
-            numpy_helper.from_array(np.zeros(w.shape[0], np.int8), "zw")]
+        z = np.int8(0)
+    else:
+        s = (np.abs(w).reshape(w.shape[0], -1).max(1) / 127.0).astype(np.float32)
+        wq = np.clip(np.round(w / s.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
+        z = np.zeros(w.shape[0], np.int8)
+    return [numpy_helper.from_array(wq, f"Wq{suffix}"), numpy_helper.from_array(s, f"sw{suffix}"),
+            numpy_helper.from_array(z, f"zw{suffix}")]
+
+
+def _quantized_input() -> list:
+    """Q/DQ nodes taking the float input A to its int8 form ``Ad`` (activation scale ``sa``, zero point ``za``)."""
+    from onnx import helper
+
+    return [helper.make_node("QuantizeLinear", ["A", "sa", "za"], ["Aq"]),
+            helper.make_node("DequantizeLinear", ["Aq", "sa", "za"], ["Ad"])]
 
 
 def _conv_chain(w: Sequence[np.ndarray], int8: bool, act: list) -> Tuple[list, list]:
@@ -81,16 +91,11 @@ def _conv_chain(w: Sequence[np.ndarray], int8: bool, act: list) -> Tuple[list, l
     pads = [w[0].shape[-1] // 2] * 4
     x, nodes, inits = "A", [], list(act)
     if int8:
-        nodes += [helper.make_node("QuantizeLinear", ["A", "sa", "za"], ["Aq"]),
-                  helper.make_node("DequantizeLinear", ["Aq", "sa", "za"], ["Ad"])]
-        x = "Ad"
+        nodes, x = _quantized_input(), "Ad"
     for i, wi in enumerate(w):
         last = i == len(w) - 1
         if int8:
-            q = _qdq_weights(wi, 0)
-            for t in q:
-                t.name = f"{t.name}{i}"
-            inits += q
+            inits += _qdq_weights(wi, 0, suffix=str(i))
             nodes += [helper.make_node("DequantizeLinear", [f"Wq{i}", f"sw{i}", f"zw{i}"], [f"Wd{i}"], axis=0),
                       helper.make_node("Conv", [x, f"Wd{i}"], [f"Cf{i}"], pads=pads),
                       helper.make_node("QuantizeLinear", [f"Cf{i}", "sa", "za"], [f"Cq{i}"]),
@@ -113,14 +118,12 @@ def probe_models(size: int = GEMM_SIZE, channels: int = CONV_CHANNELS, side: int
 
     rng = np.random.default_rng(0)
     act = [numpy_helper.from_array(np.float32(ACT_SCALE), "sa"), numpy_helper.from_array(np.uint8(128), "za")]
-    qa = [helper.make_node("QuantizeLinear", ["A", "sa", "za"], ["Aq"]),
-          helper.make_node("DequantizeLinear", ["Aq", "sa", "za"], ["Ad"])]
     out = {}
     b = rng.normal(0, 1, (size, size)).astype(np.float32)
     gemm_in, gemm_macs = (size, size), float(size) ** 3
     out[("gemm", "fp32")] = (_onnx([helper.make_node("MatMul", ["A", "B"], ["C"])], [numpy_helper.from_array(b, "B")],
                                    list(gemm_in), list(gemm_in), "gemm_fp32"), gemm_in, gemm_macs)
-    out[("gemm", "int8")] = (_onnx(qa + [helper.make_node("DequantizeLinear", ["Wq", "sw", "zw"], ["Wd"]),
+    out[("gemm", "int8")] = (_onnx(_quantized_input() + [helper.make_node("DequantizeLinear", ["Wq", "sw", "zw"], ["Wd"]),
                                          helper.make_node("MatMul", ["Ad", "Wd"], ["C"])],
                                    _qdq_weights(b, None) + act, list(gemm_in), list(gemm_in), "gemm_int8"), gemm_in, gemm_macs)
     for shape, (c, side_) in (("conv3x3", (channels, side)), ("conv3x3-wide", (2 * channels, side // 2))):
