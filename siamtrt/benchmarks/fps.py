@@ -515,8 +515,8 @@ def attach_headroom(results: Sequence[VariantResult], threads: int, targets: int
         r.engine_peak_gmacs = p.peak(r.variant.precision) if p is not None and not bf16_float else None
         if r.peak_share is not None and r.peak_share > 1.0:
             r.notes.append(f"its search ran at {r.peak_share * 100:.0f} % of the probed {r.variant.backend} peak: "
-                           "the probe was slowed (another job at that moment), so this share means nothing; "
-                           "re-run on an idle machine")
+                           "the probe read low (another job at that moment, or probe shapes that miss a rate this "
+                           "network reaches), so this share means nothing; re-run on an idle machine")
     return probes
 
 

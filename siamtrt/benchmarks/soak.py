@@ -342,7 +342,8 @@ def run_runtime_soak(model: PathLike, video: PathLike, modes: Sequence[str] = ("
     report = {"kind": "runtime", "model": str(model), "arch": info.arch, "weights": weights_label(info.meta),
               "video": str(video), "video_frames_looped": len(clip), "frames": frames, "warmup": warmup,
               "gap_every": gap_every, "gap_len": gap_len, "backend": backend, "threads": opts.get("threads"),
-              "goals": asdict(goals), "runs": runs, "runs_planned": len(targets) * len(modes), "complete": False}
+              "goals": asdict(goals), "runs": runs, "runs_planned": len(targets) * len(modes), "ok": True,
+              "complete": False}
     for n in targets:
         for m in modes:
             gc.collect()
