@@ -77,6 +77,7 @@ def main() -> None:
                                       for name in ("replay", "replay_sweep")},
                       "load_average": [load0, os.getloadavg()[0]]}))
 
+
 def _teacher_forced(t: Tracker, frames, gt) -> dict:
     """Per-frame seconds of crop / search / post / track, the state set to the previous ground-truth box each time."""
     stages = {"crop": [], "search": [], "post": [], "track": []}
