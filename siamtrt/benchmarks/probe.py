@@ -123,9 +123,10 @@ def probe_models(size: int = GEMM_SIZE, channels: int = CONV_CHANNELS, side: int
     gemm_in, gemm_macs = (size, size), float(size) ** 3
     out[("gemm", "fp32")] = (_onnx([helper.make_node("MatMul", ["A", "B"], ["C"])], [numpy_helper.from_array(b, "B")],
                                    list(gemm_in), list(gemm_in), "gemm_fp32"), gemm_in, gemm_macs)
-    out[("gemm", "int8")] = (_onnx(_quantized_input() + [helper.make_node("DequantizeLinear", ["Wq", "sw", "zw"], ["Wd"]),
-                                         helper.make_node("MatMul", ["Ad", "Wd"], ["C"])],
-                                   _qdq_weights(b, None) + act, list(gemm_in), list(gemm_in), "gemm_int8"), gemm_in, gemm_macs)
+    gemm_int8 = _quantized_input() + [helper.make_node("DequantizeLinear", ["Wq", "sw", "zw"], ["Wd"]),
+                                      helper.make_node("MatMul", ["Ad", "Wd"], ["C"])]
+    out[("gemm", "int8")] = (_onnx(gemm_int8, _qdq_weights(b, None) + act, list(gemm_in), list(gemm_in), "gemm_int8"),
+                             gemm_in, gemm_macs)
     for shape, (c, side_) in (("conv3x3", (channels, side)), ("conv3x3-wide", (2 * channels, side // 2))):
         # unit-variance outputs for unit-variance inputs, so every layer of the chain uses the activation range
         w = [rng.normal(0, (9 * c) ** -0.5, (c, c, 3, 3)).astype(np.float32) for _ in range(depth)]
