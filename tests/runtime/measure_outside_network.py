@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from siamtrt.runtime import Tracker
-from siamtrt.runtime.boxes import read_box_file
+from siamtrt.runtime.boxes import read_box_file, xywh_to_cxcywh
 from siamtrt.runtime.video import open_frames
 
 
@@ -43,7 +43,6 @@ def main() -> None:
     gt = read_box_file(seq / "groundtruth_rect.txt")
     frames = [f for _, f in zip(range(a.frames + 1), open_frames(seq / "img"))]
     sweep = np.zeros(a.sweep_mb << 20, np.uint8)
-    passes = {}
     with Tracker.from_model_dir(a.model, backend=a.backend, threads=a.threads) as t:
         outputs: list = []
         run_search = t.backend.run_search
@@ -53,16 +52,10 @@ def main() -> None:
             outputs.append(tuple(np.array(o) for o in out))  # a copy: a backend may reuse its output buffers
             return out
 
-        def replay(evict):
-            def run(x, kernels):
-                if evict:
-                    sweep[::64] += 1  # one write per cache line
-                return next(it)
-            return run
-
-        for name, search in (("network", record), ("replay", replay(False)), ("replay_sweep", replay(True))):
-            it = iter(outputs)
-            t.backend.run_search = search
+        t.backend.run_search = record
+        passes = {"network": _teacher_forced(t, frames, gt)}
+        for name, evict in (("replay", None), ("replay_sweep", sweep)):
+            t.backend.run_search = _replayer(outputs, evict)
             passes[name] = _teacher_forced(t, frames, gt)
         backend = t.backend.name
     med = {name: {k: float(np.median(v)) * 1e3 for k, v in stages.items()} for name, stages in passes.items()}
@@ -78,13 +71,24 @@ def main() -> None:
                       "load_average": [load0, os.getloadavg()[0]]}))
 
 
+def _replayer(outputs: list, sweep=None):
+    """A ``run_search`` that returns the recorded outputs in order, after one write per cache line of ``sweep``."""
+    recorded = iter(outputs)
+
+    def run(x, kernels):
+        if sweep is not None:
+            sweep[::64] += 1
+        return next(recorded)
+    return run
+
+
 def _teacher_forced(t: Tracker, frames, gt) -> dict:
     """Per-frame seconds of crop / search / post / track, the state set to the previous ground-truth box each time."""
     stages = {"crop": [], "search": [], "post": [], "track": []}
     t.init(frames[0], gt[0])
     for i, frame in enumerate(frames[1:], 1):
-        t.center = (gt[i - 1][:2] + gt[i - 1][2:] / 2)[None].astype(np.float64)
-        t.size = gt[i - 1][2:][None].astype(np.float64)
+        box = xywh_to_cxcywh(gt[i - 1])[None]
+        t.center, t.size = box[:, :2], box[:, 2:]
         t0 = time.perf_counter()
         t.track(frame)
         dt = time.perf_counter() - t0
