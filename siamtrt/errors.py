@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Union
 
 
 class SiamtrtError(Exception):
@@ -27,6 +28,17 @@ class SiamtrtError(Exception):
         if self.fix:
             parts.append("  fix: " + self.fix.replace("\n", "\n       "))
         return "\n".join(parts)
+
+
+def folder_listing(folder: Union[str, Path], limit: int = 12) -> str:
+    """Evidence for a missing file: what ``folder`` holds, its first ``limit`` names sorted (a user pointing at a
+    big folder gets a readable line, not thousands of names), or that it does not exist."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return f"{folder} is not a folder" if folder.exists() else f"{folder} does not exist"
+    names = sorted(p.name for p in folder.iterdir())
+    more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
+    return f"present: {names[:limit]}{more}"
 
 
 class ConfigError(SiamtrtError):

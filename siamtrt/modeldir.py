@@ -19,7 +19,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from . import __version__
 from .config import FLAVOURS, AnchorConfig, TrackConfig
-from .errors import ConfigError, ModelDirError
+from .errors import ConfigError, ModelDirError, folder_listing
 from .metadata import (PRECISIONS, REQUIRED_KEYS, file_sha256, read_onnx_metadata, untrained_warning,
                        weights_kind, weights_line)
 
@@ -98,7 +98,7 @@ class ModelDir:
         missing = [f for f in ONNX_FILES.values() if not (path / f).is_file()]
         if missing:
             raise ModelDirError(f"model directory {path} lacks {missing}",
-                                evidence=f"present: {sorted(p.name for p in path.iterdir())}", fix=REEXPORT)
+                                evidence=folder_listing(path), fix=REEXPORT)
         md = cls.from_metadata(path, read_onnx_metadata(path / ONNX_FILES["template"]),
                                read_onnx_metadata(path / ONNX_FILES["search"]))
         if require_conv and md.xcorr == "plugin":
@@ -276,9 +276,6 @@ class ModelDir:
         """TensorRT implicit-INT8 calibration cache of one branch."""
         return self.path / TRT_CACHE_FILES[_branch(branch)]
 
-    def has_engines(self, engine_dir: Optional[Union[str, Path]] = None) -> bool:
-        return all(self.engine(b, engine_dir).is_file() for b in BRANCHES)
-
     def missing_engines(self, engine_dir: Optional[Union[str, Path]] = None) -> Tuple[str, ...]:
         return tuple(ENGINE_FILES[b] for b in BRANCHES if not self.engine(b, engine_dir).is_file())
 
@@ -394,6 +391,6 @@ def check_target(md: ModelDir, target: str) -> Target:
     return t
 
 
-__all__ = ["BATCH_FORMS", "BRANCHES", "ENGINE_FILES", "ModelDir", "ONNX_FILES", "REEXPORT", "SEARCH_ONNX", "SHARED_KEYS",
-           "SIDECAR_SUFFIX", "TARGETS", "TEMPLATE_ONNX", "TRT_CACHE_FILES", "Target", "XCORR_FORMS", "check_target", "migrate",
-           "sidecar_path"]
+__all__ = ["BATCH_FORMS", "BRANCHES", "ENGINE_FILES", "ModelDir", "ONNX_FILES", "REEXPORT", "SEARCH_ONNX",
+           "SHARED_KEYS", "SIDECAR_SUFFIX", "TARGETS", "TEMPLATE_ONNX", "TRT_CACHE_FILES", "Target", "XCORR_FORMS",
+           "check_target", "migrate", "sidecar_path"]

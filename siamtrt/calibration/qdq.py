@@ -254,10 +254,6 @@ class BranchQuantizer:
     def close(self) -> None:
         self._tmp.cleanup()
 
-    def minimal(self) -> List[str]:
-        """The float set whose reasons hold for any weights: stem, correlations, tail."""
-        return list(dict.fromkeys(self.stem + self.corr + self.tail))
-
     def check_names(self, nodes: Sequence[str]) -> None:
         """Raises CalibrationError when ``nodes`` names nodes this model does not have."""
         unknown = sorted(set(nodes) - self.names)

@@ -19,6 +19,7 @@ import argparse
 import sys
 from typing import List, Optional
 
+from ..runtime.backends import BACKENDS
 from .common import add_verbose, parse_args, run_command, setup_logging
 
 
@@ -35,11 +36,13 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                     help="box file format (default: from the --out suffix, else txt)")
     ap.add_argument("--save-video", help="write a video with the boxes drawn (e.g. out.mp4)")
     ap.add_argument("--show", action="store_true", help="display the tracking (q or Esc stops)")
-    ap.add_argument("--backend", default="auto", help="auto | onnxruntime | tensorrt (default auto)")
+    ap.add_argument("--backend", default="auto",
+                    help=" | ".join(("auto",) + tuple(BACKENDS)) + " (default auto: TensorRT with engines and a GPU, "
+                         "else OpenVINO where installed, else ONNX Runtime)")
     ap.add_argument("--mode", help="short | longterm | distractor | longterm+distractor (default: the model's, "
                                    "short unless exported from a pysot _lt config; longterm needs an export with "
                                    "--lost-instance-size)")
-    ap.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: physical cores)")
+    ap.add_argument("--threads", type=int, help="CPU threads (ONNX Runtime, OpenVINO; default: physical cores)")
     ap.add_argument("--providers", help="ONNX Runtime providers: auto | cpu | cuda | tensorrt (default auto)")
     ap.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay the search step as a CUDA graph")
     ap.add_argument("--start-frame", type=int, default=0, metavar="N",

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..config import AnchorConfig, ModelConfig, TrackConfig, get_config
-from ..errors import ExportError, InputError
+from ..errors import ExportError, InputError, folder_listing
 from ..metadata import set_onnx_metadata
 from ..modeldir import ModelDir, check_target
 from ..outputs import check_writable, staged_dir
@@ -245,9 +245,8 @@ def opencv_paths(folder: Union[str, Path]) -> Dict[str, Path]:
     folder = Path(folder)
     missing = [f for f in OPENCV_FILES.values() if not (folder / f).is_file()]
     if missing:
-        raise InputError(f"{folder} lacks {missing}",
-                         evidence=f"present: {sorted(p.name for p in folder.iterdir())}" if folder.is_dir() else
-                         "no such folder", fix=f"write them with python export/to_opencv.py ... --out {folder}")
+        raise InputError(f"{folder} lacks {missing}", evidence=folder_listing(folder),
+                         fix=f"write them with python export/to_opencv.py ... --out {folder}")
     return {k: folder / v for k, v in OPENCV_FILES.items()}
 
 

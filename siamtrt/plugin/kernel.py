@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 KERNEL_SOURCE = PLUGIN_DIR / "dwxcorr_kernel.cu"
-KERNEL_HEADERS = (PLUGIN_DIR / "dwxcorr_kernel.cuh", PLUGIN_DIR / "dwxcorr_kernel.h")
 FATBIN_NAME = "dwxcorr.fatbin"
 LIBRARY_NAME = "libsiamtrt_dwxcorr.so"  # the C++ plugin (CMakeLists.txt target siamtrt_dwxcorr)
 KERNEL_NAMES = {np.dtype(np.float32): "siamtrt_dwxcorr_f32", np.dtype(np.float16): "siamtrt_dwxcorr_f16"}
@@ -54,7 +53,8 @@ def dwxcorr_reference(x: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 def launch_geometry(N: int, C: int, H: int, W: int, h: int, w: int) -> Tuple[Tuple[int, int, int], int, int]:
-    """(grid, block, dynamic shared bytes) exactly as ``siamtrt_dwxcorr_launch_*`` in dwxcorr_kernel.cu computes them."""
+    """(grid, block, dynamic shared bytes) exactly as ``siamtrt_dwxcorr_launch_*`` in dwxcorr_kernel.cu computes
+    them."""
     out = (H - h + 1) * (W - w + 1)
     gx = min(max((out + BLOCK - 1) // BLOCK, 1), MAX_GRID_X)
     planes = N * C
@@ -127,7 +127,8 @@ class CompiledKernel:
                                         f"cuModuleGetFunction({name})") for dt, name in KERNEL_NAMES.items()}
 
     @classmethod
-    def load(cls, compute_capability: Optional[Tuple[int, int]] = None, fatbin: Optional[Path] = None) -> "CompiledKernel":
+    def load(cls, compute_capability: Optional[Tuple[int, int]] = None,
+             fatbin: Optional[Path] = None) -> "CompiledKernel":
         """Load the prebuilt fatbin (``build.py``), else compile PTX with NVRTC for ``compute_capability``."""
         fatbin = Path(fatbin) if fatbin is not None else build_dir() / FATBIN_NAME
         if fatbin.is_file():

@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import BackendError, ModelDirError
+from ..errors import BackendError, ModelDirError, folder_listing
 from ..metadata import SEARCH_INPUT, SEARCH_OUTPUTS, TEMPLATE_INPUT
 
 Source = Union[str, Path, bytes, Callable[[], Union[str, Path, bytes]]]
@@ -122,7 +122,7 @@ class Backend:
         missing = [p.name for p in paths if not p.is_file()]
         if missing:
             raise ModelDirError(f"model directory {model_dir} lacks {missing} needed by the '{cls.name}' backend",
-                                evidence=f"present: {sorted(p.name for p in model_dir.iterdir()) if model_dir.is_dir() else 'directory missing'}",
+                                evidence=folder_listing(model_dir),
                                 fix=cls.missing_files_fix(model_dir))
         return cls(paths[0], paths[1], meta, **options)
 

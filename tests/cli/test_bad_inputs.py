@@ -97,6 +97,8 @@ CASES = [
      "is a file, not a model directory"),
     ("track-model-lacks-search", lambda ws, t, v: ["track", "--model", _lacks_search(ws, t), "--video", v, "--bbox",
                                                    BAG_BOX], "lacks ['search.onnx']"),
+    ("track-model-big-folder", lambda ws, t, v: ["track", "--model", _folder_of(ws, 30), "--video", v, "--bbox",
+                                                 BAG_BOX], "'f11.txt'] ... and 18 more"),
     ("track-model-swapped", lambda ws, t, v: ["track", "--model", _swapped(ws, t), "--video", v, "--bbox", BAG_BOX],
      "swapped"),
     ("track-no-video", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", ws / "none.avi", "--bbox",
@@ -195,6 +197,14 @@ CASES = [
 def _lacks_search(ws: Path, tiny) -> Path:
     d = _model(ws, tiny)
     (d / "search.onnx").unlink()
+    return d
+
+
+def _folder_of(ws: Path, n: int) -> Path:
+    """A folder of ``n`` unrelated files: the error lists the first names, not all of them."""
+    d = _mkdir(ws, "big")
+    for i in range(n):
+        (d / f"f{i:02d}.txt").write_text("x")
     return d
 
 
