@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 from ..errors import InputError, SiamtrtError
-
-VIDEO_EXTS = (".avi", ".mp4", ".mkv", ".mov", ".mpg", ".mpeg", ".webm", ".m4v")
+from ..runtime.sequences import VIDEO_EXTS
 LIST_EXTS = (".txt", ".lst", ".list")
 PathLike = Union[str, Path]
 
@@ -154,4 +153,4 @@ def discover_jobs(videos: Union[PathLike, Sequence[PathLike]], bbox_file: Option
     return jobs
 
 
-__all__ = ["LIST_EXTS", "VIDEO_EXTS", "VideoJob", "discover_jobs", "read_bbox_file"]
+__all__ = ["LIST_EXTS", "VideoJob", "discover_jobs", "read_bbox_file"]

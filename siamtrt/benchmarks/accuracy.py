@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import BackendError, CheckpointError, InputError
+from ..locations import RESULTS_DIR
 from . import metrics, results, sysinfo
 from ..runtime.sequences import Sequence as Seq, load_sequences
 from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, resolve_variants
@@ -29,7 +30,7 @@ from ..progress import progress_iter
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_RESULTS = Path("results")
+DEFAULT_RESULTS = RESULTS_DIR
 SYNTHETIC_DIR = "_sequences"
 
 

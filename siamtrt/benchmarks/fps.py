@@ -42,7 +42,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import BackendError, CheckpointError, InputError
+from ..locations import RESULTS_DIR
 from . import sysinfo
+from .data import DEFAULT_BOX, default_video
 from .results import dump_json, report_footer, text_table
 from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, resolve_variants
 from ..progress import progress_iter
@@ -52,26 +54,13 @@ LOG = logging.getLogger(__name__)
 FRAME_STAGES = ("decode", "crop", "search", "post", "other")
 TOTALS = ("track", "e2e")
 INIT_STAGES = ("crop", "template")
-DEFAULT_BOX = (316.0, 140.0, 112.0, 115.0)  # hand-picked box on bag.avi frame 0 (shared/data/README.md)
+
 DEFAULT_FRAMES = 60
 DEFAULT_REFERENCE_FRAMES = 10
 DEFAULT_WARMUP = 3
 DEFAULT_TEMPLATE_REPS = 5
 REFERENCE_TEMPLATE_REPS = 2  # at most, for the torch reference (its template call alone is ~0.1-2 s)
-DEFAULT_RESULTS = Path("results") / "fps"
-
-
-def default_video() -> Path:
-    """``$SIAMTRT_DATA/bag.avi``, else ``<repo>/../shared/data/bag.avi`` (where the project keeps its test data)."""
-    import os
-
-    repo = Path(__file__).resolve().parents[2]
-    cands = ([Path(os.environ["SIAMTRT_DATA"])] if os.environ.get("SIAMTRT_DATA") else []) + [
-        repo.parent / "shared" / "data", repo / "shared" / "data"]
-    for c in cands:
-        if (c / "bag.avi").is_file():
-            return c / "bag.avi"
-    return cands[-1] / "bag.avi"
+DEFAULT_RESULTS = RESULTS_DIR / "fps"
 
 
 def stats_ms(seconds: Sequence[float]) -> Dict[str, Optional[float]]:

@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ..errors import InputError
+from ..locations import RESULTS_DIR
 from ..figures import pyplot, save_png
 from .data import DEFAULT_BOX
 from ..progress import progress_bar
@@ -420,7 +421,7 @@ def plot_rss_samples(x: Sequence[float], rss_mb: Sequence[float], warmup_x: floa
     return save_png(fig, out_png)
 
 
-def results_dir(root: PathLike = Path("results") / "soak") -> Path:
+def results_dir(root: PathLike = RESULTS_DIR / "soak") -> Path:
     """``<root>/<date-time>/`` (created)."""
     out = Path(root) / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..config import DEFAULT_CONFIG, get_config
-from ..locations import default_model_dir
+from ..locations import MODELS_DIR, default_model_dir
 from ..errors import BackendError, ModelDirError
 from ..metadata import PRECISIONS
 
@@ -61,7 +61,7 @@ def backends_for(words: Sequence[str], model_dir: Path) -> Tuple[List[str], List
         else:
             names.append(w)
     return list(dict.fromkeys(names)), left_out
-DEFAULT_CACHE = Path("models")
+DEFAULT_CACHE = MODELS_DIR
 
 
 @dataclass

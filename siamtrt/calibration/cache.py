@@ -38,16 +38,15 @@ from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
 from ..modeldir import BRANCHES, TRT_CACHE_FILES, ModelDir
 from ..outputs import atomic_file
 from .graph import correlation_convs, downstream_tensors, name_nodes
-from .ranges import Ranges, collect_statistics, compute_ranges
+from .ranges import DEFAULT_METHOD, IMAGE_RANGE, Ranges, collect_statistics, compute_ranges
 
 LOG = logging.getLogger(__name__)
 
 ALGORITHM = "EntropyCalibration2"
-IMAGE_RANGE = (0.0, 255.0)
 
 
 def write_trt_caches(model_dir: Union[str, Path], calib, out_dir: Optional[Union[str, Path]] = None, *,
-                     method: str = "max", head_method: str = "max", trt_version: Optional[str] = None,
+                     method: str = DEFAULT_METHOD, head_method: str = DEFAULT_METHOD, trt_version: Optional[str] = None,
                      batch: int = 4) -> Dict[str, Path]:
     """Caches for both branches of an fp32 model directory (what a build step for implicit INT8 calls).
 
@@ -135,7 +134,7 @@ def parse_cache(text: str) -> Dict[str, float]:
 
 
 def write_trt_cache(onnx_path: Union[str, Path], feeds: Iterable[Dict[str, np.ndarray]], out: Union[str, Path], *,
-                    method: str = "max", head_method: str = "max", trt_version: Optional[str] = None,
+                    method: str = DEFAULT_METHOD, head_method: str = DEFAULT_METHOD, trt_version: Optional[str] = None,
                     total: Optional[int] = None) -> Path:
     """Calibrate every float tensor of an fp32 ONNX model on ``feeds`` and write the TensorRT cache.
 

@@ -72,7 +72,7 @@ from ..modeldir import ONNX_FILES, ModelDir
 from .derive import check_model_out_dir, derived_metadata, save_branch, staged_model_dir
 from .graph import (conv_macs, correlation_convs, downstream_tensors, input_prefix_convs, mac_share, name_nodes,
                     named_model, stem_convs, tail_nodes)
-from .ranges import METHODS, Ranges, collect_statistics, compute_ranges, save_ort_cache
+from .ranges import DEFAULT_METHOD, IMAGE_RANGE, METHODS, Ranges, collect_statistics, compute_ranges, save_ort_cache
 from .sensitivity import (DEFAULT_FIDELITY_SAMPLES, DEFAULT_HELD_OUT, DEFAULT_MARGIN, DEFAULT_MIN_COSINE,
                           FallbackResult, FidelityProbe, bf16_fidelity, fidelity_subsets, prefix_fallback,
                           quantizable_convs, template_target)
@@ -84,15 +84,10 @@ LOG = logging.getLogger(__name__)
 #: residual stream re-rounds it at every block (mobilev2 search, stem + first 5 % MACs float: cls cosine 0.950 with
 #: Add quantized, 0.988 without, same speed within noise).
 OP_TYPES = ("Conv", "Relu", "Clip", "MaxPool")
-IMAGE_RANGE = (0.0, 255.0)  # template/search crops are BGR 0..255: the input range is known, not estimated
 #: Share of conv MACs, nearest the input, kept in float (see input_prefix_convs), per branch. The template branch
 #: runs once per target, so its int8 speed-up is worth little while its rounding persists in every frame's
 #: correlation: it keeps more in float (mobilev2 deepest kernel cosine: 0.87 at 5 %, 0.97 at 10 %, 0.994 at 20 %).
 DEFAULT_FLOAT_PREFIX = {"template": 0.25, "search": 0.05}
-#: Range method default. Measured on the mobilev2 search branch (stem float, everything else int8, 32 crops):
-#: max 0.935 cls cosine, percentile(99.99) 0.921, entropy 0.713 — clipping hurts a network whose score peak is
-#: the signal, and ORT's entropy search on 2048-bin histograms is also slow (~5 s per tensor set of 130).
-DEFAULT_METHOD = "max"
 
 
 @dataclass(frozen=True)
@@ -209,7 +204,7 @@ class BranchQuantizer:
     """
 
     def __init__(self, src: Union[str, Path], feeds: Iterable[Dict[str, np.ndarray]], *,
-                 target: str = "onnxruntime", method: str = DEFAULT_METHOD, head_method: str = "max",
+                 target: str = "onnxruntime", method: str = DEFAULT_METHOD, head_method: str = DEFAULT_METHOD,
                  total: Optional[int] = None, branch: str = "search", percentile: float = 99.99):
         import onnx
 
@@ -361,7 +356,7 @@ class QuantizeSummary:
 
 
 def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, CalibrationSet], out_dir: Union[str, Path],
-                  *, target: str = "onnxruntime", method: str = DEFAULT_METHOD, head_method: str = "max",
+                  *, target: str = "onnxruntime", method: str = DEFAULT_METHOD, head_method: str = DEFAULT_METHOD,
                   float_prefix: Optional[Dict[str, float]] = None, exclude: Sequence[str] = (), trt_cache: bool = False,
                   trt_version: Optional[str] = None, batch: int = 4,
                   min_cosine: Optional[float] = DEFAULT_MIN_COSINE,

@@ -33,6 +33,7 @@ from ..errors import InputError, ModelDirError
 from ..figures import pyplot, save_png
 from ..progress import progress_bar
 from ..modeldir import ModelDir
+from ..locations import RESULTS_DIR
 from ..outputs import atomic_file, check_writable
 from ..runtime.boxes import iou_xywh
 from .collect import SourceSpec, collect
@@ -364,7 +365,7 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
 
     t0 = time.perf_counter()
     ref_md, cand_mds, derived = _open_variants(ref, cands)
-    out = Path(out) if out is not None else Path("results") / "calibration" / cand_mds[0].path.name
+    out = Path(out) if out is not None else RESULTS_DIR / "calibration" / cand_mds[0].path.name
     _check_request(video, out, samples, speed_rounds, threads)
     threads = int(threads or physical_cores())
     source = SourceSpec(Path(video), bbox=bbox, boxes=Path(boxes) if boxes else None)

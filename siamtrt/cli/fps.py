@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _modes(args, kw) -> int:
     """--mode: per-mode frame time of one model directory (siamtrt.benchmarks.fps_modes)."""
     from siamtrt.benchmarks import fps, fps_modes
+    from siamtrt.benchmarks.data import default_video
     from siamtrt.benchmarks.variants import ensure_exported
     from siamtrt.config import DEFAULT_CONFIG
     from siamtrt.errors import SiamtrtError
@@ -94,7 +95,7 @@ def _modes(args, kw) -> int:
     try:
         model = args.model[0] if args.model else ensure_exported(args.config or DEFAULT_CONFIG, args.checkpoint,
                                                                  args.cache, progress=not args.quiet)
-        rep = fps_modes.run_mode_fps(model, args.mode, args.video or fps.default_video(),
+        rep = fps_modes.run_mode_fps(model, args.mode, args.video or default_video(),
                                      kw.get("bbox", fps.DEFAULT_BOX), frames=kw.get("frames") or fps.DEFAULT_FRAMES,
                                      warmup=kw.get("warmup", fps.DEFAULT_WARMUP), threads=args.threads,
                                      backend=args.backend[0], progress=not args.quiet)

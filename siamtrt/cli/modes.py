@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from siamtrt.benchmarks import modes
-    from siamtrt.benchmarks.fps import default_video
+    from siamtrt.benchmarks.data import default_video
     from siamtrt.errors import SiamtrtError
 
     try:

@@ -33,6 +33,8 @@ import sys
 
 
 from siamtrt.calibration.qdq import QDQ_TARGETS
+from siamtrt.calibration.ranges import DEFAULT_METHOD, METHODS
+from siamtrt.calibration.sensitivity import DEFAULT_FIDELITY_SAMPLES, DEFAULT_HELD_OUT, DEFAULT_MIN_COSINE
 from siamtrt.errors import CalibrationError, SiamtrtError
 
 
@@ -47,17 +49,20 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
                     help="int8: the engine that runs the directory: onnxruntime (default; uint8 activations, CPU), "
                          "openvino (uint8 activations, int8 stem where fidelity allows, CPU) or tensorrt (symmetric "
                          "int8)")
-    ap.add_argument("--method", choices=("max", "percentile", "entropy"),
-                    help="int8 activation ranges of the backbone/neck (default max)")
-    ap.add_argument("--head-method", choices=("max", "percentile", "entropy"),
-                    help="int8 activation ranges after the correlation (default max)")
+    ap.add_argument("--method", choices=METHODS,
+                    help=f"int8 activation ranges of the backbone/neck (default {DEFAULT_METHOD})")
+    ap.add_argument("--head-method", choices=METHODS,
+                    help=f"int8 activation ranges after the correlation (default {DEFAULT_METHOD})")
     ap.add_argument("--min-cosine", type=float,
                     help="int8: fidelity target: float prefix grows until the INT8 pair keeps cls and loc cosine "
-                         ">= this vs FP32 for its worst template on calibration crops (default 0.98; 0 = no search)")
+                         ">= this vs FP32 for its worst template on calibration crops "
+                         f"(default {DEFAULT_MIN_COSINE}; 0 = no search)")
     ap.add_argument("--fidelity-samples", type=int,
-                    help="int8: calibration search crops the float set is searched on (default 32)")
+                    help=f"int8: calibration search crops the float set is searched on (default "
+                         f"{DEFAULT_FIDELITY_SAMPLES})")
     ap.add_argument("--held-out-samples", type=int,
-                    help="int8: other calibration crops the chosen pair is checked on (default 32; 0 = none)")
+                    help=f"int8: other calibration crops the chosen pair is checked on (default {DEFAULT_HELD_OUT}; "
+                         "0 = none)")
     ap.add_argument("--float-prefix", type=float,
                     help="int8: share of search-branch conv MACs nearest the input forced float (default 0; the "
                          "former fixed recipe: 0.05 with --min-cosine 0)")

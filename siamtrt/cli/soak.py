@@ -19,10 +19,11 @@ import argparse
 import os
 from pathlib import Path
 
+from ..locations import MODELS_DIR, RESULTS_DIR
 from .common import EXIT_PARTIAL, run_command, setup_logging
 
 PARTS = ("runtime", "triton", "ray")
-STANDIN_DIR = Path("models") / "soak-alex-matching-lt831"
+STANDIN_DIR = MODELS_DIR / "soak-alex-matching-lt831"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--parts", nargs="+", choices=PARTS, default=["runtime"], help="what to soak (default runtime)")
     p.add_argument("--video", help="video to loop (default: bag.avi in $SIAMTRT_DATA or ../shared/data)")
     p.add_argument("--bbox", help="first target's box in frame 0 (default: bag.avi's, 316,140,112,115)")
-    p.add_argument("--out", type=Path, default=Path("results") / "soak", help="results root (default results/soak)")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR / "soak", help="results root (default results/soak)")
     rt = p.add_argument_group("runtime")
     rt.add_argument("--mode", nargs="+", default=["all"], help="tracking modes, or all (default all)")
     rt.add_argument("--frames", type=int, default=10_000, help="frames per mode and target count (default 10000)")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from siamtrt.cli.common import run_command, setup_logging
 from siamtrt.errors import ExportError
+from siamtrt.locations import MODELS_DIR
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.compare is not None and not Path(args.compare).exists():  # before the export, not after it
         raise InputError(f"--compare {args.compare} does not exist", fix="pass a video file or an image folder")
     name = args.config or (Path(args.model).name if args.model else "SiamRPNvot")
-    out = Path(args.out or Path("models") / f"{name}-opencv")
+    out = Path(args.out or MODELS_DIR / f"{name}-opencv")
     try:
         from siamtrt.export.opencv import export_opencv
     except ImportError as e:

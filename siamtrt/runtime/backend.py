@@ -39,12 +39,11 @@ import numpy as np
 
 from ..errors import BackendError, ModelDirError, folder_listing
 from ..metadata import SEARCH_INPUT, SEARCH_OUTPUTS, TEMPLATE_INPUT
+from ..modeldir import BRANCHES, SEARCH_ONNX, TEMPLATE_ONNX
 
 Source = Union[str, Path, bytes, Callable[[], Union[str, Path, bytes]]]
 # Per input: (numpy dtype, shape with None for a dynamic axis).
 InputMetadata = Dict[str, Tuple[np.dtype, Tuple[Optional[int], ...]]]
-
-BRANCHES = ("template", "search")
 
 
 class KernelSet(dict):
@@ -90,7 +89,7 @@ class Backend:
     name: str = "base"
     short: str = "base"
     #: files this backend loads from a model directory: (template, search).
-    file_names: Tuple[str, str] = ("template.onnx", "search.onnx")
+    file_names: Tuple[str, str] = (TEMPLATE_ONNX, SEARCH_ONNX)
     #: option names accepted by ``__init__`` (subclasses extend).
     option_names: Tuple[str, ...] = ()
 
@@ -286,4 +285,4 @@ class Backend:
         raise NotImplementedError
 
 
-__all__ = ["BRANCHES", "Backend", "InputMetadata", "KernelSet", "Source", "resolve_source"]
+__all__ = ["Backend", "InputMetadata", "KernelSet", "Source", "resolve_source"]

@@ -45,7 +45,8 @@ import numpy as np
 
 from ..errors import BackendError, ModelDirError
 from ..metadata import SEARCH_OUTPUTS
-from .backend import BRANCHES, Backend, InputMetadata, resolve_source
+from ..modeldir import BRANCHES
+from .backend import Backend, InputMetadata, resolve_source
 from .cpu import physical_cores
 
 LOG = logging.getLogger(__name__)
@@ -155,7 +156,6 @@ class OpenVinoBackend(Backend):
 
     name = "openvino"
     short = "ov"
-    file_names = ("template.onnx", "search.onnx")
     option_names = ("threads", "precision", "cache_dir", "bf16_gate")
 
     def __init__(self, template, search, meta: Dict[str, Any], **options: Any):

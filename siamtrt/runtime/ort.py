@@ -84,7 +84,6 @@ class OrtBackend(Backend):
 
     name = "onnxruntime"
     short = "ort"
-    file_names = ("template.onnx", "search.onnx")
     option_names = ("threads", "providers", "io_binding", "spin")
 
     def __init__(self, template, search, meta: Dict[str, Any], **options: Any):
