@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import BackendError, CheckpointError, InputError
 from ..locations import RESULTS_DIR
 from . import metrics, results, sysinfo
-from ..runtime.sequences import Sequence as Seq, load_sequences
+from ..runtime.sequences import OTB_GT, Sequence as Seq, load_sequences
 from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, resolve_variants
 from ..progress import progress_iter
 
@@ -297,7 +297,7 @@ def default_sequences(results_root: Union[str, Path], synthetic: int = 1, data_d
         specs.append(str(bag))
     for seed in range(synthetic):
         out = Path(results_root) / SYNTHETIC_DIR / f"synthetic-s{seed}-f{synthetic_frames}"
-        if not (out / "groundtruth_rect.txt").is_file():
+        if not (out / OTB_GT).is_file():
             if not video.is_file():
                 raise InputError(f"no background video for the synthetic sequence: {video} is missing",
                                  fix="set SIAMTRT_DATA to the folder holding bag.avi, or pass --sequence")

@@ -22,7 +22,7 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import InputError
-from ..runtime.sequences import Sequence, load_folder_sequence
+from ..runtime.sequences import OTB_GT, VOT_GT, Sequence, load_folder_sequence
 
 
 @dataclass(frozen=True)
@@ -166,8 +166,8 @@ def make_synthetic_sequence(out_dir: Union[str, Path], background: Union[str, Pa
     (out / "img").mkdir(parents=True, exist_ok=True)
     for i, f in enumerate(frames):
         cv2.imwrite(str(out / "img" / f"{i + 1:08d}.jpg"), f, [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality])
-    np.savetxt(out / "groundtruth_rect.txt", boxes, fmt="%.2f", delimiter=",")
-    np.savetxt(out / "groundtruth.txt", polys, fmt="%.2f", delimiter=",")
+    np.savetxt(out / OTB_GT, boxes, fmt="%.2f", delimiter=",")
+    np.savetxt(out / VOT_GT, polys, fmt="%.2f", delimiter=",")
     meta = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(spec).items()}
     (out / "synthetic.json").write_text(json.dumps({"background": str(background), **meta}, indent=1))
     if video:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import BackendError, CheckpointError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
+from ..modeldir import TEMPLATE_ONNX
 from ..runtime.backend import Backend, InputMetadata
 from ..runtime.cpu import physical_cores
 
@@ -234,7 +235,7 @@ def check_weights_match(backend: TorchBackend, model_dir: Union[str, Path], crop
     import onnxruntime as ort
 
     torch = _import_torch()
-    sess = ort.InferenceSession(str(Path(model_dir) / "template.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(Path(model_dir) / TEMPLATE_ONNX), providers=["CPUExecutionProvider"])
     ref = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {TEMPLATE_INPUT: crop})))
     with torch.inference_mode():
         got = backend.model.template(torch.from_numpy(crop))

@@ -22,6 +22,7 @@ from ..config import DEFAULT_CONFIG, get_config
 from ..locations import MODELS_DIR, default_model_dir
 from ..errors import BackendError, ModelDirError
 from ..metadata import PRECISIONS
+from ..modeldir import SEARCH_ONNX, TEMPLATE_ONNX
 
 LOG = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ def ensure_exported(config: str = DEFAULT_CONFIG, checkpoint: Optional[Union[str
 
     out = cache_dir_for(config, checkpoint, cache_root, seed=seed)
     key = cache_key(config, checkpoint, seed)
-    if (out / "template.onnx").is_file() and (out / "search.onnx").is_file():
+    if (out / TEMPLATE_ONNX).is_file() and (out / SEARCH_ONNX).is_file():
         stamp = read_cache_stamp(out)
         try:
             read_dir_meta(out)
@@ -262,7 +263,7 @@ def ensure_precision(fp32_dir: Path, precision: str) -> Path:
         return fp32_dir
     out = fp32_dir.parent / f"{fp32_dir.name}-{precision}"
     src_stamp = read_cache_stamp(fp32_dir)
-    if (out / "search.onnx").is_file():
+    if (out / SEARCH_ONNX).is_file():
         try:
             if read_dir_meta(out).get("precision") == precision and read_cache_stamp(out) == src_stamp:
                 return out

@@ -22,6 +22,7 @@ from ..errors import CalibrationError, InputError
 from ..modeldir import ModelDir
 from ..outputs import check_writable
 from ..runtime.boxes import read_box_file
+from ..runtime.sequences import OTB_GT
 from .data import FORMAT, MIN_RECOMMENDED_SEARCH, CalibrationSet, npz_path
 from ..progress import progress_bar
 
@@ -80,7 +81,7 @@ class SourceSpec:
             return None
         if self.boxes is not None:
             return Path(self.boxes)
-        gt = Path(self.path) / "groundtruth_rect.txt"
+        gt = Path(self.path) / OTB_GT
         if Path(self.path).is_dir() and gt.is_file():
             return gt
         raise InputError(f"calibration source {self.path} has no box",

@@ -152,9 +152,10 @@ def export(args: argparse.Namespace) -> int:
 
 def _already_exported(out: Path, args: argparse.Namespace) -> bool:
     from siamtrt.benchmarks.variants import cache_key, read_cache_stamp
+    from siamtrt.modeldir import SEARCH_ONNX, TEMPLATE_ONNX
 
     stamp = read_cache_stamp(out)
-    return bool(stamp) and (out / "search.onnx").is_file() and (out / "template.onnx").is_file() and \
+    return bool(stamp) and (out / SEARCH_ONNX).is_file() and (out / TEMPLATE_ONNX).is_file() and \
         stamp.get("key") == cache_key(args.config, args.checkpoint, args.seed, args.random_heads)["key"]
 
 

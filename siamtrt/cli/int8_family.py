@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from siamtrt.benchmarks.data import DEFAULT_BOX, DEFAULT_SEQUENCE_NAME, DEFAULT_VIDEO_NAME
+from siamtrt.modeldir import SEARCH_ONNX, TEMPLATE_ONNX
 
 ARCHS = {"alex": "siamrpn_alex_dwxcorr", "mobilev2": "siamrpn_mobilev2_l234_dwxcorr", "r50": "siamrpn_r50_l234_dwxcorr"}
 MEMBERS = [(1, 1.0, "bag"), (2, 0.5, "synthetic"), (3, 2.0, "bag"), (4, 1.0, "synthetic")]
@@ -36,7 +37,7 @@ def build_member(arch: str, seed: int, head: float, bn: str, root: Path, data: P
     from siamtrt.export.random_init import realistic_random_model, scale_rpn_heads, synthetic_frames, video_frames
 
     out = root / "fp32"
-    if (out / "search.onnx").is_file():
+    if (out / SEARCH_ONNX).is_file():
         return out
     root.mkdir(parents=True, exist_ok=True)
     frames = video_frames(data / DEFAULT_VIDEO_NAME, DEFAULT_BOX, 6) if bn == "bag" else synthetic_frames(6, seed=seed)
@@ -132,11 +133,11 @@ def _variant(src: Path, calib: Path, d: Path, target: str, opts: dict, held, rc,
     from siamtrt.modeldir import ModelDir
 
     t1 = time.perf_counter()
-    if not (d / "search.onnx").is_file():
+    if not (d / SEARCH_ONNX).is_file():
         quantize_int8(src, calib, d, target=target, progress=False, **opts)
     _, qc, ql = run_branches(ModelDir.open(d, require_conv=True), held, threads=2)
-    q = read_onnx_metadata(d / "search.onnx")["quantization"]
-    qt = read_onnx_metadata(d / "template.onnx")["quantization"]
+    q = read_onnx_metadata(d / SEARCH_ONNX)["quantization"]
+    qt = read_onnx_metadata(d / TEMPLATE_ONNX)["quantization"]
     fid = q["fidelity"]
     return {"target": target, "cls_cosine": cosine(rc, qc), "loc_cosine": cosine(rl, ql),
             "subset_pair": fid["pair"], "met_on_subset": fid["met"],

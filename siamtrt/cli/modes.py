@@ -44,11 +44,12 @@ def main(argv=None) -> int:
     from siamtrt.benchmarks import modes
     from siamtrt.benchmarks.data import default_video
     from siamtrt.errors import SiamtrtError
+    from siamtrt.modeldir import SEARCH_ONNX
 
     try:
         background = args.background or default_video()
         constants = dict(modes.STANDIN_CONSTANTS) if args.make_stand_in else {}
-        if args.make_stand_in and not (Path(args.model) / "search.onnx").is_file():
+        if args.make_stand_in and not (Path(args.model) / SEARCH_ONNX).is_file():
             modes.make_standin(args.model, background)
         for kv in args.set:
             key, _, value = kv.partition("=")

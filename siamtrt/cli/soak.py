@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 
 from ..locations import MODELS_DIR, RESULTS_DIR
+from ..modeldir import SEARCH_ONNX
+from ..runtime.sequences import OTB_GT
 from .common import EXIT_PARTIAL, run_command, setup_logging
 
 PARTS = ("runtime", "triton", "ray")
@@ -60,7 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def _model(a: argparse.Namespace, video: Path) -> Path:
     if a.model is not None:
         return a.model
-    if not (STANDIN_DIR / "search.onnx").is_file():
+    if not (STANDIN_DIR / SEARCH_ONNX).is_file():
         from siamtrt.benchmarks.modes import make_standin
 
         make_standin(STANDIN_DIR, video)
@@ -113,7 +115,7 @@ def _gt_boxes(video: Path, n, box):
 
     from siamtrt.runtime.boxes import read_box_file
 
-    for gt in (Path(video).with_suffix("") / "groundtruth_rect.txt", Path(video) / "groundtruth_rect.txt"):
+    for gt in (Path(video).with_suffix("") / OTB_GT, Path(video) / OTB_GT):
         if gt.is_file():
             return read_box_file(gt)
     return np.tile(np.asarray(box, np.float64), (n, 1))
