@@ -296,7 +296,7 @@ def soak_run(tracker, frames: Sequence[np.ndarray], boxes: np.ndarray, count: in
 def run_runtime_soak(model: PathLike, video: PathLike, modes: Sequence[str] = ("short",),
                      targets: Sequence[int] = (1,), frames: int = 10_000, warmup: Optional[int] = None,
                      box: Sequence[float] = DEFAULT_BOX, gap_every: int = 500, gap_len: int = 10,
-                     backend: str = "onnxruntime", threads: Optional[int] = None, goals: SoakGoals = SoakGoals(),
+                     backend: str = "auto", threads: Optional[int] = None, goals: SoakGoals = SoakGoals(),
                      progress: bool = True, on_frame: Optional[Callable[[int, Any], None]] = None,
                      max_video_frames: Optional[int] = 200,
                      on_run: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
@@ -310,7 +310,8 @@ def run_runtime_soak(model: PathLike, video: PathLike, modes: Sequence[str] = ("
         frames (int): frames per run. Defaults to 10,000.
         warmup (int): frames excluded from the verdicts. Defaults to max(50, frames // 20).
         box: the first target's init box. gap_every, gap_len: grey gaps (see :func:`soak_frames`).
-        backend (str), threads (int): runtime backend and its threads. Defaults to ONNX Runtime, physical cores.
+        backend (str), threads (int): runtime backend and its threads. Defaults to "auto" (what ``siamtrt track``
+            runs: OpenVINO where installed, else ONNX Runtime, on a CPU) and the physical cores.
         goals (SoakGoals): thresholds. on_frame: see :func:`soak_run`.
         on_run (callable): ``on_run(report)`` after every completed run with the report so far (``complete`` False
             until the last run), so a long soak that is stopped keeps the runs it finished. Defaults to None.
@@ -324,7 +325,7 @@ def run_runtime_soak(model: PathLike, video: PathLike, modes: Sequence[str] = ("
     from ..config import MODES
     from ..modeldir import ModelDir
     from ..runtime import Tracker
-    from ..runtime.backends import accepted_options
+    from ..runtime.backends import accepted_options, choose_backend
     from ..runtime.modes import check_mode, parse_mode
     from .results import weights_label
 
@@ -338,6 +339,7 @@ def run_runtime_soak(model: PathLike, video: PathLike, modes: Sequence[str] = ("
     if not 0 < warmup < frames - 1:
         raise InputError(f"warm-up {warmup} must leave frames to measure ({frames} frames)",
                          fix="pass more --frames or a smaller --warmup")
+    backend, _ = choose_backend(backend, model)
     opts = accepted_options(backend, {"threads": threads})
     runs: List[Dict[str, Any]] = []
     report = {"kind": "runtime", "model": str(model), "arch": info.arch, "weights": weights_label(info.meta),

@@ -43,7 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     rt.add_argument("--warmup", type=int, help="warm-up frames (default max(50, frames/20))")
     rt.add_argument("--gap-every", type=int, default=500, help="a grey gap every N frames (default 500; 0 = none)")
     rt.add_argument("--gap-len", type=int, default=10, help="frames per gap (default 10)")
-    rt.add_argument("--threads", type=int, help="ONNX Runtime threads (default: physical cores)")
+    rt.add_argument("--backend", default="auto", help="runtime backend (default auto: what siamtrt track runs)")
+    rt.add_argument("--threads", type=int, help="CPU threads of the backend (default: physical cores)")
     tr = p.add_argument_group("triton")
     tr.add_argument("--streams", type=int, default=8, help="concurrent client streams (default 8)")
     tr.add_argument("--stream-frames", type=int, default=2000, help="frames per stream (default 2000)")
@@ -73,7 +74,8 @@ def _runtime(a, model, video, box, out: Path, save) -> dict:
     from siamtrt.benchmarks.soak import format_runtime_table, plot_runtime_soak, run_runtime_soak
 
     rep = run_runtime_soak(model, video, a.mode, a.targets, a.frames, a.warmup, box, a.gap_every, a.gap_len,
-                           threads=a.threads, progress=not a.no_progress, on_run=lambda r: save("runtime", r))
+                           backend=a.backend, threads=a.threads, progress=not a.no_progress,
+                           on_run=lambda r: save("runtime", r))
     print(format_runtime_table(rep))
     rep["png"] = str(plot_runtime_soak(rep, out / "runtime.png"))
     return rep

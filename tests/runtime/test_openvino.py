@@ -371,21 +371,34 @@ def test_plugin_directory_and_bad_model_refused(tiny_dir, tmp_path):
                                        cache_dir=False).activate()
 
 
-def test_compiled_signatures_stay_bounded(tiny_dir, tmp_path):
-    """Every new target count compiles once; beyond MAX_SIGNATURES the least recently used is dropped."""
-    from siamtrt.runtime.openvino import MAX_SIGNATURES
+def test_any_batch_runs_as_chunks_without_recompiling(tiny_dir):
+    """Batches of 1..18 targets run as BATCH_CHUNKS chunks: each branch compiles one signature per chunk size, all
+    of them stay (MAX_SIGNATURES), a second pass over mixed batch sizes compiles nothing, and a chunked batch gives
+    what each target gives alone. (Compiling every batch size met kept 17 signatures in rotation in a 4-target
+    long-term + distractor run and recompiled on the frame path.)"""
+    from siamtrt.runtime.openvino import BATCH_CHUNKS, MAX_SIGNATURES, batch_chunks
 
+    assert [batch_chunks(n) for n in (1, 3, 5, 11, 20)] == [[1], [3], [4, 1], [8, 3], [8, 8, 4]]
     d = tiny_dir("siamrpn_alex_dwxcorr")
     md = ModelDir.open(d)
     with OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=False) as b:
-        for n in range(1, MAX_SIGNATURES + 3):
+        for n in range(1, 19):
             z, x = _inputs(md, n)
             b.run_search(x, b.run_template(z))
-            assert len(b._compiled) <= MAX_SIGNATURES
-        keys = list(b._compiled)
-        z, x = _inputs(md, MAX_SIGNATURES + 2)
-        b.run_search(x, b.run_template(z))  # already compiled: reused, nothing dropped
-        assert sorted(keys) == sorted(b._compiled)
+        keys = sorted(b._compiled)
+        assert len(keys) == 2 * len(BATCH_CHUNKS) <= MAX_SIGNATURES
+        spent = b.compile_seconds
+        z, x = _inputs(md, 11, seed=3)
+        kernels = b.run_template(z)
+        cls, loc = (np.array(a) for a in b.run_search(x, kernels))
+        for i in (0, 7, 8, 10):   # from both chunks (8 + 3)
+            ci, li = b.run_search(x[i:i + 1], b.run_template(z[i:i + 1]))
+            _assert_close(ci, cls[i:i + 1], 1e-5)
+            _assert_close(li, loc[i:i + 1], 1e-5)
+        for n in (7, 3, 18, 5):
+            z, x = _inputs(md, n)
+            b.run_search(x, b.run_template(z))
+        assert b.compile_seconds == spent and sorted(b._compiled) == keys
 
 
 @pytest.mark.parametrize("mode", ["distractor", "longterm+distractor"])
