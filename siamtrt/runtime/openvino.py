@@ -62,7 +62,7 @@ BF16_CHECK_FIX = ("measure it on your crops: python calibration/quantize.py --mo
 #: (distractor mode runs the template branch on 4-12 crops a frame with 4 targets, long-term mode splits the targets
 #: between two search sizes) kept 17 signatures in rotation and recompiled on the frame path (145 compiles in 600
 #: frames, RSS swinging by 100 MB); with chunks a branch needs at most len(BATCH_CHUNKS) signatures per input size.
-#: 1-4 run whole: alex INT8 with 3 targets took 1.1x as long as 2 + 1 chunks (two compiled models in turn).
+#: 1-4 run whole: 3 targets as 2 + 1 chunks took 1.1x the time of one batch of 3 (alex INT8; two models in turn).
 BATCH_CHUNKS = (8, 4, 3, 2, 1)
 #: compiled (branch, input shapes) signatures kept per backend: the template branch's chunks plus every chunk of up
 #: to three search sizes (two local, the long-term one) fit, so nothing is recompiled while a tracker runs; beyond
