@@ -55,6 +55,10 @@ LOG = logging.getLogger(__name__)
 PRECISIONS = ("f32", "bf16", "auto")
 #: file in the cache folder holding bf16 fidelity records (one entry per pair of model files)
 BF16_RECORD = "bf16-checks.json"
+#: The compiled-model cache is kept under this size: OpenVINO never removes a blob, one r50 FP32 signature is 200 MB,
+#: and a day of this project's benchmarks left 2.0 GB in 117 blobs. Least recently used blobs go first (recompiled
+#: when next needed), checked when a backend starts.
+CACHE_MAX_BYTES = 2 << 30
 BF16_CHECK_FIX = ("measure it on your crops: python calibration/quantize.py --model DIR --calib calib.npz "
                   "--check-bf16 (or quantize with --target openvino)")
 #: Batch sizes compiled: a batch of N runs as chunks of these sizes (N = 11: 8 + 3). The correlation folds the
@@ -88,6 +92,32 @@ def default_cache_dir() -> Path:
         return Path(os.environ["SIAMTRT_CACHE"]) / "openvino"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "siamtrt" / "openvino"
+
+
+def prune_cache(cache_dir: Path, max_bytes: Optional[int] = None) -> List[Path]:
+    """Delete the least recently used ``*.blob`` files of ``cache_dir`` until its blobs fit ``max_bytes`` (default
+    :data:`CACHE_MAX_BYTES`); returns those deleted. Last use = the later of access and modification time
+    (day-level under relatime mounts); the bf16 records and anything else in the folder are left alone."""
+    blobs = []
+    for path in Path(cache_dir).glob("*.blob"):
+        try:
+            st = path.stat()
+        except OSError:   # removed by another process meanwhile
+            continue
+        blobs.append((max(st.st_atime, st.st_mtime), st.st_size, path))
+    total = sum(size for _, size, _ in blobs)
+    max_bytes = CACHE_MAX_BYTES if max_bytes is None else max_bytes
+    removed = []
+    for _, size, path in sorted(blobs):
+        if total <= max_bytes:
+            break
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed.append(path)
+    return removed
 
 
 _CORE: Any = None
@@ -229,6 +259,11 @@ class OpenVinoBackend(Backend):
                 LOG.warning("OpenVINO: cache folder %s is not writable (%s); compiling without a cache",
                             self.cache_dir, e)
                 self.cache_dir = None
+        if self.cache_dir is not None:
+            removed = prune_cache(self.cache_dir)
+            if removed:
+                LOG.info("OpenVINO: removed %d least recently used compiled models from %s (kept under %d MB)",
+                         len(removed), self.cache_dir, CACHE_MAX_BYTES >> 20)
         for branch in BRANCHES:
             self._models[branch] = self._read(branch)
             self._out_names[branch] = [o.get_any_name() for o in self._models[branch].outputs]
@@ -384,5 +419,6 @@ class OpenVinoBackend(Backend):
         return self._sha[branch]
 
 
-__all__ = ["BATCH_CHUNKS", "BF16_RECORD", "MAX_SIGNATURES", "OpenVinoBackend", "PRECISIONS", "batch_chunks",
-           "cpu_has_bf16", "default_cache_dir", "load_bf16_record", "model_key", "save_bf16_record", "shared_core"]
+__all__ = ["BATCH_CHUNKS", "BF16_RECORD", "CACHE_MAX_BYTES", "MAX_SIGNATURES", "OpenVinoBackend", "PRECISIONS",
+           "batch_chunks", "cpu_has_bf16", "default_cache_dir", "load_bf16_record", "model_key", "prune_cache",
+           "save_bf16_record", "shared_core"]

@@ -349,6 +349,30 @@ def test_compiled_model_cache(tiny_dir, tmp_path):
     assert not none.exists()
 
 
+def test_cache_is_kept_under_its_size(tiny_dir, tmp_path, monkeypatch):
+    """OpenVINO never removes a compiled blob: the least recently used go first when a backend starts and the
+    folder's blobs exceed CACHE_MAX_BYTES; other files (the bf16 records) stay."""
+    import os
+
+    from siamtrt.runtime import openvino as ovm
+
+    cache = tmp_path / "c"
+    cache.mkdir()
+    for age in range(5):   # 1000-byte blobs, b4 the oldest
+        blob = cache / f"b{age}.blob"
+        blob.write_bytes(b"x" * 1000)
+        os.utime(blob, (1e9 - age * 1000, 1e9 - age * 1000))
+    (cache / BF16_RECORD).write_text("{}")
+    assert sorted(p.name for p in ovm.prune_cache(cache, max_bytes=2500)) == ["b2.blob", "b3.blob", "b4.blob"]
+    assert sorted(p.name for p in cache.iterdir()) == ["b0.blob", "b1.blob", BF16_RECORD]
+    assert ovm.prune_cache(cache, max_bytes=2500) == []
+
+    monkeypatch.setattr(ovm, "CACHE_MAX_BYTES", 1500)   # a backend starting prunes with the module's bound
+    d = tiny_dir("siamrpn_alex_dwxcorr")
+    OpenVinoBackend.from_model_dir(d, ModelDir.open(d).meta, threads=1, cache_dir=cache).activate()
+    assert sorted(p.name for p in cache.iterdir()) == ["b0.blob", BF16_RECORD]
+
+
 def test_default_cache_dir_is_a_user_folder(monkeypatch, tmp_path):
     from siamtrt.runtime.openvino import default_cache_dir
 
