@@ -94,6 +94,16 @@ def default_cache_dir() -> Path:
     return Path(base) / "siamtrt" / "openvino"
 
 
+def batch_chunks(n: int) -> List[int]:
+    """The chunk sizes a batch of ``n`` runs as: the largest :data:`BATCH_CHUNKS` entry that fits, repeatedly."""
+    sizes = []
+    while n > 0:
+        size = next(c for c in BATCH_CHUNKS if c <= n)
+        sizes.append(size)
+        n -= size
+    return sizes
+
+
 def prune_cache(cache_dir: Path, max_bytes: Optional[int] = None) -> List[Path]:
     """Delete the least recently used ``*.blob`` files of ``cache_dir`` until its blobs fit ``max_bytes`` (default
     :data:`CACHE_MAX_BYTES`); returns those deleted. Last use = the later of access and modification time
@@ -122,16 +132,6 @@ def prune_cache(cache_dir: Path, max_bytes: Optional[int] = None) -> List[Path]:
 
 _CORE: Any = None
 _CORE_LOCK = threading.Lock()
-
-
-def batch_chunks(n: int) -> List[int]:
-    """The chunk sizes a batch of ``n`` runs as: the largest :data:`BATCH_CHUNKS` entry that fits, repeatedly."""
-    sizes = []
-    while n > 0:
-        size = next(c for c in BATCH_CHUNKS if c <= n)
-        sizes.append(size)
-        n -= size
-    return sizes
 
 
 def shared_core() -> Any:

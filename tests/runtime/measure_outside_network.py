@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from siamtrt.benchmarks.data import default_sequence
 from siamtrt.runtime import Tracker
-from siamtrt.runtime.boxes import read_box_file, xywh_to_cxcywh
-from siamtrt.runtime.video import open_frames
+from siamtrt.runtime.boxes import xywh_to_cxcywh
+from siamtrt.runtime.sequences import load_folder_sequence
 
 
 def main() -> None:
@@ -35,13 +36,13 @@ def main() -> None:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=120)
-    ap.add_argument("--sequence", default=str(Path(__file__).resolve().parents[3] / "shared" / "data" / "bag"))
+    ap.add_argument("--sequence", type=Path, default=default_sequence(), help="OTB/VOT-layout sequence folder")
     ap.add_argument("--sweep-mb", type=int, default=16, help="memory swept before each replayed search")
     a = ap.parse_args()
     load0 = os.getloadavg()[0]
-    seq = Path(a.sequence)
-    gt = read_box_file(seq / "groundtruth_rect.txt")
-    frames = [f for _, f in zip(range(a.frames + 1), open_frames(seq / "img"))]
+    seq = load_folder_sequence(a.sequence)
+    gt = seq.gt
+    frames = list(seq.iter_frames(a.frames + 1))
     sweep = np.zeros(a.sweep_mb << 20, np.uint8)
     with Tracker.from_model_dir(a.model, backend=a.backend, threads=a.threads) as t:
         outputs: list = []
