@@ -412,13 +412,13 @@ def test_any_batch_runs_as_chunks_without_recompiling(tiny_dir):
         keys = sorted(b._compiled)
         assert len(keys) == 2 * len(BATCH_CHUNKS) <= MAX_SIGNATURES
         spent = b.compile_seconds
-        z, x = _inputs(md, 11, seed=3)
-        kernels = b.run_template(z)
-        cls, loc = (np.array(a) for a in b.run_search(x, kernels))
-        for i in (0, 7, 8, 10):   # from both chunks (8 + 3)
-            ci, li = b.run_search(x[i:i + 1], b.run_template(z[i:i + 1]))
-            _assert_close(ci, cls[i:i + 1], 1e-5)
-            _assert_close(li, loc[i:i + 1], 1e-5)
+        for n, picks in ((11, (0, 7, 8, 10)), (18, (0, 8, 16, 17))):   # 8 + 3; 8 + 8 + 2 (one request twice)
+            z, x = _inputs(md, n, seed=3)
+            cls, loc = (np.array(a) for a in b.run_search(x, b.run_template(z)))
+            for i in picks:
+                ci, li = b.run_search(x[i:i + 1], b.run_template(z[i:i + 1]))
+                _assert_close(ci, cls[i:i + 1], 1e-5)
+                _assert_close(li, loc[i:i + 1], 1e-5)
         for n in (7, 3, 18, 5):
             z, x = _inputs(md, n)
             b.run_search(x, b.run_template(z))
