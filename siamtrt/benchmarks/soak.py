@@ -339,7 +339,8 @@ def run_runtime_soak(model: PathLike, video: PathLike, modes: Sequence[str] = ("
     if not 0 < warmup < frames - 1:
         raise InputError(f"warm-up {warmup} must leave frames to measure ({frames} frames)",
                          fix="pass more --frames or a smaller --warmup")
-    backend, _ = choose_backend(backend, model)
+    backend, why = choose_backend(backend, model)   # resolved once: every run and the report name the same backend
+    LOG.info("soak: backend %s (%s)", backend, why)
     opts = accepted_options(backend, {"threads": threads})
     runs: List[Dict[str, Any]] = []
     report = {"kind": "runtime", "model": str(model), "arch": info.arch, "weights": weights_label(info.meta),
