@@ -20,6 +20,7 @@ Only the region the window covers is touched, into reused buffers (:class:`Cropp
 from __future__ import annotations
 
 import math
+import threading
 from typing import Dict, Optional, Sequence
 
 import cv2
@@ -120,21 +121,33 @@ def to_blob(patch: np.ndarray, out: Optional[np.ndarray] = None,
     return out
 
 
+_THREAD_SCRATCH = threading.local()
+
+
+def _thread_canvas() -> np.ndarray:
+    """The calling thread's pad canvas (scratch: nothing in it outlives one crop)."""
+    canvas = getattr(_THREAD_SCRATCH, "canvas", None)
+    if canvas is None:
+        canvas = _THREAD_SCRATCH.canvas = np.empty(3 * CROP_EXACT_MAX_SIDE ** 2, np.uint8)  # pages on first write
+    return canvas
+
+
 class Cropper:
     """Reused buffers for :func:`crop_batch` (the resized patch and its planes per model size, the pad canvas).
 
     The pad canvas is reserved once at its ceiling (3 · :data:`CROP_EXACT_MAX_SIDE`² bytes, 12.6 MB of address
     space); only the pages the largest padded crop so far has written are resident. Growing it to each larger crop
     instead freed and re-allocated multi-MB blocks, and the allocator kept the freed ones: a 4-target long-term run
-    grew 27 MB over 10,000 frames (docs/serving.md, soak).
+    grew 27 MB over 10,000 frames (docs/serving.md, soak). It is one per thread, not one per tracker: a server
+    holding a tracker per live sequence (Triton) would otherwise hold up to 12.6 MB per sequence, rising and falling
+    with the sequences alive (docs/serving.md, Triton soak).
 
-    One per tracker (not thread-safe: two threads cropping at once need two croppers).
+    One per tracker (not thread-safe: two threads cropping with one cropper overwrite each other's patch).
     """
 
     def __init__(self):
         self._patches: Dict[int, np.ndarray] = {}
         self._planes: Dict[int, list] = {}
-        self._canvas: Optional[np.ndarray] = None
 
     def buffers(self, model_size: int):
         """(patch, planes, canvas) for a crop resized to ``model_size`` (the canvas fits any exact padded crop)."""
@@ -142,9 +155,7 @@ class Cropper:
         if patch is None:
             patch = self._patches[model_size] = np.empty((model_size, model_size, 3), np.uint8)
             self._planes[model_size] = [np.empty((model_size, model_size), np.uint8) for _ in range(3)]
-        if self._canvas is None:
-            self._canvas = np.empty(3 * CROP_EXACT_MAX_SIDE ** 2, np.uint8)  # address space; pages on first write
-        return patch, self._planes[model_size], self._canvas
+        return patch, self._planes[model_size], _thread_canvas()
 
 
 def crop_batch(image: np.ndarray, centers: np.ndarray, model_size: int, original_sizes: Sequence[int],
