@@ -4,7 +4,7 @@ Reproduces pysot ``SiameseTracker.get_subwindow`` and DaSiamRPN ``get_subwindow_
 ``original_size`` pixels centred on ``center`` (inclusive bounds), pad outside the image with the per-channel mean
 truncated to uint8, resize to ``model_size`` with cv2 INTER_LINEAR, keep BGR 0..255.
 
-Only the region the window covers is touched, into reused buffers (:class:`Cropper`):
+Only the region the window covers is touched, into reused buffers (:func:`crop_scratch`, one set per thread):
 
 * window inside the frame: the frame itself is resized (a view, no copy) — pixel-identical;
 * window partly outside, side ≤ :data:`~siamtrt.runtime.geometry.CROP_EXACT_MAX_SIDE`: a crop-sized canvas (not the
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -121,46 +121,50 @@ def to_blob(patch: np.ndarray, out: Optional[np.ndarray] = None,
     return out
 
 
-_THREAD_SCRATCH = threading.local()
+_THREAD = threading.local()
 
 
-def _thread_canvas() -> np.ndarray:
-    """The calling thread's pad canvas (scratch: nothing in it outlives one crop)."""
-    canvas = getattr(_THREAD_SCRATCH, "canvas", None)
-    if canvas is None:
-        canvas = _THREAD_SCRATCH.canvas = np.empty(3 * CROP_EXACT_MAX_SIDE ** 2, np.uint8)  # pages on first write
-    return canvas
+def _thread_buffers() -> Dict[tuple, Any]:
+    buffers = getattr(_THREAD, "buffers", None)
+    if buffers is None:
+        buffers = _THREAD.buffers = {}
+    return buffers
 
 
-class Cropper:
-    """Reused buffers for :func:`crop_batch` (the resized patch and its planes per model size, the pad canvas).
+def crop_scratch(model_size: int) -> Tuple[np.ndarray, List[np.ndarray], np.ndarray]:
+    """The calling thread's (patch, planes, pad canvas) for a crop resized to ``model_size``.
 
-    The pad canvas is reserved once at its ceiling (3 · :data:`CROP_EXACT_MAX_SIDE`² bytes, 12.6 MB of address
-    space); only the pages the largest padded crop so far has written are resident. Growing it to each larger crop
-    instead freed and re-allocated multi-MB blocks, and the allocator kept the freed ones: a 4-target long-term run
-    grew 27 MB over 10,000 frames (docs/serving.md, soak). It is one per thread, not one per tracker: a server
-    holding a tracker per live sequence (Triton) would otherwise hold up to 12.6 MB per sequence, rising and falling
-    with the sequences alive (docs/serving.md, Triton soak).
-
-    One per tracker (not thread-safe: two threads cropping with one cropper overwrite each other's patch).
+    Scratch, one set per thread rather than per tracker: nothing in it outlives one crop, and a server holding a
+    tracker per live sequence (Triton) held up to 14 MB per sequence, rising and falling with the sequences alive
+    (docs/serving.md, Triton soak). The pad canvas is reserved once at its ceiling (3 · :data:`CROP_EXACT_MAX_SIDE`²
+    bytes, 12.6 MB of address space); only the pages the largest padded crop so far has written are resident.
+    Growing it to each larger crop instead freed and re-allocated multi-MB blocks, and the allocator kept the freed
+    ones: a 4-target long-term run grew 27 MB over 10,000 frames (docs/serving.md, soak).
     """
+    buffers = _thread_buffers()
+    if "canvas" not in buffers:
+        buffers["canvas"] = np.empty(3 * CROP_EXACT_MAX_SIDE ** 2, np.uint8)  # address space; pages on first write
+    key = ("patch", model_size)
+    if key not in buffers:
+        buffers[key] = (np.empty((model_size, model_size, 3), np.uint8),
+                        [np.empty((model_size, model_size), np.uint8) for _ in range(3)])
+    patch, planes = buffers[key]
+    return patch, planes, buffers["canvas"]
 
-    def __init__(self):
-        self._patches: Dict[int, np.ndarray] = {}
-        self._planes: Dict[int, list] = {}
 
-    def buffers(self, model_size: int):
-        """(patch, planes, canvas) for a crop resized to ``model_size`` (the canvas fits any exact padded crop)."""
-        patch = self._patches.get(model_size)
-        if patch is None:
-            patch = self._patches[model_size] = np.empty((model_size, model_size, 3), np.uint8)
-            self._planes[model_size] = [np.empty((model_size, model_size), np.uint8) for _ in range(3)]
-        return patch, self._planes[model_size], _thread_canvas()
+def input_buffer(n: int, model_size: int, dtype: Any) -> np.ndarray:
+    """The calling thread's [n, 3, model_size, model_size] network input (a contiguous view of one buffer per size
+    and dtype, grown to the largest ``n`` asked): valid until this thread asks for the same size and dtype again."""
+    buffers = _thread_buffers()
+    key = ("input", model_size, np.dtype(dtype))
+    buf = buffers.get(key)
+    if buf is None or len(buf) < n:
+        buf = buffers[key] = np.empty((n, 3, model_size, model_size), dtype)
+    return buf[:n]
 
 
 def crop_batch(image: np.ndarray, centers: np.ndarray, model_size: int, original_sizes: Sequence[int],
-               avg_chans: np.ndarray, flavour: str = "pysot", out: Optional[np.ndarray] = None,
-               cropper: Optional[Cropper] = None) -> np.ndarray:
+               avg_chans: np.ndarray, flavour: str = "pysot", out: Optional[np.ndarray] = None) -> np.ndarray:
     """Crops for N targets as one float32 NCHW batch (reusing ``out`` when its shape fits).
 
     Args:
@@ -169,18 +173,16 @@ def crop_batch(image: np.ndarray, centers: np.ndarray, model_size: int, original
         avg_chans (np.ndarray): [N, 3] or [3] channel means.
         out (np.ndarray): [N, 3, model_size, model_size] array to write into (any float dtype). Defaults to a new
             float32 one.
-        cropper (Cropper): scratch buffers to reuse. Defaults to fresh ones.
     """
     n = len(centers)
     if out is None or out.shape != (n, 3, model_size, model_size):
         out = np.empty((n, 3, model_size, model_size), np.float32)
-    cropper = Cropper() if cropper is None else cropper
     avg = np.broadcast_to(np.asarray(avg_chans, np.float64), (n, 3))
     for i in range(n):
-        patch, planes, canvas = cropper.buffers(model_size)
+        patch, planes, canvas = crop_scratch(model_size)
         get_subwindow(image, centers[i], model_size, original_sizes[i], avg[i], flavour, out=patch, canvas=canvas)
         to_blob(patch, out[i], planes)
     return out
 
 
-__all__ = ["Cropper", "crop_batch", "crop_origin", "get_subwindow", "to_blob"]
+__all__ = ["crop_batch", "crop_origin", "crop_scratch", "get_subwindow", "input_buffer", "to_blob"]

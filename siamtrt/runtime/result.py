@@ -78,8 +78,8 @@ class SearchEvent:
     Attributes:
         instance_size (int): search side in crop pixels of this batch.
         indices (np.ndarray): (n,) indices of the targets in this batch (rows of the arrays below).
-        crop (np.ndarray): [n,3,I,I] the search crops exactly as fed to the backend. A buffer the tracker reuses on
-            the next frame: copy it to keep it.
+        crop (np.ndarray): [n,3,I,I] the search crops exactly as fed to the backend. A buffer the next search of this
+            size on this thread reuses (one per thread, not per tracker): copy it to keep it.
         kernels (dict): {name: [n,…]} the template outputs fed with it (distractor mode: the re-weighted kernels).
         cls (np.ndarray), loc (np.ndarray): the raw outputs [n,2A,S,S], [n,4A,S,S] (may be backend buffers valid
             until the next search call: copy to keep).

@@ -31,7 +31,7 @@ from ..errors import InputError, ModelDirError
 from ..modeldir import ModelDir
 from .backend import Backend, KernelSet
 from .backends import backend_class, choose_backend
-from .crop import Cropper, crop_batch
+from .crop import crop_batch, input_buffer
 from .geometry import Geometry, bound_state, crop_sizes, geometry, template_side
 from .modes import DistractorMemory, Mode, check_mode, find_distractors, longterm_update, lost_instance_sizes, \
     parse_mode
@@ -148,8 +148,6 @@ class Tracker:
         self._search_kernels = KernelSet()
         self._merged: Dict[str, np.ndarray] = {}
         self._groups: List[_Group] = []
-        self._cropper = Cropper()
-        self._crop_bufs: Dict[int, np.ndarray] = {}
         self._workspaces: Dict[int, Workspace] = {}
         self._outputs_checked: set = set()
         self._dtypes: Optional[Tuple[np.dtype, np.dtype]] = None
@@ -324,8 +322,7 @@ class Tracker:
             instance[small] = t.adaptive_instance_size
         tdtype, _ = self._io_dtypes()
         z = np.empty((len(boxes), 3, self.exemplar_size, self.exemplar_size), tdtype)
-        crop_batch(frame, center, self.exemplar_size, s_z.astype(np.int64), avg, self.flavour, out=z,
-                   cropper=self._cropper)
+        crop_batch(frame, center, self.exemplar_size, s_z.astype(np.int64), avg, self.flavour, out=z)
         t1 = time.perf_counter()
         kernels = self._run_template(z, "init", center, size, s_z)
         t2 = time.perf_counter()
@@ -443,11 +440,8 @@ class Tracker:
         inst, idx = group.instance, group.indices
         center, size = self.center[idx], self.size[idx]
         cs = crop_sizes(size, self.context_amount, self.exemplar_size, inst, self.flavour)
-        buf = self._crop_bufs.get(inst)
-        if buf is None or buf.shape[0] != len(idx):
-            buf = self._crop_bufs[inst] = np.empty((len(idx), 3, inst, inst), dtype)
-        crop_batch(frame, center, inst, cs.search_side, self.avg_chans[idx], self.flavour, out=buf,
-                   cropper=self._cropper)
+        buf = crop_batch(frame, center, inst, cs.search_side, self.avg_chans[idx], self.flavour,
+                         out=input_buffer(len(idx), inst, dtype))
         t1 = time.perf_counter()
         cls, loc = self.backend.run_search(buf, group.kernels)
         t2 = time.perf_counter()
@@ -503,7 +497,7 @@ class Tracker:
             tdtype, _ = self._io_dtypes()
             z = np.empty((len(owner), 3, self.exemplar_size, self.exemplar_size), tdtype)
             crop_batch(frame, centers, self.exemplar_size, side.astype(np.int64), self.avg_chans[owner],
-                       self.flavour, out=z, cropper=self._cropper)
+                       self.flavour, out=z)
             kernels = self._run_template(z, "distractor", centers, self.size[owner], side, indices=owner)
         self.memory.update(t.distractor_lr, owner, kernels)
         self.last_timings["distractor"] = time.perf_counter() - t0

@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from siamtrt.runtime.crop import Cropper, crop_batch, get_subwindow
+from siamtrt.runtime.crop import crop_batch, crop_scratch, get_subwindow, input_buffer
 from siamtrt.runtime.geometry import CROP_EXACT_MAX_SIDE
 
 from reference_trackers import ref_subwindow
@@ -34,10 +34,9 @@ def _cases(rng, n, lo, hi, frame_wh):
 def test_crop_is_pixel_identical_to_the_reference(lo, hi, frame, rng):
     h, w = frame.shape[:2]
     avg = frame.mean(axis=(0, 1))
-    cropper = Cropper()
     kinds = set()
     for flavour, model, side, centre in _cases(rng, 60, lo, hi, (w, h)):
-        got = crop_batch(frame, centre[None], model, [side], avg, flavour, cropper=cropper)
+        got = crop_batch(frame, centre[None], model, [side], avg, flavour)
         want = ref_subwindow(frame, centre, model, side, avg, flavour)
         np.testing.assert_array_equal(got, want, err_msg=f"{flavour} model {model} side {side} centre {centre}")
         x0, y0 = centre - (side + 1) / 2
@@ -77,16 +76,15 @@ def test_crop_cost_does_not_grow_with_the_side(frame):
     """A 7310-pixel global crop (the largest a bounded 480x360 state asks for at 831) and a 10^6-pixel one cost
     about what an ordinary crop costs: no side² canvas (the reference would allocate 160 MB / 3 TB)."""
     avg = frame.mean(axis=(0, 1))
-    cropper = Cropper()
     out = np.empty((1, 3, 831, 831), np.float32)
     centre = np.array([[240.0, 180.0]])
 
     def cost(side):
-        crop_batch(frame, centre, 831, [side], avg, out=out, cropper=cropper)  # warm the buffers
+        crop_batch(frame, centre, 831, [side], avg, out=out)  # warm the buffers
         tracemalloc.start()
         t0 = time.perf_counter()
         for _ in range(5):
-            crop_batch(frame, centre, 831, [side], avg, out=out, cropper=cropper)
+            crop_batch(frame, centre, 831, [side], avg, out=out)
         sec = (time.perf_counter() - t0) / 5
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
@@ -100,49 +98,59 @@ def test_crop_cost_does_not_grow_with_the_side(frame):
     assert m_small < 1 << 20  # the canvas is reused, not allocated per call
 
 
-def test_cropper_reuses_its_buffers(frame):
+def test_crop_scratch_is_reused(frame):
     """Larger padded crops later in a run reuse the one canvas (reserved at its ceiling): no free-and-grow churn,
     which the allocator turned into RSS growth over long runs."""
-    cropper = Cropper()
     avg = frame.mean(axis=(0, 1))
     out = np.empty((2, 3, 287, 287), np.float32)
-    crop_batch(frame, np.array([[5.0, 5.0], [200.0, 150.0]]), 287, [600, 300], avg, out=out, cropper=cropper)
-    patch, planes, canvas = cropper.buffers(287)
+    crop_batch(frame, np.array([[5.0, 5.0], [200.0, 150.0]]), 287, [600, 300], avg, out=out)
+    patch, planes, canvas = crop_scratch(287)
     assert canvas.size == 3 * CROP_EXACT_MAX_SIDE ** 2
-    crop_batch(frame, np.array([[470.0, 350.0], [100.0, 100.0]]), 287, [CROP_EXACT_MAX_SIDE, 250], avg, out=out,
-               cropper=cropper)
-    again = cropper.buffers(287)
+    crop_batch(frame, np.array([[470.0, 350.0], [100.0, 100.0]]), 287, [CROP_EXACT_MAX_SIDE, 250], avg, out=out)
+    again = crop_scratch(287)
     assert again[0] is patch and all(a is b for a, b in zip(again[1], planes)) and again[2] is canvas
 
 
-def test_the_canvas_is_one_per_thread_not_per_tracker(frame):
-    """A server holds one tracker (one Cropper) per live sequence: a canvas each rose and fell with the sequences
-    alive (Triton soak, 8 streams: +68 MB after warm-up; one per thread: +15 MB). Croppers on one thread share one
-    canvas, each thread has its own, and crops cut on two threads at once, each with large padded windows, equal the
-    reference."""
+def test_scratch_is_one_per_thread_not_per_tracker(frame):
+    """A server holds one tracker per live sequence: crop scratch (a 12.6 MB canvas, patches, the network input) in
+    each rose and fell with the sequences alive (Triton soak, 8 streams, 16,000 frames: +68 MB after warm-up; one
+    set per thread: +15 MB). Two trackers on one thread share it, each thread has its own, and crops cut on two
+    threads at once, with large padded windows, equal the reference."""
     import threading
 
-    assert Cropper().buffers(287)[2] is Cropper().buffers(255)[2]
     avg = frame.mean(axis=(0, 1))
     h, w = frame.shape[:2]
     cases = [(np.array([[x, y]]), side) for x, y, side in
              [(5.0, 5.0, 1500), (w - 3.0, h / 2, 1900), (w / 2, -10.0, 1200), (20.0, h - 5.0, 2000)] * 3]
-    canvases, got = {}, {}
+    scratch, got = {}, {}
 
     def run(k):
-        cropper = Cropper()
-        canvases[k] = cropper.buffers(287)[2]
-        got[k] = [crop_batch(frame, c, 287, [side], avg, cropper=cropper).copy() for c, side in cases[k::2]]
+        scratch[k] = crop_scratch(287)[2], input_buffer(2, 287, np.float32)
+        got[k] = [crop_batch(frame, c, 287, [side], avg, out=input_buffer(1, 287, np.float32)).copy()
+                  for c, side in cases[k::2]]
 
     threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert canvases[0] is not canvases[1] and canvases[0] is not Cropper().buffers(287)[2]
+    mine = crop_scratch(287)[2], input_buffer(2, 287, np.float32)
+    assert crop_scratch(255)[2] is mine[0]
+    for a, b in ((scratch[0], scratch[1]), (scratch[0], mine), (scratch[1], mine)):
+        assert a[0] is not b[0] and not np.shares_memory(a[1], b[1])
     for k in range(2):
         for (c, side), g in zip(cases[k::2], got[k]):
             np.testing.assert_array_equal(g[0], ref_subwindow(frame, c[0], 287, side, avg, "pysot")[0])
+
+
+def test_input_buffer_grows_to_the_largest_batch_and_keeps_it():
+    """One buffer per (size, dtype) per thread, grown to the largest batch asked and then reused (no churn when a
+    long-term tracker's targets move between sizes); each batch is a contiguous view of it."""
+    four = input_buffer(4, 255, np.float32)
+    one = input_buffer(1, 255, np.float32)
+    assert one.shape == (1, 3, 255, 255) and one.flags.c_contiguous and np.shares_memory(one, four)
+    assert input_buffer(3, 255, np.float32).base is four.base
+    assert not np.shares_memory(input_buffer(1, 255, np.float16), four)
 
 
 def test_get_subwindow_writes_into_out(frame):
