@@ -7,8 +7,8 @@ started, ended and abandoned, Ray with a worker killed twice. JSON + PNG into re
   python benchmarks/soak.py --model DIR --parts runtime triton ray                       # all three
 
 Goals (issue 20): runtime RSS growth after warm-up <= 20 MB, local frames p99 <= 3x median, global frames p99 <= 3x
-their median; Triton server RSS flat, abandoned sequences released, streams isolated; Ray: nothing lost, summary
-complete. Exit 1 when a goal is missed. Long-term modes need a model exported with --lost-instance-size 831.
+their median; Triton server memory (PSS) flat, abandoned sequences released, streams isolated; Ray: nothing lost,
+summary complete. Exit 1 when a goal is missed. Long-term modes need a model exported with --lost-instance-size 831.
 Without --model: the alex matching-head stand-in with the long-term size (benchmarks/modes.py --make-stand-in),
 exported once into ./models (needs torch).
 """
@@ -82,7 +82,7 @@ def _runtime(a, model, video, box, out: Path, save) -> dict:
 
 
 def _triton(a, model, video, box, out: Path) -> dict:
-    from siamtrt.benchmarks.soak import load_frames, plot_rss_samples
+    from siamtrt.benchmarks.soak import load_frames, plot_memory_samples
     from siamtrt.serving.soak import format_triton_table, triton_soak
 
     frames = load_frames(video, 200)
@@ -91,10 +91,10 @@ def _triton(a, model, video, box, out: Path) -> dict:
                       idle_seconds=a.idle_seconds, progress=not a.no_progress, work_dir=out / "triton")
     print(format_triton_table(rep))
     s = rep["series"]
-    rep["png"] = str(plot_rss_samples(s["x"], s["y0"], rep["warmup_frames"], out / "triton.png",
-                                      f"Triton soak: server RSS ({rep['arch']}, {rep['weights']}, {rep['streams']} "
-                                      f"streams, {rep['abandoned']} of {rep['sequences']} sequences abandoned)",
-                                      "frames done (all streams)"))
+    rep["png"] = str(plot_memory_samples(
+        s["x"], s["y0"], rep["warmup_frames"], out / "triton.png",
+        f"Triton soak: server memory ({rep['arch']}, {rep['weights']}, {rep['streams']} streams, {rep['abandoned']} of "
+        f"{rep['sequences']} sequences abandoned)", "frames done (all streams)", "PSS of the server's processes (MB)"))
     return rep
 
 

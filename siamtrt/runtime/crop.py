@@ -4,7 +4,8 @@ Reproduces pysot ``SiameseTracker.get_subwindow`` and DaSiamRPN ``get_subwindow_
 ``original_size`` pixels centred on ``center`` (inclusive bounds), pad outside the image with the per-channel mean
 truncated to uint8, resize to ``model_size`` with cv2 INTER_LINEAR, keep BGR 0..255.
 
-Only the region the window covers is touched, into reused buffers (:func:`crop_scratch`, one set per thread):
+Only the region the window covers is touched, into reused buffers (:func:`crop_scratch` per thread, pad
+canvases from one pool):
 
 * window inside the frame: the frame itself is resized (a view, no copy) — pixel-identical;
 * window partly outside, side ≤ :data:`~siamtrt.runtime.geometry.CROP_EXACT_MAX_SIDE`: a crop-sized canvas (not the
@@ -21,11 +22,13 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
+from .cpu import physical_cores
 from .geometry import CROP_EXACT_MAX_SIDE
 
 
@@ -52,8 +55,7 @@ def _pad_value(avg_chans: np.ndarray) -> tuple:
 
 
 def get_subwindow(image: np.ndarray, center: Sequence[float], model_size: int, original_size: int,
-                  avg_chans: np.ndarray, flavour: str = "pysot", out: Optional[np.ndarray] = None,
-                  canvas: Optional[np.ndarray] = None) -> np.ndarray:
+                  avg_chans: np.ndarray, flavour: str = "pysot", out: Optional[np.ndarray] = None) -> np.ndarray:
     """Crop, pad and resize one square patch.
 
     Args:
@@ -64,7 +66,6 @@ def get_subwindow(image: np.ndarray, center: Sequence[float], model_size: int, o
         avg_chans (np.ndarray): per-channel mean of the init frame (float); written into padding as uint8.
         flavour (str): "pysot" or "dasiamrpn" (origin rounding). Defaults to "pysot".
         out (np.ndarray): model_size x model_size x 3 uint8 array to write into. Defaults to a new one.
-        canvas (np.ndarray): flat uint8 scratch of at least 3·side² bytes for a padded crop. Defaults to a new one.
 
     Returns:
         np.ndarray: ``out``, the model_size x model_size x 3 uint8 patch.
@@ -85,13 +86,12 @@ def get_subwindow(image: np.ndarray, center: Sequence[float], model_size: int, o
         out[1:] = out[0]  # row copies (a per-pixel 3-byte broadcast is ~30x slower)
         return out
     elif sz <= CROP_EXACT_MAX_SIDE:
-        need = 3 * sz * sz
-        if canvas is None or canvas.size < need:
-            canvas = np.empty(need, np.uint8)
-        # the pad colour around the visible pixels, written into the reused canvas (OpenCV returns dst)
-        src = cv2.copyMakeBorder(image[iy0:iy1, ix0:ix1], iy0 - y0, y1 - iy1, ix0 - x0, x1 - ix1,
-                                 cv2.BORDER_CONSTANT, dst=canvas[:need].reshape(sz, sz, 3),
-                                 value=_pad_value(avg_chans))
+        with _canvas() as buf:
+            # the pad colour around the visible pixels, written into the canvas (OpenCV returns dst)
+            src = cv2.copyMakeBorder(image[iy0:iy1, ix0:ix1], iy0 - y0, y1 - iy1, ix0 - x0, x1 - ix1,
+                                     cv2.BORDER_CONSTANT, dst=buf[:3 * sz * sz].reshape(sz, sz, 3),
+                                     value=_pad_value(avg_chans))
+            return _resized(src, out)
     else:
         s = sz / m
         warp = np.array([[s, 0.0, x0 + 0.5 * s - 0.5], [0.0, s, y0 + 0.5 * s - 0.5]])
@@ -99,10 +99,14 @@ def get_subwindow(image: np.ndarray, center: Sequence[float], model_size: int, o
                        borderMode=cv2.BORDER_CONSTANT,
                        borderValue=_pad_value(avg_chans))
         return out
-    if m == sz:
+    return _resized(src, out)
+
+
+def _resized(src: np.ndarray, out: np.ndarray) -> np.ndarray:
+    if src.shape[0] == out.shape[0]:
         np.copyto(out, src)
     else:
-        cv2.resize(src, (m, m), dst=out, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(src, out.shape[1::-1], dst=out, interpolation=cv2.INTER_LINEAR)
     return out
 
 
@@ -121,6 +125,38 @@ def to_blob(patch: np.ndarray, out: Optional[np.ndarray] = None,
     return out
 
 
+#: pad canvases not in use; at most one per physical core exist (padded crops are CPU-bound: more at once gain
+#: nothing, and each would hold a canvas)
+_CANVAS_POOL: List[np.ndarray] = []
+_CANVAS_LOCK = threading.Lock()
+_CANVAS_SLOTS = threading.BoundedSemaphore(physical_cores())
+
+
+@contextmanager
+def _canvas() -> Iterator[np.ndarray]:
+    """A pad canvas borrowed from the process's pool for one crop (waits while one per core is in use).
+
+    Each canvas is reserved once at its ceiling (3 · :data:`CROP_EXACT_MAX_SIDE`² bytes, 12.6 MB of address space);
+    only the pages the largest padded crop it served has written are resident. Growing one to each larger crop
+    instead freed and re-allocated multi-MB blocks, and the allocator kept the freed ones: a 4-target long-term run
+    grew 27 MB over 10,000 frames (docs/serving.md, soak). Pooled and capped rather than one per tracker or per
+    thread: a server holding a tracker per live sequence (Triton) held up to 12.6 MB per sequence, rising and falling
+    with the sequences alive; one per thread let each of its 8 worker threads fill its own, and an uncapped pool grew
+    to the most crops ever cut at once. Taken and given back last-in first-out, so the canvas whose pages are
+    resident is the one reused.
+    """
+    with _CANVAS_SLOTS:
+        with _CANVAS_LOCK:
+            buf = _CANVAS_POOL.pop() if _CANVAS_POOL else None
+        if buf is None:
+            buf = np.empty(3 * CROP_EXACT_MAX_SIDE ** 2, np.uint8)  # address space; pages on first write
+        try:
+            yield buf
+        finally:
+            with _CANVAS_LOCK:
+                _CANVAS_POOL.append(buf)
+
+
 _THREAD = threading.local()
 
 
@@ -131,25 +167,15 @@ def _thread_buffers() -> Dict[tuple, Any]:
     return buffers
 
 
-def crop_scratch(model_size: int) -> Tuple[np.ndarray, List[np.ndarray], np.ndarray]:
-    """The calling thread's (patch, planes, pad canvas) for a crop resized to ``model_size``.
-
-    Scratch, one set per thread rather than per tracker: nothing in it outlives one crop, and a server holding a
-    tracker per live sequence (Triton) held up to 14 MB per sequence, rising and falling with the sequences alive
-    (docs/serving.md, Triton soak). The pad canvas is reserved once at its ceiling (3 · :data:`CROP_EXACT_MAX_SIDE`²
-    bytes, 12.6 MB of address space); only the pages the largest padded crop so far has written are resident.
-    Growing it to each larger crop instead freed and re-allocated multi-MB blocks, and the allocator kept the freed
-    ones: a 4-target long-term run grew 27 MB over 10,000 frames (docs/serving.md, soak).
-    """
+def crop_scratch(model_size: int) -> Tuple[np.ndarray, List[np.ndarray]]:
+    """The calling thread's (patch, planes) for a crop resized to ``model_size``: scratch, one set per thread
+    rather than per tracker (nothing in it outlives one crop; a server holds a tracker per live sequence)."""
     buffers = _thread_buffers()
-    if "canvas" not in buffers:
-        buffers["canvas"] = np.empty(3 * CROP_EXACT_MAX_SIDE ** 2, np.uint8)  # address space; pages on first write
     key = ("patch", model_size)
     if key not in buffers:
         buffers[key] = (np.empty((model_size, model_size, 3), np.uint8),
                         [np.empty((model_size, model_size), np.uint8) for _ in range(3)])
-    patch, planes = buffers[key]
-    return patch, planes, buffers["canvas"]
+    return buffers[key]
 
 
 def input_buffer(n: int, model_size: int, dtype: Any) -> np.ndarray:
@@ -179,8 +205,8 @@ def crop_batch(image: np.ndarray, centers: np.ndarray, model_size: int, original
         out = np.empty((n, 3, model_size, model_size), np.float32)
     avg = np.broadcast_to(np.asarray(avg_chans, np.float64), (n, 3))
     for i in range(n):
-        patch, planes, canvas = crop_scratch(model_size)
-        get_subwindow(image, centers[i], model_size, original_sizes[i], avg[i], flavour, out=patch, canvas=canvas)
+        patch, planes = crop_scratch(model_size)
+        get_subwindow(image, centers[i], model_size, original_sizes[i], avg[i], flavour, out=patch)
         to_blob(patch, out[i], planes)
     return out
 

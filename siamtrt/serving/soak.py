@@ -5,8 +5,8 @@ mid-sequence (the client disconnects without END), the server's memory watched a
 a fresh connection, starting at a random frame of the looped video with that frame's box); a sequence is abandoned
 with probability ``abandon``. Checked:
 
-* the server's RSS (tritonserver plus its Python-backend processes) stays flat after warm-up
-  (:func:`siamtrt.benchmarks.soak.rss_trend`);
+* the server's memory (tritonserver plus its Python-backend processes, as PSS: pages they share counted once,
+  :func:`siamtrt.benchmarks.soak.tree_pss_bytes`) stays flat after warm-up (:func:`siamtrt.benchmarks.soak.rss_trend`);
 * abandoned sequences are released: after ``idle_seconds`` the tracker model logs their release (it drops a sequence
   not seen for that long, at the next request of any stream), and a request continuing one is refused;
 * no stream sees another's state: every sequence's boxes equal a fresh in-process runtime tracker's on the same
@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..benchmarks.results import weights_label
-from ..benchmarks.soak import pingpong_index, rss_trend, series, tree_rss_by_process, tree_rss_bytes
+from ..benchmarks.soak import pingpong_index, rss_trend, series, tree_pss_by_process, tree_pss_bytes
 from ..modeldir import ModelDir
 from ..runtime import Tracker
 from .client import RemoteTracker
@@ -99,16 +99,16 @@ def _run_stream(url: str, protocol: str, model: str, stream: int, frames: Sequen
         progress.add()  # the START frame
 
 
-def _sample_rss(pid: int, progress: _Progress, stop: threading.Event, every: float, warmup: float,
-                samples: List[Tuple[float, int, int]], by_process: Dict[str, Dict[str, float]]) -> None:
-    """Total RSS of the server's process tree every ``every`` s; per process once after warm-up and at the end."""
+def _sample_memory(pid: int, progress: _Progress, stop: threading.Event, every: float, warmup: float,
+                   samples: List[Tuple[float, int, int]], by_process: Dict[str, Dict[str, float]]) -> None:
+    """PSS of the server's process tree every ``every`` s; per process once after warm-up and at the end."""
     t0 = time.monotonic()
     while not stop.is_set():
-        samples.append((time.monotonic() - t0, progress.done, tree_rss_bytes(pid)))
+        samples.append((time.monotonic() - t0, progress.done, tree_pss_bytes(pid)))
         if "after_warmup" not in by_process and progress.done >= warmup:
-            by_process["after_warmup"] = tree_rss_by_process(pid)
+            by_process["after_warmup"] = tree_pss_by_process(pid)
         stop.wait(every)
-    by_process["end"] = tree_rss_by_process(pid)
+    by_process["end"] = tree_pss_by_process(pid)
 
 
 def _growth_by_process(by_process: Dict[str, Dict[str, float]]) -> Dict[str, Dict[str, Optional[float]]]:
@@ -203,7 +203,7 @@ def _release_checks(server: TritonServer, url: str, protocol: str, model: str, f
 def triton_soak(model_dir: PathLike, frames: Sequence[np.ndarray], boxes: Sequence[Sequence[float]],
                 streams: int = 8, frames_per_stream: int = 2000, seq_len: Tuple[int, int] = (20, 200),
                 abandon: float = 0.15, idle_seconds: float = 5.0, protocol: str = "grpc", seed: int = 0,
-                warmup_fraction: float = 0.1, rss_goal_mb: float = 20.0, box_tolerance: float = 1e-3,
+                warmup_fraction: float = 0.1, memory_goal_mb: float = 20.0, box_tolerance: float = 1e-3,
                 verify: bool = True, sample_seconds: float = 0.5, progress: bool = True,
                 work_dir: Optional[PathLike] = None) -> Dict[str, Any]:
     """Run the Triton soak against a real local tritonserver (see the module docstring).
@@ -216,7 +216,7 @@ def triton_soak(model_dir: PathLike, frames: Sequence[np.ndarray], boxes: Sequen
         abandon (float): probability that a sequence is abandoned. Defaults to 0.15.
         idle_seconds (float): the repository's sequence idle timeout. Defaults to 5.
         warmup_fraction (float): frames before the RSS baseline. Defaults to 0.1.
-        rss_goal_mb (float): largest RSS growth after warm-up. Defaults to 20.
+        memory_goal_mb (float): largest growth of the server's PSS after warm-up. Defaults to 20.
         box_tolerance (float): largest box difference to the in-process runtime, px. Defaults to 1e-3.
         verify (bool): compare every sequence with the in-process runtime. Defaults to True.
 
@@ -242,7 +242,7 @@ def triton_soak(model_dir: PathLike, frames: Sequence[np.ndarray], boxes: Sequen
     with TritonServer(repo, log_path=work / "tritonserver.log") as server:
         url, model = server.url(protocol), "siamtrt_tracker"
         stop = threading.Event()
-        sampler = threading.Thread(target=_sample_rss, args=(server.proc.pid, prog, stop, sample_seconds,
+        sampler = threading.Thread(target=_sample_memory, args=(server.proc.pid, prog, stop, sample_seconds,
                                                              warmup_fraction * total, samples, by_process),
                                    daemon=True)
         sampler.start()
@@ -256,9 +256,9 @@ def triton_soak(model_dir: PathLike, frames: Sequence[np.ndarray], boxes: Sequen
             sampler.join()
     worst = _verify(model_dir, frames, records, progress) if verify else None
     x = [s[1] for s in samples]
-    rss = [s[2] for s in samples]
-    trend = rss_trend(x, rss, warmup_fraction * total)
-    checks = {"rss": trend["max_growth_mb"] is not None and trend["max_growth_mb"] <= rss_goal_mb,
+    pss = [s[2] for s in samples]
+    trend = rss_trend(x, pss, warmup_fraction * total)
+    checks = {"memory": trend["max_growth_mb"] is not None and trend["max_growth_mb"] <= memory_goal_mb,
               "abandoned_released": released == len(abandoned),
               "continuing_refused": refused == min(5, len(abandoned)),
               "streams_isolated": worst is None or worst <= box_tolerance}
@@ -267,15 +267,15 @@ def triton_soak(model_dir: PathLike, frames: Sequence[np.ndarray], boxes: Sequen
             "seconds": seconds, "fps": prog.done / seconds if seconds > 0 else 0.0, "seq_len": list(seq_len),
             "idle_seconds": idle_seconds, "sequences": len(records), "ended": len(records) - len(abandoned),
             "abandoned": len(abandoned), "released_idle": released, "continuing_refused": refused,
-            "max_box_diff_px": worst, "box_tolerance_px": box_tolerance, "rss": trend,
-            "rss_goal_mb": rss_goal_mb, "warmup_frames": warmup_fraction * total,
-            "rss_by_process": _growth_by_process(by_process),
-            "series": series(x, np.asarray(rss) / 2 ** 20, [s[0] for s in samples]), "checks": checks,
+            "max_box_diff_px": worst, "box_tolerance_px": box_tolerance, "memory": trend,
+            "memory_measure": "PSS", "memory_goal_mb": memory_goal_mb, "warmup_frames": warmup_fraction * total,
+            "memory_by_process": _growth_by_process(by_process),
+            "series": series(x, np.asarray(pss) / 2 ** 20, [s[0] for s in samples]), "checks": checks,
             "ok": all(checks.values()), "server_log": str(work / "tritonserver.log")}
 
 
 def format_triton_table(r: Dict[str, Any]) -> str:
-    t = r["rss"]
+    t = r["memory"]
     fmt = (lambda v, s=".1f": "-" if v is None else format(v, s))
     return "\n".join([
         f"Triton soak: {r['arch']} ({r['weights']}), {r['streams']} streams x {r['frames_per_stream']} frames "
@@ -284,11 +284,12 @@ def format_triton_table(r: Dict[str, Any]) -> str:
         f"  sequences {r['sequences']} (ended {r['ended']}, abandoned {r['abandoned']}); released after "
         f"{r['idle_seconds']:g} s idle: {r['released_idle']}; continuing an abandoned one refused: "
         f"{r['continuing_refused']}",
-        f"  server RSS after warm-up: baseline {fmt(t['baseline_mb'])} MB, max growth {fmt(t['max_growth_mb'])} MB "
-        f"(goal <= {r['rss_goal_mb']:g}), slope {fmt(t['slope_mb_per_1k'], '.3f')} MB/1k frames; largest box "
+        f"  server memory (PSS) after warm-up: baseline {fmt(t['baseline_mb'])} MB, max growth "
+        f"{fmt(t['max_growth_mb'])} MB (goal <= {r['memory_goal_mb']:g}), slope {fmt(t['slope_mb_per_1k'], '.3f')} "
+        "MB/1k frames; largest box "
         f"difference to the in-process runtime {fmt(r['max_box_diff_px'], '.2e')} px",
-        "  RSS growth by process after warm-up: " + "; ".join(
-            f"{k} {fmt(v['growth_mb'])} MB" for k, v in r.get("rss_by_process", {}).items()),
+        "  PSS growth by process after warm-up: " + "; ".join(
+            f"{k} {fmt(v['growth_mb'])} MB" for k, v in r.get("memory_by_process", {}).items()),
         "  " + ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in r["checks"].items())])
 
 

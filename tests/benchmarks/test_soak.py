@@ -53,7 +53,37 @@ def test_statistics_on_known_series():
     gaps = [g for _, _, g in soak.soak_frames([np.zeros((4, 4, 3), np.uint8)] * 3, 30, gap_every=10, gap_len=2,
                                               gap_first=5)]
     assert [k for k, g in enumerate(gaps) if g] == [5, 6, 15, 16, 25, 26]
-    assert soak.tree_rss_bytes(os.getpid()) >= soak.rss_bytes() > 10 * soak.MB
+    assert soak.rss_bytes() >= soak.pss_bytes(os.getpid()) > 10 * soak.MB
+
+
+def test_a_process_tree_counts_shared_pages_once():
+    """Tritonserver and its Python-backend stubs map the same shared-memory pools: the sum of their RSS counts a
+    shared page in each. A forked child shares the parent's 64 MB (copy-on-write, untouched): the tree's PSS grows by
+    about nothing, the RSS sum by 64 MB."""
+    import multiprocessing as mp
+
+    block = np.ones(64 << 20, np.uint8)  # resident in this process
+    before = soak.tree_pss_bytes(os.getpid())
+    ctx = mp.get_context("fork")
+    ready, done = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold, args=(ready, done))
+    child.start()
+    try:
+        assert ready.wait(30)
+        rss_sum = sum(soak.rss_bytes(p) for p in soak.process_tree(os.getpid()))
+        pss = soak.tree_pss_bytes(os.getpid())
+        assert rss_sum - pss > 48 * soak.MB  # RSS counts the shared block twice
+        assert abs(pss - before) < 16 * soak.MB, (pss - before) / soak.MB
+        assert soak.pss_bytes(child.pid) < soak.rss_bytes(child.pid) - 24 * soak.MB
+    finally:
+        done.set()
+        child.join(30)
+    assert block[-1] == 1
+
+
+def _hold(ready, done):
+    ready.set()
+    done.wait(30)
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])

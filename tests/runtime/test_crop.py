@@ -9,6 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from siamtrt.runtime import crop
 from siamtrt.runtime.crop import crop_batch, crop_scratch, get_subwindow, input_buffer
 from siamtrt.runtime.geometry import CROP_EXACT_MAX_SIDE
 
@@ -100,32 +101,44 @@ def test_crop_cost_does_not_grow_with_the_side(frame):
 
 def test_crop_scratch_is_reused(frame):
     """Larger padded crops later in a run reuse the one canvas (reserved at its ceiling): no free-and-grow churn,
-    which the allocator turned into RSS growth over long runs."""
+    which the allocator turned into RSS growth over long runs; the patch and planes are reused too."""
+    crop._CANVAS_POOL.clear()  # whatever earlier tests left (no crop is in flight)
     avg = frame.mean(axis=(0, 1))
     out = np.empty((2, 3, 287, 287), np.float32)
     crop_batch(frame, np.array([[5.0, 5.0], [200.0, 150.0]]), 287, [600, 300], avg, out=out)
-    patch, planes, canvas = crop_scratch(287)
-    assert canvas.size == 3 * CROP_EXACT_MAX_SIDE ** 2
+    patch, planes = crop_scratch(287)
+    pool = list(crop._CANVAS_POOL)
+    assert len(pool) == 1 and pool[0].size == 3 * CROP_EXACT_MAX_SIDE ** 2
     crop_batch(frame, np.array([[470.0, 350.0], [100.0, 100.0]]), 287, [CROP_EXACT_MAX_SIDE, 250], avg, out=out)
     again = crop_scratch(287)
-    assert again[0] is patch and all(a is b for a, b in zip(again[1], planes)) and again[2] is canvas
+    assert again[0] is patch and all(a is b for a, b in zip(again[1], planes))
+    assert len(crop._CANVAS_POOL) == 1 and crop._CANVAS_POOL[0] is pool[0]
 
 
-def test_scratch_is_one_per_thread_not_per_tracker(frame):
-    """A server holds one tracker per live sequence: crop scratch (a 12.6 MB canvas, patches, the network input) in
-    each rose and fell with the sequences alive (Triton soak, 8 streams, 16,000 frames: +68 MB after warm-up; one
-    set per thread: +15 MB). Two trackers on one thread share it, each thread has its own, and crops cut on two
-    threads at once, with large padded windows, equal the reference."""
+def test_scratch_is_not_per_tracker(frame):
+    """A server holds one tracker per live sequence: crop scratch in each (a 12.6 MB canvas, patches, the network
+    input) rose and fell with the sequences alive (Triton soak, 8 streams, 16,000 frames: +68 MB after warm-up).
+    Patches and inputs are one set per thread; canvases come from one pool that holds no more than were in use at
+    once (8 threads cropping in turn share one). Crops cut on two threads at once, with large padded windows, equal
+    the reference."""
     import threading
 
     avg = frame.mean(axis=(0, 1))
     h, w = frame.shape[:2]
     cases = [(np.array([[x, y]]), side) for x, y, side in
              [(5.0, 5.0, 1500), (w - 3.0, h / 2, 1900), (w / 2, -10.0, 1200), (20.0, h - 5.0, 2000)] * 3]
+    crop._CANVAS_POOL.clear()  # whatever earlier tests left (no crop is in flight)
+    crop_batch(frame, cases[0][0], 287, [cases[0][1]], avg)
+    assert len(crop._CANVAS_POOL) == 1
+    for _ in range(8):  # threads one after another: one canvas between them
+        t = threading.Thread(target=crop_batch, args=(frame, cases[1][0], 287, [cases[1][1]], avg))
+        t.start()
+        t.join()
+    assert len(crop._CANVAS_POOL) == 1
     scratch, got = {}, {}
 
     def run(k):
-        scratch[k] = crop_scratch(287)[2], input_buffer(2, 287, np.float32)
+        scratch[k] = crop_scratch(287)[0], input_buffer(2, 287, np.float32)
         got[k] = [crop_batch(frame, c, 287, [side], avg, out=input_buffer(1, 287, np.float32)).copy()
                   for c, side in cases[k::2]]
 
@@ -134,8 +147,8 @@ def test_scratch_is_one_per_thread_not_per_tracker(frame):
         t.start()
     for t in threads:
         t.join()
-    mine = crop_scratch(287)[2], input_buffer(2, 287, np.float32)
-    assert crop_scratch(255)[2] is mine[0]
+    assert 1 <= len(crop._CANVAS_POOL) <= 2
+    mine = crop_scratch(287)[0], input_buffer(2, 287, np.float32)
     for a, b in ((scratch[0], scratch[1]), (scratch[0], mine), (scratch[1], mine)):
         assert a[0] is not b[0] and not np.shares_memory(a[1], b[1])
     for k in range(2):

@@ -17,7 +17,7 @@ def test_triton_soak_short(serving_model, serving_frames, tmp_path):
 
     boxes = [DEFAULT_BOX] * len(serving_frames)
     rep = triton_soak(serving_model, serving_frames, boxes, streams=4, frames_per_stream=90, seq_len=(8, 30),
-                      abandon=0.35, idle_seconds=2.0, seed=3, rss_goal_mb=60.0, box_tolerance=0.0,
+                      abandon=0.35, idle_seconds=2.0, seed=3, memory_goal_mb=60.0, box_tolerance=0.0,
                       progress=False, work_dir=tmp_path)
     table = format_triton_table(rep)
     assert rep["frames"] == 4 * 90 and rep["sequences"] >= 4 * 3, table
@@ -25,5 +25,6 @@ def test_triton_soak_short(serving_model, serving_frames, tmp_path):
     assert rep["released_idle"] == rep["abandoned"], table  # every abandoned sequence released, none early
     assert rep["continuing_refused"] == min(5, rep["abandoned"]), table
     assert rep["max_box_diff_px"] == 0.0, table  # identical to in-process trackers: no shared state
-    assert rep["checks"]["rss"] and rep["ok"], table
-    assert rep["rss"]["samples"] >= 3 and np.isfinite(rep["rss"]["slope_mb_per_1k"])
+    assert rep["checks"]["memory"] and rep["ok"], table
+    assert rep["memory_measure"] == "PSS" and rep["memory"]["samples"] >= 3, table
+    assert np.isfinite(rep["memory"]["slope_mb_per_1k"]), table
