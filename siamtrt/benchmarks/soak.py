@@ -101,7 +101,7 @@ def pss_bytes(pid: int) -> int:
     """Proportional set size of one process (``/proc/<pid>/smaps_rollup``): its private pages plus its share of each
     page it maps with others, so the PSS of a process tree adds up to the memory the tree holds. The sum of RSS does
     not: tritonserver and each Python-backend stub map the same shared-memory tensor pools and libraries, and the
-    pages one touches first count again in the other (the Triton soak's RSS sum rose 52 MB where PSS rose 12).
+    pages one touches first count again in the other (in one Triton soak the RSS sum rose 51 MB, the PSS 12 MB).
 
     Raises:
         InputError: no ``smaps_rollup`` (not Linux, or a kernel before 4.14) or no such process.
