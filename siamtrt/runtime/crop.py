@@ -21,6 +21,7 @@ canvases from one pool):
 from __future__ import annotations
 
 import math
+import os
 import threading
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -130,6 +131,17 @@ def to_blob(patch: np.ndarray, out: Optional[np.ndarray] = None,
 _CANVAS_POOL: List[np.ndarray] = []
 _CANVAS_LOCK = threading.Lock()
 _CANVAS_SLOTS = threading.BoundedSemaphore(physical_cores())
+
+
+def _reset_canvases() -> None:
+    """A forked child starts with a fresh pool: a slot or the lock held by another thread at the fork stays held."""
+    global _CANVAS_LOCK, _CANVAS_SLOTS
+    _CANVAS_POOL.clear()
+    _CANVAS_LOCK = threading.Lock()
+    _CANVAS_SLOTS = threading.BoundedSemaphore(physical_cores())
+
+
+os.register_at_fork(after_in_child=_reset_canvases)
 
 
 @contextmanager

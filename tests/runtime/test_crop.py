@@ -3,6 +3,7 @@ pixel-identical inside the frame, across its edges and entirely outside it, for 
 beyond CROP_EXACT_MAX_SIDE (the safety bound) within one grey level at a cost that does not grow with the side;
 buffers reused between calls."""
 
+import contextlib
 import time
 import tracemalloc
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from siamtrt.runtime import crop
+from siamtrt.runtime.cpu import physical_cores
 from siamtrt.runtime.crop import crop_batch, crop_scratch, get_subwindow, input_buffer
 from siamtrt.runtime.geometry import CROP_EXACT_MAX_SIDE
 
@@ -154,6 +156,39 @@ def test_scratch_is_not_per_tracker(frame):
     for k in range(2):
         for (c, side), g in zip(cases[k::2], got[k]):
             np.testing.assert_array_equal(g[0], ref_subwindow(frame, c[0], 287, side, avg, "pysot")[0])
+
+
+def test_a_forked_child_gets_a_fresh_canvas_pool(frame):
+    """A fork while another thread holds a canvas slot would leave the child one slot short for good (none, with one
+    core: its first padded crop would wait forever)."""
+    import multiprocessing as mp
+    import threading
+
+    avg = frame.mean(axis=(0, 1))
+    held, release = threading.Event(), threading.Event()
+
+    def hold_every_slot():
+        with contextlib.ExitStack() as stack:
+            for _ in range(physical_cores()):
+                stack.enter_context(crop._canvas())
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_every_slot)
+    holder.start()
+    try:
+        assert held.wait(30)
+        ctx = mp.get_context("fork")
+        child = ctx.Process(target=crop_batch, args=(frame, np.array([[5.0, 5.0]]), 287, [900], avg))
+        child.start()
+        child.join(30)
+        alive = child.is_alive()
+        if alive:
+            child.kill()
+        assert not alive and child.exitcode == 0
+    finally:
+        release.set()
+        holder.join(30)
 
 
 def test_input_buffer_grows_to_the_largest_batch_and_keeps_it():
