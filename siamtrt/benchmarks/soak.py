@@ -117,9 +117,11 @@ def pss_bytes(pid: int) -> int:
 
 
 def tree_pss_bytes(pid: int) -> int:
-    """PSS of ``pid`` and its descendants together (processes that end meanwhile count 0)."""
-    total = 0
-    for p in process_tree(pid):
+    """PSS of ``pid`` and its descendants together (descendants that end meanwhile count 0; ``pid`` itself must be
+    readable — a kernel without ``smaps_rollup`` raises rather than reading as a flat zero)."""
+    tree = process_tree(pid)
+    total = pss_bytes(tree[0])
+    for p in tree[1:]:
         try:
             total += pss_bytes(p)
         except InputError:

@@ -79,6 +79,8 @@ def test_a_process_tree_counts_shared_pages_once():
         done.set()
         child.join(30)
     assert block[-1] == 1
+    with pytest.raises(InputError, match="proportional set size"):  # unreadable: an error, never a flat 0
+        soak.tree_pss_bytes(2 ** 22 + 7)  # above Linux's largest pid
 
 
 def _hold(ready, done):
