@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import threading
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -126,27 +127,31 @@ def to_blob(patch: np.ndarray, out: Optional[np.ndarray] = None,
     return out
 
 
-#: pad canvases not in use; at most one per physical core exist (padded crops are CPU-bound: more at once gain
-#: nothing, and each would hold a canvas)
-_CANVAS_POOL: List[np.ndarray] = []
-_CANVAS_LOCK = threading.Lock()
-_CANVAS_SLOTS = threading.BoundedSemaphore(physical_cores())
+def _new_canvas_pool() -> "queue.LifoQueue":
+    """One slot per physical core (padded crops are CPU-bound: more at once gain nothing, and each would hold a
+    canvas); a slot holds a canvas once one has been made for it (``None`` until then)."""
+    pool: queue.LifoQueue = queue.LifoQueue()
+    for _ in range(physical_cores()):
+        pool.put(None)
+    return pool
+
+
+_CANVAS_POOL = _new_canvas_pool()
 
 
 def _reset_canvases() -> None:
-    """A forked child starts with a fresh pool: a slot or the lock held by another thread at the fork stays held."""
-    global _CANVAS_LOCK, _CANVAS_SLOTS
-    _CANVAS_POOL.clear()
-    _CANVAS_LOCK = threading.Lock()
-    _CANVAS_SLOTS = threading.BoundedSemaphore(physical_cores())
+    """A forked child starts with a fresh pool: a slot taken by another thread at the fork would stay taken."""
+    global _CANVAS_POOL
+    _CANVAS_POOL = _new_canvas_pool()
 
 
-os.register_at_fork(after_in_child=_reset_canvases)
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_reset_canvases)
 
 
 @contextmanager
 def _canvas() -> Iterator[np.ndarray]:
-    """A pad canvas borrowed from the process's pool for one crop (waits while one per core is in use).
+    """A pad canvas borrowed from the process's pool for one crop (waits while every slot is in use).
 
     Each canvas is reserved once at its ceiling (3 · :data:`CROP_EXACT_MAX_SIDE`² bytes, 12.6 MB of address space);
     only the pages the largest padded crop it served has written are resident. Growing one to each larger crop
@@ -154,19 +159,16 @@ def _canvas() -> Iterator[np.ndarray]:
     grew 27 MB over 10,000 frames (docs/serving.md, soak). Pooled and capped rather than one per tracker or per
     thread: a server holding a tracker per live sequence (Triton) held up to 12.6 MB per sequence, rising and falling
     with the sequences alive; one per thread let each of its 8 worker threads fill its own, and an uncapped pool grew
-    to the most crops ever cut at once. Taken and given back last-in first-out, so the canvas whose pages are
-    resident is the one reused.
+    to the most crops ever cut at once. Last in, first out, so the canvas whose pages are resident is the one reused.
     """
-    with _CANVAS_SLOTS:
-        with _CANVAS_LOCK:
-            buf = _CANVAS_POOL.pop() if _CANVAS_POOL else None
-        if buf is None:
-            buf = np.empty(3 * CROP_EXACT_MAX_SIDE ** 2, np.uint8)  # address space; pages on first write
-        try:
-            yield buf
-        finally:
-            with _CANVAS_LOCK:
-                _CANVAS_POOL.append(buf)
+    pool = _CANVAS_POOL
+    buf = pool.get()
+    if buf is None:
+        buf = np.empty(3 * CROP_EXACT_MAX_SIDE ** 2, np.uint8)  # address space; pages on first write
+    try:
+        yield buf
+    finally:
+        pool.put(buf)
 
 
 _THREAD = threading.local()

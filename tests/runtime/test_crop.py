@@ -104,17 +104,17 @@ def test_crop_cost_does_not_grow_with_the_side(frame):
 def test_crop_scratch_is_reused(frame):
     """Larger padded crops later in a run reuse the one canvas (reserved at its ceiling): no free-and-grow churn,
     which the allocator turned into RSS growth over long runs; the patch and planes are reused too."""
-    crop._CANVAS_POOL.clear()  # whatever earlier tests left (no crop is in flight)
+    crop._reset_canvases()  # whatever earlier tests left (no crop is in flight)
     avg = frame.mean(axis=(0, 1))
     out = np.empty((2, 3, 287, 287), np.float32)
     crop_batch(frame, np.array([[5.0, 5.0], [200.0, 150.0]]), 287, [600, 300], avg, out=out)
     patch, planes = crop_scratch(287)
-    pool = list(crop._CANVAS_POOL)
+    pool = _canvases()
     assert len(pool) == 1 and pool[0].size == 3 * CROP_EXACT_MAX_SIDE ** 2
     crop_batch(frame, np.array([[470.0, 350.0], [100.0, 100.0]]), 287, [CROP_EXACT_MAX_SIDE, 250], avg, out=out)
     again = crop_scratch(287)
     assert again[0] is patch and all(a is b for a, b in zip(again[1], planes))
-    assert len(crop._CANVAS_POOL) == 1 and crop._CANVAS_POOL[0] is pool[0]
+    assert len(_canvases()) == 1 and _canvases()[0] is pool[0]
 
 
 def test_scratch_is_not_per_tracker(frame):
@@ -129,14 +129,14 @@ def test_scratch_is_not_per_tracker(frame):
     h, w = frame.shape[:2]
     cases = [(np.array([[x, y]]), side) for x, y, side in
              [(5.0, 5.0, 1500), (w - 3.0, h / 2, 1900), (w / 2, -10.0, 1200), (20.0, h - 5.0, 2000)] * 3]
-    crop._CANVAS_POOL.clear()  # whatever earlier tests left (no crop is in flight)
+    crop._reset_canvases()  # whatever earlier tests left (no crop is in flight)
     crop_batch(frame, cases[0][0], 287, [cases[0][1]], avg)
-    assert len(crop._CANVAS_POOL) == 1
+    assert len(_canvases()) == 1
     for _ in range(8):  # threads one after another: one canvas between them
         t = threading.Thread(target=crop_batch, args=(frame, cases[1][0], 287, [cases[1][1]], avg))
         t.start()
         t.join()
-    assert len(crop._CANVAS_POOL) == 1
+    assert len(_canvases()) == 1
     scratch, got = {}, {}
 
     def run(k):
@@ -149,13 +149,36 @@ def test_scratch_is_not_per_tracker(frame):
         t.start()
     for t in threads:
         t.join()
-    assert 1 <= len(crop._CANVAS_POOL) <= 2
+    assert 1 <= len(_canvases()) <= 2
     mine = crop_scratch(287)[0], input_buffer(2, 287, np.float32)
     for a, b in ((scratch[0], scratch[1]), (scratch[0], mine), (scratch[1], mine)):
         assert a[0] is not b[0] and not np.shares_memory(a[1], b[1])
     for k in range(2):
         for (c, side), g in zip(cases[k::2], got[k]):
             np.testing.assert_array_equal(g[0], ref_subwindow(frame, c[0], 287, side, avg, "pysot")[0])
+
+
+def _canvases():
+    """The canvases made so far (idle in the pool)."""
+    return [b for b in list(crop._CANVAS_POOL.queue) if b is not None]
+
+
+def test_padded_crops_wait_for_a_free_slot(frame):
+    """At most one canvas per physical core exists: with every slot taken, a padded crop waits, and runs once one
+    is given back."""
+    import threading
+
+    crop._reset_canvases()
+    avg = frame.mean(axis=(0, 1))
+    with contextlib.ExitStack() as stack:
+        for _ in range(physical_cores()):
+            stack.enter_context(crop._canvas())
+        worker = threading.Thread(target=crop_batch, args=(frame, np.array([[5.0, 5.0]]), 287, [900], avg))
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive()  # waiting for a slot
+    worker.join(30)
+    assert not worker.is_alive() and len(_canvases()) == physical_cores()
 
 
 def test_a_forked_child_gets_a_fresh_canvas_pool(frame):
