@@ -116,17 +116,22 @@ def pss_bytes(pid: int) -> int:
                          ) from None
 
 
-def tree_pss_bytes(pid: int) -> int:
-    """PSS of ``pid`` and its descendants together (descendants that end meanwhile count 0; ``pid`` itself must be
-    readable — a kernel without ``smaps_rollup`` raises rather than reading as a flat zero)."""
+def _tree_pss(pid: int) -> Dict[int, int]:
+    """PSS in bytes of ``pid`` and each descendant, by pid (descendants that end meanwhile are left out; ``pid``
+    itself must be readable — a kernel without ``smaps_rollup`` raises rather than reading as a flat zero)."""
     tree = process_tree(pid)
-    total = pss_bytes(tree[0])
+    out = {tree[0]: pss_bytes(tree[0])}
     for p in tree[1:]:
         try:
-            total += pss_bytes(p)
+            out[p] = pss_bytes(p)
         except InputError:
             pass
-    return total
+    return out
+
+
+def tree_pss_bytes(pid: int) -> int:
+    """PSS of ``pid`` and its descendants together (see :func:`_tree_pss`)."""
+    return sum(_tree_pss(pid).values())
 
 
 def process_label(pid: int) -> str:
@@ -142,13 +147,7 @@ def process_label(pid: int) -> str:
 
 def tree_pss_by_process(pid: int) -> Dict[str, float]:
     """PSS in MB of ``pid`` and each descendant, by :func:`process_label`."""
-    out: Dict[str, float] = {}
-    for p in process_tree(pid):
-        try:
-            out[process_label(p)] = pss_bytes(p) / MB
-        except InputError:
-            pass
-    return out
+    return {process_label(p): b / MB for p, b in _tree_pss(pid).items()}
 
 
 def rss_trend(x: Sequence[float], rss: Sequence[float], warmup_x: float) -> Dict[str, Any]:
