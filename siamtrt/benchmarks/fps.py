@@ -313,7 +313,6 @@ class _Runner:
         self.first_init_s = time.perf_counter() - ti
         self.rec = {k: np.zeros(total) for k in FRAME_STAGES + TOTALS}
         self.done = 0
-        self.exhausted = False
 
     def _init(self, frame: np.ndarray) -> None:
         if self.per_target:
@@ -328,7 +327,6 @@ class _Runner:
         frame = next(self.frames, None)
         b = time.perf_counter()
         if frame is None:
-            self.exhausted = True
             return False
         crop = search = post = 0.0
         for tr in self.trackers:

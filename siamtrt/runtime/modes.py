@@ -227,18 +227,6 @@ class DistractorMemory:
                 mean = self.sums[k][has] / self.weight[has].reshape((-1,) + (1,) * (kz.ndim - 1))
                 arr[has] = ((kz[has].astype(np.float64) - weight * mean) / (1.0 - weight)).astype(kz.dtype)
 
-    def merged(self, base: Dict[str, np.ndarray], weight: float) -> Dict[str, np.ndarray]:
-        """The search kernels as new arrays: ``base`` itself (the same arrays) while no target has a distractor,
-        else ``base`` with the classification kernels merged (:meth:`merge_into`); the regression kernels stay the
-        target's. The tracker keeps persistent arrays and calls :meth:`merge_into` instead."""
-        if not self.active:
-            return base
-        out = dict(base)
-        cls = {k: np.empty_like(base[k]) for k in self.sums}
-        self.merge_into(base, cls, weight)
-        out.update(cls)
-        return out
-
 
 __all__ = ["DistractorMemory", "Mode", "MODES", "check_mode", "find_distractors", "longterm_update",
            "lost_instance_sizes", "parse_mode"]

@@ -249,25 +249,35 @@ def test_lost_growth_steps_until_the_frame_is_covered(tiny_dir, bag_frames):
 
 
 # --------------------------------------------------------------------------------------------- distractor
+def merged(memory: DistractorMemory, base, weight):
+    """The search kernels from scratch (new arrays): ``base`` itself while no target has a distractor, else ``base``
+    with the classification kernels merged by ``memory.merge_into``; the regression kernels stay the target's."""
+    if not memory.active:
+        return base
+    cls = {k: np.empty_like(base[k]) for k in memory.sums}
+    memory.merge_into(base, cls, weight)
+    return {**base, **cls}
+
+
 def test_distractor_memory_merges_kernels_linearly():
     k = {"cls": np.ones((2, 3, 2, 2), np.float32), "loc": np.full((2, 4, 2, 2), 2.0, np.float32)}
     m = DistractorMemory(2, k)
-    assert m.merged(k, 0.5) is k  # nothing learnt yet: the very same arrays (short-mode search)
+    assert merged(m, k, 0.5) is k  # nothing learnt yet: the very same arrays (short-mode search)
     d = {"cls": np.full((1, 3, 2, 2), 3.0, np.float32), "loc": np.zeros((1, 4, 2, 2), np.float32)}
     m.update(0.5, np.array([1]), d)
-    out = m.merged(k, 0.5)
+    out = merged(m, k, 0.5)
     np.testing.assert_array_equal(out["cls"][0], k["cls"][0])  # target 0 has no distractor
     np.testing.assert_allclose(out["cls"][1], (1 - 0.5 * 3) / 0.5)  # (K − α̂·D̄)/(1 − α̂)
     assert out["loc"] is k["loc"]  # regression kernels stay the target's
     m.update(0.5, np.zeros(0, np.int64), {})  # decay only: the mean distractor stays, its weight halves
     assert m.weight.tolist() == [0.0, 0.5]
-    np.testing.assert_allclose(m.merged(k, 0.5)["cls"][1], (1 - 0.5 * 3) / 0.5)
+    np.testing.assert_allclose(merged(m, k, 0.5)["cls"][1], (1 - 0.5 * 3) / 0.5)
 
 
 def test_distractor_kernels_are_rewritten_in_place_only_when_distractors_were_added(tiny_dir, bag_frames):
     """The search kernels are persistent arrays: the merged classification kernels are recomputed (and their
     KernelSet version bumped, so a GPU backend re-uploads them) only after a frame that found distractors, and equal
-    what DistractorMemory.merged computes from scratch."""
+    what merge_into computes from scratch."""
     d = tiny_dir("siamrpn_alex_dwxcorr")
     dis = Tracker.from_model_dir(d, backend="onnxruntime", threads=1, mode="distractor")
     dis.init(bag_frames[0], np.array([BOX, (100, 60, 80, 50)], float))
@@ -277,7 +287,7 @@ def test_distractor_kernels_are_rewritten_in_place_only_when_distractors_were_ad
     on, off = dis.info, _with_constants(dis, distractor_max=0)  # frames that may / may not find distractors
     for f, find in zip(bag_frames[1:16], [1, 1, 1, 0, 0, 1, 0, 1, 1, 0, 0, 0, 1, 0, 1]):
         dis.info = on if find else off
-        want = dis.memory.merged(dis._kernels, dis.info.track.distractor_weight)  # from scratch, before the search
+        want = merged(dis.memory, dis._kernels, dis.info.track.distractor_weight)  # from scratch, before the search
         counts.append(dis.track(f).distractors.sum())
         ks = dis._search_kernels
         versions.append(ks.version("cls_kernel"))
@@ -286,11 +296,12 @@ def test_distractor_kernels_are_rewritten_in_place_only_when_distractors_were_ad
     assert all(k is fed[0] for k in fed)  # one KernelSet object for the whole run (one group: both targets)
     first = next(i for i, c in enumerate(counts) if c)
     assert arrays[first] is dis._kernels["cls_kernel"]  # until the first distractor: the template's own array
-    merged = arrays[first + 1]
-    assert merged is not dis._kernels["cls_kernel"] and all(a is merged for a in arrays[first + 1:])
+    rewritten = arrays[first + 1]
+    assert rewritten is not dis._kernels["cls_kernel"] and all(a is rewritten for a in arrays[first + 1:])
     for i in range(first + 2, len(counts)):  # one bump per frame that follows a frame with new distractors
         assert versions[i] - versions[i - 1] == (1 if counts[i - 1] else 0), (counts, versions)
     assert 0 in counts[first + 1:-1] and versions[-1] > 1  # both cases happened
+
 
 def test_distractor_mode_learns_templates_and_changes_the_search_kernels(tiny_dir, bag_frames):
     d = tiny_dir("siamrpn_alex_dwxcorr")
@@ -367,7 +378,8 @@ def test_distractor_modes_multi_target_equal_single_trackers(mode, tiny_dir, bag
 def test_pysot_lt_yaml_selects_longterm_with_its_constants():
     from siamtrt.config import get_config
 
-    cfg = get_config(Path(__file__).parents[1] / "data" / "pysot_configs" / "siamrpn_r50_l234_dwxcorr_lt" / "config.yaml")
+    configs = Path(__file__).parents[1] / "data" / "pysot_configs"
+    cfg = get_config(configs / "siamrpn_r50_l234_dwxcorr_lt" / "config.yaml")
     t = cfg.track
     assert (t.mode, t.lost_instance_size, t.confidence_low, t.confidence_high) == ("longterm", 831, 0.8, 0.998)
     assert (t.window_influence, t.lr, t.penalty_k) == (0.28, 0.22, 0.05)
