@@ -337,9 +337,9 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
     Raises:
         SiamtrtError: bad arguments, unreadable sequences or models, failing backends.
     """
-    from ..runtime.cpu import physical_cores
+    from ..runtime.cpu import cpu_threads
 
-    threads = threads or physical_cores()
+    threads = cpu_threads(threads)
     specs = list(sequences) or default_sequences(results_root, synthetic, synthetic_frames=synthetic_frames)
     seqs = [truncate(s, max_frames) for s in load_sequences(specs, polygon_mode)]
     variants = resolve_variants(models, config, checkpoint, backends, precisions, reference=reference,

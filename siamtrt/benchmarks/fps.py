@@ -559,7 +559,7 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
     Raises:
         SiamtrtError: bad arguments, unavailable backends, unreadable video/model.
     """
-    from ..runtime.cpu import physical_cores
+    from ..runtime.cpu import cpu_threads
 
     video = Path(video) if video else default_video()
     if not video.exists():
@@ -570,7 +570,7 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
         raise InputError(f"--targets must be >= 1 (got {targets})")
     if warmup < 0 or (frames is not None and frames < 1):
         raise InputError("--frames must be >= 1 and --warmup >= 0", evidence=f"frames={frames}, warmup={warmup}")
-    threads = threads or physical_cores()
+    threads = cpu_threads(threads)
     machine = sysinfo.machine_info()  # before the run: the load average says whether others compete for the cores
     first, n_video = probe_video(video)
     fh, fw = first.shape[:2]

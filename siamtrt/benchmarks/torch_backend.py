@@ -29,7 +29,7 @@ from ..errors import BackendError, CheckpointError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
 from ..modeldir import TEMPLATE_ONNX
 from ..runtime.backend import Backend, InputMetadata
-from ..runtime.cpu import physical_cores
+from ..runtime.cpu import cpu_threads
 
 LOG = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class TorchBackend(Backend):
     # ------------------------------------------------------------------------------------------------ hooks
     def _activate(self) -> None:
         torch = _import_torch()
-        self.threads = int(self.options.get("threads") or physical_cores())
+        self.threads = cpu_threads(self.options.get("threads"))
         torch.set_num_threads(self.threads)
         self.model.eval()
         # pysot's correlation is the batch-folded grouped conv; the split mode keeps whatever the model was built with

@@ -406,13 +406,13 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
         ModelDirError / CalibrationError: see :meth:`siamtrt.modeldir.ModelDir.open`, :func:`load_calibration`,
             :class:`BranchQuantizer`.
     """
-    from ..runtime.cpu import physical_cores
+    from ..runtime.cpu import cpu_threads
 
     t0 = time.perf_counter()
     qt = qdq_target(target)
     prefix, target_cos = check_int8_options(float_prefix, min_cosine, fidelity_samples, held_out, margin)
     src, cset, node_names = open_int8_inputs(model_dir, calib, out_dir, exclude, force=force)
-    threads = int(threads or physical_cores())
+    threads = cpu_threads(threads)
     details = common_details(qt, src, cset, method, head_method, prefix)
     LOG.info("INT8: onnxruntime.quantization %s, target %s (%s), fidelity on %s, method %s / head %s, forced float "
              "prefix %s of MACs, min cosine %s, calibration %s", details["library_version"], qt.name, qt.note,

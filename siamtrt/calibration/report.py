@@ -360,14 +360,14 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
         ModelDirError: a candidate is not a variant of ``ref``. InputError: bad option, unreadable video, bad box,
         unwritable ``out``.
     """
-    from ..runtime.cpu import physical_cores
+    from ..runtime.cpu import cpu_threads
     from ..runtime.run import track_video
 
     t0 = time.perf_counter()
     ref_md, cand_mds, derived = _open_variants(ref, cands)
     out = Path(out) if out is not None else RESULTS_DIR / "calibration" / cand_mds[0].path.name
     _check_request(video, out, samples, speed_rounds, threads)
-    threads = int(threads or physical_cores())
+    threads = cpu_threads(threads)
     source = SourceSpec(Path(video), bbox=bbox, boxes=Path(boxes) if boxes else None)
     crops = collect(ref_md.path, [source], out=None, max_samples=samples, templates_per_source=1,
                     max_frames=max_frames, threads=threads, progress=progress).calib

@@ -281,7 +281,7 @@ def check_bf16(model_dir, calib, *, samples: int = DEFAULT_FIDELITY_SAMPLES, thr
     """
     from ..metadata import file_sha256
     from ..modeldir import ModelDir
-    from ..runtime.cpu import physical_cores
+    from ..runtime.cpu import cpu_threads
     from ..runtime.openvino import default_cache_dir, model_key, save_bf16_record
     from .data import load_calibration
 
@@ -290,7 +290,7 @@ def check_bf16(model_dir, calib, *, samples: int = DEFAULT_FIDELITY_SAMPLES, thr
     cset.check_model(md, other_weights=force)
     subset, _ = fidelity_subsets(cset, samples, 0)
     rec = bf16_fidelity(md.onnx("template"), md.onnx("search"), subset, md.template_outputs, md.meta,
-                        threads=int(threads or physical_cores()))
+                        threads=cpu_threads(threads))
     store = save_bf16_record(cache_dir or default_cache_dir(),
                              model_key(file_sha256(md.onnx("template")), file_sha256(md.onnx("search"))),
                              dict(rec, model_dir=str(md.path)))

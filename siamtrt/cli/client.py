@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from .common import add_verbose, parse_args, run_command, setup_logging
+from .common import add_verbose, parse_args, positive_int, run_command, setup_logging
 
 PROTOCOLS = ("grpc", "http")  # = siamtrt.serving.client.PROTOCOLS (imported lazily: tritonclient is optional)
 
@@ -27,7 +27,7 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--model", default="siamtrt_tracker", help="tracker model name (default siamtrt_tracker)")
     p.add_argument("--video", required=True, help="video file or image folder")
     p.add_argument("--bbox", required=True, metavar="x,y,w,h", help="the target in the first frame")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     p.add_argument("--out", help="box file ('-' = stdout)")
     p.add_argument("--format", choices=("txt", "csv", "mot", "json"),
                    help="box file format (default: from the --out suffix, else txt)")
@@ -44,15 +44,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 def client(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..errors import InputError, Interrupted
+    from ..errors import Interrupted
     from ..outputs import check_writable
     from ..runtime.boxes import BoxWriter, box_format_for
     from ..runtime.run import parse_bbox
     from ..runtime.video import open_frames
     from ..serving.client import track_video
 
-    if args.max_frames is not None and args.max_frames < 1:
-        raise InputError(f"--max-frames must be at least 1, got {args.max_frames}")
     bbox = parse_bbox(args.bbox)
     fmt = box_format_for(args.out, args.format)
     check_writable([args.out], what=["--out"])

@@ -12,7 +12,7 @@ of their paired template, so the search branch is calibrated on realistic kernel
 
 import argparse
 
-from .common import add_verbose, parse_args, run_command, setup_logging
+from .common import add_verbose, parse_args, positive_int, run_command, setup_logging
 
 
 def build_parser(prog=None) -> argparse.ArgumentParser:
@@ -28,8 +28,8 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, help="calibration file to write (.npz)")
     ap.add_argument("--max-samples", type=int, default=256, help="search crops over all sources (default 256)")
     ap.add_argument("--templates", type=int, default=8, help="template crops per source, frame 0 included (default 8)")
-    ap.add_argument("--max-frames", type=int, help="use at most this many frames of each source")
-    ap.add_argument("--threads", type=int, help="ONNX Runtime threads (default: physical cores)")
+    ap.add_argument("--max-frames", type=positive_int, help="use at most this many frames of each source")
+    ap.add_argument("--threads", type=positive_int, help="ONNX Runtime threads (default: physical cores)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_verbose(ap)
     return ap

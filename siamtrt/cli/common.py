@@ -49,6 +49,19 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
     return parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
 
 
+def positive_int(text: str) -> int:
+    """argparse type of the counts every command takes (``--threads``, ``--max-frames``): a whole number ≥ 1,
+    refused at parse time (exit 2) before any model loads — ONNX Runtime took ``--threads -2`` silently and
+    torch failed on it with a traceback."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value} (leave the option out for its default)")
+    return value
+
+
 def add_verbose(parser: argparse.ArgumentParser) -> None:
     """The ``-v/--verbose`` flag every command has: third-party warnings and progress shown."""
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -115,5 +128,5 @@ def setup_logging(verbose: bool = False) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "add_verbose", "join_negative_values", "parse_args",
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "add_verbose", "join_negative_values", "parse_args", "positive_int",
            "quiet_third_party", "run_command", "setup_logging"]

@@ -18,6 +18,8 @@ import ast
 import sys
 from pathlib import Path
 
+from siamtrt.cli.common import positive_int
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -35,7 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=80, help="frames per sequence (default 80)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="TrackConfig override for every mode, e.g. confidence_low=0.99 (stand-in score scales)")
-    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="ONNX Runtime threads (default 1)")
     p.add_argument("--out", default="results/modes", help="folder for NAME.json / NAME.png")
     p.add_argument("--name", default="modes", help="file name stem of the JSON and PNG (default modes)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

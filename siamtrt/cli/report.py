@@ -12,7 +12,7 @@ ratio to FP32, same thread count). Prints a table; writes report.json and report
 
 import argparse
 
-from .common import add_verbose, parse_args, run_command, setup_logging
+from .common import add_verbose, parse_args, positive_int, run_command, setup_logging
 
 
 def build_parser(prog=None) -> argparse.ArgumentParser:
@@ -25,8 +25,9 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
     ap.add_argument("--boxes", metavar="FILE", help="per-frame boxes for the crops (default: FP32 trajectory)")
     ap.add_argument("--out", help="folder for report.json / report.png (default results/calibration/<cand>)")
     ap.add_argument("--samples", type=int, default=64, help="search crops for the per-output metrics (default 64)")
-    ap.add_argument("--threads", type=int, help="ONNX Runtime threads for every variant (default: physical cores)")
-    ap.add_argument("--max-frames", type=int, help="track at most this many frames")
+    ap.add_argument("--threads", type=positive_int,
+                    help="ONNX Runtime threads for every variant (default: physical cores)")
+    ap.add_argument("--max-frames", type=positive_int, help="track at most this many frames")
     ap.add_argument("--speed-rounds", type=int, default=10, help="interleaved timing rounds (default 10)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_verbose(ap)

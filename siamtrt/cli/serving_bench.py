@@ -18,6 +18,7 @@ from pathlib import Path
 
 
 from siamtrt.errors import SiamtrtError
+from siamtrt.cli.common import positive_int
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -30,7 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=60, help="frames per stream (default 60)")
     p.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8], help="stream counts (default 1 4 8)")
     p.add_argument("--protocol", choices=["grpc", "http"], default="grpc", help="default grpc")
-    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per branch / in-process (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="ONNX Runtime threads per branch / in-process (default 1)")
     p.add_argument("--queue-delay-us", type=int, default=2000, help="batcher queue delay (default 2000)")
     p.add_argument("--json", default="serving.json", help="report file (default serving.json)")
     p.add_argument("--plot", default="serving.png", help="bar chart (default serving.png)")

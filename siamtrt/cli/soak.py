@@ -22,7 +22,7 @@ from pathlib import Path
 from ..locations import MODELS_DIR, RESULTS_DIR
 from ..modeldir import SEARCH_ONNX
 from ..runtime.sequences import OTB_GT
-from .common import EXIT_PARTIAL, run_command, setup_logging
+from .common import EXIT_PARTIAL, positive_int, run_command, setup_logging
 
 PARTS = ("runtime", "triton", "ray")
 STANDIN_DIR = MODELS_DIR / "soak-alex-matching-lt831"
@@ -44,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     rt.add_argument("--gap-every", type=int, default=500, help="a grey gap every N frames (default 500; 0 = none)")
     rt.add_argument("--gap-len", type=int, default=10, help="frames per gap (default 10)")
     rt.add_argument("--backend", default="auto", help="runtime backend (default auto: what siamtrt track runs)")
-    rt.add_argument("--threads", type=int, help="CPU threads of the backend (default: physical cores)")
+    rt.add_argument("--threads", type=positive_int, help="CPU threads of the backend (default: physical cores)")
     tr = p.add_argument_group("triton")
     tr.add_argument("--streams", type=int, default=8, help="concurrent client streams (default 8)")
     tr.add_argument("--stream-frames", type=int, default=2000, help="frames per stream (default 2000)")

@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from siamtrt.cli.common import run_command, setup_logging
+from siamtrt.cli.common import positive_int, run_command, setup_logging
 from siamtrt.errors import ExportError
 from siamtrt.locations import MODELS_DIR
 
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--bbox", metavar="x,y,w,h", help="initial box in whole pixels (OpenCV takes a cv::Rect)")
     cmp.add_argument("--ablations", action="store_true",
                      help="also run the runtime with each OpenCV convention put back to DaSiamRPN's")
-    cmp.add_argument("--max-frames", type=int, help="compare only the first N frames")
+    cmp.add_argument("--max-frames", type=positive_int, help="compare only the first N frames")
     cmp.add_argument("--json", help="write the per-frame boxes and figures here")
     cmp.add_argument("--plot", help="write per-frame IoU / centre error here (PNG)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -20,7 +20,7 @@ import sys
 from typing import List, Optional
 
 from ..runtime.backends import BACKENDS
-from .common import add_verbose, parse_args, run_command, setup_logging
+from .common import add_verbose, parse_args, positive_int, run_command, setup_logging
 
 
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
@@ -42,12 +42,13 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     ap.add_argument("--mode", help="short | longterm | distractor | longterm+distractor (default: the model's, "
                                    "short unless exported from a pysot _lt config; longterm needs an export with "
                                    "--lost-instance-size)")
-    ap.add_argument("--threads", type=int, help="CPU threads (ONNX Runtime, OpenVINO; default: physical cores)")
+    ap.add_argument("--threads", type=positive_int,
+                    help="CPU threads (ONNX Runtime, OpenVINO; default: physical cores)")
     ap.add_argument("--providers", help="ONNX Runtime providers: auto | cpu | cuda | tensorrt (default auto)")
     ap.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay the search step as a CUDA graph")
     ap.add_argument("--start-frame", type=int, default=0, metavar="N",
                     help="start at frame N (the box is given in it; default 0)")
-    ap.add_argument("--max-frames", type=int, help="stop after this many frames")
+    ap.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     ap.add_argument("--no-read-ahead", action="store_true",
                     help="decode each frame only when the previous one is tracked (default: the next frame is "
                          "decoded while the network runs)")

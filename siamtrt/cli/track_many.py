@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import EXIT_PARTIAL, run_command, setup_logging
+from .common import EXIT_PARTIAL, positive_int, run_command, setup_logging
 
 DEFAULT_CONFIG = "siamrpn_alex_dwxcorr"
 
@@ -36,7 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="result files (default csv)")
     p.add_argument("--backend", default="onnxruntime", help="runtime backend in each actor (default onnxruntime)")
-    p.add_argument("--max-frames", type=int, help="stop each video after N frames")
+    p.add_argument("--max-frames", type=positive_int, help="stop each video after N frames")
     p.add_argument("--retries", type=int, default=1, help="tries again a video whose worker died (default 1)")
     p.add_argument("--no-resume", action="store_true", help="redo videos already finished in --out")
     p.add_argument("--compare-workers", type=int, nargs="+", metavar="N",

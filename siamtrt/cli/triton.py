@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 
 from ..serving.repository import TRITON_BACKENDS  # light: onnx is imported only when a repository is written
-from .common import add_verbose, parse_args as _parse, run_command, setup_logging
+from .common import add_verbose, parse_args as _parse, positive_int, run_command, setup_logging
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,7 +39,8 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
     p.add_argument("--queue-delay-us", type=int, default=2000,
                    help="dynamic / sequence batcher queue delay in microseconds (default 2000)")
     p.add_argument("--instances", type=int, default=1, help="instances of each branch model (default 1)")
-    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per branch instance (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="ONNX Runtime threads per branch instance (default 1)")
     p.add_argument("--idle-seconds", type=float, default=60.0,
                    help="release a sequence idle this long (default 60)")
     p.add_argument("--tensorrt-version", metavar="X.Y.Z",

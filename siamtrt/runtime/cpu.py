@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
+from ..errors import InputError
+
 
 def physical_cores() -> int:
     """Physical CPU cores usable by this process (hyper-threads excluded; honours CPU affinity / containers)."""
@@ -33,4 +37,20 @@ def physical_cores() -> int:
     return max(1, min(cores or usable, usable))
 
 
-__all__ = ["physical_cores"]
+def cpu_threads(threads: Optional[int] = None) -> int:
+    """The thread count a CPU engine gets: ``threads``, or :func:`physical_cores` when it is None.
+
+    Raises:
+        InputError: ``threads`` is not a whole number ≥ 1 (ONNX Runtime took -2 silently, torch failed with a
+            traceback, OpenVINO deep inside compilation).
+    """
+    if threads is None:
+        return physical_cores()
+    if isinstance(threads, bool) or not float(threads).is_integer() or threads < 1:
+        raise InputError(f"threads must be a whole number of 1 or more, got {threads!r}",
+                         fix=f"pass --threads N with N >= 1, or leave it out for this machine's {physical_cores()} "
+                             "physical cores")
+    return int(threads)
+
+
+__all__ = ["cpu_threads", "physical_cores"]

@@ -47,7 +47,7 @@ from ..errors import BackendError, ModelDirError
 from ..metadata import SEARCH_OUTPUTS
 from ..modeldir import BRANCHES
 from .backend import Backend, InputMetadata, resolve_source
-from .cpu import physical_cores
+from .cpu import cpu_threads
 
 LOG = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ class OpenVinoBackend(Backend):
         if want not in PRECISIONS:
             raise BackendError(f"unknown OpenVINO precision hint {want!r}", evidence=f"valid: {', '.join(PRECISIONS)}",
                                fix="use precision='auto' (default), 'f32' or 'bf16'")
-        self.threads = int(opts.get("threads") or physical_cores())
+        self.threads = cpu_threads(opts.get("threads"))
         cache = opts.get("cache_dir", None)
         self.cache_dir = None if cache is False else Path(cache) if cache else default_cache_dir()
         self._core = shared_core()

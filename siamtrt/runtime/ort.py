@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import BackendError, ModelDirError
 from ..metadata import SEARCH_OUTPUTS
 from .backend import Backend, InputMetadata, resolve_source
-from .cpu import physical_cores
+from .cpu import cpu_threads
 
 LOG = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class OrtBackend(Backend):
                                fix="run it with --backend tensorrt, or export a plugin-free directory with "
                                    "python export/to_onnx.py ... --xcorr conv")
         opts = self.options
-        self.threads = int(opts.get("threads") or physical_cores())
+        self.threads = cpu_threads(opts.get("threads"))
         self.providers = resolve_providers(opts.get("providers"), ort.get_available_providers())
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads

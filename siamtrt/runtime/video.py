@@ -35,8 +35,8 @@ class FrameSource:
         (frame ``start_frame``), read on open. start_frame (int): index of ``first`` in the source.
 
     Raises:
-        InputError: missing path, unreadable file, camera that will not open, zero frames, or a start frame past
-            the end.
+        InputError: missing path, unreadable file, camera that will not open, zero frames, a start frame past
+            the end, or ``max_frames`` < 1.
     """
 
     def __init__(self, spec: Union[str, int, Path], max_frames: Optional[int] = None, start_frame: int = 0):
@@ -45,6 +45,8 @@ class FrameSource:
         self.start_frame = int(start_frame)
         if self.start_frame < 0:
             raise InputError(f"--start-frame must be 0 or more, got {start_frame}")
+        if max_frames is not None and max_frames < 1:
+            raise InputError(f"--max-frames must be at least 1, got {max_frames}")
         self._cap = None
         self._files: List[Path] = []
         self.fps = 30.0

@@ -5,10 +5,10 @@ import sys
 import numpy as np
 import pytest
 
-from siamtrt.errors import BackendError, ModelDirError
+from siamtrt.errors import BackendError, InputError, ModelDirError
 from siamtrt.runtime.backend import Backend
 from siamtrt.runtime.backends import BACKENDS, backend_class, choose_backend
-from siamtrt.runtime.cpu import physical_cores
+from siamtrt.runtime.cpu import cpu_threads, physical_cores
 from siamtrt.modeldir import ModelDir
 from siamtrt.runtime.ort import OrtBackend, resolve_providers
 
@@ -166,3 +166,20 @@ def test_physical_cores():
 
     n = physical_cores()
     assert 1 <= n <= len(os.sched_getaffinity(0))
+
+
+def test_cpu_threads_defaults_to_physical_cores_and_refuses_what_no_engine_takes():
+    assert cpu_threads(None) == physical_cores()
+    assert cpu_threads(3) == 3 and cpu_threads(2.0) == 2
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(InputError, match="threads must be a whole number of 1 or more"):
+            cpu_threads(bad)
+
+
+def test_backend_with_negative_threads_is_refused_before_any_session(tiny_dir):
+    """ONNX Runtime took threads=-2 silently (its default), torch failed with a traceback: one refusal for all."""
+    b = _backend(tiny_dir("siamrpn_alex_dwxcorr"), threads=-2)
+    with pytest.raises(InputError, match="threads must be a whole number"):
+        b.activate()
+    assert not b.is_active
+
