@@ -460,11 +460,12 @@ def check_int8_options(float_prefix: Optional[Dict[str, float]], min_cosine: Opt
         raise CalibrationError(f"float prefix must map template/search to a share in [0, 1], got {bad}",
                                fix="e.g. --float-prefix 0.05 (search) --template-float-prefix 0.25")
     target_cos = float(min_cosine or 0.0)
-    if not target_cos <= 1.0 or fidelity_samples < 1 or held_out < 0 or not 0.0 <= margin < 1.0:
+    if not 0.0 <= target_cos <= 1.0 or fidelity_samples < 1 or held_out < 0 or not 0.0 <= margin < 1.0:
         raise CalibrationError("bad fidelity options",
                                evidence=f"min_cosine={min_cosine}, fidelity_samples={fidelity_samples}, "
                                         f"held_out={held_out}, margin={margin}",
-                               fix="use --min-cosine in [0, 1] (0 = no search), e.g. 0.98")
+                               fix="use --min-cosine in [0, 1] (0 = no search; e.g. 0.98), --fidelity-samples >= 1, "
+                                   "--held-out-samples >= 0")
     return prefix, target_cos
 
 
