@@ -32,14 +32,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--bbox-file", type=Path, help="init boxes (default: ground truth beside each video)")
     p.add_argument("--out", type=Path, default=Path("results/many"), help="output folder (default results/many)")
     p.add_argument("--address", help="Ray cluster address, e.g. auto (default: a local Ray instance)")
-    p.add_argument("--workers", type=int, help="tracker actors (default: one per CPU, or per GPU)")
-    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--workers", type=positive_int, help="tracker actors (default: one per CPU, or per GPU)")
+    p.add_argument("--num-cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="result files (default csv)")
     p.add_argument("--backend", default="onnxruntime", help="runtime backend in each actor (default onnxruntime)")
     p.add_argument("--max-frames", type=positive_int, help="stop each video after N frames")
     p.add_argument("--retries", type=int, default=1, help="tries again a video whose worker died (default 1)")
     p.add_argument("--no-resume", action="store_true", help="redo videos already finished in --out")
-    p.add_argument("--compare-workers", type=int, nargs="+", metavar="N",
+    p.add_argument("--compare-workers", type=positive_int, nargs="+", metavar="N",
                    help="measure throughput with each worker count (fresh output folders) and print the ratio")
     p.add_argument("--json", help="write the report here")
     p.add_argument("--plot", help="with --compare-workers: bar chart PNG")
