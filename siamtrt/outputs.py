@@ -54,7 +54,7 @@ def part_path(path: PathLike) -> Path:
 
 
 def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] = (), overwrite: bool = True,
-                   dirs: Sequence[Optional[PathLike]] = ()) -> None:
+                   dirs: Sequence[Optional[PathLike]] = (), inputs: Sequence[Optional[PathLike]] = ()) -> None:
     """Refuse, before anything is written, outputs that cannot be written.
 
     Args:
@@ -63,9 +63,12 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
         overwrite (bool): an existing file may be replaced (atomically, once the new content is complete).
             Defaults to True.
         dirs: output directories (must not be existing non-directories; their parent must be creatable).
+        inputs: the files the job reads (None entries skipped): no output may be one of them (``--out v.avi
+            --video v.avi`` replaced the video with a box file).
 
     Raises:
-        InputError: a path is a directory, its parent is a file or not writable, or (``overwrite=False``) exists.
+        InputError: a path is a directory, one of ``inputs``, its parent is a file or not writable, or
+            (``overwrite=False``) exists.
     """
     names = list(what) + ["output"] * (len(paths) - len(what))
     for path, name in zip(paths, names):
@@ -74,6 +77,11 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
         p = Path(path)
         if p.is_dir():
             raise InputError(f"{name} {p} is a directory", fix=f"give {name} a file path, e.g. {p / 'out.txt'}")
+        same = [i for i in inputs if isinstance(i, (str, os.PathLike)) and p.is_file() and Path(i).is_file()
+                and os.path.samefile(p, i)]
+        if same:
+            raise InputError(f"{name} {p} is the input {same[0]}: writing it would replace what the job reads",
+                             fix=f"give {name} another file name")
         if p.exists() and not overwrite:
             raise InputError(f"{name} {p} exists", fix="choose a new path or pass --force")
         _check_parent(p, name)

@@ -53,7 +53,7 @@ def client(args: argparse.Namespace) -> int:
 
     bbox = parse_bbox(args.bbox)
     fmt = box_format_for(args.out, args.format)
-    check_writable([args.out], what=["--out"])
+    check_writable([args.out], what=["--out"], inputs=[args.video])
     frames = open_frames(args.video, max_frames=args.max_frames)  # a bad video fails before any request
     state = {"writer": None, "done": 0}
 

@@ -103,7 +103,8 @@ class TrackRun:
 # ------------------------------------------------------------------------------------------------ 1. the request
 def check_request(out: Optional[Union[str, Path]] = None, save_video: Optional[Union[str, Path]] = None,
                   fmt: Optional[str] = None, backend: str = "auto", mode: Optional[str] = None,
-                  max_frames: Optional[int] = None, start_frame: int = 0, show: bool = False) -> str:
+                  max_frames: Optional[int] = None, start_frame: int = 0, show: bool = False,
+                  video: Optional[Union[str, int, Path]] = None) -> str:
     """Check everything that needs no file opened and no model loaded; returns the box format to write.
 
     Raises:
@@ -127,7 +128,7 @@ def check_request(out: Optional[Union[str, Path]] = None, save_video: Optional[U
     if out is not None and save_video is not None and str(out) != "-" and \
             Path(out).resolve() == Path(save_video).resolve():
         raise InputError(f"--out and --save-video are the same file {out}", fix="give them different names")
-    check_writable([out, save_video], what=["--out", "--save-video"])
+    check_writable([out, save_video], what=["--out", "--save-video"], inputs=[video])
     if show:
         _check_display()
     return fmt
@@ -372,7 +373,7 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
         directory. BackendError: unknown or unavailable backend. Interrupted: Ctrl-C / SIGTERM during the run (its
         message says where the frames tracked so far are).
     """
-    fmt = check_request(out, save_video, fmt, backend, mode, max_frames, start_frame, show)
+    fmt = check_request(out, save_video, fmt, backend, mode, max_frames, start_frame, show, video)
     src = open_frames(video, max_frames=max_frames, start_frame=start_frame)
     try:
         boxes0 = initial_boxes(bbox, src, show)

@@ -138,6 +138,13 @@ CASES = [
                                                       _file(ws, "x") / "v.mp4"], "is a file, not a folder"),
     ("track-out-equals-video", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", BAG_BOX,
                                                  "--out", ws / "v.mp4", "--save-video", ws / "v.mp4"], "same file"),
+    ("track-out-is-the-video", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", _copy(v, ws / "v.avi"),
+                                                 "--bbox", BAG_BOX, "--out", ws / "v.avi"], "is the input"),
+    ("track-save-video-is-the-video", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video",
+                                                        _copy(v, ws / "v.avi"), "--bbox", BAG_BOX, "--save-video",
+                                                        ws / "v.avi"], "is the input"),
+    ("client-out-is-the-video", lambda ws, t, v: ["client", "--url", "127.0.0.1:9", "--video", _copy(v, ws / "v.avi"),
+                                                  "--bbox", BAG_BOX, "--out", ws / "v.avi"], "is the input"),
     ("track-show-no-display", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v, "--bbox", BAG_BOX,
                                                 "--show"], "needs a display"),
     ("track-no-bbox", lambda ws, t, v: ["track", "--model", _model(ws, t), "--video", v], "no target box given"),
@@ -207,6 +214,11 @@ CASES = [
     ("inspect-engine-without-sidecar", lambda ws, t, v: ["inspect", _engine_without_sidecar(ws)], "has no sidecar"),
     ("unknown-job", lambda ws, t, v: ["trak", "--model", "x"], "did you mean 'track'"),
 ]
+
+
+def _copy(src, dst: Path) -> Path:
+    shutil.copyfile(src, dst)
+    return dst
 
 
 def _lacks_search(ws: Path, tiny) -> Path:
