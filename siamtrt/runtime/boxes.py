@@ -248,7 +248,8 @@ class BoxWriter:
 
 
 def read_results(path: Union[str, Path], fmt: Optional[str] = None) -> np.ndarray:
-    """Boxes written by :class:`BoxWriter` back as (frames, N, 4) (scores: :func:`read_scores`)."""
+    """Boxes written by :class:`BoxWriter` back as (frames, N, 4) (scores: :func:`read_scores`); an interrupted
+    run's ``NAME.part`` too (JSON included: its array is closed here)."""
     return _read(path, fmt)[0]
 
 
@@ -257,13 +258,29 @@ def read_scores(path: Union[str, Path], fmt: Optional[str] = None) -> Optional[n
     return _read(path, fmt)[1]
 
 
+def _partial_json_frames(text: str) -> List[dict]:
+    """The frames of an interrupted run's JSON ``.part``: one frame object per line after the header, no closing
+    ``]}``; a last line cut short by a killed process is dropped."""
+    frames = []
+    for line in text.splitlines()[1:]:
+        line = line.strip().rstrip(",")
+        if line in ("", "]}"):
+            continue
+        try:
+            frames.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return frames
+
+
 def _read(path: Union[str, Path], fmt: Optional[str]):
     path = Path(path)
     fmt = box_format_for(path.with_suffix("") if path.suffix == ".part" else path, fmt)
     text = path.read_text()
     if fmt == "json":
-        doc = json.loads(text)
-        frames = doc["frames"]
+        frames = _partial_json_frames(text) if path.suffix == ".part" else json.loads(text)["frames"]
+        if not frames:
+            return np.zeros((0, 0, 4)), np.zeros((0, 0))
         return (np.asarray([f["boxes"] for f in frames], np.float64).reshape(len(frames), -1, 4),
                 np.asarray([f["scores"] for f in frames], np.float64).reshape(len(frames), -1))
     lines = [ln for ln in text.splitlines() if ln.strip()]

@@ -149,6 +149,19 @@ def test_interrupted_run_keeps_its_rows(sig, code, tiny_dir, bag_video, tmp_path
     assert all(len(r.split(",")) == 4 for r in rows)  # whole rows only
 
 
+def test_interrupted_json_run_reads_back(tiny_dir, bag_video, tmp_path):
+    """A JSON box file cut short has no closing ``]}``: read_results still gives every frame written to it."""
+    part = tmp_path / "b.json.part"
+    p, seen, _, err = _start_and_stop(["--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", bag_video,
+                                       "--bbox", BOX, "--out", tmp_path / "b.json", "--threads", "1",
+                                       "--no-progress"], signal.SIGINT, 10, part)
+    assert p.returncode == 130, err
+    lines = part.read_text().splitlines()
+    boxes, scores = read_results(part), read_scores(part)
+    assert 10 <= len(boxes) == len(lines) - 1 < 196 and boxes.shape[1:] == (1, 4) and scores.shape == (len(boxes), 1)
+    assert boxes[0, 0].tolist() == [316, 140, 112, 115] and np.isfinite(boxes).all()
+
+
 def test_bad_save_video_leaves_existing_out_untouched(tiny_dir, bag_video, tmp_path):
     out = tmp_path / "b.txt"
     out.write_text("x\n" * 196)
