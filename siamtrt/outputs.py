@@ -43,6 +43,7 @@ def _default_mode(path: Union[str, Path]) -> None:
     """Give a mkstemp file the permissions ``open()`` would have (mkstemp makes it 0600)."""
     os.chmod(path, 0o666 & ~_umask())
 
+
 #: the signal that raised the last KeyboardInterrupt inside :func:`signals_as_interrupt` (SIGINT by default)
 _LAST_SIGNAL = {"signum": int(signal.SIGINT)}
 

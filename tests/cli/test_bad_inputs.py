@@ -196,7 +196,8 @@ CASES = [
     ("bench-negative-threads", lambda ws, t, v: ["bench", "--model", _model(ws, t), "--video", v, "--threads", "-1",
                                                  "--no-save"], "threads must be a whole number of 1 or more"),
     ("track-many-zero-workers", lambda ws, t, v: ["track-many", "--model", _model(ws, t), "--videos", v, "--out",
-                                                  ws / "many", "--workers", "0"], "argument --workers: must be 1 or more"),
+                                                  ws / "many", "--workers", "0"],
+     "argument --workers: must be 1 or more"),
     # ------------------------------------------------------------------------------------------ serving
     ("triton-no-model", lambda ws, t, v: ["triton", "--model", ws / "nope", "--out", ws / "repo"], "does not exist"),
     ("triton-out-not-empty", lambda ws, t, v: ["triton", "--model", _model(ws, t), "--out", _triton_repo_dir(ws)],
