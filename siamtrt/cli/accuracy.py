@@ -16,7 +16,7 @@ import sys
 
 
 from siamtrt.benchmarks.variants import add_variant_arguments  # torch-free
-from siamtrt.cli.common import positive_int
+from siamtrt.cli.common import int_at_least, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--sequence", nargs="+", default=[], metavar="PATH",
                       help="OTB folder (img/ + groundtruth_rect.txt), VOT folder (groundtruth.txt polygons), a "
                            "dataset root of such folders, a video with its gt file beside it, or VIDEO:GT_FILE")
-    data.add_argument("--synthetic", type=int, default=1, help="synthetic sequences added to the defaults (1)")
-    data.add_argument("--synthetic-frames", type=int, default=60, help="length of each synthetic sequence (60)")
+    data.add_argument("--synthetic", type=int_at_least(0), default=1,
+                      help="synthetic sequences added to the defaults (1)")
+    data.add_argument("--synthetic-frames", type=int_at_least(2), default=60,
+                      help="length of each synthetic sequence (60)")
     data.add_argument("--max-frames", type=positive_int, help="evaluate only the first N frames of every sequence")
     data.add_argument("--polygon", choices=["minmax", "area"], default="minmax",
                       help="VOT polygon to box: bounding rectangle (minmax) or pysot's area-preserving box (area)")

@@ -49,17 +49,25 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
     return parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
 
 
-def positive_int(text: str) -> int:
-    """argparse type of the counts every command takes (``--threads``, ``--max-frames``): a whole number ≥ 1,
-    refused at parse time (exit 2) before any model loads — ONNX Runtime took ``--threads -2`` silently and
-    torch failed on it with a traceback."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value} (leave the option out for its default)")
-    return value
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type of a count (``--threads``, ``--max-frames``, ``--streams`` ...): a whole number ≥ ``minimum``,
+    refused at parse time (exit 2) before any model loads — ONNX Runtime took ``--threads -2`` silently, torch
+    failed on it with a traceback, and ``modes --seeds 0`` wrote an empty report."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        return value
+
+    parse.__name__ = f"int_at_least_{minimum}"
+    return parse
+
+
+#: the argparse type of counts that must be 1 or more
+positive_int = int_at_least(1)
 
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:
@@ -128,5 +136,5 @@ def setup_logging(verbose: bool = False) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "add_verbose", "join_negative_values", "parse_args", "positive_int",
-           "quiet_third_party", "run_command", "setup_logging"]
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "add_verbose", "int_at_least", "join_negative_values", "parse_args",
+           "positive_int", "quiet_third_party", "run_command", "setup_logging"]

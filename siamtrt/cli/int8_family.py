@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from siamtrt.benchmarks.data import DEFAULT_BOX, DEFAULT_SEQUENCE_NAME, DEFAULT_VIDEO_NAME
+from siamtrt.cli.common import positive_int
 from siamtrt.modeldir import SEARCH_ONNX, TEMPLATE_ONNX
 
 ARCHS = {"alex": "siamrpn_alex_dwxcorr", "mobilev2": "siamrpn_mobilev2_l234_dwxcorr", "r50": "siamrpn_r50_l234_dwxcorr"}
@@ -52,11 +53,12 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                  allow_abbrev=False)
     ap.add_argument("--arch", action="append", choices=sorted(ARCHS), help="repeatable (default alex, mobilev2)")
-    ap.add_argument("--members", type=int, default=len(MEMBERS), help=f"members per arch (default {len(MEMBERS)})")
+    ap.add_argument("--members", type=positive_int, default=len(MEMBERS),
+                    help=f"members per arch (default {len(MEMBERS)})")
     ap.add_argument("--data", help="folder with bag.avi and bag/ (default: the benchmarks' data folder)")
     ap.add_argument("--work", default="results/int8_family/work", help="member directories (reused)")
     ap.add_argument("--out", default="results/int8_family")
-    ap.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds (default 10)")
+    ap.add_argument("--rounds", type=positive_int, default=10, help="interleaved timing rounds (default 10)")
     ap.add_argument("--no-trt", action="store_true", help="skip the tensorrt Q/DQ target")
     return ap
 

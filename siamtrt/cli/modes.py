@@ -18,7 +18,7 @@ import ast
 import sys
 from pathlib import Path
 
-from siamtrt.cli.common import positive_int
+from siamtrt.cli.common import int_at_least, positive_int
 
 
 def main(argv=None) -> int:
@@ -33,8 +33,8 @@ def main(argv=None) -> int:
     p.add_argument("--modes", nargs="+", default=["short", "longterm", "distractor", "longterm+distractor"])
     p.add_argument("--scenarios", nargs="+", default=["reenter", "distractor"],
                    help="reenter, distractor, exit variant names (exit-right-gap10-same, ...) or 'exits' for all")
-    p.add_argument("--seeds", type=int, default=10, help="seeds per scenario (default 10)")
-    p.add_argument("--frames", type=int, default=80, help="frames per sequence (default 80)")
+    p.add_argument("--seeds", type=positive_int, default=10, help="seeds per scenario (default 10)")
+    p.add_argument("--frames", type=int_at_least(2), default=80, help="frames per sequence (default 80)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="TrackConfig override for every mode, e.g. confidence_low=0.99 (stand-in score scales)")
     p.add_argument("--threads", type=positive_int, default=1, help="ONNX Runtime threads (default 1)")

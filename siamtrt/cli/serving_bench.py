@@ -28,8 +28,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                               "random weights into ./models, once)")
     p.add_argument("--video", help="video file or image folder (default: bag.avi in $SIAMTRT_DATA or ../shared/data)")
     p.add_argument("--bbox", help="x,y,w,h in frame 0 (default: the bag.avi box 316,140,112,115)")
-    p.add_argument("--frames", type=int, default=60, help="frames per stream (default 60)")
-    p.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8], help="stream counts (default 1 4 8)")
+    p.add_argument("--frames", type=positive_int, default=60, help="frames per stream (default 60)")
+    p.add_argument("--streams", type=positive_int, nargs="+", default=[1, 4, 8], help="stream counts (default 1 4 8)")
     p.add_argument("--protocol", choices=["grpc", "http"], default="grpc", help="default grpc")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="ONNX Runtime threads per branch / in-process (default 1)")

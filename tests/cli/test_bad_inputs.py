@@ -198,6 +198,13 @@ CASES = [
     ("track-many-zero-workers", lambda ws, t, v: ["track-many", "--model", _model(ws, t), "--videos", v, "--out",
                                                   ws / "many", "--workers", "0"],
      "argument --workers: must be 1 or more"),
+    ("modes-zero-seeds", lambda ws, t, v: ["modes", "--model", _model(ws, t), "--seeds", "0", "--out", ws / "m"],
+     "argument --seeds: must be 1 or more"),
+    ("accuracy-negative-synthetic", lambda ws, t, v: ["accuracy", "--model", _model(ws, t), "--synthetic", "-1",
+                                                      "--results", ws / "r"],
+     "argument --synthetic: must be 0 or more"),
+    ("serving-bench-zero-streams", lambda ws, t, v: ["serving-bench", "--model", _model(ws, t), "--streams", "4", "0",
+                                                     "--json", ws / "s.json"], "argument --streams: must be 1 or more"),
     # ------------------------------------------------------------------------------------------ serving
     ("triton-no-model", lambda ws, t, v: ["triton", "--model", ws / "nope", "--out", ws / "repo"], "does not exist"),
     ("triton-out-not-empty", lambda ws, t, v: ["triton", "--model", _model(ws, t), "--out", _triton_repo_dir(ws)],
