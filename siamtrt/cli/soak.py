@@ -22,7 +22,7 @@ from pathlib import Path
 from ..locations import MODELS_DIR, RESULTS_DIR
 from ..modeldir import SEARCH_ONNX
 from ..runtime.sequences import OTB_GT
-from .common import EXIT_PARTIAL, positive_int, run_command, setup_logging
+from .common import EXIT_PARTIAL, int_at_least, positive_int, run_command, setup_logging
 
 PARTS = ("runtime", "triton", "ray")
 STANDIN_DIR = MODELS_DIR / "soak-alex-matching-lt831"
@@ -38,23 +38,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "soak", help="results root (default results/soak)")
     rt = p.add_argument_group("runtime")
     rt.add_argument("--mode", nargs="+", default=["all"], help="tracking modes, or all (default all)")
-    rt.add_argument("--frames", type=int, default=10_000, help="frames per mode and target count (default 10000)")
+    rt.add_argument("--frames", type=positive_int, default=10_000,
+                    help="frames per mode and target count (default 10000)")
     rt.add_argument("--targets", type=int, nargs="+", default=[1, 4], help="target counts (default 1 4)")
-    rt.add_argument("--warmup", type=int, help="warm-up frames (default max(50, frames/20))")
-    rt.add_argument("--gap-every", type=int, default=500, help="a grey gap every N frames (default 500; 0 = none)")
-    rt.add_argument("--gap-len", type=int, default=10, help="frames per gap (default 10)")
+    rt.add_argument("--warmup", type=int_at_least(0), help="warm-up frames (default max(50, frames/20))")
+    rt.add_argument("--gap-every", type=int_at_least(0), default=500,
+                    help="a grey gap every N frames (default 500; 0 = none)")
+    rt.add_argument("--gap-len", type=positive_int, default=10, help="frames per gap (default 10)")
     rt.add_argument("--backend", default="auto", help="runtime backend (default auto: what siamtrt track runs)")
     rt.add_argument("--threads", type=positive_int, help="CPU threads of the backend (default: physical cores)")
     tr = p.add_argument_group("triton")
-    tr.add_argument("--streams", type=int, default=8, help="concurrent client streams (default 8)")
-    tr.add_argument("--stream-frames", type=int, default=2000, help="frames per stream (default 2000)")
+    tr.add_argument("--streams", type=positive_int, default=8, help="concurrent client streams (default 8)")
+    tr.add_argument("--stream-frames", type=int_at_least(2), default=2000, help="frames per stream (default 2000)")
     tr.add_argument("--abandon", type=float, default=0.15, help="share of sequences abandoned (default 0.15)")
     tr.add_argument("--idle-seconds", type=float, default=5.0, help="sequence idle timeout (default 5)")
     ry = p.add_argument_group("ray")
-    ry.add_argument("--ray-videos", type=int, default=24, help="short videos (default 24)")
-    ry.add_argument("--ray-video-frames", type=int, default=40, help="frames per short video (default 40)")
-    ry.add_argument("--kills", type=int, default=2, help="times the worker is killed (default 2)")
-    ry.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance (default 2)")
+    ry.add_argument("--ray-videos", type=positive_int, default=24, help="short videos (default 24)")
+    ry.add_argument("--ray-video-frames", type=int_at_least(2), default=40, help="frames per short video (default 40)")
+    ry.add_argument("--kills", type=int_at_least(0), default=2, help="times the worker is killed (default 2)")
+    ry.add_argument("--num-cpus", type=positive_int, default=2, help="CPUs of the local Ray instance (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)

@@ -190,3 +190,17 @@ def test_a_stopped_soak_keeps_the_runs_it_finished(lt_model, bag_video, tmp_path
     rt = doc["parts"]["runtime"]
     assert [(r["mode"], r["targets"]) for r in rt["runs"]] == [("short", 1)]
     assert rt["complete"] is False and rt["runs_planned"] == 2 and "machine" in doc
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["--parts", "ray", "--ray-videos", "0"], "argument --ray-videos: must be 1 or more"),  # was a FileNotFoundError
+    (["--gap-every", "-1"], "argument --gap-every: must be 0 or more"),  # was a 10,000-frame soak
+    (["--parts", "triton", "--streams", "0"], "argument --streams: must be 1 or more"),  # blamed 'max_batch'
+])
+def test_soak_counts_are_refused_before_anything_runs(argv, expect, tmp_path, capsys):
+    from siamtrt.cli.soak import main
+
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--out", str(tmp_path / "soak")])
+    assert e.value.code == 2 and expect in capsys.readouterr().err
+    assert not (tmp_path / "soak").exists()
