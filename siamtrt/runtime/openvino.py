@@ -68,6 +68,12 @@ BF16_CHECK_FIX = ("measure it on your crops: python calibration/quantize.py --mo
 #: frames, RSS swinging by 100 MB); with chunks a branch needs at most len(BATCH_CHUNKS) signatures per input size.
 #: 1-4 run whole: 3 targets as 2 + 1 chunks took 1.1x the time of one batch of 3 (alex INT8; two models in turn).
 BATCH_CHUNKS = (8, 4, 3, 2, 1)
+#: Input pixels (H·W summed over a request's batch) above which a request is split further: alex's 4-target local
+#: batch (4 × 287²). Larger requests ran slower than the same crops one at a time (OpenVINO 2026.4, 2-core AMX VM,
+#: alex stand-in, 4 crops, bf16): 831 — 4 × 1 request 343 ms vs one of 4 494 ms and two of 2 493 ms (f32: 1873 vs
+#: 2061 ms); 511 — 121 vs 146 ms; at 287 every split was within 5 % (8 crops: 59–62 ms). So the long-term 831 search
+#: of several lost targets runs one target per request.
+MAX_REQUEST_PIXELS = 4 * 287 * 287
 #: compiled (branch, input shapes) signatures kept per backend: the template branch's chunks plus every chunk of up
 #: to three search sizes (two local, the long-term one) fit, so nothing is recompiled while a tracker runs; beyond
 #: it the least recently used is dropped
@@ -94,11 +100,13 @@ def default_cache_dir() -> Path:
     return Path(base) / "siamtrt" / "openvino"
 
 
-def batch_chunks(n: int) -> List[int]:
-    """The chunk sizes a batch of ``n`` runs as: the largest :data:`BATCH_CHUNKS` entry that fits, repeatedly."""
+def batch_chunks(n: int, pixels: int = 0) -> List[int]:
+    """The chunk sizes a batch of ``n`` inputs of ``pixels`` (H·W) each runs as: the largest :data:`BATCH_CHUNKS`
+    entry that fits ``n`` and :data:`MAX_REQUEST_PIXELS`, repeatedly."""
+    cap = max(1, MAX_REQUEST_PIXELS // pixels) if pixels > 0 else BATCH_CHUNKS[0]
     sizes = []
     while n > 0:
-        size = next(c for c in BATCH_CHUNKS if c <= n)
+        size = next(c for c in BATCH_CHUNKS if c <= min(n, cap))
         sizes.append(size)
         n -= size
     return sizes
@@ -341,8 +349,9 @@ class OpenVinoBackend(Backend):
         return hit
 
     def _infer(self, branch: str, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        """One request per chunk of the batch (:data:`BATCH_CHUNKS`); outputs concatenated when there are several."""
-        sizes = batch_chunks(len(next(iter(feed.values()))))
+        """One request per chunk of the batch (:func:`batch_chunks`); outputs concatenated when there are several."""
+        pixels = max(int(np.prod(v.shape[2:])) for v in feed.values())
+        sizes = batch_chunks(len(next(iter(feed.values()))), pixels)
         if len(sizes) <= 1:
             out = self._infer_static(branch, feed)
             if branch == "template":   # the tracker keeps them: copies, not the request's tensors
