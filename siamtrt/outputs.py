@@ -78,11 +78,10 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
         p = Path(path)
         if p.is_dir():
             raise InputError(f"{name} {p} is a directory", fix=f"give {name} a file path, e.g. {p / 'out.txt'}")
-        same = [i for i in inputs if isinstance(i, (str, os.PathLike)) and p.is_file() and Path(i).is_file()
-                and os.path.samefile(p, i)]
-        if same:
-            raise InputError(f"{name} {p} is the input {same[0]}: writing it would replace what the job reads",
-                             fix=f"give {name} another file name")
+        for i in inputs:
+            if isinstance(i, (str, os.PathLike)) and p.is_file() and Path(i).is_file() and os.path.samefile(p, i):
+                raise InputError(f"{name} {p} is the input {i}: writing it would replace what the job reads",
+                                 fix=f"give {name} another file name")
         if p.exists() and not overwrite:
             raise InputError(f"{name} {p} exists", fix="choose a new path or pass --force")
         _check_parent(p, name)

@@ -325,11 +325,11 @@ def _tracking(ref_run, run, step: np.ndarray) -> Dict[str, Any]:
             "one_step_iou_per_frame": [float(v) for v in step]}
 
 
-def _check_request(video, out: Path, samples: int, speed_rounds: int, threads: Optional[int]) -> None:
+def _check_request(video, out: Path, samples: int, speed_rounds: int) -> None:
     """Options, the video and the output folder, checked before any model runs."""
-    if samples < 1 or speed_rounds < 1 or (threads is not None and threads < 1):
-        raise InputError("--samples, --speed-rounds and --threads must be ≥ 1",
-                         evidence=f"samples={samples}, speed_rounds={speed_rounds}, threads={threads}")
+    if samples < 1 or speed_rounds < 1:
+        raise InputError("--samples and --speed-rounds must be ≥ 1",
+                         evidence=f"samples={samples}, speed_rounds={speed_rounds}")
     if not Path(video).exists():
         raise InputError(f"video {video} does not exist", fix="pass a video file, image folder or OTB folder")
     check_writable([out / REPORT_JSON, out / REPORT_PNG], what=["--out", "--out"], dirs=[out])
@@ -366,8 +366,8 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
     t0 = time.perf_counter()
     ref_md, cand_mds, derived = _open_variants(ref, cands)
     out = Path(out) if out is not None else RESULTS_DIR / "calibration" / cand_mds[0].path.name
-    _check_request(video, out, samples, speed_rounds, threads)
     threads = cpu_threads(threads)
+    _check_request(video, out, samples, speed_rounds)
     source = SourceSpec(Path(video), bbox=bbox, boxes=Path(boxes) if boxes else None)
     crops = collect(ref_md.path, [source], out=None, max_samples=samples, templates_per_source=1,
                     max_frames=max_frames, threads=threads, progress=progress).calib

@@ -42,7 +42,7 @@ def cpu_threads(threads: Optional[int] = None) -> int:
 
     Raises:
         InputError: ``threads`` is not a whole number ≥ 1 (ONNX Runtime took -2 silently, torch failed with a
-            traceback, OpenVINO deep inside compilation).
+            traceback).
     """
     if threads is None:
         return physical_cores()

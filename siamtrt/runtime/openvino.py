@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -350,8 +351,7 @@ class OpenVinoBackend(Backend):
 
     def _infer(self, branch: str, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """One request per chunk of the batch (:func:`batch_chunks`); outputs concatenated when there are several."""
-        pixels = max(int(np.prod(v.shape[2:])) for v in feed.values())
-        sizes = batch_chunks(len(next(iter(feed.values()))), pixels)
+        sizes = batch_chunks(len(next(iter(feed.values()))), max(math.prod(v.shape[2:]) for v in feed.values()))
         if len(sizes) <= 1:
             out = self._infer_static(branch, feed)
             if branch == "template":   # the tracker keeps them: copies, not the request's tensors

@@ -38,7 +38,7 @@ from .backends import ALIASES, BACKENDS, backend_class
 from .boxes import BoxWriter, box_format_for
 from .modes import parse_mode
 from .tracker import Tracker, check_boxes
-from .video import FrameSource, ReadAhead, open_frames
+from .video import FrameSource, ReadAhead, check_frame_range, open_frames
 
 LOG = logging.getLogger(__name__)
 COLOURS = ((0, 255, 0), (0, 0, 255), (255, 0, 0), (0, 255, 255), (255, 0, 255), (255, 255, 0))
@@ -111,10 +111,7 @@ def check_request(out: Optional[Union[str, Path]] = None, save_video: Optional[U
         InputError: bad numbers, unknown format or mode, outputs that cannot be written, ``--show`` without a display.
         BackendError: unknown backend name (the closest valid one suggested).
     """
-    if max_frames is not None and max_frames < 1:
-        raise InputError(f"--max-frames must be at least 1, got {max_frames}")
-    if start_frame < 0:
-        raise InputError(f"--start-frame must be 0 or more, got {start_frame}")
+    check_frame_range(max_frames, start_frame)
     if backend != "auto" and ALIASES.get(backend, backend) not in BACKENDS:
         backend_class(backend)  # raises: unknown name, with the closest valid one
     if mode is not None:

@@ -21,6 +21,18 @@ from ..errors import InputError
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
+def check_frame_range(max_frames: Optional[int] = None, start_frame: int = 0) -> None:
+    """The frame options every reader takes, refused before anything opens: ``max_frames`` ≥ 1, ``start_frame`` ≥ 0.
+
+    Raises:
+        InputError: either is out of range.
+    """
+    if max_frames is not None and max_frames < 1:
+        raise InputError(f"--max-frames must be at least 1, got {max_frames}")
+    if start_frame < 0:
+        raise InputError(f"--start-frame must be 0 or more, got {start_frame}")
+
+
 class FrameSource:
     """Iterate BGR uint8 frames from a video, camera or image folder.
 
@@ -43,10 +55,7 @@ class FrameSource:
         self.spec = spec
         self.max_frames = max_frames
         self.start_frame = int(start_frame)
-        if self.start_frame < 0:
-            raise InputError(f"--start-frame must be 0 or more, got {start_frame}")
-        if max_frames is not None and max_frames < 1:
-            raise InputError(f"--max-frames must be at least 1, got {max_frames}")
+        check_frame_range(max_frames, self.start_frame)
         self._cap = None
         self._files: List[Path] = []
         self.fps = 30.0
