@@ -597,6 +597,10 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
         if not v.is_reference and backend_options:
             v.options.update({k: val for k, val in backend_options.items() if val is not None})
 
+    if not models and (backend_options or {}).get("precision") in (None, "auto"):
+        for d in dict.fromkeys(v.model_dir for v in variants if v.backend == "openvino" and v.precision == "fp32"):
+            notes.extend(_auto_bf16_check(d, video, bbox, threads, progress))
+
     def skip_reference(v: Variant, e) -> bool:
         if v.is_reference and not explicit_ref:
             skipped.append({"label": v.label, "reason": e.what})
@@ -620,6 +624,21 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
     if plot_out and results:
         report.plot_path = _plot(report, plot_out)
     return report
+
+
+def _auto_bf16_check(model_dir: Path, video: Path, bbox: Sequence[float], threads: int, progress: bool) -> List[str]:
+    """The default job measures OpenVINO's bf16 fidelity for the model it exported (once: the record is kept), so
+    ``auto`` runs its float layers in bf16 where that keeps the outputs on this machine; the note says what was
+    found."""
+    from ..calibration.sensitivity import bf16_record_for
+
+    rec, measured = bf16_record_for(model_dir, video, bbox, threads=threads, progress=progress)
+    if not measured or "cls" not in rec:
+        return []
+    return [f"OpenVINO bf16 check for {Path(model_dir).name}, measured now on {rec['crops']} crops of {video.name} "
+            f"(kept for later runs; python calibration/quantize.py --check-bf16 measures on your own crops): search "
+            f"convolutions kept f32: {rec['f32_convs']}; worst template cls {rec['cls']:.4f} loc {rec['loc']:.4f} vs "
+            f"f32 — " + ("bf16 kept" if rec["passed"] else "NOT kept, f32")]
 
 
 def _plot(report: FpsReport, out: Union[str, Path]) -> Path:

@@ -21,6 +21,11 @@ Choices, and why:
   ``precision="auto"`` (the default) takes bf16 where a record passed and f32 otherwise — so f32 for any model
   nobody has measured — ``precision="bf16"`` is refused without a passing record, ``precision="f32"`` never uses
   bf16. Where it passes it pays: alex FP32 search 0.15× of ONNX Runtime FP32's time with bf16 (vs 1.0× in f32).
+* **bf16 where it holds, f32 where it does not.** The template branch always compiles f32: it runs once per target,
+  so bf16 buys nothing there, and on the mobilev2 stand-in bf16 in the template alone took the worst-template cls
+  cosine to 0.95. In the search branch the record may keep the first N convolutions — and everything they depend
+  on — f32 (:func:`keep_f32`): that stand-in's FP32 search read cls 0.975 in bf16 and 0.991 with its first
+  convolution f32, at 0.33× the f32 search time (15 vs 46 ms). The check searches the smallest N that passes.
 * **Compiled-model cache** (``CACHE_DIR``) in a user folder (``$SIAMTRT_CACHE/openvino``, else
   ``$XDG_CACHE_HOME/siamtrt/openvino``, else ``~/.cache/siamtrt/openvino``), never inside the model directory (it
   may be read-only); ``cache_dir=`` overrides it, ``cache_dir=False`` turns it off.
@@ -167,6 +172,64 @@ def cpu_has_bf16(core: Any = None) -> bool:
         return False
 
 
+#: Operation types :func:`keep_f32` counts as convolutions.
+CONVOLUTIONS = ("Convolution", "GroupConvolution")
+
+
+def convolutions(model: Any) -> List[Any]:
+    """The convolutions of an ``ov.Model`` in topological order (what :func:`keep_f32`'s count counts)."""
+    return [op for op in model.get_ordered_ops() if op.get_type_name() in CONVOLUTIONS]
+
+
+def keep_f32(core: Any, model: Any, count: int) -> Any:
+    """A copy of ``model`` whose first ``count`` convolutions (:func:`convolutions` order) and every operation they
+    depend on keep f32 under the bf16 hint (``count`` 0: ``model`` itself).
+
+    The CPU plugin leaves a node in its original precision when its runtime info holds the
+    ``DisablePrecisionConversion`` attribute (disabled towards f16, which it reads as "keep f32"). The Python API
+    cannot build that attribute (a string in its place fails compilation with "Bad as"), so it goes in the way the
+    IR carries it: the model is serialised, the attribute added to those layers, and the IR read back.
+
+    Raises:
+        BackendError: ``count`` beyond the model's convolutions, or layer names that do not identify the nodes.
+    """
+    if count <= 0:
+        return model
+    convs = convolutions(model)
+    if count > len(convs):
+        raise BackendError(f"cannot keep the first {count} convolutions f32: the model has {len(convs)}",
+                           fix="re-measure bf16 for these files: " + BF16_CHECK_FIX)
+    keep, stack = set(), list(convs[:count])
+    while stack:
+        op = stack.pop()
+        name = op.get_friendly_name()
+        if name in keep or op.get_type_name() in ("Constant", "Parameter"):
+            continue
+        keep.add(name)
+        stack.extend(i.get_source_output().get_node() for i in op.inputs())
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    ov = _import_ov()
+    with tempfile.TemporaryDirectory(prefix="siamtrt-ov-") as tmp:
+        xml = Path(tmp) / "model.xml"
+        ov.save_model(model, str(xml), compress_to_fp16=False)
+        tree = ET.parse(xml)
+        marked = 0
+        for layer in tree.getroot().iter("layer"):
+            if layer.get("name") in keep:
+                rt = layer.find("rt_info")
+                rt = ET.SubElement(layer, "rt_info") if rt is None else rt
+                ET.SubElement(rt, "attribute", name="DisablePrecisionConversion", version="0", value="dynamic:f16")
+                marked += 1
+        weights = np.fromfile(xml.with_suffix(".bin"), np.uint8)
+    if marked != len(keep):
+        raise BackendError(f"cannot keep the first {count} convolutions f32: {len(keep)} operations to mark, "
+                           f"{marked} IR layers of those names", evidence="operation names are not unique",
+                           fix="use precision 'f32'")
+    return core.read_model(ET.tostring(tree.getroot(), encoding="unicode"), ov.Tensor(weights))
+
+
 def model_key(template_sha256: str, search_sha256: str) -> str:
     """The key of a pair of model files in the bf16 record file."""
     return hashlib.sha256(f"{template_sha256}|{search_sha256}".encode()).hexdigest()[:32]
@@ -210,16 +273,19 @@ class OpenVinoBackend(Backend):
             False turns caching off. Defaults to :func:`default_cache_dir`.
         bf16_gate (bool): refuse bf16 without a passing record. Defaults to True; only the fidelity measurement
             itself (:func:`siamtrt.calibration.sensitivity.bf16_fidelity`) turns it off.
+        f32_convs (int): with ``bf16_gate`` off, the search convolutions :func:`keep_f32` keeps f32 (the
+            measurement's candidate); otherwise the passing record's ``f32_convs`` decides.
     """
 
     name = "openvino"
     short = "ov"
-    option_names = ("threads", "precision", "cache_dir", "bf16_gate")
+    option_names = ("threads", "precision", "cache_dir", "bf16_gate", "f32_convs")
 
     def __init__(self, template, search, meta: Dict[str, Any], **options: Any):
         super().__init__(template, search, meta, **options)
         self.threads: int = 0
-        self.precision: str = "f32"        # the hint in use after activation
+        self.precision: str = "f32"        # the search branch's hint after activation (the template's is f32)
+        self.f32_convs: int = 0            # under bf16: search convolutions kept f32 (keep_f32)
         self.bf16_check: Optional[Dict[str, Any]] = None   # the record behind a bf16 / auto decision
         self.cache_dir: Optional[Path] = None
         self.compile_seconds: float = 0.0  # total time spent compiling (cache hits make it small)
@@ -284,7 +350,10 @@ class OpenVinoBackend(Backend):
                                          f"search outputs {self._out_names['search']}",
                                 fix="re-export the model directory with python export/to_onnx.py")
         self.precision = self._choose_precision(want)
-        LOG.info("OpenVINO: %s threads=%d precision=%s cache=%s", ov.__version__, self.threads, self.precision,
+        if self.precision == "bf16" and self.f32_convs:
+            self._models["search"] = keep_f32(self._core, self._models["search"], self.f32_convs)
+        LOG.info("OpenVINO: %s threads=%d precision=%s%s cache=%s", ov.__version__, self.threads, self.precision,
+                 f" (search convolutions kept f32: {self.f32_convs})" if self.precision == "bf16" else "",
                  self.cache_dir)
 
     def _read(self, branch: str):
@@ -332,16 +401,21 @@ class OpenVinoBackend(Backend):
         hit = self._compiled.pop(key, None)
         if hit is None:
             model = self._models[branch].clone()
+            hint = self.precision if branch == "search" else "f32"   # the template branch: f32 always
             t0 = time.perf_counter()
             try:
                 model.reshape({name: list(shape) for name, shape in shapes.items()})
-                compiled = self._core.compile_model(model, "CPU", self._config(self.precision))
+                compiled = self._core.compile_model(model, "CPU", self._config(hint))
             except Exception as e:  # noqa: BLE001 - OpenVINO reports shape and plugin problems as RuntimeError
+                marked = branch == "search" and self.precision == "bf16" and self.f32_convs
                 raise BackendError(f"{self.instance_name(branch)}: OpenVINO cannot compile the model for inputs "
-                                   f"{dict(shapes)}", evidence=str(e).strip().splitlines()[-1][:400],
-                                   fix="feed the sizes in the model metadata, or use --backend onnxruntime") from None
+                                   f"{dict(shapes)}" + (f" with {self.f32_convs} leading convolutions kept f32 "
+                                                        "under bf16" if marked else ""),
+                                   evidence=str(e).strip().splitlines()[-1][:400],
+                                   fix="use precision 'f32', or re-measure bf16: " + BF16_CHECK_FIX if marked else
+                                   "feed the sizes in the model metadata, or use --backend onnxruntime") from None
             self.compile_seconds += time.perf_counter() - t0
-            LOG.debug("OpenVINO: compiled %s for %s (%s) in %.2fs", branch, shapes, self.precision,
+            LOG.debug("OpenVINO: compiled %s for %s (%s) in %.2fs", branch, shapes, hint,
                       time.perf_counter() - t0)
             hit = (compiled, compiled.create_infer_request())
             while len(self._compiled) >= MAX_SIGNATURES:
@@ -383,6 +457,7 @@ class OpenVinoBackend(Backend):
             self.bf16_check = {"passed": False, "reason": "no bf16 units on this CPU"}
             return "f32"
         if want == "bf16" and not self.options.get("bf16_gate", True):
+            self.f32_convs = int(self.options.get("f32_convs") or 0)
             return "bf16"   # the fidelity measurement itself
         rec = self._bf16_record()
         self.bf16_check = rec
@@ -395,8 +470,10 @@ class OpenVinoBackend(Backend):
             LOG.info("OpenVINO: precision auto → f32 (no bf16 fidelity record for this model)")
             return "f32"
         if rec.get("passed"):
-            LOG.info("OpenVINO: bf16 keeps fidelity (%s: worst template cls %.4f, loc %.4f vs f32 on %s crops)",
-                     rec.get("where"), rec.get("cls", float("nan")), rec.get("loc", float("nan")), rec.get("crops"))
+            self.f32_convs = int(rec.get("f32_convs", 0))
+            LOG.info("OpenVINO: bf16 keeps fidelity (%s: worst template cls %.4f, loc %.4f vs f32 on %s crops, %d "
+                     "search convolutions kept f32)", rec.get("where"), rec.get("cls", float("nan")),
+                     rec.get("loc", float("nan")), rec.get("crops"), self.f32_convs)
             return "bf16"
         if want == "bf16":
             raise BackendError("precision 'bf16' breaks this model's outputs",
@@ -428,6 +505,6 @@ class OpenVinoBackend(Backend):
         return self._sha[branch]
 
 
-__all__ = ["BATCH_CHUNKS", "BF16_RECORD", "CACHE_MAX_BYTES", "MAX_SIGNATURES", "OpenVinoBackend", "PRECISIONS",
-           "batch_chunks", "cpu_has_bf16", "default_cache_dir", "load_bf16_record", "model_key", "prune_cache",
-           "save_bf16_record", "shared_core"]
+__all__ = ["BATCH_CHUNKS", "BF16_RECORD", "CACHE_MAX_BYTES", "CONVOLUTIONS", "MAX_SIGNATURES", "OpenVinoBackend",
+           "PRECISIONS", "batch_chunks", "convolutions", "cpu_has_bf16", "default_cache_dir", "keep_f32",
+           "load_bf16_record", "model_key", "prune_cache", "save_bf16_record", "shared_core"]

@@ -289,6 +289,78 @@ def test_bf16_record_in_the_metadata(tiny_dir, tmp_path):
             assert b.precision == want and b.bf16_check["where"] == "model metadata"
 
 
+@needs_bf16
+def test_bf16_keeps_the_first_convolutions_f32_where_that_holds(tiny_dir, tmp_path, monkeypatch):
+    """The fragile pair of convolutions sits first in the search branch: bf16 fails with none or one of them f32,
+    and passes with both (the check's search, allowed here to reach half of the six convolutions); the backend then
+    runs that prefix f32 (outputs near f32's), while the same bf16 hint without the prefix breaks them. The template
+    branch compiles f32 under bf16 (its kernels equal f32's exactly)."""
+    import siamtrt.calibration.sensitivity as sens
+
+    monkeypatch.setattr(sens, "BF16_MAX_F32_SHARE", 0.5)
+    d = _bf16_fragile(tiny_dir("siamrpn_alex_dwxcorr"), tmp_path / "fragile")
+    md, rec = _record(d, tmp_path / "c")
+    assert [s["f32_convs"] for s in rec["steps"]] == [0, 1, 2]
+    assert [s["cls"] < 0.98 for s in rec["steps"]] == [True, True, False]
+    assert rec["passed"] and rec["f32_convs"] == 2 and rec["cls"] >= 0.98
+    z, x, _ = _crops(md, n=1, templates=1, seed=3)   # image-like: pooled noise would carry no signal to lose
+    z, x = np.ascontiguousarray(z), np.ascontiguousarray(x)
+    outs, kernels = {}, {}
+    for name, opts in (("f32", {"precision": "f32"}), ("auto", {"precision": "auto"}),
+                       ("bare", {"precision": "bf16", "bf16_gate": False, "f32_convs": 0})):
+        with OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=tmp_path / "c", **opts) as b:
+            assert b.f32_convs == {"f32": 0, "auto": 2, "bare": 0}[name]
+            kernels[name] = {k: np.array(v) for k, v in b.run_template(z).items()}
+            outs[name] = np.array(b.run_search(x, kernels[name])[0], np.float64).ravel()
+    cos = {n: outs[n] @ outs["f32"] / (np.linalg.norm(outs[n]) * np.linalg.norm(outs["f32"])) for n in outs}
+    assert cos["auto"] >= 0.98 > cos["bare"]
+    for name in ("auto", "bare"):
+        assert all(np.array_equal(kernels[name][k], kernels["f32"][k]) for k in kernels["f32"])
+
+
+@needs_bf16
+def test_keep_f32_marks_what_it_says(tiny_dir):
+    """keep_f32: the first N convolutions (and what they depend on) run f32 under the bf16 hint, the rest bf16; a
+    count beyond the model's convolutions is refused."""
+    from collections import Counter
+
+    from siamtrt.runtime.openvino import convolutions, keep_f32, shared_core
+
+    core = shared_core()
+    model = core.read_model(str(ModelDir.open(tiny_dir("siamrpn_alex_dwxcorr")).onnx("search")))
+    n = len(convolutions(model))
+
+    def conv_precisions(m):
+        m = m.clone()
+        m.reshape({i.get_any_name(): [1 if dim.is_dynamic else dim.get_length() for dim in i.get_partial_shape()]
+                   for i in m.inputs})
+        c = core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": 1})
+        return Counter(op.get_rt_info()["runtimePrecision"].astype(str) for op in c.get_runtime_model().get_ops()
+                       if op.get_rt_info()["layerType"].astype(str) == "Convolution")
+
+    assert conv_precisions(model).get("f32", 0) == 0
+    assert conv_precisions(keep_f32(core, model, 1))["f32"] == 1
+    assert conv_precisions(keep_f32(core, model, n)) == Counter({"f32": n})
+    with pytest.raises(BackendError, match=f"the model has {n}"):
+        keep_f32(core, model, n + 1)
+
+
+@needs_bf16
+def test_default_benchmark_measures_bf16_once(tiny_dir, bag_video, tmp_path, monkeypatch):
+    """bf16_record_for (the default benchmark's check): measured on crops of the video and recorded the first
+    time, read back the second."""
+    from siamtrt.calibration.sensitivity import bf16_record_for
+
+    monkeypatch.setenv("SIAMTRT_CACHE", str(tmp_path / "cache"))
+    d = tiny_dir("siamrpn_alex_dwxcorr")
+    rec, measured = bf16_record_for(d, bag_video, BOX, threads=1, progress=False)
+    assert measured and rec["passed"] and rec["crops"] > 0 and (tmp_path / "cache" / "openvino" / BF16_RECORD).is_file()
+    again, measured = bf16_record_for(d, bag_video, BOX, threads=1, progress=False)
+    assert not measured and again == dict(json.loads(json.dumps(rec)), model_dir=str(d))
+    with OpenVinoBackend.from_model_dir(d, ModelDir.open(d).meta, threads=1, precision="auto") as b:
+        assert b.precision == "bf16"
+
+
 def test_bf16_refused_without_bf16_units(tiny_dir, tmp_path, monkeypatch):
     import siamtrt.runtime.openvino as ovb
 
