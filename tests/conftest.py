@@ -21,6 +21,14 @@ def find_data_dir() -> Path:
     pytest.skip("test data not found: set SIAMTRT_DATA to the folder holding bag.avi and bag/")
 
 
+@pytest.fixture(autouse=True)
+def own_user_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own user cache folder (``$SIAMTRT_CACHE``: OpenVINO's compiled models and bf16 records):
+    a record one test writes — the default benchmark measures bf16 for the model it exports — must not change what
+    a later test on the same files sees, and no test writes into the home folder."""
+    monkeypatch.setenv("SIAMTRT_CACHE", str(tmp_path_factory.mktemp("user-cache")))
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return find_data_dir()

@@ -22,13 +22,16 @@ def _saved_paths(stdout: str):
 @pytest.mark.slow
 def test_fps_no_arguments_fresh_cache(tmp_path, bag_video):
     """`python benchmarks/fps.py` in a fresh folder (empty ./models): exports the default model (random weights),
-    runs it on the embedded default backend (auto: OpenVINO where installed, else ONNX Runtime) and the torch
-    reference (frames reduced from the default 60 to keep CI short), and writes fps.json and fps.png into
-    ./results/fps/<date-time>/, printing both paths. A second run reuses the export and the reference's cached
-    weights."""
+    measures OpenVINO's bf16 fidelity for it once (where OpenVINO runs and the CPU has bf16 units), runs it on the
+    embedded default backend (auto: OpenVINO where installed, else ONNX Runtime; bf16 float layers where the check
+    passed) and the torch reference (frames reduced from the default 60 to keep CI short), and writes fps.json and
+    fps.png into ./results/fps/<date-time>/, printing both paths. A second run reuses the export, the bf16 record
+    and the reference's cached weights."""
     from siamtrt.runtime.backends import backend_class
+    from siamtrt.runtime.openvino import cpu_has_bf16
 
     auto = "onnxruntime" if backend_class("openvino").unavailable_reason() else "openvino"
+    checks_bf16 = auto == "openvino" and cpu_has_bf16()
     script = str(REPO / "benchmarks" / "fps.py")
     cmd = [sys.executable, script, "--frames", "4", "--warmup", "1", "--template-reps", "1", "--quiet"]
     env = {**os.environ, "SIAMTRT_DATA": str(bag_video.parent)}  # the default video, wherever this checkout sits
@@ -39,8 +42,14 @@ def test_fps_no_arguments_fresh_cache(tmp_path, bag_video):
     assert js.parent.parent == Path("results") / "fps" and js.name == "fps.json" and png.parent == js.parent
     d = json.loads((tmp_path / js).read_text())
     assert (tmp_path / png).stat().st_size > 5_000
-    assert [v["label"] for v in d["variants"]] == ["torch-fp32", f"{auto}-fp32"]
-    assert d["variants"][1]["share_of_engine_peak"] > 0  # the headroom column is filled for the default backend
+    note = [n for n in d["notes"] if n.startswith("OpenVINO bf16 check")]
+    assert len(note) == int(checks_bf16) and "measured now" in "".join(note)
+    bf16 = checks_bf16 and "bf16 kept" in note[0]
+    assert [v["label"] for v in d["variants"]] == ["torch-fp32", f"{auto}-fp32" + ("[bf16]" if bf16 else "")]
+    if bf16:   # the probe has no bf16 figure: the share is left empty, not filled with the f32 peak
+        assert d["variants"][1]["share_of_engine_peak"] is None
+    else:      # the headroom column is filled for the default backend
+        assert d["variants"][1]["share_of_engine_peak"] > 0
     assert all(v["arch"] == "siamrpn_mobilev2_l234_dwxcorr" and v["weights_kind"] == "random-realistic"
                for v in d["variants"])
     assert d["weights_kinds"] == ["random-realistic"] and d["variants"][0]["weights"] == "random-seed-0"
@@ -51,7 +60,9 @@ def test_fps_no_arguments_fresh_cache(tmp_path, bag_video):
     r2 = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert "exporting" not in r2.stderr and {f: f.stat().st_mtime_ns for f in stamps} == stamps  # reused
-    assert (tmp_path / _saved_paths(r2.stdout)[0]).is_file()
+    d2 = json.loads((tmp_path / _saved_paths(r2.stdout)[0]).read_text())
+    assert not any(n.startswith("OpenVINO bf16 check") for n in d2["notes"])   # the record is reused
+    assert [v["label"] for v in d2["variants"]] == [v["label"] for v in d["variants"]]
 
 
 def test_export_cache_is_keyed_by_what_it_was_made_from(tmp_path, alex_dir, monkeypatch):
@@ -95,7 +106,7 @@ def test_config_with_fp16_variant(tmp_path, bag_video):
 
     rep = run_fps(config="siamrpn_alex_dwxcorr", precisions=["fp32", "fp16"], backends=["onnxruntime", "openvino"],
                   video=bag_video, frames=2, warmup=1, template_reps=1, reference=False, cache_root=tmp_path,
-                  progress=False, headroom=False)
+                  progress=False, headroom=False, backend_options={"precision": "f32"})  # no bf16 check here
     assert [r.variant.label for r in rep.results] == ["onnxruntime-fp32", "openvino-fp32", "onnxruntime-fp16",
                                                       "openvino-fp16"]
     assert (tmp_path / "siamrpn_alex_dwxcorr-random-fp16" / "search.onnx").is_file()
