@@ -346,7 +346,8 @@ def bf16_record_for(model_dir, video, bbox: Sequence[float], *, threads: Optiona
     """(the OpenVINO bf16 record of a directory, measured now?): its record where one exists, else measured on
     crops the FP32 tracker cuts from ``video`` starting at ``bbox`` and recorded, as ``quantize.py --check-bf16``
     would. This is how the default benchmark lets ``precision="auto"`` pick the fastest float precision that keeps
-    fidelity on the machine at hand. (None, False) where OpenVINO is missing or the CPU has no bf16 units.
+    fidelity on the machine at hand. A failing record from before the check tried leading f32 convolutions (it has
+    no ``steps``) is measured again. (None, False) where OpenVINO is missing or the CPU has no bf16 units.
     """
     from pathlib import Path
 
@@ -360,7 +361,7 @@ def bf16_record_for(model_dir, video, bbox: Sequence[float], *, threads: Optiona
     md = ModelDir.open(model_dir, require_conv=True)
     rec = (md.meta.get("quantization") or {}).get("bf16") or load_bf16_record(
         default_cache_dir(), model_key(file_sha256(md.onnx("template")), file_sha256(md.onnx("search"))))
-    if rec is not None:
+    if rec is not None and (rec.get("passed") or "steps" in rec):
         return rec, False
     crops = collect(md.path, [SourceSpec(Path(video), bbox=tuple(bbox))], None, max_samples=AUTO_BF16_CROPS,
                     max_frames=AUTO_BF16_FRAMES, threads=threads, progress=progress).calib

@@ -348,11 +348,17 @@ def test_keep_f32_marks_what_it_says(tiny_dir):
 @needs_bf16
 def test_default_benchmark_measures_bf16_once(tiny_dir, bag_video, tmp_path, monkeypatch):
     """bf16_record_for (the default benchmark's check): measured on crops of the video and recorded the first
-    time, read back the second."""
+    time (a failing record of the older check, without steps, counts as none), read back the second."""
     from siamtrt.calibration.sensitivity import bf16_record_for
+    from siamtrt.metadata import file_sha256
+    from siamtrt.runtime.openvino import model_key, save_bf16_record
 
     monkeypatch.setenv("SIAMTRT_CACHE", str(tmp_path / "cache"))
     d = tiny_dir("siamrpn_alex_dwxcorr")
+    md = ModelDir.open(d)
+    save_bf16_record(tmp_path / "cache" / "openvino", model_key(file_sha256(md.onnx("template")),
+                                                                file_sha256(md.onnx("search"))),
+                     {"passed": False, "cls": 0.9, "loc": 0.99, "crops": 32})
     rec, measured = bf16_record_for(d, bag_video, BOX, threads=1, progress=False)
     assert measured and rec["passed"] and rec["crops"] > 0 and (tmp_path / "cache" / "openvino" / BF16_RECORD).is_file()
     again, measured = bf16_record_for(d, bag_video, BOX, threads=1, progress=False)
