@@ -635,10 +635,11 @@ def _auto_bf16_check(model_dir: Path, video: Path, bbox: Sequence[float], thread
     rec, measured = bf16_record_for(model_dir, video, bbox, threads=threads, progress=progress)
     if not measured or "cls" not in rec:
         return []
+    hint = f"template {'bf16' if rec['template_bf16'] else 'f32'}, search convolutions kept f32: {rec['f32_convs']}"
     return [f"OpenVINO bf16 check for {Path(model_dir).name}, measured now on {rec['crops']} crops of {video.name} "
-            f"(kept for later runs; python calibration/quantize.py --check-bf16 measures on your own crops): search "
-            f"convolutions kept f32: {rec['f32_convs']}; worst template cls {rec['cls']:.4f} loc {rec['loc']:.4f} vs "
-            f"f32 — " + ("bf16 kept" if rec["passed"] else "NOT kept, f32")]
+            f"(kept for later runs; python calibration/quantize.py --check-bf16 measures on your own crops): {hint}; "
+            f"worst template cls {rec['cls']:.4f} loc {rec['loc']:.4f} vs f32 — "
+            + ("bf16 kept" if rec["passed"] else "NOT kept, f32")]
 
 
 def _plot(report: FpsReport, out: Union[str, Path]) -> Path:

@@ -344,7 +344,8 @@ class QuantizeSummary:
         bf16 = self.details.get("bf16")
         if bf16:
             lines.append("  bf16 hint (OpenVINO float layers): " + (
-                f"search convolutions kept f32: {bf16.get('f32_convs', 0)}; worst template cls {bf16['cls']:.4f} "
+                f"template {'bf16' if bf16.get('template_bf16', True) else 'f32'}, search convolutions kept f32: "
+                f"{bf16.get('f32_convs', 0)}; worst template cls {bf16['cls']:.4f} "
                 f"loc {bf16['loc']:.4f} vs the FP32 source on {bf16['crops']} crops: "
                 + ("kept — precision auto uses bf16" if bf16["passed"] else "NOT kept — the backend stays f32")
                 if "cls" in bf16 else f"not measured ({bf16.get('reason')})"))
@@ -605,9 +606,9 @@ def bf16_record(src: ModelDir, crops, results: Dict[str, Tuple[Any, BranchResult
                         threads=threads, min_cosine=target_cos or DEFAULT_MIN_COSINE,
                         reference=(src.onnx("template"), src.onnx("search")))
     if "cls" in rec:
-        LOG.info("INT8: bf16 hint for the float layers (search convolutions kept f32: %d): worst template cls "
-                 "%.4f loc %.4f vs the FP32 source on %d crops: %s", rec["f32_convs"], rec["cls"], rec["loc"],
-                 rec["crops"],
+        LOG.info("INT8: bf16 hint for the float layers (template %s, search convolutions kept f32: %d): worst "
+                 "template cls %.4f loc %.4f vs the FP32 source on %d crops: %s",
+                 "bf16" if rec["template_bf16"] else "f32", rec["f32_convs"], rec["cls"], rec["loc"], rec["crops"],
                  "kept (precision auto takes bf16)" if rec["passed"] else "NOT kept (the backend stays f32)")
     return rec
 

@@ -226,12 +226,13 @@ BF16_MAX_F32_SHARE = 0.25
 def bf16_fidelity(template_model, search_model, crops: Subset, kernel_names: Sequence[str], meta: Dict[str, Any],
                   threads: int = 2, min_cosine: float = DEFAULT_MIN_COSINE, reference: Optional[Tuple[Any, Any]] = None
                   ) -> Dict[str, Any]:
-    """Does OpenVINO's bf16 hint keep this model pair's outputs, and with how many of the first search
-    convolutions kept f32? The pair under the backend's bf16 hint (template branch f32, search branch bf16 but for
-    its first ``f32_convs`` convolutions, :func:`siamtrt.runtime.openvino.keep_f32`) against the same pair in f32
-    (or against ``reference``: an INT8 pair is judged against its FP32 source, the error a user sees), on real
-    crops, with the worst-template measure of :class:`FidelityProbe`: 0 first, then one more at a time up to
-    :data:`BF16_MAX_F32_SHARE` of them, until one passes.
+    """Does OpenVINO's bf16 hint keep this model pair's outputs, and where must it stay f32? The pair under the
+    backend's bf16 hint against the same pair in f32 (or against ``reference``: an INT8 pair is judged against its
+    FP32 source, the error a user sees), on real crops, with the worst-template measure of :class:`FidelityProbe`.
+    Candidates, fastest first, until one passes: the whole pair in bf16 (``template_bf16``; distractor mode runs
+    the template branch every frame); then the template branch f32 and the search branch bf16 but for its first
+    ``f32_convs`` convolutions (:func:`siamtrt.runtime.openvino.keep_f32`): 0, 1, … up to
+    :data:`BF16_MAX_F32_SHARE` of them.
 
     Why real crops: on bag.avi crops bf16 took a mobilev2 stand-in's cls cosine to 0.83 (argmax agreement 25 %),
     while synthetic image-like probes read 0.9996 for the same model. Why a prefix: the same stand-in's error came
@@ -248,7 +249,8 @@ def bf16_fidelity(template_model, search_model, crops: Subset, kernel_names: Seq
         reference (tuple): (template, search) models the outputs are compared with, in f32. Defaults to the pair.
 
     Returns:
-        dict: ``passed``, ``cls``, ``loc`` and ``f32_convs`` of the passing candidate (else of the best one),
+        dict: ``passed``, ``cls``, ``loc``, ``template_bf16`` and ``f32_convs`` of the passing candidate (else of
+        the best one),
         ``steps`` (every candidate's figures), ``min_cosine``, ``crops``, ``templates``, ``openvino``, ``cpu``,
         ``measure`` (or ``passed`` False with a ``reason`` on a CPU without bf16 units).
     """
@@ -266,16 +268,16 @@ def bf16_fidelity(template_model, search_model, crops: Subset, kernel_names: Seq
                           engine="openvino", meta=meta)
     steps, best = [], None
     try:
-        for count in range(most + 1):
+        for template_bf16, count in [(True, 0)] + [(False, n) for n in range(most + 1)]:
+            plan = {"template_bf16": template_bf16, "f32_convs": count}
             try:
-                fid = probe.pair_fidelity(template_model, search_bytes,
-                                          {"precision": "bf16", "bf16_gate": False, "f32_convs": count})
+                fid = probe.pair_fidelity(template_model, search_bytes, dict(plan, precision="bf16", bf16_gate=False))
             except BackendError as e:   # OpenVINO could not compile this cut (seen inside residual blocks)
-                steps.append({"f32_convs": count, "error": str(e).splitlines()[0][:200]})
+                steps.append(dict(plan, error=str(e).splitlines()[0][:200]))
                 continue
-            step = {"f32_convs": count, "cls": fid["cls"], "loc": fid["loc"], "worst_template": fid["worst_template"]}
+            step = dict(plan, cls=fid["cls"], loc=fid["loc"], worst_template=fid["worst_template"])
             steps.append(step)
-            LOG.debug("bf16 with %d search convolutions f32: cls %.4f loc %.4f", count, fid["cls"], fid["loc"])
+            LOG.debug("bf16 %s: cls %.4f loc %.4f", plan, fid["cls"], fid["loc"])
             if best is None or min(step["cls"], step["loc"]) > min(best["cls"], best["loc"]):
                 best = step
             if fid["fidelity"] >= min_cosine:
@@ -287,12 +289,13 @@ def bf16_fidelity(template_model, search_model, crops: Subset, kernel_names: Seq
         return {"passed": False, "reason": "OpenVINO compiled no bf16 candidate", "steps": steps,
                 "openvino": openvino.__version__}
     return {"passed": bool(min(best["cls"], best["loc"]) >= min_cosine), "cls": best["cls"], "loc": best["loc"],
-            "worst_template": best["worst_template"], "f32_convs": best["f32_convs"], "steps": steps,
+            "worst_template": best["worst_template"], "template_bf16": best["template_bf16"],
+            "f32_convs": best["f32_convs"], "steps": steps,
             "min_cosine": float(min_cosine), "crops": int(len(probe.search)), "templates": int(len(probe.templates)),
             "openvino": openvino.__version__, "cpu": _cpu_model(),
             "reference": "source pair, f32 hint" if reference else "same files, f32 hint",
-            "measure": "bf16 hint (template branch f32, the search's first f32_convs convolutions f32) vs the "
-                       "reference, OpenVINO CPU; worst template min(cls, loc) cosine"}
+            "measure": "bf16 hint (the template branch too where template_bf16, the search's first f32_convs "
+                       "convolutions f32) vs the reference, OpenVINO CPU; worst template min(cls, loc) cosine"}
 
 
 def _cpu_model() -> str:

@@ -161,12 +161,13 @@ def _check_bf16(args) -> int:
         print(f"bf16 not measured: {rec.get('reason')}")
     else:
         for step in rec["steps"]:
-            print(f"  bf16, search convolutions kept f32: {step['f32_convs']}: " +
+            print(f"  bf16, template {'bf16' if step['template_bf16'] else 'f32'}, search convolutions kept f32: "
+                  f"{step['f32_convs']}: " +
                   (f"cls {step['cls']:.4f} loc {step['loc']:.4f}" if "cls" in step else step["error"]))
         verdict = ("kept: OpenVINO precision 'auto' / 'bf16' will use bf16 for this model" if rec["passed"] else
                    "NOT kept: OpenVINO stays f32 for this model ('bf16' is refused)")
-        print(f"bf16 hint vs f32 (OpenVINO {rec['openvino']}, {rec['cpu']}; template branch f32, search "
-              f"convolutions kept f32: {rec['f32_convs']}): worst template cls {rec['cls']:.4f} loc {rec['loc']:.4f} "
+        print(f"bf16 hint vs f32 (OpenVINO {rec['openvino']}, {rec['cpu']}; template branch "
+              f"{'bf16' if rec['template_bf16'] else 'f32'}, search convolutions kept f32: {rec['f32_convs']}): worst template cls {rec['cls']:.4f} loc {rec['loc']:.4f} "
               f"on {rec['crops']} crops, {rec['templates']} templates (needs >= {rec['min_cosine']:.2f}): {verdict}")
     print(f"recorded in {store}")
     return 0

@@ -21,11 +21,12 @@ Choices, and why:
   ``precision="auto"`` (the default) takes bf16 where a record passed and f32 otherwise — so f32 for any model
   nobody has measured — ``precision="bf16"`` is refused without a passing record, ``precision="f32"`` never uses
   bf16. Where it passes it pays: alex FP32 search 0.15× of ONNX Runtime FP32's time with bf16 (vs 1.0× in f32).
-* **bf16 where it holds, f32 where it does not.** The template branch always compiles f32: it runs once per target,
-  so bf16 buys nothing there, and on the mobilev2 stand-in bf16 in the template alone took the worst-template cls
-  cosine to 0.95. In the search branch the record may keep the first N convolutions — and everything they depend
-  on — f32 (:func:`keep_f32`): that stand-in's FP32 search read cls 0.975 in bf16 and 0.991 with its first
-  convolution f32, at 0.33× the f32 search time (15 vs 46 ms). The check searches the smallest N that passes.
+* **bf16 where it holds, f32 where it does not.** The record says whether the template branch runs bf16 too (it
+  runs once per target, but every frame in distractor mode: alex, 4 crops, 20.6 ms in f32 vs 4.7 in bf16) and how
+  many of the search branch's first convolutions — and everything they depend on — stay f32 (:func:`keep_f32`). On
+  the mobilev2 stand-in bf16 in the template alone took the worst-template cls cosine to 0.95, and its FP32 search
+  read 0.975 in bf16 and 0.991 with its first convolution f32, at 0.33× the f32 search time (15 vs 46 ms). The
+  check tries the whole pair in bf16 first, then the template f32 with the smallest N that passes.
 * **Compiled-model cache** (``CACHE_DIR``) in a user folder (``$SIAMTRT_CACHE/openvino``, else
   ``$XDG_CACHE_HOME/siamtrt/openvino``, else ``~/.cache/siamtrt/openvino``), never inside the model directory (it
   may be read-only); ``cache_dir=`` overrides it, ``cache_dir=False`` turns it off.
@@ -273,19 +274,21 @@ class OpenVinoBackend(Backend):
             False turns caching off. Defaults to :func:`default_cache_dir`.
         bf16_gate (bool): refuse bf16 without a passing record. Defaults to True; only the fidelity measurement
             itself (:func:`siamtrt.calibration.sensitivity.bf16_fidelity`) turns it off.
-        f32_convs (int): with ``bf16_gate`` off, the search convolutions :func:`keep_f32` keeps f32 (the
-            measurement's candidate); otherwise the passing record's ``f32_convs`` decides.
+        f32_convs (int), template_bf16 (bool): with ``bf16_gate`` off (the measurement's candidate), the search
+            convolutions :func:`keep_f32` keeps f32 and whether the template branch runs bf16 too (default f32);
+            otherwise the passing record's ``f32_convs`` and ``template_bf16`` decide.
     """
 
     name = "openvino"
     short = "ov"
-    option_names = ("threads", "precision", "cache_dir", "bf16_gate", "f32_convs")
+    option_names = ("threads", "precision", "cache_dir", "bf16_gate", "f32_convs", "template_bf16")
 
     def __init__(self, template, search, meta: Dict[str, Any], **options: Any):
         super().__init__(template, search, meta, **options)
         self.threads: int = 0
         self.precision: str = "f32"        # the search branch's hint after activation (the template's is f32)
         self.f32_convs: int = 0            # under bf16: search convolutions kept f32 (keep_f32)
+        self.template_bf16: bool = False   # under bf16: the template branch runs bf16 too
         self.bf16_check: Optional[Dict[str, Any]] = None   # the record behind a bf16 / auto decision
         self.cache_dir: Optional[Path] = None
         self.compile_seconds: float = 0.0  # total time spent compiling (cache hits make it small)
@@ -350,10 +353,12 @@ class OpenVinoBackend(Backend):
                                          f"search outputs {self._out_names['search']}",
                                 fix="re-export the model directory with python export/to_onnx.py")
         self.precision = self._choose_precision(want)
+        self.template_bf16 = self.template_bf16 and self.precision == "bf16"
         if self.precision == "bf16" and self.f32_convs:
             self._models["search"] = keep_f32(self._core, self._models["search"], self.f32_convs)
         LOG.info("OpenVINO: %s threads=%d precision=%s%s cache=%s", ov.__version__, self.threads, self.precision,
-                 f" (search convolutions kept f32: {self.f32_convs})" if self.precision == "bf16" else "",
+                 f" (template {'bf16' if self.template_bf16 else 'f32'}, search convolutions kept f32: "
+                 f"{self.f32_convs})" if self.precision == "bf16" else "",
                  self.cache_dir)
 
     def _read(self, branch: str):
@@ -401,7 +406,7 @@ class OpenVinoBackend(Backend):
         hit = self._compiled.pop(key, None)
         if hit is None:
             model = self._models[branch].clone()
-            hint = self.precision if branch == "search" else "f32"   # the template branch: f32 always
+            hint = self.precision if branch == "search" or self.template_bf16 else "f32"
             t0 = time.perf_counter()
             try:
                 model.reshape({name: list(shape) for name, shape in shapes.items()})
@@ -458,6 +463,7 @@ class OpenVinoBackend(Backend):
             return "f32"
         if want == "bf16" and not self.options.get("bf16_gate", True):
             self.f32_convs = int(self.options.get("f32_convs") or 0)
+            self.template_bf16 = bool(self.options.get("template_bf16", False))
             return "bf16"   # the fidelity measurement itself
         rec = self._bf16_record()
         self.bf16_check = rec
@@ -471,6 +477,8 @@ class OpenVinoBackend(Backend):
             return "f32"
         if rec.get("passed"):
             self.f32_convs = int(rec.get("f32_convs", 0))
+            # a record of the older check (no steps) measured the whole pair in bf16
+            self.template_bf16 = bool(rec.get("template_bf16", "steps" not in rec))
             LOG.info("OpenVINO: bf16 keeps fidelity (%s: worst template cls %.4f, loc %.4f vs f32 on %s crops, %d "
                      "search convolutions kept f32)", rec.get("where"), rec.get("cls", float("nan")),
                      rec.get("loc", float("nan")), rec.get("crops"), self.f32_convs)

@@ -255,19 +255,23 @@ def test_bf16_refused_where_fidelity_fails(tiny_dir, tmp_path):
 
 @needs_bf16
 def test_bf16_taken_where_fidelity_holds(tiny_dir, tmp_path):
-    """The unmodified tiny model keeps fidelity in bf16: with its record, "auto" runs with the bf16 hint, whose
-    outputs differ from f32's (bf16 really ran) within the recorded fidelity."""
+    """The unmodified tiny model keeps fidelity with the whole pair in bf16 (the check's first candidate): with its
+    record, "auto" runs both branches with the bf16 hint, whose outputs differ from f32's (bf16 really ran, in the
+    template branch too) within the recorded fidelity."""
     d = tiny_dir("siamrpn_alex_dwxcorr")
     md, rec = _record(d, tmp_path / "c")
     assert rec["passed"] and rec["cls"] >= 0.98 and rec["loc"] >= 0.98
+    assert rec["template_bf16"] and rec["f32_convs"] == 0 and len(rec["steps"]) == 1
     z, x = _inputs(md, 1)
-    outs = {}
+    outs, kernels = {}, {}
     for prec in ("auto", "f32"):
         with OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=tmp_path / "c", precision=prec) as b:
-            assert b.precision == {"auto": "bf16", "f32": "f32"}[prec]
-            outs[prec] = np.array(b.run_search(x, b.run_template(z))[0], np.float64).ravel()
+            assert b.precision == {"auto": "bf16", "f32": "f32"}[prec] and b.template_bf16 == (prec == "auto")
+            kernels[prec] = {k: np.array(v) for k, v in b.run_template(z).items()}
+            outs[prec] = np.array(b.run_search(x, kernels[prec])[0], np.float64).ravel()
     cos = outs["auto"] @ outs["f32"] / (np.linalg.norm(outs["auto"]) * np.linalg.norm(outs["f32"]))
     assert 0.98 <= cos and not np.array_equal(outs["auto"], outs["f32"])
+    assert not all(np.array_equal(kernels["auto"][k], kernels["f32"][k]) for k in kernels["f32"])
 
 
 @needs_bf16
@@ -291,25 +295,26 @@ def test_bf16_record_in_the_metadata(tiny_dir, tmp_path):
 
 @needs_bf16
 def test_bf16_keeps_the_first_convolutions_f32_where_that_holds(tiny_dir, tmp_path, monkeypatch):
-    """The fragile pair of convolutions sits first in the search branch: bf16 fails with none or one of them f32,
-    and passes with both (the check's search, allowed here to reach half of the six convolutions); the backend then
-    runs that prefix f32 (outputs near f32's), while the same bf16 hint without the prefix breaks them. The template
-    branch compiles f32 under bf16 (its kernels equal f32's exactly)."""
+    """The fragile pair of convolutions sits first in the search branch: bf16 fails for the whole pair, and with
+    the template f32 and none or one of them f32, and passes with both (the check's search, allowed here to reach
+    half of the six convolutions); the backend then runs that prefix f32 (outputs near f32's), while the same bf16
+    hint without the prefix breaks them. The template branch then compiles f32 (its kernels equal f32's exactly)."""
     import siamtrt.calibration.sensitivity as sens
 
     monkeypatch.setattr(sens, "BF16_MAX_F32_SHARE", 0.5)
     d = _bf16_fragile(tiny_dir("siamrpn_alex_dwxcorr"), tmp_path / "fragile")
     md, rec = _record(d, tmp_path / "c")
-    assert [s["f32_convs"] for s in rec["steps"]] == [0, 1, 2]
-    assert [s["cls"] < 0.98 for s in rec["steps"]] == [True, True, False]
-    assert rec["passed"] and rec["f32_convs"] == 2 and rec["cls"] >= 0.98
+    assert [(s["template_bf16"], s["f32_convs"]) for s in rec["steps"]] == [(True, 0), (False, 0), (False, 1),
+                                                                              (False, 2)]
+    assert [s["cls"] < 0.98 for s in rec["steps"]] == [True, True, True, False]
+    assert rec["passed"] and rec["f32_convs"] == 2 and not rec["template_bf16"] and rec["cls"] >= 0.98
     z, x, _ = _crops(md, n=1, templates=1, seed=3)   # image-like: pooled noise would carry no signal to lose
     z, x = np.ascontiguousarray(z), np.ascontiguousarray(x)
     outs, kernels = {}, {}
     for name, opts in (("f32", {"precision": "f32"}), ("auto", {"precision": "auto"}),
                        ("bare", {"precision": "bf16", "bf16_gate": False, "f32_convs": 0})):
         with OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=tmp_path / "c", **opts) as b:
-            assert b.f32_convs == {"f32": 0, "auto": 2, "bare": 0}[name]
+            assert b.f32_convs == {"f32": 0, "auto": 2, "bare": 0}[name] and not b.template_bf16
             kernels[name] = {k: np.array(v) for k, v in b.run_template(z).items()}
             outs[name] = np.array(b.run_search(x, kernels[name])[0], np.float64).ravel()
     cos = {n: outs[n] @ outs["f32"] / (np.linalg.norm(outs[n]) * np.linalg.norm(outs["f32"])) for n in outs}
