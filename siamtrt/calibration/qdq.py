@@ -344,8 +344,8 @@ class QuantizeSummary:
         bf16 = self.details.get("bf16")
         if bf16:
             lines.append("  bf16 hint (OpenVINO float layers): " + (
-                f"template {'bf16' if bf16.get('template_bf16', True) else 'f32'}, search convolutions kept f32: "
-                f"{bf16.get('f32_convs', 0)}; worst template cls {bf16['cls']:.4f} "
+                f"template {'bf16' if bf16['template_bf16'] else 'f32'}, search convolutions kept f32: "
+                f"{bf16['f32_convs']}; worst template cls {bf16['cls']:.4f} "
                 f"loc {bf16['loc']:.4f} vs the FP32 source on {bf16['crops']} crops: "
                 + ("kept — precision auto uses bf16" if bf16["passed"] else "NOT kept — the backend stays f32")
                 if "cls" in bf16 else f"not measured ({bf16.get('reason')})"))

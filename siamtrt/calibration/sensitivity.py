@@ -278,10 +278,9 @@ def bf16_fidelity(template_model, search_model, crops: Subset, kernel_names: Seq
             step = dict(plan, cls=fid["cls"], loc=fid["loc"], worst_template=fid["worst_template"])
             steps.append(step)
             LOG.debug("bf16 %s: cls %.4f loc %.4f", plan, fid["cls"], fid["loc"])
-            if best is None or min(step["cls"], step["loc"]) > min(best["cls"], best["loc"]):
-                best = step
+            if best is None or fid["fidelity"] > min(best["cls"], best["loc"]):
+                best = step   # a passing step is always the best so far: every earlier one failed
             if fid["fidelity"] >= min_cosine:
-                best = step
                 break
     finally:
         probe.close()
@@ -356,14 +355,14 @@ def bf16_record_for(model_dir, video, bbox: Sequence[float], *, threads: Optiona
 
     from ..metadata import file_sha256
     from ..modeldir import ModelDir
-    from ..runtime.openvino import OpenVinoBackend, cpu_has_bf16, default_cache_dir, load_bf16_record, model_key
+    from ..runtime.openvino import OpenVinoBackend, cpu_has_bf16, default_cache_dir, model_key, stored_bf16_record
     from .collect import SourceSpec, collect
 
     if OpenVinoBackend.unavailable_reason() or not cpu_has_bf16():
         return None, False
     md = ModelDir.open(model_dir, require_conv=True)
-    rec = (md.meta.get("quantization") or {}).get("bf16") or load_bf16_record(
-        default_cache_dir(), model_key(file_sha256(md.onnx("template")), file_sha256(md.onnx("search"))))
+    rec, _ = stored_bf16_record(md.meta, default_cache_dir(),
+                                lambda: model_key(file_sha256(md.onnx("template")), file_sha256(md.onnx("search"))))
     if rec is not None and (rec.get("passed") or "steps" in rec):
         return rec, False
     crops = collect(md.path, [SourceSpec(Path(video), bbox=tuple(bbox))], None, max_samples=AUTO_BF16_CROPS,

@@ -46,7 +46,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -246,6 +246,18 @@ def load_bf16_record(cache_dir: Optional[Path], key: str) -> Optional[Dict[str, 
         return None
 
 
+def stored_bf16_record(meta: Dict[str, Any], cache_dir: Optional[Path], key: Callable[[], str]
+                       ) -> Tuple[Optional[Dict[str, Any]], str]:
+    """(the bf16 record of a model pair, where it was found): the metadata's (``quantize --target openvino`` writes it
+    into the very files it describes), else the cache folder's under ``key()`` (``quantize.py --check-bf16``; the key
+    is computed only then: it hashes both files), else (None, "")."""
+    rec = (meta.get("quantization") or {}).get("bf16")
+    if rec:
+        return rec, "model metadata"
+    rec = load_bf16_record(cache_dir, key()) if cache_dir is not None else None
+    return (rec, str(Path(cache_dir) / BF16_RECORD)) if rec else (None, "")
+
+
 def save_bf16_record(cache_dir: Path, key: str, record: Dict[str, Any]) -> Path:
     """Add (or replace) the record of ``key`` in ``cache_dir``'s record file, atomically; returns the file."""
     store = Path(cache_dir) / BF16_RECORD
@@ -353,7 +365,6 @@ class OpenVinoBackend(Backend):
                                          f"search outputs {self._out_names['search']}",
                                 fix="re-export the model directory with python export/to_onnx.py")
         self.precision = self._choose_precision(want)
-        self.template_bf16 = self.template_bf16 and self.precision == "bf16"
         if self.precision == "bf16" and self.f32_convs:
             self._models["search"] = keep_f32(self._core, self._models["search"], self.f32_convs)
         LOG.info("OpenVINO: %s threads=%d precision=%s%s cache=%s", ov.__version__, self.threads, self.precision,
@@ -450,7 +461,9 @@ class OpenVinoBackend(Backend):
 
     # ---------------------------------------------------------------------------------------------- precision
     def _choose_precision(self, want: str) -> str:
-        """f32, or bf16 where a fidelity record passed (see the module docstring)."""
+        """f32, or bf16 where a fidelity record passed (see the module docstring); sets the bf16 plan
+        (:attr:`template_bf16`, :attr:`f32_convs`) with it."""
+        self.f32_convs, self.template_bf16 = 0, False
         if want == "f32":
             return "f32"
         if not cpu_has_bf16(self._core):
@@ -494,15 +507,10 @@ class OpenVinoBackend(Backend):
         return "f32"
 
     def _bf16_record(self) -> Optional[Dict[str, Any]]:
-        """The bf16 record of these model files: the metadata's (written by quantize --target openvino into the very
-        files it describes), else the cache folder's (quantize.py --check-bf16), else None."""
-        rec = (self.meta.get("quantization") or {}).get("bf16")
-        if rec:
-            return dict(rec, where="model metadata")
-        if self.cache_dir is None:
-            return None
-        rec = load_bf16_record(self.cache_dir, model_key(self.sha256("template"), self.sha256("search")))
-        return dict(rec, where=str(self.cache_dir / BF16_RECORD)) if rec else None
+        """The bf16 record of these model files (:func:`stored_bf16_record`), with where it was found."""
+        rec, where = stored_bf16_record(self.meta, self.cache_dir,
+                                        lambda: model_key(self.sha256("template"), self.sha256("search")))
+        return dict(rec, where=where) if rec else None
 
     def sha256(self, branch: str) -> str:
         """sha256 of one branch's model (file or bytes), computed once."""
@@ -515,4 +523,4 @@ class OpenVinoBackend(Backend):
 
 __all__ = ["BATCH_CHUNKS", "BF16_RECORD", "CACHE_MAX_BYTES", "CONVOLUTIONS", "MAX_SIGNATURES", "OpenVinoBackend",
            "PRECISIONS", "batch_chunks", "convolutions", "cpu_has_bf16", "default_cache_dir", "keep_f32",
-           "load_bf16_record", "model_key", "prune_cache", "save_bf16_record", "shared_core"]
+           "load_bf16_record", "model_key", "prune_cache", "save_bf16_record", "shared_core", "stored_bf16_record"]
