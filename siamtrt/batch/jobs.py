@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 from ..errors import InputError, SiamtrtError
-from ..runtime.sequences import OTB_GT, VIDEO_EXTS, VOT_GT
+from ..runtime.sequences import VIDEO_EXTS
 LIST_EXTS = (".txt", ".lst", ".list")
 PathLike = Union[str, Path]
 
@@ -92,13 +92,10 @@ def read_bbox_file(path: PathLike) -> Dict[str, List[float]]:
 
 def _gt_box(p: Path) -> Optional[List[float]]:
     from ..runtime.boxes import read_box_file
-    from ..runtime.sequences import find_video_gt
+    from ..runtime.sequences import find_gt
 
-    cands = [p / OTB_GT, p / VOT_GT] if p.is_dir() else [find_video_gt(p)]
-    for c in cands:
-        if c is not None and c.is_file():
-            return [float(v) for v in read_box_file(c)[0]]
-    return None
+    gt = find_gt(p)
+    return None if gt is None else [float(v) for v in read_box_file(gt)[0]]
 
 
 def _job_name(p: Path) -> str:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from ..locations import MODELS_DIR, RESULTS_DIR
 from ..modeldir import SEARCH_ONNX
-from ..runtime.sequences import OTB_GT
 from .common import EXIT_PARTIAL, int_at_least, positive_int, run_command, setup_logging
 
 PARTS = ("runtime", "triton", "ray")
@@ -114,15 +113,17 @@ def _ray(a, model, video, box, out: Path) -> dict:
 
 
 def _gt_boxes(video: Path, n, box):
-    """Ground truth of the video (OTB folder beside it, e.g. bag/ for bag.avi), else ``box`` for every frame."""
+    """Ground truth of the video's frame folder beside it (bag/ for bag.avi), of the video (a folder, or a file beside
+    it), else ``box`` for every frame."""
     import numpy as np
 
     from siamtrt.runtime.boxes import read_box_file
+    from siamtrt.runtime.sequences import find_gt
 
-    for gt in (Path(video).with_suffix("") / OTB_GT, Path(video) / OTB_GT):
-        if gt.is_file():
-            return read_box_file(gt)
-    return np.tile(np.asarray(box, np.float64), (n, 1))
+    video = Path(video)
+    stem_folder = video.with_suffix("")
+    gt = (find_gt(stem_folder) if stem_folder.is_dir() else None) or find_gt(video)
+    return np.tile(np.asarray(box, np.float64), (n, 1)) if gt is None else read_box_file(gt)
 
 
 def _run(a: argparse.Namespace) -> int:

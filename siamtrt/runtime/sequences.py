@@ -100,8 +100,7 @@ def load_folder_sequence(folder: Union[str, Path], polygon_mode: str = "minmax",
                          evidence=f"looked in {folder} and its {'/'.join(FRAME_DIRS)} sub-folders for {IMAGE_EXTS}",
                          fix="use the OTB layout: <seq>/img/00000001.jpg ... plus groundtruth_rect.txt")
     if gt_file is None:
-        cands = [folder / OTB_GT, folder / VOT_GT]
-        gt_file = next((c for c in cands if c.is_file()), None)
+        gt_file = find_gt(folder)
         if gt_file is None:
             raise InputError(f"{folder}: no ground-truth file", evidence=f"looked for {OTB_GT} and {VOT_GT}",
                              fix="add groundtruth_rect.txt (x,y,w,h per frame)")
@@ -118,14 +117,17 @@ def load_folder_sequence(folder: Union[str, Path], polygon_mode: str = "minmax",
                     source=str(folder))
 
 
-def find_video_gt(video: Path) -> Optional[Path]:
-    """The ground-truth file conventionally stored beside a video, if any."""
-    stem = video.with_suffix("")
-    for c in (Path(str(video) + ".txt"), stem.with_suffix(".txt"), Path(f"{stem}_gt.txt"),
-              Path(f"{stem}_groundtruth.txt"), video.parent / OTB_GT, video.parent / VOT_GT):
-        if c.is_file():
-            return c
-    return None
+def find_gt(path: Path) -> Optional[Path]:
+    """The ground-truth file of a sequence folder (``groundtruth_rect.txt``, else ``groundtruth.txt``) or the one
+    conventionally stored beside a video, if any."""
+    path = Path(path)
+    if path.is_dir():
+        cands = [path / OTB_GT, path / VOT_GT]
+    else:
+        stem = path.with_suffix("")
+        cands = [Path(str(path) + ".txt"), stem.with_suffix(".txt"), Path(f"{stem}_gt.txt"),
+                 Path(f"{stem}_groundtruth.txt"), path.parent / OTB_GT, path.parent / VOT_GT]
+    return next((c for c in cands if c.is_file()), None)
 
 
 def load_video_sequence(video: Union[str, Path], gt_file: Optional[Union[str, Path]] = None,
@@ -140,7 +142,7 @@ def load_video_sequence(video: Union[str, Path], gt_file: Optional[Union[str, Pa
     video = Path(video)
     if not video.is_file():
         raise InputError(f"video {video} does not exist", fix="pass an existing video file")
-    gt_path = Path(gt_file) if gt_file is not None else find_video_gt(video)
+    gt_path = Path(gt_file) if gt_file is not None else find_gt(video)
     if gt_path is None:
         raise InputError(f"no ground-truth file for {video}",
                          evidence=f"looked for {video.name}.txt, {video.stem}.txt, {video.stem}_gt.txt, "

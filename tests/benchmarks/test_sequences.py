@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from siamtrt.runtime.boxes import polygon_to_rect, read_box_file
-from siamtrt.runtime.sequences import load_folder_sequence, load_sequences, load_video_sequence
+from siamtrt.runtime.sequences import find_gt, load_folder_sequence, load_sequences, load_video_sequence
 from siamtrt.errors import InputError
 
 
@@ -80,6 +80,30 @@ def test_video_with_gt_file(tmp_path, bag_video, bag_sequence):
 def test_video_without_gt_is_refused(bag_video):
     with pytest.raises(InputError, match="no ground-truth file"):
         load_video_sequence(bag_video)
+
+
+def test_find_gt_folder_and_video(tmp_path, bag_video, bag_sequence):
+    """One lookup for every command: a folder's OTB file before its VOT file; a video's file beside it."""
+    assert find_gt(bag_sequence) == bag_sequence / "groundtruth_rect.txt"
+    assert find_gt(bag_video) is None  # bag.avi's frames folder is not beside-the-video ground truth
+    vot = tmp_path / "vot"
+    vot.mkdir()
+    (vot / "groundtruth.txt").write_text("1,2,3,4,5,6,7,8\n")
+    assert find_gt(vot) == vot / "groundtruth.txt"
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    assert find_gt(tmp_path / "clip.mp4") is None
+    (tmp_path / "clip_gt.txt").write_text("1,2,3,4\n")
+    assert find_gt(tmp_path / "clip.mp4") == tmp_path / "clip_gt.txt"
+
+
+def test_soak_boxes_follow_the_frames_folder_beside_the_video(tmp_path, bag_video, bag_sequence):
+    from siamtrt.cli.soak import _gt_boxes
+
+    np.testing.assert_array_equal(_gt_boxes(bag_video, 196, (1, 2, 3, 4)),
+                                  read_box_file(bag_sequence / "groundtruth_rect.txt"))
+    lone = tmp_path / "lone.avi"
+    lone.write_bytes(b"")
+    np.testing.assert_array_equal(_gt_boxes(lone, 3, (1, 2, 3, 4)), [[1, 2, 3, 4]] * 3)
 
 
 def test_frame_count_mismatch(tmp_path, bag_sequence):
