@@ -68,14 +68,18 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
             --video v.avi`` replaced the video with a box file).
 
     Raises:
-        InputError: a path is a directory, one of ``inputs``, its parent is a file or not writable, or
+        InputError: a path is a directory, named twice, one of ``inputs``, its parent is a file or not writable, or
             (``overwrite=False``) exists.
     """
     names = list(what) + ["output"] * (len(paths) - len(what))
+    seen: dict = {}  # resolved path → the option that named it first
     for path, name in zip(paths, names):
         if path is None or str(path) == "-":
             continue
         p = Path(path)
+        if p.resolve() in seen:
+            raise InputError(f"{seen[p.resolve()]} and {name} are the same file {p}", fix="give them different names")
+        seen[p.resolve()] = name
         if p.is_dir():
             raise InputError(f"{name} {p} is a directory", fix=f"give {name} a file path, e.g. {p / 'out.txt'}")
         for i in inputs:

@@ -91,6 +91,9 @@ def test_check_writable_refuses_before_anything_is_written(tmp_path):
     with pytest.raises(InputError, match="exists"):
         check_writable([tmp_path / "afile"], overwrite=False)
     check_writable([tmp_path / "new" / "deeper" / "out.txt", "-", None])  # creatable, stdout, absent: fine
+    with pytest.raises(InputError, match="--json and --plot are the same file"):  # spelt two ways
+        check_writable([tmp_path / "r.json", tmp_path / "new" / ".." / "r.json"], what=["--json", "--plot"])
+    check_writable([tmp_path / "r.json", tmp_path / "r.png", "-", "-"], what=["--out", "--out"])
 
 
 def test_sigterm_becomes_keyboard_interrupt_with_its_exit_code():

@@ -122,9 +122,6 @@ def check_request(out: Optional[Union[str, Path]] = None, save_video: Optional[U
                          evidence=f"suffix {Path(save_video).suffix or '(none)'!r}; "
                                   f"written: {', '.join(VIDEO_SUFFIXES)}",
                          fix="end the name with .mp4 (or .avi)")
-    if out is not None and save_video is not None and str(out) != "-" and \
-            Path(out).resolve() == Path(save_video).resolve():
-        raise InputError(f"--out and --save-video are the same file {out}", fix="give them different names")
     check_writable([out, save_video], what=["--out", "--save-video"], inputs=[video])
     if show:
         _check_display()
