@@ -259,9 +259,10 @@ class FpsReport:
                      "--reference-frames).")
         if self.probes:
             lines.append("of peak: search GMAC/s (fastest frame) / the engine's matrix throughput here "
-                         "(benchmarks/probe.py, best call, same threads; INT8 figure for int8 directories, FP32 "
-                         "otherwise): " + "; ".join(
-                             f"{k} FP32 {p.fp32_gmacs:.0f}, INT8 {p.int8_gmacs:.0f} GMAC/s"
+                         "(benchmarks/probe.py, best call, same threads; INT8 figure for int8 directories, bf16 for "
+                         "float ones run in bf16, FP32 otherwise): " + "; ".join(
+                             f"{k} FP32 {p.fp32_gmacs:.0f}, INT8 {p.int8_gmacs:.0f}"
+                             + (f", bf16 {p.bf16_gmacs:.0f}" if p.bf16_gmacs else "") + " GMAC/s"
                              for k, p in self.probes.items()))
         worst = max(r.unattributed_pct for r in self.results)
         lines.append(f"stage check: e2e = decode + crop + search + post + other per frame; the unattributed 'other' "
@@ -496,10 +497,10 @@ def attach_headroom(results: Sequence[VariantResult], threads: int, targets: int
             gmac[d] = search_gmac(d)
         r.search_gmac = gmac[d] * targets if gmac[d] else None
         p = probes.get(r.variant.backend)
-        # the probe runs float layers in f32: an fp32/fp16 directory run in bf16 has no peak here (an int8 one's MACs
-        # are its int8 convolutions, whatever the hint for its few float layers)
-        bf16_float = bool(r.variant.float_hint) and r.variant.precision != "int8"
-        r.engine_peak_gmacs = p.peak(r.variant.precision) if p is not None and not bf16_float else None
+        # an fp32/fp16 directory run in bf16 is measured against the bf16 peak (none where the probe did not time
+        # bf16); an int8 one's MACs are its int8 convolutions, whatever the hint for its few float layers
+        hint = r.variant.float_hint if r.variant.precision != "int8" else None
+        r.engine_peak_gmacs = p.peak(hint or r.variant.precision) if p is not None and hint in (None, "bf16") else None
         if r.peak_share is not None and r.peak_share > 1.0:
             r.notes.append(f"its search ran at {r.peak_share * 100:.0f} % of the probed {r.variant.backend} peak: "
                            "the probe read low (another job at that moment, or probe shapes that miss a rate this "

@@ -11,7 +11,9 @@ median would depend on when other jobs ran (on the shared 2-core VM this was wri
 later). ``benchmarks/fps.py`` divides each variant's
 search-branch MACs per second by its engine's figure (INT8 for an int8 directory, FP32 otherwise), so a user sees
 the headroom on their CPU: 80 % means the network already runs near the engine's matrix rate, 20 % that layout,
-memory traffic, float layers or glue cost the rest.
+memory traffic, float layers or glue cost the rest. Where an engine computes bf16 natively (OpenVINO on an AMX /
+AVX512-BF16 CPU) the float models are also timed with the bf16 precision hint: the peak of a float directory that
+runs its layers in bf16 (``[bf16]`` in fps.py), which an f32 figure would overstate the headroom against.
 
 Shapes: a ``M = N = K = 1024`` MatMul (1.07 GMAC per call) and two chains of :data:`CONV_DEPTH` 3×3 convolutions,
 256 → 256 on 32×32 and 512 → 512 on 16×16 (0.60 GMAC per layer), compute-bound with cache-resident panels on a
@@ -150,21 +152,32 @@ def _ort_runner(model: bytes, threads: int) -> Callable[[np.ndarray], Any]:
     return lambda a: sess.run(None, {"A": a})
 
 
-def _ov_runner(model: bytes, threads: int) -> Callable[[np.ndarray], Any]:
+def _ov_runner(model: bytes, threads: int, hint: str = "f32") -> Callable[[np.ndarray], Any]:
     from ..runtime.openvino import shared_core
 
     core = shared_core()
     compiled = core.compile_model(core.read_model(model, b""), "CPU",
-                                  {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
+                                  {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": hint,
                                    "PERFORMANCE_HINT": "LATENCY"})
     req = compiled.create_infer_request()
     return lambda a: req.infer({"A": a}, share_inputs=True, share_outputs=True)
+
+
+def _ov_has_bf16() -> bool:
+    from ..runtime.openvino import cpu_has_bf16
+
+    return cpu_has_bf16()
 
 
 #: engine → runner factory. An engine without an entry is not probed (its share is reported as unknown).
 RUNNERS: Dict[str, Callable[[bytes, int], Callable[[np.ndarray], Any]]] = {
     "onnxruntime": _ort_runner,
     "openvino": _ov_runner,
+}
+#: engine → (whether it computes bf16 here, runner factory taking the precision hint): the float models are timed
+#: again in bf16 where the first says yes
+BF16_RUNNERS: Dict[str, Tuple[Callable[[], bool], Callable[..., Callable[[np.ndarray], Any]]]] = {
+    "openvino": (_ov_has_bf16, _ov_runner),
 }
 
 
@@ -174,7 +187,7 @@ class GemmProbe:
 
     engine: str
     threads: int
-    gmacs: Dict[str, Dict[str, float]]   # shape → precision → GMAC/s (best of the repetitions)
+    gmacs: Dict[str, Dict[str, float]]   # shape → precision (fp32, int8, bf16 where timed) → GMAC/s (best call)
     seconds: float
 
     @property
@@ -185,19 +198,26 @@ class GemmProbe:
     def int8_gmacs(self) -> float:
         return max(v["int8"] for v in self.gmacs.values())
 
-    def peak(self, precision: str) -> float:
-        """The figure a variant of ``precision`` is measured against (int8 → the INT8 peak, else FP32)."""
-        return self.int8_gmacs if precision == "int8" else self.fp32_gmacs
+    @property
+    def bf16_gmacs(self) -> Optional[float]:
+        """The bf16 peak, None where the engine does not compute bf16 here."""
+        return max((v["bf16"] for v in self.gmacs.values() if "bf16" in v), default=None)
+
+    def peak(self, precision: str) -> Optional[float]:
+        """The figure a variant of ``precision`` is measured against: int8 → the INT8 peak, bf16 → the bf16 peak (None
+        where not timed), else FP32."""
+        return {"int8": self.int8_gmacs, "bf16": self.bf16_gmacs}.get(precision, self.fp32_gmacs)
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
-        d.update(fp32_peak_gmacs=self.fp32_gmacs, int8_peak_gmacs=self.int8_gmacs)
+        d.update(fp32_peak_gmacs=self.fp32_gmacs, int8_peak_gmacs=self.int8_gmacs, bf16_peak_gmacs=self.bf16_gmacs)
         return d
 
 
 def probe_engine(engine: str, threads: int, reps: int = DEFAULT_REPS, size: int = GEMM_SIZE) -> GemmProbe:
-    """Measure FP32 and INT8 GMAC/s of the probe shapes through ``engine`` with ``threads`` threads; the peak of a
-    precision is its best shape (the limit a network of that precision can approach on this engine).
+    """Measure FP32 and INT8 GMAC/s of the probe shapes through ``engine`` with ``threads`` threads (and bf16 where
+    the engine computes it here: :data:`BF16_RUNNERS`); the peak of a precision is its best shape (the limit a
+    network of that precision can approach on this engine).
 
     Raises:
         BackendError: no probe for this engine, or its library is missing.
@@ -207,9 +227,18 @@ def probe_engine(engine: str, threads: int, reps: int = DEFAULT_REPS, size: int 
     t0 = time.perf_counter()
     rng = np.random.default_rng(1)
     gmacs: Dict[str, Dict[str, float]] = {}
-    for (shape, precision), (model, in_shape, macs) in probe_models(size).items():
+    jobs = [(shape, precision, model, in_shape, macs, lambda m: RUNNERS[engine](m, threads))
+            for (shape, precision), (model, in_shape, macs) in probe_models(size).items()]
+    try:
+        has_bf16, bf16_runner = BF16_RUNNERS.get(engine, (lambda: False, None))
+        if has_bf16():
+            jobs += [(shape, "bf16", model, in_shape, macs, lambda m: bf16_runner(m, threads, "bf16"))
+                     for shape, precision, model, in_shape, macs, _ in list(jobs) if precision == "fp32"]
+    except ImportError:
+        pass  # reported below, by the first runner
+    for shape, precision, model, in_shape, macs, factory in jobs:
         try:
-            run = RUNNERS[engine](model, threads)
+            run = factory(model)
         except ImportError as e:
             raise BackendError(f"the '{engine}' library is not installed", evidence=repr(e)[:200]) from None
         a = rng.uniform(0, 1, in_shape).astype(np.float32)
@@ -241,8 +270,8 @@ def share(gmacs: Optional[float], probe: Optional[GemmProbe], precision: str) ->
     if gmacs is None or probe is None:
         return None
     peak = probe.peak(precision)
-    return float(gmacs / peak) if peak > 0 else None
+    return float(gmacs / peak) if peak else None
 
 
-__all__ = ["CONV_DEPTH", "GEMM_SIZE", "GemmProbe", "RUNNERS", "SHAPES", "probe_engine", "probe_engines", "probe_models",
-           "share"]
+__all__ = ["BF16_RUNNERS", "CONV_DEPTH", "GEMM_SIZE", "GemmProbe", "RUNNERS", "SHAPES", "probe_engine",
+           "probe_engines", "probe_models", "share"]

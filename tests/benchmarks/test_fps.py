@@ -234,7 +234,7 @@ def test_interleaved_runs_the_reference_alone_first(alex_dir, alex_ckpt, bag_vid
 def test_precision_hint_reaches_the_backends_that_take_it(alex_dir, bag_video, tmp_path, monkeypatch):
     """--precision-hint auto: OpenVINO runs bf16 where a passing bf16 record exists (here one written for the
     directory's files: the plumbing, not the fidelity, is under test) and the variant says so; ONNX Runtime, which
-    declares no such option, runs as before; a bf16 variant gets no share of the f32 probe's peak."""
+    declares no such option, runs as before; a bf16 variant's share is of the probe's bf16 peak, not its f32 one."""
     pytest.importorskip("openvino", reason="openvino is not installed")
 
     from siamtrt.metadata import file_sha256
@@ -251,7 +251,10 @@ def test_precision_hint_reaches_the_backends_that_take_it(alex_dir, bag_video, t
                   backend_options={"precision": "auto"})
     assert [r.variant.label for r in rep.results] == ["onnxruntime-fp32", "openvino-fp32[bf16]"]
     ort, ov = rep.results
-    assert ort.peak_share is not None and ov.peak_share is None and ov.search_gmacs is not None
+    probe = rep.probes["openvino"]
+    assert ort.peak_share is not None and ov.search_gmacs is not None
+    assert ov.engine_peak_gmacs == probe.bf16_gmacs and probe.bf16_gmacs != probe.fp32_gmacs
+    assert "bf16 " in rep.summary()
 
 
 def test_table_labels_name_the_directory_when_two_directories_share_a_label():

@@ -52,3 +52,20 @@ def test_probe_engine_and_share():
     assert share(None, fake, "fp32") is None and share(20.0, None, "fp32") is None
     with pytest.raises(BackendError, match="no GEMM probe"):
         probe_engine("tensorrt", threads=1)
+
+
+def test_openvino_probe_times_bf16_where_the_cpu_computes_it():
+    """The float models again with the bf16 hint, on a CPU with bf16 units only; the bf16 peak is what a float
+    directory run in bf16 is measured against, and an engine without bf16 has none."""
+    pytest.importorskip("openvino", reason="openvino is not installed")
+    from siamtrt.runtime.openvino import cpu_has_bf16
+
+    p = probe_engine("openvino", threads=1, reps=1)
+    if cpu_has_bf16():
+        assert all(set(v) == {"fp32", "int8", "bf16"} for v in p.gmacs.values())
+        assert p.peak("bf16") == p.bf16_gmacs == max(v["bf16"] for v in p.gmacs.values())
+        assert p.to_dict()["bf16_peak_gmacs"] == p.bf16_gmacs
+    else:
+        assert p.bf16_gmacs is None and p.peak("bf16") is None
+    fake = GemmProbe("x", 1, {"gemm": {"fp32": 50.0, "int8": 200.0}}, 0.0)
+    assert fake.bf16_gmacs is None and fake.peak("bf16") is None and share(20.0, fake, "bf16") is None
