@@ -19,7 +19,7 @@ How it is measured (style rule 13):
 * The template branch runs once per target (at init), so it is not a per-frame stage: it is timed over
   ``template_reps`` re-initialisations on the last frame after the loop (crop and template inference separately).
 * **Headroom.** Each variant's search-branch GMAC/s (conv MACs of its ``search.onnx`` × targets / its fastest
-  search time) is reported as a share of the FP32 or INT8 matrix throughput its engine reaches on this machine
+  search time) is reported as a share of the FP32, bf16 or INT8 matrix throughput its engine reaches on this machine
   (:mod:`.probe`, best call, measured in the same run with the same threads): how close to the limit the branch
   runs. Best against best, because on a shared machine a median depends on when the load came.
 * The torch reference is slow (about a second per frame on 2 busy cores), so by default it times fewer frames
