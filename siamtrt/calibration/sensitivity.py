@@ -349,13 +349,15 @@ def bf16_record_for(model_dir, video, bbox: Sequence[float], *, threads: Optiona
     crops the FP32 tracker cuts from ``video`` starting at ``bbox`` and recorded, as ``quantize.py --check-bf16``
     would. This is how the default benchmark lets ``precision="auto"`` pick the fastest float precision that keeps
     fidelity on the machine at hand. A failing record from before the check tried leading f32 convolutions (it has
-    no ``steps``) is measured again. (None, False) where OpenVINO is missing or the CPU has no bf16 units.
+    no ``steps``), and one another OpenVINO version measured, are measured again. (None, False) where OpenVINO is
+    missing or the CPU has no bf16 units.
     """
     from pathlib import Path
 
     from ..metadata import file_sha256
     from ..modeldir import ModelDir
-    from ..runtime.openvino import OpenVinoBackend, cpu_has_bf16, default_cache_dir, model_key, stored_bf16_record
+    from ..runtime.openvino import (OpenVinoBackend, cpu_has_bf16, default_cache_dir, model_key, stale_bf16_record,
+                                    stored_bf16_record)
     from .collect import SourceSpec, collect
 
     if OpenVinoBackend.unavailable_reason() or not cpu_has_bf16():
@@ -363,7 +365,7 @@ def bf16_record_for(model_dir, video, bbox: Sequence[float], *, threads: Optiona
     md = ModelDir.open(model_dir, require_conv=True)
     rec, _ = stored_bf16_record(md.meta, default_cache_dir(),
                                 lambda: model_key(file_sha256(md.onnx("template")), file_sha256(md.onnx("search"))))
-    if rec is not None and (rec.get("passed") or "steps" in rec):
+    if rec is not None and (rec.get("passed") or "steps" in rec) and not stale_bf16_record(rec):
         return rec, False
     crops = collect(md.path, [SourceSpec(Path(video), bbox=tuple(bbox))], None, max_samples=AUTO_BF16_CROPS,
                     max_frames=AUTO_BF16_FRAMES, threads=threads, progress=progress).calib

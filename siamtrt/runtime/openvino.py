@@ -246,16 +246,30 @@ def load_bf16_record(cache_dir: Optional[Path], key: str) -> Optional[Dict[str, 
         return None
 
 
+def stale_bf16_record(rec: Dict[str, Any]) -> Optional[str]:
+    """Why a bf16 record no longer speaks for this machine's OpenVINO (another version measured it: other kernels,
+    other rounding), else None. A record that names no version is taken as it is."""
+    measured = rec.get("openvino")
+    running = _import_ov().__version__
+    return f"measured with OpenVINO {measured}, running {running}" if measured and measured != running else None
+
+
 def stored_bf16_record(meta: Dict[str, Any], cache_dir: Optional[Path], key: Callable[[], str]
                        ) -> Tuple[Optional[Dict[str, Any]], str]:
     """(the bf16 record of a model pair, where it was found): the metadata's (``quantize --target openvino`` writes it
     into the very files it describes), else the cache folder's under ``key()`` (``quantize.py --check-bf16``; the key
-    is computed only then: it hashes both files), else (None, "")."""
+    is computed only then: it hashes both files), else (None, ""). A record of the running OpenVINO goes before a
+    stale one (:func:`stale_bf16_record`), so a re-measured cache record overrides the metadata's old one."""
+    found = []
     rec = (meta.get("quantization") or {}).get("bf16")
     if rec:
-        return rec, "model metadata"
-    rec = load_bf16_record(cache_dir, key()) if cache_dir is not None else None
-    return (rec, str(Path(cache_dir) / BF16_RECORD)) if rec else (None, "")
+        found.append((rec, "model metadata"))
+    if cache_dir is not None and (not found or stale_bf16_record(found[0][0])):
+        rec = load_bf16_record(cache_dir, key())
+        if rec:
+            found.append((rec, str(Path(cache_dir) / BF16_RECORD)))
+    current = [f for f in found if not stale_bf16_record(f[0])]
+    return (current or found or [(None, "")])[0]
 
 
 def save_bf16_record(cache_dir: Path, key: str, record: Dict[str, Any]) -> Path:
@@ -488,6 +502,15 @@ class OpenVinoBackend(Backend):
                                    fix=BF16_CHECK_FIX + "; or use precision 'auto' (the default) or 'f32'")
             LOG.info("OpenVINO: precision auto → f32 (no bf16 fidelity record for this model)")
             return "f32"
+        stale = stale_bf16_record(rec)
+        if stale and want == "bf16":
+            raise BackendError("precision 'bf16' needs a bf16 fidelity record of this OpenVINO, and this model's is "
+                               "another version's", evidence=f"{rec.get('where')}: {stale}",
+                               fix=BF16_CHECK_FIX + "; or use precision 'auto' (the default) or 'f32'")
+        if stale:
+            LOG.warning("OpenVINO: precision auto → f32: the bf16 fidelity record (%s) was %s; re-measure: %s",
+                        rec.get("where"), stale, BF16_CHECK_FIX)
+            return "f32"
         if rec.get("passed"):
             self.f32_convs = int(rec.get("f32_convs", 0))
             # a record of the older check (no steps) measured the whole pair in bf16
@@ -523,4 +546,5 @@ class OpenVinoBackend(Backend):
 
 __all__ = ["BATCH_CHUNKS", "BF16_RECORD", "CACHE_MAX_BYTES", "CONVOLUTIONS", "MAX_SIGNATURES", "OpenVinoBackend",
            "PRECISIONS", "batch_chunks", "convolutions", "cpu_has_bf16", "default_cache_dir", "keep_f32",
-           "load_bf16_record", "model_key", "prune_cache", "save_bf16_record", "shared_core", "stored_bf16_record"]
+           "load_bf16_record", "model_key", "prune_cache", "save_bf16_record", "shared_core", "stale_bf16_record",
+           "stored_bf16_record"]

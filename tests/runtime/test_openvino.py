@@ -294,6 +294,37 @@ def test_bf16_record_in_the_metadata(tiny_dir, tmp_path):
 
 
 @needs_bf16
+def test_bf16_record_of_another_openvino_is_measured_again(tiny_dir, tmp_path, caplog):
+    """A passing record another OpenVINO version measured (a directory quantized elsewhere) does not speak for this
+    one: "auto" runs f32 and says why, "bf16" is refused with the command; a record of the running version in the
+    cache folder (re-measured) goes before the stale one in the metadata."""
+    import openvino
+
+    from siamtrt.metadata import file_sha256, read_onnx_metadata, set_onnx_metadata
+    from siamtrt.runtime.openvino import model_key, save_bf16_record
+
+    d = tmp_path / "elsewhere"
+    shutil.copytree(tiny_dir("siamrpn_alex_dwxcorr"), d)
+    for branch in ("template", "search"):
+        m = onnx.load(str(d / f"{branch}.onnx"))
+        set_onnx_metadata(m, dict(read_onnx_metadata(d / f"{branch}.onnx"), quantization={"bf16": {
+            "passed": True, "cls": 0.99, "loc": 0.99, "openvino": "1999.1.0-old"}}))
+        onnx.save(m, str(d / f"{branch}.onnx"))
+    md, cache = ModelDir.open(d), tmp_path / "c"
+    with caplog.at_level("WARNING", logger="siamtrt"):
+        with OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=cache, precision="auto") as b:
+            assert b.precision == "f32"
+    assert "1999.1.0-old" in caplog.text and "--check-bf16" in caplog.text
+    with pytest.raises(BackendError, match="another version's") as e:
+        OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=cache, precision="bf16").activate()
+    assert "1999.1.0-old" in str(e.value) and "--check-bf16" in str(e.value)
+    save_bf16_record(cache, model_key(file_sha256(d / "template.onnx"), file_sha256(d / "search.onnx")),
+                     {"passed": True, "cls": 0.995, "loc": 0.99, "openvino": openvino.__version__})
+    with OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=cache, precision="auto") as b:
+        assert b.precision == "bf16" and b.bf16_check["where"] == str(cache / BF16_RECORD)
+
+
+@needs_bf16
 def test_bf16_keeps_the_first_convolutions_f32_where_that_holds(tiny_dir, tmp_path, monkeypatch):
     """The fragile pair of convolutions sits first in the search branch: bf16 fails for the whole pair, and with
     the template f32 and none or one of them f32, and passes with both (the check's search, allowed here to reach
@@ -353,7 +384,8 @@ def test_keep_f32_marks_what_it_says(tiny_dir):
 @needs_bf16
 def test_default_benchmark_measures_bf16_once(tiny_dir, bag_video, tmp_path, monkeypatch):
     """bf16_record_for (the default benchmark's check): measured on crops of the video and recorded the first
-    time (a failing record of the older check, without steps, counts as none), read back the second."""
+    time (a failing record of the older check, without steps, counts as none), read back the second; a passing
+    record of another OpenVINO version is measured again."""
     from siamtrt.calibration.sensitivity import bf16_record_for
     from siamtrt.metadata import file_sha256
     from siamtrt.runtime.openvino import model_key, save_bf16_record
@@ -370,6 +402,11 @@ def test_default_benchmark_measures_bf16_once(tiny_dir, bag_video, tmp_path, mon
     assert not measured and again == dict(json.loads(json.dumps(rec)), model_dir=str(d))
     with OpenVinoBackend.from_model_dir(d, ModelDir.open(d).meta, threads=1, precision="auto") as b:
         assert b.precision == "bf16"
+    save_bf16_record(tmp_path / "cache" / "openvino", model_key(file_sha256(md.onnx("template")),
+                                                                file_sha256(md.onnx("search"))),
+                     dict(rec, openvino="1999.1.0-old"))
+    fresh, measured = bf16_record_for(d, bag_video, BOX, threads=1, progress=False)
+    assert measured and fresh["openvino"] != "1999.1.0-old"
 
 
 def test_bf16_refused_without_bf16_units(tiny_dir, tmp_path, monkeypatch):
