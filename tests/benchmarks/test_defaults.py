@@ -46,10 +46,10 @@ def test_fps_no_arguments_fresh_cache(tmp_path, bag_video):
     assert len(note) == int(checks_bf16) and "measured now" in "".join(note)
     bf16 = checks_bf16 and "bf16 kept" in note[0]
     assert [v["label"] for v in d["variants"]] == ["torch-fp32", f"{auto}-fp32" + ("[bf16]" if bf16 else "")]
-    if bf16:   # the probe has no bf16 figure: the share is left empty, not filled with the f32 peak
-        assert d["variants"][1]["share_of_engine_peak"] is None
-    else:      # the headroom column is filled for the default backend
-        assert d["variants"][1]["share_of_engine_peak"] > 0
+    # the headroom column is filled for the default backend: bf16 float layers against the probe's bf16 peak
+    probe = d["engine_probe"][auto]
+    assert d["variants"][1]["share_of_engine_peak"] > 0
+    assert d["variants"][1]["engine_peak_gmacs"] == probe["bf16_peak_gmacs" if bf16 else "fp32_peak_gmacs"]
     assert all(v["arch"] == "siamrpn_mobilev2_l234_dwxcorr" and v["weights_kind"] == "random-realistic"
                for v in d["variants"])
     assert d["weights_kinds"] == ["random-realistic"] and d["variants"][0]["weights"] == "random-seed-0"
