@@ -9,7 +9,8 @@ variant's fastest frame: on a shared machine the best observed call is the one c
 median would depend on when other jobs ran (on the shared 2-core VM this was written on, the INT8 probe read 614 /
 323 GMAC/s (ONNX Runtime / OpenVINO) as a best of 5 in one run and 76 / 77 as a median of 7 in a run 15 minutes
 later). ``benchmarks/fps.py`` divides each variant's
-search-branch MACs per second by its engine's figure (INT8 for an int8 directory, FP32 otherwise), so a user sees
+search-branch MACs per second by its engine's figure (INT8 for an int8 directory, bf16 for a float one run in bf16,
+FP32 otherwise), so a user sees
 the headroom on their CPU: 80 % means the network already runs near the engine's matrix rate, 20 % that layout,
 memory traffic, float layers or glue cost the rest. Where an engine computes bf16 natively (OpenVINO on an AMX /
 AVX512-BF16 CPU) the float models are also timed with the bf16 precision hint: the peak of a float directory that
@@ -140,7 +141,8 @@ def probe_models(size: int = GEMM_SIZE, channels: int = CONV_CHANNELS, side: int
     return out
 
 
-def _ort_runner(model: bytes, threads: int) -> Callable[[np.ndarray], Any]:
+def _ort_runner(model: bytes, threads: int, hint: str = "f32") -> Callable[[np.ndarray], Any]:
+    """ONNX Runtime's CPU provider computes float layers in f32 only: it is never asked for another hint."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -169,16 +171,14 @@ def _ov_has_bf16() -> bool:
     return cpu_has_bf16()
 
 
-#: engine → runner factory. An engine without an entry is not probed (its share is reported as unknown).
-RUNNERS: Dict[str, Callable[[bytes, int], Callable[[np.ndarray], Any]]] = {
+#: engine → runner factory (model, threads, float precision hint). An engine without an entry is not probed (its
+#: share is reported as unknown).
+RUNNERS: Dict[str, Callable[[bytes, int, str], Callable[[np.ndarray], Any]]] = {
     "onnxruntime": _ort_runner,
     "openvino": _ov_runner,
 }
-#: engine → (whether it computes bf16 here, runner factory taking the precision hint): the float models are timed
-#: again in bf16 where the first says yes
-BF16_RUNNERS: Dict[str, Tuple[Callable[[], bool], Callable[..., Callable[[np.ndarray], Any]]]] = {
-    "openvino": (_ov_has_bf16, _ov_runner),
-}
+#: engine → whether it computes bf16 here: its float models are timed again with the bf16 hint where it does
+BF16_ENGINES: Dict[str, Callable[[], bool]] = {"openvino": _ov_has_bf16}
 
 
 @dataclass
@@ -216,7 +216,7 @@ class GemmProbe:
 
 def probe_engine(engine: str, threads: int, reps: int = DEFAULT_REPS, size: int = GEMM_SIZE) -> GemmProbe:
     """Measure FP32 and INT8 GMAC/s of the probe shapes through ``engine`` with ``threads`` threads (and bf16 where
-    the engine computes it here: :data:`BF16_RUNNERS`); the peak of a precision is its best shape (the limit a
+    the engine computes it here: :data:`BF16_ENGINES`); the peak of a precision is its best shape (the limit a
     network of that precision can approach on this engine).
 
     Raises:
@@ -227,18 +227,17 @@ def probe_engine(engine: str, threads: int, reps: int = DEFAULT_REPS, size: int 
     t0 = time.perf_counter()
     rng = np.random.default_rng(1)
     gmacs: Dict[str, Dict[str, float]] = {}
-    jobs = [(shape, precision, model, in_shape, macs, lambda m: RUNNERS[engine](m, threads))
-            for (shape, precision), (model, in_shape, macs) in probe_models(size).items()]
     try:
-        has_bf16, bf16_runner = BF16_RUNNERS.get(engine, (lambda: False, None))
-        if has_bf16():
-            jobs += [(shape, "bf16", model, in_shape, macs, lambda m: bf16_runner(m, threads, "bf16"))
-                     for shape, precision, model, in_shape, macs, _ in list(jobs) if precision == "fp32"]
+        bf16 = BF16_ENGINES.get(engine, lambda: False)()
     except ImportError:
-        pass  # reported below, by the first runner
-    for shape, precision, model, in_shape, macs, factory in jobs:
+        bf16 = False  # reported below, by the first runner
+    models = probe_models(size)
+    jobs = [(shape, precision, "f32") for shape, precision in models]
+    jobs += [(shape, "bf16", "bf16") for shape, precision in models if bf16 and precision == "fp32"]
+    for shape, precision, hint in jobs:
+        model, in_shape, macs = models[(shape, "fp32" if hint == "bf16" else precision)]
         try:
-            run = factory(model)
+            run = RUNNERS[engine](model, threads, hint)
         except ImportError as e:
             raise BackendError(f"the '{engine}' library is not installed", evidence=repr(e)[:200]) from None
         a = rng.uniform(0, 1, in_shape).astype(np.float32)
@@ -273,5 +272,5 @@ def share(gmacs: Optional[float], probe: Optional[GemmProbe], precision: str) ->
     return float(gmacs / peak) if peak else None
 
 
-__all__ = ["BF16_RUNNERS", "CONV_DEPTH", "GEMM_SIZE", "GemmProbe", "RUNNERS", "SHAPES", "probe_engine",
+__all__ = ["BF16_ENGINES", "CONV_DEPTH", "GEMM_SIZE", "GemmProbe", "RUNNERS", "SHAPES", "probe_engine",
            "probe_engines", "probe_models", "share"]
