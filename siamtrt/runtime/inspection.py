@@ -230,6 +230,24 @@ def _float_set(md: ModelDir) -> Optional[Dict[str, Any]]:
             "min_cosine": fid.get("min_cosine"), "met": fid.get("met"), "calib_file": q.get("calib_file")}
 
 
+def _bf16_record(md: ModelDir, template_sha256: str, search_sha256: str) -> Optional[Dict[str, Any]]:
+    """The OpenVINO bf16 record that ``precision="auto"`` would read for these files (metadata, else the user cache
+    folder), and whether it speaks for the OpenVINO installed here (None: no record)."""
+    from .openvino import default_cache_dir, model_key, stale_bf16_record, stored_bf16_record
+
+    rec, where = stored_bf16_record(md.meta, default_cache_dir(), lambda: model_key(template_sha256, search_sha256))
+    if rec is None:
+        return None
+    try:
+        stale = stale_bf16_record(rec)
+    except SiamtrtError:   # OpenVINO not installed here: nothing to compare with
+        stale = None
+    return {"where": where, "passed": bool(rec.get("passed")), "cls": rec.get("cls"), "loc": rec.get("loc"),
+            "crops": rec.get("crops"), "reference": rec.get("reference"),
+            "template_bf16": bool(rec.get("template_bf16", "steps" not in rec)),
+            "f32_convs": int(rec.get("f32_convs", 0)), "openvino": rec.get("openvino"), "stale": stale}
+
+
 def model_dir_report(path: Union[str, Path], engines: bool = True) -> Dict[str, Any]:
     """Everything :mod:`siamtrt inspect <DIR>` prints, as a JSON-ready dict.
 
@@ -257,6 +275,7 @@ def model_dir_report(path: Union[str, Path], engines: bool = True) -> Dict[str, 
                      "search": _onnx_branch(md.onnx("search"), search_bind)},
         "engines": {},
     }
+    rep["openvino_bf16"] = _bf16_record(md, rep["branches"]["template"]["sha256"], rep["branches"]["search"]["sha256"])
     if engines:
         here = None
         for b in BRANCHES:
@@ -333,6 +352,20 @@ def _engine_lines(b: str, e: Dict[str, Any]) -> List[str]:
             f"    integrity: {e['integrity']}", f"    here: {e['compatibility']}"]
 
 
+def _bf16_line(b: Optional[Dict[str, Any]]) -> str:
+    if b is None:
+        return ("  OpenVINO bf16: no record (precision auto runs f32; measure it: python calibration/quantize.py "
+                "--model DIR --calib calib.npz --check-bf16)")
+    plan = "whole pair bf16" if b["template_bf16"] and not b["f32_convs"] else \
+        f"template {'bf16' if b['template_bf16'] else 'f32'}, first {b['f32_convs']} search convolutions f32"
+    ref = "the FP32 source" if str(b["reference"] or "").startswith("source") else "f32"
+    use = (f"not used here: {b['stale']}; measure again with --check-bf16" if b["stale"] else
+           "auto uses bf16" if b["passed"] else "auto runs f32")
+    return (f"  OpenVINO bf16: {'kept' if b['passed'] else 'refused'} ({plan}; worst template cls {b['cls']:.4f}, loc "
+            f"{b['loc']:.4f} vs {ref} on {b['crops']} crops; OpenVINO {b['openvino'] or '?'}) — "
+            f"{use}; record in {b['where']}")
+
+
 def format_report(rep: Dict[str, Any]) -> str:
     """The report as text (``siamtrt inspect`` without ``--json``)."""
     if rep.get("kind") == "engine":
@@ -384,6 +417,7 @@ def format_report(rep: Dict[str, Any]) -> str:
             lines.append(f"    float nodes: {', '.join(fs['float_nodes'][:12])}"
                          + (f", … ({len(fs['float_nodes'])} in all; --json lists them)" if len(fs['float_nodes']) > 12
                             else ""))
+    lines.append(_bf16_line(rep.get("openvino_bf16")))
     for b in BRANCHES:
         r = rep["branches"][b]
         lines.append(f"  {b}: {ONNX_FILES[b]} {r['bytes'] / 1e6:.1f} MB, sha256 {r['sha256'][:16]}…, opset "

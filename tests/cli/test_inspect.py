@@ -50,6 +50,28 @@ def test_inspect_model_dir_text_and_json(tiny_model):
     assert [i["name"] for i in rep["branches"]["search"]["inputs"]] == ["search", "cls_kernel", "loc_kernel"]
 
 
+def test_inspect_says_what_openvino_bf16_record_applies(tiny_model, tmp_path, monkeypatch):
+    """The bf16 record precision="auto" would read, as inspect shows it: none; a passing one (its plan, figures and
+    file); one another OpenVINO version measured, which is not used here."""
+    pytest.importorskip("openvino", reason="openvino is not installed")
+    from siamtrt.runtime.openvino import model_key, save_bf16_record
+
+    monkeypatch.setenv("SIAMTRT_CACHE", str(tmp_path / "cache"))
+    d = tiny_model()
+    assert "OpenVINO bf16: no record (precision auto runs f32" in siamtrt("inspect", d).stdout
+    key = model_key(file_sha256(d / "template.onnx"), file_sha256(d / "search.onnx"))
+    rec = {"passed": True, "cls": 0.9912, "loc": 0.9987, "crops": 32, "reference": "same files, f32 hint",
+           "template_bf16": False, "f32_convs": 2, "steps": [], "openvino": __import__("openvino").__version__}
+    save_bf16_record(tmp_path / "cache" / "openvino", key, rec)
+    out = siamtrt("inspect", d).stdout
+    assert ("OpenVINO bf16: kept (template f32, first 2 search convolutions f32; worst template cls 0.9912, loc 0.9987 "
+            "vs f32 on 32 crops;") in out and "auto uses bf16; record in " + str(tmp_path / "cache") in out
+    save_bf16_record(tmp_path / "cache" / "openvino", key, dict(rec, openvino="1999.1.0-old"))
+    rep = json.loads(siamtrt("inspect", d, "--json").stdout)["openvino_bf16"]
+    assert rep["passed"] and rep["stale"].startswith("measured with OpenVINO 1999.1.0-old")
+    assert "not used here: measured with OpenVINO 1999.1.0-old" in siamtrt("inspect", d).stdout
+
+
 def test_inspect_longterm_export_has_gmac_at_every_size(tiny_model):
     """A dynamic-spatial long-term export: numbers at 287 and 831, not symbolic expressions or 0.00."""
     d = tiny_model("siamrpn_alex_dwxcorr", cfg=with_longterm(CONFIGS["siamrpn_alex_dwxcorr"], 831))
