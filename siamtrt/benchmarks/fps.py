@@ -632,11 +632,12 @@ def _auto_bf16_check(model_dir: Path, video: Path, bbox: Sequence[float], thread
     ``auto`` runs its float layers in bf16 where that keeps the outputs on this machine; the note says what was
     found."""
     from ..calibration.sensitivity import bf16_record_for
+    from ..runtime.openvino import bf16_plan_text
 
     rec, measured = bf16_record_for(model_dir, video, bbox, threads=threads, progress=progress)
     if not measured or "cls" not in rec:
         return []
-    hint = f"template {'bf16' if rec['template_bf16'] else 'f32'}, search convolutions kept f32: {rec['f32_convs']}"
+    hint = bf16_plan_text(rec)
     return [f"OpenVINO bf16 check for {Path(model_dir).name}, measured now on {rec['crops']} crops of {video.name} "
             f"(kept for later runs; python calibration/quantize.py --check-bf16 measures on your own crops): {hint}; "
             f"worst template cls {rec['cls']:.4f} loc {rec['loc']:.4f} vs f32 — "

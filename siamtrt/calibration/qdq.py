@@ -69,6 +69,7 @@ from ..errors import CalibrationError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT, file_sha256
 from .data import MIN_RECOMMENDED_SEARCH, CalibrationSet, load_calibration
 from ..modeldir import ONNX_FILES, ModelDir
+from ..runtime.openvino import bf16_plan_text
 from .derive import check_model_out_dir, derived_metadata, save_branch, staged_model_dir
 from .graph import (conv_macs, correlation_convs, downstream_tensors, input_prefix_convs, mac_share, name_nodes,
                     named_model, stem_convs, tail_nodes)
@@ -344,8 +345,7 @@ class QuantizeSummary:
         bf16 = self.details.get("bf16")
         if bf16:
             lines.append("  bf16 hint (OpenVINO float layers): " + (
-                f"template {'bf16' if bf16['template_bf16'] else 'f32'}, search convolutions kept f32: "
-                f"{bf16['f32_convs']}; worst template cls {bf16['cls']:.4f} "
+                f"{bf16_plan_text(bf16)}; worst template cls {bf16['cls']:.4f} "
                 f"loc {bf16['loc']:.4f} vs the FP32 source on {bf16['crops']} crops: "
                 + ("kept — precision auto uses bf16" if bf16["passed"] else "NOT kept — the backend stays f32")
                 if "cls" in bf16 else f"not measured ({bf16.get('reason')})"))
@@ -606,9 +606,8 @@ def bf16_record(src: ModelDir, crops, results: Dict[str, Tuple[Any, BranchResult
                         threads=threads, min_cosine=target_cos or DEFAULT_MIN_COSINE,
                         reference=(src.onnx("template"), src.onnx("search")))
     if "cls" in rec:
-        LOG.info("INT8: bf16 hint for the float layers (template %s, search convolutions kept f32: %d): worst "
-                 "template cls %.4f loc %.4f vs the FP32 source on %d crops: %s",
-                 "bf16" if rec["template_bf16"] else "f32", rec["f32_convs"], rec["cls"], rec["loc"], rec["crops"],
+        LOG.info("INT8: bf16 hint for the float layers (%s): worst template cls %.4f loc %.4f vs the FP32 source on "
+                 "%d crops: %s", bf16_plan_text(rec), rec["cls"], rec["loc"], rec["crops"],
                  "kept (precision auto takes bf16)" if rec["passed"] else "NOT kept (the backend stays f32)")
     return rec
 

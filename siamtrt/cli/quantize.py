@@ -154,6 +154,7 @@ def _check_bf16(args) -> int:
         raise CalibrationError(f"--check-bf16 makes no copy: {', '.join(given)} do not apply",
                                fix="drop them, or drop --check-bf16")
     from siamtrt.calibration.sensitivity import check_bf16
+    from siamtrt.runtime.openvino import bf16_plan_text
 
     kw = {"samples": args.fidelity_samples} if args.fidelity_samples else {}
     rec, store = check_bf16(args.model, args.calib, force=args.force, **kw)
@@ -161,13 +162,12 @@ def _check_bf16(args) -> int:
         print(f"bf16 not measured: {rec.get('reason')}")
     else:
         for step in rec["steps"]:
-            print(f"  bf16, template {'bf16' if step['template_bf16'] else 'f32'}, search convolutions kept f32: "
-                  f"{step['f32_convs']}: " +
+            print(f"  bf16, {bf16_plan_text(step)}: " +
                   (f"cls {step['cls']:.4f} loc {step['loc']:.4f}" if "cls" in step else step["error"]))
         verdict = ("kept: OpenVINO precision 'auto' / 'bf16' will use bf16 for this model" if rec["passed"] else
                    "NOT kept: OpenVINO stays f32 for this model ('bf16' is refused)")
-        print(f"bf16 hint vs f32 (OpenVINO {rec['openvino']}, {rec['cpu']}; template branch "
-              f"{'bf16' if rec['template_bf16'] else 'f32'}, search convolutions kept f32: {rec['f32_convs']}): worst template cls {rec['cls']:.4f} loc {rec['loc']:.4f} "
-              f"on {rec['crops']} crops, {rec['templates']} templates (needs >= {rec['min_cosine']:.2f}): {verdict}")
+        print(f"bf16 hint vs f32 (OpenVINO {rec['openvino']}, {rec['cpu']}; {bf16_plan_text(rec)}): worst template "
+              f"cls {rec['cls']:.4f} loc {rec['loc']:.4f} on {rec['crops']} crops, {rec['templates']} templates "
+              f"(needs >= {rec['min_cosine']:.2f}): {verdict}")
     print(f"recorded in {store}")
     return 0

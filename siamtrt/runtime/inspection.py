@@ -233,19 +233,16 @@ def _float_set(md: ModelDir) -> Optional[Dict[str, Any]]:
 def _bf16_record(md: ModelDir, template_sha256: str, search_sha256: str) -> Optional[Dict[str, Any]]:
     """The OpenVINO bf16 record that ``precision="auto"`` would read for these files (metadata, else the user cache
     folder), and whether it speaks for the OpenVINO installed here (None: no record)."""
-    from .openvino import default_cache_dir, model_key, stale_bf16_record, stored_bf16_record
+    from .openvino import bf16_plan, default_cache_dir, model_key, stale_bf16_record, stored_bf16_record
 
     rec, where = stored_bf16_record(md.meta, default_cache_dir(), lambda: model_key(template_sha256, search_sha256))
     if rec is None:
         return None
-    try:
-        stale = stale_bf16_record(rec)
-    except SiamtrtError:   # OpenVINO not installed here: nothing to compare with
-        stale = None
+    template_bf16, f32_convs = bf16_plan(rec)
     return {"where": where, "passed": bool(rec.get("passed")), "cls": rec.get("cls"), "loc": rec.get("loc"),
-            "crops": rec.get("crops"), "reference": rec.get("reference"),
-            "template_bf16": bool(rec.get("template_bf16", "steps" not in rec)),
-            "f32_convs": int(rec.get("f32_convs", 0)), "openvino": rec.get("openvino"), "stale": stale}
+            "crops": rec.get("crops"), "reference": rec.get("reference"), "reason": rec.get("reason"),
+            "template_bf16": template_bf16, "f32_convs": f32_convs, "openvino": rec.get("openvino"),
+            "stale": stale_bf16_record(rec)}
 
 
 def model_dir_report(path: Union[str, Path], engines: bool = True) -> Dict[str, Any]:
@@ -356,14 +353,15 @@ def _bf16_line(b: Optional[Dict[str, Any]]) -> str:
     if b is None:
         return ("  OpenVINO bf16: no record (precision auto runs f32; measure it: python calibration/quantize.py "
                 "--model DIR --calib calib.npz --check-bf16)")
-    plan = "whole pair bf16" if b["template_bf16"] and not b["f32_convs"] else \
-        f"template {'bf16' if b['template_bf16'] else 'f32'}, first {b['f32_convs']} search convolutions f32"
+    from .openvino import bf16_plan_text
+
     ref = "the FP32 source" if str(b["reference"] or "").startswith("source") else "f32"
+    figures = (f"worst template cls {b['cls']:.4f}, loc {b['loc']:.4f} vs {ref} on {b['crops']} crops"
+               if b["cls"] is not None else f"not measured: {b['reason']}")
     use = (f"not used here: {b['stale']}; measure again with --check-bf16" if b["stale"] else
            "auto uses bf16" if b["passed"] else "auto runs f32")
-    return (f"  OpenVINO bf16: {'kept' if b['passed'] else 'refused'} ({plan}; worst template cls {b['cls']:.4f}, loc "
-            f"{b['loc']:.4f} vs {ref} on {b['crops']} crops; OpenVINO {b['openvino'] or '?'}) — "
-            f"{use}; record in {b['where']}")
+    return (f"  OpenVINO bf16: {'kept' if b['passed'] else 'refused'} ({bf16_plan_text(b)}; {figures}; OpenVINO "
+            f"{b['openvino'] or '?'}) — {use}; record in {b['where']}")
 
 
 def format_report(rep: Dict[str, Any]) -> str:

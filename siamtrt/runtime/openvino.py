@@ -246,11 +246,28 @@ def load_bf16_record(cache_dir: Optional[Path], key: str) -> Optional[Dict[str, 
         return None
 
 
+def bf16_plan(rec: Dict[str, Any]) -> Tuple[bool, int]:
+    """(template_bf16, f32_convs) of a bf16 record or one of its steps: whether the template branch runs bf16 too,
+    and how many of the search's first convolutions stay f32. A record of the older check (no steps) measured the
+    whole pair in bf16."""
+    return bool(rec.get("template_bf16", "steps" not in rec)), int(rec.get("f32_convs", 0))
+
+
+def bf16_plan_text(rec: Dict[str, Any]) -> str:
+    """The plan of :func:`bf16_plan` as every command prints it."""
+    template_bf16, f32_convs = bf16_plan(rec)
+    return f"template {'bf16' if template_bf16 else 'f32'}, search convolutions kept f32: {f32_convs}"
+
+
 def stale_bf16_record(rec: Dict[str, Any]) -> Optional[str]:
     """Why a bf16 record no longer speaks for this machine's OpenVINO (another version measured it: other kernels,
-    other rounding), else None. A record that names no version is taken as it is."""
+    other rounding), else None. A record that names no version is taken as it is, and so is any record where
+    OpenVINO is not installed (nothing here would use it)."""
     measured = rec.get("openvino")
-    running = _import_ov().__version__
+    try:
+        running = _import_ov().__version__
+    except BackendError:
+        return None
     return f"measured with OpenVINO {measured}, running {running}" if measured and measured != running else None
 
 
@@ -382,8 +399,8 @@ class OpenVinoBackend(Backend):
         if self.precision == "bf16" and self.f32_convs:
             self._models["search"] = keep_f32(self._core, self._models["search"], self.f32_convs)
         LOG.info("OpenVINO: %s threads=%d precision=%s%s cache=%s", ov.__version__, self.threads, self.precision,
-                 f" (template {'bf16' if self.template_bf16 else 'f32'}, search convolutions kept f32: "
-                 f"{self.f32_convs})" if self.precision == "bf16" else "",
+                 f" ({bf16_plan_text(dict(template_bf16=self.template_bf16, f32_convs=self.f32_convs))})"
+                 if self.precision == "bf16" else "",
                  self.cache_dir)
 
     def _read(self, branch: str):
@@ -512,9 +529,7 @@ class OpenVinoBackend(Backend):
                         rec.get("where"), stale, BF16_CHECK_FIX)
             return "f32"
         if rec.get("passed"):
-            self.f32_convs = int(rec.get("f32_convs", 0))
-            # a record of the older check (no steps) measured the whole pair in bf16
-            self.template_bf16 = bool(rec.get("template_bf16", "steps" not in rec))
+            self.template_bf16, self.f32_convs = bf16_plan(rec)
             LOG.info("OpenVINO: bf16 keeps fidelity (%s: worst template cls %.4f, loc %.4f vs f32 on %s crops, %d "
                      "search convolutions kept f32)", rec.get("where"), rec.get("cls", float("nan")),
                      rec.get("loc", float("nan")), rec.get("crops"), self.f32_convs)
@@ -545,6 +560,7 @@ class OpenVinoBackend(Backend):
 
 
 __all__ = ["BATCH_CHUNKS", "BF16_RECORD", "CACHE_MAX_BYTES", "CONVOLUTIONS", "MAX_SIGNATURES", "OpenVinoBackend",
-           "PRECISIONS", "batch_chunks", "convolutions", "cpu_has_bf16", "default_cache_dir", "keep_f32",
+           "PRECISIONS", "batch_chunks", "bf16_plan", "bf16_plan_text", "convolutions", "cpu_has_bf16",
+           "default_cache_dir", "keep_f32",
            "load_bf16_record", "model_key", "prune_cache", "save_bf16_record", "shared_core", "stale_bf16_record",
            "stored_bf16_record"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -64,12 +65,36 @@ def test_inspect_says_what_openvino_bf16_record_applies(tiny_model, tmp_path, mo
            "template_bf16": False, "f32_convs": 2, "steps": [], "openvino": __import__("openvino").__version__}
     save_bf16_record(tmp_path / "cache" / "openvino", key, rec)
     out = siamtrt("inspect", d).stdout
-    assert ("OpenVINO bf16: kept (template f32, first 2 search convolutions f32; worst template cls 0.9912, loc 0.9987 "
-            "vs f32 on 32 crops;") in out and "auto uses bf16; record in " + str(tmp_path / "cache") in out
+    assert ("OpenVINO bf16: kept (template f32, search convolutions kept f32: 2; worst template cls 0.9912, loc "
+            "0.9987 vs f32 on 32 crops;") in out and "auto uses bf16; record in " + str(tmp_path / "cache") in out
     save_bf16_record(tmp_path / "cache" / "openvino", key, dict(rec, openvino="1999.1.0-old"))
     rep = json.loads(siamtrt("inspect", d, "--json").stdout)["openvino_bf16"]
     assert rep["passed"] and rep["stale"].startswith("measured with OpenVINO 1999.1.0-old")
     assert "not used here: measured with OpenVINO 1999.1.0-old" in siamtrt("inspect", d).stdout
+
+
+def test_inspect_reads_a_bf16_record_without_openvino(tiny_model, tmp_path, monkeypatch):
+    """A directory quantized for OpenVINO (its bf16 record in the metadata) inspected where OpenVINO is not installed
+    (a Jetson): the record is shown as it is, and one without figures says why."""
+    import shutil
+
+    import onnx
+
+    from siamtrt.metadata import read_onnx_metadata, set_onnx_metadata
+    from siamtrt.runtime.inspection import format_report, model_dir_report
+
+    d = tmp_path / "ovint8"
+    shutil.copytree(tiny_model(), d)
+    rec = {"passed": False, "reason": "OpenVINO compiled no bf16 candidate", "steps": [], "openvino": "1999.1.0-old"}
+    for branch in ("template", "search"):
+        m = onnx.load(str(d / f"{branch}.onnx"))
+        set_onnx_metadata(m, dict(read_onnx_metadata(d / f"{branch}.onnx"), quantization={"bf16": rec}))
+        onnx.save(m, str(d / f"{branch}.onnx"))
+    monkeypatch.setitem(sys.modules, "openvino", None)   # import openvino → ImportError
+    rep = model_dir_report(d, engines=False)
+    assert rep["openvino_bf16"]["where"] == "model metadata" and rep["openvino_bf16"]["stale"] is None
+    assert ("OpenVINO bf16: refused (template f32, search convolutions kept f32: 0; not measured: OpenVINO compiled "
+            "no bf16 candidate; OpenVINO 1999.1.0-old) — auto runs f32; record in model metadata") in format_report(rep)
 
 
 def test_inspect_longterm_export_has_gmac_at_every_size(tiny_model):
