@@ -73,6 +73,11 @@ class CalibrationError(SiamtrtError):
     """Calibration data or quantization problem."""
 
 
+class OutputError(SiamtrtError):
+    """An output that could not be written while a job ran (disk full, its folder removed, a name too long): the
+    message says what was kept and where."""
+
+
 class Interrupted(SiamtrtError):
     """A run stopped by the user (Ctrl-C, SIGTERM). ``what`` says what was kept, e.g. "interrupted after 36 frames;
     boxes so far in b.txt.part". Library code raises it from ``KeyboardInterrupt`` once its outputs are safe; the

@@ -9,16 +9,22 @@ Every command that writes goes through these helpers:
 * :func:`staged_dir` — the same for a whole output directory (an export, a derived model directory, engines);
 * :class:`PartFile` — a text file whose rows reach the disk as they are produced: written as ``NAME.part`` (flushed
   after every row) and renamed to ``NAME`` by :meth:`PartFile.commit`, so an interrupted run leaves its rows so far
-  in a file whose name says it is partial.
+  in a file whose name says it is partial. A row that fails to reach the disk (disk full) is cut back off, so a
+  ``.part`` file holds whole rows only; the failure is an :class:`~siamtrt.errors.OutputError`
+  (:func:`output_error`).
 
 And the interruption contract of the commands: :func:`signals_as_interrupt` turns SIGTERM (and SIGHUP) into the
 same ``KeyboardInterrupt`` that SIGINT raises, so ``finally`` blocks run and the command can say what it kept;
-:func:`exit_code_for_interrupt` gives 130 (SIGINT) or 143 (SIGTERM).
+:func:`exit_code_for_interrupt` gives 130 (SIGINT) or 143 (SIGTERM). Within :func:`deferred_interrupt` such a
+signal waits until the block ends (a frame's row and its video frame, or the renames that complete a run, happen
+together or not at all); :func:`reinstate_interrupt_signals` takes the signals back from a library that installed
+its own handlers (Ray's driver aborts on SIGTERM).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -27,7 +33,7 @@ import threading
 from pathlib import Path
 from typing import IO, Iterator, Optional, Sequence, Union
 
-from .errors import InputError
+from .errors import InputError, OutputError
 
 PART_SUFFIX = ".part"
 PathLike = Union[str, Path]
@@ -46,6 +52,27 @@ def _default_mode(path: Union[str, Path]) -> None:
 
 #: the signal that raised the last KeyboardInterrupt inside :func:`signals_as_interrupt` (SIGINT by default)
 _LAST_SIGNAL = {"signum": int(signal.SIGINT)}
+#: :func:`deferred_interrupt`'s nesting depth, the signal that arrived meanwhile, and the handler in force
+_DEFERRED = {"depth": 0, "pending": None, "handler": None}
+_INTERRUPT_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+#: what to do about an OSError while writing, by errno
+_WRITE_FIXES = {getattr(errno, name): fix for name, fix in (
+    ("ENOSPC", "free disk space, or write to a folder on another disk"),
+    ("EDQUOT", "free space within your disk quota, or write to another folder"),
+    ("ENOENT", "the folder was removed while the job wrote into it: write to a folder that stays"),
+    ("EFBIG", "the file size limit is reached (ulimit -f): raise it, or write to a file system that allows more"),
+    ("ENAMETOOLONG", "use a shorter file name"),
+    ("EROFS", "write to a folder on a writable file system"),
+    ("EACCES", "write to a folder you may write to")) if hasattr(errno, name)}
+
+
+def output_error(path: PathLike, err: OSError, kept: str = "") -> OutputError:
+    """The :class:`OutputError` for an OSError while writing ``path``: what failed, the OS's words, the fix by
+    errno, and (``kept``) where the results so far are."""
+    what = f"cannot write {path}: {err.strerror or err}" + (f"; {kept}" if kept else "")
+    return OutputError(what, evidence=f"[Errno {err.errno}] {err.filename or path}",
+                       fix=_WRITE_FIXES.get(err.errno, "write to another path"))
 
 
 def part_path(path: PathLike) -> Path:
@@ -77,25 +104,35 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
         if path is None or str(path) == "-":
             continue
         p = Path(path)
-        if p.resolve() in seen:
-            raise InputError(f"{seen[p.resolve()]} and {name} are the same file {p}", fix="give them different names")
-        seen[p.resolve()] = name
-        if p.is_dir():
-            raise InputError(f"{name} {p} is a directory", fix=f"give {name} a file path, e.g. {p / 'out.txt'}")
-        for i in inputs:
-            if isinstance(i, (str, os.PathLike)) and p.is_file() and Path(i).is_file() and os.path.samefile(p, i):
-                raise InputError(f"{name} {p} is the input {i}: writing it would replace what the job reads",
-                                 fix=f"give {name} another file name")
-        if p.exists() and not overwrite:
-            raise InputError(f"{name} {p} exists", fix="choose a new path or pass --force")
-        _check_parent(p, name)
+        try:
+            if p.resolve() in seen:
+                raise InputError(f"{seen[p.resolve()]} and {name} are the same file {p}",
+                                 fix="give them different names")
+            seen[p.resolve()] = name
+            if p.is_dir():
+                raise InputError(f"{name} {p} is a directory", fix=f"give {name} a file path, e.g. {p / 'out.txt'}")
+            for i in inputs:
+                if isinstance(i, (str, os.PathLike)) and p.is_file() and Path(i).is_file() and os.path.samefile(p, i):
+                    raise InputError(f"{name} {p} is the input {i}: writing it would replace what the job reads",
+                                     fix=f"give {name} another file name")
+            if p.exists() and not overwrite:
+                raise InputError(f"{name} {p} exists", fix="choose a new path or pass --force")
+            _check_parent(p, name)
+        except OSError as e:  # a name too long, a path through /proc: the OS refuses it before any work
+            raise InputError(f"cannot write {name} {p}: {e.strerror or e}", evidence=f"[Errno {e.errno}]",
+                             fix=_WRITE_FIXES.get(e.errno, f"choose another {name}")) from None
     for d in dirs:
         if d is None:
             continue
         p = Path(d)
-        if p.exists() and not p.is_dir():
-            raise InputError(f"{p} exists and is not a directory", fix="choose another output directory")
-        _check_parent(p, "output directory")
+        try:
+            if p.exists() and not p.is_dir():
+                raise InputError(f"{p} exists and is not a directory", fix="choose another output directory")
+            _check_parent(p, "output directory")
+        except OSError as e:
+            raise InputError(f"cannot write the output directory {p}: {e.strerror or e}",
+                             evidence=f"[Errno {e.errno}]", fix=_WRITE_FIXES.get(e.errno, "choose another one")
+                             ) from None
 
 
 def _check_parent(p: Path, name: str) -> None:
@@ -211,30 +248,55 @@ class PartFile:
         self.part = None if self.stdout else part_path(path)
         self.lines = 0
         self.committed = False
+        self._whole = 0  # bytes of whole rows on disk: a failed write is cut back to this
         if self.stdout:
             import sys
 
             self._f = sys.stdout
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._f = open(self.part, "w")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._f = open(self.part, "wb", buffering=0)
+            except OSError as e:
+                raise output_error(self.part, e) from None
 
     def write(self, text: str) -> None:
-        """Write ``text`` (one or more whole lines) and flush it to the OS."""
-        self._f.write(text)
-        self._f.flush()
+        """Write ``text`` (one or more whole lines) straight to the OS.
+
+        Raises:
+            OutputError: the OS refused it (disk full, folder removed); the file is cut back to its whole rows.
+        """
+        if self.stdout:
+            self._f.write(text)
+            self._f.flush()
+        else:
+            data = memoryview(text.encode())
+            try:
+                while data:
+                    data = data[self._f.write(data):]
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._f.fileno(), self._whole)
+                raise output_error(self.part, e, kept=f"{self.lines} whole lines kept in it") from None
+            self._whole = self._f.tell()
         self.lines += text.count("\n")
 
     def commit(self) -> Optional[Path]:
-        """Close and rename ``NAME.part`` → ``NAME``; returns the final path (None for stdout)."""
+        """Close and rename ``NAME.part`` → ``NAME``; returns the final path (None for stdout).
+
+        Raises:
+            OutputError: the file could not be completed (its folder removed, disk full at the sync).
+        """
         if self.stdout:
             self.committed = True
             return None
-        if not self._f.closed:
-            self._f.flush()
-            os.fsync(self._f.fileno())
-            self._f.close()
-        os.replace(self.part, self.path)
+        try:
+            if not self._f.closed:
+                os.fsync(self._f.fileno())
+                self._f.close()
+            os.replace(self.part, self.path)
+        except OSError as e:
+            raise output_error(self.path, e, kept=f"{self.lines} lines written to {self.part}") from None
         self.committed = True
         return self.path
 
@@ -243,7 +305,8 @@ class PartFile:
         if self.stdout:
             return None
         if not self._f.closed:
-            self._f.close()
+            with contextlib.suppress(OSError):
+                self._f.close()
         return None if self.committed else self.part
 
     @property
@@ -269,15 +332,46 @@ def signals_as_interrupt() -> Iterator[None]:
 
     def handler(signum, frame):
         _LAST_SIGNAL["signum"] = int(signum)
+        if _DEFERRED["depth"]:
+            _DEFERRED["pending"] = int(signum)
+            return
         raise KeyboardInterrupt
 
-    wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    old = {s: signal.signal(s, handler) for s in wanted}
+    old = {s: signal.signal(s, handler) for s in _INTERRUPT_SIGNALS}
+    outer, _DEFERRED["handler"] = _DEFERRED["handler"], handler
     try:
         yield
     finally:
+        _DEFERRED["handler"] = outer
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def reinstate_interrupt_signals() -> None:
+    """Within :func:`signals_as_interrupt`, install its handler again: a library may have replaced it at the OS
+    level (``ray.init`` makes SIGTERM abort the driver with exit 134 and a stack dump)."""
+    handler = _DEFERRED["handler"]
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        for s in _INTERRUPT_SIGNALS:
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Within :func:`signals_as_interrupt`, a stop signal arriving inside this block takes effect when it ends, so
+    what the block writes is written whole (a frame's box row and video frame; the renames completing a run)."""
+    _DEFERRED["depth"] += 1
+    try:
+        yield
+    except BaseException:
+        _DEFERRED["depth"] -= 1
+        if not _DEFERRED["depth"]:
+            _DEFERRED["pending"] = None  # the block failed: the caller handles that; the stop still ends the job
+        raise
+    _DEFERRED["depth"] -= 1
+    if not _DEFERRED["depth"] and _DEFERRED["pending"] is not None:
+        _DEFERRED["pending"] = None
+        raise KeyboardInterrupt
 
 
 def exit_code_for_interrupt() -> int:
@@ -289,5 +383,6 @@ def interrupted_signal_name() -> str:
     return signal.Signals(_LAST_SIGNAL["signum"]).name
 
 
-__all__ = ["PART_SUFFIX", "PartFile", "atomic_file", "atomic_path", "check_writable", "exit_code_for_interrupt",
-           "interrupted_signal_name", "part_path", "signals_as_interrupt", "staged_dir"]
+__all__ = ["PART_SUFFIX", "PartFile", "atomic_file", "atomic_path", "check_writable", "deferred_interrupt",
+           "exit_code_for_interrupt", "interrupted_signal_name", "output_error", "part_path",
+           "reinstate_interrupt_signals", "signals_as_interrupt", "staged_dir"]

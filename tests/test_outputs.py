@@ -8,7 +8,8 @@ import stat
 import pytest
 
 from siamtrt.errors import InputError
-from siamtrt.outputs import (PartFile, atomic_file, atomic_path, check_writable, exit_code_for_interrupt, part_path,
+from siamtrt.outputs import (PartFile, atomic_file, atomic_path, check_writable, deferred_interrupt,
+                             exit_code_for_interrupt, part_path, reinstate_interrupt_signals,
                              signals_as_interrupt, staged_dir)
 
 
@@ -107,6 +108,66 @@ def test_sigterm_becomes_keyboard_interrupt_with_its_exit_code():
             os.kill(os.getpid(), signal.SIGINT)
     assert exit_code_for_interrupt() == 130
     assert signal.getsignal(signal.SIGTERM) == before  # handlers restored
+
+
+def test_a_stop_inside_deferred_interrupt_waits_for_the_block_to_end():
+    """A frame's row and video frame, or the renames completing a run, happen together: the signal takes effect
+    after the block, with its own exit code; outside signals_as_interrupt the block changes nothing."""
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_as_interrupt():
+            with deferred_interrupt():
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(1000):  # many bytecodes: the handler has run by now
+                    pass
+                done.append("row")
+                with deferred_interrupt():  # nested: still waits for the outer block
+                    done.append("video frame")
+                done.append("both")
+            done.append("after")  # not reached: the stop ends the job at the block's end
+    assert done == ["row", "video frame", "both"] and exit_code_for_interrupt() == 143
+    with pytest.raises(ValueError):  # a failing block: its error goes on, and no stop is left pending
+        with signals_as_interrupt():
+            with deferred_interrupt():
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(1000):
+                    pass
+                raise ValueError("write failed")
+    with signals_as_interrupt():
+        with deferred_interrupt():
+            pass  # nothing pending from the failed block above
+
+
+def test_reinstate_interrupt_signals_takes_sigterm_back():
+    """A library that installs its own SIGTERM handler (Ray's driver aborts with exit 134) is overruled."""
+    with pytest.raises(KeyboardInterrupt):
+        with signals_as_interrupt():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # what ray.init does at the OS level, more or less
+            reinstate_interrupt_signals()
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                pass
+    assert exit_code_for_interrupt() == 143
+    reinstate_interrupt_signals()  # outside the block: nothing to reinstate, the default handler stays
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_ctrl_c_while_a_job_imports_is_a_stop_not_a_traceback(monkeypatch, capsys):
+    """Ctrl-C in the first second (the job's module importing torch / OpenCV) exits 130 with one line."""
+    import importlib
+
+    from siamtrt.cli.main import run_job
+
+    real = importlib.import_module
+
+    def interrupted(name, *a, **kw):
+        if name == "siamtrt.cli.track":
+            raise KeyboardInterrupt
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(importlib, "import_module", interrupted)
+    assert run_job("track", ["--help"], prog="siamtrt track") == 130
+    assert "siamtrt track: interrupted (SIGINT)" in capsys.readouterr().err
 
 
 def test_sigterm_after_many_openvino_backends_is_still_an_interrupt(tmp_path):

@@ -87,12 +87,12 @@ def run_job(job: str, argv: Optional[Sequence[str]] = None, prog: Optional[str] 
     """
     args = join_negative_values(sys.argv[1:] if argv is None else list(argv))
     quiet_third_party(verbose="-v" in args or "--verbose" in args)  # before OpenCV / ORT print anything
-    module = importlib.import_module(f"{__package__}.{JOBS[job][0]}")
     old = sys.argv[0]
     if prog:
         sys.argv[0] = prog  # argparse's default prog: the usage line names the command the user typed
-    try:
-        return run_command(lambda: module.main(args), name=prog or job)
+    try:  # the job's imports (torch, OpenCV: seconds) inside run_command: a Ctrl-C among them is a stop, not a trace
+        return run_command(lambda: importlib.import_module(f"{__package__}.{JOBS[job][0]}").main(args),
+                           name=prog or job)
     finally:
         sys.argv[0] = old
 

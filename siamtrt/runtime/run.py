@@ -13,6 +13,11 @@
 
 An interrupted run (Ctrl-C, SIGTERM) keeps every frame tracked so far in the ``.part`` files and raises
 :class:`~siamtrt.errors.Interrupted` saying so; an existing ``--out`` file is replaced only by a complete new one.
+A frame's box row and its video frame are written together (a stop signal waits for both), and so are the renames
+that complete a run. A run never starts over the ``.part`` files an earlier one left (they are refused, not
+overwritten), and a drawn video is checked readable, frame count and all, before it takes its final name: OpenCV's
+writer reports no error when the disk fills up. A write that fails (disk full, folder removed) is an
+:class:`~siamtrt.errors.OutputError` naming what was kept.
 Box files are written by :class:`~siamtrt.runtime.boxes.BoxWriter` (txt | csv | mot | json; ``-`` is stdout).
 FPS counts the tracker's own time (crop + inference + post-processing, init included), not decoding, drawing or
 writing — pysot tools/test.py's definition; the wall-clock rate is reported beside it.
@@ -31,8 +36,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from ..errors import InputError, Interrupted
-from ..outputs import check_writable
+from ..errors import InputError, Interrupted, OutputError, SiamtrtError
+from ..outputs import check_writable, deferred_interrupt, output_error, part_path
 from ..progress import progress_bar
 from .backends import ALIASES, BACKENDS, backend_class
 from .boxes import BoxWriter, box_format_for
@@ -104,11 +109,14 @@ class TrackRun:
 def check_request(out: Optional[Union[str, Path]] = None, save_video: Optional[Union[str, Path]] = None,
                   fmt: Optional[str] = None, backend: str = "auto", mode: Optional[str] = None,
                   max_frames: Optional[int] = None, start_frame: int = 0, show: bool = False,
-                  video: Optional[Union[str, int, Path]] = None) -> str:
+                  video: Optional[Union[str, int, Path]] = None, model: Optional[Union[str, Path]] = None) -> str:
     """Check everything that needs no file opened and no model loaded; returns the box format to write.
 
     Raises:
-        InputError: bad numbers, unknown format or mode, outputs that cannot be written, ``--show`` without a display.
+        InputError: bad numbers, unknown format or mode, outputs that cannot be written (a directory, one of the
+            job's inputs — the video or a file of the model directory —, an existing binary file, named twice, also
+            by way of their ``.part`` names, or whose ``.part`` file an earlier run left), ``--show`` without a
+            display.
         BackendError: unknown backend name (the closest valid one suggested).
     """
     check_frame_range(max_frames, start_frame)
@@ -122,7 +130,15 @@ def check_request(out: Optional[Union[str, Path]] = None, save_video: Optional[U
                          evidence=f"suffix {Path(save_video).suffix or '(none)'!r}; "
                                   f"written: {', '.join(VIDEO_SUFFIXES)}",
                          fix="end the name with .mp4 (or .avi)")
-    check_writable([out, save_video], what=["--out", "--save-video"], inputs=[video])
+    partials = _partial_outputs(out, save_video)
+    inputs = [video] + (sorted(p for p in Path(model).iterdir() if p.is_file()) if model and Path(model).is_dir()
+                        else [])
+    check_writable([out, save_video] + [p for p, _ in partials], what=["--out", "--save-video"] +
+                   [w for _, w in partials], inputs=inputs)
+    for path, what in partials:
+        _refuse_leftover(path, what)
+    if out is not None and str(out) != "-":
+        _refuse_binary(Path(out))
     if show:
         _check_display()
     return fmt
@@ -186,6 +202,53 @@ def partial_video_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.part{path.suffix}")
 
 
+def _partial_outputs(out, save_video) -> List[Tuple[Path, str]]:
+    """(path, what) of the files the outputs are written as until the run completes."""
+    found = []
+    if out is not None and str(out) != "-":
+        found.append((part_path(out), "--out's partial file"))
+    if save_video is not None:
+        found.append((partial_video_path(Path(save_video)), "--save-video's partial file"))
+    return found
+
+
+def _refuse_leftover(path: Path, what: str) -> None:
+    """A ``.part`` file already there holds an earlier run's frames (or is a file of the user's): never overwrite."""
+    if path.exists():
+        st = path.stat()
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime))
+        raise InputError(f"{what} {path} exists: the frames an interrupted run kept (or a file of yours); this run "
+                         "would overwrite it", evidence=f"{st.st_size} bytes, modified {when}",
+                         fix=f"keep it: rename or move it; discard it: delete it (rm {path!s}); then run again")
+
+
+def _refuse_binary(out: Path) -> None:
+    """An existing --out is replaced by a box file only when it is text (a box file, a note): a video, a model or any
+    other binary file named by mistake is kept."""
+    try:
+        with open(out, "rb") as f:
+            head = f.read(4096)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return
+    except OSError as e:
+        raise InputError(f"--out {out} cannot be read to check what it holds: {e.strerror}",
+                         fix="choose another --out") from None
+    if b"\0" in head:
+        raise InputError(f"--out {out} exists and is not a box file: a box file would replace it",
+                         evidence=f"{out.stat().st_size} bytes of binary data (a NUL byte in its first "
+                                  f"{len(head)} bytes)",
+                         fix="choose another --out (e.g. boxes.txt), or delete the file first if it is not needed")
+
+
+def _readable_frames(path: Path) -> int:
+    """Frames OpenCV can read back from a video file by its header (0 when it does not open)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+    finally:
+        cap.release()
+
+
 class TrackOutputs:
     """The box file, the drawn video and the window of one run: opened together, completed or abandoned together.
 
@@ -228,15 +291,15 @@ class TrackOutputs:
 
     def write(self, index: int, frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
               lost: Optional[np.ndarray] = None) -> bool:
-        """Record one frame (row flushed to disk); returns False when the user asked to stop (q / Esc)."""
-        self.frames += 1
-        if self.boxes is not None:
-            self.boxes.write(index, boxes, scores)
-        if self.video is None and not self.show:
-            return True
-        img = _draw(frame, boxes, scores, lost)
-        if self.video is not None:
-            self.video.write(img)
+        """Record one frame (row on disk, video frame written: both or, interrupted before, neither); returns False
+        when the user asked to stop (q / Esc)."""
+        img = _draw(frame, boxes, scores, lost) if self.video is not None or self.show else None
+        with deferred_interrupt():
+            if self.boxes is not None:
+                self.boxes.write(index, boxes, scores)
+            if self.video is not None:
+                self.video.write(img)
+            self.frames += 1
         if self.show:
             cv2.imshow(WINDOW, img)
             if cv2.waitKey(1) & 0xFF in (27, ord("q")):
@@ -244,14 +307,40 @@ class TrackOutputs:
         return True
 
     def commit(self) -> Tuple[Optional[Path], Optional[Path]]:
-        """Complete every output (rename into place); returns (box file, video) paths."""
-        out = self.boxes.commit() if self.boxes is not None else None
-        if self.video is not None:
-            self.video.release()
-            self.video = None
-            os.replace(partial_video_path(self.video_path), self.video_path)
+        """Complete every output (rename into place, a stop signal waiting until all are); returns (box file, video).
+
+        Raises:
+            OutputError: the drawn video cannot be read back whole (the box file is completed first) or a rename
+                failed.
+        """
+        with deferred_interrupt():
+            bad_video = self._finish_video()
+            out = self.boxes.commit() if self.boxes is not None else None
+            if self.video_path is not None and bad_video is None:
+                tmp = partial_video_path(self.video_path)
+                try:
+                    os.replace(tmp, self.video_path)
+                except OSError as e:
+                    raise output_error(self.video_path, e, kept=f"the video is in {tmp}") from None
         self._close_window()
+        if bad_video is not None:
+            raise OutputError(f"the drawn video {self.video_path} could not be completed"
+                              + (f"; the boxes are complete in {out}" if out else ""), evidence=bad_video,
+                              fix="free disk space or write the video to another folder, then run again")
         return out, self.video_path
+
+    def _finish_video(self) -> Optional[str]:
+        """Release the video writer and read the file back; returns why it is not whole, None when it is."""
+        if self.video is None:
+            return None
+        self.video.release()
+        self.video = None
+        tmp = partial_video_path(self.video_path)
+        readable = _readable_frames(tmp)
+        if readable == self.frames:
+            return None
+        return (f"{tmp} reads back {readable} of the {self.frames} frames written (OpenCV's writer reports no "
+                "error when a write fails, e.g. on a full disk)")
 
     def abandon(self) -> str:
         """Close everything without completing it; returns where the partial results are, for the message.
@@ -259,7 +348,7 @@ class TrackOutputs:
         Outputs that received no frame are removed (a run that failed before its first frame leaves nothing).
         """
         where = []
-        frames = self.boxes.frames if self.boxes is not None else self.frames
+        frames = self.frames
         if self.boxes is not None:
             part = self.boxes.close()
             if frames == 0 and part is not None:
@@ -267,13 +356,14 @@ class TrackOutputs:
             elif part is not None or self.boxes.where == "stdout":
                 where.append(f"boxes so far in {self.boxes.where}")
         if self.video is not None:
-            self.video.release()
-            self.video = None
+            bad_video = self._finish_video()
             tmp = partial_video_path(self.video_path)
             if frames == 0:
                 tmp.unlink(missing_ok=True)
-            else:
+            elif bad_video is None:
                 where.append(f"video so far in {tmp}")
+            else:
+                where.append(f"the video so far could not be completed ({bad_video})")
         self._close_window()
         return "; ".join(where) or ("no frame was tracked" if frames == 0 else "no output was requested")
 
@@ -321,9 +411,9 @@ def _loop(tracker: Tracker, frames, boxes0: np.ndarray, outputs: TrackOutputs, f
         if i > 0:
             for k, v in tracker.last_timings.items():
                 state.stage[k] = state.stage.get(k, 0.0) + v
+        keep_going = outputs.write(first_index + i, frame, b, s, lost)
         state.boxes.append(b)
         state.scores.append(s)
-        keep_going = outputs.write(first_index + i, frame, b, s, lost)
         if bar is not None:
             bar.update(1)
             if i % 10 == 9 or (res is not None and res.mode.startswith("longterm")):
@@ -367,7 +457,7 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
         directory. BackendError: unknown or unavailable backend. Interrupted: Ctrl-C / SIGTERM during the run (its
         message says where the frames tracked so far are).
     """
-    fmt = check_request(out, save_video, fmt, backend, mode, max_frames, start_frame, show, video)
+    fmt = check_request(out, save_video, fmt, backend, mode, max_frames, start_frame, show, video, model)
     src = open_frames(video, max_frames=max_frames, start_frame=start_frame)
     try:
         boxes0 = initial_boxes(bbox, src, show)
@@ -382,6 +472,7 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
     bar = None
     frames = None
     interrupted = False
+    failure: Optional[SiamtrtError] = None
     try:
         with tracker:
             t_wall = time.perf_counter()  # sessions loaded; from here on: decode + track + draw + write
@@ -392,6 +483,8 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
             t_end = time.perf_counter()
     except KeyboardInterrupt:
         interrupted = True
+    except SiamtrtError as e:  # a frame that cannot be decoded, a write that failed: say what was kept
+        failure = e
     except BaseException:
         outputs.abandon()
         raise
@@ -403,7 +496,14 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
         src.close()
     if interrupted:
         where = outputs.abandon()
-        raise Interrupted(f"interrupted after {len(state.boxes)} frames; {where}")
+        raise Interrupted(f"interrupted after {outputs.frames} frames; {where}")
+    if failure is not None:
+        where = outputs.abandon()
+        raise type(failure)(f"{failure.what} (stopped after {outputs.frames} frames; {where})", failure.evidence,
+                            failure.fix) from None
+    if src.decode_shortfall:
+        LOG.warning("%s: decoded %d of the %d frames its header announces; the rest could not be decoded (a "
+                    "truncated or damaged file?); the results cover the frames decoded", video, *src.decode_shortfall)
     out_path, video_path = outputs.commit()
     n = len(boxes0)
     return TrackRun(model=str(model), backend=tracker.backend.name, backend_reason=tracker.backend_reason,

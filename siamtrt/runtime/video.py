@@ -45,6 +45,8 @@ class FrameSource:
         kind (str): "video", "camera" or "images". fps (float): frames per second (30 when unknown).
         frame_count (int | None): frames this source yields, when known. first (np.ndarray): the first frame
         (frame ``start_frame``), read on open. start_frame (int): index of ``first`` in the source.
+        decode_shortfall ((int, int) | None): after a pass over a video file that ended early, (frames decoded,
+        frames its header announced): a truncated or damaged file.
 
     Raises:
         InputError: missing path, unreadable file, camera that will not open, zero frames, a start frame past
@@ -60,6 +62,7 @@ class FrameSource:
         self._files: List[Path] = []
         self.fps = 30.0
         self.frame_count: Optional[int] = None
+        self.decode_shortfall: Optional[Tuple[int, int]] = None
         s = str(spec)
         if isinstance(spec, int) or s.isdigit():
             self.kind = "camera"
@@ -134,6 +137,13 @@ class FrameSource:
         img = cv2.imread(str(p), cv2.IMREAD_COLOR)
         if img is None:
             raise InputError(f"image {p} cannot be decoded", fix="remove or re-save the file")
+        first = getattr(self, "first", None)
+        if first is not None and img.shape != first.shape:
+            raise InputError(f"image {p} is {img.shape[1]}x{img.shape[0]}, the sequence's first frame "
+                             f"{first.shape[1]}x{first.shape[0]}: boxes in one frame's pixels mean nothing in "
+                             "another's",
+                             evidence=f"first frame {self._files[0].name}",
+                             fix="give every frame of the folder one size (e.g. resize them with OpenCV or ffmpeg)")
         return img
 
     def _read_first(self) -> np.ndarray:
@@ -172,6 +182,8 @@ class FrameSource:
         while count < limit:
             ok, frame = self._cap.read()
             if not ok or frame is None:
+                if self.kind == "video" and self.frame_count is not None and count < self.frame_count - 1:
+                    self.decode_shortfall = (count, self.frame_count)  # one short: containers' counts may round
                 break
             yield frame
             count += 1

@@ -1,6 +1,8 @@
 """runtime/track.py end to end (subprocess, as a user runs it): formats, stdout, interruption, outputs kept safe."""
 
 import os
+import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -158,7 +160,9 @@ def test_interrupted_json_run_reads_back(tiny_dir, bag_video, tmp_path):
     assert p.returncode == 130, err
     lines = part.read_text().splitlines()
     boxes, scores = read_results(part), read_scores(part)
-    assert 10 <= len(boxes) == len(lines) - 1 < 196 and boxes.shape[1:] == (1, 4) and scores.shape == (len(boxes), 1)
+    # every frame on disk when the signal was sent is kept (seen counts the header line too)
+    assert seen - 1 <= len(boxes) == len(lines) - 1 < 196 and boxes.shape[1:] == (1, 4)
+    assert scores.shape == (len(boxes), 1)
     assert boxes[0, 0].tolist() == [316, 140, 112, 115] and np.isfinite(boxes).all()
 
 
@@ -186,8 +190,6 @@ def test_bad_save_video_leaves_existing_out_untouched(tiny_dir, bag_video, tmp_p
     ("start_past_end", "--start-frame 500 is past the end"),
 ])
 def test_errors_exit_2_without_traceback(case, expect, tiny_dir, bag_video, tmp_path):
-    import shutil
-
     model, video, bbox = tiny_dir("siamrpn_alex_dwxcorr"), bag_video, ["--bbox", BOX]
     extra = []
     if case == "bbox_outside":
@@ -219,3 +221,146 @@ def test_errors_exit_2_without_traceback(case, expect, tiny_dir, bag_video, tmp_
     assert "Traceback" not in r.stderr
     if case == "camera":
         assert "H.264" not in r.stderr and "/dev/video" in r.stderr  # camera advice, not video-conversion advice
+
+
+# ------------------------------------------------------------------------------------------------ nothing lost
+# A full disk is simulated without root: the tracking process gets a file-size limit (RLIMIT_FSIZE, SIGXFSZ
+# ignored), so its writes past the limit fail with EFBIG as they fail with ENOSPC on a full disk (OpenCV's video
+# writer ignores both).
+
+
+def run_limited(limit_bytes: int, *args, timeout=300):
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env=env(), preexec_fn=limit)
+
+
+def frames_in(path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    cap.release()
+    return n
+
+
+def test_full_disk_while_writing_boxes_keeps_whole_rows(tiny_dir, bag_video, tmp_path):
+    out = tmp_path / "b.txt"
+    out.write_text("precious results\n")
+    r = run_limited(1500, "--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", bag_video, "--bbox", BOX,
+                    "--out", out, "--no-progress")
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "cannot write" in r.stderr and "fix:" in r.stderr
+    assert out.read_text() == "precious results\n"
+    text = (tmp_path / "b.txt.part").read_text()
+    rows = text.splitlines()
+    assert text.endswith("\n") and 10 < len(rows) < 196 and all(len(r.split(",")) == 4 for r in rows)
+    assert f"stopped after {len(rows)} frames; boxes so far in {out}.part" in r.stderr
+
+
+def test_full_disk_while_writing_the_video_keeps_the_old_video(tiny_dir, bag_video, tmp_path):
+    """OpenCV's writer fails silently: the run must notice before renaming an unreadable video into place."""
+    vid, out = tmp_path / "v.mp4", tmp_path / "b.txt"
+    old = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for _ in range(3):
+        old.write(np.zeros((48, 64, 3), np.uint8))
+    old.release()
+    before = vid.read_bytes()
+    r = run_limited(150_000, "--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", bag_video, "--bbox", BOX,
+                    "--out", out, "--save-video", vid, "--max-frames", "60", "--no-progress")
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "could not be completed" in r.stderr
+    assert vid.read_bytes() == before and frames_in(vid) == 3
+    assert len(out.read_text().splitlines()) == 60  # the box file is whole: it is kept
+    assert frames_in(tmp_path / "v.part.mp4") != 60
+
+
+def test_folder_removed_mid_run(tiny_dir, bag_video, tmp_path):
+    """The output folder deleted while the run writes into it: exit 2 naming the failure, no traceback."""
+    folder = tmp_path / "o"
+    folder.mkdir()
+    p = subprocess.Popen([sys.executable, str(SCRIPT), "--model", str(tiny_dir("siamrpn_alex_dwxcorr")), "--video",
+                          str(bag_video), "--bbox", BOX, "--out", str(folder / "b.txt"), "--threads", "1",
+                          "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                         env=env())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (folder / "b.txt.part").is_file():
+        time.sleep(0.02)
+    shutil.rmtree(folder)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2, err
+    assert "Traceback" not in err and "cannot write" in err
+
+
+def test_a_rerun_never_overwrites_an_earlier_runs_partial_files(tiny_dir, bag_video, tmp_path):
+    out, vid = tmp_path / "b.txt", tmp_path / "v.mp4"
+    for leftover in (tmp_path / "b.txt.part", tmp_path / "v.part.mp4"):
+        leftover.write_text("65 frames of an interrupted run\n")
+        r = run("--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", bag_video, "--bbox", BOX, "--out", out,
+                "--save-video", vid, "--max-frames", "3", "--no-progress")
+        assert r.returncode == 2 and "exists: the frames an interrupted run kept" in r.stderr, r.stderr
+        assert leftover.read_text() == "65 frames of an interrupted run\n" and not out.exists() and not vid.exists()
+        leftover.unlink()
+
+
+def test_outputs_may_not_meet_by_their_partial_names(tiny_dir, bag_video, tmp_path):
+    """--out a.part.mp4 is the partial name of --save-video a.mp4: the box rows would have replaced the video."""
+    r = run("--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", bag_video, "--bbox", BOX,
+            "--out", tmp_path / "a.part.mp4", "--save-video", tmp_path / "a.mp4", "--max-frames", "3", "--no-progress")
+    assert r.returncode == 2 and "are the same file" in r.stderr, r.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_out_never_replaces_a_model_file_or_a_binary_file(tiny_dir, bag_video, tmp_path):
+    model = tmp_path / "m"
+    shutil.copytree(tiny_dir("siamrpn_alex_dwxcorr"), model)
+    onnx = (model / "search.onnx").read_bytes()
+    r = run("--model", model, "--video", bag_video, "--bbox", BOX, "--out", model / "search.onnx",
+            "--max-frames", "3", "--no-progress")
+    assert r.returncode == 2 and "is the input" in r.stderr, r.stderr
+    assert (model / "search.onnx").read_bytes() == onnx
+    victim = tmp_path / "clip.avi"
+    shutil.copy(bag_video, victim)
+    r = run("--model", model, "--video", bag_video, "--bbox", BOX, "--out", victim, "--max-frames", "3",
+            "--no-progress")
+    assert r.returncode == 2 and "is not a box file" in r.stderr, r.stderr
+    assert victim.read_bytes() == bag_video.read_bytes()
+    notes = tmp_path / "old.txt"  # a text file (an earlier box file) is replaced once the new one is complete
+    notes.write_text("1,2,3,4\n")
+    r = run("--model", model, "--video", bag_video, "--bbox", BOX, "--out", notes, "--max-frames", "3",
+            "--no-progress")
+    assert r.returncode == 0 and len(notes.read_text().splitlines()) == 3, r.stderr
+
+
+def test_image_folder_of_mixed_sizes_is_refused_at_the_odd_frame(tiny_dir, bag_sequence, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    frames = sorted((bag_sequence / "img").glob("*.jpg"))[:6]
+    for i, f in enumerate(frames):
+        img = cv2.imread(str(f))
+        cv2.imwrite(str(folder / f.name), img if i != 4 else cv2.resize(img, (320, 240)))
+    out = tmp_path / "b.txt"
+    r = run("--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", folder, "--bbox", BOX, "--out", out,
+            "--no-progress")
+    assert r.returncode == 2 and "is 320x240, the sequence's first frame 480x360" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
+    assert len((tmp_path / "b.txt.part").read_text().splitlines()) == 4  # the frames before it are kept
+
+
+def test_truncated_video_is_reported(tiny_dir, bag_video, tmp_path):
+    cut = tmp_path / "cut.avi"
+    data = bag_video.read_bytes()
+    cut.write_bytes(data[: len(data) // 4])  # the header still announces 196 frames
+    r = run("--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", cut, "--bbox", BOX, "--out", tmp_path / "b.txt",
+            "--no-progress")
+    assert r.returncode == 0, r.stderr
+    n = len((tmp_path / "b.txt").read_text().splitlines())
+    assert n < 196 and f"decoded {n} of the 196 frames its header announces" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["b" * 300 + ".txt"])
+def test_a_name_the_os_refuses_is_bad_input(name, tiny_dir, bag_video, tmp_path):
+    r = run("--model", tiny_dir("siamrpn_alex_dwxcorr"), "--video", bag_video, "--bbox", BOX, "--out",
+            tmp_path / name, "--max-frames", "3", "--no-progress")
+    assert r.returncode == 2 and "File name too long" in r.stderr and "Traceback" not in r.stderr, r.stderr
