@@ -7,12 +7,15 @@ starts Ray or creates its output folder.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 from ..errors import InputError, SiamtrtError
 from ..runtime.sequences import VIDEO_EXTS
+
+LOG = logging.getLogger(__name__)
 LIST_EXTS = (".txt", ".lst", ".list")
 PathLike = Union[str, Path]
 
@@ -137,6 +140,7 @@ def discover_jobs(videos: Union[PathLike, Sequence[PathLike]], bbox_file: Option
                          evidence=", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""),
                          fix="correct the paths given to --videos (or the lines of the list file)")
     boxes = read_bbox_file(bbox_file) if bbox_file else {}
+    used: set = set()
     jobs: List[VideoJob] = []
     seen: Dict[str, Path] = {}
     for p in paths:
@@ -146,7 +150,13 @@ def discover_jobs(videos: Union[PathLike, Sequence[PathLike]], bbox_file: Option
                              fix="rename one (the name is the output file name)")
         seen[name] = p
         box, src = _init_box(p, name, boxes)
+        used.update(k for k in (str(p), p.name, name) if k in boxes)
         jobs.append(VideoJob(name=name, source=str(p), bbox=box, bbox_from=src))
+    unused = sorted(set(boxes) - used)
+    if unused:
+        LOG.warning("bbox file %s: %d of its names match no video given: %s%s (a misspelt name leaves its video to "
+                    "the ground truth, or without a box)", bbox_file, len(unused), ", ".join(unused[:5]),
+                    " ..." if len(unused) > 5 else "")
     return jobs
 
 

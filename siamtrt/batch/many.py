@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
+from ..errors import Interrupted
 from ..modeldir import ModelDir
-from ..outputs import check_writable
+from ..outputs import check_writable, part_path
 from .errors import BatchError
 from .jobs import VideoJob, discover_jobs
 from .scheduler import connect_ray, import_ray, run_jobs
 from .summary import ManyReport, model_identity, plan_resume, write_summary
-from .writers import RESULT_FORMATS
+from .writers import RESULT_FORMATS, result_path
 
 PathLike = Union[str, Path]
 
@@ -96,7 +97,7 @@ def track_many(model: PathLike, videos: Union[PathLike, Sequence[PathLike], Sequ
     md = ModelDir.open(model)
     identity = model_identity(md, backend)
     out = Path(out)
-    todo, skipped, summary = plan_resume(jobs, out, fmt, identity, resume)
+    todo, skipped, summary = plan_resume(jobs, out, fmt, identity, resume, max_frames)
     info = {"model": identity["path"], "model_identity": identity, "format": fmt, "backend": backend,
             "started": time.time()}
     out.mkdir(parents=True, exist_ok=True)
@@ -109,13 +110,29 @@ def track_many(model: PathLike, videos: Union[PathLike, Sequence[PathLike], Sequ
     try:
         sched = run_jobs(ray, todo, identity["path"], str(out.resolve()), fmt, backend, threads, max_frames, workers,
                          retries, done, on_event, progress, progress_total=len(jobs), progress_initial=len(skipped))
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted_text(out, todo, summary, fmt)) from None
     finally:
         if started_here:
             ray.shutdown()
     write_summary(out, summary, info)
-    return ManyReport(out=out, workers=sched.workers, resource=sched.resource, videos=summary, skipped=skipped,
+    names = {j.name for j in jobs}
+    return ManyReport(out=out, workers=sched.workers, resource=sched.resource,
+                      videos={n: row for n, row in summary.items() if n in names}, skipped=skipped,
                       tracked=[j.name for j in todo], seconds=sched.seconds, startup_seconds=sched.startup_seconds,
                       worker_deaths=sched.worker_deaths, model=identity)
+
+
+def _interrupted_text(out: Path, todo: Sequence[VideoJob], summary: Dict[str, Dict[str, Any]], fmt: str) -> str:
+    """What an interrupted run kept: the videos it finished, the partial rows of the others."""
+    finished = [j.name for j in todo if j.name in summary]
+    partial = [j.name for j in todo if j.name not in summary and part_path(result_path(out, j.name, fmt)).is_file()]
+    text = (f"interrupted after {len(finished)} of the {len(todo)} videos this run tracks (their files and "
+            f"{out / 'summary.json'} are complete)")
+    if partial:
+        text += (f"; rows so far of {len(partial)} unfinished: {', '.join(partial[:5])}"
+                 f"{' ...' if len(partial) > 5 else ''} in {out}/NAME.{fmt}.part")
+    return text + "; rerun the same command to finish: finished videos are kept, unfinished ones tracked again"
 
 
 __all__ = ["check_run", "track_many"]

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
+from ..outputs import reinstate_interrupt_signals
 from ..progress import progress_bar
 from .errors import BatchError
 from .jobs import VideoJob
@@ -59,6 +60,7 @@ def connect_ray(address: Optional[str] = None, num_cpus: Optional[int] = None):
     if address is None and num_cpus is not None:
         kw["num_cpus"] = num_cpus
     ray.init(address=address, **kw)
+    reinstate_interrupt_signals()  # ray.init makes SIGTERM abort the driver (exit 134): it stays a stop (143)
     return ray, True
 
 
@@ -148,7 +150,7 @@ def run_jobs(ray, jobs: List[VideoJob], model: str, out_dir: str, fmt: str, back
                     queue.insert(0, (job, attempt + 1))
                     submit(actor)
                     continue
-                row = summary_row(job, str(dead), attempts=attempt,
+                row = summary_row(job, str(dead), attempts=attempt, max_frames=max_frames,
                                   error=f"worker died while tracking ({type(e).__name__}), {attempt} attempt(s); "
                                         f"rerun to finish this video")
             if on_done:

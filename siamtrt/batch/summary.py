@@ -2,9 +2,10 @@
 
 ``summary.json`` holds ``run`` (the model's identity, format, backend, start time) and ``videos`` (one
 :func:`~siamtrt.batch.video.summary_row` per video). Both files are rewritten atomically after every video, so an
-interrupted run leaves a valid summary. A rerun skips a video only when its result file exists, its entry is ``ok``
-and the summary was written by the same model (same ONNX files, by sha256) with the same backend: results of
-another model are never passed off as this one's.
+interrupted run leaves a valid summary. A rerun skips a video only when its result file exists, its entry is ``ok``,
+it was made for the same request (init box and frame limit) and the summary was written by the same model (same ONNX
+files, by sha256) with the same backend: results of another model or request are never passed off as this one's. The
+summary keeps the entries of the folder's other videos (a rerun over some of them does not forget the rest).
 """
 
 from __future__ import annotations
@@ -96,8 +97,13 @@ def _check_same_model(out: Path, previous: PreviousRun, identity: Dict[str, Any]
 
 
 def plan_resume(jobs: Sequence[VideoJob], out: Union[str, Path], fmt: str, identity: Dict[str, Any],
-                resume: bool = True) -> Tuple[List[VideoJob], List[str], Dict[str, Dict[str, Any]]]:
-    """(videos to track, names already done, their summary entries) for a run into ``out``.
+                resume: bool = True, max_frames: Optional[int] = None
+                ) -> Tuple[List[VideoJob], List[str], Dict[str, Dict[str, Any]]]:
+    """(videos to track, names already done, the summary's entries to keep) for a run into ``out``.
+
+    Kept: the entries of the videos skipped, and (resuming, same model) those of the folder's videos this run does
+    not name. A finished video is tracked again when the init box or ``max_frames`` differ from its entry's (or the
+    entry records none: a summary of an older siamtrt).
 
     Raises:
         BatchError: ``resume`` and ``out`` holds a summary written by another model or backend.
@@ -109,13 +115,20 @@ def plan_resume(jobs: Sequence[VideoJob], out: Union[str, Path], fmt: str, ident
     todo: List[VideoJob] = []
     skipped: List[str] = []
     kept: Dict[str, Dict[str, Any]] = {}
+    names = {j.name for j in jobs}
+    kept = {n: row for n, row in previous.videos.items() if n not in names}
     for j in jobs:
         prev = previous.videos.get(j.name)
         if prev and prev.get("status") == "ok" and result_path(out, j.name, fmt).is_file():
-            kept[j.name] = prev
-            skipped.append(j.name)
-        else:
-            todo.append(j)
+            asked = {"init_box": None if j.bbox is None else [float(v) for v in j.bbox], "max_frames": max_frames}
+            made = {k: prev.get(k, "(not recorded)") for k in asked}
+            if made == asked:
+                kept[j.name] = prev
+                skipped.append(j.name)
+                continue
+            LOG.info("Ray: %s is tracked again: its result was made for %s, this run asks %s", j.name,
+                     ", ".join(f"{k} {v}" for k, v in made.items()), ", ".join(f"{k} {v}" for k, v in asked.items()))
+        todo.append(j)
     return todo, skipped, kept
 
 

@@ -22,7 +22,8 @@ SUMMARY_FIELDS = ("name", "status", "frames", "seconds", "fps", "worker", "attem
 
 
 def summary_row(job: VideoJob, worker: str = "", *, status: str = "failed", frames: int = 0, seconds: float = 0.0,
-                file: str = "", error: str = "", attempts: int = 1) -> Dict[str, Any]:
+                file: str = "", error: str = "", attempts: int = 1, max_frames: Optional[int] = None
+                ) -> Dict[str, Any]:
     """A video's summary entry (the one place it is built, for every outcome).
 
     Args:
@@ -32,11 +33,14 @@ def summary_row(job: VideoJob, worker: str = "", *, status: str = "failed", fram
         frames (int): rows in its result file. seconds (float): wall time on the worker.
         file (str): result file name in the output folder ("" when none; ``NAME.part`` for a partial one).
         error (str): why it failed (first 1000 characters). attempts (int): tries so far. Defaults to 1.
+        max_frames (int): the frame limit asked for (None: all). With the init box it is the request a rerun must
+            repeat to reuse the result (:func:`~siamtrt.batch.summary.plan_resume`). Defaults to None.
     """
     seconds = round(float(seconds), 4)
     return {"name": job.name, "source": job.source, "status": status, "frames": int(frames), "seconds": seconds,
             "fps": round(frames / seconds, 2) if seconds > 0 and frames else 0.0, "worker": worker,
-            "attempts": int(attempts), "file": file, "bbox_from": job.bbox_from, "error": error[:1000]}
+            "attempts": int(attempts), "file": file, "bbox_from": job.bbox_from, "error": error[:1000],
+            "init_box": None if job.bbox is None else [float(v) for v in job.bbox], "max_frames": max_frames}
 
 
 def _error_text(e: BaseException) -> str:
@@ -75,12 +79,12 @@ def track_one(tracker, job: VideoJob, out_dir: Union[str, Path], fmt: str = "csv
                 writer.write(i, res.boxes, res.scores)
         writer.commit()
         return summary_row(job, worker, status="ok", frames=writer.frames, seconds=time.perf_counter() - t0,
-                           file=final.name, attempts=attempts)
+                           file=final.name, attempts=attempts, max_frames=max_frames)
     except Exception as e:  # one bad video is reported, the others go on
         part = writer.close() if writer is not None else None
         return summary_row(job, worker, frames=writer.frames if writer is not None else 0,
                            seconds=time.perf_counter() - t0, file=part.name if part else "",
-                           error=_error_text(e), attempts=attempts)
+                           error=_error_text(e), attempts=attempts, max_frames=max_frames)
     finally:
         try:
             lock.unlink()

@@ -8,8 +8,9 @@
 --videos: folders (their videos and OTB/image folders), list files (one path per line) or video paths.
 --bbox-file: lines "name,x,y,w,h" (name = file name, stem or listed path) or JSON {name: [x,y,w,h]}; videos not in
 it use the first ground-truth line beside them. Results: OUT/<name>.csv|parquet (frame,target,x,y,w,h,score) and
-OUT/summary.json|csv (model identity; status, frames, frames/s, worker, error per video). A rerun resumes only with
-the same model (refused otherwise: --no-resume redoes every video).
+OUT/summary.json|csv (model identity; status, frames, frames/s, worker, error, init box, frame limit per video). A
+rerun resumes only with the same model (refused otherwise: --no-resume redoes every video), and reuses a finished
+video only for the same init box and --max-frames.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def _track(a: argparse.Namespace, model: Path, jobs) -> dict:
 
 def _run(a: argparse.Namespace) -> int:
     from siamtrt.batch import check_run
+    from siamtrt.outputs import atomic_file, check_writable
 
+    check_writable([a.json, a.plot], what=["--json", "--plot"])  # before hours of tracking, not after
     jobs = check_run(a.videos, a.out, a.bbox_file, a.format)  # cheap checks before any export or Ray start
     model = a.model
     if model is None:
@@ -88,7 +91,8 @@ def _run(a: argparse.Namespace) -> int:
         model = ensure_exported(DEFAULT_CONFIG)
     report = _compare(a, Path(model), jobs) if a.compare_workers else _track(a, Path(model), jobs)
     if a.json:
-        Path(a.json).write_text(json.dumps(report, indent=1, default=str))
+        with atomic_file(a.json) as f:
+            f.write(json.dumps(report, indent=1, default=str))
         print(f"wrote {a.json}")
     return EXIT_PARTIAL if report.get("failed") else 0  # failed videos are listed above and in OUT/summary.json
 

@@ -169,3 +169,52 @@ def test_cli_checks_cheap_inputs_before_exporting(tmp_path):
     assert r.returncode == 2, r.stderr[-2000:]
     assert "do not exist" in r.stderr and "missing.avi" in r.stderr and "Traceback" not in r.stderr
     assert not out.exists() and not (tmp_path / "models").exists()
+
+
+def test_resume_follows_the_request_and_keeps_the_folders_other_videos(ray_local, batch_model, video_set, tmp_path):
+    """A finished video is reused only for the same init box and --max-frames; a rerun over some videos keeps the
+    summary entries (and files) of the others."""
+    root, boxes = video_set
+    out = tmp_path / "out"
+    track_many(batch_model, [root / "synth1"], out, bbox_file=boxes, workers=1, max_frames=5, progress=False)
+    rep = track_many(batch_model, [root / "synth1"], out, bbox_file=boxes, workers=1, max_frames=8, progress=False)
+    assert rep.tracked == ["synth1"] and not rep.skipped  # 5 frames do not answer a request for 8
+    assert len(read_results(out / "synth1.csv").boxes) == 8
+    rep = track_many(batch_model, [root / "synth1"], out, bbox_file=boxes, workers=1, max_frames=8, progress=False)
+    assert rep.skipped == ["synth1"] and not rep.tracked  # the same request: reused
+    moved = tmp_path / "moved.txt"
+    moved.write_text("synth1,20,20,60,60\n")
+    rep = track_many(batch_model, [root / "synth1"], out, bbox_file=moved, workers=1, max_frames=8, progress=False)
+    assert rep.tracked == ["synth1"]  # another init box: tracked again from it
+    assert read_results(out / "synth1.csv").boxes[0, 0].tolist() == [20, 20, 60, 60]
+    rep = track_many(batch_model, [root / "synth2"], out, bbox_file=boxes, workers=1, max_frames=8, progress=False)
+    assert set(rep.videos) == {"synth2"}  # the report speaks of this run's videos
+    summary = json.loads((out / "summary.json").read_text())["videos"]
+    assert set(summary) == {"synth1", "synth2"} and summary["synth1"]["init_box"] == [20, 20, 60, 60]
+    assert summary["synth2"]["max_frames"] == 8
+
+
+def test_cli_sigterm_stops_with_143_and_says_what_was_kept(batch_model, tmp_path, bag_sequence):
+    """SIGTERM to a track-many that started its own Ray: exit 143 (not Ray's abort, 134) and a message naming the
+    partial rows; rerunning finishes the video."""
+    import os
+    import signal
+    import time
+
+    long = long_image_video(tmp_path / "videos", bag_sequence, repeats=3)
+    (tmp_path / "boxes.txt").write_text("long,316,140,112,115\n")
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "track_many.py"), "--model", str(batch_model), "--videos",
+           str(long), "--bbox-file", str(tmp_path / "boxes.txt"), "--out", str(out), "--num-cpus", "1"]
+    env = dict(os.environ, RAY_ADDRESS="")  # its own local Ray, not the session's
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    part = out / "long.csv.part"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and p.poll() is None and (not part.exists() or part.stat().st_size < 2000):
+        time.sleep(0.05)
+    assert p.poll() is None, p.communicate()
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err[-3000:]
+    assert "interrupted after 0 of the 1 videos" in err and f"{out}/NAME.csv.part" in err and "long" in err
+    assert "SIGTERM received" not in err and "Traceback" not in err
