@@ -157,3 +157,18 @@ def test_make_synthetic_large_object_is_refused_at_once(ws, bag_video):
         proc.communicate()
         pytest.fail("make-synthetic --object-size 5000,5000 still ran after 30 s")
     assert proc.returncode == 2 and "does not fit" in err and "Traceback" not in err, err
+
+
+# ---------------------------------------------------------------------------------------------- export --fit-on
+@pytest.mark.parametrize("fit_on, expect", [("nonexist", "--fit-on nonexist does not exist"),
+                                            ("b.csv", "is a file, not a sequence folder"),
+                                            ("empty", "no image frames found")])
+def test_export_fit_on_is_checked_before_any_work(ws, fit_on, expect):
+    """`export --fit-on nonexist` failed with a FileNotFoundError traceback (exit 1) after building the model."""
+    (ws / "b.csv").write_text("1,2\n")
+    (ws / "empty").mkdir()
+    before = snapshot(ws)
+    r = siamtrt("export", "--config", "siamrpn_alex_dwxcorr", "--fit-on", fit_on, "--out", "ex/a", cwd=ws,
+                env=cli_env({"SIAMTRT_CACHE": str(ws / "cache")}), timeout=120)
+    _refused(r, expect)
+    assert snapshot(ws) == before and not (ws / "ex").exists()
