@@ -112,6 +112,8 @@ def export(args: argparse.Namespace) -> int:
     if args.checkpoint and not Path(args.checkpoint).is_file():
         raise InputError(f"checkpoint {args.checkpoint} does not exist",
                          fix="pass the model.pth / SiamRPN*.model file, or omit --checkpoint for random weights")
+    if args.fit_on is not None:
+        _check_fit_on(Path(args.fit_on))
     check_writable([], dirs=[args.out])
     default_out = default_model_dir(args.config, args.checkpoint, seed=args.seed, random_heads=args.random_heads)
     changed = [f"--{k.replace('_', '-')}" for k, v in DEFAULTS.items() if getattr(args, k) != v]
@@ -148,6 +150,25 @@ def export(args: argparse.Namespace) -> int:
     print(f"next: siamtrt track --model {res.out_dir} --video VIDEO --bbox x,y,w,h   |   "
           f"siamtrt bench --model {res.out_dir}   |   siamtrt inspect {res.out_dir}")
     return 0
+
+
+def _check_fit_on(folder: Path) -> None:
+    """--fit-on must be a readable OTB-layout sequence folder: checked before torch loads (a missing folder failed
+    with a FileNotFoundError traceback after the model was built)."""
+    from siamtrt.errors import InputError, folder_listing
+    from siamtrt.runtime.sequences import load_folder_sequence
+
+    example = "pass an OTB-layout sequence folder (img/ + groundtruth_rect.txt), e.g. ../shared/data/bag, or omit " \
+              "--fit-on (synthetic texture)"
+    if not folder.exists():
+        raise InputError(f"--fit-on {folder} does not exist", evidence=folder_listing(folder.parent), fix=example)
+    if not folder.is_dir():
+        raise InputError(f"--fit-on {folder} is a file, not a sequence folder", fix=example)
+    try:
+        load_folder_sequence(folder)  # frames listed and ground truth read; no image is decoded
+    except InputError as e:
+        raise InputError(f"--fit-on {folder} is not a sequence folder: {e.what}", evidence=e.evidence,
+                         fix=e.fix or example) from None
 
 
 def _already_exported(out: Path, args: argparse.Namespace) -> bool:

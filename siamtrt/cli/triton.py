@@ -33,7 +33,7 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=TRITON_BACKENDS, default="python", help="branch model backend (default python)")
     p.add_argument("--engine", type=Path, default=None,
                    help="folder with template.engine / search.engine for --backend tensorrt (default: --model)")
-    p.add_argument("--prefix", default="siamtrt", help="model name prefix (default siamtrt)")
+    p.add_argument("--prefix", default="siamtrt", help="model name prefix: letters, digits, _ - . (default siamtrt)")
     p.add_argument("--max-batch", type=int, default=8,
                    help="max_batch_size of the branches = streams batched per call (default 8)")
     p.add_argument("--queue-delay-us", type=int, default=2000,
@@ -47,7 +47,8 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
                    help="--backend tensorrt: the server's TensorRT version (its Triton release notes list it); "
                         "engines of another version are refused (default: not checked, the summary names the version "
                         "the engines need)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing repository")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing repository siamtrt wrote (a folder of other files is refused)")
     add_verbose(p)
     return p
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ TRITON_BACKENDS = ("python", "onnxruntime", "tensorrt")
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 META_FILE = "siamtrt_model.json"
 VERSION_FILES = {"python": "model.onnx", "onnxruntime": "model.onnx", "tensorrt": "model.plan"}  # in <model>/1/
+#: what a Triton model name (and so its folder in the repository) may hold
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 _ONNX_TO_TRITON = {1: "TYPE_FP32", 10: "TYPE_FP16", 11: "TYPE_FP64", 3: "TYPE_INT8", 2: "TYPE_UINT8",
                    6: "TYPE_INT32", 7: "TYPE_INT64", 9: "TYPE_BOOL"}
@@ -201,6 +204,84 @@ def _check_options(backend: str, max_batch: int, queue_delay_us: int, instances:
                                "--idle-seconds > 0")
 
 
+def _check_prefix(prefix: str) -> None:
+    """The model names are ``PREFIX_template`` ... and name the model folders: a prefix holding "/" wrote nested
+    folders Triton cannot load, an empty one wrote ``_template``."""
+    if not isinstance(prefix, str) or not MODEL_NAME_RE.match(prefix):
+        raise ServingError(f"--prefix {prefix!r} cannot start a Triton model name",
+                           evidence="Triton model names (the repository's folder names) take letters, digits, '_', "
+                                    "'-' and '.', and the prefix must not be empty",
+                           fix="e.g. --prefix siamtrt (the default) or --prefix tracker_v2")
+
+
+def _check_out_place(out: Path, sources: Dict[str, Path]) -> None:
+    """Refuse an ``out`` that is, contains or lies inside a folder the repository is made from (``--model``,
+    ``--engine``): the repository replaces ``out`` as a whole (``--overwrite`` deleted the model's ONNX files), and
+    a repository inside a model directory mixes served copies into it."""
+    o = out.resolve()
+    for option, src in sources.items():
+        s = Path(src).resolve()
+        if o == s:
+            relation = "is"
+        elif o in s.parents:
+            relation = "contains"
+        elif s in o.parents:
+            relation = "lies inside"
+        else:
+            continue
+        raise ServingError(f"--out {out} {relation} the {option} directory {src}",
+                           evidence="the repository is written as a folder of its own and replaces --out whole: "
+                                    f"{src}'s files would be deleted or mixed with the repository's",
+                           fix=f"pass an --out outside {src}, e.g. --out triton_repo")
+
+
+def _written_model_names(folder: Path) -> set:
+    """The model names listed by the ``1/siamtrt_model.json`` of the tracker models siamtrt wrote in ``folder``."""
+    names = set()
+    for meta in folder.glob(f"*/1/{META_FILE}"):
+        try:
+            models = json.loads(meta.read_text()).get("models")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(models, dict) and meta.parent.parent.name in models.values():
+            names.update(str(v) for v in models.values())
+    return names
+
+
+def siamtrt_repository_models(folder: Union[str, Path]) -> Optional[List[str]]:
+    """The model folders of a Triton repository siamtrt wrote in ``folder``, or None if it is not one.
+
+    A written repository is recognised by its tracker model's ``1/siamtrt_model.json`` (it lists the repository's
+    model names): ``folder`` is one when it holds such a file and nothing but the model folders it names.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    names = _written_model_names(folder)
+    entries = list(folder.iterdir())
+    if not names or any(p.name not in names or not p.is_dir() for p in entries):
+        return None
+    return sorted(p.name for p in entries)
+
+
+def _check_replaceable(out: Path) -> None:
+    """``--overwrite`` replaces a repository siamtrt wrote, never a folder of other files (it wiped them)."""
+    if siamtrt_repository_models(out) is not None:
+        return
+    names = _written_model_names(out)
+    others = sorted(p.name for p in out.iterdir() if p.name not in names or not p.is_dir())
+    listing = f"{others[:8]}{f' ... and {len(others) - 8} more' if len(others) > 8 else ''}"
+    if names:
+        raise ServingError(f"--out {out} holds other files besides the Triton repository siamtrt wrote: --overwrite "
+                           "would delete them", evidence=f"not siamtrt models: {listing}",
+                           fix="move these files out of it, or choose a new or empty --out")
+    raise ServingError(f"--out {out} holds other files and no siamtrt Triton repository: --overwrite replaces only a "
+                       "repository siamtrt wrote",
+                       evidence=f"holds {listing} (a written repository holds only its model folders, the tracker's "
+                                f"with 1/{META_FILE})",
+                       fix="choose a new or empty --out, or move these files out of it")
+
+
 def check_engines(md: ModelDir, engine_dir: Path, tensorrt_version: Optional[str] = None) -> Dict[str, Dict]:
     """The sidecars of the engines a ``tensorrt_plan`` repository would serve, after every check that needs no GPU.
 
@@ -312,7 +393,8 @@ def write_repository(model_dir: Union[str, Path], out: Union[str, Path], backend
         instances (int): branch model instances. Defaults to 1.
         threads (int): ONNX Runtime intra-op threads per branch instance. Defaults to 1.
         idle_seconds (float): a sequence idle this long is released. Defaults to 60.
-        overwrite (bool): replace an existing repository (once the new one is complete). Defaults to False.
+        overwrite (bool): replace an existing repository siamtrt wrote (once the new one is complete; a folder
+            holding anything else is refused). Defaults to False.
         tensorrt_version (str): the TensorRT version of the server (tensorrt backend): engines of another version
             are refused. Defaults to None (not checked; the summary says which version the server needs).
 
@@ -321,16 +403,22 @@ def write_repository(model_dir: Union[str, Path], out: Union[str, Path], backend
 
     Raises:
         ModelDirError: bad model directory, one the backend cannot serve, missing engines. EngineError: engines
-        Triton cannot load (see :func:`check_engines`). ServingError: bad options or non-empty ``out``.
+        Triton cannot load (see :func:`check_engines`). ServingError: bad options or prefix, non-empty ``out``
+        (with ``overwrite``: one that is not a repository siamtrt wrote), an ``out`` that is, contains or lies
+        inside the model (or engine) directory.
     """
     _check_options(backend, max_batch, queue_delay_us, instances, threads, idle_seconds)
+    _check_prefix(prefix)
     md = ModelDir.open(model_dir)
     check_target(md, f"triton_{backend}")
     out = Path(out)
-    check_writable([], dirs=[out])
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ServingError(f"{out} exists and is not empty", fix="choose a new --out or pass --overwrite")
     engine_dir = md.path if engine_dir is None else Path(engine_dir)
+    _check_out_place(out, {"--model": md.path, **({"--engine": engine_dir} if backend == "tensorrt" else {})})
+    check_writable([], dirs=[out])
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ServingError(f"{out} exists and is not empty", fix="choose a new --out or pass --overwrite")
+        _check_replaceable(out)
     notes: List[str] = []
     sides = check_engines(md, engine_dir, tensorrt_version) if backend == "tensorrt" else {}
     if sides and tensorrt_version is None:
@@ -401,4 +489,4 @@ def parse_config(path: Union[str, Path]):
 
 
 __all__ = ["TRITON_BACKENDS", "RepositoryReport", "ServingError", "TensorSpec", "branch_config", "check_engines",
-           "graph_specs", "parse_config", "tracker_config", "write_repository"]
+           "graph_specs", "parse_config", "siamtrt_repository_models", "tracker_config", "write_repository"]

@@ -58,3 +58,24 @@ def test_oracle_scores_perfect(synthetic_seq):
 def test_object_too_large_is_refused(bag_video):
     with pytest.raises(InputError, match="does not fit"):
         render_sequence(bag_video, SyntheticSpec(frames=3, object_size=(400, 300)))
+
+
+def test_interrupted_write_leaves_the_old_sequence(bag_video, tmp_path, monkeypatch):
+    """The sequence is staged beside OUT: a failure half-way (here Ctrl-C while the ground truth is written, after
+    the frames) leaves no new folder and an existing sequence (--overwrite) as it was — the old code wrote in place."""
+    import siamtrt.benchmarks.synthetic as syn
+    from siamtrt.benchmarks.synthetic import make_synthetic_sequence
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    old = make_synthetic_sequence(tmp_path / "s", bag_video, SyntheticSpec(frames=5))
+    before = {p: p.read_bytes() for p in (tmp_path / "s").rglob("*") if p.is_file()}
+    monkeypatch.setattr(syn.np, "savetxt", interrupt)
+    for out in ("new", "s"):
+        with pytest.raises(KeyboardInterrupt):
+            make_synthetic_sequence(tmp_path / out, bag_video, SyntheticSpec(frames=3, seed=2), overwrite=True)
+    monkeypatch.undo()
+    assert not (tmp_path / "new").exists()
+    assert {p: p.read_bytes() for p in (tmp_path / "s").rglob("*") if p.is_file()} == before and len(old) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # no staging folder left
