@@ -60,7 +60,13 @@ def main(argv=None) -> int:
 
 
 def triton(args: argparse.Namespace) -> int:
-    from siamtrt.serving.repository import write_repository
+    from siamtrt.serving.repository import ServingError, write_repository
+
+    given = [o for o, v in (("--engine", args.engine), ("--tensorrt-version", args.tensorrt_version)) if v is not None]
+    if given and args.backend != "tensorrt":  # silently ignored before: the user believed engines were served
+        raise ServingError(f"{' and '.join(given)} apply to --backend tensorrt only",
+                           evidence=f"--backend {args.backend} serves the model directory's ONNX files",
+                           fix="drop them, or pass --backend tensorrt to serve engines")
 
     report = write_repository(args.model, args.out, backend=args.backend, engine_dir=args.engine,
                               prefix=args.prefix, max_batch=args.max_batch, queue_delay_us=args.queue_delay_us,

@@ -207,6 +207,9 @@ CASES = [
                                                      "--json", ws / "s.json"], "argument --streams: must be 1 or more"),
     # ------------------------------------------------------------------------------------------ serving
     ("triton-no-model", lambda ws, t, v: ["triton", "--model", ws / "nope", "--out", ws / "repo"], "does not exist"),
+    ("triton-engine-without-tensorrt", lambda ws, t, v: ["triton", "--model", _model(ws, t), "--out", ws / "repo",
+                                                         "--engine", ws / "model", "--tensorrt-version", "10.3"],
+     "--engine and --tensorrt-version apply to --backend tensorrt only"),
     ("triton-out-not-empty", lambda ws, t, v: ["triton", "--model", _model(ws, t), "--out", _triton_repo_dir(ws)],
      "exists"),
     ("serve-no-repository", lambda ws, t, v: ["serve", "--model-repository", ws / "repo"], "does not exist"),
