@@ -4,6 +4,7 @@ whole past, so a partial video is redone, never appended to)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -56,7 +57,10 @@ def connect_ray(address: Optional[str] = None, num_cpus: Optional[int] = None):
     ray = import_ray()
     if ray.is_initialized():
         return ray, False
-    kw: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    kw: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                          # Ray's own INFO / WARNING lines ("Started a local Ray instance") only with --verbose
+                          "logging_level": logging.DEBUG if logging.getLogger().isEnabledFor(logging.DEBUG)
+                          else logging.ERROR}
     if address is None and num_cpus is not None:
         kw["num_cpus"] = num_cpus
     ray.init(address=address, **kw)

@@ -149,7 +149,7 @@ def test_cli_on_an_existing_cluster(ray_local, batch_model, video_set, tmp_path)
     out = tmp_path / "cli_out"
     cmd = [sys.executable, str(REPO / "benchmarks" / "track_many.py"), "--model", str(batch_model), "--videos",
            str(root / "synth1"), str(root / "broken.avi"), "--bbox-file", str(boxes), "--out", str(out), "--address",
-           address, "--max-frames", "10", "--json", str(tmp_path / "many.json")]
+           address, "--max-frames", "10", "--json", str(tmp_path / "many.json"), "--verbose"]  # Ray's lines shown
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert r.returncode == 1, r.stderr[-2000:]  # broken.avi failed (reported), synth1 done
     assert "Connecting to existing Ray cluster" in r.stderr and "track-many: " in r.stderr and " videos" in r.stderr  # joined, progress over videos (plain lines in a log)
@@ -218,3 +218,4 @@ def test_cli_sigterm_stops_with_143_and_says_what_was_kept(batch_model, tmp_path
     assert p.returncode == 143, err[-3000:]
     assert "interrupted after 0 of the 1 videos" in err and f"{out}/NAME.csv.part" in err and "long" in err
     assert "SIGTERM received" not in err and "Traceback" not in err
+    assert "Started a local Ray instance" not in err  # Ray's own INFO lines only with --verbose
