@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..config import CONFIGS, ModelConfig
-from ..errors import CheckpointError
+from ..errors import CheckpointError, folder_listing
 from ..metadata import file_sha256
 
 log = logging.getLogger(__name__)
@@ -40,11 +40,18 @@ def _refused_objects(text: str, path: Path) -> bool:
     return head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and tail == b"."
 
 
-def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
-    """Read tensors from a checkpoint file (weights only), unwrapped and with ``module.`` stripped."""
+def require_checkpoint(path: Union[str, Path]) -> Path:
+    """``path`` as a Path, or the error every exporter gives for a checkpoint that is not there."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist", fix="pass the path of your model.pth")
+        raise CheckpointError(f"checkpoint {path} does not exist", evidence=folder_listing(path.parent),
+                              fix="pass the path of your checkpoint (pysot model.pth, DaSiamRPN SiamRPN*.model)")
+    return path
+
+
+def read_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
+    """Read tensors from a checkpoint file (weights only), unwrapped and with ``module.`` stripped."""
+    path = require_checkpoint(path)
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

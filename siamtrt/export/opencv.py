@@ -47,7 +47,7 @@ from ..metadata import set_onnx_metadata
 from ..modeldir import ModelDir, check_target
 from ..outputs import check_writable, staged_dir
 from ..progress import progress_bar
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, require_checkpoint
 from .models import build_model
 from .onnx import EXPORT_OPSET, PARITY_RTOL, _torch_export, third_party_logs
 
@@ -501,6 +501,8 @@ def export_opencv(out_dir: Union[str, Path], *, config: Optional[str] = None,
     """
     start = time.perf_counter()
     cfg, md, ckpt = _source(config, checkpoint, model_dir)
+    if ckpt is not None:
+        require_checkpoint(ckpt)  # before the progress line starts
     check_writable([], dirs=[out_dir])
     steps = ["weights", "files", "vs PyTorch"] + (["vs --model"] if md is not None else []) + (
         ["OpenCV dnn"] if check_opencv else [])
