@@ -191,6 +191,53 @@ def _signed(v: Optional[float]) -> str:
     return "-" if v is None else f"{v:+.3f}"
 
 
+def check_outputs(json_out: Optional[Union[str, Path]], plot_out: Optional[Union[str, Path]],
+                  results_root: Optional[Union[str, Path]] = None, inputs: Sequence[Union[str, Path]] = ()) -> None:
+    """Refuse, before any tracker runs, a report file or results folder that cannot be written (a folder given as
+    ``--json``, one file named by ``--json`` and ``--plot``, a path under a file, a ``--results`` that is a file, an
+    output that is one of the input videos): the evaluation's scores were lost to a traceback at the very end.
+
+    Raises:
+        InputError: an unwritable output.
+    """
+    from ..outputs import check_writable
+
+    check_writable([json_out, plot_out], what=["--json", "--plot"],
+                   dirs=[results_root] if results_root is not None else [], inputs=list(inputs))
+
+
+def check_video_lengths(sequences: Sequence[Seq]) -> None:
+    """Refuse a video sequence whose ground-truth file has fewer boxes than the video has frames (as ``collect``
+    does): only the first boxes' frames were tracked and scored, silently, as though they were the whole video.
+
+    The container's frame count decides when it is not above the boxes; otherwise the frame after the last box is
+    decoded to confirm it exists (containers misreport their counts). A ground truth longer than the video is
+    refused while tracking (:meth:`~siamtrt.runtime.sequences.Sequence.iter_frames`).
+
+    Raises:
+        InputError: a video with more frames than its ground truth has boxes.
+    """
+    from ..runtime.video import FrameSource
+
+    for seq in sequences:
+        if seq.video is None:
+            continue
+        with FrameSource(seq.video) as src:
+            reported = src.frame_count
+        if reported is not None and reported <= len(seq):
+            continue
+        with FrameSource(seq.video, max_frames=len(seq) + 1) as src:
+            decoded = sum(1 for _ in src)
+        if decoded > len(seq):
+            frames = reported if reported is not None else f"more than {len(seq)}"
+            raise InputError(f"ground truth of {seq.video} has {len(seq)} boxes for {frames} frames",
+                             evidence=f"sequence {seq.name}: {seq.source}; only its first {len(seq)} frames would "
+                                      "be tracked and scored",
+                             fix="pass the ground-truth file of this video (one box per frame: "
+                                 "--sequence VIDEO:GT_FILE), or cut the video to the boxes' frames; --max-frames "
+                                 "limits the evaluation to the first frames of a matching pair")
+
+
 def evaluate(entrants: Sequence[Entrant], sequences: Sequence[Seq], results_root: Union[str, Path] = DEFAULT_RESULTS,
              force: bool = False, json_out: Optional[Union[str, Path]] = None,
              plot_out: Optional[Union[str, Path]] = None, progress: bool = True,
@@ -214,6 +261,7 @@ def evaluate(entrants: Sequence[Entrant], sequences: Sequence[Seq], results_root
         raise InputError("nothing to evaluate", fix="choose at least one --backend")
     if not sequences:
         raise InputError("no sequences to evaluate on", fix="pass --sequence PATH (OTB folder, dataset root, video)")
+    check_outputs(json_out, plot_out, results_root)
     done, skipped, notes = [], [], []
     for ent in entrants:
         try:
@@ -339,9 +387,14 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
     """
     from ..runtime.cpu import cpu_threads
 
+    spec_files = [f for x in sequences for f in (str(x).rsplit(":", 1) if ":" in str(x) and not Path(x).exists()
+                                                 else [str(x)])]  # VIDEO:GT_FILE names two inputs
+    check_outputs(json_out, plot_out, results_root, inputs=spec_files)
     threads = cpu_threads(threads)
     specs = list(sequences) or default_sequences(results_root, synthetic, synthetic_frames=synthetic_frames)
-    seqs = [truncate(s, max_frames) for s in load_sequences(specs, polygon_mode)]
+    loaded = load_sequences(specs, polygon_mode)
+    check_video_lengths(loaded)
+    seqs = [truncate(s, max_frames) for s in loaded]
     variants = resolve_variants(models, config, checkpoint, backends, precisions, reference=reference,
                                 cache_root=cache_root, progress=progress)
     explicit_ref = REFERENCE_BACKEND in backends
@@ -361,5 +414,6 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
     return report
 
 
-__all__ = ["AccuracyReport", "Entrant", "evaluate", "run_accuracy", "run_entrant", "track_sequence", "truncate",
+__all__ = ["AccuracyReport", "Entrant", "check_outputs", "check_video_lengths", "evaluate", "run_accuracy",
+           "run_entrant", "track_sequence", "truncate",
            "default_sequences", "variant_entrant"]

@@ -244,12 +244,13 @@ class FpsReport:
         for r in self.results:
             ref = self.reference_for(r)
             lat = {k: stats_ms(r.per_frame[k]) for k in FRAME_STAGES + TOTALS}
-            tmpl = stats_ms(r.init["template"])["mean"] if len(r.init["template"]) else float("nan")
+            tmpl = stats_ms(r.init["template"])["mean"] if len(r.init["template"]) else None
             label = self.display_label(r) + (" (ref)" if r.variant.is_reference else "")
             rows.append([label, str(r.frames), f"{r.fps:.1f}", f"{r.fps_with_decode:.1f}",
                          f"{r.speedup(ref):.2f}x" if ref else "n/a",
                          f"{lat['e2e']['p50']:.1f}/{lat['e2e']['p90']:.1f}/{lat['e2e']['p99']:.1f}"]
-                        + [f"{lat[k]['mean']:.2f}" for k in FRAME_STAGES] + [f"{tmpl:.2f}"]
+                        + [f"{lat[k]['mean']:.2f}" for k in FRAME_STAGES]
+                        + [f"{tmpl:.2f}" if tmpl is not None else "n/a"]
                         + [f"{r.search_gmacs:.1f}" if r.search_gmacs else "n/a",
                            f"{r.peak_share * 100:.0f} %" if r.peak_share else "n/a"])
         lines += text_table(head, rows)
@@ -515,6 +516,32 @@ def _finish(r: _Runner, warmup: int, template_reps: int, schedule: str, video: P
     return r.result(warmup, r.time_template(template_reps), schedule)
 
 
+def _check_counts(targets: int, frames: Optional[int], warmup: int, template_reps: int,
+                  reference_frames: Optional[int]) -> None:
+    """The counts of a run, refused before anything loads (the command refuses them at argument parsing)."""
+    for name, value, least in (("--targets", targets, 1), ("--frames", frames, 1), ("--warmup", warmup, 0),
+                               ("--template-reps", template_reps, 0), ("--reference-frames", reference_frames, 1)):
+        if value is not None and value < least:
+            raise InputError(f"{name} must be {least} or more (got {value})",
+                             fix=f"pass {name} {max(least, 1)} or more" + (" (or 'all')" if "frames" in name else ""))
+
+
+def check_outputs(json_out: Optional[Union[str, Path]], plot_out: Optional[Union[str, Path]],
+                  results_dir: Optional[Union[str, Path]] = None, video: Optional[Union[str, Path]] = None) -> None:
+    """Refuse, before anything runs, a report file that cannot be written: a folder, one file named by both
+    ``--json`` and ``--plot``, a path under a file, the video itself, or a ``--results`` that is a file (a run's
+    measurements were lost to a traceback at the very end).
+
+    Raises:
+        InputError: an unwritable output.
+    """
+    from ..outputs import check_writable
+
+    use_dir = results_dir is not None and not (json_out and plot_out)
+    check_writable([json_out, plot_out], what=["--json", "--plot"], dirs=[results_dir] if use_dir else [],
+                   inputs=[video])
+
+
 def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = None,
             checkpoint: Optional[Union[str, Path]] = None, backends: Sequence[str] = ("auto",),
             precisions: Sequence[str] = (), video: Optional[Union[str, Path]] = None,
@@ -567,18 +594,21 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
         raise InputError(f"video {video} does not exist",
                          fix="pass --video PATH (a video file or an image folder), or set SIAMTRT_DATA to the "
                              "folder holding bag.avi")
-    if targets < 1:
-        raise InputError(f"--targets must be >= 1 (got {targets})")
-    if warmup < 0 or (frames is not None and frames < 1):
-        raise InputError("--frames must be >= 1 and --warmup >= 0", evidence=f"frames={frames}, warmup={warmup}")
+    _check_counts(targets, frames, warmup, template_reps, reference_frames)
+    check_outputs(json_out, plot_out, results_dir, video)
     threads = cpu_threads(threads)
     machine = sysinfo.machine_info()  # before the run: the load average says whether others compete for the cores
     first, n_video = probe_video(video)
     fh, fw = first.shape[:2]
     avail = n_video - 1 - warmup
+    if n_video < 2:
+        raise InputError(f"video {video} has {n_video} frame: the benchmark needs at least 2 (one to initialise the "
+                         "tracker, one to time)", fix="pass a --video with 2 frames or more")
     if avail < 1:
-        raise InputError(f"{video} has {n_video} frames: not enough for {warmup} warm-up frames",
-                         fix="lower --warmup")
+        raise InputError(f"video {video} has {n_video} frames: too few for {warmup} warm-up frames",
+                         evidence=f"1 frame initialises the tracker, {warmup} warm up, and at least 1 must be timed "
+                                  f"({warmup + 2} in all)",
+                         fix=f"lower --warmup to {n_video - 2} or less, or pass a longer --video")
     notes: List[str] = []
     busy = sysinfo.busy_warning(machine)
     if busy:
@@ -608,8 +638,6 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
             return True
         return False
 
-    if reference_frames is not None and reference_frames < 1:
-        raise InputError(f"--reference-frames must be >= 1 (got {reference_frames})")
     results = measure(variants, video, boxes, frames, warmup, threads, template_reps, schedule, progress,
                       on_error=skip_reference, reference_frames=reference_frames)
     probes = attach_headroom(results, threads, targets, progress) if headroom else {}
@@ -663,5 +691,5 @@ def _plot(report: FpsReport, out: Union[str, Path]) -> Path:
     return plot_fps(rows, FRAME_STAGES, out, title=title)
 
 
-__all__ = ["FpsReport", "VariantResult", "attach_headroom", "default_video", "measure", "run_fps", "search_gmac",
-           "stats_ms", "target_boxes"]
+__all__ = ["FpsReport", "VariantResult", "attach_headroom", "check_outputs", "default_video", "measure", "run_fps",
+           "search_gmac", "stats_ms", "target_boxes"]

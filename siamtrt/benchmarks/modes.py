@@ -30,11 +30,13 @@ import numpy as np
 
 from ..errors import InputError
 from ..figures import pyplot, save_png
-from ..outputs import atomic_file
+from ..outputs import atomic_file, check_writable
 from ..progress import progress_iter
 from ..runtime.boxes import iou_xywh
 from .synthetic import _affine, _backgrounds, make_texture
 
+#: suffix of the JSON a modes run rewrites after every sequence (NAME.partial.json beside NAME.json)
+PARTIAL_SUFFIX = ".partial.json"
 SCENARIOS = ("reenter", "distractor", "exit")
 EDGES = ("left", "right", "top", "bottom")
 
@@ -153,7 +155,7 @@ def _exit_path(sc: Scenario, fw: int, fh: int, rng: np.random.Generator) -> Tupl
 def render(sc: Scenario, background: Union[str, Path]) -> Rendered:
     """Frames, ground truth and scored-frame mask of one scenario."""
     if sc.kind not in SCENARIOS:
-        raise InputError(f"unknown scenario {sc.kind!r}; fix: use one of {', '.join(SCENARIOS)}")
+        raise InputError(f"unknown scenario {sc.kind!r}", fix=f"use one of {', '.join(SCENARIOS)}")
     rng = np.random.default_rng(sc.seed)
     tex = make_texture(sc.object_size, rng)
     if sc.kind == "exit":
@@ -313,9 +315,17 @@ def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: 
     from ..runtime import Tracker
     from .fps_modes import weights_label
 
+    if partial is not None:  # before the run: a bad --out lost the whole run at its first sequence or its end
+        p = Path(partial)
+        if p.name.endswith(PARTIAL_SUFFIX):
+            check_outputs(p.parent, p.name[:-len(PARTIAL_SUFFIX)])
+        else:
+            check_writable([p], what=["partial"], dirs=[p.parent])
     for k in kinds:
         if k not in SCENARIOS and k not in EXIT_VARIANTS:
-            raise InputError(f"unknown scenario {k!r}; fix: use one of {', '.join(SCENARIOS[:2] + tuple(EXIT_VARIANTS))}")
+            raise InputError(f"unknown scenario {k!r}",
+                             fix=f"use one of {', '.join(SCENARIOS[:2] + tuple(EXIT_VARIANTS))} (or 'exits' for all "
+                                 "the exit variants)")
     base = Tracker.from_model_dir(model_dir, backend="onnxruntime", threads=threads)
     info = base.info
     if constants:
@@ -356,14 +366,32 @@ def table(report: Dict) -> str:
     return "\n".join(lines)
 
 
+def report_paths(out_dir: Union[str, Path], name: str = "modes") -> Tuple[Path, Path, Path]:
+    """(NAME.json, NAME.png, NAME.partial.json) in ``out_dir``: the files a modes run writes."""
+    out = Path(out_dir)
+    return out / f"{name}.json", out / f"{name}.png", out / f"{name}{PARTIAL_SUFFIX}"
+
+
+def check_outputs(out_dir: Union[str, Path], name: str = "modes") -> None:
+    """Refuse, before any sequence runs, a ``--out`` / ``--name`` whose files cannot be written (``--out`` a file,
+    under a file, not writable; NAME.json a folder).
+
+    Raises:
+        InputError: an unwritable output.
+    """
+    check_writable(list(report_paths(out_dir, name)), what=["--out"] * 3, dirs=[out_dir])
+
+
 def write_report(report: Dict, out_dir: Union[str, Path], name: str = "modes") -> Tuple[Path, Path]:
-    """NAME.json + NAME.png (bars: mean success per scenario and mode, seeds as dots) in ``out_dir``."""
+    """NAME.json + NAME.png (bars: mean success per scenario and mode, seeds as dots) in ``out_dir``; each written
+    under a temporary name and renamed when complete."""
     plt = pyplot()
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jpath = out / f"{name}.json"
-    jpath.write_text(json.dumps(report, indent=1))
+    with atomic_file(jpath) as f:
+        f.write(json.dumps(report, indent=1))
     kinds = list(report["results"])
     modes = list(report["results"][kinds[0]])
     fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(kinds)), 4))
@@ -384,5 +412,6 @@ def write_report(report: Dict, out_dir: Union[str, Path], name: str = "modes") -
     return jpath, save_png(fig, out / f"{name}.png", dpi=120)
 
 
-__all__ = ["EXIT_VARIANTS", "SCENARIOS", "STANDIN_CONSTANTS", "Scenario", "make_standin", "render", "run_modes",
+__all__ = ["EXIT_VARIANTS", "PARTIAL_SUFFIX", "SCENARIOS", "STANDIN_CONSTANTS", "Scenario", "check_outputs",
+           "make_standin", "render", "report_paths", "run_modes",
            "scenario", "sequence_detail", "standin_frames", "success_rate", "table", "track_scenario", "write_report"]

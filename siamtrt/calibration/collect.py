@@ -176,7 +176,9 @@ def _plan_frames(source: SourceSpec, frame_count: Optional[int], frame_wh, n_sea
                              fix="pass the matching ground-truth file, or --bbox for the tracker's trajectory")
         count = min(count, len(gt)) if count is not None else len(gt)
         if not np.all(np.isfinite(gt[0])):
-            raise InputError(f"box file {gt_path}: the first box is missing or empty", evidence=str(gt[0]))
+            raise InputError(f"box file {gt_path}: the first box is missing or empty", evidence=str(gt[0]),
+                             fix="the first line must hold the target's box on frame 0 (x,y,w,h); or pass --bbox "
+                                 "x,y,w,h instead of --boxes to follow the tracker's trajectory")
     if count is None or count < 2:
         raise InputError(f"calibration source {source.path} has {count or 'an unknown number of'} frames",
                          fix="use a video or image folder with at least 2 frames")
@@ -367,7 +369,8 @@ def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templat
         raise InputError("no calibration source given", fix="pass --video V (a video, image folder or OTB folder)")
     if max_samples < 1 or templates_per_source < 1:
         raise InputError("--max-samples and --templates must be ≥ 1",
-                         evidence=f"max_samples={max_samples}, templates={templates_per_source}")
+                         evidence=f"max_samples={max_samples}, templates={templates_per_source}",
+                         fix="pass --max-samples 1 or more (default 256) and --templates 1 or more (default 8)")
     for s in sources:
         if not Path(s.path).exists():
             raise InputError(f"calibration source {s.path} does not exist",

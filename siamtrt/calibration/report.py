@@ -120,8 +120,11 @@ class Report:
     def __str__(self) -> str:
         d = self.data
         w = max(len(v["name"]) for v in [d["ref"]] + d["candidates"])
+        foreign = [v["name"] for v in d["candidates"] if v.get("derived_from_ref") is False]
         lines = [f"accuracy retention vs FP32 ({d['ref']['dir']}) on {d['video']}: {d['crops']} search crops, "
-                 f"{d['frames']} frames, ONNX Runtime CPU, {d['threads']} threads",
+                 f"{d['frames']} frames, ONNX Runtime CPU, {d['threads']} threads"
+                 + (f" — NOT DERIVED FROM THIS REFERENCE: {', '.join(foreign)} (another export or unrecorded "
+                    "source: weight differences are mixed into the precision loss)" if foreign else ""),
                  f"weights: {d['ref'].get('weights_line', d['ref'].get('weights'))}"]
         if d["ref"].get("untrained_warning"):
             lines.append(d["ref"]["untrained_warning"])
@@ -138,7 +141,8 @@ class Report:
             if acc:
                 kern = min(x["cosine"] for x in acc["template"].values())
                 body = (f"{acc['cls']['cosine']:8.4f} {acc['cls']['sqnr_db']:7.1f}dB {acc['loc']['cosine']:8.4f} "
-                        f"{acc['loc']['max_abs_error']:8.4f} {acc['loc_box_iou_mean']:7.3f} {kern:8.4f} {acc['argmax_agreement']:7.2f} {trk['iou_mean']:8.3f} {trk['iou_min']:8.3f} "
+                        f"{acc['loc']['max_abs_error']:8.4f} {acc['loc_box_iou_mean']:7.3f} {kern:8.4f} "
+                        f"{acc['argmax_agreement']:7.2f} {trk['iou_mean']:8.3f} {trk['iou_min']:8.3f} "
                         f"{trk['one_step_iou_mean']:7.3f}")
             else:
                 body = f"{'(reference)':>86s}"
@@ -259,6 +263,14 @@ def _plot(data: Dict[str, Any], path: Path) -> Optional[Path]:
 def _open_variants(ref, cands) -> Tuple[ModelDir, List[ModelDir], Dict[str, bool]]:
     """The reference and candidate directories, checked to be variants of one model; whether each was derived
     from this very reference (its ``quantization.source_sha256``)."""
+    seen = {Path(ref).resolve(): "--ref"}
+    for c in cands:
+        if Path(c).resolve() in seen:
+            raise InputError(f"--cand {c} is the same directory as {seen[Path(c).resolve()]}",
+                             evidence=f"{Path(c).resolve()} given twice",
+                             fix="compare --ref (the fp32 directory) with the fp16/int8 directories made from it, "
+                                 "each given once: --cand DIR_INT8 --cand DIR_FP16")
+        seen[Path(c).resolve()] = f"--cand {c}"
     ref_md = ModelDir.open(ref, require_conv=True)
     if ref_md.precision != "fp32":
         LOG.warning("report: the reference %s is %s, not fp32", ref_md.path, ref_md.precision)
@@ -329,7 +341,8 @@ def _check_request(video, out: Path, samples: int, speed_rounds: int) -> None:
     """Options, the video and the output folder, checked before any model runs."""
     if samples < 1 or speed_rounds < 1:
         raise InputError("--samples and --speed-rounds must be ≥ 1",
-                         evidence=f"samples={samples}, speed_rounds={speed_rounds}")
+                         evidence=f"samples={samples}, speed_rounds={speed_rounds}",
+                         fix="pass --samples 1 or more (default 64) and --speed-rounds 1 or more (default 10)")
     if not Path(video).exists():
         raise InputError(f"video {video} does not exist", fix="pass a video file, image folder or OTB folder")
     check_writable([out / REPORT_JSON, out / REPORT_PNG], what=["--out", "--out"], dirs=[out])
@@ -358,7 +371,7 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
 
     Raises:
         ModelDirError: a candidate is not a variant of ``ref``. InputError: bad option, unreadable video, bad box,
-        unwritable ``out``.
+        unwritable ``out``, a candidate that is ``ref`` itself or given twice.
     """
     from ..runtime.cpu import cpu_threads
     from ..runtime.run import track_video

@@ -26,8 +26,10 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
     ap.add_argument("--boxes", action="append", metavar="FILE",
                     help="per-frame boxes (x,y,w,h or 8-value polygons) instead of the trajectory; one per --video")
     ap.add_argument("--out", required=True, help="calibration file to write (.npz)")
-    ap.add_argument("--max-samples", type=int, default=256, help="search crops over all sources (default 256)")
-    ap.add_argument("--templates", type=int, default=8, help="template crops per source, frame 0 included (default 8)")
+    ap.add_argument("--max-samples", type=positive_int, default=256,
+                    help="search crops over all sources (default 256)")
+    ap.add_argument("--templates", type=positive_int, default=8,
+                    help="template crops per source, frame 0 included (default 8)")
     ap.add_argument("--max-frames", type=positive_int, help="use at most this many frames of each source")
     ap.add_argument("--threads", type=positive_int, help="ONNX Runtime threads (default: physical cores)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")

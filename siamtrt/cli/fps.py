@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 from siamtrt.benchmarks.variants import add_variant_arguments  # torch-free
+from siamtrt.cli.common import int_at_least, positive_int
 
 
 def _box(text: str):
@@ -36,9 +36,12 @@ def _frames(text: str):
     if text == "all":
         return "all"
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of frames or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (or 'all'), got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,18 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--video", help="video file or image folder to track (default: ../shared/data/bag.avi)")
     data.add_argument("--bbox", type=_box, default=None, metavar="X,Y,W,H",
                       help="first target on frame 0 (default: 316,140,112,115, the bag.avi box)")
-    data.add_argument("--targets", type=int, default=1, help="number of targets tracked together (default: 1)")
+    data.add_argument("--targets", type=positive_int, default=1, help="number of targets tracked together (default: 1)")
     data.add_argument("--frames", type=_frames, default=None, metavar="N|all",
                       help="timed frames after warm-up (default: 60; 'all' = the whole video)")
     data.add_argument("--reference-frames", type=_frames, default=None, metavar="N|all",
                       help="timed frames of the torch reference, the first of the same frames (default: 10; "
                            "'all' = as many as --frames); the ratio divides median frame times")
-    data.add_argument("--warmup", type=int, default=None, help="tracked but untimed frames (default: 3)")
-    data.add_argument("--template-reps", type=int, default=None, help="re-inits timed for the template stage (5)")
+    data.add_argument("--warmup", type=int_at_least(0), default=None, help="tracked but untimed frames (default: 3)")
+    data.add_argument("--template-reps", type=positive_int, default=None,
+                      help="re-inits timed for the template stage (5)")
     out = p.add_argument_group("output")
     out.add_argument("--json", help="write the full report (all percentiles, machine info) to this JSON file "
                                     "(default: <results>/<date-time>/fps.json)")
-    out.add_argument("--plot", help="write a per-stage latency bar chart (PNG) (default: <results>/<date-time>/fps.png)")
+    out.add_argument("--plot",
+                     help="write a per-stage latency bar chart (PNG) (default: <results>/<date-time>/fps.png)")
     out.add_argument("--results", default="results/fps",
                      help="folder for the default JSON and PNG, one <date-time> subfolder per run "
                           "(default: results/fps)")
@@ -93,6 +98,7 @@ def _modes(args, kw) -> int:
     from siamtrt.errors import SiamtrtError
 
     try:
+        fps.check_outputs(args.json, None, None, args.video)  # before the run: its results must not be lost at the end
         model = args.model[0] if args.model else ensure_exported(args.config or DEFAULT_CONFIG, args.checkpoint,
                                                                  args.cache, progress=not args.quiet)
         rep = fps_modes.run_mode_fps(model, args.mode, args.video or default_video(),
@@ -104,10 +110,9 @@ def _modes(args, kw) -> int:
         return 2
     print(fps_modes.mode_table(rep))
     if args.json:
-        import json
+        from siamtrt.benchmarks.results import dump_json
 
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rep, indent=1))
+        dump_json(args.json, rep)
         print(f"json: {args.json}")
     return 0
 

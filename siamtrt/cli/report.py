@@ -24,11 +24,12 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
     ap.add_argument("--bbox", metavar="x,y,w,h", help="initial box in frame 0")
     ap.add_argument("--boxes", metavar="FILE", help="per-frame boxes for the crops (default: FP32 trajectory)")
     ap.add_argument("--out", help="folder for report.json / report.png (default results/calibration/<cand>)")
-    ap.add_argument("--samples", type=int, default=64, help="search crops for the per-output metrics (default 64)")
+    ap.add_argument("--samples", type=positive_int, default=64,
+                    help="search crops for the per-output metrics (default 64)")
     ap.add_argument("--threads", type=positive_int,
                     help="ONNX Runtime threads for every variant (default: physical cores)")
     ap.add_argument("--max-frames", type=positive_int, help="track at most this many frames")
-    ap.add_argument("--speed-rounds", type=int, default=10, help="interleaved timing rounds (default 10)")
+    ap.add_argument("--speed-rounds", type=positive_int, default=10, help="interleaved timing rounds (default 10)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_verbose(ap)
     return ap

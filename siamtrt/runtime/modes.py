@@ -55,7 +55,7 @@ def parse_mode(mode: str) -> Mode:
     """"short" | "longterm" | "distractor" | "longterm+distractor" (either order) → Mode.
 
     Raises:
-        InputError: unknown mode (one line, lists the valid names and the closest).
+        InputError: unknown mode (names the closest; its fix lists the valid names).
     """
     parts = sorted(p.strip() for p in str(mode).split("+"))
     canon = {"short": "short", "longterm": "longterm", "distractor": "distractor",
@@ -63,12 +63,12 @@ def parse_mode(mode: str) -> Mode:
     if canon is None:
         close = difflib.get_close_matches(str(mode), list(MODES), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise InputError(f"unknown tracking mode {mode!r}{hint}; fix: use one of {', '.join(MODES)}")
+        raise InputError(f"unknown tracking mode {mode!r}{hint}", fix=f"use one of {', '.join(MODES)}")
     return Mode(canon, "longterm" in canon, "distractor" in canon)
 
 
 def check_mode(mode: Mode, info) -> None:
-    """Refuse a mode the model directory cannot run (one line naming the export flag).
+    """Refuse a mode the model directory cannot run (the fix names the export flag).
 
     Raises:
         ModelDirError: long-term mode on a directory exported without the lost search size; a growth step that is
@@ -77,12 +77,12 @@ def check_mode(mode: Mode, info) -> None:
     t: TrackConfig = info.track
     if mode.longterm and t.lost_instance_size is None:
         raise ModelDirError(f"{info.path}: mode {mode.name!r} needs the long-term search size, which this model "
-                            f"directory was exported without; fix: re-export with python export/to_onnx.py --config "
-                            f"{info.meta.get('arch', 'NAME')} [--checkpoint model.pth] --lost-instance-size 831 "
-                            f"--out DIR")
+                            f"directory was exported without",
+                            fix=f"re-export with python export/to_onnx.py --config {info.meta.get('arch', 'NAME')} "
+                                f"[--checkpoint model.pth] --lost-instance-size 831 --out DIR")
     if mode.longterm and t.lost_growth_step % info.anchor.stride:
         raise ModelDirError(f"{info.path}: lost_growth_step {t.lost_growth_step} is not a multiple of the anchor "
-                            f"stride {info.anchor.stride}; fix: use a multiple of {info.anchor.stride} (or 0)")
+                            f"stride {info.anchor.stride}", fix=f"use a multiple of {info.anchor.stride} (or 0)")
 
 
 # ------------------------------------------------------------------------------------------------ long-term

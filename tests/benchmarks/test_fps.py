@@ -131,7 +131,7 @@ def test_cli_writes_results_by_default(tmp_path, alex_dir, bag_video):
     overrides one of them; --no-save writes nothing."""
     script = str(REPO / "benchmarks" / "fps.py")
     base = [script, "--model", str(alex_dir), "--video", str(bag_video), "--frames", "2", "--warmup", "0",
-            "--template-reps", "0", "--no-reference", "--no-probe", "--quiet"]
+            "--template-reps", "1", "--no-reference", "--no-probe", "--quiet"]
     r = _cli(*base, cwd_=tmp_path)
     assert r.returncode == 0, r.stderr
     paths = dict(line.split(": ", 1) for line in r.stdout.splitlines() if line.startswith(("JSON: ", "plot: ")))

@@ -171,11 +171,12 @@ def test_report_checks_its_output_before_running(tmp_path, bag_video, monkeypatc
 
     monkeypatch.setattr(report_mod, "collect", must_not_run)
     ref = make_tiny_model_dir(tmp_path / "ref", "siamrpn_alex_dwxcorr")
+    cand = make_tiny_model_dir(tmp_path / "cand", "siamrpn_alex_dwxcorr", seed=1)  # --cand = --ref is refused
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(InputError, match="is a file, not a folder"):
-        report_mod.accuracy_report(ref, [ref], bag_video, BAG_INIT_BOX, out=blocker / "rep", progress=False)
+        report_mod.accuracy_report(ref, [cand], bag_video, BAG_INIT_BOX, out=blocker / "rep", progress=False)
     with pytest.raises(InputError, match="does not exist"):
-        report_mod.accuracy_report(ref, [ref], tmp_path / "missing.avi", BAG_INIT_BOX, out=tmp_path / "r")
+        report_mod.accuracy_report(ref, [cand], tmp_path / "missing.avi", BAG_INIT_BOX, out=tmp_path / "r")
     with pytest.raises(InputError, match="must be ≥ 1"):
-        report_mod.accuracy_report(ref, [ref], bag_video, BAG_INIT_BOX, out=tmp_path / "r", samples=0)
+        report_mod.accuracy_report(ref, [cand], bag_video, BAG_INIT_BOX, out=tmp_path / "r", samples=0)

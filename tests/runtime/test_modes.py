@@ -322,15 +322,17 @@ def test_distractor_mode_learns_templates_and_changes_the_search_kernels(tiny_di
 
 
 # ------------------------------------------------------------------------------------------------- errors
-def test_mode_errors_are_one_line_with_the_fix(tiny_dir):
+def test_mode_errors_give_the_fix_as_its_own_line(tiny_dir):
+    """what / fix like every other error: the fix is the error's ``fix``, not "; fix:" inside the what-text."""
     with pytest.raises(InputError) as e:
         parse_mode("long-term")
-    assert "did you mean 'longterm'" in str(e.value) and "\n" not in str(e.value)
+    assert "did you mean 'longterm'" in e.value.what and "fix" not in e.value.what
+    assert "longterm+distractor" in e.value.fix and "\n  fix: use one of" in str(e.value)
     assert parse_mode("distractor+longterm").name == "longterm+distractor"
     with pytest.raises(ModelDirError) as e:
         Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime", mode="longterm")
-    msg = str(e.value)
-    assert "--lost-instance-size 831" in msg and "export/to_onnx.py" in msg and "\n" not in msg
+    assert "fix" not in e.value.what and "long-term search size" in e.value.what
+    assert "--lost-instance-size 831" in e.value.fix and "export/to_onnx.py" in e.value.fix
 
 
 def test_inconsistent_lt_yaml_is_refused_in_one_line(tmp_path):
