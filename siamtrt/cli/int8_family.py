@@ -65,11 +65,13 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from siamtrt.benchmarks.data import default_data_dir
-    from siamtrt.outputs import atomic_file
+    from siamtrt.outputs import atomic_file, check_writable
 
     args = build_parser().parse_args(argv)
     data = Path(args.data) if args.data else default_data_dir()
     work, out = Path(args.work), Path(args.out)
+    # before hours of quantizing, not after (run_command makes the error exit 2)
+    check_writable([out / "family.json", out / "family.png"], what=["--out", "--out"], dirs=[out, work])
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for arch in args.arch or ["alex", "mobilev2"]:

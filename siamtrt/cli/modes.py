@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     from siamtrt.modeldir import SEARCH_ONNX
 
     try:
+        modes.check_outputs(args.out, args.name)  # before the stand-in export and the sequences
         background = args.background or default_video()
         constants = dict(modes.STANDIN_CONSTANTS) if args.make_stand_in else {}
         if args.make_stand_in and not (Path(args.model) / SEARCH_ONNX).is_file():

@@ -205,6 +205,10 @@ CASES = [
      "argument --synthetic: must be 0 or more"),
     ("serving-bench-zero-streams", lambda ws, t, v: ["serving-bench", "--model", _model(ws, t), "--streams", "4", "0",
                                                      "--json", ws / "s.json"], "argument --streams: must be 1 or more"),
+    ("int8-family-out-is-a-file", lambda ws, t, v: ["int8-family", "--out", _file(ws, "f.txt")],
+     "is a file, not a folder"),
+    ("modes-out-is-a-file", lambda ws, t, v: ["modes", "--model", _model(ws, t), "--out", _file(ws, "m.txt")],
+     "is a file, not a folder"),
     # ------------------------------------------------------------------------------------------ serving
     ("triton-no-model", lambda ws, t, v: ["triton", "--model", ws / "nope", "--out", ws / "repo"], "does not exist"),
     ("triton-engine-without-tensorrt", lambda ws, t, v: ["triton", "--model", _model(ws, t), "--out", ws / "repo",
