@@ -130,7 +130,7 @@ def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
     (which :class:`siamtrt.modeldir.ModelDir` applies); this reader does not rewrite keys.
 
     Raises:
-        ModelDirError: the file is missing, not ONNX, or carries no siamtrt metadata.
+        ModelDirError: the file is missing, empty, truncated, not ONNX, or carries no siamtrt metadata.
     """
     import onnx
 
@@ -138,11 +138,22 @@ def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
     if not path.is_file():
         raise ModelDirError(f"{path} does not exist", fix="export the model: python export/to_onnx.py --config NAME "
                             f"--checkpoint model.pth --out {path.parent}")
+    reexport = (f"copy it again from the directory it came from, or re-export the "
+                f"directory: python export/to_onnx.py --config NAME --checkpoint model.pth --out {path.parent}")
+    if path.stat().st_size == 0:
+        raise ModelDirError(f"{path} is empty (0 bytes)",
+                            evidence="usually an interrupted copy or download, or a write cut short by a full disk",
+                            fix=reexport)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError / google.protobuf errors
-        raise ModelDirError(f"{path} is not a readable ONNX file (corrupt or truncated?)", evidence=repr(e)[:300],
-                            fix="re-export it with python export/to_onnx.py") from None
+        raise ModelDirError(f"{path} is not a readable ONNX file (corrupt or truncated?)",
+                            evidence=f"{path.stat().st_size} bytes; {repr(e)[:300]}", fix=reexport) from None
+    if not model.ir_version or not model.HasField("graph"):  # protobuf parses some non-ONNX bytes as an empty model
+        raise ModelDirError(f"{path} is not an ONNX model (truncated, or another kind of file)",
+                            evidence=f"{path.stat().st_size} bytes that hold no ONNX graph "
+                                     f"(ir_version {model.ir_version}, {len(model.graph.node)} nodes)",
+                            fix=reexport)
     meta = decode({p.key: p.value for p in model.metadata_props})
     missing = [k for k in REQUIRED_KEYS if k not in meta] + ([] if "weights" in meta or "trained" in meta
                                                             else ["weights"])
