@@ -7,10 +7,11 @@ No torch here: the runtime imports this module on a Jetson.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Optional, Union
 
 from . import __version__
 from .config import ModelConfig
@@ -75,6 +76,30 @@ def untrained_warning(meta: Dict[str, Any]) -> str:
             else "its boxes follow nothing (scores near 1.0 mean nothing)")
     return (f"WARNING: {weights_line(meta)}: SEEDED RANDOM WEIGHTS, untrained — {what}. Fine for speed and "
             "pipeline checks; export a trained checkpoint (--checkpoint model.pth) to track.")
+
+
+def random_weights_label(seed: int, random_heads: str = "realistic") -> str:
+    """The ``checkpoint_sha256`` entry of seeded random weights: "random-seed-<n>", "-matching" for matching heads."""
+    return f"random-seed-{int(seed)}" + ("-matching" if random_heads == "matching" else "")
+
+
+def export_weights(checkpoint: Optional[Union[str, Path]] = None, seed: int = 0,
+                   random_heads: str = "realistic") -> Dict[str, str]:
+    """The ``weights`` and ``checkpoint_sha256`` entries an export with these options records, without torch (the
+    checkpoint file is hashed, not loaded): what :func:`weights_line` and the replace check compare."""
+    if checkpoint is not None:
+        p = Path(checkpoint)
+        st = p.stat()
+        return {"weights": "checkpoint", "checkpoint_sha256": _sha256_once(str(p.resolve()), st.st_size,
+                                                                           st.st_mtime_ns)}
+    return {"weights": "random-matching" if random_heads == "matching" else "random-realistic",
+            "checkpoint_sha256": random_weights_label(seed, random_heads)}
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_once(path: str, size: int, mtime_ns: int) -> str:
+    """A checkpoint's sha256, once per file version (the CLI's check and the exporter's both ask)."""
+    return file_sha256(path)
 
 
 def build_metadata(cfg: ModelConfig, *, branch: str, template_outputs: List[str], checkpoint_sha256: str,
