@@ -7,10 +7,11 @@ No torch here: the runtime imports this module on a Jetson.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Optional, Union
 
 from . import __version__
 from .config import ModelConfig
@@ -77,6 +78,30 @@ def untrained_warning(meta: Dict[str, Any]) -> str:
             "pipeline checks; export a trained checkpoint (--checkpoint model.pth) to track.")
 
 
+def random_weights_label(seed: int, random_heads: str = "realistic") -> str:
+    """The ``checkpoint_sha256`` entry of seeded random weights: "random-seed-<n>", "-matching" for matching heads."""
+    return f"random-seed-{int(seed)}" + ("-matching" if random_heads == "matching" else "")
+
+
+def export_weights(checkpoint: Optional[Union[str, Path]] = None, seed: int = 0,
+                   random_heads: str = "realistic") -> Dict[str, str]:
+    """The ``weights`` and ``checkpoint_sha256`` entries an export with these options records, without torch (the
+    checkpoint file is hashed, not loaded): what :func:`weights_line` and the replace check compare."""
+    if checkpoint is not None:
+        p = Path(checkpoint)
+        st = p.stat()
+        return {"weights": "checkpoint", "checkpoint_sha256": _sha256_once(str(p.resolve()), st.st_size,
+                                                                           st.st_mtime_ns)}
+    return {"weights": "random-matching" if random_heads == "matching" else "random-realistic",
+            "checkpoint_sha256": random_weights_label(seed, random_heads)}
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_once(path: str, size: int, mtime_ns: int) -> str:
+    """A checkpoint's sha256, once per file version (the CLI's check and the exporter's both ask)."""
+    return file_sha256(path)
+
+
 def build_metadata(cfg: ModelConfig, *, branch: str, template_outputs: List[str], checkpoint_sha256: str,
                    weights: str, precision: str = "fp32", xcorr: str = "conv", batch: str = "dynamic",
                    **extra: Any) -> Dict[str, Any]:
@@ -130,7 +155,7 @@ def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
     (which :class:`siamtrt.modeldir.ModelDir` applies); this reader does not rewrite keys.
 
     Raises:
-        ModelDirError: the file is missing, not ONNX, or carries no siamtrt metadata.
+        ModelDirError: the file is missing, empty, truncated, not ONNX, or carries no siamtrt metadata.
     """
     import onnx
 
@@ -138,11 +163,22 @@ def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
     if not path.is_file():
         raise ModelDirError(f"{path} does not exist", fix="export the model: python export/to_onnx.py --config NAME "
                             f"--checkpoint model.pth --out {path.parent}")
+    reexport = (f"copy it again from the directory it came from, or re-export the "
+                f"directory: python export/to_onnx.py --config NAME --checkpoint model.pth --out {path.parent}")
+    if path.stat().st_size == 0:
+        raise ModelDirError(f"{path} is empty (0 bytes)",
+                            evidence="usually an interrupted copy or download, or a write cut short by a full disk",
+                            fix=reexport)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError / google.protobuf errors
-        raise ModelDirError(f"{path} is not a readable ONNX file (corrupt or truncated?)", evidence=repr(e)[:300],
-                            fix="re-export it with python export/to_onnx.py") from None
+        raise ModelDirError(f"{path} is not a readable ONNX file (corrupt or truncated?)",
+                            evidence=f"{path.stat().st_size} bytes; {repr(e)[:300]}", fix=reexport) from None
+    if not model.ir_version or not model.HasField("graph"):  # protobuf parses some non-ONNX bytes as an empty model
+        raise ModelDirError(f"{path} is not an ONNX model (truncated, or another kind of file)",
+                            evidence=f"{path.stat().st_size} bytes that hold no ONNX graph "
+                                     f"(ir_version {model.ir_version}, {len(model.graph.node)} nodes)",
+                            fix=reexport)
     meta = decode({p.key: p.value for p in model.metadata_props})
     missing = [k for k in REQUIRED_KEYS if k not in meta] + ([] if "weights" in meta or "trained" in meta
                                                             else ["weights"])

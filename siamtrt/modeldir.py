@@ -34,6 +34,10 @@ TRT_CACHE_FILES = {"template": "template.calib.cache", "search": "search.calib.c
 # Keys both branches must agree on.
 SHARED_KEYS = ("arch", "family", "exemplar_size", "instance_size", "score_size", "anchor", "track",
                "template_outputs", "xcorr", "batch", "checkpoint_sha256")
+#: ``quantization`` entries each branch records for itself; the rest says how the directory was derived (source,
+#: calibration file, library, method, fidelity) and is the same in both branches of one quantize run
+PER_BRANCH_QUANTIZATION = ("samples", "excluded_nodes", "range_methods", "source_sha256", "float_mac_share",
+                           "trt_calibration_cache")
 REEXPORT = "re-export the directory: python export/to_onnx.py --config NAME --checkpoint model.pth --out DIR"
 XCORR_FORMS = ("conv", "plugin")
 BATCH_FORMS = ("dynamic", "1")
@@ -118,8 +122,9 @@ class ModelDir:
         """Cross-check two branches' metadata (already read) and type it.
 
         Raises:
-            ModelDirError: swapped branches, branches from different exports, unknown family/flavour, a major
-                version mismatch, malformed entries, or a score size inconsistent with the sizes and stride.
+            ModelDirError: swapped branches, branches from different exports (or of different precisions or
+                quantize runs), unknown family/flavour, a major version mismatch, malformed entries, or a score size
+                inconsistent with the sizes and stride.
         """
         path = Path(path)
         tmeta, smeta = migrate(template_meta), migrate(search_meta)
@@ -138,6 +143,7 @@ class ModelDir:
             raise ModelDirError(f"{path}: template.onnx and search.onnx come from different exports",
                                 evidence="; ".join(f"{k}: {tmeta.get(k)!r} vs {smeta.get(k)!r}" for k in diff)[:600],
                                 fix=REEXPORT)
+        _check_same_derivation(path, tmeta, smeta)
         major = str(smeta.get("version", "")).split(".")[0]
         if major != __version__.split(".")[0]:
             raise ModelDirError(f"{path} was exported by siamtrt {smeta.get('version')}, incompatible with "
@@ -295,6 +301,50 @@ def _branch(branch: str) -> str:
     return branch
 
 
+def _check_same_derivation(path: Path, tmeta: Dict[str, Any], smeta: Dict[str, Any]) -> None:
+    """Both branches have one precision and, for a derived directory, one ``quantization`` record (less its
+    per-branch entries, :data:`PER_BRANCH_QUANTIZATION`): a branch copied from another directory (an int8
+    search.onnx beside an fp32 template.onnx, or branches of two quantize runs) is refused."""
+    fix = (f"copy template.onnx and search.onnx from the same directory, or write the directory again: "
+           f"siamtrt quantize --model FP32_DIR ... --out {path} for a derived one, else {REEXPORT}")
+    tp, sp = tmeta.get("precision"), smeta.get("precision")
+    if tp != sp:
+        raise ModelDirError(f"{path}: template.onnx is {tp} but search.onnx is {sp}: the branches come from "
+                            "different exports or quantize runs",
+                            evidence=f"metadata precision: template {tp!r} vs search {sp!r}; quantization: "
+                                     f"template {_derivation_text(tmeta)}, search {_derivation_text(smeta)}",
+                            fix=fix)
+    tq, sq = tmeta.get("quantization"), smeta.get("quantization")
+    if tq is None and sq is None:
+        return
+    if not isinstance(tq, dict) or not isinstance(sq, dict):
+        raise ModelDirError(f"{path}: only one branch records how it was derived (its quantization metadata)",
+                            evidence=f"template {_derivation_text(tmeta)}; search {_derivation_text(smeta)}",
+                            fix=fix)
+    diff = sorted(k for k in set(tq) | set(sq) if k not in PER_BRANCH_QUANTIZATION and tq.get(k) != sq.get(k))
+    if diff:
+        raise ModelDirError(f"{path}: template.onnx and search.onnx come from different {sp} derivations "
+                            "(quantize runs)",
+                            evidence=(f"their quantization metadata differs in {', '.join(diff)}: "
+                                      + "; ".join(f"{k} {_short(tq.get(k))} vs {_short(sq.get(k))}"
+                                                  for k in diff))[:600],
+                            fix=fix)
+
+
+def _short(value: Any, n: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def _derivation_text(meta: Dict[str, Any]) -> str:
+    """How one branch was made, for messages: "none (an export)" or library, target and source directory."""
+    q = meta.get("quantization")
+    if not isinstance(q, dict):
+        return "none (an export)" if q is None else repr(q)[:80]
+    return (f"{q.get('library')} target {q.get('target', 'any')} from {q.get('source_dir')}"
+            + (f" calib {q.get('calib_file')}" if q.get("calib_file") else ""))
+
+
 def _typed(cls, values: Any, where: str, path: Path):
     if not isinstance(values, dict):
         raise ModelDirError(f"{path}: metadata '{where}' is not a mapping", evidence=repr(values)[:200], fix=REEXPORT)
@@ -391,6 +441,6 @@ def check_target(md: ModelDir, target: str) -> Target:
     return t
 
 
-__all__ = ["BATCH_FORMS", "BRANCHES", "ENGINE_FILES", "ModelDir", "ONNX_FILES", "REEXPORT", "SEARCH_ONNX",
-           "SHARED_KEYS", "SIDECAR_SUFFIX", "TARGETS", "TEMPLATE_ONNX", "TRT_CACHE_FILES", "Target", "XCORR_FORMS",
-           "check_target", "migrate", "sidecar_path"]
+__all__ = ["BATCH_FORMS", "BRANCHES", "ENGINE_FILES", "ModelDir", "ONNX_FILES", "PER_BRANCH_QUANTIZATION", "REEXPORT",
+           "SEARCH_ONNX", "SHARED_KEYS", "SIDECAR_SUFFIX", "TARGETS", "TEMPLATE_ONNX", "TRT_CACHE_FILES", "Target",
+           "XCORR_FORMS", "check_target", "migrate", "sidecar_path"]

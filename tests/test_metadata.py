@@ -40,3 +40,22 @@ def test_track_cli_warns_once_on_random_weights(tmp_path, bag_video):
     first = r.stdout.splitlines()[0]
     assert first.startswith("tracked 5 frames") and "[weights: random-realistic (seed 0" in first
     assert "UNTRAINED" in first
+
+
+def test_empty_or_truncated_onnx_is_named_as_such(tmp_path):
+    """A 0-byte search.onnx (an interrupted copy) is reported as empty, not as "not written by siamtrt's exporter";
+    bytes protobuf reads as an empty model are "not an ONNX model"; both say to copy again or re-export."""
+    from siamtrt.metadata import read_onnx_metadata
+
+    p = tmp_path / "m" / "search.onnx"
+    p.parent.mkdir()
+    p.write_bytes(b"")
+    with pytest.raises(ModelDirError) as e:
+        read_onnx_metadata(p)
+    msg = str(e.value)
+    assert "is empty (0 bytes)" in msg and "copy it again" in msg and "to_onnx.py" in msg
+    assert "lacks siamtrt metadata" not in msg and "exporter" not in msg
+    p.write_bytes(b"\x08\x00")  # a valid protobuf varint: parses as a ModelProto without a graph
+    with pytest.raises(ModelDirError, match="not an ONNX model") as e:
+        read_onnx_metadata(p)
+    assert "lacks siamtrt metadata" not in str(e.value) and "copy it again" in str(e.value)

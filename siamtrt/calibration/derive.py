@@ -15,10 +15,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Union
+from typing import Any, Dict, Iterator, Mapping, Optional, Union
 
 from ..errors import InputError, ModelDirError
-from ..metadata import set_onnx_metadata
+from ..metadata import read_onnx_metadata, set_onnx_metadata, weights_line
 from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, TRT_CACHE_FILES, ModelDir, sidecar_path
 from ..outputs import check_writable, staged_dir
 
@@ -48,6 +48,58 @@ def check_model_out_dir(out: Union[str, Path], source: Optional[Union[str, Path]
                          evidence=f"holds {sorted(p.name for p in out.iterdir())[:8]}",
                          fix="choose a new or empty output directory")
     return out
+
+
+def check_replaced_weights(out: Union[str, Path], weights: Mapping[str, Any], force: bool = False) -> None:
+    """Refuse, before any work, to replace a model directory exported from other weights than ``weights``.
+
+    Re-exporting the same weights (the same checkpoint sha256, or seeded random weights of the same seed and kind)
+    replaces ``out`` silently; other weights — another checkpoint, or random weights where a checkpoint's were
+    (a forgotten ``--checkpoint``) — would lose that export, so they need ``force``. Only the existing metadata is
+    read; a directory none of whose ONNX files is readable has nothing to keep.
+
+    Args:
+        out (str | Path): the output directory. weights (Mapping): the new export's ``weights`` and
+            ``checkpoint_sha256`` (:func:`siamtrt.metadata.export_weights`). force (bool): replace anyway.
+
+    Raises:
+        InputError: ``out`` holds a model directory made from other weights and ``force`` is False.
+    """
+    out = Path(out)
+    if force or not out.is_dir():
+        return
+    new_sha = str(weights.get("checkpoint_sha256"))
+    for branch in BRANCHES:
+        f = out / ONNX_FILES[branch]
+        if not f.is_file():
+            continue
+        try:
+            old = read_onnx_metadata(f)
+        except ModelDirError:
+            continue  # unreadable: nothing to keep
+        old_sha = str(old.get("checkpoint_sha256"))
+        if old_sha == new_sha:
+            continue
+        raise InputError(f"{out} holds a model exported from other weights, which this export would replace",
+                         evidence=f"{f} records {_weights_text(old)}; this export: {_weights_text(weights)}",
+                         fix=f"export into another --out, re-export the same weights ({_same_weights(old)}), or "
+                             "pass --force to replace it")
+
+
+def _weights_text(meta: Mapping[str, Any]) -> str:
+    try:
+        return weights_line(dict(meta))
+    except ModelDirError:
+        return f"checkpoint_sha256 {meta.get('checkpoint_sha256')!r}"
+
+
+def _same_weights(meta: Mapping[str, Any]) -> str:
+    """The export options that give ``meta``'s weights again."""
+    sha = str(meta.get("checkpoint_sha256"))
+    if not sha.startswith("random-seed-"):
+        return f"--checkpoint FILE, the file with sha256 {sha[:16]}…"
+    seed = sha.split("-")[2]
+    return f"no --checkpoint, --seed {seed}" + (" --random-heads matching" if sha.endswith("-matching") else "")
 
 
 @contextlib.contextmanager
@@ -103,4 +155,4 @@ def save_branch(model, out_dir: Path, branch: str, meta: Dict[str, Any]) -> Path
     return dst
 
 
-__all__ = ["check_model_out_dir", "derived_metadata", "save_branch", "staged_model_dir"]
+__all__ = ["check_model_out_dir", "check_replaced_weights", "derived_metadata", "save_branch", "staged_model_dir"]

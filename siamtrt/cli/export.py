@@ -7,6 +7,10 @@ Example:
 
 Without --out the directory is models/<config>-random (seeded random weights) or models/<config>-<sha8> (a
 checkpoint): the one `siamtrt bench` / benchmarks/fps.py reuses instead of exporting a second copy.
+
+An --out that already holds a model directory is replaced once the new export is complete when both have the same
+weights (checkpoint sha256, or random seed and heads); one exported from other weights (say a trained checkpoint,
+where --checkpoint was forgotten) is refused before any work unless --force.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                         "../shared/data/bag) whose frames and boxes the random weights are fitted on (BatchNorm "
                         "statistics; the matching heads' cls scale and loc regression). Default: synthetic texture")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
+    p.add_argument("--force", action="store_true",
+                   help="replace an --out model directory exported from other weights (another checkpoint, or a "
+                        "checkpoint's where this export has random ones); without it that is refused. Re-exporting "
+                        "the same weights replaces the directory either way")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show third-party output (torch / onnxscript / onnxslim warnings and progress lines)")
     p.add_argument("--lost-instance-size", type=int, metavar="N",
@@ -103,9 +111,11 @@ def _to_opencv(argv: List[str]) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    from siamtrt.calibration.derive import check_replaced_weights
     from siamtrt.config import get_config
     from siamtrt.errors import InputError
     from siamtrt.locations import default_model_dir
+    from siamtrt.metadata import export_weights
     from siamtrt.outputs import check_writable
 
     get_config(args.config)  # cheap checks first: torch takes seconds to import
@@ -128,6 +138,8 @@ def export(args: argparse.Namespace) -> int:
         print(f"{out} already holds this export (same config, weights and export code; made by an earlier "
               f"siamtrt export or siamtrt bench): reused. Pass --out DIR to export again elsewhere.")
         return 0
+    # before torch is imported: never lose a directory of other weights (a forgotten --checkpoint) without --force
+    check_replaced_weights(out, export_weights(args.checkpoint, args.seed, args.random_heads), force=args.force)
     try:
         from siamtrt.export.onnx import export_model
     except ImportError as e:
@@ -138,7 +150,7 @@ def export(args: argparse.Namespace) -> int:
     res = export_model(args.config, out, checkpoint=args.checkpoint, lost_instance_size=args.lost_instance_size,
                        seed=args.seed, opset=args.opset, batch=args.batch, xcorr=args.xcorr,
                        simplify=not args.no_simplify, progress=True, random_heads=args.random_heads,
-                       fit_on=args.fit_on, verbose=args.verbose)
+                       fit_on=args.fit_on, verbose=args.verbose, force=args.force)
     md = ModelDir.open(res.out_dir)
     if benchmark_form:
         _stamp_for_benchmarks(out, args)

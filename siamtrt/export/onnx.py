@@ -25,12 +25,12 @@ import torch
 import torch.nn as nn
 
 from ..config import ModelConfig, get_config
-from ..calibration.derive import check_model_out_dir, staged_model_dir
+from ..calibration.derive import check_model_out_dir, check_replaced_weights, staged_model_dir
 from ..errors import CheckpointError, ExportError
 from ..modeldir import BATCH_FORMS, ONNX_FILES, XCORR_FORMS, ModelDir
 from ..progress import progress_bar
-from ..metadata import (SEARCH_INPUT, SEARCH_OUTPUTS, TEMPLATE_INPUT, build_metadata,
-                        set_onnx_metadata)
+from ..metadata import (SEARCH_INPUT, SEARCH_OUTPUTS, TEMPLATE_INPUT, build_metadata, export_weights,
+                        random_weights_label, set_onnx_metadata)
 from .checkpoint import load_checkpoint
 from .models import build_model
 
@@ -244,7 +244,8 @@ RANDOM_HEADS = ("realistic", "matching")
 def export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path],
                  checkpoint: Optional[Union[str, Path]] = None, *, verbose: bool = False, **options) -> ExportResult:
     """Export a tracker's two branches into a self-describing model directory (:func:`_export_model` documents
-    ``options``: seed, opset, batch, xcorr, simplify, check, frames, progress, random_heads, lost_instance_size).
+    ``options``: seed, opset, batch, xcorr, simplify, check, frames, progress, random_heads, lost_instance_size,
+    fit_on, force).
 
     Third-party loggers and warnings (torch's "torchvision is not installed", onnxscript's constant folding) show
     only errors unless ``verbose``. The directory is written staged (:func:`siamtrt.calibration.derive
@@ -281,8 +282,10 @@ def third_party_logs(verbose: bool = False):
             logging.getLogger(name).setLevel(level)
 
 
-def _check_request(cfg: ModelConfig, out_dir: Path, checkpoint, batch: str, xcorr: str, random_heads: str) -> None:
-    """Everything checkable before a model is built: the options, the checkpoint file, the output directory."""
+def _check_request(cfg: ModelConfig, out_dir: Path, checkpoint, batch: str, xcorr: str, random_heads: str,
+                   seed: int = 0, force: bool = False) -> None:
+    """Everything checkable before a model is built: the options, the checkpoint file, the output directory (and
+    whether it holds an export of other weights, which only ``force`` replaces)."""
     if batch not in BATCH_FORMS:
         raise ExportError(f"--batch must be 'dynamic' or '1', got {batch!r}",
                           fix="use --batch dynamic (multi-target) or --batch 1 (single target, static shapes)")
@@ -300,6 +303,7 @@ def _check_request(cfg: ModelConfig, out_dir: Path, checkpoint, batch: str, xcor
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise CheckpointError(f"checkpoint {checkpoint} does not exist", fix="pass the path of your model.pth")
     check_model_out_dir(out_dir)
+    check_replaced_weights(out_dir, export_weights(checkpoint, seed, random_heads), force=force)
 
 
 def _weights(cfg: ModelConfig, checkpoint, seed: int, frames, random_heads: str) -> Tuple[nn.Module, str, str]:
@@ -312,12 +316,12 @@ def _weights(cfg: ModelConfig, checkpoint, seed: int, frames, random_heads: str)
 
     torch.manual_seed(seed)
     model = make_realistic(build_model(cfg), frames, seed=seed)
-    sha, weights = f"random-seed-{seed}", "random-realistic"
+    sha, weights = random_weights_label(seed), "random-realistic"
     if random_heads == "matching":
         from .matching_init import make_matching
 
         model = make_matching(model, frames, seed=seed)
-        sha, weights = f"random-seed-{seed}-matching", "random-matching"
+        sha, weights = random_weights_label(seed, random_heads), "random-matching"
     log.warning("ONNX: no --checkpoint given: exporting SEEDED RANDOM WEIGHTS (seed %d). They are untrained: "
                 "fine for speed and pipeline checks, useless for tracking.", seed)
     return model, sha, weights
@@ -335,7 +339,7 @@ def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], ch
                   seed: int = 0, opset: int = DEFAULT_OPSET, batch: str = "dynamic", xcorr: str = "conv",
                   simplify: bool = True, check: bool = True, frames=None, progress: bool = False,
                   random_heads: str = "realistic", lost_instance_size: Optional[int] = None,
-                  fit_on: Optional[Union[str, Path]] = None) -> ExportResult:
+                  fit_on: Optional[Union[str, Path]] = None, force: bool = False) -> ExportResult:
     """Export a tracker's two branches into a self-describing model directory.
 
     Args:
@@ -360,6 +364,9 @@ def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], ch
         lost_instance_size (int): also export the long-term search size (pysot LOST_INSTANCE_SIZE, 831): the search
             graph then has dynamic spatial axes and the metadata lists the size. Defaults to None (the config's;
             a pysot ``_lt`` yaml sets 831).
+        force (bool): replace an ``out_dir`` model directory exported from other weights (another checkpoint
+            sha256, random instead of a checkpoint, another seed); without it that is refused before any work.
+            Re-exporting the same weights replaces it either way. Defaults to False.
 
     Returns:
         ExportResult: paths, metadata, parity errors and summary rows.
@@ -374,7 +381,7 @@ def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], ch
 
         cfg = with_longterm(cfg, lost_instance_size)
     out_dir = Path(out_dir)
-    _check_request(cfg, out_dir, checkpoint, batch, xcorr, random_heads)
+    _check_request(cfg, out_dir, checkpoint, batch, xcorr, random_heads, seed=seed, force=force)
     if frames is None and fit_on is not None and checkpoint is None:
         from .random_init import sequence_frames
 

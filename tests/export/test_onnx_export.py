@@ -166,7 +166,8 @@ def test_interrupted_export_leaves_the_directory_as_it_was(checkpoint, model_dir
 
 def test_reexport_replaces_a_model_directory_and_drops_its_stale_engines(tmp_path):
     """Exporting into an existing model directory replaces its ONNX files (once complete) and drops the engines and
-    caches built from the old ones; the command prints the weights line and the untrained warning."""
+    caches built from the old ones (other weights only with --force); the command prints the weights line and the
+    untrained warning."""
     import subprocess
     import sys
     from pathlib import Path
@@ -182,7 +183,12 @@ def test_reexport_replaces_a_model_directory_and_drops_its_stale_engines(tmp_pat
     (out / "search.engine").write_bytes(b"stale")
     (out / "search.engine.json").write_text("{}")
     (out / "notes.txt").write_text("mine")
+    # other weights (seed 1) replace it only with --force; the same weights would replace it silently
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     r = subprocess.run(cmd + ["--seed", "1"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "exported from other weights" in r.stderr, r.stderr[-2000:]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    r = subprocess.run(cmd + ["--seed", "1", "--force"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "search.onnx", "template.onnx"]
     assert read_onnx_metadata(out / "search.onnx")["checkpoint_sha256"] == "random-seed-1"
