@@ -26,12 +26,12 @@ import torch.nn as nn
 
 from ..config import ModelConfig, get_config
 from ..calibration.derive import check_model_out_dir, check_replaced_weights, staged_model_dir
-from ..errors import CheckpointError, ExportError
+from ..errors import ExportError
 from ..modeldir import BATCH_FORMS, ONNX_FILES, XCORR_FORMS, ModelDir
 from ..progress import progress_bar
 from ..metadata import (SEARCH_INPUT, SEARCH_OUTPUTS, TEMPLATE_INPUT, build_metadata, export_weights,
                         random_weights_label, set_onnx_metadata)
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, require_checkpoint
 from .models import build_model
 
 log = logging.getLogger(__name__)
@@ -300,8 +300,8 @@ def _check_request(cfg: ModelConfig, out_dir: Path, checkpoint, batch: str, xcor
     if xcorr == "plugin" and cfg.family == "dasiamrpn":
         raise ExportError(f"--xcorr plugin: {cfg.name}'s up-channel correlation is not depthwise",
                           fix="export DaSiamRPN models with --xcorr conv")
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise CheckpointError(f"checkpoint {checkpoint} does not exist", fix="pass the path of your model.pth")
+    if checkpoint is not None:
+        require_checkpoint(checkpoint)
     check_model_out_dir(out_dir)
     check_replaced_weights(out_dir, export_weights(checkpoint, seed, random_heads), force=force)
 
