@@ -140,6 +140,7 @@ def test_a_stop_inside_deferred_interrupt_waits_for_the_block_to_end():
 
 def test_reinstate_interrupt_signals_takes_sigterm_back():
     """A library that installs its own SIGTERM handler (Ray's driver aborts with exit 134) is overruled."""
+    before = signal.getsignal(signal.SIGTERM)  # Ray's own, after the batch tests in this process
     with pytest.raises(KeyboardInterrupt):
         with signals_as_interrupt():
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # what ray.init does at the OS level, more or less
@@ -148,8 +149,8 @@ def test_reinstate_interrupt_signals_takes_sigterm_back():
             for _ in range(1000):
                 pass
     assert exit_code_for_interrupt() == 143
-    reinstate_interrupt_signals()  # outside the block: nothing to reinstate, the default handler stays
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    reinstate_interrupt_signals()  # outside the block: nothing to reinstate, the handler from before stays
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 def test_ctrl_c_while_a_job_imports_is_a_stop_not_a_traceback(monkeypatch, capsys):
