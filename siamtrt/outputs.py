@@ -30,8 +30,9 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
-from typing import IO, Iterator, Optional, Sequence, Union
+from typing import IO, Iterator, Optional, Sequence, Tuple, Union
 
 from .errors import InputError, OutputError
 
@@ -82,7 +83,8 @@ def part_path(path: PathLike) -> Path:
 
 
 def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] = (), overwrite: bool = True,
-                   dirs: Sequence[Optional[PathLike]] = (), inputs: Sequence[Optional[PathLike]] = ()) -> None:
+                   dirs: Sequence[Optional[PathLike]] = (), inputs: Sequence[Optional[PathLike]] = (),
+                   partials: Sequence[Tuple[PathLike, str]] = ()) -> None:
     """Refuse, before anything is written, outputs that cannot be written.
 
     Args:
@@ -93,12 +95,16 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
         dirs: output directories (must not be existing non-directories; their parent must be creatable).
         inputs: the files the job reads (None entries skipped): no output may be one of them (``--out v.avi
             --video v.avi`` replaced the video with a box file).
+        partials: (path, what) of the files outputs are streamed into until they complete (``NAME.part``): checked
+            like outputs (``--out a.part.mp4 --save-video a.mp4`` named one file twice), and refused when one exists
+            (an interrupted run's frames, or a file of the user's, would be overwritten).
 
     Raises:
         InputError: a path is a directory, named twice, one of ``inputs``, its parent is a file or not writable, or
             (``overwrite=False``) exists.
     """
-    names = list(what) + ["output"] * (len(paths) - len(what))
+    names = list(what) + ["output"] * (len(paths) - len(what)) + [w for _, w in partials]
+    paths = list(paths) + [p for p, _ in partials]
     seen: dict = {}  # resolved path → the option that named it first
     for path, name in zip(paths, names):
         if path is None or str(path) == "-":
@@ -121,6 +127,8 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
         except OSError as e:  # a name too long, a path through /proc: the OS refuses it before any work
             raise InputError(f"cannot write {name} {p}: {e.strerror or e}", evidence=f"[Errno {e.errno}]",
                              fix=_WRITE_FIXES.get(e.errno, f"choose another {name}")) from None
+    for path, name in partials:
+        _refuse_leftover(Path(path), name)
     for d in dirs:
         if d is None:
             continue
@@ -133,6 +141,16 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
             raise InputError(f"cannot write the output directory {p}: {e.strerror or e}",
                              evidence=f"[Errno {e.errno}]", fix=_WRITE_FIXES.get(e.errno, "choose another one")
                              ) from None
+
+
+def _refuse_leftover(path: Path, what: str) -> None:
+    """A partial file already there holds an earlier run's frames (or is a file of the user's): never overwrite it."""
+    if path.exists():
+        st = path.stat()
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime))
+        raise InputError(f"{what} {path} exists: the frames an interrupted run kept (or a file of yours); this run "
+                         "would overwrite it", evidence=f"{st.st_size} bytes, modified {when}",
+                         fix=f"keep it: rename or move it; discard it: delete it (rm {path!s}); then run again")
 
 
 def _check_parent(p: Path, name: str) -> None:
@@ -270,15 +288,16 @@ class PartFile:
             self._f.write(text)
             self._f.flush()
         else:
-            data = memoryview(text.encode())
+            data = text.encode()
+            rest = memoryview(data)
             try:
-                while data:
-                    data = data[self._f.write(data):]
+                while rest:
+                    rest = rest[self._f.write(rest):]
             except OSError as e:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._f.fileno(), self._whole)
                 raise output_error(self.part, e, kept=f"{self.lines} whole lines kept in it") from None
-            self._whole = self._f.tell()
+            self._whole += len(data)
         self.lines += text.count("\n")
 
     def commit(self) -> Optional[Path]:

@@ -22,7 +22,7 @@ from ..modeldir import BRANCHES, ModelDir
 from ..outputs import atomic_file
 from .errors import BatchError
 from .jobs import VideoJob
-from .video import SUMMARY_FIELDS
+from .video import SUMMARY_FIELDS, video_request
 from .writers import result_path
 
 LOG = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def plan_resume(jobs: Sequence[VideoJob], out: Union[str, Path], fmt: str, ident
     for j in jobs:
         prev = previous.videos.get(j.name)
         if prev and prev.get("status") == "ok" and result_path(out, j.name, fmt).is_file():
-            asked = {"init_box": None if j.bbox is None else [float(v) for v in j.bbox], "max_frames": max_frames}
+            asked = video_request(j, max_frames)
             made = {k: prev.get(k, "(not recorded)") for k in asked}
             if made == asked:
                 kept[j.name] = prev

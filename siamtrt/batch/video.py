@@ -21,6 +21,12 @@ SUMMARY_FIELDS = ("name", "status", "frames", "seconds", "fps", "worker", "attem
                   "error")
 
 
+def video_request(job: VideoJob, max_frames: Optional[int] = None) -> Dict[str, Any]:
+    """What a video's result was made for (its init box and frame limit): a rerun reuses the result only for the
+    same request (:func:`~siamtrt.batch.summary.plan_resume`)."""
+    return {"init_box": None if job.bbox is None else [float(v) for v in job.bbox], "max_frames": max_frames}
+
+
 def summary_row(job: VideoJob, worker: str = "", *, status: str = "failed", frames: int = 0, seconds: float = 0.0,
                 file: str = "", error: str = "", attempts: int = 1, max_frames: Optional[int] = None
                 ) -> Dict[str, Any]:
@@ -33,14 +39,14 @@ def summary_row(job: VideoJob, worker: str = "", *, status: str = "failed", fram
         frames (int): rows in its result file. seconds (float): wall time on the worker.
         file (str): result file name in the output folder ("" when none; ``NAME.part`` for a partial one).
         error (str): why it failed (first 1000 characters). attempts (int): tries so far. Defaults to 1.
-        max_frames (int): the frame limit asked for (None: all). With the init box it is the request a rerun must
-            repeat to reuse the result (:func:`~siamtrt.batch.summary.plan_resume`). Defaults to None.
+        max_frames (int): the frame limit asked for (None: all); recorded with the init box
+            (:func:`video_request`). Defaults to None.
     """
     seconds = round(float(seconds), 4)
     return {"name": job.name, "source": job.source, "status": status, "frames": int(frames), "seconds": seconds,
             "fps": round(frames / seconds, 2) if seconds > 0 and frames else 0.0, "worker": worker,
             "attempts": int(attempts), "file": file, "bbox_from": job.bbox_from, "error": error[:1000],
-            "init_box": None if job.bbox is None else [float(v) for v in job.bbox], "max_frames": max_frames}
+            **video_request(job, max_frames)}
 
 
 def _error_text(e: BaseException) -> str:
@@ -92,4 +98,4 @@ def track_one(tracker, job: VideoJob, out_dir: Union[str, Path], fmt: str = "csv
             pass
 
 
-__all__ = ["SUMMARY_FIELDS", "summary_row", "track_one"]
+__all__ = ["SUMMARY_FIELDS", "summary_row", "track_one", "video_request"]

@@ -191,21 +191,6 @@ def _signed(v: Optional[float]) -> str:
     return "-" if v is None else f"{v:+.3f}"
 
 
-def check_outputs(json_out: Optional[Union[str, Path]], plot_out: Optional[Union[str, Path]],
-                  results_root: Optional[Union[str, Path]] = None, inputs: Sequence[Union[str, Path]] = ()) -> None:
-    """Refuse, before any tracker runs, a report file or results folder that cannot be written (a folder given as
-    ``--json``, one file named by ``--json`` and ``--plot``, a path under a file, a ``--results`` that is a file, an
-    output that is one of the input videos): the evaluation's scores were lost to a traceback at the very end.
-
-    Raises:
-        InputError: an unwritable output.
-    """
-    from ..outputs import check_writable
-
-    check_writable([json_out, plot_out], what=["--json", "--plot"],
-                   dirs=[results_root] if results_root is not None else [], inputs=list(inputs))
-
-
 def check_video_lengths(sequences: Sequence[Seq]) -> None:
     """Refuse a video sequence whose ground-truth file has fewer boxes than the video has frames (as ``collect``
     does): only the first boxes' frames were tracked and scored, silently, as though they were the whole video.
@@ -261,7 +246,7 @@ def evaluate(entrants: Sequence[Entrant], sequences: Sequence[Seq], results_root
         raise InputError("nothing to evaluate", fix="choose at least one --backend")
     if not sequences:
         raise InputError("no sequences to evaluate on", fix="pass --sequence PATH (OTB folder, dataset root, video)")
-    check_outputs(json_out, plot_out, results_root)
+    results.check_report_outputs(json_out, plot_out, results_root)
     done, skipped, notes = [], [], []
     for ent in entrants:
         try:
@@ -389,7 +374,7 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
 
     spec_files = [f for x in sequences for f in (str(x).rsplit(":", 1) if ":" in str(x) and not Path(x).exists()
                                                  else [str(x)])]  # VIDEO:GT_FILE names two inputs
-    check_outputs(json_out, plot_out, results_root, inputs=spec_files)
+    results.check_report_outputs(json_out, plot_out, results_root, inputs=spec_files)
     threads = cpu_threads(threads)
     specs = list(sequences) or default_sequences(results_root, synthetic, synthetic_frames=synthetic_frames)
     loaded = load_sequences(specs, polygon_mode)
@@ -414,6 +399,6 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
     return report
 
 
-__all__ = ["AccuracyReport", "Entrant", "check_outputs", "check_video_lengths", "evaluate", "run_accuracy",
+__all__ = ["AccuracyReport", "Entrant", "check_video_lengths", "evaluate", "run_accuracy",
            "run_entrant", "track_sequence", "truncate",
            "default_sequences", "variant_entrant"]

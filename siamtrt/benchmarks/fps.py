@@ -45,7 +45,7 @@ from ..errors import BackendError, CheckpointError, InputError
 from ..locations import RESULTS_DIR
 from . import sysinfo
 from .data import DEFAULT_BOX, default_video
-from .results import dump_json, report_footer, text_table
+from .results import check_report_outputs, dump_json, report_footer, text_table
 from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, resolve_variants
 from ..progress import progress_iter
 
@@ -526,22 +526,6 @@ def _check_counts(targets: int, frames: Optional[int], warmup: int, template_rep
                              fix=f"pass {name} {max(least, 1)} or more" + (" (or 'all')" if "frames" in name else ""))
 
 
-def check_outputs(json_out: Optional[Union[str, Path]], plot_out: Optional[Union[str, Path]],
-                  results_dir: Optional[Union[str, Path]] = None, video: Optional[Union[str, Path]] = None) -> None:
-    """Refuse, before anything runs, a report file that cannot be written: a folder, one file named by both
-    ``--json`` and ``--plot``, a path under a file, the video itself, or a ``--results`` that is a file (a run's
-    measurements were lost to a traceback at the very end).
-
-    Raises:
-        InputError: an unwritable output.
-    """
-    from ..outputs import check_writable
-
-    use_dir = results_dir is not None and not (json_out and plot_out)
-    check_writable([json_out, plot_out], what=["--json", "--plot"], dirs=[results_dir] if use_dir else [],
-                   inputs=[video])
-
-
 def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = None,
             checkpoint: Optional[Union[str, Path]] = None, backends: Sequence[str] = ("auto",),
             precisions: Sequence[str] = (), video: Optional[Union[str, Path]] = None,
@@ -595,7 +579,8 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
                          fix="pass --video PATH (a video file or an image folder), or set SIAMTRT_DATA to the "
                              "folder holding bag.avi")
     _check_counts(targets, frames, warmup, template_reps, reference_frames)
-    check_outputs(json_out, plot_out, results_dir, video)
+    # the results folder is written only where --json / --plot do not name both files
+    check_report_outputs(json_out, plot_out, results_dir if not (json_out and plot_out) else None, [video])
     threads = cpu_threads(threads)
     machine = sysinfo.machine_info()  # before the run: the load average says whether others compete for the cores
     first, n_video = probe_video(video)
@@ -691,5 +676,5 @@ def _plot(report: FpsReport, out: Union[str, Path]) -> Path:
     return plot_fps(rows, FRAME_STAGES, out, title=title)
 
 
-__all__ = ["FpsReport", "VariantResult", "attach_headroom", "check_outputs", "default_video", "measure", "run_fps",
+__all__ = ["FpsReport", "VariantResult", "attach_headroom", "default_video", "measure", "run_fps",
            "search_gmac", "stats_ms", "target_boxes"]

@@ -12,11 +12,12 @@ import json
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Sequence as Sequence_
 
 import numpy as np
 
 from ..errors import InputError
-from ..outputs import atomic_file
+from ..outputs import atomic_file, check_writable
 from . import metrics
 from ..runtime.sequences import Sequence
 
@@ -119,6 +120,20 @@ def json_safe(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, int, bool)):
         return obj
     return str(obj)
+
+
+def check_report_outputs(json_out: Optional[Union[str, Path]], plot_out: Optional[Union[str, Path]],
+                         folder: Optional[Union[str, Path]] = None,
+                         inputs: Sequence_[Optional[Union[str, Path]]] = ()) -> None:
+    """Refuse, before a benchmark runs, a report it could not write at the end (a folder given as ``--json``, one file
+    named by ``--json`` and ``--plot``, a path under a file, an output that is an input, a results ``folder`` that is
+    a file): its measurements were lost to a traceback after the whole run.
+
+    Raises:
+        InputError: an unwritable output.
+    """
+    check_writable([json_out, plot_out], what=["--json", "--plot"], dirs=[folder] if folder is not None else [],
+                   inputs=list(inputs))
 
 
 def dump_json(path: Union[str, Path], obj: Any) -> Path:

@@ -22,7 +22,7 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, folder_listing
 from ..outputs import check_writable, staged_dir
 from ..runtime.sequences import OTB_GT, VOT_GT, Sequence, load_folder_sequence
 
@@ -126,8 +126,7 @@ def check_sequence_out(out_dir: Union[str, Path], overwrite: bool = False) -> Pa
                          fix="give a new folder path, e.g. out/synthetic-s0")
     check_writable([], dirs=[out])
     if out.is_dir() and any(out.iterdir()):
-        names = sorted(p.name for p in out.iterdir())
-        listing = f"holds {names[:8]}{f' ... and {len(names) - 8} more' if len(names) > 8 else ''}"
+        listing = folder_listing(out, limit=8)
         if not overwrite:
             raise InputError(f"sequence folder {out} exists and is not empty", evidence=listing,
                              fix="choose a new folder, or pass --overwrite to replace a synthetic sequence siamtrt "
@@ -273,10 +272,9 @@ def make_synthetic_sequence(out_dir: Union[str, Path], background: Union[str, Pa
     """
     import cv2
 
-    check_spec(spec)
     out = check_sequence_out(out_dir, overwrite)
     name = name or out.name
-    frames, boxes, polys = render_sequence(background, spec)
+    frames, boxes, polys = render_sequence(background, spec)  # checks the spec before any rendering
     with staged_dir(out, overwrite=True) as stage:
         (stage / "img").mkdir()
         for i, f in enumerate(frames):

@@ -45,7 +45,7 @@ def client(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..errors import Interrupted
-    from ..outputs import check_writable
+    from ..outputs import check_writable, part_path
     from ..runtime.boxes import BoxWriter, box_format_for
     from ..runtime.run import parse_bbox
     from ..runtime.video import open_frames
@@ -53,7 +53,8 @@ def client(args: argparse.Namespace) -> int:
 
     bbox = parse_bbox(args.bbox)
     fmt = box_format_for(args.out, args.format)
-    check_writable([args.out], what=["--out"], inputs=[args.video])
+    check_writable([args.out], what=["--out"], inputs=[args.video],
+                   partials=[(part_path(args.out), "--out's partial file")] if args.out not in (None, "-") else [])
     frames = open_frames(args.video, max_frames=args.max_frames)  # a bad video fails before any request
     state = {"writer": None, "done": 0}
 

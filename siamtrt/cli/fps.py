@@ -93,12 +93,13 @@ def _modes(args, kw) -> int:
     """--mode: per-mode frame time of one model directory (siamtrt.benchmarks.fps_modes)."""
     from siamtrt.benchmarks import fps, fps_modes
     from siamtrt.benchmarks.data import default_video
+    from siamtrt.benchmarks.results import check_report_outputs
     from siamtrt.benchmarks.variants import ensure_exported
     from siamtrt.config import DEFAULT_CONFIG
     from siamtrt.errors import SiamtrtError
 
     try:
-        fps.check_outputs(args.json, None, None, args.video)  # before the run: its results must not be lost at the end
+        check_report_outputs(args.json, None, None, [args.video])  # before the run, not after it
         model = args.model[0] if args.model else ensure_exported(args.config or DEFAULT_CONFIG, args.checkpoint,
                                                                  args.cache, progress=not args.quiet)
         rep = fps_modes.run_mode_fps(model, args.mode, args.video or default_video(),

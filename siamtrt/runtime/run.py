@@ -130,13 +130,10 @@ def check_request(out: Optional[Union[str, Path]] = None, save_video: Optional[U
                          evidence=f"suffix {Path(save_video).suffix or '(none)'!r}; "
                                   f"written: {', '.join(VIDEO_SUFFIXES)}",
                          fix="end the name with .mp4 (or .avi)")
-    partials = _partial_outputs(out, save_video)
     inputs = [video] + (sorted(p for p in Path(model).iterdir() if p.is_file()) if model and Path(model).is_dir()
                         else [])
-    check_writable([out, save_video] + [p for p, _ in partials], what=["--out", "--save-video"] +
-                   [w for _, w in partials], inputs=inputs)
-    for path, what in partials:
-        _refuse_leftover(path, what)
+    check_writable([out, save_video], what=["--out", "--save-video"], inputs=inputs,
+                   partials=_partial_outputs(out, save_video))
     if out is not None and str(out) != "-":
         _refuse_binary(Path(out))
     if show:
@@ -210,16 +207,6 @@ def _partial_outputs(out, save_video) -> List[Tuple[Path, str]]:
     if save_video is not None:
         found.append((partial_video_path(Path(save_video)), "--save-video's partial file"))
     return found
-
-
-def _refuse_leftover(path: Path, what: str) -> None:
-    """A ``.part`` file already there holds an earlier run's frames (or is a file of the user's): never overwrite."""
-    if path.exists():
-        st = path.stat()
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime))
-        raise InputError(f"{what} {path} exists: the frames an interrupted run kept (or a file of yours); this run "
-                         "would overwrite it", evidence=f"{st.st_size} bytes, modified {when}",
-                         fix=f"keep it: rename or move it; discard it: delete it (rm {path!s}); then run again")
 
 
 def _refuse_binary(out: Path) -> None:

@@ -34,6 +34,12 @@ def _file(ws: Path, name: str, data: bytes = b"precious\n") -> Path:
     return p
 
 
+def _leftover_part(ws: Path, name: str) -> Path:
+    """``name`` whose ``name.part`` an interrupted run left (a rerun must not overwrite it)."""
+    _file(ws, name + ".part", b"65 frames of an interrupted run\n")
+    return ws / name
+
+
 def _evil_checkpoint(ws: Path) -> Path:
     """A torch.save'd dict whose unpickling would create ws/PWNED (the payload must never run)."""
     import pickle
@@ -221,6 +227,9 @@ CASES = [
      "holds no Triton model"),
     ("client-no-video", lambda ws, t, v: ["client", "--url", "127.0.0.1:9", "--video", ws / "none.avi", "--bbox",
                                           BAG_BOX, "--out", _file(ws, "b.txt")], "does not exist"),
+    ("client-leftover-part", lambda ws, t, v: ["client", "--url", "127.0.0.1:9", "--video", v, "--bbox", BAG_BOX,
+                                               "--out", _leftover_part(ws, "b.txt")],
+     "exists: the frames an interrupted run kept"),
     ("client-no-server", lambda ws, t, v: ["client", "--url", "127.0.0.1:9", "--video", v, "--bbox", BAG_BOX,
                                            "--max-frames", "2", "--out", _file(ws, "b.txt")], "request failed"),
     # ------------------------------------------------------------------------------------------- inspect / job
