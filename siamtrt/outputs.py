@@ -143,6 +143,25 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
                              ) from None
 
 
+def refuse_binary(out: PathLike, name: str = "--out") -> None:
+    """An existing box file output (``--out``) is replaced only when it is text (a box file, a note): a video, a model
+    or any other binary file named by mistake is kept (``siamtrt track`` and ``siamtrt client`` alike)."""
+    out = Path(out)
+    try:
+        with open(out, "rb") as f:
+            head = f.read(4096)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return
+    except OSError as e:
+        raise InputError(f"{name} {out} cannot be read to check what it holds: {e.strerror}",
+                         fix=f"choose another {name}") from None
+    if b"\0" in head:
+        raise InputError(f"{name} {out} exists and is not a box file: a box file would replace it",
+                         evidence=f"{out.stat().st_size} bytes of binary data (a NUL byte in its first "
+                                  f"{len(head)} bytes)",
+                         fix=f"choose another {name} (e.g. boxes.txt), or delete the file first if it is not needed")
+
+
 def _refuse_leftover(path: Path, what: str) -> None:
     """A partial file already there holds an earlier run's frames (or is a file of the user's): never overwrite it."""
     if path.exists():
@@ -404,4 +423,4 @@ def interrupted_signal_name() -> str:
 
 __all__ = ["PART_SUFFIX", "PartFile", "atomic_file", "atomic_path", "check_writable", "deferred_interrupt",
            "exit_code_for_interrupt", "interrupted_signal_name", "output_error", "part_path",
-           "reinstate_interrupt_signals", "signals_as_interrupt", "staged_dir"]
+           "refuse_binary", "reinstate_interrupt_signals", "signals_as_interrupt", "staged_dir"]

@@ -42,20 +42,26 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def client(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from ..errors import Interrupted
-    from ..outputs import check_writable, part_path
+    from ..outputs import check_writable, part_path, refuse_binary
     from ..runtime.boxes import BoxWriter, box_format_for
-    from ..runtime.run import parse_bbox
+    from ..runtime.run import initial_boxes, parse_bbox
     from ..runtime.video import open_frames
     from ..serving.client import track_video
+    from ..serving.repository import ServingError
 
     bbox = parse_bbox(args.bbox)
     fmt = box_format_for(args.out, args.format)
     check_writable([args.out], what=["--out"], inputs=[args.video],
                    partials=[(part_path(args.out), "--out's partial file")] if args.out not in (None, "-") else [])
+    if args.out not in (None, "-"):
+        refuse_binary(args.out)
     frames = open_frames(args.video, max_frames=args.max_frames)  # a bad video fails before any request
+    try:
+        bbox = initial_boxes(bbox, frames, show=False)[0]  # track's check, on the first frame, before START
+    except BaseException:
+        frames.close()
+        raise
     state = {"writer": None, "done": 0}
 
     def on_frame(i, box, score):  # the file appears with the server's first answer, not before
@@ -65,24 +71,44 @@ def client(args: argparse.Namespace) -> int:
             state["writer"].write(i, box, score)
         state["done"] = i + 1
 
-    try:
-        res = track_video(args.url, frames, bbox, args.protocol, args.model, on_frame=on_frame)
-    except KeyboardInterrupt:
+    def kept() -> str:
         writer = state["writer"]
         if writer is not None:
             writer.close()
-        raise Interrupted(f"interrupted after {state['done']} frames"
-                          + (f"; boxes so far in {writer.where}" if writer is not None else ""))
+        return f"after {state['done']} frames" + (f"; boxes so far in {writer.where}" if writer is not None else "")
+
+    try:
+        res = track_video(args.url, frames, bbox, args.protocol, args.model, on_frame=on_frame)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted {kept()}") from None
+    except ServingError as e:  # the server went away mid-stream: say what was kept, as track does
+        if not state["done"]:
+            raise
+        part = state["writer"] is not None and args.out != "-"
+        raise type(e)(f"{e.what} {kept()}", e.evidence,
+                      "the server answered frames, then stopped answering (stopped or restarted?): check it runs "
+                      "(siamtrt serve's log) and --url"
+                      + (f"; the rows so far stay in {part_path(args.out)}: move or delete it before running again"
+                         if part else "")) from None
     except BaseException:
         if state["writer"] is not None:
             state["writer"].close()
         raise
     out = state["writer"].commit() if state["writer"] is not None else None
-    n = len(res.boxes)
     stream = sys.stderr if args.out == "-" else sys.stdout
-    print(f"Triton: {n} frames in {res.seconds:.2f} s ({(n - 1) / max(res.seconds, 1e-9):.1f} frames/s, "
-          f"median latency {np.median(res.latencies) * 1e3 if len(res.latencies) else float('nan'):.1f} ms)",
-          file=stream)
+    print(summary(res), file=stream)
     if out is not None:
         print(f"boxes: {out}", file=stream)
     return 0
+
+
+def summary(res) -> str:
+    """The run's line: frames, time, rate and median latency of the tracked frames (frame 0 only starts the
+    sequence: a 1-frame run tracks none)."""
+    import numpy as np
+
+    n = len(res.boxes)
+    if not len(res.latencies):
+        return f"Triton: {n} frame in {res.seconds:.2f} s (the first frame only starts the sequence: none tracked)"
+    return (f"Triton: {n} frames in {res.seconds:.2f} s ({(n - 1) / max(res.seconds, 1e-9):.1f} frames/s, "
+            f"median latency {np.median(res.latencies) * 1e3:.1f} ms)")

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, Interrupted, OutputError, SiamtrtError
-from ..outputs import check_writable, deferred_interrupt, output_error, part_path
+from ..outputs import check_writable, deferred_interrupt, output_error, part_path, refuse_binary
 from ..progress import progress_bar
 from .backends import ALIASES, BACKENDS, backend_class
 from .boxes import BoxWriter, box_format_for
@@ -135,7 +135,7 @@ def check_request(out: Optional[Union[str, Path]] = None, save_video: Optional[U
     check_writable([out, save_video], what=["--out", "--save-video"], inputs=inputs,
                    partials=_partial_outputs(out, save_video))
     if out is not None and str(out) != "-":
-        _refuse_binary(Path(out))
+        refuse_binary(out)
     if show:
         _check_display()
     return fmt
@@ -207,24 +207,6 @@ def _partial_outputs(out, save_video) -> List[Tuple[Path, str]]:
     if save_video is not None:
         found.append((partial_video_path(Path(save_video)), "--save-video's partial file"))
     return found
-
-
-def _refuse_binary(out: Path) -> None:
-    """An existing --out is replaced by a box file only when it is text (a box file, a note): a video, a model or any
-    other binary file named by mistake is kept."""
-    try:
-        with open(out, "rb") as f:
-            head = f.read(4096)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return
-    except OSError as e:
-        raise InputError(f"--out {out} cannot be read to check what it holds: {e.strerror}",
-                         fix="choose another --out") from None
-    if b"\0" in head:
-        raise InputError(f"--out {out} exists and is not a box file: a box file would replace it",
-                         evidence=f"{out.stat().st_size} bytes of binary data (a NUL byte in its first "
-                                  f"{len(head)} bytes)",
-                         fix="choose another --out (e.g. boxes.txt), or delete the file first if it is not needed")
 
 
 def _readable_frames(path: Path) -> int:

@@ -11,6 +11,8 @@ concurrently, one thread and sequence each.
 from __future__ import annotations
 
 import itertools
+import logging
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -22,14 +24,29 @@ import numpy as np
 from ..errors import SiamtrtError
 from .repository import ServingError
 
+LOG = logging.getLogger(__name__)
+
 PROTOCOLS = ("grpc", "http")
-_ids = itertools.count(1)
-_ids_lock = threading.Lock()
+END_TIMEOUT = 5.0  # seconds for the best-effort END that releases an unfinished sequence
 
 
 def _next_sequence_id() -> int:
-    with _ids_lock:
-        return (int(time.time() * 1000) % (1 << 40)) * 1000 + next(_ids) % 1000
+    """A random 63-bit correlation id (never 0: Triton's "no sequence"): clients in other processes, started in the
+    same millisecond, do not collide (a clock-and-counter id did)."""
+    return secrets.randbits(63) or 1
+
+
+def _request_fix(err: str, model: str, protocol: str) -> str:
+    """The fix for a failed request, from tritonclient's words: a wrong protocol for the port, an unknown model."""
+    other = "http" if protocol == "grpc" else "grpc"
+    if "unknown model" in err:
+        return (f"this server serves no model {model!r}: a repository written with siamtrt triton --prefix P serves "
+                "P_tracker; pass --model P_tracker (the server's log lists its models)")
+    if any(w in err for w in ("Expected HTTP/", "Socket closed", "RST_STREAM", "Trying to connect an http1.x server")):
+        return (f"--url may be the server's {other.upper()} port: pass --protocol {other}, or the {protocol} port "
+                "(tritonserver's defaults: gRPC 8001, HTTP 8000)")
+    return (f"check --url and --protocol ({protocol} here; tritonserver's defaults: gRPC 8001, HTTP 8000) and that "
+            "the server serves a repository written by siamtrt triton (siamtrt serve --model-repository DIR)")
 
 
 def _client_module(protocol: str):
@@ -43,7 +60,21 @@ def _client_module(protocol: str):
     except ImportError as e:
         raise ServingError("tritonclient is not installed", evidence=repr(e),
                            fix='pip install -e ".[serving]"  (tritonclient[http,grpc])') from None
+    if protocol == "http":
+        _quiet_interrupts_in_gevent()
     return mod
+
+
+def _quiet_interrupts_in_gevent() -> None:
+    """tritonclient.http waits in gevent's hub: a Ctrl-C / SIGTERM (a KeyboardInterrupt from the command's signal
+    handler) raised there is printed by the hub as a traceback before it reaches the command, which reports the
+    stop itself. Listed in the hub's NOT_ERROR it is not printed, and still raised in the waiting code (it stays a
+    SYSTEM_ERROR)."""
+    import gevent
+
+    hub = gevent.get_hub()
+    if not issubclass(KeyboardInterrupt, hub.NOT_ERROR):
+        hub.NOT_ERROR = tuple(hub.NOT_ERROR) + (KeyboardInterrupt,)
 
 
 class RemoteTracker:
@@ -60,6 +91,7 @@ class RemoteTracker:
     def __init__(self, url: str, protocol: str = "grpc", model: str = "siamtrt_tracker",
                  sequence_id: Optional[int] = None, timeout: float = 60.0):
         self.mod = _client_module(protocol)
+        self.url = url
         self.protocol = protocol
         self.model = model
         self.timeout = timeout
@@ -67,6 +99,7 @@ class RemoteTracker:
                        else self.mod.InferenceServerClient(url, network_timeout=timeout, connection_timeout=timeout))
         self._fixed_id = sequence_id
         self.sequence_id: Optional[int] = None
+        self.ended = False  # the sequence's END was sent
         self.last_latency: Optional[float] = None
 
     def _infer(self, frame: np.ndarray, box: Optional[np.ndarray], start: bool, end: bool) -> Tuple[np.ndarray, float]:
@@ -85,22 +118,42 @@ class RemoteTracker:
                                     sequence_start=start, sequence_end=end, **kw)
         except Exception as e:  # tritonclient raises InferenceServerException (and socket errors over HTTP)
             raise ServingError(f"{self.model} request failed (sequence {self.sequence_id})", evidence=str(e)[:600],
-                               fix="check --url and that the server serves a repository written by siamtrt triton "
-                                   "(siamtrt serve --model-repository DIR)"
-                               ) from None
+                               fix=_request_fix(str(e), self.model, self.protocol)) from None
         self.last_latency = time.perf_counter() - t0
         return res.as_numpy("bbox").reshape(4).astype(np.float64), float(res.as_numpy("score").reshape(-1)[0])
 
-    def init(self, frame: np.ndarray, bbox: Sequence[float]) -> None:
-        """Start a new sequence on ``frame`` with the target box x, y, w, h."""
+    def init(self, frame: np.ndarray, bbox: Sequence[float], last: bool = False) -> None:
+        """Start a new sequence on ``frame`` with the target box x, y, w, h (``last``: and end it, a 1-frame video)."""
         self.sequence_id = self._fixed_id if self._fixed_id is not None else _next_sequence_id()
-        self._infer(frame, np.asarray(bbox, np.float64), start=True, end=False)
+        self.ended = False
+        self._infer(frame, np.asarray(bbox, np.float64), start=True, end=last)
+        self.ended = last
 
     def track(self, frame: np.ndarray, last: bool = False) -> Tuple[np.ndarray, float]:
         """Box x, y, w, h and score in ``frame``; ``last`` ends the sequence (the server frees its state)."""
         if self.sequence_id is None:
             raise ServingError("track() called before init()", fix="call init(frame, bbox) first")
-        return self._infer(frame, None, start=False, end=last)
+        out = self._infer(frame, None, start=False, end=last)
+        self.ended = last
+        return out
+
+    def end(self, frame: np.ndarray, timeout: float = END_TIMEOUT) -> None:
+        """Best effort: END a started sequence that did not end (a failed or interrupted stream) with one more
+        request on ``frame``, so the server frees it now rather than after its idle timeout. Its own failure is
+        ignored: the caller reports the error that stopped the stream."""
+        if self.sequence_id is None or self.ended:
+            return
+        self.ended = True
+        try:
+            if self.protocol == "grpc":
+                self.timeout = min(self.timeout, timeout)
+            else:  # the HTTP client's timeouts are set when it is made
+                self.client.close()
+                self.client = self.mod.InferenceServerClient(self.url, network_timeout=timeout,
+                                                             connection_timeout=timeout)
+            self._infer(frame, None, start=False, end=True)
+        except Exception as e:  # noqa: BLE001 - never hide the error that stopped the stream
+            LOG.debug("END of sequence %s not delivered: %s", self.sequence_id, e)
 
     def close(self) -> None:
         self.client.close()
@@ -155,11 +208,12 @@ def track_video(url: str, video: Union[str, Path, Iterable[np.ndarray]], bbox: S
     boxes: List[np.ndarray] = []
     scores: List[float] = []
     lat: List[float] = []
+    frame = None
     try:
         t0 = time.perf_counter()
         for i, (frame, last) in enumerate(_with_last(video)):
             if i == 0:
-                rt.init(frame, bbox)
+                rt.init(frame, bbox, last=last)
                 b, s = np.asarray(bbox, np.float64), 1.0
             else:
                 b, s = rt.track(frame, last=last)
@@ -172,6 +226,8 @@ def track_video(url: str, video: Union[str, Path, Iterable[np.ndarray]], bbox: S
             raise ServingError("the video has no frames", fix="pass a video with at least one frame")
         return StreamResult(np.stack(boxes), np.asarray(scores), time.perf_counter() - t0, np.asarray(lat))
     finally:
+        if frame is not None:
+            rt.end(frame)  # a failed or interrupted stream: release its sequence now (a no-op after END)
         rt.close()
         if hasattr(video, "close"):
             video.close()
