@@ -70,6 +70,17 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 positive_int = int_at_least(1)
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type of a duration: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
+    return value
+
+
 def add_verbose(parser: argparse.ArgumentParser) -> None:
     """The ``-v/--verbose`` flag every command has: third-party warnings and progress shown."""
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -137,4 +148,4 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "add_verbose", "int_at_least", "join_negative_values", "parse_args",
-           "positive_int", "quiet_third_party", "run_command", "setup_logging"]
+           "positive_int", "positive_seconds", "quiet_third_party", "run_command", "setup_logging"]

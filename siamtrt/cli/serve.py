@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from .common import add_verbose, parse_args, run_command, setup_logging
+from .common import add_verbose, parse_args, positive_seconds, run_command, setup_logging
 
 DIST_KINDS = {"custom": "$SIAMTRT_TRITONSERVER", "ngc": "the NGC install", "path": "tritonserver on PATH",
               "pytriton-wheel": "the nvidia-pytriton wheel (CPU, Python backend only)"}
@@ -34,7 +34,8 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default 8001, as tritonserver)")
     p.add_argument("--address", default="127.0.0.1",
                    help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for all)")
-    p.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for readiness (120)")
+    p.add_argument("--startup-timeout", type=positive_seconds, default=120.0,
+                   help="seconds to wait for readiness (120)")
     p.add_argument("--log", type=Path, help="server log file (default: tritonserver.log in a private folder)")
     add_verbose(p)
     return p
@@ -67,12 +68,16 @@ def check_repository(repo: Path) -> List[str]:
 
 
 def check_port(address: str, port: int, option: str) -> None:
-    """Refuse a port another program listens on before starting the server (its own message is buried in a log)."""
+    """Refuse a port another program listens on before starting the server (its own message is buried in a log).
+
+    SO_REUSEADDR, as servers bind: the connections a stopped server (or this command's readiness probe) left in
+    TIME-WAIT do not count, only a socket bound or listening on the port does."""
     from ..errors import InputError
 
     if not 0 < port < 65536:
         raise InputError(f"{option} {port} is not a TCP port", fix=f"{option} 1..65535")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1" if address in ("0.0.0.0", "") else address, port))
         except OSError as e:
@@ -102,7 +107,7 @@ def serve(args: argparse.Namespace) -> int:
         code = srv.proc.returncode
         from ..serving.repository import ServingError
 
-        raise ServingError(f"tritonserver exited by itself with code {code}", evidence=srv.log_tail(),
+        raise ServingError(f"tritonserver exited by itself with code {code}", evidence=srv.log_errors(),
                            fix=f"read the log {srv.log_path}")
     except KeyboardInterrupt:
         print("serve: stopping the server", flush=True)

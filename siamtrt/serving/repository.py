@@ -296,13 +296,13 @@ def check_engines(md: ModelDir, engine_dir: Path, tensorrt_version: Optional[str
     missing = md.missing_engines(engine_dir)
     if missing:
         raise ModelDirError(f"{engine_dir} lacks {list(missing)} for the tensorrt backend",
-                            fix=f"python export/build_engine.py --model {md.path}  (full TensorRT, on the serving "
+                            fix=f"siamtrt build --model {md.path}  (full TensorRT, on the serving "
                                 "GPU), or --backend python / onnxruntime")
     sides = {}
     for branch in BRANCHES:
         engine = md.engine(branch, engine_dir)
         side = verify_integrity(engine)
-        rebuild = side.get("rebuild_command") or f"python export/build_engine.py --model {md.path}"
+        rebuild = side.get("rebuild_command") or f"siamtrt build --model {md.path}"
         package, version = side["tensorrt"].get("package"), side["tensorrt"].get("version")
         if package not in target.engine_packages:
             raise EngineError(f"{engine} is a {package} {version} engine, which {target.what} cannot load",
@@ -338,8 +338,8 @@ def _engine_batch(branch: str, side: Dict[str, Any], max_batch: int, notes: List
     b = side.get("profile", {}).get("batch", {})
     fixed, lo, hi = b.get("fixed"), int(b.get("min", 1)), int(b.get("max", 1))
     if fixed is not None and int(fixed) > 1 or fixed is None and lo > 1:
-        raise EngineError(f"{ENGINE_FILES[branch]} takes only batches of {fixed or lo}..{fixed or hi}; Triton's batcher "
-                          "sends any batch from 1 and does not pad",
+        raise EngineError(f"{ENGINE_FILES[branch]} takes only batches of {fixed or lo}..{fixed or hi}; Triton's "
+                          "batcher sends any batch from 1 and does not pad",
                           evidence=f"engine profile {b}" + (" (conv-mode correlation: a fixed search batch)"
                                                             if fixed else ""),
                           fix="rebuild with --max-batch 1 (one stream per call), or with --xcorr plugin (full "
@@ -348,8 +348,8 @@ def _engine_batch(branch: str, side: Dict[str, Any], max_batch: int, notes: List
         notes.append(f"{ENGINE_FILES[branch]} has a fixed batch of 1: streams are not batched into one call")
         return 0
     if hi < max_batch:
-        notes.append(f"{ENGINE_FILES[branch]}'s profile allows batch <= {hi}: max_batch_size {hi} (--max-batch {max_batch} "
-                     "asked)")
+        notes.append(f"{ENGINE_FILES[branch]}'s profile allows batch <= {hi}: max_batch_size {hi} "
+                     f"(--max-batch {max_batch} asked)")
     return min(hi, max_batch)
 
 

@@ -1,20 +1,23 @@
 """Start a local ``tritonserver`` on a model repository (for tests, benchmarks and trying the deployment).
 
 Where the server comes from, in order: ``$SIAMTRT_TRITONSERVER`` (path of a ``tritonserver`` binary, backends in
-``$SIAMTRT_TRITON_BACKENDS`` or ``<bin>/../backends``), ``/opt/tritonserver`` (the NGC container), a ``tritonserver``
-on ``PATH`` (backends beside it as in a Triton install), or the ``nvidia-pytriton`` wheel (``pip install --no-deps nvidia-pytriton==0.7.0``), which ships a CPU-capable
-``tritonserver`` 2.x with the Python backend only (no ONNX Runtime / TensorRT backends). The wheel's Python backend
-needs a stub built for this interpreter's version and this interpreter's ``libpython`` first on the library path;
-both are arranged here in a private work folder (the wheel's binary alone fails with "unable to find backend
-library for backend 'python'"). Ports are free ones on 127.0.0.1 unless given. ``siamtrt serve`` runs one in the
-foreground (siamtrt/cli/serve.py).
+``$SIAMTRT_TRITON_BACKENDS`` or ``<bin>/../backends``), ``/opt/tritonserver`` (the NGC container), a
+``tritonserver`` on ``PATH`` (backends beside it as in a Triton install), or the ``nvidia-pytriton`` wheel (``pip
+install --no-deps nvidia-pytriton==0.7.0``), which ships a CPU-capable ``tritonserver`` 2.x with the Python backend
+only (no ONNX Runtime / TensorRT backends). The wheel's Python backend needs a stub built for this interpreter's
+version and this interpreter's ``libpython`` first on the library path; both are arranged here in a private work
+folder (the wheel's binary alone fails with "unable to find backend library for backend 'python'"). Ports are free
+ones on 127.0.0.1 unless given. ``siamtrt serve`` runs one in the foreground (siamtrt/cli/serve.py).
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import logging
 import os
+import re
+import signal
 import shutil
 import socket
 import subprocess
@@ -30,6 +33,12 @@ from typing import Dict, List, Optional, Union
 from .repository import ServingError
 
 LOG = logging.getLogger(__name__)
+
+#: a tritonserver log line that reports an error: glog's "E<MMDD> ..." lines, "error: ..." and the model table's
+#: UNAVAILABLE rows
+_ERROR_LINE = re.compile(r"^(E\d{4} |error: )|\| *UNAVAILABLE")
+#: error lines every CPU start logs, which explain nothing
+_BENIGN_ERRORS = ("CudaDriverHelper has not been initialized",)
 
 
 @dataclass
@@ -88,6 +97,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _die_with_this_process():
+    """preexec_fn for the server (Linux): it gets SIGTERM when the thread that started it dies, so a ``siamtrt serve``
+    killed with SIGKILL (no ``finally`` runs) leaves no tritonserver behind. Also covers a parent that died between
+    fork and prctl (the child's parent pid is no longer ours then)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 class TritonServer:
@@ -171,19 +200,20 @@ class TritonServer:
         LOG.debug("Triton: %s", " ".join(cmd))
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self._env(),
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_this_process())
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.stop()
                 raise ServingError(f"tritonserver exited with code {self.proc.returncode} while starting",
-                                   evidence=self.log_tail(), fix="read the log above (model config or backend)")
+                                   evidence=self.log_errors(), fix="read the errors above (model config or backend)")
             if self.is_ready():
                 return self
             time.sleep(0.25)
-        tail = self.log_tail()
+        errors = self.log_errors()
         self.stop()
-        raise ServingError(f"tritonserver was not ready within {self.startup_timeout:g} s", evidence=tail)
+        raise ServingError(f"tritonserver was not ready within {self.startup_timeout:g} s", evidence=errors,
+                           fix=f"read the log {self.log_path}; a slow machine: a longer startup timeout")
 
     def is_ready(self) -> bool:
         try:
@@ -197,6 +227,18 @@ class TritonServer:
             return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
         except OSError:
             return "(no log)"
+
+    def log_errors(self, limit: int = 12) -> str:
+        """Evidence from the log: its error lines (glog ``E`` lines, ``error:`` lines, UNAVAILABLE models: the cause,
+        e.g. "unable to find backend library for backend 'onnxruntime'", is rarely in the last lines), else its
+        tail; then where the whole log is."""
+        found: List[str] = []
+        for line in self.log_tail(1 << 24).splitlines():
+            line = " ".join(line.split())
+            if _ERROR_LINE.search(line) and not any(b in line for b in _BENIGN_ERRORS) and line not in found:
+                found.append(line[:400])
+        body = "\n".join(found[:limit] + ([f"... and {len(found) - limit} more"] if len(found) > limit else []))
+        return (body or self.log_tail(1500)) + f"\nlog: {self.log_path}"
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL after ``timeout``), idempotent."""

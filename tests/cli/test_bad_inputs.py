@@ -230,6 +230,18 @@ CASES = [
     ("client-leftover-part", lambda ws, t, v: ["client", "--url", "127.0.0.1:9", "--video", v, "--bbox", BAG_BOX,
                                                "--out", _leftover_part(ws, "b.txt")],
      "exists: the frames an interrupted run kept"),
+    ("client-out-is-binary", lambda ws, t, v: ["client", "--url", "127.0.0.1:9", "--video", v, "--bbox", BAG_BOX,
+                                               "--out", _file(ws, "search.onnx", b"\x08\x07\x12\x00binary")],
+     "exists and is not a box file"),
+    ("client-bbox-zero-size", lambda ws, t, v: ["client", "--url", "127.0.0.1:9", "--video", v, "--bbox",
+                                                "316,140,0,115", "--out", ws / "b.txt"], "zero or negative size"),
+    ("client-bbox-outside-frame", lambda ws, t, v: ["client", "--url", "127.0.0.1:9", "--video", v, "--bbox",
+                                                    "3160,140,112,115", "--out", ws / "b.txt"], "lies outside"),
+    ("serve-startup-timeout-negative", lambda ws, t, v: ["serve", "--model-repository", ws / "repo",
+                                                         "--startup-timeout", "-5"], "must be a number of seconds"),
+    ("serving-bench-json-under-file", lambda ws, t, v: ["serving-bench", "--model", _model(ws, t), "--video", v,
+                                                        "--json", _file(ws, "x") / "sb.json"],
+     "is a file, not a folder"),
     ("client-no-server", lambda ws, t, v: ["client", "--url", "127.0.0.1:9", "--video", v, "--bbox", BAG_BOX,
                                            "--max-frames", "2", "--out", _file(ws, "b.txt")], "request failed"),
     # ------------------------------------------------------------------------------------------- inspect / job
@@ -298,3 +310,25 @@ def test_port_in_use_is_refused(tiny_model, tmp_path):
     finally:
         sock.close()
     assert r.returncode == 2 and f"port {port} (--grpc-port) is in use" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_port_in_time_wait_is_free():
+    """A port whose last connections wait in TIME-WAIT (a server just stopped, serve's own readiness probe) is free
+    for a new server (SO_REUSEADDR, as servers bind); one that a program listens on is refused."""
+    from siamtrt.cli.serve import check_port
+    from siamtrt.errors import InputError
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as tritonserver binds (its TIME-WAITs inherit it)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    with pytest.raises(InputError, match="is in use"):
+        check_port("127.0.0.1", port, "--http-port")
+    peer = socket.create_connection(("127.0.0.1", port))
+    conn, _ = listener.accept()
+    conn.close()  # the server's side closes first: its end (local port = port) goes to TIME-WAIT
+    peer.recv(1)
+    peer.close()
+    listener.close()
+    check_port("127.0.0.1", port, "--http-port")

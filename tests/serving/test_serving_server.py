@@ -162,5 +162,135 @@ def test_serve_and_client_commands(serving_model, bag_video, reference, tmp_path
         srv.send_signal(signal.SIGINT)
         rest, _ = srv.communicate(timeout=60)
     assert srv.returncode == 0 and "serve: stopped" in rest, rest
-    ps = subprocess.run(["pgrep", "-f", f"--grpc-port={grpc}"], capture_output=True, text=True)
-    assert ps.stdout.strip() == "", "a tritonserver outlived siamtrt serve"
+    ps = subprocess.run(["pgrep", "-f", "--", f"--grpc-port={grpc}"], capture_output=True, text=True)
+    assert ps.returncode == 1 and ps.stdout.strip() == "", "a tritonserver outlived siamtrt serve"
+
+
+def _cli_env():
+    import os
+    from pathlib import Path
+
+    repo_root = Path(__file__).resolve().parents[2]
+    return dict(os.environ, PYTHONPATH=str(repo_root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def _wait_rows(part, n, proc, timeout=120):
+    """Until ``part`` holds ``n`` rows (the client is mid-stream), while ``proc`` runs."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if part.exists() and part.read_text().count("\n") >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{part} did not reach {n} rows: {proc.poll()}")
+
+
+def test_client_http_interrupt_prints_no_traceback(server, bag_video, tmp_path):
+    """Ctrl-C while tritonclient.http waits in gevent's hub: the command's message and exit 130, no traceback from
+    the hub before it."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "b.txt"
+    p = subprocess.Popen([sys.executable, "-m", "siamtrt", "client", "--url", server.http_url, "--protocol", "http",
+                          "--video", str(bag_video), "--bbox", ",".join(map(str, BOX)), "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_cli_env())
+    try:
+        _wait_rows(tmp_path / "b.txt.part", 3, p)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "boxes so far in" in err and (tmp_path / "b.txt.part").exists()
+
+
+def test_client_errors_name_protocol_and_model(server, serving_frames):
+    from siamtrt.serving.client import RemoteTracker
+
+    for url, protocol, model, expect in [(server.http_url, "grpc", "siamtrt_tracker", "--protocol http"),
+                                         (server.grpc_url, "http", "siamtrt_tracker", "--protocol grpc"),
+                                         (server.grpc_url, "grpc", "foo_tracker", "--model P_tracker")]:
+        rt = RemoteTracker(url, protocol, model, timeout=20)
+        with pytest.raises(ServingError) as e:
+            rt.init(serving_frames[0], BOX)
+        rt.close()
+        assert expect in e.value.fix, (url, protocol, model, str(e.value))
+
+
+def test_serve_killed_mid_stream(serving_model, bag_video, tmp_path):
+    """``siamtrt serve`` SIGKILLed while a client streams: its tritonserver goes too (parent-death signal), and the
+    client says how many frames it kept, where, and what to do with the partial file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from siamtrt.serving.server import free_port
+
+    require_server()
+    env = _cli_env()
+    cmd = [sys.executable, "-m", "siamtrt"]
+    repo = write_repository(serving_model, tmp_path / "repo").out
+    http, grpc = free_port(), free_port()
+    srv = subprocess.Popen(cmd + ["serve", "--model-repository", str(repo), "--http-port", str(http), "--grpc-port",
+                                  str(grpc)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    client = None
+    try:
+        lines = [srv.stdout.readline()]
+        while lines[-1] and "ready" not in lines[-1]:
+            lines.append(srv.stdout.readline())
+        assert "ready" in lines[-1], "".join(lines)
+        out = tmp_path / "b.txt"
+        client = subprocess.Popen(cmd + ["client", "--url", f"127.0.0.1:{grpc}", "--video", str(bag_video), "--bbox",
+                                         ",".join(map(str, BOX)), "--out", str(out)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        _wait_rows(tmp_path / "b.txt.part", 3, client)
+        os.kill(srv.pid, signal.SIGKILL)
+        srv.wait(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ps = subprocess.run(["pgrep", "-f", "--", f"--grpc-port={grpc}"], capture_output=True, text=True)
+            assert ps.returncode in (0, 1), ps.stderr  # 1: none found (2: pgrep misread the pattern)
+            if not ps.stdout.strip():
+                break
+            time.sleep(0.2)
+        assert not ps.stdout.strip(), "tritonserver outlived the SIGKILLed siamtrt serve"
+        _, err = client.communicate(timeout=120)
+    finally:
+        for p in (client, srv):
+            if p is not None and p.poll() is None:
+                p.kill()
+        left = subprocess.run(["pgrep", "-f", "--", f"--grpc-port={grpc}"], capture_output=True, text=True)
+        for pid in left.stdout.split():  # the server a failing run left behind
+            os.kill(int(pid), signal.SIGKILL)
+    assert client.returncode == 2, err
+    rows = (tmp_path / "b.txt.part").read_text().count("\n")
+    assert f"after {rows} frames; boxes so far in {tmp_path / 'b.txt.part'}" in err, err
+    assert "move or delete it" in err and "Traceback" not in err, err
+
+
+def test_serve_startup_failure_names_the_cause(serving_model, tmp_path):
+    """A repository the server cannot load (onnxruntime branches on the wheel's server): ``siamtrt serve``'s
+    evidence holds the log's error lines, the cause among them, not its last lines."""
+    import subprocess
+    import sys
+
+    from siamtrt.serving.server import free_port
+
+    dist = require_server()
+    if (dist.backends / "onnxruntime").is_dir():
+        pytest.skip("this tritonserver has the onnxruntime backend: the repository loads")
+    repo = write_repository(serving_model, tmp_path / "repo_ort", backend="onnxruntime").out
+    r = subprocess.run([sys.executable, "-m", "siamtrt", "serve", "--model-repository", str(repo), "--http-port",
+                        str(free_port()), "--grpc-port", str(free_port())], capture_output=True, text=True,
+                       env=_cli_env(), timeout=180)
+    assert r.returncode == 2, r.stderr
+    evidence = r.stderr.split("evidence:", 1)[-1]
+    assert "unable to find backend library for backend 'onnxruntime'" in evidence, r.stderr
+    assert "Traceback" not in r.stderr
