@@ -11,14 +11,13 @@ batcher formed, and how far the boxes are from the in-process runtime's.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
 
 from siamtrt.errors import SiamtrtError
-from siamtrt.cli.common import positive_int
+from siamtrt.cli.common import add_verbose, positive_int
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,6 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--queue-delay-us", type=int, default=2000, help="batcher queue delay (default 2000)")
     p.add_argument("--json", default="serving.json", help="report file (default serving.json)")
     p.add_argument("--plot", default="serving.png", help="bar chart (default serving.png)")
+    add_verbose(p)
     return p.parse_args(argv)
 
 
@@ -44,12 +44,15 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         from siamtrt.benchmarks.data import DEFAULT_BOX, default_video
+        from siamtrt.benchmarks.results import check_report_outputs, dump_json
         from siamtrt.benchmarks.variants import ensure_exported
         from siamtrt.runtime.run import parse_bbox
         from siamtrt.runtime.video import open_frames
         from siamtrt.serving.bench import format_table, plot_serving, run_serving_benchmark
 
-        frames = list(open_frames(a.video or default_video(), max_frames=a.frames))  # cheap checks before export
+        video = a.video or default_video()
+        check_report_outputs(a.json, a.plot, inputs=[video])  # before the run, not after it
+        frames = list(open_frames(video, max_frames=a.frames))  # cheap checks before export
         box = parse_bbox(a.bbox) if a.bbox else DEFAULT_BOX
         model = a.model or ensure_exported("siamrpn_alex_dwxcorr")
         report = run_serving_benchmark(model, frames, box, streams=a.streams, protocol=a.protocol,
@@ -58,6 +61,5 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_table(report))
-    Path(a.json).write_text(json.dumps(report, indent=1))
-    print(f"wrote {a.json}, {plot_serving(report, a.plot)}")
+    print(f"wrote {dump_json(a.json, report)}, {plot_serving(report, a.plot)}")
     return 0

@@ -74,26 +74,15 @@ def server_fps(server: TritonServer, frames: List[np.ndarray], box: Sequence[flo
             "boxes": [r.boxes for r in res]}
 
 
-def run_serving_benchmark(model_dir: Union[str, Path], frames: List[np.ndarray], box: Sequence[float],
-                          streams: Sequence[int] = (1, 4, 8), protocol: str = "grpc", threads: int = 1,
-                          queue_delay_us: int = 2000, work_dir: Optional[Union[str, Path]] = None
-                          ) -> Dict[str, Any]:
-    """Measure in-process and server frames/s for each stream count; returns the report dict.
-
-    Boxes through the server are compared with the in-process runtime's on the way (``max_box_diff_px``: 0 when
-    identical; batched ONNX Runtime convolutions may round differently from batch-1 ones on real models).
-    """
-    import tempfile
-
-    info = ModelDir.open(model_dir)
-    work = Path(work_dir or tempfile.mkdtemp(prefix="siamtrt-serving-bench-"))
+def _measure(model_dir: Union[str, Path], frames: List[np.ndarray], box: Sequence[float], streams: Sequence[int],
+             protocol: str, threads: int, queue_delay_us: int, work: Path, weights: str) -> List[Dict[str, Any]]:
+    """One row per stream count: in-process and server runs, alternating, on a repository written into ``work``."""
     repo = write_repository(model_dir, work / "repo", max_batch=max(streams), queue_delay_us=queue_delay_us,
                             threads=threads, overwrite=True).out
     ref = Tracker.from_model_dir(model_dir, backend="onnxruntime", threads=threads)
     ref.init(frames[0], box)
     ref_boxes = np.stack([np.asarray(box, np.float64)] + [ref.track(f).bbox for f in frames[1:]])
     rows: List[Dict[str, Any]] = []
-    weights = weights_label(info.meta)
     with TritonServer(repo) as server:
         track_video(server.url(protocol), frames[:5], box, protocol)  # warm-up (sessions, first BLS calls)
         in_process_fps(model_dir, frames[:5], box, 1, threads)
@@ -105,6 +94,30 @@ def run_serving_benchmark(model_dir: Union[str, Path], frames: List[np.ndarray],
                          "server_vs_in_process": sv["fps_total"] / ip["fps_total"]})
             LOG.info("serving bench: %d streams: in-process %.1f f/s, server %.1f f/s (search batch %.2f)", n,
                      ip["fps_total"], sv["fps_total"], sv["search_batch_mean"])
+    return rows
+
+
+def run_serving_benchmark(model_dir: Union[str, Path], frames: List[np.ndarray], box: Sequence[float],
+                          streams: Sequence[int] = (1, 4, 8), protocol: str = "grpc", threads: int = 1,
+                          queue_delay_us: int = 2000, work_dir: Optional[Union[str, Path]] = None
+                          ) -> Dict[str, Any]:
+    """Measure in-process and server frames/s for each stream count; returns the report dict.
+
+    Boxes through the server are compared with the in-process runtime's on the way (``max_box_diff_px``: 0 when
+    identical; batched ONNX Runtime convolutions may round differently from batch-1 ones on real models).
+    """
+    import shutil
+    import tempfile
+
+    info = ModelDir.open(model_dir)
+    weights = weights_label(info.meta)
+    own_work = work_dir is None  # a folder of ours (the repository, ~40 MB for alex): removed when done
+    work = Path(work_dir or tempfile.mkdtemp(prefix="siamtrt-serving-bench-"))
+    try:
+        rows = _measure(model_dir, frames, box, streams, protocol, threads, queue_delay_us, work, weights)
+    finally:
+        if own_work:
+            shutil.rmtree(work, ignore_errors=True)
     one = next((r for r in rows if r["streams"] == 1), None)
     for r in rows:
         if one is not None:

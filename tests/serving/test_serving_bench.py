@@ -17,10 +17,15 @@ REPO = Path(__file__).resolve().parents[2]
 def test_serving_benchmark_cli(serving_model, tmp_path, bag_video):
     require_server()
     out_json, out_png = tmp_path / "s.json", tmp_path / "s.png"
+    tmp = tmp_path / "tmp"  # the run's temporary folders
+    tmp.mkdir()
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "serving.py"), "--model", str(serving_model),
-                        "--frames", "6", "--streams", "1", "2", "--video", str(bag_video), "--json", str(out_json), "--plot", str(out_png)],
-                       capture_output=True, text=True, timeout=300, env={**os.environ, "MPLBACKEND": "Agg"})
+                        "--frames", "6", "--streams", "1", "2", "--video", str(bag_video), "--json", str(out_json),
+                        "--plot", str(out_png)],
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "MPLBACKEND": "Agg", "TMPDIR": str(tmp)})
     assert r.returncode == 0, r.stderr[-2000:]
+    assert not list(tmp.glob("siamtrt-serving-bench-*")), "the benchmark's repository was left behind"
     rep = json.loads(out_json.read_text())
     assert [row["streams"] for row in rep["rows"]] == [1, 2]
     for row in rep["rows"]:
