@@ -7,8 +7,9 @@
 
 Every job goes through :func:`run_job` (the checkout scripts too): ``--bbox -20,-10,…`` is read as a value,
 third-party noise is off unless ``-v/--verbose``, SIGTERM and SIGHUP stop a job like Ctrl-C (exit 130 / 143, with
-what was kept), and a :class:`~siamtrt.errors.SiamtrtError` is one message and exit 2, never a traceback. Job
-modules are imported only when their job runs, so ``siamtrt --help`` needs neither torch nor TensorRT.
+what was kept; ``serve`` exits 0: its server stopped on request), and a :class:`~siamtrt.errors.SiamtrtError` is one
+message and exit 2, never a traceback. Job modules are imported only when their job runs, so ``siamtrt --help``
+needs neither torch nor TensorRT.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def usage() -> str:
         lines.append("")
     lines.append(textwrap.fill("From a checkout, the same jobs: " + ", ".join(
         f"python {s} = {j}" for j, (_, s) in JOBS.items() if s) + ".", 110, subsequent_indent="  "))
-    lines.append("Every job: -v/--verbose shows third-party output; exit 0 ok, 2 bad input, 130/143 interrupted.")
+    lines.append("Every job: -v/--verbose shows third-party output; exit 0 ok, 2 bad input, 130/143 interrupted "
+                 "(serve: 0, a server stopped on request).")
     return "\n".join(lines)
 
 

@@ -25,7 +25,15 @@ def test_help_lists_every_job():
     for job in JOBS:
         assert re.search(rf"^  {re.escape(job)} +\S", r.stdout, re.M), job
     assert "(not installed)" not in r.stdout
+    assert "(serve: 0, a server stopped on request)" in r.stdout  # serve's Ctrl-C is not an interruption
     assert siamtrt().returncode == 2  # no job: usage and exit 2
+
+
+@pytest.mark.parametrize("job", ["triton", "serve", "client", "serving-bench"])
+def test_serving_jobs_have_verbose(job):
+    """README: every job has -v/--verbose (serving-bench refused it)."""
+    r = siamtrt(job, "--help")
+    assert r.returncode == 0 and "-v, --verbose" in r.stdout, (job, r.stderr[-500:])
 
 
 def test_version_and_unknown_job():
@@ -43,6 +51,7 @@ def test_job_and_checkout_script_share_one_parser(job):
     b = subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True,
                        env=cli_env(), cwd=REPO, timeout=120)
     assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)
+
     def norm(text, prog):  # the program name appears in the usage block only; argparse re-wraps around it
         usage, _, rest = text.partition("\n\n")
         return re.sub(r"\s+", " ", usage.replace(prog, "PROG")), rest
