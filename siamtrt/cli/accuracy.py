@@ -16,7 +16,7 @@ import sys
 
 
 from siamtrt.benchmarks.variants import add_variant_arguments  # torch-free
-from siamtrt.cli.common import int_at_least, positive_int
+from siamtrt.cli.common import add_verbose, int_at_least, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--json", help="write scores, curves and per-sequence results to this JSON file")
     out.add_argument("--plot", help="write the success and precision plots (PNG)")
     out.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_verbose(p)
     return p
 
 
@@ -47,7 +48,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     import logging
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s")
     from siamtrt.errors import SiamtrtError
     from siamtrt.benchmarks.accuracy import run_accuracy
 

@@ -19,7 +19,7 @@ import sys
 
 
 from siamtrt.benchmarks.variants import add_variant_arguments  # torch-free
-from siamtrt.cli.common import int_at_least, positive_int
+from siamtrt.cli.common import add_verbose, int_at_least, positive_int
 
 
 def _box(text: str):
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: results/fps)")
     out.add_argument("--no-save", action="store_true", help="write no JSON/PNG unless --json/--plot ask for them")
     out.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_verbose(p)
     return p
 
 
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     import logging
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s")
     from siamtrt.errors import SiamtrtError
     from siamtrt.benchmarks import fps
 

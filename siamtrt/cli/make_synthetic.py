@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from siamtrt.cli.common import add_verbose
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -29,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing synthetic sequence siamtrt wrote in OUT (a folder of other files is "
                         "refused); without it OUT must be new or empty")
+    add_verbose(p)
     return p
 
 

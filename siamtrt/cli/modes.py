@@ -18,7 +18,7 @@ import ast
 import sys
 from pathlib import Path
 
-from siamtrt.cli.common import int_at_least, positive_int
+from siamtrt.cli.common import add_verbose, int_at_least, positive_int
 
 
 def main(argv=None) -> int:
@@ -41,6 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/modes", help="folder for NAME.json / NAME.png")
     p.add_argument("--name", default="modes", help="file name stem of the JSON and PNG (default modes)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_verbose(p)
     args = p.parse_args(argv)
 
     from siamtrt.benchmarks import modes

@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import EXIT_PARTIAL, positive_int, run_command, setup_logging
+from .common import EXIT_PARTIAL, add_verbose, positive_int, run_command, setup_logging
 
 DEFAULT_CONFIG = "siamrpn_alex_dwxcorr"
 
@@ -44,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="measure throughput with each worker count (fresh output folders) and print the ratio")
     p.add_argument("--json", help="write the report here")
     p.add_argument("--plot", help="with --compare-workers: bar chart PNG")
-    p.add_argument("--verbose", action="store_true", help="debug logging")
+    add_verbose(p)
     return p.parse_args(argv)
 
 

@@ -29,9 +29,10 @@ def test_help_lists_every_job():
     assert siamtrt().returncode == 2  # no job: usage and exit 2
 
 
-@pytest.mark.parametrize("job", ["triton", "serve", "client", "serving-bench"])
-def test_serving_jobs_have_verbose(job):
-    """README: every job has -v/--verbose (serving-bench refused it)."""
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_every_job_has_verbose(job):
+    """README and ``siamtrt --help``: every job has -v/--verbose (serving-bench, accuracy, bench, modes,
+    make-synthetic, int8-family and quantize refused it; track-many had only --verbose)."""
     r = siamtrt(job, "--help")
     assert r.returncode == 0 and "-v, --verbose" in r.stdout, (job, r.stderr[-500:])
 
