@@ -77,7 +77,8 @@ def track(args: argparse.Namespace) -> int:
     run = track_video(args.model, args.video, None if boxes is None else boxes[0] if len(boxes) == 1 else boxes,
                       out=args.out, fmt=args.format, save_video=args.save_video, show=args.show,
                       backend=args.backend, max_frames=args.max_frames, start_frame=args.start_frame,
-                      progress=not args.no_progress, mode=args.mode, read_ahead=not args.no_read_ahead, **opts)
+                      progress=not args.no_progress, mode=args.mode, read_ahead=not args.no_read_ahead,
+                      keep_results=False, **opts)  # rows stream to --out: nothing kept per frame (live streams)
     # with --out - the boxes own stdout: the summary goes to stderr
     print(run.summary(), file=sys.stderr if args.out == "-" else sys.stdout)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Optional
 
 from ..errors import InputError
@@ -42,11 +43,12 @@ def cpu_threads(threads: Optional[int] = None) -> int:
 
     Raises:
         InputError: ``threads`` is not a whole number ≥ 1 (ONNX Runtime took -2 silently, torch failed with a
-            traceback).
+            traceback), nor a number at all ("4", [2]: a TypeError / ValueError before).
     """
     if threads is None:
         return physical_cores()
-    if isinstance(threads, bool) or not float(threads).is_integer() or threads < 1:
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Real) or not float(threads).is_integer() \
+            or threads < 1:
         raise InputError(f"threads must be a whole number of 1 or more, got {threads!r}",
                          fix=f"pass --threads N with N >= 1, or leave it out for this machine's {physical_cores()} "
                              "physical cores")

@@ -9,10 +9,10 @@ relative to the crop centre. The hanning window is ``outer(hanning(S), hanning(S
 (same index k). Arrays are read-only: every tracker shares them.
 
 :func:`decode` turns regression deltas into boxes (the tracker's post-processing, the distractor proposals and the
-calibration report all call it). The **safety bounds** (:func:`bound_state`, :func:`finite_step`,
-:data:`CROP_EXACT_MAX_SIDE`, :func:`max_search_side`) keep every mode's per-frame time and memory bounded whatever
-the network outputs; docs/runtime.md "Safety bounds" says what each one bounds, when it acts and how it differs
-from pysot.
+calibration report all call it). The **safety bounds** (:func:`bound_state`, :func:`bound_init_size`,
+:func:`finite_step`, :data:`CROP_EXACT_MAX_SIDE`, :func:`max_search_side`) keep every mode's per-frame time and
+memory bounded whatever the network outputs and the boxes given; docs/runtime.md "Safety bounds" says what each
+one bounds, when it acts and how it differs from pysot.
 """
 
 from __future__ import annotations
@@ -237,6 +237,17 @@ def bound_state(center: np.ndarray, size: np.ndarray, frame_wh: Tuple[int, int])
     """
     cx, cy, w, h = clip_box(center[:, 0], center[:, 1], size[:, 0], size[:, 1], frame_wh)
     return np.stack([cx, cy], 1), np.stack([w, h], 1)
+
+
+def bound_init_size(size: np.ndarray, frame_wh: Tuple[int, int]) -> np.ndarray:
+    """The state bound on the boxes ``init`` / ``add`` are given: (N, 2) sizes at most W × H.
+
+    A box inside the frame is stored as given, and so is the centre of any box and a side below ``MIN_SIDE`` (both
+    references store the init box unclipped); only a box wider or taller than the frame is cut to it (its template
+    is then cut at the frame-sized box; the references clip the state to the frame after the first frame anyway).
+    Without it a box of 1e300 pixels overflowed the crop sizes: no crop, no step, NaN warnings every frame.
+    """
+    return np.minimum(size, np.asarray(frame_wh, np.float64))
 
 
 def finite_step(score: np.ndarray, *arrays: np.ndarray) -> np.ndarray:

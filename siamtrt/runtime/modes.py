@@ -21,7 +21,10 @@ window, smoothing, clipping) is the short-term code path.
   kernel, the paper's re-ranking f(z, p) − α̂·Σβα f(d, p)/Σβα is one search with the classification kernel
   K = (K_z − α̂·D̄) / (1 − α̂), D̄ the weighted mean distractor kernel (the division keeps a uniform response at
   its level, so score thresholds keep their meaning); the regression kernels stay the target's (the paper
-  re-ranks proposals, it does not move them). Same search cost as short mode.
+  re-ranks proposals, it does not move them). One search per frame at the same cost as short mode's (one call,
+  same shapes), plus one batched template call (a crop per distractor) on each frame that found distractors: a
+  sequence with distractors on every frame costs more per frame than short mode by that call (docs/runtime.md
+  "Measured" gives the medians).
 * ``longterm+distractor`` — both (the paper's long-term tracker).
 """
 

@@ -314,7 +314,7 @@ class OpenVinoBackend(Backend):
             these files, else f32), "f32", or "bf16" (only with a passing record, else BackendError). Defaults to
             "auto" — which is f32 for every model nobody has measured.
         cache_dir (str | Path | bool): compiled-model cache folder (also where bf16 records are looked up);
-            False turns caching off. Defaults to :func:`default_cache_dir`.
+            False turns caching off; None or True: :func:`default_cache_dir`. Defaults to None.
         bf16_gate (bool): refuse bf16 without a passing record. Defaults to True; only the fidelity measurement
             itself (:func:`siamtrt.calibration.sensitivity.bf16_fidelity`) turns it off.
         f32_convs (int), template_bf16 (bool): with ``bf16_gate`` off (the measurement's candidate), the search
@@ -370,8 +370,13 @@ class OpenVinoBackend(Backend):
             raise BackendError(f"unknown OpenVINO precision hint {want!r}", evidence=f"valid: {', '.join(PRECISIONS)}",
                                fix="use precision='auto' (default), 'f32' or 'bf16'")
         self.threads = cpu_threads(opts.get("threads"))
-        cache = opts.get("cache_dir", None)
-        self.cache_dir = None if cache is False else Path(cache) if cache else default_cache_dir()
+        cache = opts.get("cache_dir")
+        if cache is not None and not isinstance(cache, (str, os.PathLike, bool)):
+            raise BackendError(f"OpenVINO cache_dir must be a folder path, True / None (the default) or False (no "
+                               f"cache), got {cache!r}",
+                               fix=f"pass cache_dir='/path/to/cache', cache_dir=False, or leave it out "
+                                   f"({default_cache_dir()})")
+        self.cache_dir = None if cache is False else default_cache_dir() if cache in (None, True, "") else Path(cache)
         self._core = shared_core()
         if self.cache_dir is not None:
             try:

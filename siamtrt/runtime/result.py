@@ -27,7 +27,8 @@ class TrackResult:
         lost (np.ndarray): (N,) bool, long-term mode: the target is in the lost state after this frame (its next
             search uses the large instance size). Always False in short / distractor mode.
         instance_size (np.ndarray): (N,) int, the search size each target was searched at in this frame.
-        distractors (np.ndarray): (N,) int, distractor mode: distractors kept for each target after this frame.
+        distractors (np.ndarray): (N,) int, distractor mode: distractors found for each target in this frame (each
+            adds its kernels to the target's decaying memory). Always 0 in short / long-term mode.
         mode (str): the tracker's mode when the frame was tracked.
 
     ``bbox`` / ``score`` are the unbatched fields of a one-target tracker; with N > 1 they raise InputError.

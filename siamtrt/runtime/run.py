@@ -76,8 +76,8 @@ class TrackRun:
     targets: int
     tracker_seconds: float
     wall_seconds: float
-    boxes: np.ndarray  # (frames, N, 4)
-    scores: np.ndarray  # (frames, N)
+    boxes: Optional[np.ndarray]  # (frames, N, 4); None when the run was asked not to keep them (keep_results)
+    scores: Optional[np.ndarray]  # (frames, N); likewise
     out: Optional[Path] = None
     save_video: Optional[Path] = None
     stage_seconds: Dict[str, float] = field(default_factory=dict)
@@ -348,8 +348,8 @@ class TrackOutputs:
 # ----------------------------------------------------------------------------------------------------- 5. loop
 @dataclass
 class _LoopState:
-    boxes: List[np.ndarray] = field(default_factory=list)
-    scores: List[np.ndarray] = field(default_factory=list)
+    boxes: Optional[List[np.ndarray]] = None  # every frame's boxes / scores, kept only when asked (keep_results)
+    scores: Optional[List[np.ndarray]] = None
     stage: Dict[str, float] = field(default_factory=dict)
     tracker_seconds: float = 0.0
 
@@ -381,8 +381,9 @@ def _loop(tracker: Tracker, frames, boxes0: np.ndarray, outputs: TrackOutputs, f
             for k, v in tracker.last_timings.items():
                 state.stage[k] = state.stage.get(k, 0.0) + v
         keep_going = outputs.write(first_index + i, frame, b, s, lost)
-        state.boxes.append(b)
-        state.scores.append(s)
+        if state.boxes is not None:
+            state.boxes.append(b)
+            state.scores.append(s)
         if bar is not None:
             bar.update(1)
             if i % 10 == 9 or (res is not None and res.mode.startswith("longterm")):
@@ -398,7 +399,7 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
                 show: bool = False, backend: str = "auto", max_frames: Optional[int] = None,
                 progress: bool = True, mode: Optional[str] = None, fmt: Optional[str] = None,
                 start_frame: int = 0, read_ahead: bool = True, progress_desc: Optional[str] = None,
-                **backend_options: Any) -> TrackRun:
+                keep_results: bool = True, **backend_options: Any) -> TrackRun:
     """Track the box(es) through a video, camera or image folder.
 
     Args:
@@ -419,6 +420,9 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
             txt).
         start_frame (int): first frame to track (the box is given in it). Defaults to 0.
         read_ahead (bool): decode the next frame in a thread while the network runs. Defaults to True.
+        keep_results (bool): keep every frame's boxes and scores in memory for ``TrackRun.boxes`` / ``.scores``
+            (about 280 bytes a frame per target: unbounded on a live stream). False keeps nothing per frame (the
+            rows go to ``out`` only; ``boxes`` / ``scores`` are None), as ``siamtrt track`` runs. Defaults to True.
         **backend_options: e.g. threads=4.
 
     Raises:
@@ -437,7 +441,7 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
     except BaseException:
         src.close()
         raise
-    state = _LoopState()
+    state = _LoopState(boxes=[], scores=[]) if keep_results else _LoopState()
     bar = None
     frames = None
     interrupted = False
@@ -475,11 +479,13 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
                     "truncated or damaged file?); the results cover the frames decoded", video, *src.decode_shortfall)
     out_path, video_path = outputs.commit()
     n = len(boxes0)
+    boxes = scores = None
+    if state.boxes is not None:
+        boxes = np.stack(state.boxes) if state.boxes else np.zeros((0, n, 4))
+        scores = np.stack(state.scores) if state.scores else np.zeros((0, n))
     return TrackRun(model=str(model), backend=tracker.backend.name, backend_reason=tracker.backend_reason,
-                    mode=tracker.mode.name, video=str(video), frames=len(state.boxes), targets=n,
-                    tracker_seconds=state.tracker_seconds, wall_seconds=t_end - t_wall,
-                    boxes=np.stack(state.boxes) if state.boxes else np.zeros((0, n, 4)),
-                    scores=np.stack(state.scores) if state.scores else np.zeros((0, n)),
+                    mode=tracker.mode.name, video=str(video), frames=outputs.frames, targets=n,
+                    tracker_seconds=state.tracker_seconds, wall_seconds=t_end - t_wall, boxes=boxes, scores=scores,
                     out=out_path if out is not None and str(out) != "-" else None, save_video=video_path,
                     stage_seconds=state.stage, weights=tracker.info.weights_line,
                     untrained=bool(tracker.info.untrained_warning), start_frame=src.start_frame)

@@ -21,18 +21,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import numbers
+import reprlib
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import InputError, ModelDirError
+from ..errors import BackendError, InputError, ModelDirError
 from ..modeldir import ModelDir
 from .backend import Backend, KernelSet
 from .backends import backend_class, choose_backend
 from .crop import crop_batch, input_buffer
-from .geometry import Geometry, bound_state, crop_sizes, geometry, template_side
+from .geometry import Geometry, bound_init_size, bound_state, crop_sizes, geometry, template_side
 from .modes import DistractorMemory, Mode, check_mode, find_distractors, longterm_update, lost_instance_sizes, \
     parse_mode
 from .postprocess import PostParams, Workspace, postprocess
@@ -58,9 +60,14 @@ def check_boxes(bbox: Any, frame_wh: Tuple[int, int]) -> Tuple[np.ndarray, bool]
     """(N, 4) float64 x, y, w, h boxes and whether a single (4,) box was given.
 
     Raises:
-        InputError: wrong shape, non-finite values, zero/negative size, or a box entirely outside the frame.
+        InputError: not numbers, wrong shape, non-finite values, zero/negative size, or a box entirely outside the
+            frame.
     """
-    arr = np.asarray(bbox, dtype=np.float64)
+    try:
+        arr = np.asarray(bbox, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"bbox must be x,y,w,h (4 numbers) or an (N, 4) array of them, got {reprlib.repr(bbox)}",
+                         fix="e.g. --bbox 316,140,112,115, or tracker.init(frame, (316, 140, 112, 115))") from None
     single = arr.ndim == 1
     boxes = arr.reshape(1, -1) if single else arr
     if boxes.ndim != 2 or boxes.shape[1] != 4 or boxes.shape[0] == 0:
@@ -267,19 +274,27 @@ class Tracker:
             instance_size (int): search size for these targets instead of the model's choice; only the sizes the
                 model supports (SiamRPNBIG: 271 or 287). Defaults to None (the model's choice by target area).
 
+        A box larger than the frame is stored at the frame's size (the safety bound,
+        :func:`~siamtrt.runtime.geometry.bound_init_size`); any other box as given.
+
         Raises:
             InputError: bad frame or box (zero size, outside the frame, wrong shape), unsupported instance_size.
+            BackendError: the template branch returned non-finite kernels (the targets could never be found).
         """
         self._set_targets(*self._new_targets(frame, bbox, instance_size))
 
     def add(self, frame: np.ndarray, bbox: Any) -> np.ndarray:
-        """Add target(s) initialised on ``frame`` to those already tracked; returns their indices."""
+        """Add target(s) initialised on ``frame`` to those already tracked; returns their indices (the next ones).
+
+        Raises:
+            InputError, BackendError: as :meth:`init` (the targets tracked so far are kept).
+        """
         if self._n == 0:
-            self.init(frame, np.asarray(bbox, np.float64).reshape(-1, 4))
+            self.init(frame, bbox)
             return np.arange(self._n)
-        parts = self._new_targets(frame, np.asarray(bbox, np.float64).reshape(-1, 4))
-        old = (self.center, self.size, self.avg_chans, self.instance, self._kernels)
         start = self._n
+        parts = self._new_targets(frame, bbox, first=start)
+        old = (self.center, self.size, self.avg_chans, self.instance, self._kernels)
         fresh = self._fresh_state(parts[3], parts[4])
         state = (np.concatenate([self.base_instance, fresh[0]]), np.concatenate([self.lost, fresh[1]]),
                  np.concatenate([self.lost_steps, fresh[2]]),
@@ -289,14 +304,26 @@ class Tracker:
         return np.arange(start, self._n)
 
     def remove(self, indices: Sequence[int]) -> None:
-        """Stop tracking the targets at ``indices`` (the others keep their order)."""
-        keep = np.setdiff1d(np.arange(self._n), np.asarray(indices, np.int64))
+        """Stop tracking the targets at ``indices`` (0 … num_targets − 1; the others keep their order).
+
+        Raises:
+            InputError: an index that is not a tracked target's (negative, too large, not a whole number).
+        """
+        idx = np.asarray(indices).ravel()
+        if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= self._n):
+            raise InputError(f"remove(): {reprlib.repr(indices)} are not indices of tracked targets",
+                             evidence=f"{self._n} target(s) tracked"
+                                      + (f", at indices 0 to {self._n - 1}" if self._n else ""),
+                             fix="pass indices that init() / add() gave (add returns the new targets' indices)")
+        keep = np.setdiff1d(np.arange(self._n), idx)
         state = (self.base_instance[keep], self.lost[keep], self.lost_steps[keep],
                  self.memory.select(keep) if self.memory is not None else None)
         self._set_targets(self.center[keep], self.size[keep], self.avg_chans[keep], self.instance[keep],
                           {k: v[keep] for k, v in self._kernels.items()}, state=state)
 
-    def _new_targets(self, frame: np.ndarray, bbox: Any, instance_size: Optional[int] = None):
+    def _new_targets(self, frame: np.ndarray, bbox: Any, instance_size: Optional[int] = None, first: int = 0):
+        """State and template kernels of new targets (nothing of the tracker changed); ``first`` = the index the
+        first of them will have (what their template event reports)."""
         t0 = time.perf_counter()
         frame = check_frame(frame)
         img_h, img_w = frame.shape[:2]
@@ -306,25 +333,33 @@ class Tracker:
             center = np.stack([x + (w - 1) / 2, y + (h - 1) / 2], 1)
         else:
             center = np.stack([x + w / 2, y + h / 2], 1)
-        size = np.stack([w, h], 1)
+        size = bound_init_size(np.stack([w, h], 1), (img_w, img_h))
         avg = np.broadcast_to(np.mean(frame, axis=(0, 1)), (len(boxes), 3)).copy()
         s_z = template_side(size, self.context_amount)
         t = self.info.track
         instance = np.full(len(boxes), t.instance_size, np.int64)
         if instance_size is not None:
-            if int(instance_size) not in t.instance_sizes:
-                raise InputError(f"instance_size {instance_size} is not a search size of this model",
+            if not isinstance(instance_size, numbers.Real) or instance_size not in t.instance_sizes:
+                raise InputError(f"instance_size {instance_size!r} is not a search size of this model",
                                  evidence=f"{self.info.meta.get('arch')}: {list(t.instance_sizes)}",
                                  fix=f"use one of {list(t.instance_sizes)} or leave it unset")
             instance[:] = int(instance_size)
         elif t.adaptive_instance_size is not None:
-            small = (w * h) / float(img_h * img_w) < t.adaptive_area_ratio
+            small = (size[:, 0] * size[:, 1]) / float(img_h * img_w) < t.adaptive_area_ratio
             instance[small] = t.adaptive_instance_size
         tdtype, _ = self._io_dtypes()
         z = np.empty((len(boxes), 3, self.exemplar_size, self.exemplar_size), tdtype)
         crop_batch(frame, center, self.exemplar_size, s_z.astype(np.int64), avg, self.flavour, out=z)
         t1 = time.perf_counter()
-        kernels = self._run_template(z, "init", center, size, s_z)
+        kernels = self._run_template(z, "init", center, size, s_z, indices=np.arange(first, first + len(boxes)))
+        bad = {k: int(np.count_nonzero(~np.isfinite(v))) for k, v in kernels.items()}
+        if any(bad.values()):
+            raise BackendError(f"{self.backend.instance_name('template')} returned non-finite kernels for the "
+                               f"box(es) given: no search could ever find these targets",
+                               evidence=", ".join(f"{k}: {n} of {kernels[k].size} values NaN / inf"
+                                                  for k, n in bad.items() if n),
+                               fix="check the model directory (siamtrt inspect DIR --check); an FP16 / INT8 "
+                                   "directory whose values overflow: track with its FP32 source or re-export it")
         t2 = time.perf_counter()
         self.last_timings = {"crop": t1 - t0, "template": t2 - t1, "post": 0.0}
         return center, size, avg, instance, kernels

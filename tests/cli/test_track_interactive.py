@@ -122,6 +122,27 @@ def test_cheap_checks_come_before_the_model_loads(kw, error, match, monkeypatch,
         run_mod.track_video(tmp_path / "model-not-read", args.pop("video"), args.pop("bbox"), progress=False, **args)
 
 
+def test_track_command_keeps_nothing_per_frame(monkeypatch, tiny_model, bag_video, tmp_path, capsys):
+    """A live stream (``--video 0``) runs for as long as the camera does: the command keeps no per-frame boxes or
+    scores in memory (the rows stream to --out), while the Python API still returns them by default."""
+    real = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda t, *a: FakeCamera(bag_video, 15) if isinstance(t, int)
+                        else real(t, *a))
+    states, loop = [], run_mod._loop
+    monkeypatch.setattr(run_mod, "_loop", lambda *a: states.append(a[-1]) or loop(*a))
+    out = tmp_path / "cam.txt"
+    code = track_cli.main(["--model", str(tiny_model()), "--video", "0", "--bbox", ",".join(map(str, BOX)),
+                           "--out", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert "tracked 15 frames" in capsys.readouterr().out and len(read_results(out)) == 15
+    assert states[0].boxes is None and states[0].scores is None  # nothing kept, however long the stream
+    res = run_mod.track_video(tiny_model(), bag_video, BOX, max_frames=5, progress=False)
+    assert res.frames == 5 and res.boxes.shape == (5, 1, 4) and res.scores.shape == (5, 1)
+    assert len(states[1].boxes) == 5
+    res = run_mod.track_video(tiny_model(), bag_video, BOX, max_frames=5, progress=False, keep_results=False)
+    assert res.frames == 5 and res.boxes is None and res.scores is None
+
+
 def test_longterm_progress_shows_lost_state(tiny_model, bag_video):
     """The long-term bar's postfix names the lost / global state and the search size (a forced-lost stand-in:
     confidence_low above any score, so every frame after the first is lost)."""

@@ -171,7 +171,7 @@ def test_physical_cores():
 def test_cpu_threads_defaults_to_physical_cores_and_refuses_what_no_engine_takes():
     assert cpu_threads(None) == physical_cores()
     assert cpu_threads(3) == 3 and cpu_threads(2.0) == 2
-    for bad in (0, -2, 1.5, True):
+    for bad in (0, -2, 1.5, True, "4", "abc", [2]):  # strings, lists: TypeError / ValueError before
         with pytest.raises(InputError, match="threads must be a whole number of 1 or more"):
             cpu_threads(bad)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Dict, List
 
 import numpy as np
@@ -196,3 +197,49 @@ def test_a_nonfinite_step_keeps_the_state_and_scores_zero(lt_info, bag_frames):
     be.kind = "partial_nan"  # NaN in some anchors: the best finite anchor is chosen
     r = t.track(bag_frames[3])
     assert (r.scores > 0).all() and np.isfinite(r.boxes).all()
+
+
+# ---------------------------------------------------------------------------------------------- the boxes given
+INSIDE_OR_PARTLY_OUT = [(316, 140, 112, 115), (0, 0, 5, 5), (150, 300, 14, 12), (-50, -50, 60, 60),
+                        (400, 300, 120, 90), (0, 0, 480, 360)]
+
+
+@pytest.mark.parametrize("config", ["siamrpn_alex_dwxcorr", "SiamRPNotb"])
+def test_the_init_bound_leaves_boxes_no_larger_than_the_frame_alone(config, tiny_dir, bag_frames):
+    """Boxes inside the frame, tiny, partly outside or the frame itself: stored as given and tracked exactly as the
+    reference transcription tracks them (the bound acts only on a box wider or taller than the frame)."""
+    from reference_trackers import RefTracker
+
+    d = tiny_dir(config)
+    tracker = Tracker.from_model_dir(d, backend="onnxruntime", threads=1)
+    for box in INSIDE_OR_PARTLY_OUT:
+        ref = RefTracker(d, tracker.info.meta)
+        tracker.init(bag_frames[0], box)
+        ref.init(bag_frames[0], box)
+        assert tracker.size[0].tolist() == list(box[2:]) and tracker.center[0].tolist() == list(ref.center)
+        for frame in bag_frames[1:4]:
+            r = tracker.track(frame)
+            rb, rs = ref.track(frame)
+            np.testing.assert_allclose(r.bbox, rb, rtol=0, atol=1e-4, err_msg=str(box))
+            assert r.score == pytest.approx(rs, abs=1e-5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_box_far_larger_than_the_frame_runs_in_every_mode(mode, tiny_dir, bag_frames):
+    """--bbox 0,0,1e300,1e300 crashed distractor mode (OverflowError in the crop) and left short mode at score 0
+    with NaN warnings: its stored size is the frame's, its template crop that of a frame-sized box."""
+    d = tiny_dir("siamrpn_alex_dwxcorr", cfg=with_longterm(CONFIGS["siamrpn_alex_dwxcorr"], 831))
+    tracker = Tracker.from_model_dir(d, backend="onnxruntime", mode=mode, threads=1)
+    h, w = bag_frames[0].shape[:2]
+    sides = []
+    tracker.add_observer(lambda ev: sides.extend(np.asarray(ev.side).tolist()), branch="template")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow / invalid-value warnings either
+        tracker.init(bag_frames[0], [(0, 0, 1e300, 1e300), (-1e9, -1e9, 2e9, 2e9), BOXES[0]])
+        assert tracker.size[:2].tolist() == [[w, h], [w, h]] and tracker.size[2].tolist() == [112, 115]
+        tracker.add(bag_frames[0], (0, 0, 1e300, 1e300))
+        for frame in bag_frames[1:5]:
+            r = tracker.track(frame)
+            assert np.isfinite(r.boxes).all() and np.isfinite(r.scores).all()
+            assert ((tracker.size >= MIN_SIDE) & (tracker.size <= (w, h))).all()
+    assert max(sides) <= template_side(np.array([[w, h]], float), tracker.context_amount)[0]

@@ -503,6 +503,18 @@ def test_default_cache_dir_is_a_user_folder(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "mine" / "openvino"
 
 
+def test_cache_dir_of_another_type_is_refused(tiny_dir, monkeypatch, tmp_path):
+    """cache_dir=5 raised pathlib's TypeError; True / None mean the default folder, False no cache."""
+    d = tiny_dir("siamrpn_alex_dwxcorr")
+    meta = ModelDir.open(d).meta
+    for bad in (5, 0, [str(tmp_path)]):
+        with pytest.raises(BackendError, match="cache_dir must be a folder path"):
+            OpenVinoBackend.from_model_dir(d, meta, threads=1, cache_dir=bad).activate()
+    monkeypatch.setenv("SIAMTRT_CACHE", str(tmp_path / "mine"))
+    with OpenVinoBackend.from_model_dir(d, meta, threads=1, cache_dir=True) as b:
+        assert b.cache_dir == tmp_path / "mine" / "openvino"
+
+
 def test_plugin_directory_and_bad_model_refused(tiny_dir, tmp_path):
     d = tiny_dir("siamrpn_alex_dwxcorr", xcorr="plugin")
     with pytest.raises(BackendError, match="plugin"):

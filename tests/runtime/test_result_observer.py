@@ -125,6 +125,17 @@ def test_observer_sees_the_exact_crop_kernels_and_outputs(tiny_dir, bag_frames):
     assert len(events) == 1 and len(fed) == 2
 
 
+def test_template_event_of_add_names_the_new_targets(tiny_dir, bag_frames):
+    """result.py: for "init" the indices are the new targets' indices after the call — add() gave [0] before."""
+    t = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime", threads=1)
+    seen = []
+    t.add_observer(lambda ev: seen.append((ev.purpose, ev.indices.tolist())), branch="template")
+    t.init(bag_frames[0], [BOX, (100, 100, 50, 50)])
+    idx = t.add(bag_frames[1], [(10, 10, 40, 40), (200, 200, 30, 30)])
+    assert idx.tolist() == [2, 3]
+    assert seen == [("init", [0, 1]), ("init", [2, 3])]
+
+
 def test_no_event_is_built_without_observers(tiny_dir, bag_frames, monkeypatch):
     t = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime", threads=1)
 

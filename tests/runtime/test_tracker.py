@@ -5,7 +5,7 @@ N targets exactly like N single trackers, and refuses bad inputs with specific e
 import numpy as np
 import pytest
 
-from siamtrt.errors import InputError, ModelDirError
+from siamtrt.errors import BackendError, InputError, ModelDirError
 from siamtrt.runtime import Tracker
 
 from reference_trackers import RefTracker
@@ -98,11 +98,65 @@ def test_fixed_batch_model_runs_targets_one_by_one(tiny_dir, bag_frames):
 # ------------------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("box,msg", [((0, 0, 0, 10), "zero or negative size"), ((10, 10, 20, -5), "zero or negative"),
                                      ((500, 10, 20, 20), "outside"), ((-50, -50, 40, 40), "outside"),
-                                     ((1, 2, 3), "4 numbers"), ((np.nan, 1, 2, 3), "non-finite")])
+                                     ((1, 2, 3), "4 numbers"), ((np.nan, 1, 2, 3), "non-finite"),
+                                     (("a", 1, 2, 3), "4 numbers"), ({"x": 1}, "4 numbers"),
+                                     ([(1, 2, 3, 4), (1, 2)], "4 numbers")])
 def test_bad_boxes(box, msg, tiny_dir, bag_frames):
+    """init and add refuse the same boxes the same way (strings, dicts, ragged lists: ValueError / TypeError from
+    numpy before)."""
     t = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
     with pytest.raises(InputError, match=msg):
         t.init(bag_frames[0], box)
+    t.init(bag_frames[0], BOX)
+    with pytest.raises(InputError, match=msg):
+        t.add(bag_frames[1], box)
+    assert t.num_targets == 1
+
+
+def test_remove_refuses_indices_of_no_target(tiny_dir, bag_frames):
+    """remove([99]) and remove([-1]) were ignored silently; the docstring's contract is indices 0 … N − 1."""
+    t = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
+    t.init(bag_frames[0], [BOX, (100, 60, 80, 50)])
+    for bad in ([99], [-1], [2], [0.0], ["a"], [0, 5]):
+        with pytest.raises(InputError, match="not indices of tracked targets"):
+            t.remove(bad)
+        assert t.num_targets == 2
+    t.remove([])
+    assert t.num_targets == 2
+    t.remove(np.array([1]))
+    assert t.num_targets == 1 and t.size[0].tolist() == [112, 115]
+
+
+def test_instance_size_must_be_one_the_model_has(tiny_dir, bag_frames):
+    """287.5 and "287" were truncated by int() and accepted."""
+    t = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
+    for bad in (287.5, "287", 999, [287]):
+        with pytest.raises(InputError, match="is not a search size of this model"):
+            t.init(bag_frames[0], BOX, instance_size=bad)
+    t.init(bag_frames[0], BOX, instance_size=np.int64(287))
+    assert t.instance.tolist() == [287]
+
+
+def test_non_finite_template_kernels_are_refused(tiny_dir, bag_frames):
+    """A template branch returning NaN / inf left the target lost forever without a word."""
+    t = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
+    t.init(bag_frames[0], BOX)
+    orig = t.backend.run_template
+
+    def broken(z):
+        out = orig(z)
+        out["cls_kernel"][0, 0, :2] = np.nan
+        return out
+
+    t.backend.run_template = broken
+    with pytest.raises(BackendError, match="ort-template returned non-finite kernels") as e:
+        t.add(bag_frames[1], (100, 60, 80, 50))
+    assert "cls_kernel: 8 of" in str(e.value)
+    assert t.num_targets == 1  # the target tracked so far is kept
+    with pytest.raises(BackendError, match="non-finite kernels"):
+        t.init(bag_frames[1], BOX)
+    t.backend.run_template = orig
+    assert t.track(bag_frames[1]).boxes.shape == (1, 4)
 
 
 def test_bad_frames_and_order(tiny_dir, bag_frames):
