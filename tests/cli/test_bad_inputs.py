@@ -193,7 +193,7 @@ CASES = [
                                                     "--out", ws / "q"], "--precision int8 needs --calib"),
     ("quantize-fp16-int8-options", lambda ws, t, v: ["quantize", "--model", _model(ws, t), "--precision", "fp16",
                                                      "--method", "entropy", "--out", ws / "q"],
-     "apply to --precision int8 only"),
+     "applies to --precision int8 only"),
     ("quantize-calib-not-npz", lambda ws, t, v: ["quantize", "--model", _model(ws, t), "--precision", "int8",
                                                  "--calib", _file(ws, "calib.npz", b"not a zip"), "--out", ws / "q"],
      "calib"),
