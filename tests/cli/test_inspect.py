@@ -209,6 +209,21 @@ def test_inspect_check_fails_on_every_engine_problem_with_the_full_report(tiny_m
     assert rep["engines"]["search"]["intact"] is False and rep["engines"]["template"]["intact"] is True
 
 
+def test_a_closed_stdout_ends_quietly(tiny_model):
+    """``siamtrt inspect DIR --json | head -c 1500`` ended in a BrokenPipeError traceback: the reader closing stdout
+    now ends the command quietly with 141 (128 + SIGPIPE), as Python's documentation advises."""
+    import subprocess
+
+    from cli_helpers import REPO, cli_env
+
+    p = subprocess.Popen([sys.executable, "-m", "siamtrt", "inspect", str(tiny_model()), "--json"], cwd=REPO,
+                         env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # the reader is gone before the report is printed
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err
+
+
 def test_inspect_needs_no_torch(tiny_model):
     """inspect reads protobufs and JSON only: it runs where the runtime runs (torch blocked here)."""
     import subprocess
