@@ -165,9 +165,14 @@ class ModelDir:
         if track.flavour not in FLAVOURS:
             raise ModelDirError(f"{path}: unknown tracker flavour {track.flavour!r}", evidence=f"known: {FLAVOURS}",
                                 fix=REEXPORT)
+        size_keys = ("score_size", "exemplar_size", "instance_size")
+        bad = {k: smeta[k] for k in size_keys if isinstance(smeta[k], bool) or not isinstance(smeta[k], int)}
+        if bad:
+            raise ModelDirError(f"{path}: metadata sizes are malformed", evidence=f"not whole numbers: {bad}"[:600],
+                                fix=REEXPORT)
         expect = track.score_size(anchor.stride)
-        if int(smeta["score_size"]) != expect or int(smeta["exemplar_size"]) != track.exemplar_size \
-                or int(smeta["instance_size"]) != track.instance_size:
+        if smeta["score_size"] != expect or smeta["exemplar_size"] != track.exemplar_size \
+                or smeta["instance_size"] != track.instance_size:
             raise ModelDirError(f"{path}: metadata sizes are inconsistent",
                                 evidence=f"score_size {smeta['score_size']} (expected {expect} from instance "
                                          f"{track.instance_size}, exemplar {track.exemplar_size}, stride "

@@ -92,7 +92,8 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
         what: option names for the messages, parallel to ``paths`` (e.g. "--out"). Defaults to "output".
         overwrite (bool): an existing file may be replaced (atomically, once the new content is complete).
             Defaults to True.
-        dirs: output directories (must not be existing non-directories; their parent must be creatable).
+        dirs: output directories (must not be existing non-directories, the current folder or one above it; their
+            parent must be creatable).
         inputs: the files the job reads (None entries skipped): no output may be one of them (``--out v.avi
             --video v.avi`` replaced the video with a box file).
         partials: (path, what) of the files outputs are streamed into until they complete (``NAME.part``): checked
@@ -136,6 +137,7 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
         try:
             if p.exists() and not p.is_dir():
                 raise InputError(f"{p} exists and is not a directory", fix="choose another output directory")
+            _refuse_working_folder(p)
             _check_parent(p, "output directory")
         except OSError as e:
             raise InputError(f"cannot write the output directory {p}: {e.strerror or e}",
@@ -170,6 +172,18 @@ def _refuse_leftover(path: Path, what: str) -> None:
         raise InputError(f"{what} {path} exists: the frames an interrupted run kept (or a file of yours); this run "
                          "would overwrite it", evidence=f"{st.st_size} bytes, modified {when}",
                          fix=f"keep it: rename or move it; discard it: delete it (rm {path!s}); then run again")
+
+
+def _refuse_working_folder(p: Path) -> None:
+    """An output folder is built under a temporary name beside it and renamed into place: that cannot be done to the
+    folder the command runs in, or to one above it (``--out .`` failed with an OSError after the work)."""
+    cwd, r = Path.cwd().resolve(), p.resolve()
+    if r == cwd or r in cwd.parents:
+        where = "the current folder" if r == cwd else f"a folder above the current folder {cwd}"
+        raise InputError(f"output directory {p} is {where}",
+                         evidence="an output folder is written under a temporary name beside it and renamed into "
+                                  "place as a whole, which cannot be done to the folder the command runs in",
+                         fix=f"name a new folder inside it, e.g. {Path(p) / 'out'}, or run from another folder")
 
 
 def _check_parent(p: Path, name: str) -> None:
@@ -241,12 +255,14 @@ def staged_dir(out: PathLike, *, overwrite: bool = False, keep_existing: bool = 
             directory without a moment where it is incomplete). Defaults to False.
 
     Raises:
-        InputError: ``out`` exists, is not empty, and neither ``overwrite`` nor ``keep_existing`` is set.
+        InputError: ``out`` exists, is not empty, and neither ``overwrite`` nor ``keep_existing`` is set; ``out`` is
+            the current folder or one above it.
     """
     out = Path(out)
     existing = out.is_dir() and any(out.iterdir())
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} exists and is not a directory", fix="choose another output directory")
+    _refuse_working_folder(out)
     if existing and not (overwrite or keep_existing):
         raise InputError(f"output directory {out} exists and is not empty",
                          evidence=f"holds {sorted(p.name for p in out.iterdir())[:8]}",

@@ -68,3 +68,27 @@ def test_branches_of_two_quantize_runs_are_refused(tiny_dirs, tmp_path):
     with pytest.raises(ModelDirError, match="come from different fp16 derivations") as e:
         ModelDir.open(mixed)
     assert "differs in data_max" in str(e.value) and "copy template.onnx and search.onnx" in str(e.value)
+
+
+@pytest.mark.parametrize("value", ["abc", 255.5, None])
+def test_malformed_sizes_are_refused_not_a_traceback(tiny_dirs, tmp_path, value):
+    """A non-integer size in both branches' metadata is a ModelDirError (exit 2), like a malformed 'anchor'."""
+    import onnx
+
+    from siamtrt.metadata import set_onnx_metadata
+
+    bad = tmp_path / "badsize"
+    shutil.copytree(tiny_dirs[0], bad)
+    for name in ("template.onnx", "search.onnx"):
+        meta = read_onnx_metadata(bad / name)
+        model = onnx.load(str(bad / name))
+        set_onnx_metadata(model, {**meta, "instance_size": value})
+        onnx.save(model, str(bad / name))
+    with pytest.raises(ModelDirError, match="metadata sizes are malformed") as e:
+        ModelDir.open(bad)
+    assert "instance_size" in str(e.value) and "re-export" in str(e.value)
+    if value == "abc":
+        r = subprocess.run([sys.executable, "-m", "siamtrt", "inspect", str(bad)], capture_output=True, text=True,
+                           timeout=300, cwd=REPO)
+        assert r.returncode == 2 and "metadata sizes are malformed" in r.stderr, r.stdout + r.stderr
+        assert "Traceback" not in r.stderr

@@ -69,6 +69,24 @@ def test_staged_dir_refuses_then_replaces_whole(tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["m"]  # no .partial / .old folders left
 
 
+@pytest.mark.parametrize("out", [".", "..", "ABS"])
+@pytest.mark.parametrize("keep_existing", [False, True])
+def test_an_output_folder_is_never_the_current_folder_or_above_it(tmp_path, monkeypatch, out, keep_existing):
+    """``--out .`` (or an ancestor of the cwd) cannot be renamed into place: refused before any work, not an OSError
+    from os.replace after it; nothing is written."""
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    (cwd / "mine.txt").write_text("keep")
+    monkeypatch.chdir(cwd)
+    out = cwd if out == "ABS" else out
+    with pytest.raises(InputError, match="is the current folder|is a folder above the current folder"):
+        check_writable([], dirs=[out])
+    with pytest.raises(InputError, match="is the current folder|is a folder above the current folder"):
+        with staged_dir(out, overwrite=True, keep_existing=keep_existing):
+            raise AssertionError("the block must not run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"] and os.listdir(cwd) == ["mine.txt"]
+
+
 def test_part_file_rows_reach_disk_and_commit_renames(tmp_path):
     dst = tmp_path / "boxes.txt"
     dst.write_text("previous complete run\n")

@@ -129,7 +129,7 @@ def probe_feeds(template_onnx: Union[str, Path], exemplar_size: int, instance_si
 
 def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
                  calib: Optional[Union[str, Path, CalibrationSet]] = None, *, data_max: float = DEFAULT_DATA_MAX,
-                 exclude: tuple = ()) -> QuantizeSummary:
+                 exclude: tuple = (), force: bool = False) -> QuantizeSummary:
     """Write an FP16 copy of an fp32 model directory (``calibration/quantize.py --precision fp16``).
 
     Args:
@@ -139,6 +139,8 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
             Defaults to None (then only the stem, the correlations and Casts are kept in float32).
         data_max (float): output magnitude above which a node stays float32. Defaults to 4096.
         exclude (tuple): extra node names kept in float32. Defaults to ().
+        force (bool): accept crops collected on other weights of the same architecture (``--force``, as for int8).
+            Defaults to False.
 
     Raises:
         ModelDirError: see :meth:`siamtrt.modeldir.ModelDir.open`. CalibrationError: conversion or onnx.checker
@@ -152,7 +154,7 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
     cset = None
     if calib is not None:
         cset = calib if isinstance(calib, CalibrationSet) else load_calibration(calib)
-        cset.check_model(src)
+        cset.check_model(src, other_weights=force)
     models = {b: onnx.load(str(src.onnx(b))) for b in BRANCHES}
     for m in models.values():
         name_nodes(m)
@@ -161,7 +163,7 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
     if unknown:
         raise CalibrationError(f"--exclude names nodes found in neither branch: {unknown}",
                                fix="list node names with onnx.load('DIR/search.onnx').graph.node")
-    kernels = cset.kernels_for(src) if cset is not None else None
+    kernels = cset.kernels_for(src, other_weights=force) if cset is not None else None
     converted = {b: _convert_branch(src, b, models[b], cset, kernels, data_max, exclude) for b in BRANCHES}
     summary = QuantizeSummary(out_dir=out_dir, precision="fp16", target="any")
     with staged_model_dir(out_dir, source=src.path) as stage:  # written only once both branches converted

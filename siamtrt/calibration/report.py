@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import InputError, ModelDirError
+from ..errors import InputError, Interrupted, ModelDirError
 from ..figures import pyplot, save_png
 from ..progress import progress_bar
 from ..modeldir import ModelDir
@@ -374,13 +374,26 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
         unwritable ``out``, a candidate that is ``ref`` itself or given twice.
     """
     from ..runtime.cpu import cpu_threads
-    from ..runtime.run import track_video
 
     t0 = time.perf_counter()
     ref_md, cand_mds, derived = _open_variants(ref, cands)
     out = Path(out) if out is not None else RESULTS_DIR / "calibration" / cand_mds[0].path.name
     threads = cpu_threads(threads)
     _check_request(video, out, samples, speed_rounds)
+    try:  # a stop before the report is complete writes nothing: say so, not the tracker's own words
+        data = _measure(ref_md, cand_mds, derived, video, bbox, boxes, samples, threads, speed_rounds, max_frames,
+                        progress)
+    except (Interrupted, KeyboardInterrupt):
+        raise Interrupted(f"interrupted before the report was complete: nothing written, {out} untouched") from None
+    data["seconds"] = time.perf_counter() - t0
+    return write_report(data, out)
+
+
+def _measure(ref_md: ModelDir, cand_mds: List[ModelDir], derived: Dict[str, Any], video, bbox, boxes, samples: int,
+             threads: int, speed_rounds: int, max_frames: Optional[int], progress: bool) -> Dict[str, Any]:
+    """Everything :func:`accuracy_report` measures (crops, tracking runs, branch outputs, speed), as its data."""
+    from ..runtime.run import track_video
+
     source = SourceSpec(Path(video), bbox=bbox, boxes=Path(boxes) if boxes else None)
     crops = collect(ref_md.path, [source], out=None, max_samples=samples, templates_per_source=1,
                     max_frames=max_frames, threads=threads, progress=progress).calib
@@ -419,8 +432,7 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
             "derived_from_ref": derived[str(md.path)], "accuracy": acc,
             "tracking": _tracking(ref_run, runs[str(md.path)], one_step[str(md.path)]),
             "speed": speed[str(md.path)]})
-    data["seconds"] = time.perf_counter() - t0
-    return write_report(data, out)
+    return data
 
 
 def write_report(data: Dict[str, Any], out: Union[str, Path]) -> Report:

@@ -2,7 +2,7 @@
 
 Exit codes: 0 success, 1 partial failure the command reports itself (e.g. some videos failed), 2 bad input or any
 :class:`~siamtrt.errors.SiamtrtError` (message: what, evidence, fix; no traceback), 130 / 143 interrupted by SIGINT /
-SIGTERM (message: what was kept and where).
+SIGTERM (message: what was kept and where), 141 the reader of stdout closed it (``| head``; nothing printed).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..errors import Interrupted, SiamtrtError
 from ..outputs import exit_code_for_interrupt, interrupted_signal_name, signals_as_interrupt
 
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away
 
 #: a value that starts with a minus and a digit and holds a comma: "-20,-10,112,115" (argparse reads it as an option)
 _NEGATIVE_LIST = re.compile(r"^-\.?\d[\d.eE+-]*(,\s*-?\.?\d[\d.eE+-]*)+$")
@@ -97,6 +98,9 @@ def run_command(body: Callable[[], Optional[int]], *, name: str = "siamtrt") -> 
     with signals_as_interrupt():
         try:
             code = body()
+            sys.stdout.flush()  # a closed pipe shows here, not as "Exception ignored" at exit
+        except BrokenPipeError:
+            return stdout_closed()
         except Interrupted as e:
             print(f"{name}: {e.what} ({interrupted_signal_name()})", file=sys.stderr)
             return exit_code_for_interrupt()
@@ -108,6 +112,18 @@ def run_command(body: Callable[[], Optional[int]], *, name: str = "siamtrt") -> 
             print(f"error: {e}", file=sys.stderr)
             return EXIT_ERROR
     return EXIT_OK if code is None else int(code)
+
+
+def stdout_closed() -> int:
+    """The end of a command whose reader closed stdout (``siamtrt inspect --json | head``): quietly, as CLI tools do.
+
+    As Python's documentation advises for SIGPIPE: stdout is pointed at devnull so the interpreter's final flush
+    raises nothing, and the exit code is 128 + SIGPIPE (141), what a shell reports for a tool killed by it.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def quiet_third_party(verbose: bool = False) -> None:
@@ -147,5 +163,6 @@ def setup_logging(verbose: bool = False) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "add_verbose", "int_at_least", "join_negative_values", "parse_args",
-           "positive_int", "positive_seconds", "quiet_third_party", "run_command", "setup_logging"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "add_verbose", "int_at_least",
+           "join_negative_values", "parse_args", "positive_int", "positive_seconds", "quiet_third_party", "run_command",
+           "setup_logging", "stdout_closed"]

@@ -2,7 +2,7 @@
 
     siamtrt inspect models/siamrpn_alex_dwxcorr            # architecture, sizes, I/O, precision, GMAC, weights, engines
     siamtrt inspect models/siamrpn_alex_dwxcorr/search.engine --json
-    siamtrt inspect models/r50-int8 --check                 # exit 1 when an engine is modified or cannot load here
+    siamtrt inspect models/r50-int8 --check                 # exit 1 when an engine is modified, missing or cannot load
 
 A model directory: architecture and tracker conventions, exemplar / search / score sizes (every search size the
 graph accepts), each branch's inputs and outputs, opset, parameters and GMAC at batch 1 (per search size), precision
@@ -28,7 +28,9 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                    help="model directory, an .engine file (with its .engine.json sidecar) or one branch's .onnx")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--check", action="store_true",
-                   help="exit 1 when an engine was modified since it was built or cannot load with this TensorRT")
+                   help="exit 1 when an engine was modified since it was built, cannot load with this TensorRT, "
+                        "lacks its sidecar (or the sidecar is unreadable or edited), or one branch's engine is "
+                        "missing (the tensorrt backend needs both)")
     add_verbose(p)
     return p
 

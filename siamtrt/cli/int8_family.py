@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from siamtrt.benchmarks.data import DEFAULT_BOX, DEFAULT_SEQUENCE_NAME, DEFAULT_VIDEO_NAME
-from siamtrt.cli.common import positive_int
+from siamtrt.cli.common import add_verbose, positive_int
 from siamtrt.modeldir import SEARCH_ONNX, TEMPLATE_ONNX
 
 ARCHS = {"alex": "siamrpn_alex_dwxcorr", "mobilev2": "siamrpn_mobilev2_l234_dwxcorr", "r50": "siamrpn_r50_l234_dwxcorr"}
@@ -60,7 +60,20 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
     ap.add_argument("--out", default="results/int8_family")
     ap.add_argument("--rounds", type=positive_int, default=10, help="interleaved timing rounds (default 10)")
     ap.add_argument("--no-trt", action="store_true", help="skip the tensorrt Q/DQ target")
+    add_verbose(ap)
     return ap
+
+
+def check_data(data: Path) -> None:
+    """Refuse, before any member is built, a data folder without the files every member reads (bag.avi: the
+    calibration crops and the "bag" members' BN frames; bag/: the evaluation crops)."""
+    from siamtrt.errors import InputError, folder_listing
+
+    missing = [n for n in (DEFAULT_VIDEO_NAME, DEFAULT_SEQUENCE_NAME) if not (data / n).exists()]
+    if missing:
+        raise InputError(f"the data folder {data} lacks {' and '.join(missing)}", evidence=folder_listing(data),
+                         fix=f"pass --data a folder holding {DEFAULT_VIDEO_NAME} and {DEFAULT_SEQUENCE_NAME}/ (the "
+                             "benchmarks' data, e.g. --data ../shared/data)")
 
 
 def main(argv=None) -> int:
@@ -71,6 +84,7 @@ def main(argv=None) -> int:
     data = Path(args.data) if args.data else default_data_dir()
     work, out = Path(args.work), Path(args.out)
     # before hours of quantizing, not after (run_command makes the error exit 2)
+    check_data(data)
     check_writable([out / "family.json", out / "family.png"], what=["--out", "--out"], dirs=[out, work])
     out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -23,9 +23,10 @@ printed and written to the metadata. A calibration file collected on other weigh
 --check-bf16 (no --precision / --out): measures, on the calibration crops, whether OpenVINO's bf16 hint for the
 float layers keeps the directory's outputs (worst template min cls/loc cosine >= 0.98 against the f32 hint) and
 records the result in the OpenVINO cache folder; the OpenVINO backend's precision "bf16" / "auto" uses bf16 only
-with such a passing record (quantize --target openvino records it in the INT8 directory's metadata). --trt-cache also writes <branch>.calib.cache for TensorRT's
-implicit INT8 (TensorRT 8.x-10.x, JetPack 5/6), for the fp32 ONNX files of --model. FP16 uses onnxconverter-common
-with float32 I/O. The output directory keeps the source metadata, with precision and the quantization details recorded.
+with such a passing record (quantize --target openvino records it in the INT8 directory's metadata). --trt-cache also
+writes <branch>.calib.cache for TensorRT's implicit INT8 (TensorRT 8.x-10.x, JetPack 5/6), for the fp32 ONNX files of
+--model. FP16 uses onnxconverter-common with float32 I/O. The output directory keeps the source metadata, with
+precision and the quantization details recorded.
 """
 
 import argparse
@@ -74,7 +75,7 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
                     help="int8: also write TensorRT implicit-INT8 calibration caches (TensorRT <= 10)")
     ap.add_argument("--trt-version", help="TensorRT version the cache is for, e.g. 8.5.2 (default: installed)")
     ap.add_argument("--force", action="store_true",
-                    help="int8: accept a calibration file collected on other weights of the same architecture")
+                    help="accept a calibration file collected on other weights of the same architecture")
     ap.add_argument("--check-bf16", action="store_true",
                     help="measure whether OpenVINO's bf16 hint keeps --model's outputs on the --calib crops and record "
                          "it in the OpenVINO cache folder (no copy is made)")
@@ -105,11 +106,11 @@ def _check_copy_options(args) -> None:
         int8_only = [f"--{k.replace('_', '-')}" for k in ("method", "head_method", "float_prefix",
                                                           "template_float_prefix", "trt_version", "min_cosine",
                                                           "fidelity_samples", "held_out_samples", "target")
-                     if getattr(args, k) is not None] + (["--trt-cache"] if args.trt_cache else []) + (
-                        ["--force"] if args.force else [])
+                     if getattr(args, k) is not None] + (["--trt-cache"] if args.trt_cache else [])
         if int8_only:
-            raise CalibrationError(f"{', '.join(int8_only)} apply to --precision int8 only",
-                                   fix="drop them, or use --precision int8")
+            verb = "applies" if len(int8_only) == 1 else "apply"
+            raise CalibrationError(f"{', '.join(int8_only)} {verb} to --precision int8 only",
+                                   fix=f"drop {'it' if len(int8_only) == 1 else 'them'}, or use --precision int8")
 
 
 def _fp16(args):
@@ -117,7 +118,7 @@ def _fp16(args):
     _check_copy_options(args)
     from siamtrt.calibration.fp16 import convert_fp16
 
-    return convert_fp16(args.model, args.out, args.calib, exclude=tuple(args.exclude))
+    return convert_fp16(args.model, args.out, args.calib, exclude=tuple(args.exclude), force=args.force)
 
 
 def _int8(args):

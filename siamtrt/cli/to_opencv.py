@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "config, and the written files are checked against it")
     src.add_argument("--seed", type=int, default=0, help="seed of random weights and of the check inputs (0)")
     p.add_argument("--out", help="folder for the three files (default: models/<config>-opencv)")
-    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--force", action="store_true",
+                   help="replace an OpenCV export siamtrt wrote in --out (a folder of other files is refused)")
     p.add_argument("--no-opencv-check", action="store_true", help="skip running the files in OpenCV's dnn")
     cmp = p.add_argument_group("comparison with OpenCV's tracker (optional)")
     cmp.add_argument("--compare", metavar="VIDEO", help="track this video with cv2.TrackerDaSiamRPN and with the "

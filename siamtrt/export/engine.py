@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from ..errors import EngineError, ExportError
+from ..errors import EngineError, ExportError, InputError, folder_listing
 from ..gpu.cuda import CudaProbe, probe_cuda
 from ..gpu.tensorrt import TrtLogger, TrtModule, import_tensorrt
 from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, ModelDir, check_target
@@ -42,10 +42,50 @@ from .trt_compat import BuilderCaps, detect, network_flags
 log = logging.getLogger(__name__)
 
 
-def quantize_command(model_dir: Path) -> str:
+def quantize_command(model_dir: Path, calib_file: str = "calib.npz") -> str:
+    """The command that quantizes the FP32 directory ``model_dir`` for TensorRT (into ``<model_dir>_int8``)."""
     d = Path(model_dir)
-    return (f"python calibration/quantize.py --model {d} --calib calib.npz --precision int8 --target tensorrt "
-            f"--out {d.parent / (d.name + '_int8')}")
+    return (f"python calibration/quantize.py --model {d} --calib {calib_file} --precision int8 --target tensorrt "
+            f"--out {_int8_dir(d)}")
+
+
+def _int8_dir(model_dir: Path) -> Path:
+    return model_dir.parent / (model_dir.name + "_int8")
+
+
+def _int8_fix(source: Path, calib_file: str) -> str:
+    """Quantize ``source`` for TensorRT, then build the new directory."""
+    return (quantize_command(source, calib_file)
+            + f"\npython export/build_engine.py --model {_int8_dir(Path(source))} --int8")
+
+
+def quantize_source(md: ModelDir) -> Tuple[Path, str]:
+    """The FP32 directory to quantize for TensorRT and its calibration file: for a derived (fp16 / int8) directory,
+    the source and crops its metadata records (quantize refuses a derived directory), else ``md`` itself."""
+    q = md.quantization
+    if not q:
+        return md.path, "calib.npz"
+    src = Path(str(q.get("source_dir") or "FP32_DIR"))
+    if not src.is_absolute() and not src.is_dir() and (md.path.parent / src).is_dir():
+        src = md.path.parent / src  # recorded relative to where quantize ran: beside the derived directory
+    return src, str(q.get("calib_file") or "calib.npz")
+
+
+def check_qdq_target(md: ModelDir) -> None:
+    """Refuse, before parsing, an INT8 directory quantized for another engine (--target onnxruntime / openvino):
+    its Q/DQ form is not TensorRT's, and the ONNX parser failed on it with a cut-off message.
+
+    Raises:
+        EngineError: the metadata records another quantization target (the fix quantizes the source for TensorRT).
+    """
+    target = (md.quantization or {}).get("target")
+    if md.precision == "int8" and target not in (None, "tensorrt"):
+        raise EngineError(f"{md.path} was quantized for --target {target}, not for TensorRT",
+                          evidence=f"metadata quantization.target = {target!r}; TensorRT takes the Q/DQ form of "
+                                   "--target tensorrt (int8 symmetric activations and weights, zero points 0, float "
+                                   "bias)",
+                          fix="quantize the FP32 source for TensorRT, then build from the new directory:\n"
+                              + _int8_fix(*quantize_source(md)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -78,17 +118,20 @@ class PrecisionPlan:
 
 
 def plan_precision(requested: str, onnx_precision: str, caps: BuilderCaps, model_dir: Path,
-                   branch: str, calib: bool = False) -> PrecisionPlan:
+                   branch: str, calib: bool = False, source: Optional[Tuple[Path, str]] = None) -> PrecisionPlan:
     """Decide how ``requested`` is built from an ONNX of ``onnx_precision`` on a builder with ``caps``.
 
     ``calib``: calibration crops were given, so INT8 from an FP32 model may take TensorRT's implicit path (a
     calibrator reading the cache :mod:`siamtrt.calibration.cache` writes), where the builder still has one.
+    ``source``: the FP32 directory and calibration file the INT8 fixes quantize (:func:`quantize_source`; default
+    ``model_dir`` and calib.npz).
 
     Raises:
         EngineError: INT8 without a quantized model (says how to make one), a precision below the ONNX's
             (FP32 engine from an FP16/INT8 export), or a builder that can express none of the needed forms.
     """
     onnx_file = model_dir / ONNX_FILES[branch]
+    int8_fix = _int8_fix(*(source or (model_dir, "calib.npz")))
     strong = caps.strongly_typed
     if requested == onnx_precision:
         if strong or requested == "fp32":
@@ -104,21 +147,16 @@ def plan_precision(requested: str, onnx_precision: str, caps: BuilderCaps, model
                               "TensorRT 8.x-10.x (JetPack 5 / 6)",
                               evidence="IInt8EntropyCalibrator2 / BuilderFlag.INT8 missing; TensorRT 11 and "
                                        "tensorrt_rtx take INT8 only as explicit Q/DQ nodes",
-                              fix="quantize explicitly, then build from the new directory:\n"
-                                  + quantize_command(model_dir)
-                                  + f"\npython export/build_engine.py --model "
-                                    f"{model_dir.parent / (model_dir.name + '_int8')} --int8")
+                              fix="quantize explicitly, then build from the new directory:\n" + int8_fix)
         flags = ("INT8", "FP16") if caps.weak_typing else ("INT8",)  # FP16 for what stays out of INT8
         return PrecisionPlan("int8", strongly_typed=False, flags=flags, calibration_cache=True)
     if requested == "int8":
         raise EngineError(f"--int8 needs a quantized (Q/DQ) model, and {onnx_file} is {onnx_precision}",
                           evidence=f"metadata precision of {onnx_file.name}: {onnx_precision!r}; TensorRT 10+ and "
                                    "tensorrt_rtx take INT8 only as explicit Q/DQ nodes (no calibrators)",
-                          fix="quantize it with real video crops, then build from the new directory:\n"
-                              + quantize_command(model_dir)
-                              + f"\npython export/build_engine.py --model {model_dir.parent / (model_dir.name + '_int8')}"
-                                " --int8\n(TensorRT 8.x-10.x also builds implicit INT8 from this directory: add "
-                                "--calib calib.npz)")
+                          fix="quantize the FP32 model with real video crops, then build from the new directory:\n"
+                              + int8_fix + ("\n(TensorRT 8.x-10.x also builds implicit INT8 from this directory: "
+                                            "add --calib calib.npz)" if onnx_precision == "fp32" else ""))
     if requested == "fp16" and onnx_precision == "fp32":
         if caps.weak_typing:
             return PrecisionPlan("fp16", strongly_typed=False, flags=("FP16",))
@@ -396,7 +434,8 @@ def _profile_for(branch: str, inputs: Dict[str, List], md: ModelDir, opts: Build
                 triple = (opts.max_batch,) * 3 if dla else (1, opts.opt_batch, opts.max_batch)
             else:  # dynamic spatial size: DaSiamRPN's adaptive search (271 or 287), the long-term lost size
                 if name != "search":
-                    raise EngineError(f"{ONNX_FILES[branch]} input '{name}' has an unexpected dynamic axis {axis} ({d})",
+                    raise EngineError(f"{ONNX_FILES[branch]} input '{name}' has an unexpected dynamic axis {axis} "
+                                      f"({d})",
                                       fix="re-export the model directory with python export/to_onnx.py")
                 s_opt = md.instance_size
                 triple = (s_opt, s_opt, s_opt) if dla else (min(sizes), s_opt, max(sizes))
@@ -463,8 +502,10 @@ def build_engine(model_dir: Union[str, Path], options: Optional[BuildOptions] = 
     Raises:
         ModelDirError: missing or inconsistent model directory, or one this TensorRT target does not accept
             (:func:`siamtrt.modeldir.check_target`).
-        EngineError: an unsupported combination (named with its fix), a parser or builder failure.
-        InputError: a missing input file or an unwritable output. ExportError: the plugin-mode conversion failed.
+        EngineError: an unsupported combination (named with its fix; an INT8 directory quantized for another
+            engine), a parser or builder failure.
+        InputError: a missing input file, an unwritable output, or an ``out_dir`` holding another model directory.
+        ExportError: the plugin-mode conversion failed.
     """
     t_start = time.perf_counter()
     opts = dataclasses.replace(options or BuildOptions(), **option_fields)
@@ -475,6 +516,7 @@ def build_engine(model_dir: Union[str, Path], options: Optional[BuildOptions] = 
     md = ModelDir.open(model_dir)
     out_dir = Path(opts.out_dir) if opts.out_dir is not None else md.path
     check_writable([], dirs=[out_dir])
+    _refuse_other_model_dir(md, out_dir)
     trt = trt or _import_builder()
     caps = detect(trt)
     check_target(md, trt.package)  # the capability table: what this TensorRT takes from a model directory
@@ -507,6 +549,21 @@ def build_engine(model_dir: Union[str, Path], options: Optional[BuildOptions] = 
 # The steps of build_engine
 # ---------------------------------------------------------------------------------------------------------------
 
+def _refuse_other_model_dir(md: ModelDir, out_dir: Path) -> None:
+    """Refuse an ``out_dir`` that holds another model directory: engines built there sit beside its ONNX files and
+    pass for its engines (inspect, track and triton read them as such), and engines already there were replaced."""
+    if not out_dir.is_dir() or out_dir.resolve() == md.path.resolve():
+        return
+    onnx = [f for f in ONNX_FILES.values() if (out_dir / f).is_file()]
+    if onnx:
+        raise InputError(f"--out {out_dir} holds another model directory, not --model {md.path}",
+                         evidence=f"{folder_listing(out_dir, limit=8)}; engines of {md.path} written beside "
+                                  f"{' / '.join(onnx)} would pass for that directory's engines, and its engines "
+                                  "would be replaced",
+                         fix=f"omit --out (the engines go into {md.path}), or give a folder for engines only, e.g. "
+                             f"--out {md.path.parent / (md.path.name + '-engines')}")
+
+
 def _import_builder() -> TrtModule:
     """The TensorRT module, with the install hint for the builder (the extra also brings the FP16 converter)."""
     try:
@@ -535,8 +592,10 @@ def _refuse_xcorr(caps: BuilderCaps, md: ModelDir, branches: Sequence[str], xcor
 def _plan_branches(requested: str, md: ModelDir, caps: BuilderCaps, branches: Sequence[str],
                    opts: BuildOptions) -> Dict[str, PrecisionPlan]:
     """One precision plan per branch, and the refusals that depend on it."""
-    plans = {b: plan_precision(requested, md.branch_meta(b)["precision"], caps, md.path, b, opts.calib is not None)
-             for b in branches}
+    check_qdq_target(md)
+    source = quantize_source(md)
+    plans = {b: plan_precision(requested, md.branch_meta(b)["precision"], caps, md.path, b, opts.calib is not None,
+                               source) for b in branches}
     if opts.calib is not None and not any(p.calibration_cache for p in plans.values()):
         raise EngineError("--calib is for --int8 from an FP32 directory (implicit INT8 on TensorRT 8.x-10.x)",
                           evidence=f"precision {requested}, ONNX {md.precision}",
@@ -741,4 +800,5 @@ def _build_branch(job: _BuildJob, branch: str, plan: PrecisionPlan, tmp: Path, s
 
 
 __all__ = ["BuildOptions", "BuildReport", "EngineResult", "PrecisionPlan", "build_engine", "cache_calibrator",
-           "fix_batch", "fp16_copy", "onnx_inputs", "plan_precision", "quantize_command"]
+           "check_qdq_target", "fix_batch", "fp16_copy", "onnx_inputs", "plan_precision", "quantize_command",
+           "quantize_source"]

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from .. import __version__
 from ..config import AnchorConfig, ModelConfig, TrackConfig, get_config
 from ..errors import ExportError, InputError, folder_listing
-from ..metadata import set_onnx_metadata
+from ..metadata import decode, set_onnx_metadata
 from ..modeldir import ModelDir, check_target
 from ..outputs import check_writable, staged_dir
 from ..progress import progress_bar
@@ -248,6 +248,45 @@ def opencv_paths(folder: Union[str, Path]) -> Dict[str, Path]:
         raise InputError(f"{folder} lacks {missing}", evidence=folder_listing(folder),
                          fix=f"write them with python export/to_opencv.py ... --out {folder}")
     return {k: folder / v for k, v in OPENCV_FILES.items()}
+
+
+def is_opencv_export(folder: Union[str, Path]) -> bool:
+    """Whether ``folder`` holds the three files this exporter wrote and nothing else: each is recognised by the
+    ``siamtrt.opencv_file`` entry its metadata carries (what ``--force`` may replace)."""
+    folder = Path(folder)
+    if not folder.is_dir() or sorted(p.name for p in folder.iterdir()) != sorted(OPENCV_FILES.values()):
+        return False
+    for key, name in OPENCV_FILES.items():
+        try:
+            model = onnx.load(str(folder / name), load_external_data=False)
+        except Exception:  # a folder, DecodeError, google.protobuf errors: not a file this exporter wrote
+            return False
+        if decode({p.key: p.value for p in model.metadata_props}).get("opencv_file") != key:
+            return False
+    return True
+
+
+def check_opencv_out(out_dir: Union[str, Path], overwrite: bool) -> None:
+    """Refuse, before any work, an ``out_dir`` the export may not replace: a non-empty folder without ``overwrite``;
+    with it, any folder but an earlier OpenCV export (``--force`` deleted users' files and model directories).
+
+    Raises:
+        InputError: the folder cannot be written, or may not be replaced.
+    """
+    out = Path(out_dir)
+    check_writable([], dirs=[out])
+    if not (out.is_dir() and any(out.iterdir())):
+        return
+    listing = folder_listing(out, limit=8)
+    if not overwrite:
+        raise InputError(f"output directory {out} exists and is not empty", evidence=listing,
+                         fix="choose a new output directory, or pass --force to replace an OpenCV export siamtrt wrote")
+    if not is_opencv_export(out):
+        raise InputError(f"--out {out} holds other files and no OpenCV export: --force replaces only a folder this "
+                         "exporter wrote",
+                         evidence=f"{listing} (an OpenCV export holds {', '.join(OPENCV_FILES.values())} only, "
+                                  "each with siamtrt.opencv_file metadata)",
+                         fix="choose a new or empty --out, or move these files out of it")
 
 
 class OrtOpenCVFiles:
@@ -490,7 +529,8 @@ def export_opencv(out_dir: Union[str, Path], *, config: Optional[str] = None,
         checkpoint: the trained weights. Defaults to None (seeded random weights, labelled untrained).
         model_dir: siamtrt model directory to rebuild and check against. Defaults to None.
         seed (int): random weights' seed, and the check inputs'. Defaults to 0.
-        overwrite (bool): replace a non-empty ``out_dir``. Defaults to False.
+        overwrite (bool): replace an earlier OpenCV export in ``out_dir`` (any other non-empty folder is refused).
+            Defaults to False.
         check_opencv (bool): run the files in the installed OpenCV's dnn as its tracker does. Defaults to True.
         progress (bool): a progress line over the steps. Defaults to False.
         verbose (bool): show torch / onnxscript output. Defaults to False.
@@ -503,7 +543,7 @@ def export_opencv(out_dir: Union[str, Path], *, config: Optional[str] = None,
     cfg, md, ckpt = _source(config, checkpoint, model_dir)
     if ckpt is not None:
         require_checkpoint(ckpt)  # before the progress line starts
-    check_writable([], dirs=[out_dir])
+    check_opencv_out(out_dir, overwrite)
     steps = ["weights", "files", "vs PyTorch"] + (["vs --model"] if md is not None else []) + (
         ["OpenCV dnn"] if check_opencv else [])
     with third_party_logs(verbose), staged_dir(out_dir, overwrite=overwrite) as tmp, \

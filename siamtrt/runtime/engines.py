@@ -46,16 +46,16 @@ def read_sidecar(engine_path: Union[str, Path]) -> Dict[str, Any]:
     if not path.is_file():
         raise EngineError(f"{engine_path} has no sidecar {path.name}, so siamtrt cannot tell what it was built for",
                           evidence="every engine built by export/build_engine.py is written with <engine>.json",
-                          fix=f"rebuild: python export/build_engine.py --model {Path(engine_path).parent}")
+                          fix=f"rebuild: {rebuild_command(engine_path)}")
     try:
         side = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise EngineError(f"sidecar {path} is not readable JSON", evidence=str(e)[:200],
-                          fix=f"rebuild: python export/build_engine.py --model {Path(engine_path).parent}") from None
+                          fix=f"rebuild: {rebuild_command(engine_path)}") from None
     if not isinstance(side, dict) or side.get("schema") != SIDECAR_SCHEMA:
         raise EngineError(f"sidecar {path} has schema {side.get('schema') if isinstance(side, dict) else '?'}, "
                           f"this siamtrt reads schema {SIDECAR_SCHEMA}",
-                          fix=f"rebuild: python export/build_engine.py --model {Path(engine_path).parent}")
+                          fix=f"rebuild: {rebuild_command(engine_path)}")
     if DIGEST_KEY in side and side[DIGEST_KEY] != sidecar_digest(side):
         raise EngineError(f"sidecar {path} was edited after the build",
                           evidence=f"its content no longer matches the {DIGEST_KEY} the builder recorded (an edited "
@@ -64,9 +64,28 @@ def read_sidecar(engine_path: Union[str, Path]) -> Dict[str, Any]:
     return side
 
 
+def rebuild_command(engine_path: Union[str, Path], side: Optional[Dict[str, Any]] = None) -> str:
+    """The command that rebuilds an engine: the one its sidecar ``side`` records; for an engine whose sidecar is
+    missing or unreadable, the one an intact sibling engine's sidecar records (an engine-only folder holds no ONNX
+    to pass as --model); else the build command for the engine's folder."""
+    engine_path = Path(engine_path)
+    if side and side.get("rebuild_command"):
+        return str(side["rebuild_command"])
+    for other in sorted(engine_path.parent.glob("*.engine")):
+        if other.name == engine_path.name:
+            continue
+        try:
+            sib = json.loads(sidecar_path(other).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(sib, dict) and sib.get("rebuild_command") and sib.get(DIGEST_KEY, sidecar_digest(sib)) == \
+                sidecar_digest(sib):
+            return str(sib["rebuild_command"])
+    return f"python export/build_engine.py --model {engine_path.parent}"
+
+
 def _rebuild(side: Dict[str, Any], engine_path: Path) -> str:
-    cmd = side.get("rebuild_command") or f"python export/build_engine.py --model {engine_path.parent}"
-    return f"rebuild the engines on this machine: {cmd}"
+    return f"rebuild the engines on this machine: {rebuild_command(engine_path, side)}"
 
 
 def _cc_tuple(text: Optional[str]) -> Optional[Tuple[int, int]]:
@@ -99,7 +118,8 @@ def check_sidecar(engine_path: Union[str, Path], side: Dict[str, Any], *, packag
     size = engine_path.stat().st_size
     if eng.get("bytes") is not None and size != eng.get("bytes"):
         raise EngineError(f"engine {engine_path} was modified after it was built (size changed)",
-                          evidence=f"{size} bytes on disk, {eng.get('bytes')} recorded in {sidecar_path(engine_path).name}",
+                          evidence=f"{size} bytes on disk, {eng.get('bytes')} recorded in "
+                                   f"{sidecar_path(engine_path).name}",
                           fix=fix)
     if eng.get("sha256") and file_sha256(engine_path) != eng["sha256"]:
         raise EngineError(f"engine {engine_path} was modified after it was built (hash mismatch)",
@@ -210,7 +230,8 @@ def register_plugins(side: Dict[str, Any], engine_path: Path, trt: TrtModule) ->
                 ctypes.CDLL(str(cand), mode=getattr(ctypes, "RTLD_GLOBAL", 0))
                 return f"C++ plugin {cand}"
         raise EngineError(f"{engine_path.name} uses the C++ DepthwiseXCorr plugin, whose library is not here",
-                          evidence="looked at: " + ", ".join(str(c) for c in plugin_library_candidates(side, engine_path)),
+                          evidence="looked at: " + ", ".join(str(c) for c in
+                                                             plugin_library_candidates(side, engine_path)),
                           fix=f"build it (python -m siamtrt.plugin.build) and set {PLUGIN_LIB_ENV}=<path to "
                               "libsiamtrt_dwxcorr.so>")
     if impl == "python":
@@ -252,4 +273,4 @@ def load_engine(engine_path: Union[str, Path], *, trt: Optional[TrtModule] = Non
 
 
 __all__ = ["DIGEST_KEY", "PLUGIN_LIB_ENV", "SIDECAR_SCHEMA", "check_sidecar", "load_engine", "read_sidecar",
-           "register_plugins", "sidecar_digest", "verify_engine", "verify_integrity"]
+           "rebuild_command", "register_plugins", "sidecar_digest", "verify_engine", "verify_integrity"]

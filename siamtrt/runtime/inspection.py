@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -274,18 +274,40 @@ def model_dir_report(path: Union[str, Path], engines: bool = True) -> Dict[str, 
     }
     rep["openvino_bf16"] = _bf16_record(md, rep["branches"]["template"]["sha256"], rep["branches"]["search"]["sha256"])
     if engines:
-        here = None
-        for b in BRANCHES:
-            e = md.engine(b)
-            if e.is_file():
-                here = tensorrt_here() if here is None else here
-                try:
-                    rep["engines"][b] = engine_report(e, here)
-                except SiamtrtError as err:
-                    rep["engines"][b] = {"file": str(e), "error": str(err)}
+        rep["engines"], here = _engine_entries({b: md.engine(b) for b in BRANCHES})
         if here is not None:
             rep["tensorrt_here"] = {k: v for k, v in here.items() if k != "device"}
     return rep
+
+
+def _engine_entry(engine_path: Path, here: Dict[str, Any]) -> Dict[str, Any]:
+    """:func:`engine_report`, or the error that prevented it as an entry whose check failed (an edited or unreadable
+    sidecar is reported like a modified engine, not the end of the report)."""
+    try:
+        return engine_report(engine_path, here)
+    except SiamtrtError as err:
+        return {"file": str(engine_path), "error": str(err), "intact": False, "loads_here": False}
+
+
+def _missing_engine(engine_path: Path) -> Dict[str, Any]:
+    """The entry of a branch whose engine is absent while the other branch's is there."""
+    from .engines import rebuild_command
+
+    side = sidecar_path(engine_path)
+    what = (f"{engine_path} is missing, its sidecar {side.name} is left (an orphan)" if side.is_file() else
+            f"{engine_path} is missing (and its sidecar {side.name})")
+    err = EngineError(what, evidence="the tensorrt backend runs both branches' engines",
+                      fix=f"rebuild the engines: {rebuild_command(engine_path)}")
+    return {"file": str(engine_path), "error": str(err), "intact": False, "loads_here": False, "missing": True}
+
+
+def _engine_entries(paths: Dict[str, Path]) -> Tuple[Dict[str, Dict[str, Any]], Optional[Dict[str, Any]]]:
+    """Each branch's engine entry once any engine or sidecar is there (the TensorRT backend needs both engines: a
+    missing one, or an orphan sidecar, is a failed check), and what TensorRT is here (None: no engines)."""
+    if not any(p.is_file() or sidecar_path(p).is_file() for p in paths.values()):
+        return {}, None
+    here = tensorrt_here()
+    return {b: _engine_entry(p, here) if p.is_file() else _missing_engine(p) for b, p in paths.items()}, here
 
 
 def inspect_path(path: Union[str, Path]) -> Dict[str, Any]:
@@ -295,20 +317,19 @@ def inspect_path(path: Union[str, Path]) -> Dict[str, Any]:
         InputError: a path that is none of these. ModelDirError / EngineError: an unreadable one.
     """
     p = Path(path)
-    if p.is_dir() and not any((p / f).is_file() for f in ONNX_FILES.values()) and \
-            any((p / f).is_file() for f in ENGINE_FILES.values()):  # engines built with --out elsewhere
-        here = tensorrt_here()
-        return {"kind": "engine directory", "path": str(p), "engines": {
-            b: engine_report(p / f, here) for b, f in ENGINE_FILES.items() if (p / f).is_file()},
-            "tensorrt_here": {k: v for k, v in here.items() if k != "device"}}
+    if p.is_dir() and not any((p / f).is_file() for f in ONNX_FILES.values()):  # engines built with --out elsewhere
+        entries, here = _engine_entries({b: p / f for b, f in ENGINE_FILES.items()})
+        if here is not None:
+            return {"kind": "engine directory", "path": str(p), "engines": entries,
+                    "tensorrt_here": {k: v for k, v in here.items() if k != "device"}}
     if p.is_dir():
         return model_dir_report(p)
     if not p.exists():
         raise InputError(f"{p} does not exist", fix="pass a model directory, an .engine file or an .onnx file")
-    if p.suffix == ".engine":
-        rep = engine_report(p)
-        rep["kind"] = "engine"
+    if p.suffix == ".engine":  # one engine whose sidecar cannot be read has nothing to report: exit 2
         here = tensorrt_here()
+        rep = engine_report(p, here)
+        rep["kind"] = "engine"
         rep["tensorrt_here"] = {k: v for k, v in here.items() if k != "device"}
         return rep
     if p.suffix == ".onnx":
@@ -340,7 +361,7 @@ def _gmac_text(g: Dict[str, Any]) -> str:
 
 def _engine_lines(b: str, e: Dict[str, Any]) -> List[str]:
     if "error" in e:
-        return [f"  {b}: {e['error']}"]
+        return [f"  {b}: " + e["error"].replace("\n", "\n    ")]
     gpu = e.get("gpu") or {}
     where = "built without a GPU" if gpu.get("built_without_gpu") else f"built on {gpu.get('name')} " \
                                                                         f"(sm {gpu.get('compute_capability')})"

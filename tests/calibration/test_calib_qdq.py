@@ -232,6 +232,24 @@ def test_calibration_from_other_weights_is_refused(model_dir, calib_set, tmp_pat
         open_int8_inputs(_touched(model_dir(ALEX), tmp_path / "t"), old, tmp_path / "x", ())
 
 
+def test_force_accepts_other_weights_for_fp16_too(model_dir, calib_set, tmp_path, capsys):
+    """fp16's refusal of crops from other weights suggested --force, which fp16 then refused ("--force apply to
+    --precision int8 only"): --force now applies to both precisions, and the int8-only message is grammatical."""
+    from siamtrt.cli.quantize import main
+
+    path, _ = calib_set(ALEX)
+    other = _with_meta(model_dir(ALEX), tmp_path / "other", checkpoint_sha256="f" * 64)
+    args = ["--model", str(other), "--calib", str(path), "--precision", "fp16", "--out", str(tmp_path / "h")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "other weights" in err and "--force" in err and not (tmp_path / "h").exists()
+    assert main(args + ["--force"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "h" / "search.onnx").is_file()
+    assert main(args[:-1] + [str(tmp_path / "h2"), "--method", "entropy"]) == 2
+    err = capsys.readouterr().err
+    assert "--method applies to --precision int8 only" in err and "drop it, or use --precision int8" in err
+
+
 def _touched(src, dst):
     shutil.copytree(src, dst)
     m = onnx.load(str(dst / "template.onnx"))

@@ -154,6 +154,29 @@ def test_identical_candidate_scores_perfectly(model_dir, bag_video, tmp_path, mo
     assert timed_threads == [2, 1]  # the 1t columns are a single-threaded timing, not a copy of the 2-thread one
 
 
+@pytest.mark.parametrize("stop", ["tracker", "ctrl-c"])
+def test_an_interrupted_report_says_it_wrote_nothing(model_dir, bag_video, tmp_path, monkeypatch, stop):
+    """A stop while tracking passed up the tracker's "no output was requested" though --out was requested: the
+    report says what it kept (nothing written, --out untouched)."""
+    import siamtrt.runtime.run as run_mod
+    from siamtrt.errors import Interrupted
+
+    def stopped(*a, **k):
+        if stop == "tracker":
+            raise Interrupted("interrupted after 20 frames; no output was requested")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_mod, "track_video", stopped)
+    copy = tmp_path / "copy"
+    shutil.copytree(model_dir(ALEX), copy)
+    with pytest.raises(Interrupted) as e:
+        accuracy_report(model_dir(ALEX), [copy], bag_video, BAG_INIT_BOX, out=tmp_path / "rep1", samples=4,
+                        threads=1, speed_rounds=1, max_frames=4, progress=False)
+    assert "no output was requested" not in e.value.what
+    assert f"nothing written, {tmp_path / 'rep1'} untouched" in e.value.what
+    assert not (tmp_path / "rep1").exists()
+
+
 def test_report_refuses_unrelated_directories(model_dir, bag_video, tmp_path):
     with pytest.raises(ModelDirError, match="not a variant"):
         accuracy_report(model_dir(ALEX), [model_dir(MOBILEV2)], bag_video, BAG_INIT_BOX, out=tmp_path,

@@ -193,7 +193,7 @@ CASES = [
                                                     "--out", ws / "q"], "--precision int8 needs --calib"),
     ("quantize-fp16-int8-options", lambda ws, t, v: ["quantize", "--model", _model(ws, t), "--precision", "fp16",
                                                      "--method", "entropy", "--out", ws / "q"],
-     "apply to --precision int8 only"),
+     "applies to --precision int8 only"),
     ("quantize-calib-not-npz", lambda ws, t, v: ["quantize", "--model", _model(ws, t), "--precision", "int8",
                                                  "--calib", _file(ws, "calib.npz", b"not a zip"), "--out", ws / "q"],
      "calib"),
@@ -249,6 +249,11 @@ CASES = [
     ("inspect-text-file", lambda ws, t, v: ["inspect", _file(ws, "notes.txt")], "neither a model directory"),
     ("inspect-engine-without-sidecar", lambda ws, t, v: ["inspect", _engine_without_sidecar(ws)], "has no sidecar"),
     ("unknown-job", lambda ws, t, v: ["trak", "--model", "x"], "did you mean 'track'"),
+    # int8-family: the data folder is checked before the first member is exported (it ran ~65 s and wrote o/ first);
+    # -v is taken as by every job
+    ("int8-family-no-data", lambda ws, t, v: ["int8-family", "--arch", "alex", "--members", "1", "--data", ws / "nope",
+                                             "--work", ws / "w", "--out", ws / "o", "-v"],
+     "lacks bag.avi and bag"),
 ]
 
 

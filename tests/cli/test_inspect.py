@@ -142,6 +142,88 @@ def test_inspect_engine_integrity_and_compatibility(tmp_path):
     assert r.returncode == 1 and rep["loads_here"] is False and "0.0.1" in rep["compatibility"]
 
 
+def _engine_pair(folder, package, version, onnx_dir=None):
+    """Stand-in template/search engines with sidecars as build_engine writes them (digest included); ``onnx_dir``:
+    a model directory they sit in (else an engine-only folder)."""
+    from siamtrt.runtime.engines import DIGEST_KEY, SIDECAR_SCHEMA, sidecar_digest
+
+    folder.mkdir(exist_ok=True)
+    for b in ("template", "search"):
+        eng = folder / f"{b}.engine"
+        eng.write_bytes(f"stand-in plan {b}".encode() * 50)
+        side = {"schema": SIDECAR_SCHEMA, "engine": {"file": eng.name, "sha256": file_sha256(eng),
+                                                     "bytes": eng.stat().st_size},
+                "tensorrt": {"package": package, "version": version}, "gpu": {"built_without_gpu": True},
+                "precision": "int8", "xcorr": "conv",
+                "rebuild_command": "python export/build_engine.py --model /src/alex --int8 --out /src/eng"}
+        if onnx_dir is not None:
+            side["source_onnx"] = {"file": f"{b}.onnx", "path": str(onnx_dir / f"{b}.onnx"),
+                                   "sha256": file_sha256(onnx_dir / f"{b}.onnx")}
+        side[DIGEST_KEY] = sidecar_digest(side)
+        (folder / f"{b}.engine.json").write_text(json.dumps(side))
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["no search engine", "no search engine nor sidecar", "edited sidecar",
+                                    "unreadable sidecar", "no sidecar"])
+@pytest.mark.parametrize("where", ["model directory", "engine directory"])
+def test_inspect_check_fails_on_every_engine_problem_with_the_full_report(tiny_model, tmp_path, damage, where):
+    """--check passed with one engine missing (only the template was looked at), and an edited or unreadable sidecar
+    ended the report with exit 2: each is now a failed check (exit 1) in a report that lists both branches, and a
+    sidecar problem in an engine-only folder gets the rebuild command the intact sibling sidecar records."""
+    import shutil
+
+    from siamtrt.gpu.tensorrt import import_tensorrt
+
+    pytest.importorskip("tensorrt_rtx", reason="needs a TensorRT package to compare against")
+    trt = import_tensorrt()
+    d = tmp_path / "d"
+    if where == "model directory":
+        shutil.copytree(tiny_model(), d)
+    _engine_pair(d, trt.package, trt.version, onnx_dir=d if where == "model directory" else None)
+    r = siamtrt("inspect", d, "--check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    side = d / "search.engine.json"
+    if damage == "no search engine":
+        (d / "search.engine").unlink()
+        expect = "search.engine is missing, its sidecar search.engine.json is left (an orphan)"
+    elif damage == "no search engine nor sidecar":
+        (d / "search.engine").unlink()
+        side.unlink()
+        expect = "search.engine is missing (and its sidecar search.engine.json)"
+    elif damage == "edited sidecar":
+        side.write_text(side.read_text().replace(trt.version, "0.0.1"))
+        expect = "search.engine.json was edited after the build"
+    elif damage == "unreadable sidecar":
+        side.write_text('{"schema": \x01')
+        expect = "search.engine.json is not readable JSON"
+    else:
+        side.unlink()
+        expect = "search.engine has no sidecar search.engine.json"
+    r = siamtrt("inspect", d, "--check")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert expect in r.stdout and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert "template: " in r.stdout and "integrity: ok" in r.stdout  # the intact branch is still reported
+    assert "python export/build_engine.py --model /src/alex --int8 --out /src/eng" in r.stdout  # the recorded one
+    rep = json.loads(siamtrt("inspect", d, "--json").stdout)
+    assert rep["engines"]["search"]["intact"] is False and rep["engines"]["template"]["intact"] is True
+
+
+def test_a_closed_stdout_ends_quietly(tiny_model):
+    """``siamtrt inspect DIR --json | head -c 1500`` ended in a BrokenPipeError traceback: the reader closing stdout
+    now ends the command quietly with 141 (128 + SIGPIPE), as Python's documentation advises."""
+    import subprocess
+
+    from cli_helpers import REPO, cli_env
+
+    p = subprocess.Popen([sys.executable, "-m", "siamtrt", "inspect", str(tiny_model()), "--json"], cwd=REPO,
+                         env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # the reader is gone before the report is printed
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err
+
+
 def test_inspect_needs_no_torch(tiny_model):
     """inspect reads protobufs and JSON only: it runs where the runtime runs (torch blocked here)."""
     import subprocess

@@ -360,6 +360,70 @@ def test_int8_on_fp32_dir_raises_with_quantize_command(model_dir, tmp_path):
     assert not list(tmp_path.glob("*.engine"))
 
 
+def _with_quantization(src: Path, dst: Path, **quantization) -> Path:
+    """A copy of ``src`` whose both branches' metadata ``quantization`` entry is updated with ``quantization``."""
+    import onnx
+
+    shutil.copytree(src, dst)
+    for name in ("template.onnx", "search.onnx"):
+        model = onnx.load(str(dst / name))
+        meta = read_onnx_metadata(dst / name)
+        set_onnx_metadata(model, {**meta, "quantization": {**(meta.get("quantization") or {}), **quantization}})
+        onnx.save(model, str(dst / name))
+    return dst
+
+
+@pytest.mark.parametrize("target", ["onnxruntime", "openvino"])
+def test_int8_quantized_for_another_engine_is_refused_before_parsing(model_dir, qdq_dir, tmp_path, target):
+    """A directory quantized for --target onnxruntime / openvino failed in TensorRT's ONNX parser with a cut-off
+    message and the fix "check that the export is current"; its metadata says what it is: refused first, with the
+    command that quantizes its FP32 source for TensorRT."""
+    src = model_dir("siamrpn_alex_dwxcorr")
+    d = _with_quantization(qdq_dir("siamrpn_alex_dwxcorr"), tmp_path / "q", target=target, source_dir=str(src),
+                           calib_file="crops.npz")
+    import siamtrt.export.engine as eng
+
+    for precision in ("int8", None):  # --int8, or the directory's own precision
+        with pytest.raises(EngineError, match=f"was quantized for --target {target}, not for TensorRT") as e:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(eng, "_parse", lambda *a, **k: pytest.fail("parsed"))
+                build_engine(d, precision=precision, out_dir=tmp_path / "e", progress=False, trt=RTX)
+        assert f"python calibration/quantize.py --model {src} --calib crops.npz --precision int8 --target tensorrt" \
+            in e.value.fix and f"--model {src.parent / (src.name + '_int8')} --int8" in e.value.fix
+    assert not (tmp_path / "e").exists()
+    ok = _with_quantization(qdq_dir("siamrpn_alex_dwxcorr"), tmp_path / "t", target="tensorrt")
+    eng.check_qdq_target(eng.ModelDir.open(ok))  # what quantize --target tensorrt writes is taken
+
+
+def test_int8_from_fp16_dir_quantizes_its_fp32_source(model_dir, tmp_path):
+    """--int8 on an fp16 directory suggested quantizing that directory, which quantize refuses; the fix names the
+    FP32 source and the crops its metadata records."""
+    pytest.importorskip("onnxconverter_common")
+    from siamtrt.calibration.fp16 import convert_fp16
+
+    src = model_dir("siamrpn_alex_dwxcorr")
+    fp16 = tmp_path / "alex-fp16"
+    convert_fp16(src, fp16)
+    with pytest.raises(EngineError, match="needs a quantized") as e:
+        build_engine(fp16, precision="int8", out_dir=tmp_path / "e", progress=False, trt=RTX)
+    assert f"python calibration/quantize.py --model {src} --calib " in e.value.fix
+    assert f"--model {fp16} " not in e.value.fix and "add --calib" not in e.value.fix
+
+
+def test_out_holding_another_model_directory_is_refused(model_dir, tmp_path):
+    """--out naming another model directory wrote --model's engines beside its ONNX (and replaced its engines)."""
+    from siamtrt.errors import InputError
+
+    other = tmp_path / "vot"
+    shutil.copytree(model_dir("siamrpn_alex_dwxcorr"), other)
+    (other / "search.engine").write_bytes(b"its own engine")
+    before = sorted((p.name, p.read_bytes()) for p in other.iterdir())
+    with pytest.raises(InputError, match=f"--out {other} holds another model directory") as e:
+        build_engine(model_dir("siamrpn_alex_dwxcorr"), out_dir=other, progress=False, trt=RTX)
+    assert "--out" in e.value.fix and e.value.evidence
+    assert sorted((p.name, p.read_bytes()) for p in other.iterdir()) == before
+
+
 def test_fixed_batch_export_rejects_max_batch(model_dir, tmp_path):
     with pytest.raises(EngineError, match="fixed batch of 1"):
         build_engine(model_dir("siamrpn_alex_dwxcorr", batch="1"), max_batch=2, out_dir=tmp_path, progress=False,
@@ -436,7 +500,8 @@ def test_build_options_are_defined_once(tmp_path):
     assert BuildOptions(precision="fp32", xcorr="conv").rebuild_command(tmp_path) == \
         f"python export/build_engine.py --model {tmp_path.resolve()} --fp32 --xcorr conv --max-batch 1"
     rec = opts.record()
-    assert set(rec) == {f.name for f in dataclasses.fields(BuildOptions)} and rec["timing_cache"] == str(cache.resolve())
+    assert set(rec) == {f.name for f in dataclasses.fields(BuildOptions)} and \
+        rec["timing_cache"] == str(cache.resolve())
 
 
 def test_options_and_inputs_are_checked_before_tensorrt(model_dir, tmp_path, monkeypatch):

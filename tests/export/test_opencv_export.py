@@ -9,6 +9,7 @@ difference moves a crop by a pixel; the figures below say where.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -209,6 +210,46 @@ def test_existing_output_untouched_and_failed_check_leaves_nothing(opencv_run, m
     with pytest.raises(ExportError, match="do not reproduce the model"):
         export_opencv(tmp_path / "fresh", checkpoint=opencv_run.checkpoint, check_opencv=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["used"]  # no half-written folder, no temp left
+
+
+def test_force_replaces_only_an_opencv_export(opencv_run, tmp_path, capsys):
+    """--force deleted whatever --out held (a user's files, a model directory's ONNX files); it replaces only a
+    folder this exporter wrote, and everything else is refused before any work with what / evidence / fix."""
+    from siamtrt.export.opencv import is_opencv_export
+
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    model = tmp_path / "vot"
+    shutil.copytree(opencv_run.model_dir, model)
+    mixed = tmp_path / "mixed"  # an earlier export with a file of the user's added
+    shutil.copytree(opencv_run.out, mixed)
+    (mixed / "notes.txt").write_text("mine")
+    for out in (user, model, mixed):
+        before = sorted((p.name, p.stat().st_size) for p in out.iterdir())
+        assert main(["--config", "SiamRPNvot", "--out", str(out), "--force", "--no-opencv-check"]) == 2
+        err = capsys.readouterr().err
+        assert "holds other files and no OpenCV export: --force replaces only a folder this exporter wrote" in err
+        assert "evidence:" in err and "fix:" in err and "Traceback" not in err
+        assert sorted((p.name, p.stat().st_size) for p in out.iterdir()) == before
+    assert is_opencv_export(opencv_run.out) and not is_opencv_export(model)
+    again = tmp_path / "again"
+    shutil.copytree(opencv_run.out, again)
+    assert main(["--config", "SiamRPNotb", "--out", str(again), "--force", "--no-opencv-check",
+                 "--no-progress"]) == 0
+    meta = {p.key: p.value for p in onnx.load(str(again / OPENCV_FILES["model"])).metadata_props}
+    assert json.loads(meta["siamtrt.arch"]) == "SiamRPNotb" and is_opencv_export(again)
+
+
+def test_out_dot_is_refused_before_any_work(tmp_path):
+    """``--out .`` in a folder with files: an OSError traceback from os.replace after the export; now exit 2 at once."""
+    (tmp_path / "mine.txt").write_text("keep")
+    r = subprocess.run([sys.executable, "-m", "siamtrt", "export", "--target", "opencv", "--config", "SiamRPNvot",
+                        "--out", ".", "--force", "--no-opencv-check"], capture_output=True, text=True, timeout=300,
+                       cwd=tmp_path)
+    assert r.returncode == 2 and "output directory . is the current folder" in r.stderr, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "fix:" in r.stderr
+    assert os.listdir(tmp_path) == ["mine.txt"]
 
 
 def test_random_weights_otb_export(tmp_path, capsys):
