@@ -34,6 +34,7 @@ import sys
 
 
 from siamtrt.calibration.qdq import QDQ_TARGETS
+from siamtrt.cli.common import add_verbose
 from siamtrt.calibration.ranges import DEFAULT_METHOD, METHODS
 from siamtrt.calibration.sensitivity import DEFAULT_FIDELITY_SAMPLES, DEFAULT_HELD_OUT, DEFAULT_MIN_COSINE
 from siamtrt.errors import CalibrationError, SiamtrtError
@@ -80,6 +81,7 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
                     help="measure whether OpenVINO's bf16 hint keeps --model's outputs on the --calib crops and record "
                          "it in the OpenVINO cache folder (no copy is made)")
     ap.add_argument("--out", help="derived model directory to write (required unless --check-bf16)")
+    add_verbose(ap)
     return ap
 
 
