@@ -342,11 +342,14 @@ class QuantizeSummary:
             h, verdict = fid["held_out"], {True: "meets the target", False: "BELOW the target", None: ""}
             lines.append(f"  held-out check on {fid['held_out_crops']} other calibration crops (worst template): pair "
                          f"cls {h['cls']:.4f} loc {h['loc']:.4f} {verdict[fid.get('held_out_met')]}".rstrip())
+        elif fid:
+            lines.append("  held-out check: none (no calibration crop was left over: the figures above are in-sample)")
         bf16 = self.details.get("bf16")
         if bf16:
             lines.append("  bf16 hint (OpenVINO float layers): " + (
                 f"{bf16_plan_text(bf16)}; worst template cls {bf16['cls']:.4f} "
-                f"loc {bf16['loc']:.4f} vs the FP32 source on {bf16['crops']} crops: "
+                f"loc {bf16['loc']:.4f} vs the FP32 source on {bf16['crops']} "
+                f"{'held-out ' if fid.get('held_out_crops') else 'in-sample '}crops: "
                 + ("kept — precision auto uses bf16" if bf16["passed"] else "NOT kept — the backend stays f32")
                 if "cls" in bf16 else f"not measured ({bf16.get('reason')})"))
         for f in self.extra_files:
@@ -422,6 +425,11 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
     with contextlib.ExitStack() as stack:
         bqs = collect_ranges(stack, src, cset, qt, method, head_method, batch, force=force)
         subset, held = fidelity_subsets(cset, fidelity_samples, held_out)
+        if held is None and held_out:
+            LOG.warning("INT8: no held-out check: the fidelity search took all %d search crops of the calibration "
+                        "file (--fidelity-samples %d), so every fidelity figure is in-sample; collect at least %d "
+                        "crops (calibration/collect.py --max-samples) for a held-out check", len(subset[1]),
+                        fidelity_samples, fidelity_samples + held_out)
         probe = FidelityProbe(src.onnx("template"), src.onnx("search"), *subset, src.template_outputs,
                               threads=threads, engine=qt.engine, meta=src.meta)
         stack.callback(probe.close)
