@@ -16,8 +16,8 @@ Choices, and why:
   step of every lost episode compiled a model (alex, 3 episodes: 20 → 34 → 45 s of compiling, RSS 1482 → 1923 MB).
   A search size that is not one of the metadata's ``instance_sizes`` runs on the search model compiled with dynamic
   spatial axes instead (the kernels' shapes stay static, which is all the CPU plugin needs), once per batch chunk:
-  the same outputs bit for bit, at the static model's speed (alex FP32: 72/73 ms at 255, 374/418 at 519, 512/882
-  at 831, dynamic/static).
+  the same outputs bit for bit, at the static model's speed (alex FP32, 1 crop, dynamic / static, medians of 7
+  interleaved on a loaded 2-core VM: 309 / 368 ms at 295, 524 / 560 at 391, 829 / 845 at 519, 3170 / 2971 at 831).
 * **Precision hint f32 by default; bf16 only behind a fidelity record.** On AMX / AVX512-BF16 CPUs OpenVINO's
   default runs float layers in bf16, which broke mobilev2 (cls cosine 0.83 vs f32 on bag.avi crops, score-map argmax
   agreement 25 %) while alex stayed ≥ 0.9998. Whether bf16 holds depends on the weights *and* on the crops: on
