@@ -172,6 +172,11 @@ def _canvas() -> Iterator[np.ndarray]:
 
 
 _THREAD = threading.local()
+#: Scratch sets (:func:`crop_scratch`, :func:`input_buffer`) kept per thread, the least recently used dropped first.
+#: A tracker uses two per search size and one for the template (7 for a long-term SiamRPNBIG: 271, 287, 831, 127);
+#: the long-term growth (``lost_growth_step`` > 0) meets a new search size every lost frame, ~70 between 287 and 831
+#: with a step of 8, and kept them all for the life of the process.
+MAX_THREAD_BUFFERS = 16
 
 
 def _thread_buffers() -> Dict[tuple, Any]:
@@ -181,26 +186,36 @@ def _thread_buffers() -> Dict[tuple, Any]:
     return buffers
 
 
+def _kept(key: tuple, value: Any) -> Any:
+    """Keep ``value`` as the calling thread's most recently used scratch of ``key`` (dropping the least recently
+    used beyond :data:`MAX_THREAD_BUFFERS`; whoever still holds a dropped one keeps a valid array)."""
+    buffers = _thread_buffers()
+    buffers.pop(key, None)
+    buffers[key] = value
+    while len(buffers) > MAX_THREAD_BUFFERS:
+        del buffers[next(iter(buffers))]
+    return value
+
+
 def crop_scratch(model_size: int) -> Tuple[np.ndarray, List[np.ndarray]]:
     """The calling thread's (patch, planes) for a crop resized to ``model_size``: scratch, one set per thread
     rather than per tracker (nothing in it outlives one crop; a server holds a tracker per live sequence)."""
-    buffers = _thread_buffers()
     key = ("patch", model_size)
-    if key not in buffers:
-        buffers[key] = (np.empty((model_size, model_size, 3), np.uint8),
-                        [np.empty((model_size, model_size), np.uint8) for _ in range(3)])
-    return buffers[key]
+    scratch = _thread_buffers().get(key)
+    if scratch is None:
+        scratch = (np.empty((model_size, model_size, 3), np.uint8),
+                   [np.empty((model_size, model_size), np.uint8) for _ in range(3)])
+    return _kept(key, scratch)
 
 
 def input_buffer(n: int, model_size: int, dtype: Any) -> np.ndarray:
     """The calling thread's [n, 3, model_size, model_size] network input (a contiguous view of one buffer per size
     and dtype, grown to the largest ``n`` asked): valid until this thread asks for the same size and dtype again."""
-    buffers = _thread_buffers()
     key = ("input", model_size, np.dtype(dtype))
-    buf = buffers.get(key)
+    buf = _thread_buffers().get(key)
     if buf is None or len(buf) < n:
-        buf = buffers[key] = np.empty((n, 3, model_size, model_size), dtype)
-    return buf[:n]
+        buf = np.empty((n, 3, model_size, model_size), dtype)
+    return _kept(key, buf)[:n]
 
 
 def crop_batch(image: np.ndarray, centers: np.ndarray, model_size: int, original_sizes: Sequence[int],

@@ -11,6 +11,13 @@ Choices, and why:
   as it is. Each new feed signature (batch N, search size) gets the model reshaped to those static shapes and
   compiled once (a fraction of a second, and nothing at all on a second start: see the cache); a tracker uses one or
   two signatures (its targets' count; the long-term lost size), so compiled models are kept per signature.
+* **One dynamic-size search model for the sizes in between.** The long-term growth (``lost_growth_step`` k > 0)
+  searches at a new size every lost frame (~70 between 287 and 831 with k = 8): compiled statically, every ladder
+  step of every lost episode compiled a model (alex, 3 episodes: 20 → 34 → 45 s of compiling, RSS 1482 → 1923 MB).
+  A search size that is not one of the metadata's ``instance_sizes`` runs on the search model compiled with dynamic
+  spatial axes instead (the kernels' shapes stay static, which is all the CPU plugin needs), once per batch chunk:
+  the same outputs bit for bit, at the static model's speed (alex FP32, 1 crop, dynamic / static, medians of 7
+  interleaved on a loaded 2-core VM: 309 / 368 ms at 295, 524 / 560 at 391, 829 / 845 at 519, 3170 / 2971 at 831).
 * **Precision hint f32 by default; bf16 only behind a fidelity record.** On AMX / AVX512-BF16 CPUs OpenVINO's
   default runs float layers in bf16, which broke mobilev2 (cls cosine 0.83 vs f32 on bag.avi crops, score-map argmax
   agreement 25 %) while alex stayed ≥ 0.9998. Whether bf16 holds depends on the weights *and* on the crops: on
@@ -51,7 +58,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import BackendError, ModelDirError
-from ..metadata import SEARCH_OUTPUTS
+from ..metadata import SEARCH_INPUT, SEARCH_OUTPUTS
 from ..modeldir import BRANCHES
 from .backend import Backend, InputMetadata, resolve_source
 from .cpu import cpu_threads
@@ -82,9 +89,10 @@ BATCH_CHUNKS = (8, 4, 3, 2, 1)
 #: of several lost targets runs one target per request.
 MAX_REQUEST_PIXELS = 4 * 287 * 287
 #: compiled (branch, input shapes) signatures kept per backend: the template branch's chunks plus every chunk of up
-#: to three search sizes (two local, the long-term one) fit, so nothing is recompiled while a tracker runs; beyond
-#: it the least recently used is dropped
-MAX_SIGNATURES = 4 * len(BATCH_CHUNKS)
+#: to three search sizes (two local, the long-term one) and of the dynamic-size search model (the long-term growth
+#: sizes between them) fit, so nothing is recompiled while a tracker runs; beyond it the least recently used is
+#: dropped
+MAX_SIGNATURES = 5 * len(BATCH_CHUNKS)
 _OV_TYPES = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "i8": np.int8, "u8": np.uint8,
              "i32": np.int32, "i64": np.int64}
 
@@ -335,12 +343,15 @@ class OpenVinoBackend(Backend):
         self.bf16_check: Optional[Dict[str, Any]] = None   # the record behind a bf16 / auto decision
         self.cache_dir: Optional[Path] = None
         self.compile_seconds: float = 0.0  # total time spent compiling (cache hits make it small)
+        self.compiles: int = 0             # models compiled (or loaded from the cache) by this backend
         self._core = None
         self._models: Dict[str, Any] = {}  # branch → ov.Model as read (dynamic shapes)
         self._compiled: Dict[Tuple, Any] = {}   # (branch, input shapes) → (compiled model, infer request), LRU order
         self._out_names: Dict[str, List[str]] = {}
         self._sha: Dict[str, str] = {}     # branch → sha256 of its model (computed when the bf16 record needs it)
         self._paths: Dict[str, Path] = {}
+        #: search sizes compiled static (the metadata's); any other runs on the dynamic-size model
+        self._static_sizes = {int(v) for v in meta.get("instance_sizes") or [meta.get("instance_size") or 0]}
 
     @classmethod
     def unavailable_reason(cls, model_dir: Optional[Path] = None) -> Optional[str]:
@@ -446,9 +457,9 @@ class OpenVinoBackend(Backend):
 
     # ------------------------------------------------------------------------------------------------ compiling
     def _compile(self, branch: str, shapes: Dict[str, Tuple[int, ...]]):
-        """(compiled model, infer request) of ``branch`` reshaped to static ``shapes``, kept per signature (at most
-        :data:`MAX_SIGNATURES`, the least recently used dropped first, so memory stays bounded however often the
-        number of targets changes)."""
+        """(compiled model, infer request) of ``branch`` reshaped to ``shapes`` (static, or −1 for a dynamic axis),
+        kept per signature (at most :data:`MAX_SIGNATURES`, the least recently used dropped first, so memory stays
+        bounded however often the number of targets changes)."""
         key = (branch, tuple(sorted(shapes.items())))
         hit = self._compiled.pop(key, None)
         if hit is None:
@@ -467,6 +478,7 @@ class OpenVinoBackend(Backend):
                                    fix="use precision 'f32', or re-measure bf16: " + BF16_CHECK_FIX if marked else
                                    "feed the sizes in the model metadata, or use --backend onnxruntime") from None
             self.compile_seconds += time.perf_counter() - t0
+            self.compiles += 1
             LOG.debug("OpenVINO: compiled %s for %s (%s) in %.2fs", branch, shapes, hint,
                       time.perf_counter() - t0)
             hit = (compiled, compiled.create_infer_request())
@@ -491,7 +503,11 @@ class OpenVinoBackend(Backend):
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def _infer_static(self, branch: str, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        _, request = self._compile(branch, {k: v.shape for k, v in feed.items()})
+        shapes = {k: v.shape for k, v in feed.items()}
+        x = shapes.get(SEARCH_INPUT) if branch == "search" else None
+        if x is not None and not (x[2] == x[3] and x[2] in self._static_sizes):
+            shapes[SEARCH_INPUT] = x[:2] + (-1, -1)   # a long-term growth size: the one dynamic-size model
+        _, request = self._compile(branch, shapes)
         res = request.infer(feed, share_inputs=True, share_outputs=True)
         return {name: res[i] for i, name in enumerate(self._out_names[branch])}
 

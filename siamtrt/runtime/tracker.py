@@ -168,11 +168,13 @@ class Tracker:
         self._lost_params = dataclasses.replace(self.params, window_influence=float(t.lost_window_influence))
 
     def _geometry(self, inst: int) -> Geometry:
+        """The anchors and window of one search size: the model's sizes are kept in :attr:`geometries`; a long-term
+        growth size (one per lost frame, ~70 between 287 and 831 with a step of 8) comes from :func:`geometry`'s
+        own bounded cache, so a tracker holds no more per-size state the longer it runs."""
         geo = self.geometries.get(inst)
-        if geo is None:  # long-term growth sizes between the local and the lost size
+        if geo is None:
             t, a = self.info.track, self.info.anchor
-            geo = self.geometries[inst] = geometry(t.score_size(a.stride, inst), a.stride, a.ratios, a.scales,
-                                                   t.flavour)
+            geo = geometry(t.score_size(a.stride, inst), a.stride, a.ratios, a.scales, t.flavour)
         return geo
 
     # ------------------------------------------------------------------------------------------- construction
@@ -487,7 +489,7 @@ class Tracker:
                              center=center, size=size, scale_z=cs.scale_z)
             for fn in list(self._observers["search"]):
                 fn(ev)
-        ws = self._workspaces.setdefault(inst, Workspace())
+        ws = self._workspaces.setdefault(inst if inst in self.geometries else 0, Workspace())  # 0: growth sizes
         lost = self.mode.longterm and bool(self.lost[idx[0]])
         res = postprocess(cls, loc, geo, center, size, cs.scale_z, step.frame_wh,
                           self._lost_params if lost else self.params, ws)
@@ -548,4 +550,5 @@ class Tracker:
                                 evidence=f"cls {cls.shape}, loc {loc.shape}; metadata implies cls {(n, 2 * a, s, s)}, "
                                          f"loc {(n, 4 * a, s, s)} (A={a} anchors, score size {s}, instance {inst})",
                                 fix="re-export the directory with python export/to_onnx.py")
-        self._outputs_checked.add(key)
+        if inst in self.geometries:  # not the growth sizes: the set would grow by one per size
+            self._outputs_checked.add(key)

@@ -224,6 +224,18 @@ def test_input_buffer_grows_to_the_largest_batch_and_keeps_it():
     assert not np.shares_memory(input_buffer(1, 255, np.float16), four)
 
 
+def test_thread_scratch_keeps_the_recently_used_sizes():
+    """A long-term growth ladder asks for a new size every lost frame: the thread keeps at most MAX_THREAD_BUFFERS
+    scratch sets, the least recently used dropped (each size was kept for the life of the process)."""
+    keep = input_buffer(2, 255, np.float32)
+    for size in range(295, 295 + 8 * 40, 8):
+        input_buffer(1, size, np.float32)
+        crop_scratch(size)
+        assert input_buffer(1, 255, np.float32).base is keep.base   # in use every frame: kept
+    assert len(crop._thread_buffers()) <= crop.MAX_THREAD_BUFFERS
+    assert crop_scratch(size) is crop_scratch(size)
+
+
 def test_get_subwindow_writes_into_out(frame):
     avg = frame.mean(axis=(0, 1))
     out = np.empty((127, 127, 3), np.uint8)

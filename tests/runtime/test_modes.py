@@ -248,6 +248,23 @@ def test_lost_growth_steps_until_the_frame_is_covered(tiny_dir, bag_frames):
     assert sizes[-1] == sizes[-2], "growth should stop once the crop covers the frame or reaches the lost size"
 
 
+def test_lost_growth_keeps_no_state_per_ladder_size(tiny_dir, bag_frames):
+    """A step of 8 searches at a new size every lost frame (~70 between 287 and 831): the tracker keeps anchors,
+    post-processing scratch and output checks only for the model's sizes, and the crop scratch stays within
+    MAX_THREAD_BUFFERS (each ladder size was kept for the life of the process)."""
+    from siamtrt.runtime import crop
+
+    probe = Tracker.from_model_dir(_lt_dir(tiny_dir), backend="onnxruntime", threads=1)
+    info = _with_constants(probe, confidence_low=0.999999, confidence_high=1.0, lost_growth_step=8)
+    t = Tracker(probe.backend, info, mode="longterm")
+    t.init(bag_frames[0], (300, 200, 30, 30))
+    sizes = [int(t.track(f).instance_size[0]) for f in bag_frames[1:]]
+    assert len(set(sizes)) > 2 * crop.MAX_THREAD_BUFFERS and sizes[1] == 295
+    assert sorted(t.geometries) == [287, 831] and len(t._workspaces) <= 2
+    assert {k[0] for k in t._outputs_checked} == {287}
+    assert len(crop._thread_buffers()) <= crop.MAX_THREAD_BUFFERS
+
+
 # --------------------------------------------------------------------------------------------- distractor
 def merged(memory: DistractorMemory, base, weight):
     """The search kernels from scratch (new arrays): ``base`` itself while no target has a distractor, else ``base``

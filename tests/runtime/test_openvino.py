@@ -3,6 +3,7 @@ long-term 831 search size, an INT8 Q/DQ directory), the bf16 fidelity gate, the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -133,6 +134,46 @@ def test_longterm_831_dynamic_size(tiny_dir, bag_frames, tmp_path):
         t.init(bag_frames[0], BOX)
         t._next_search(np.ones(1, bool), bag_frames[0].shape[1::-1])  # lost: the next frame searches at 831
         assert int(t.track(bag_frames[1]).instance_size[0]) == 831
+
+
+def test_longterm_growth_compiles_one_dynamic_search_model(tiny_dir, bag_frames, tmp_path):
+    """lost_growth_step > 0 searches at a new size every lost frame (287, 295, … towards 831): those sizes run on one
+    search model compiled with dynamic spatial axes, so a long lost episode compiles three models in all (template,
+    287, the dynamic one) instead of one per ladder size (kept LRU, every episode recompiled them all: alex, 3
+    episodes, 20 → 34 → 45 s of compiling, RSS 1482 → 1923 MB), with ONNX Runtime's sizes and boxes. The dynamic
+    model's outputs equal a static model's at a ladder size."""
+    from siamtrt.runtime.openvino import MAX_SIGNATURES
+
+    cfg = with_longterm(CONFIGS["siamrpn_alex_dwxcorr"], 831)
+    d = tiny_dir("siamrpn_alex_dwxcorr", cfg=cfg)
+    lost = dict(confidence_low=0.999999, confidence_high=1.0, lost_growth_step=8)   # lost on every frame
+    frames = (bag_frames * 2)[1:MAX_SIGNATURES + 12]
+    got = {}
+    for name, opts in (("openvino", {"cache_dir": False}), ("onnxruntime", {"providers": "cpu"})):
+        with Tracker.from_model_dir(d, backend=name, mode="longterm", threads=1, **opts) as t:
+            t.info = dataclasses.replace(t.info, track=dataclasses.replace(t.info.track, **lost))
+            t.init(bag_frames[0], (300, 200, 30, 30))
+            res = [t.track(f) for f in frames]
+            got[name] = np.array([r.boxes[0] for r in res]), [int(r.instance_size[0]) for r in res]
+            if name == "openvino":
+                b = t.backend
+                assert b.compiles == 3 and len(b._compiled) == 3
+                assert {dict(k[1])["search"][2] for k in b._compiled if k[0] == "search"} == {287, -1}
+                spent = b.compiles
+                t.track(frames[0])   # the episode's sizes again: nothing new compiled
+                assert b.compiles == spent
+    sizes = got["openvino"][1]
+    assert sizes == got["onnxruntime"][1] and len(set(sizes)) > MAX_SIGNATURES and sizes[1:4] == [295, 303, 311]
+    np.testing.assert_allclose(got["openvino"][0], got["onnxruntime"][0], atol=1e-3)
+    md = ModelDir.open(d)
+    z, x = _inputs(md, 1, size=391, seed=7)
+    with OpenVinoBackend.from_model_dir(d, md.meta, threads=1, cache_dir=False) as b:
+        k = b.run_template(z)
+        dyn = [np.array(a) for a in b.run_search(x, k)]
+        assert [dict(key[1])["search"][2] for key in b._compiled if key[0] == "search"] == [-1]
+        b._static_sizes.add(391)   # the same size compiled static
+        for a, s in zip(dyn, b.run_search(x, k)):
+            _assert_close(a, s, 1e-6)
 
 
 def _int8_tiny(src, out):
