@@ -310,3 +310,20 @@ def test_kernels_recomputed_for_another_export(model_dir, calib_set, tmp_path):
     onnx.save(m, str(copy / "template.onnx"))
     k = c.kernels_for(ModelDir.open(copy, require_conv=True))
     np.testing.assert_allclose(k["cls_kernel"], c.kernels["cls_kernel"], rtol=1e-4, atol=1e-4)
+
+
+def test_no_held_out_crop_left_is_said(model_dir, calib_set, tmp_path, caplog):
+    """A calibration file whose crops all go to the fidelity search leaves none for the held-out check: quantize
+    warns (with how many crops to collect) and its summary says the figures are in-sample (it recorded
+    held_out_crops 0 silently)."""
+    import logging
+
+    path, c = calib_set(ALEX)
+    with caplog.at_level(logging.WARNING, logger="siamtrt"):
+        summary = quantize_int8(model_dir(ALEX), path, tmp_path / "q", min_cosine=0,
+                                fidelity_samples=len(c.search), held_out=8)
+    q = read_onnx_metadata(tmp_path / "q" / "search.onnx")["quantization"]
+    assert q["fidelity"]["held_out_crops"] == 0 and q["fidelity"]["held_out"] is None
+    assert any("no held-out check" in r.getMessage() and f"at least {len(c.search) + 8} crops" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert "held-out check: none" in str(summary) and "in-sample" in str(summary)
