@@ -111,7 +111,7 @@ class ModelDir:
                                 fix="use the plugin-free export of the same model (python export/to_onnx.py ... "
                                     "--xcorr conv)")
         if require_fp32 and md.precision != "fp32":
-            raise ModelDirError(f"{path} is already a {md.precision} directory",
+            raise ModelDirError(f"{path} is already a reduced-precision directory ({md.precision})",
                                 evidence=f"metadata precision = {md.precision!r}",
                                 fix="start from the original fp32 export (the one written by export/to_onnx.py)")
         return md

@@ -42,6 +42,22 @@ def test_track_cli_warns_once_on_random_weights(tmp_path, bag_video):
     assert "UNTRAINED" in first
 
 
+def test_tracking_one_model_again_warns_once(tmp_path, bag_video, caplog):
+    """A job that tracks the same random-weights model several times (``report``: the reference, then each
+    candidate) warns once, not once per run (it printed the warning five times)."""
+    import logging
+
+    sys.path.insert(0, str(REPO / "tests" / "runtime"))
+    from rt_tiny_models import make_tiny_model_dir
+    from siamtrt.runtime.run import track_video
+
+    model = make_tiny_model_dir(tmp_path / "tiny")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            track_video(model, bag_video, bbox=(316, 140, 112, 115), max_frames=2, progress=False)
+    assert sum("SEEDED RANDOM WEIGHTS" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_empty_or_truncated_onnx_is_named_as_such(tmp_path):
     """A 0-byte search.onnx (an interrupted copy) is reported as empty, not as "not written by siamtrt's exporter";
     bytes protobuf reads as an empty model are "not an ONNX model"; both say to copy again or re-export."""

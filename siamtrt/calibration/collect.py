@@ -355,7 +355,7 @@ class CollectSummary:
                  f"  {self.calib.summary()}"]
         for s in self.per_source:
             lines.append(f"  {s['path']}: {s['frames']} frames, boxes from {s['boxes_from']}, "
-                         f"{s['search']} search / {s['templates']} template crops")
+                         f"{s['search']} search / {s['templates']} template crop{'s' * (s['templates'] != 1)}")
         if self.calib.num_search < MIN_RECOMMENDED_SEARCH:
             lines.append(f"  warning: fewer than {MIN_RECOMMENDED_SEARCH} search crops — INT8 ranges may be noisy")
         lines.append(f"next: python calibration/quantize.py --model MODEL_DIR --calib {self.path} --precision int8 "
@@ -363,8 +363,10 @@ class CollectSummary:
         return "\n".join(lines)
 
 
-def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templates_per_source: int) -> None:
-    """Everything checkable before a model is loaded: options, sources and their boxes, the output file."""
+def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templates_per_source: int,
+                   model_dir: Union[str, Path, None] = None) -> None:
+    """Everything checkable before a model is loaded: options, sources and their boxes, the output file (a file
+    of its own: not a folder, which would be written beside as FOLDER.npz, nor inside the model directory)."""
     if not sources:
         raise InputError("no calibration source given", fix="pass --video V (a video, image folder or OTB folder)")
     if max_samples < 1 or templates_per_source < 1:
@@ -377,7 +379,15 @@ def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templat
                              fix="pass a video file, an image folder or an OTB sequence folder")
         s.resolve_boxes()  # a source without boxes fails here
     if out is not None:
-        check_writable([npz_path(out)], what=["--out"])
+        target = npz_path(out)
+        if Path(out).is_dir():
+            raise InputError(f"--out {out} is a folder: the calibration file would be written beside it as {target}",
+                             fix=f"name the file, e.g. --out {Path(out) / 'calib.npz'}")
+        if model_dir is not None and target.resolve().parent == Path(model_dir).resolve():
+            raise InputError(f"--out {out} lies inside the model directory {model_dir}",
+                             evidence=f"it would be written as {target}, beside the model's own files",
+                             fix=f"write it elsewhere, e.g. --out calib/{Path(model_dir).name}.npz")
+        check_writable([target], what=["--out"])
 
 
 def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Optional[Union[str, Path]] = None, *,
@@ -405,7 +415,7 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
     from ..runtime.video import open_frames
 
     t0 = time.perf_counter()
-    _check_request(sources, out, max_samples, templates_per_source)
+    _check_request(sources, out, max_samples, templates_per_source, model_dir)
     md = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
     counts = []
     for s in sources:

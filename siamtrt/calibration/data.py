@@ -85,8 +85,9 @@ class CalibrationSet:
         src = ", ".join(Path(s["path"]).name for s in self.meta.get("sources", [])) or "?"
         alt = (f" (+ {len(self.search_alt)} at {self.alt_instance_size}x{self.alt_instance_size})"
                if self.search_alt is not None else "")
-        return (f"{self.num_search} search crops {self.instance_size}x{self.instance_size}{alt}, "
-                f"{self.num_templates} template crops {self.exemplar_size}x{self.exemplar_size} from {src}")
+        return (f"{self.num_search} search crop{'s' * (self.num_search != 1)} "
+                f"{self.instance_size}x{self.instance_size}{alt}, {self.num_templates} template "
+                f"crop{'s' * (self.num_templates != 1)} {self.exemplar_size}x{self.exemplar_size} from {src}")
 
     # ---------------------------------------------------------------------------------------------------- feeds
     def template_feeds(self, batch: int = 1) -> Iterator[Feed]:

@@ -337,14 +337,20 @@ def _tracking(ref_run, run, step: np.ndarray) -> Dict[str, Any]:
             "one_step_iou_per_frame": [float(v) for v in step]}
 
 
-def _check_request(video, out: Path, samples: int, speed_rounds: int) -> None:
-    """Options, the video and the output folder, checked before any model runs."""
+def _check_request(video, out: Path, samples: int, speed_rounds: int, model_dirs: Sequence[Path] = ()) -> None:
+    """Options, the video and the output folder (not one of the model directories compared), checked before any
+    model runs."""
     if samples < 1 or speed_rounds < 1:
         raise InputError("--samples and --speed-rounds must be ≥ 1",
                          evidence=f"samples={samples}, speed_rounds={speed_rounds}",
                          fix="pass --samples 1 or more (default 64) and --speed-rounds 1 or more (default 10)")
     if not Path(video).exists():
         raise InputError(f"video {video} does not exist", fix="pass a video file, image folder or OTB folder")
+    for m in model_dirs:
+        if out.resolve() == Path(m).resolve():
+            raise InputError(f"--out {out} is the model directory {m}: the report would be written among its files",
+                             fix=f"leave --out unset (results/calibration/NAME) or pick another folder, e.g. "
+                                 f"--out results/calibration/{Path(m).name}")
     check_writable([out / REPORT_JSON, out / REPORT_PNG], what=["--out", "--out"], dirs=[out])
 
 
@@ -379,7 +385,7 @@ def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], vi
     ref_md, cand_mds, derived = _open_variants(ref, cands)
     out = Path(out) if out is not None else RESULTS_DIR / "calibration" / cand_mds[0].path.name
     threads = cpu_threads(threads)
-    _check_request(video, out, samples, speed_rounds)
+    _check_request(video, out, samples, speed_rounds, [ref_md.path] + [c.path for c in cand_mds])
     try:  # a stop before the report is complete writes nothing: say so, not the tracker's own words
         data = _measure(ref_md, cand_mds, derived, video, bbox, boxes, samples, threads, speed_rounds, max_frames,
                         progress)

@@ -152,7 +152,7 @@ class OrtBackend(Backend):
                                                                        "TensorrtExecutionProvider")
         if self.options.get("io_binding", True):
             self._binding = self.sessions["search"].io_binding()
-        LOG.info("ORT: %s threads=%d providers=%s", ort.__version__, self.threads, self.providers)
+        LOG.debug("ORT: %s threads=%d providers=%s", ort.__version__, self.threads, self.providers)
 
     def _deactivate(self) -> None:
         self.sessions.clear()

@@ -209,6 +209,17 @@ def _partial_outputs(out, save_video) -> List[Tuple[Path, str]]:
     return found
 
 
+_WARNED_UNTRAINED: set = set()
+
+
+def _warn_untrained(info) -> None:
+    """The untrained-weights warning, once per model directory and process (a report tracks the same models over
+    and over: it printed the warning five times)."""
+    if info.untrained_warning and str(info.path) not in _WARNED_UNTRAINED:
+        _WARNED_UNTRAINED.add(str(info.path))
+        LOG.warning("%s", info.untrained_warning)
+
+
 def _readable_frames(path: Path) -> int:
     """Frames OpenCV can read back from a video file by its header (0 when it does not open)."""
     cap = cv2.VideoCapture(str(path))
@@ -435,8 +446,7 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
     try:
         boxes0 = initial_boxes(bbox, src, show)
         tracker = Tracker.from_model_dir(model, backend=backend, mode=mode, **backend_options)
-        if tracker.info.untrained_warning:
-            LOG.warning("%s", tracker.info.untrained_warning)
+        _warn_untrained(tracker.info)
         outputs = TrackOutputs(out, fmt, save_video, src.fps, src.size, show)
     except BaseException:
         src.close()

@@ -177,7 +177,7 @@ def test_fp16_accuracy_and_io(fp16_dir, model_dir, calib_set):
 
 
 def test_refuses_to_requantize(int8_dir, calib_set, tmp_path):
-    with pytest.raises(ModelDirError, match="already a int8"):
+    with pytest.raises(ModelDirError, match=r"already a reduced-precision directory \(int8\)"):
         quantize_int8(int8_dir(ALEX), calib_set(ALEX)[0], tmp_path / "again")
 
 

@@ -27,6 +27,14 @@ def _model(ws: Path, tiny) -> Path:
     return d
 
 
+def _model_copy(ws: Path, tiny) -> Path:
+    """A byte-identical copy of the tiny model (a candidate the report accepts)."""
+    d = ws / "copy"
+    if not d.exists():
+        shutil.copytree(tiny(), d)
+    return d
+
+
 def _file(ws: Path, name: str, data: bytes = b"precious\n") -> Path:
     p = ws / name
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -183,6 +191,15 @@ CASES = [
     ("collect-negative-max-frames", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox",
                                                       BAG_BOX, "--max-frames", "-1", "--out", ws / "calib.npz"],
      "argument --max-frames: must be 1 or more"),
+    ("collect-out-in-model-dir", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox",
+                                                   BAG_BOX, "--out", ws / "model" / "search.onnx"],
+     "lies inside the model directory"),
+    ("collect-out-is-a-folder", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox",
+                                                  BAG_BOX, "--out", _file(ws, "calib/keep.txt").parent],
+     "is a folder: the calibration file would be written beside it"),
+    ("report-out-is-the-model-dir", lambda ws, t, v: ["report", "--ref", _model(ws, t), "--cand", _model_copy(ws, t),
+                                                      "--video", v, "--bbox", BAG_BOX, "--out", ws / "model"],
+     "is the model directory"),
     ("report-zero-threads", lambda ws, t, v: ["report", "--ref", _model(ws, t), "--cand", _model(ws, t), "--video", v,
                                               "--bbox", BAG_BOX, "--threads", "0", "--out", ws / "rep"],
      "argument --threads: must be 1 or more"),
