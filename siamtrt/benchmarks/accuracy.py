@@ -89,12 +89,14 @@ def run_entrant(entrant: Entrant, sequences: Sequence[Seq], results_root: Union[
                 progress: bool = True) -> Tuple[Path, int]:
     """Track every sequence that has no complete result yet; returns (run folder, number of sequences reused)."""
     rdir = results.run_dir(results_root, entrant.model, entrant.backend, entrant.precision, entrant.run)
-    prev = results.read_run_info(rdir).get("fingerprint")
-    if prev and entrant.info.get("fingerprint") and prev != entrant.info["fingerprint"]:
-        LOG.warning("OPE: %s: the model changed since the results in %s were written; re-running", entrant.label,
-                    rdir)
-        force = True
-    todo = [s for s in sequences if force or not results.is_complete(rdir, s)]
+    fp = entrant.info.get("fingerprint")
+    prev = results.read_run_info(rdir)
+    done = {s.name for s in sequences if not force and results.is_complete(rdir, s)}
+    todo = [s for s in sequences if force or not results.is_reusable(rdir, s, fp)]
+    stale = [s.name for s in todo if s.name in done]
+    if stale:
+        LOG.warning("OPE: %s: the results for %s in %s were written for another model or another sequence of that "
+                    "name; re-running", entrant.label, ", ".join(stale), rdir)
     skipped = len(sequences) - len(todo)
     if skipped:
         LOG.info("OPE: %s: %d sequence(s) already in %s (use --force to re-run)", entrant.label, skipped, rdir)
@@ -102,10 +104,14 @@ def run_entrant(entrant: Entrant, sequences: Sequence[Seq], results_root: Union[
         tracker = entrant.make_tracker()  # before writing anything: a tracker that cannot start leaves no run
         info = dict(entrant.info, model=entrant.model, backend=entrant.backend, precision=entrant.precision,
                     label=entrant.label, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        results.write_run_info(rdir, info)
+        per = {k: v for k, v in prev.get("sequences", {}).items()
+               if k not in {results.safe_name(s.name) for s in todo}}  # a result being rewritten has no record
+        results.write_run_info(rdir, dict(info, sequences=per))
         for seq in todo:
             boxes, times = track_sequence(tracker, seq, progress)
             results.write_result(rdir, seq.name, boxes, times)
+            per[results.safe_name(seq.name)] = results.result_key(fp, seq)  # recorded once the files are whole
+            results.write_run_info(rdir, dict(info, sequences=per))
         close = getattr(tracker, "close", None)
         if callable(close):
             close()

@@ -85,6 +85,26 @@ def is_complete(rdir: Union[str, Path], seq: Sequence) -> bool:
         return False
 
 
+def sequence_key(seq: Sequence) -> str:
+    """What identifies a sequence's result beyond its name: frame count and a digest of its ground truth (another
+    sequence of the same name and length has other boxes)."""
+    import hashlib
+
+    gt = np.ascontiguousarray(np.round(np.asarray(seq.gt, np.float64), 3))
+    return f"{len(seq)}:{hashlib.sha256(gt.tobytes()).hexdigest()[:16]}"
+
+
+def result_key(fingerprint: Optional[str], seq: Sequence) -> Dict[str, Any]:
+    """The record kept in run.json beside each sequence's result: a result is reused only when it matches."""
+    return {"model": fingerprint, "data": sequence_key(seq)}
+
+
+def is_reusable(rdir: Union[str, Path], seq: Sequence, fingerprint: Optional[str]) -> bool:
+    """True when ``seq``'s result is complete and was recorded (run.json) for this model and this sequence."""
+    recorded = read_run_info(rdir).get("sequences", {}).get(safe_name(seq.name))
+    return recorded == result_key(fingerprint, seq) and is_complete(rdir, seq)
+
+
 def weights_label(meta: Dict[str, Any]) -> str:
     """"checkpoint", or "stand-in (<random kind>)" for seeded random weights: every figure row carries it."""
     from ..metadata import weights_kind

@@ -128,3 +128,25 @@ def test_cli_reduced_run(tmp_path, alex_dir, synthetic_seq):
     r = subprocess.run(cmd[:-1] + ["--sequence", str(tmp_path / "nowhere"), "--quiet"], cwd=repo,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "cannot read" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_results_are_reused_per_sequence_only_for_the_same_model_and_sequence(tmp_path, seqs, oracle_cls):
+    """Each sequence's result records the model and the sequence it was tracked for: after the model changed and one
+    sequence was re-run, the other sequence's old result is not reused (run.json's single fingerprint said it was);
+    nor is a result for another sequence of the same name and length."""
+    calls = []
+
+    def ent(fp, on=seqs):
+        return _entrant("oracle", lambda: oracle_cls(on), calls, info={"fingerprint": fp})
+
+    evaluate([ent("A")], seqs, tmp_path, progress=False)
+    evaluate([ent("B")], seqs[:1], tmp_path, progress=False)
+    assert len(calls) == 2
+    rep = evaluate([ent("B")], seqs, tmp_path, progress=False)
+    assert len(calls) == 3 and not any("2 sequence(s) read" in n for n in rep.notes)
+    rep = evaluate([ent("B")], seqs, tmp_path, progress=False)
+    assert len(calls) == 3 and any("2 sequence(s) read from earlier results" in n for n in rep.notes)
+    other = truncate(load_folder_sequence(seqs[0].source.split(" (")[0]), 12)
+    other.gt = other.gt + 1.0  # same name, same length, other boxes
+    evaluate([ent("B", [other, seqs[1]])], [other, seqs[1]], tmp_path, progress=False)
+    assert len(calls) == 4
