@@ -30,6 +30,18 @@ TEMPLATE_ONNX, SEARCH_ONNX = ONNX_FILES["template"], ONNX_FILES["search"]
 ENGINE_FILES = {"template": "template.engine", "search": "search.engine"}
 SIDECAR_SUFFIX = ".json"  # DIR/search.engine → DIR/search.engine.json
 TRT_CACHE_FILES = {"template": "template.calib.cache", "search": "search.calib.cache"}
+#: file in a benchmarks' cached export naming what it was exported from (siamtrt.benchmarks.variants.cache_key)
+CACHE_STAMP = "bench-cache.json"
+#: the torch reference's weights of a cached random-weight export (rebuilding them costs ~20 s on 2 cores)
+REFERENCE_WEIGHTS = "torch-reference.pt"
+
+
+def onnx_digest(model_dir: Union[str, Path]) -> str:
+    """The identity of a directory's ONNX files (sha256 prefixes of template.onnx and search.onnx): what is cached
+    from a directory (derived copies, results) records it and is reused only while it matches."""
+    d = Path(model_dir)
+    return ":".join(file_sha256(d / ONNX_FILES[b])[:16] for b in BRANCHES)
+
 
 # Keys both branches must agree on.
 SHARED_KEYS = ("arch", "family", "exemplar_size", "instance_size", "score_size", "anchor", "track",

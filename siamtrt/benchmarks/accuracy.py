@@ -314,11 +314,9 @@ def variant_entrant(v: Variant, threads: Optional[int], check_weights: bool = Tr
 
     info = v.describe()
     info["threads"] = threads
-    from ..metadata import file_sha256
+    from ..modeldir import onnx_digest
 
-    info["fingerprint"] = (v.weights_key if v.is_reference else
-                           f"{file_sha256(v.model_dir / 'template.onnx')[:16]}:"
-                           f"{file_sha256(v.model_dir / 'search.onnx')[:16]}")
+    info["fingerprint"] = v.weights_key if v.is_reference else onnx_digest(v.model_dir)
     return Entrant(model=model, backend=v.backend, precision=v.precision, make_tracker=make, info=info,
                    is_reference=v.is_reference)
 

@@ -22,7 +22,7 @@ from ..config import DEFAULT_CONFIG, get_config
 from ..locations import MODELS_DIR, default_model_dir
 from ..errors import BackendError, ModelDirError
 from ..metadata import PRECISIONS
-from ..modeldir import SEARCH_ONNX, TEMPLATE_ONNX
+from ..modeldir import CACHE_STAMP, REFERENCE_WEIGHTS, SEARCH_ONNX, TEMPLATE_ONNX, onnx_digest
 
 LOG = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ def backends_for(words: Sequence[str], model_dir: Path) -> Tuple[List[str], List
         else:
             names.append(w)
     return list(dict.fromkeys(names)), left_out
+
+
 DEFAULT_CACHE = MODELS_DIR
 
 
@@ -129,7 +131,8 @@ class Variant:
     def describe(self) -> Dict[str, Any]:
         return {"label": self.label, "backend": self.backend, "precision": self.precision,
                 "qdq_target": (self.meta.get("quantization") or {}).get("target"), "float_hint": self.float_hint,
-                "model_dir": str(self.model_dir), "arch": self.arch, "trained": self.trained, "weights_kind": self.weights,
+                "model_dir": str(self.model_dir), "arch": self.arch, "trained": self.trained,
+                "weights_kind": self.weights,
                 "checkpoint_sha256": self.meta.get("checkpoint_sha256"), "xcorr": self.meta.get("xcorr"),
                 "batch": self.meta.get("batch")}
 
@@ -160,12 +163,6 @@ def read_dir_meta(model_dir: Union[str, Path]) -> Dict[str, Any]:
     from ..modeldir import ModelDir
 
     return dict(ModelDir.open(model_dir).meta)
-
-
-#: file in a cached export naming what it was exported from (see :func:`cache_key`)
-CACHE_STAMP = "bench-cache.json"
-#: the torch reference's weights of a cached random-weight export (rebuilding them costs ~20 s on 2 cores)
-REFERENCE_WEIGHTS = "torch-reference.pt"
 
 
 def _export_code_hash() -> str:
@@ -209,6 +206,26 @@ def read_cache_stamp(model_dir: Union[str, Path]) -> Optional[Dict[str, Any]]:
         return None
 
 
+def write_cache_stamp(model_dir: Union[str, Path], key: Dict[str, Any]) -> None:
+    """Stamp a cached export with its :func:`cache_key` and the digest of the ONNX files it describes."""
+    import json
+
+    stamp = dict(key, onnx=onnx_digest(model_dir))
+    (Path(model_dir) / CACHE_STAMP).write_text(json.dumps(stamp, indent=1, default=str))
+
+
+def stamp_matches(model_dir: Union[str, Path], key: Dict[str, Any]) -> bool:
+    """True when ``model_dir`` holds the export ``key`` describes: the stamp's key and the ONNX files it was written
+    for are those there now (an export over the folder, e.g. ``siamtrt export --force``, changed them)."""
+    d = Path(model_dir)
+    stamp = read_cache_stamp(d)
+    if not (stamp and stamp.get("key") == key["key"]):
+        return False
+    if not ((d / TEMPLATE_ONNX).is_file() and (d / SEARCH_ONNX).is_file()):
+        return False
+    return stamp.get("onnx") == onnx_digest(d)
+
+
 def cache_dir_for(config: str, checkpoint: Optional[Union[str, Path]], cache_root: Union[str, Path],
                   precision: str = "fp32", seed: int = 0) -> Path:
     return default_model_dir(config, checkpoint, seed=seed, root=cache_root, precision=precision)  # = to_onnx's
@@ -223,7 +240,6 @@ def ensure_exported(config: str = DEFAULT_CONFIG, checkpoint: Optional[Union[str
     Raises:
         ConfigError / CheckpointError / ExportError: from the exporter.
     """
-    import json
     import shutil
 
     out = cache_dir_for(config, checkpoint, cache_root, seed=seed)
@@ -232,10 +248,12 @@ def ensure_exported(config: str = DEFAULT_CONFIG, checkpoint: Optional[Union[str
         stamp = read_cache_stamp(out)
         try:
             read_dir_meta(out)
-            if stamp is not None and stamp.get("key") == key["key"]:
+            if stamp_matches(out, key):
                 return out
             LOG.warning("bench: cache %s was exported from %s; exporting again", out,
-                        "other settings or export code" if stamp else "an unknown source (no stamp)")
+                        ("other settings or export code" if stamp.get("key") != key["key"] else
+                         "these settings, but its ONNX files were replaced since") if stamp else
+                        "an unknown source (no stamp)")
         except ModelDirError as e:  # a half-written or stale cache: export again
             LOG.warning("bench: cache %s is unusable (%s); exporting again", out, e.what)
     if out.exists():
@@ -249,7 +267,7 @@ def ensure_exported(config: str = DEFAULT_CONFIG, checkpoint: Optional[Union[str
         from .torch_backend import save_reference_weights  # the torch reference need not rebuild them (~20 s)
 
         save_reference_weights(out / REFERENCE_WEIGHTS, key["key"], seed, res.model)
-    (out / CACHE_STAMP).write_text(json.dumps(key, indent=1, default=str))
+    write_cache_stamp(out, key)
     return out
 
 
@@ -262,11 +280,14 @@ def ensure_precision(fp32_dir: Path, precision: str) -> Path:
     if precision == "fp32":
         return fp32_dir
     out = fp32_dir.parent / f"{fp32_dir.name}-{precision}"
-    src_stamp = read_cache_stamp(fp32_dir)
+    # derived from these ONNX files: re-derived when they change (the fp32 stamp alone outlived an export over them)
+    source = {"derived_from": onnx_digest(fp32_dir)}
     if (out / SEARCH_ONNX).is_file():
         try:
-            if read_dir_meta(out).get("precision") == precision and read_cache_stamp(out) == src_stamp:
+            stamp = read_cache_stamp(out) or {}
+            if read_dir_meta(out).get("precision") == precision and stamp.get("derived_from") == source["derived_from"]:
                 return out
+            LOG.warning("bench: %s was derived from other ONNX files than %s holds now; deriving again", out, fp32_dir)
         except ModelDirError:
             pass
     if precision == "fp16":
@@ -279,8 +300,8 @@ def ensure_precision(fp32_dir: Path, precision: str) -> Path:
             shutil.rmtree(out)  # derived from an older export
         LOG.warning("bench: deriving an FP16 copy of %s into %s", fp32_dir, out)
         convert_fp16(fp32_dir, out)
-        if src_stamp is not None:  # derived from this export: re-derived when the export changes
-            (out / CACHE_STAMP).write_text(json.dumps(src_stamp, indent=1, default=str))
+        (out / CACHE_STAMP).write_text(json.dumps(dict(read_cache_stamp(fp32_dir) or {}, **source), indent=1,
+                                                  default=str))
         return out
     raise ModelDirError(f"no {precision} model directory for {fp32_dir}",
                         evidence="INT8 needs calibration crops, which the benchmark does not collect on its own",

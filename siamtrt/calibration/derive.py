@@ -19,14 +19,15 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Union
 
 from ..errors import InputError, ModelDirError
 from ..metadata import read_onnx_metadata, set_onnx_metadata, weights_line
-from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, TRT_CACHE_FILES, ModelDir, sidecar_path
+from ..modeldir import (BRANCHES, CACHE_STAMP, ENGINE_FILES, ONNX_FILES, REFERENCE_WEIGHTS, TRT_CACHE_FILES, ModelDir,
+                        sidecar_path)
 from ..outputs import check_writable, staged_dir
 
 LOG = logging.getLogger(__name__)
 
 #: what belongs to the ONNX files a directory held before: replaced ONNX files make them stale
 _STALE = tuple(ENGINE_FILES[b] for b in BRANCHES) + tuple(sidecar_path(ENGINE_FILES[b]).name for b in BRANCHES) \
-    + tuple(TRT_CACHE_FILES[b] for b in BRANCHES)
+    + tuple(TRT_CACHE_FILES[b] for b in BRANCHES) + (CACHE_STAMP, REFERENCE_WEIGHTS)
 
 
 def check_model_out_dir(out: Union[str, Path], source: Optional[Union[str, Path]] = None) -> Path:

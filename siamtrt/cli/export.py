@@ -38,7 +38,8 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                    help="onnx: a siamtrt model directory (default); opencv: the files cv2.TrackerDaSiamRPN reads "
                         "(DaSiamRPN checkpoints; the other options are the OpenCV exporter's: --target opencv --help)")
     p.add_argument("--config", default=DEFAULT_CONFIG,
-                   help=f"built-in name ({', '.join(sorted(CONFIGS))}) or a pysot config.yaml (default: {DEFAULT_CONFIG})")
+                   help=f"built-in name ({', '.join(sorted(CONFIGS))}) or a pysot config.yaml "
+                        f"(default: {DEFAULT_CONFIG})")
     p.add_argument("--checkpoint", help="trained model.pth; without it, seeded random (untrained) weights")
     p.add_argument("--out", help="output directory (default: models/<config>-random, or models/<config>-<sha8> "
                                  "with --checkpoint)")
@@ -184,19 +185,13 @@ def _check_fit_on(folder: Path) -> None:
 
 
 def _already_exported(out: Path, args: argparse.Namespace) -> bool:
-    from siamtrt.benchmarks.variants import cache_key, read_cache_stamp
-    from siamtrt.modeldir import SEARCH_ONNX, TEMPLATE_ONNX
+    from siamtrt.benchmarks.variants import cache_key, stamp_matches
 
-    stamp = read_cache_stamp(out)
-    return bool(stamp) and (out / SEARCH_ONNX).is_file() and (out / TEMPLATE_ONNX).is_file() and \
-        stamp.get("key") == cache_key(args.config, args.checkpoint, args.seed, args.random_heads)["key"]
+    return stamp_matches(out, cache_key(args.config, args.checkpoint, args.seed, args.random_heads))
 
 
 def _stamp_for_benchmarks(out: Path, args: argparse.Namespace) -> None:
     """Mark a default-options export in the default directory as the benchmarks' cached export of these weights."""
-    import json
+    from siamtrt.benchmarks.variants import cache_key, write_cache_stamp
 
-    from siamtrt.benchmarks.variants import CACHE_STAMP, cache_key
-
-    key = cache_key(args.config, args.checkpoint, args.seed, args.random_heads)
-    (out / CACHE_STAMP).write_text(json.dumps(key, indent=1, default=str))
+    write_cache_stamp(out, cache_key(args.config, args.checkpoint, args.seed, args.random_heads))

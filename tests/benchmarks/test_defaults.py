@@ -137,11 +137,11 @@ def test_precision_variants_are_derived_once_and_cached(tmp_path, alex_dir, bag_
     from siamtrt.errors import ModelDirError
     from siamtrt.metadata import read_onnx_metadata, set_onnx_metadata
 
-    from siamtrt.benchmarks.variants import CACHE_STAMP, cache_key
+    from siamtrt.benchmarks.variants import cache_key, write_cache_stamp
 
     cached = tmp_path / "siamrpn_alex_dwxcorr-random"
     shutil.copytree(alex_dir, cached)  # stands in for the export a fresh machine would do
-    (cached / CACHE_STAMP).write_text(json.dumps(cache_key("siamrpn_alex_dwxcorr")))
+    write_cache_stamp(cached, cache_key("siamrpn_alex_dwxcorr"))
     calls = []
 
     def fake_convert(src, out, *a, **k):
@@ -190,3 +190,59 @@ def test_reference_weights_cache_is_keyed(tmp_path, monkeypatch):
     _seeded_random_model(cfg, 0, (cache, "k2"))
     _seeded_random_model(cfg, 1, (cache, "k2"))  # same key, other seed: rebuilt too
     assert built == [0, 0, 1]
+
+
+def test_cached_exports_and_derived_copies_follow_the_onnx_files(tmp_path, alex_dir, monkeypatch):
+    """The stamps are trusted only for the ONNX files they were written for: after an export over the cached folder
+    (siamtrt export --seed 3 --out models/<config>-random --force) the fp16 copy derived from the old weights was
+    reused (two "(ref)" rows, fp32 seed 3 beside fp16 seed 0), and so was the cached export itself. An export over a
+    model directory drops the old weights' stamp and torch-reference weights."""
+    import shutil
+
+    import onnx
+
+    import siamtrt.benchmarks.variants as variants
+    import siamtrt.calibration.fp16 as fp16
+    import siamtrt.export.onnx as onnx_export
+    from siamtrt.calibration.derive import staged_model_dir
+    from siamtrt.metadata import read_onnx_metadata, set_onnx_metadata
+
+    def retouch(d, note):  # other weights in the same folder: other bytes, the same metadata
+        for f in ("template.onnx", "search.onnx"):
+            m = onnx.load(str(d / f))
+            m.doc_string = note
+            onnx.save(m, str(d / f))
+
+    exports, derived = [], []
+
+    def fake_export(config, out, checkpoint=None, seed=0, **kw):
+        exports.append(seed)
+        shutil.copytree(alex_dir, out, dirs_exist_ok=True)
+
+    def fake_convert(src, out, *a, **k):
+        derived.append(Path(out).name)
+        Path(out).mkdir(parents=True)
+        for f in ("template.onnx", "search.onnx"):
+            m = onnx.load(str(Path(src) / f))
+            meta = read_onnx_metadata(Path(src) / f)
+            meta["precision"] = "fp16"
+            set_onnx_metadata(m, meta)
+            onnx.save(m, str(Path(out) / f))
+
+    monkeypatch.setattr(onnx_export, "export_model", fake_export)
+    monkeypatch.setattr(fp16, "convert_fp16", fake_convert)
+    fp32 = variants.ensure_exported("siamrpn_alex_dwxcorr", cache_root=tmp_path, progress=False)
+    variants.ensure_precision(fp32, "fp16")
+    assert variants.ensure_exported("siamrpn_alex_dwxcorr", cache_root=tmp_path, progress=False) == fp32
+    variants.ensure_precision(fp32, "fp16")
+    assert len(exports) == 1 and len(derived) == 1  # reused while the files are those stamped
+    retouch(fp32, "seed 3")  # an export over the folder that left the stamp behind
+    variants.ensure_precision(fp32, "fp16")
+    assert len(derived) == 2  # the fp16 copy follows the fp32 files it is made from
+    variants.ensure_exported("siamrpn_alex_dwxcorr", cache_root=tmp_path, progress=False)
+    assert len(exports) == 2  # the stamp no longer describes the files: exported again
+    assert (fp32 / variants.CACHE_STAMP).is_file()
+    (fp32 / variants.REFERENCE_WEIGHTS).write_bytes(b"old weights")
+    with staged_model_dir(fp32) as stage:  # what every export into an existing model directory goes through
+        shutil.copy(alex_dir / "template.onnx", stage / "template.onnx")
+    assert not (fp32 / variants.CACHE_STAMP).exists() and not (fp32 / variants.REFERENCE_WEIGHTS).exists()
