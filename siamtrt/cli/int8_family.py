@@ -100,6 +100,56 @@ def main(argv=None) -> int:
     return 0
 
 
+def member_tag(arch: str, seed: int, head: float, bn: str, data: Path) -> str:
+    """The member's work folder name: its recipe and the data its BatchNorm statistics and crops come from (the
+    sha256 prefix of --data's bag.avi: another --data is another member)."""
+    from siamtrt.metadata import file_sha256
+
+    return f"{arch}-seed{seed}-head{head}-bn_{bn}-data{file_sha256(data / DEFAULT_VIDEO_NAME)[:8]}"
+
+
+def calib_reusable(calib: Path, src: Path) -> bool:
+    """True when ``calib`` exists and was collected on the weights of the fp32 member ``src`` (its recorded model,
+    :meth:`~siamtrt.calibration.data.CalibrationSet.check_model`); otherwise it is collected again."""
+    import logging
+
+    from siamtrt.calibration.data import load_calibration
+    from siamtrt.errors import SiamtrtError
+    from siamtrt.modeldir import ModelDir
+
+    if not calib.is_file():
+        return False
+    try:
+        load_calibration(calib).check_model(ModelDir.open(src))
+        return True
+    except SiamtrtError as e:
+        logging.getLogger(__name__).warning("int8-family: %s is not reused: %s", calib, e.what)
+        return False
+
+
+def int8_reusable(d: Path, src: Path) -> bool:
+    """True when ``d`` holds an INT8 directory quantized from the fp32 member ``src`` as it is now (both branches'
+    recorded ``quantization.source_sha256``); otherwise it is quantized again."""
+    import logging
+
+    from siamtrt.errors import SiamtrtError
+    from siamtrt.metadata import read_onnx_metadata
+    from siamtrt.modeldir import BRANCHES, ONNX_FILES, ModelDir
+
+    if not (d / SEARCH_ONNX).is_file():
+        return False
+    try:
+        md = ModelDir.open(src)
+        same = all((read_onnx_metadata(d / ONNX_FILES[b]).get("quantization") or {}).get("source_sha256")
+                   == md.sha256(b) for b in BRANCHES)
+    except SiamtrtError:
+        same = False
+    if not same:
+        logging.getLogger(__name__).warning("int8-family: %s was not quantized from %s as it is now: quantizing "
+                                            "again", d, src)
+    return same
+
+
 def member_row(arch: str, seed: int, head: float, bn: str, work: Path, data: Path, trt: bool = True,
                rounds: int = 10) -> dict:
     """One member: build it, calibrate, quantize every variant, measure fidelity on held-out crops and speed."""
@@ -110,11 +160,11 @@ def member_row(arch: str, seed: int, head: float, bn: str, work: Path, data: Pat
     from siamtrt.modeldir import ModelDir
 
     t0 = time.perf_counter()
-    tag = f"{arch}-seed{seed}-head{head}-bn_{bn}"
+    tag = member_tag(arch, seed, head, bn, data)
     root = work / tag
     src = build_member(arch, seed, head, bn, root, data)
     calib = root / "calib.npz"
-    if not calib.is_file():
+    if not calib_reusable(calib, src):
         collect(src, [SourceSpec(data / DEFAULT_VIDEO_NAME, bbox=DEFAULT_BOX)], calib, max_samples=48,
                 templates_per_source=3, max_frames=CALIB_FRAMES, progress=False)
     ev = collect(src, [SourceSpec(data / DEFAULT_SEQUENCE_NAME)], None, max_samples=32, templates_per_source=1,
@@ -151,7 +201,11 @@ def _variant(src: Path, calib: Path, d: Path, target: str, opts: dict, held, rc,
     from siamtrt.modeldir import ModelDir
 
     t1 = time.perf_counter()
-    if not (d / SEARCH_ONNX).is_file():
+    if not int8_reusable(d, src):
+        if d.exists():
+            import shutil
+
+            shutil.rmtree(d)  # quantized from another fp32 model (or half-written): quantized again
         quantize_int8(src, calib, d, target=target, progress=False, **opts)
     _, qc, ql = run_branches(ModelDir.open(d, require_conv=True), held, threads=2)
     q = read_onnx_metadata(d / SEARCH_ONNX)["quantization"]
