@@ -171,7 +171,8 @@ def rss_trend(x: Sequence[float], rss: Sequence[float], warmup_x: float) -> Dict
                 "samples": int(keep.sum()), "peak_mb": float(r.max()) if r.size else None}
     xs, rs = x[keep], r[keep]
     slope = float(np.polyfit(xs, rs, 1)[0] * 1000.0) if np.ptp(xs) > 0 else 0.0
-    return {"baseline_mb": float(rs[0]), "max_growth_mb": float(rs.max() - rs[0]), "end_growth_mb": float(rs[-1] - rs[0]),
+    return {"baseline_mb": float(rs[0]), "max_growth_mb": float(rs.max() - rs[0]),
+            "end_growth_mb": float(rs[-1] - rs[0]),
             "slope_mb_per_1k": slope, "samples": int(keep.sum()), "peak_mb": float(r.max())}
 
 
@@ -226,6 +227,19 @@ def soak_frames(frames: Sequence[np.ndarray], count: int, gap_every: int = 500, 
     for k in range(count):
         in_gap = gap_every > 0 and gap_len > 0 and k >= gap_first and (k - gap_first) % gap_every < gap_len
         yield k, (grey if in_gap else frames[pingpong_index(k, len(frames))]), in_gap
+
+
+def resolve_warmup(frames: int, warmup: Optional[int] = None) -> int:
+    """The warm-up frames (default max(50, frames/20)), which must leave frames to measure.
+
+    Raises:
+        InputError: a warm-up of 0 or one that leaves fewer than 2 frames.
+    """
+    warmup = max(50, frames // 20) if warmup is None else warmup
+    if not 0 < warmup < frames - 1:
+        raise InputError(f"warm-up {warmup} must leave frames to measure ({frames} frames)",
+                         fix="pass more --frames or a smaller --warmup")
+    return warmup
 
 
 def target_boxes(first: Sequence[float], targets: int, frame_shape: Tuple[int, ...]) -> np.ndarray:
@@ -356,10 +370,7 @@ def run_runtime_soak(model: PathLike, video: PathLike, modes: Sequence[str] = ("
         check_mode(parse_mode(m), info)  # every refusal before the first long run
     clip = load_frames(video, max_video_frames)
     all_boxes = {n: target_boxes(box, n, clip[0].shape) for n in targets}
-    warmup = max(50, frames // 20) if warmup is None else warmup
-    if not 0 < warmup < frames - 1:
-        raise InputError(f"warm-up {warmup} must leave frames to measure ({frames} frames)",
-                         fix="pass more --frames or a smaller --warmup")
+    warmup = resolve_warmup(frames, warmup)
     backend, why = choose_backend(backend, model)   # resolved once: every run and the report name the same backend
     LOG.info("soak: backend %s (%s)", backend, why)
     opts = accepted_options(backend, {"threads": threads})
@@ -406,7 +417,8 @@ def format_runtime_table(report: Dict[str, Any]) -> str:
                      f"{_fmt(lo['p50_ms'], '.1f') + ' / ' + _fmt(lo['p99_ms'], '.1f'):>17} "
                      f"{_fmt(lo['p99_over_p50']):>7} {gl['n']:>8} "
                      f"{_fmt(gl['p50_ms'], '.1f') + ' / ' + _fmt(gl['p99_ms'], '.1f'):>18} "
-                     f"{_fmt(gl['p99_over_p50']):>7}  {'yes' if r['ok'] else 'NO: ' + ', '.join(k for k, v in r['passed'].items() if not v)}")
+                     f"{_fmt(gl['p99_over_p50']):>7}  "
+                     f"{'yes' if r['ok'] else 'NO: ' + ', '.join(k for k, v in r['passed'].items() if not v)}")
     return "\n".join(lines)
 
 
@@ -445,14 +457,15 @@ def plot_memory_samples(x: Sequence[float], mb: Sequence[float], warmup_x: float
     return save_png(fig, out_png)
 
 
-def results_dir(root: PathLike = RESULTS_DIR / "soak") -> Path:
-    """``<root>/<date-time>/`` (created)."""
+def results_dir(root: PathLike = RESULTS_DIR / "soak", create: bool = True) -> Path:
+    """``<root>/<date-time>/`` (created unless ``create`` is False: then by the first file written into it)."""
     out = Path(root) / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
     return out
 
 
 __all__ = ["SoakGoals", "SoakRun", "format_runtime_table", "load_frames", "pingpong_index", "plot_memory_samples",
-           "plot_runtime_soak", "process_label", "process_tree", "pss_bytes", "results_dir", "rss_bytes", "rss_trend",
-           "run_runtime_soak", "series", "soak_frames", "soak_run", "target_boxes", "time_stats", "tree_pss_by_process",
-           "tree_pss_bytes"]
+           "plot_runtime_soak", "resolve_warmup", "process_label", "process_tree", "pss_bytes", "results_dir",
+           "rss_bytes", "rss_trend", "run_runtime_soak", "series", "soak_frames", "soak_run", "target_boxes",
+           "time_stats", "tree_pss_by_process", "tree_pss_bytes"]

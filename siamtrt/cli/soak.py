@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..locations import MODELS_DIR, RESULTS_DIR
 from ..modeldir import SEARCH_ONNX
-from .common import EXIT_PARTIAL, int_at_least, positive_int, run_command, setup_logging
+from .common import EXIT_PARTIAL, add_verbose, int_at_least, positive_int, run_command, setup_logging
 
 PARTS = ("runtime", "triton", "ray")
 STANDIN_DIR = MODELS_DIR / "soak-alex-matching-lt831"
@@ -57,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ry.add_argument("--kills", type=int_at_least(0), default=2, help="times the worker is killed (default 2)")
     ry.add_argument("--num-cpus", type=positive_int, default=2, help="CPUs of the local Ray instance (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--verbose", action="store_true", help="debug logging")
+    add_verbose(p)
     return p.parse_args(argv)
 
 
@@ -126,16 +126,47 @@ def _gt_boxes(video: Path, n, box):
     return np.tile(np.asarray(box, np.float64), (n, 1)) if gt is None else read_box_file(gt)
 
 
+def _check_inputs(a: argparse.Namespace, video: Path, box) -> None:
+    """Every refusal the runtime part would make, before the stand-in is exported and before any folder is made:
+    the results root, modes, target counts (and the boxes they place), warm-up and backend name."""
+    from siamtrt.benchmarks.soak import load_frames, resolve_warmup, target_boxes
+    from siamtrt.outputs import check_writable
+    from siamtrt.runtime.backends import ALIASES, BACKENDS, backend_class
+    from siamtrt.runtime.modes import parse_mode
+    from siamtrt.runtime.tracker import check_boxes
+
+    check_writable([], dirs=[a.out], what=["--out"])
+    frame = load_frames(video, 2)[0]  # cheap checks before any export
+    if "runtime" not in a.parts:
+        return
+    for m in a.mode:
+        if m != "all":
+            parse_mode(m)
+    for n in a.targets:
+        check_boxes(target_boxes(box, n, frame.shape), (frame.shape[1], frame.shape[0]))
+    resolve_warmup(a.frames, a.warmup)
+    if a.backend != "auto" and ALIASES.get(a.backend, a.backend) not in BACKENDS:
+        backend_class(a.backend)  # raises: unknown name, with the valid ones
+
+
 def _run(a: argparse.Namespace) -> int:
     from siamtrt.benchmarks.data import DEFAULT_BOX, default_video
-    from siamtrt.benchmarks.soak import load_frames, results_dir
+    from siamtrt.benchmarks.soak import results_dir
     from siamtrt.runtime.run import parse_bbox
 
     video = Path(a.video) if a.video else default_video()
-    load_frames(video, 2)  # cheap checks before any export
     box = parse_bbox(a.bbox) if a.bbox else DEFAULT_BOX
+    _check_inputs(a, video, box)
     model = _model(a, video)
-    out = results_dir(a.out)
+    out = results_dir(a.out, create=False)  # made by the first result written
+    try:
+        return _soak(a, model, video, box, out)
+    finally:
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # nothing was measured (refused or stopped before the first run): no empty run folder
+
+
+def _soak(a: argparse.Namespace, model: Path, video: Path, box, out: Path) -> int:
     from siamtrt.benchmarks.results import dump_json
     from siamtrt.benchmarks.sysinfo import machine_info
 

@@ -204,3 +204,42 @@ def test_soak_counts_are_refused_before_anything_runs(argv, expect, tmp_path, ca
         main([*argv, "--out", str(tmp_path / "soak")])
     assert e.value.code == 2 and expect in capsys.readouterr().err
     assert not (tmp_path / "soak").exists()
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["--targets", "0"], "1 to 4 targets"),
+    (["--mode", "foo"], "unknown tracking mode 'foo'"),
+    (["--backend", "foo"], "unknown backend 'foo'"),
+    (["--frames", "40", "--warmup", "40"], "warm-up 40 must leave frames"),
+    (["--bbox", "1000,1000,5,5"], "outside the"),
+    (["-v", "--targets", "5"], "1 to 4 targets"),  # -v as every command takes it
+])
+def test_soak_refusals_leave_no_run_folder(argv, expect, tmp_path, bag_video, capsys):
+    """Refused before the stand-in is exported and before any folder is made (each left an empty
+    OUT/<date-time>/)."""
+    from siamtrt.cli.soak import main
+
+    assert main([*argv, "--video", str(bag_video), "--model", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "soak")]) == 2
+    err = capsys.readouterr().err
+    assert expect in err and "Traceback" not in err
+    assert not (tmp_path / "soak").exists()
+
+
+def test_soak_out_a_file_and_stopped_soak_leave_nothing(tmp_path, bag_video, capsys, monkeypatch):
+    """--out naming a file is refused up front (was a NotADirectoryError traceback); a soak stopped before its first
+    result leaves no empty run folder."""
+    import siamtrt.cli.soak as cli
+
+    (tmp_path / "afile").write_text("")
+    assert cli.main(["--video", str(bag_video), "--out", str(tmp_path / "afile")]) == 2
+    assert "afile exists and is not a directory" in capsys.readouterr().err
+
+    def stopped(a, model, video, box, out):
+        out.mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_soak", stopped)
+    assert cli.main(["--video", str(bag_video), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "soak")]) \
+        == 130
+    assert not any((tmp_path / "soak").iterdir())
