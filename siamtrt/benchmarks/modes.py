@@ -20,7 +20,6 @@ Success rate = fraction of the scored frames with IoU(tracker box, ground truth)
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,9 +29,10 @@ import numpy as np
 
 from ..errors import InputError
 from ..figures import pyplot, save_png
-from ..outputs import atomic_file, check_writable
+from ..outputs import check_writable
 from ..progress import progress_iter
 from ..runtime.boxes import iou_xywh
+from .results import dump_json
 from .synthetic import _affine, _backgrounds, make_texture
 
 #: suffix of the JSON a modes run rewrites after every sequence (NAME.partial.json beside NAME.json)
@@ -186,7 +186,7 @@ def render(sc: Scenario, background: Union[str, Path]) -> Rendered:
     side = 1 if rng.random() < 0.5 else -1
     y0 = rng.uniform(fh * 0.3, fh * 0.7)
     if sc.kind == "reenter":
-        if sc.frames < sc.gap + 20:
+        if sc.frames < min_frames("reenter"):
             raise InputError(f"reenter needs frames >= gap + 20 (got {sc.frames}, gap {sc.gap})")
         leave = (sc.frames - sc.gap) // 2
         back = leave + sc.gap
@@ -221,7 +221,7 @@ def render(sc: Scenario, background: Union[str, Path]) -> Rendered:
         f, boxes[i] = _compose(bg, tex, tx, ty)
         f, dboxes[i] = _compose(f, look, dx, dy)
         frames.append(f)
-        scored[i] = i > cross + 5
+        scored[i] = i > cross + DISTRACTOR_SETTLE
     return Rendered(frames, boxes, scored, dboxes)
 
 
@@ -291,6 +291,35 @@ def sequence_detail(r: Rendered, res: Dict[str, np.ndarray]) -> Dict:
             "median_frame_ms": 1000 * float(np.median(res["seconds"][1:]))}
 
 
+#: distractor: frames after the crossing (at frames // 3) before scoring starts
+DISTRACTOR_SETTLE = 5
+
+
+def min_frames(kind: str) -> int:
+    """The fewest frames a scenario kind has scored frames with (exit variants derive their own length)."""
+    if kind == "reenter":
+        return Scenario(kind=kind).gap + 20
+    return next(f for f in range(2, 1000) if f - 1 > f // 3 + DISTRACTOR_SETTLE)  # a frame after the settling
+
+
+def check_request(kinds: Sequence[str], frames: int) -> None:
+    """Refuse, before any sequence is rendered, an unknown scenario or too few frames for one.
+
+    Raises:
+        InputError: what is wrong, with the valid names or the frames needed.
+    """
+    for k in kinds:
+        if k not in SCENARIOS and k not in EXIT_VARIANTS:
+            raise InputError(f"unknown scenario {k!r}",
+                             fix=f"use one of {', '.join(SCENARIOS[:2] + tuple(EXIT_VARIANTS))} (or 'exits' for all "
+                                 "the exit variants)")
+    short = {k: min_frames(k) for k in kinds if k not in EXIT_VARIANTS and frames < min_frames(k)}
+    if short:
+        raise InputError(f"--frames {frames} is too few for the {', '.join(short)} scenario(s)",
+                         evidence="; ".join(f"{k} needs at least {n} frames" for k, n in short.items()),
+                         fix=f"pass --frames {max(short.values())} or more (default 80)")
+
+
 def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: Sequence[str] = SCENARIOS[:2],
               modes: Sequence[str] = ("short", "longterm", "distractor", "longterm+distractor"),
               seeds: Sequence[int] = range(10), frames: int = 80, constants: Optional[Dict[str, float]] = None,
@@ -321,11 +350,7 @@ def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: 
             check_outputs(p.parent, p.name[:-len(PARTIAL_SUFFIX)])
         else:
             check_writable([p], what=["partial"], dirs=[p.parent])
-    for k in kinds:
-        if k not in SCENARIOS and k not in EXIT_VARIANTS:
-            raise InputError(f"unknown scenario {k!r}",
-                             fix=f"use one of {', '.join(SCENARIOS[:2] + tuple(EXIT_VARIANTS))} (or 'exits' for all "
-                                 "the exit variants)")
+    check_request(kinds, frames)
     base = Tracker.from_model_dir(model_dir, backend="onnxruntime", threads=threads)
     info = base.info
     if constants:
@@ -344,9 +369,7 @@ def run_modes(model_dir: Union[str, Path], background: Union[str, Path], kinds: 
             details[kind][m].append(dict(d, seed=int(seed)))
             frame_ms[m].append(d["median_frame_ms"])
         if partial is not None:
-            Path(partial).parent.mkdir(parents=True, exist_ok=True)
-            with atomic_file(partial) as f:
-                f.write(json.dumps({"done": [kind, int(seed)], "results": out, "details": details}))
+            dump_json(partial, {"done": [kind, int(seed)], "results": out, "details": details})
     weights = weights_label(info.meta)
     return {"model": str(model_dir), "arch": info.meta.get("arch"), "weights": weights,
             "constants": constants or {}, "frames": frames, "seeds": [int(s) for s in seeds],
@@ -390,8 +413,7 @@ def write_report(report: Dict, out_dir: Union[str, Path], name: str = "modes") -
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jpath = out / f"{name}.json"
-    with atomic_file(jpath) as f:
-        f.write(json.dumps(report, indent=1))
+    dump_json(jpath, report)  # strict JSON: NaN (no scored frame) as null
     kinds = list(report["results"])
     modes = list(report["results"][kinds[0]])
     fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(kinds)), 4))
@@ -413,5 +435,5 @@ def write_report(report: Dict, out_dir: Union[str, Path], name: str = "modes") -
 
 
 __all__ = ["EXIT_VARIANTS", "PARTIAL_SUFFIX", "SCENARIOS", "STANDIN_CONSTANTS", "Scenario", "check_outputs",
-           "make_standin", "render", "report_paths", "run_modes",
+           "check_request", "make_standin", "min_frames", "render", "report_paths", "run_modes",
            "scenario", "sequence_detail", "standin_frames", "success_rate", "table", "track_scenario", "write_report"]

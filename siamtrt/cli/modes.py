@@ -17,6 +17,7 @@ import argparse
 import ast
 import sys
 from pathlib import Path
+from typing import Dict, List
 
 from siamtrt.cli.common import add_verbose, int_at_least, positive_int
 
@@ -46,27 +47,70 @@ def main(argv=None) -> int:
 
     from siamtrt.benchmarks import modes
     from siamtrt.benchmarks.data import default_video
-    from siamtrt.errors import SiamtrtError
+    from siamtrt.errors import InputError, Interrupted, SiamtrtError
     from siamtrt.modeldir import SEARCH_ONNX
 
     try:
+        if not args.name.strip() or Path(args.name).name != args.name:
+            raise InputError(f"--name {args.name!r} is not a file name stem",
+                             fix="pass a plain name such as --name modes (NAME.json and NAME.png go into --out)")
         modes.check_outputs(args.out, args.name)  # before the stand-in export and the sequences
+        overrides = parse_overrides(args.set)
+        kinds = [k for name in args.scenarios for k in (modes.EXIT_VARIANTS if name == "exits" else [name])]
+        modes.check_request(kinds, args.frames)
         background = args.background or default_video()
         constants = dict(modes.STANDIN_CONSTANTS) if args.make_stand_in else {}
         if args.make_stand_in and not (Path(args.model) / SEARCH_ONNX).is_file():
             modes.make_standin(args.model, background)
-        for kv in args.set:
-            key, _, value = kv.partition("=")
-            constants[key] = ast.literal_eval(value)
-        kinds = [k for name in args.scenarios for k in (modes.EXIT_VARIANTS if name == "exits" else [name])]
-        rep = modes.run_modes(args.model, background, kinds=kinds,
-                              modes=args.modes, seeds=range(args.seeds), frames=args.frames, constants=constants,
-                              progress=not args.quiet, threads=args.threads,
-                              partial=Path(args.out) / f"{args.name}.partial.json")
+        constants.update(overrides)
+        partial = modes.report_paths(args.out, args.name)[2]
+        try:
+            rep = modes.run_modes(args.model, background, kinds=kinds,
+                                  modes=args.modes, seeds=range(args.seeds), frames=args.frames, constants=constants,
+                                  progress=not args.quiet, threads=args.threads, partial=partial)
+        except KeyboardInterrupt:
+            kept = (f"the sequences finished so far are in {partial} (for reading: a new run starts over)"
+                    if partial.is_file() else "nothing was written")
+            raise Interrupted(f"interrupted before the report; {kept}") from None
         jpath, ppath = modes.write_report(rep, args.out, args.name)
+        partial.unlink(missing_ok=True)  # the report holds all of it
     except (SiamtrtError, ValueError, SyntaxError, TypeError) as e:
+        if isinstance(e, Interrupted):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(modes.table(rep))
     print(f"json: {jpath}\nplot: {ppath}")
     return 0
+
+
+def parse_overrides(items: List[str]) -> Dict[str, object]:
+    """``--set KEY=VALUE`` items → TrackConfig overrides (VALUE a Python literal: 0.99, None, True, (1, 2)).
+
+    Raises:
+        InputError: not KEY=VALUE, a key TrackConfig does not have (the valid keys listed), or a value that is not a
+            literal.
+    """
+    import dataclasses
+    import difflib
+
+    from siamtrt.config import TrackConfig
+    from siamtrt.errors import InputError
+
+    keys = [f.name for f in dataclasses.fields(TrackConfig)]
+    out: Dict[str, object] = {}
+    for kv in items:
+        key, eq, value = kv.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or not key or not value:
+            raise InputError(f"--set {kv!r} is not KEY=VALUE", fix="e.g. --set confidence_low=0.99")
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=1)
+            raise InputError(f"--set {key}: TrackConfig has no key {key!r}", evidence="valid: " + ", ".join(keys),
+                             fix=f"did you mean {close[0]!r}?" if close else "use one of the valid keys")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise InputError(f"--set {kv}: {value!r} is not a value", evidence="VALUE is read as a Python literal",
+                             fix=f"a number, None, True/False or a quoted string, e.g. --set {key}=0.99") from None
+    return out

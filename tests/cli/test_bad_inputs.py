@@ -271,6 +271,17 @@ CASES = [
     ("int8-family-no-data", lambda ws, t, v: ["int8-family", "--arch", "alex", "--members", "1", "--data", ws / "nope",
                                              "--work", ws / "w", "--out", ws / "o", "-v"],
      "lacks bag.avi and bag"),
+    # modes: --set, --frames and --name checked before anything runs (raw TypeError / ast text, nan ± nan, exit 0)
+    ("modes-set-unknown-key", lambda ws, t, v: ["modes", "--model", _model(ws, t), "--set", "foo=1", "--out", ws / "m"],
+     "TrackConfig has no key 'foo'"),
+    ("modes-set-not-a-value", lambda ws, t, v: ["modes", "--model", _model(ws, t), "--set", "confidence_low=abc",
+                                                "--out", ws / "m"], "'abc' is not a value"),
+    ("modes-set-no-value", lambda ws, t, v: ["modes", "--model", _model(ws, t), "--set", "confidence_low",
+                                             "--out", ws / "m"], "is not KEY=VALUE"),
+    ("modes-too-few-frames", lambda ws, t, v: ["modes", "--model", _model(ws, t), "--frames", "3", "--out", ws / "m"],
+     "--frames 3 is too few"),
+    ("modes-empty-name", lambda ws, t, v: ["modes", "--model", _model(ws, t), "--name", "", "--out", ws / "m"],
+     "is not a file name stem"),
 ]
 
 
