@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import BackendError, CheckpointError, InputError
+from ..errors import BackendError, CheckpointError, InputError, Interrupted
 from ..locations import RESULTS_DIR
 from . import metrics, results, sysinfo
 from ..runtime.sequences import OTB_GT, Sequence as Seq, load_sequences
@@ -86,8 +86,9 @@ def track_sequence(tracker: Any, seq: Seq, progress: bool = False) -> tuple:
 
 
 def run_entrant(entrant: Entrant, sequences: Sequence[Seq], results_root: Union[str, Path], force: bool = False,
-                progress: bool = True) -> Tuple[Path, int]:
-    """Track every sequence that has no complete result yet; returns (run folder, number of sequences reused)."""
+                progress: bool = True, kept: Optional[List[Tuple[Path, str]]] = None) -> Tuple[Path, int]:
+    """Track every sequence that has no complete result yet; returns (run folder, number of sequences reused).
+    ``kept`` gets (run folder, sequence) for every result written (what a stopped evaluation leaves)."""
     rdir = results.run_dir(results_root, entrant.model, entrant.backend, entrant.precision, entrant.run)
     fp = entrant.info.get("fingerprint")
     prev = results.read_run_info(rdir)
@@ -112,10 +113,25 @@ def run_entrant(entrant: Entrant, sequences: Sequence[Seq], results_root: Union[
             results.write_result(rdir, seq.name, boxes, times)
             per[results.safe_name(seq.name)] = results.result_key(fp, seq)  # recorded once the files are whole
             results.write_run_info(rdir, dict(info, sequences=per))
+            if kept is not None:
+                kept.append((rdir, seq.name))
         close = getattr(tracker, "close", None)
         if callable(close):
             close()
     return rdir, skipped
+
+
+def interrupted_text(kept: Sequence[Tuple[Path, str]]) -> str:
+    """What a stopped evaluation leaves: no report, and the per-sequence results it finished (a later run with the
+    same model and sequences reuses them)."""
+    if not kept:
+        return "interrupted before the report: no sequence result was finished in this run, no report written"
+    runs: Dict[Path, List[str]] = {}
+    for rdir, name in kept:
+        runs.setdefault(rdir, []).append(name)
+    where = "; ".join(f"{rdir} ({', '.join(names)})" for rdir, names in runs.items())
+    return (f"interrupted before the report (none written); kept {len(kept)} finished sequence result(s): {where} — "
+            "a later run with the same model and sequences reuses them (--force re-runs them)")
 
 
 def agreement(rdir: Path, ref_dir: Path, sequences: Sequence[Seq]) -> Dict[str, float]:
@@ -254,18 +270,22 @@ def evaluate(entrants: Sequence[Entrant], sequences: Sequence[Seq], results_root
         raise InputError("no sequences to evaluate on", fix="pass --sequence PATH (OTB folder, dataset root, video)")
     results.check_report_outputs(json_out, plot_out, results_root)
     done, skipped, notes = [], [], []
-    for ent in entrants:
-        try:
-            rdir, reused = run_entrant(ent, sequences, results_root, force, progress)
-            done.append((ent, rdir))
-            if reused:
-                notes.append(f"{ent.label}: {reused} sequence(s) read from earlier results in {rdir} "
-                             f"(--force re-runs them)")
-        except (BackendError, CheckpointError) as e:
-            if ent.is_reference and skip_errors_for_reference:
-                skipped.append({"label": ent.label, "reason": e.what})
-                continue
-            raise
+    kept: List[Tuple[Path, str]] = []
+    try:
+        for ent in entrants:
+            try:
+                rdir, reused = run_entrant(ent, sequences, results_root, force, progress, kept)
+                done.append((ent, rdir))
+                if reused:
+                    notes.append(f"{ent.label}: {reused} sequence(s) read from earlier results in {rdir} "
+                                 f"(--force re-runs them)")
+            except (BackendError, CheckpointError) as e:
+                if ent.is_reference and skip_errors_for_reference:
+                    skipped.append({"label": ent.label, "reason": e.what})
+                    continue
+                raise
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted_text(kept)) from None
     ref = next((x for x in done if x[0].is_reference), None) or next(
         (x for x in done if x[0].precision == "fp32"), None)
     entries = []

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     import logging
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s")
-    from siamtrt.errors import SiamtrtError
+    from siamtrt.errors import Interrupted, SiamtrtError
     from siamtrt.benchmarks.accuracy import run_accuracy
 
     try:
@@ -60,6 +60,8 @@ def main(argv=None) -> int:
                               force=args.force, threads=args.threads, reference=not args.no_reference,
                               json_out=args.json, plot_out=args.plot, cache_root=args.cache,
                               progress=not args.quiet)
+    except Interrupted:
+        raise  # the command's runner says what was kept and exits 130 / 143
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

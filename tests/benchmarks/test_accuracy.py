@@ -150,3 +150,27 @@ def test_results_are_reused_per_sequence_only_for_the_same_model_and_sequence(tm
     other.gt = other.gt + 1.0  # same name, same length, other boxes
     evaluate([ent("B", [other, seqs[1]])], [other, seqs[1]], tmp_path, progress=False)
     assert len(calls) == 4
+
+
+def test_a_stopped_evaluation_says_which_results_it_kept(tmp_path, seqs, oracle_cls):
+    """Stopped after the reference finished: the message names the kept per-sequence results (later runs reuse
+    them), not "no output was left half-written"."""
+    from siamtrt.errors import Interrupted
+
+    class Stopped:
+        def init(self, frame, bbox):
+            pass
+
+        def track(self, frame):
+            raise KeyboardInterrupt
+
+    calls = []
+    ents = [_entrant("oracle", lambda: oracle_cls(seqs), calls, is_reference=True),
+            _entrant("stopped", Stopped, calls)]
+    with pytest.raises(Interrupted) as e:
+        evaluate(ents, seqs, tmp_path, json_out=tmp_path / "acc.json", progress=False)
+    what = e.value.what
+    assert "kept 2 finished sequence result(s)" in what and str(tmp_path / "standin" / "oracle-fp32") in what
+    assert "reuses them" in what and not (tmp_path / "acc.json").exists()
+    with pytest.raises(Interrupted, match="no sequence result was finished"):
+        evaluate(ents[1:], seqs, tmp_path, progress=False)
