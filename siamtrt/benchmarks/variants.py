@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..config import DEFAULT_CONFIG, get_config
 from ..locations import MODELS_DIR, default_model_dir
-from ..errors import BackendError, ModelDirError
+from ..errors import BackendError, CheckpointError, ModelDirError
 from ..metadata import PRECISIONS
 from ..modeldir import SEARCH_ONNX, TEMPLATE_ONNX
 
@@ -62,6 +62,8 @@ def backends_for(words: Sequence[str], model_dir: Path) -> Tuple[List[str], List
         else:
             names.append(w)
     return list(dict.fromkeys(names)), left_out
+
+
 DEFAULT_CACHE = MODELS_DIR
 
 
@@ -129,7 +131,8 @@ class Variant:
     def describe(self) -> Dict[str, Any]:
         return {"label": self.label, "backend": self.backend, "precision": self.precision,
                 "qdq_target": (self.meta.get("quantization") or {}).get("target"), "float_hint": self.float_hint,
-                "model_dir": str(self.model_dir), "arch": self.arch, "trained": self.trained, "weights_kind": self.weights,
+                "model_dir": str(self.model_dir), "arch": self.arch, "trained": self.trained,
+                "weights_kind": self.weights,
                 "checkpoint_sha256": self.meta.get("checkpoint_sha256"), "xcorr": self.meta.get("xcorr"),
                 "batch": self.meta.get("batch")}
 
@@ -321,6 +324,10 @@ def resolve_variants(models: Sequence[Union[str, Path]] = (), config: Optional[s
     for p in precisions:
         if p not in PRECISIONS:
             raise ModelDirError(f"unknown precision '{p}'", evidence=f"valid: {', '.join(PRECISIONS)}")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise CheckpointError(f"checkpoint {checkpoint} " + ("is a folder, not a file" if Path(checkpoint).is_dir()
+                                                            else "does not exist"),
+                              fix="pass the trained model.pth file, or leave --checkpoint out (seeded random weights)")
     if models and config:
         raise ModelDirError("pass either --model DIR or --config NAME, not both",
                             fix="--model runs existing directories; --config exports one into the cache")
