@@ -84,7 +84,8 @@ def part_path(path: PathLike) -> Path:
 
 def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] = (), overwrite: bool = True,
                    dirs: Sequence[Optional[PathLike]] = (), inputs: Sequence[Optional[PathLike]] = (),
-                   partials: Sequence[Tuple[PathLike, str]] = ()) -> None:
+                   partials: Sequence[Tuple[PathLike, str]] = (),
+                   input_dirs: Sequence[Optional[PathLike]] = ()) -> None:
     """Refuse, before anything is written, outputs that cannot be written.
 
     Args:
@@ -99,11 +100,17 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
         partials: (path, what) of the files outputs are streamed into until they complete (``NAME.part``): checked
             like outputs (``--out a.part.mp4 --save-video a.mp4`` named one file twice), and refused when one exists
             (an interrupted run's frames, or a file of the user's, would be overwritten).
+        input_dirs: folders the job reads (a sequence folder, an image-folder video, a model directory; None
+            entries skipped): no output file or directory may lie in one (``--plot bag/img/00000001.jpg``
+            replaced a frame).
 
     Raises:
-        InputError: a path is a directory, named twice, one of ``inputs``, its parent is a file or not writable, or
-            (``overwrite=False``) exists.
+        InputError: a path is a directory, named twice, one of ``inputs`` or inside one of ``input_dirs``, its parent
+            is a file or does not accept new files (checked by creating one: as root ``os.access`` says yes to
+            ``/proc``), an existing file is write-protected (no write bit: refused as ``rm`` asks, even for root),
+            or (``overwrite=False``) exists.
     """
+    in_dirs = [Path(d) for d in input_dirs if d is not None]
     names = list(what) + ["output"] * (len(paths) - len(what)) + [w for _, w in partials]
     paths = list(paths) + [p for p, _ in partials]
     seen: dict = {}  # resolved path → the option that named it first
@@ -122,8 +129,10 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
                 if isinstance(i, (str, os.PathLike)) and p.is_file() and Path(i).is_file() and os.path.samefile(p, i):
                     raise InputError(f"{name} {p} is the input {i}: writing it would replace what the job reads",
                                      fix=f"give {name} another file name")
+            _refuse_inside(p, name, in_dirs)
             if p.exists() and not overwrite:
                 raise InputError(f"{name} {p} exists", fix="choose a new path or pass --force")
+            _refuse_write_protected(p, name)
             _check_parent(p, name)
         except OSError as e:  # a name too long, a path through /proc: the OS refuses it before any work
             raise InputError(f"cannot write {name} {p}: {e.strerror or e}", evidence=f"[Errno {e.errno}]",
@@ -138,6 +147,7 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
             if p.exists() and not p.is_dir():
                 raise InputError(f"{p} exists and is not a directory", fix="choose another output directory")
             _refuse_working_folder(p)
+            _refuse_inside(p, "output directory", in_dirs)
             _check_parent(p, "output directory")
         except OSError as e:
             raise InputError(f"cannot write the output directory {p}: {e.strerror or e}",
@@ -186,6 +196,26 @@ def _refuse_working_folder(p: Path) -> None:
                          fix=f"name a new folder inside it, e.g. {Path(p) / 'out'}, or run from another folder")
 
 
+def _refuse_inside(p: Path, name: str, input_dirs: Sequence[Path]) -> None:
+    """An output in a folder the job reads would change what it reads (or replace one of its files)."""
+    r = p.resolve()
+    for d in input_dirs:
+        rd = d.resolve()
+        if r == rd or rd in r.parents:
+            raise InputError(f"{name} {p} lies in {d}, which the job reads",
+                             evidence=f"{d} is an input folder (a sequence, image frames or a model directory): "
+                                      "writing there could replace or add to what is read",
+                             fix=f"write {name} outside {d}")
+
+
+def _refuse_write_protected(p: Path, name: str) -> None:
+    """An existing file with no write bit is kept, as ``rm`` asks before removing one: root may replace it, but
+    the mode says the owner wants it kept (a read-only data file was replaced through ``--json``)."""
+    if p.is_file() and not p.stat().st_mode & 0o222:
+        raise InputError(f"{name} {p} is write-protected", evidence=f"mode {p.stat().st_mode & 0o777:o}",
+                         fix=f"choose another {name}, or make it writable (chmod u+w) if it may be replaced")
+
+
 def _check_parent(p: Path, name: str) -> None:
     parent = p.parent if str(p.parent) else Path(".")
     probe = parent
@@ -195,6 +225,16 @@ def _check_parent(p: Path, name: str) -> None:
         raise InputError(f"cannot write {name} {p}: {probe} is a file, not a folder", fix=f"choose another {name}")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(f"cannot write {name} {p}: no write permission in {probe}", fix=f"choose another {name}")
+    # os.access says yes to root everywhere (/proc, a read-only mount): a file made and removed at once says truly
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".siamtrt-probe-", suffix=".tmp", dir=str(probe))
+    except OSError as e:
+        raise InputError(f"cannot write {name} {p}: {probe} does not accept new files ({e.strerror or e})",
+                         evidence=f"[Errno {e.errno}] creating a file in {probe}",
+                         fix=f"choose another {name}, in a folder of a writable file system") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ complete, rows on disk as they are produced, and the interruption contract of th
 import os
 import signal
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -210,3 +211,38 @@ def test_sigterm_after_many_openvino_backends_is_still_an_interrupt(tmp_path):
                        cwd=repo, capture_output=True, text=True, timeout=900,
                        env=dict(os.environ, MPLBACKEND="Agg"))
     assert r.returncode == 0, f"exit {r.returncode} (-11 = SIGSEGV)\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+
+
+def test_check_writable_refuses_a_write_protected_file(tmp_path):
+    """A file with no write bit is kept, as rm asks, even for root (bench --json replaced a read-only data file)."""
+    ro = tmp_path / "shared.json"
+    ro.write_text("precious")
+    ro.chmod(0o444)
+    try:
+        with pytest.raises(InputError, match="is write-protected"):
+            check_writable([ro], what=["--json"])
+    finally:
+        ro.chmod(0o644)
+    check_writable([ro], what=["--json"])  # writable again: replaced atomically as before
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+def test_check_writable_refuses_a_folder_that_takes_no_files(tmp_path):
+    """As root os.access says /proc is writable: the run then crashed making /proc/x after its work."""
+    with pytest.raises(InputError, match="does not accept new files"):
+        check_writable([Path("/proc/x.json")], what=["--json"])
+    with pytest.raises(InputError, match="does not accept new files"):
+        check_writable([], dirs=[Path("/proc/x")])
+    check_writable([tmp_path / "a" / "b.json"], dirs=[tmp_path / "c"])
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone, no folder made
+
+
+def test_check_writable_refuses_outputs_in_an_input_folder(tmp_path):
+    seq = tmp_path / "bag"
+    (seq / "img").mkdir(parents=True)
+    (seq / "img" / "00000001.jpg").write_bytes(b"jpg")
+    with pytest.raises(InputError, match="lies in"):
+        check_writable([seq / "img" / "00000001.jpg"], what=["--plot"], input_dirs=[seq])
+    with pytest.raises(InputError, match="lies in"):
+        check_writable([], dirs=[seq / "results"], input_dirs=[seq])
+    check_writable([tmp_path / "plot.png"], dirs=[tmp_path / "results"], input_dirs=[seq])

@@ -64,7 +64,7 @@ def truncate(seq: Seq, max_frames: Optional[int]) -> Seq:
         raise InputError(f"--max-frames must be at least 2 (got {max_frames})")
     return Seq(name=seq.name, gt=seq.gt[:max_frames], frames=seq.frames[:max_frames] if seq.frames else None,
                video=seq.video, polygons=None if seq.polygons is None else seq.polygons[:max_frames],
-               source=f"{seq.source} (first {max_frames} frames)")
+               source=f"{seq.source} (first {max_frames} frames)", gt_file=seq.gt_file, folder=seq.folder)
 
 
 def track_sequence(tracker: Any, seq: Seq, progress: bool = False) -> tuple:
@@ -402,6 +402,11 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
     threads = cpu_threads(threads)
     specs = list(sequences) or default_sequences(results_root, synthetic, synthetic_frames=synthetic_frames)
     loaded = load_sequences(specs, polygon_mode)
+    # every file and folder the sequences and models are read from: no report or result may land on or in one
+    results.check_report_outputs(json_out, plot_out, results_root,
+                                 inputs=[checkpoint] + [f for s in loaded for f in s.input_files()],
+                                 input_dirs=[d for s in loaded for d in s.input_dirs()]
+                                 + [m for m in models if Path(m).is_dir()])
     check_video_lengths(loaded)
     seqs = [truncate(s, max_frames) for s in loaded]
     variants = resolve_variants(models, config, checkpoint, backends, precisions, reference=reference,

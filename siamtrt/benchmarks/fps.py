@@ -526,6 +526,28 @@ def _check_counts(targets: int, frames: Optional[int], warmup: int, template_rep
                              fix=f"pass {name} {max(least, 1)} or more" + (" (or 'all')" if "frames" in name else ""))
 
 
+def check_available(variants: Sequence[Variant]) -> None:
+    """Refuse a backend that cannot run its model directory here (not installed, no GPU, no engines) before any
+    variant runs: the torch reference ran first, and only then was ``--backend tensorrt`` refused.
+
+    Raises:
+        BackendError: the first variant whose backend gives a reason it cannot run.
+    """
+    from ..runtime.backends import backend_class
+
+    for v in variants:
+        if v.is_reference:
+            continue
+        try:
+            why = backend_class(v.backend).unavailable_reason(v.model_dir)
+        except BackendError as e:
+            why = e.what
+        if why:
+            raise BackendError(f"backend {v.backend} cannot run {v.model_dir} here", evidence=why,
+                               fix="choose a backend that runs here (--backend auto picks one), or build the "
+                                   "missing engines / install the missing library")
+
+
 def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = None,
             checkpoint: Optional[Union[str, Path]] = None, backends: Sequence[str] = ("auto",),
             precisions: Sequence[str] = (), video: Optional[Union[str, Path]] = None,
@@ -579,8 +601,11 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
                          fix="pass --video PATH (a video file or an image folder), or set SIAMTRT_DATA to the "
                              "folder holding bag.avi")
     _check_counts(targets, frames, warmup, template_reps, reference_frames)
-    # the results folder is written only where --json / --plot do not name both files
-    check_report_outputs(json_out, plot_out, results_dir if not (json_out and plot_out) else None, [video])
+    # the results folder is written only where --json / --plot do not name both files; nothing may replace or land
+    # in what the run reads (the video or image folder, the model directories, the checkpoint)
+    check_report_outputs(json_out, plot_out, results_dir if not (json_out and plot_out) else None,
+                         [video, checkpoint], [video if video.is_dir() else None]
+                         + [m for m in models if Path(m).is_dir()])
     threads = cpu_threads(threads)
     machine = sysinfo.machine_info()  # before the run: the load average says whether others compete for the cores
     first, n_video = probe_video(video)
@@ -607,6 +632,7 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
     skipped: List[Dict[str, str]] = []
     variants = resolve_variants(models, config, checkpoint, backends, precisions, reference=reference,
                                 cache_root=cache_root, progress=progress, skipped=skipped)
+    check_available(variants)  # before the reference runs: a backend that cannot run here ends the job now
     for v in variants:
         if v.is_reference and not explicit_ref:
             v.random_fallback = True  # a timing baseline: random weights are fine when no checkpoint is given

@@ -46,6 +46,9 @@ def run_mode_fps(model_dir: Union[str, Path], modes: Sequence[str], video: Union
     from ..runtime.video import FrameSource
 
     from ..runtime.backends import accepted_options, choose_backend
+    from ..runtime.cpu import cpu_threads
+
+    threads = cpu_threads(threads)  # the number used is what the report records (None read as "default")
 
     names = list(dict.fromkeys(["short"] + [parse_mode(m).name for m in modes]))
     backend = choose_backend(backend, model_dir)[0]   # "auto" → the name whose options apply

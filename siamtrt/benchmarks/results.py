@@ -144,16 +144,18 @@ def json_safe(obj: Any) -> Any:
 
 def check_report_outputs(json_out: Optional[Union[str, Path]], plot_out: Optional[Union[str, Path]],
                          folder: Optional[Union[str, Path]] = None,
-                         inputs: Sequence_[Optional[Union[str, Path]]] = ()) -> None:
+                         inputs: Sequence_[Optional[Union[str, Path]]] = (),
+                         input_dirs: Sequence_[Optional[Union[str, Path]]] = ()) -> None:
     """Refuse, before a benchmark runs, a report it could not write at the end (a folder given as ``--json``, one file
-    named by ``--json`` and ``--plot``, a path under a file, an output that is an input, a results ``folder`` that is
-    a file): its measurements were lost to a traceback after the whole run.
+    named by ``--json`` and ``--plot``, a path under a file, an output that is an input or lies in one of
+    ``input_dirs`` (a sequence folder, an image-folder video, a model directory), a results ``folder`` that is a
+    file): its measurements were lost to a traceback after the whole run.
 
     Raises:
         InputError: an unwritable output.
     """
     check_writable([json_out, plot_out], what=["--json", "--plot"], dirs=[folder] if folder is not None else [],
-                   inputs=list(inputs))
+                   inputs=list(inputs), input_dirs=list(input_dirs))
 
 
 def dump_json(path: Union[str, Path], obj: Any) -> Path:

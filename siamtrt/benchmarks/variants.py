@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..config import DEFAULT_CONFIG, get_config
 from ..locations import MODELS_DIR, default_model_dir
-from ..errors import BackendError, ModelDirError
+from ..errors import BackendError, CheckpointError, ModelDirError
 from ..metadata import PRECISIONS
 from ..modeldir import CACHE_STAMP, REFERENCE_WEIGHTS, SEARCH_ONNX, TEMPLATE_ONNX, onnx_digest
 
@@ -342,6 +342,10 @@ def resolve_variants(models: Sequence[Union[str, Path]] = (), config: Optional[s
     for p in precisions:
         if p not in PRECISIONS:
             raise ModelDirError(f"unknown precision '{p}'", evidence=f"valid: {', '.join(PRECISIONS)}")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise CheckpointError(f"checkpoint {checkpoint} " + ("is a folder, not a file" if Path(checkpoint).is_dir()
+                                                            else "does not exist"),
+                              fix="pass the trained model.pth file, or leave --checkpoint out (seeded random weights)")
     if models and config:
         raise ModelDirError("pass either --model DIR or --config NAME, not both",
                             fix="--model runs existing directories; --config exports one into the cache")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 from siamtrt.benchmarks.variants import add_variant_arguments  # torch-free
@@ -90,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _mode_ignored(args) -> list:
+    """The options --mode does not use, as given (it times one model directory with one backend, one target)."""
+    given = [("--plot", args.plot), ("--reference-frames", args.reference_frames), ("--precision", args.precision),
+             ("--template-reps", args.template_reps), ("--precision-hint", args.precision_hint),
+             ("--no-probe", args.no_probe), ("--no-save", args.no_save), ("--no-reference", args.no_reference),
+             ("--targets", args.targets != 1), ("--results", args.results != "results/fps"),
+             ("--schedule", args.schedule != "interleaved" or args.interleave),
+             ("a second --model", len(args.model) > 1), ("a second --backend", len(args.backend) > 1)]
+    return [name for name, value in given if value]
+
+
 def _modes(args, kw) -> int:
     """--mode: per-mode frame time of one model directory (siamtrt.benchmarks.fps_modes)."""
     from siamtrt.benchmarks import fps, fps_modes
@@ -97,16 +109,30 @@ def _modes(args, kw) -> int:
     from siamtrt.benchmarks.results import check_report_outputs
     from siamtrt.benchmarks.variants import ensure_exported
     from siamtrt.config import DEFAULT_CONFIG
-    from siamtrt.errors import SiamtrtError
+    from siamtrt.errors import InputError, SiamtrtError
+    from siamtrt.runtime.cpu import cpu_threads
 
     try:
-        check_report_outputs(args.json, None, None, [args.video])  # before the run, not after it
+        ignored = _mode_ignored(args)
+        if ignored:
+            raise InputError(f"--mode does not use {', '.join(ignored)}",
+                             evidence="--mode times the tracking modes of the first --model with the first "
+                                      "--backend, one target, and writes only --json",
+                             fix=f"drop {', '.join(ignored)}, or run without --mode to compare backends/precisions")
+        video = args.video or default_video()
+        model_dirs = [m for m in args.model[:1] if Path(m).is_dir()]
+        check_report_outputs(args.json, None, None, [video, args.checkpoint],  # before the run, not after it
+                             [video if Path(video).is_dir() else None] + model_dirs)
+        threads = cpu_threads(args.threads)  # recorded as the number used, not "default"
+        warmup = kw.get("warmup", fps.DEFAULT_WARMUP)
+        frames = kw.get("frames", fps.DEFAULT_FRAMES)
+        if frames is None:  # --frames all: every frame after the init and warm-up frames
+            frames = max(1, fps.probe_video(video)[1] - 1 - warmup)
         model = args.model[0] if args.model else ensure_exported(args.config or DEFAULT_CONFIG, args.checkpoint,
                                                                  args.cache, progress=not args.quiet)
-        rep = fps_modes.run_mode_fps(model, args.mode, args.video or default_video(),
-                                     kw.get("bbox", fps.DEFAULT_BOX), frames=kw.get("frames") or fps.DEFAULT_FRAMES,
-                                     warmup=kw.get("warmup", fps.DEFAULT_WARMUP), threads=args.threads,
-                                     backend=args.backend[0], progress=not args.quiet)
+        rep = fps_modes.run_mode_fps(model, args.mode, video, kw.get("bbox", fps.DEFAULT_BOX), frames=frames,
+                                     warmup=warmup, threads=threads, backend=args.backend[0],
+                                     progress=not args.quiet)
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -39,6 +39,16 @@ class Sequence:
     video: Optional[Path] = None
     polygons: Optional[np.ndarray] = None  # [N, 8] when the source had them
     source: str = ""
+    gt_file: Optional[Path] = None  # the ground-truth file read
+    folder: Optional[Path] = None  # the sequence folder (folder sequences)
+
+    def input_files(self) -> List[Path]:
+        """The files this sequence is read from (ground truth, video): outputs must never replace them."""
+        return [p for p in (self.gt_file, self.video) if p is not None]
+
+    def input_dirs(self) -> List[Path]:
+        """The folders this sequence is read from (the sequence folder): outputs must not be written into them."""
+        return [self.folder] if self.folder is not None else []
 
     def __len__(self) -> int:
         return len(self.gt)
@@ -114,7 +124,7 @@ def load_folder_sequence(folder: Union[str, Path], polygon_mode: str = "minmax",
         raise InputError(f"{folder}: {len(frames)} frames but {len(gt)} ground-truth lines in {Path(gt_file).name}",
                          fix="the sequence needs one ground-truth line per frame (trim the extra frames or lines)")
     return Sequence(name=folder.name, gt=gt, frames=frames, polygons=p8 if p8 is not None else polys,
-                    source=str(folder))
+                    source=str(folder), gt_file=Path(gt_file), folder=folder)
 
 
 def find_gt(path: Path) -> Optional[Path]:
@@ -149,7 +159,8 @@ def load_video_sequence(video: Union[str, Path], gt_file: Optional[Union[str, Pa
                                   f"{OTB_GT}, {VOT_GT} beside it",
                          fix=f"pass one: --sequence {video}:path/to/gt.txt")
     gt, p8 = _gt_from_values(read_box_file(gt_path, polygon=None), polygon_mode)
-    return Sequence(name=video.stem, gt=gt, video=video, polygons=p8, source=f"{video} + {gt_path}")
+    return Sequence(name=video.stem, gt=gt, video=video, polygons=p8, source=f"{video} + {gt_path}",
+                    gt_file=gt_path)
 
 
 def _is_sequence_folder(p: Path) -> bool:

@@ -56,3 +56,12 @@ def test_modes_errors(tiny_dirs, bag_video):
         run_mode_fps(tiny_dirs["longterm"], ["distractor"], bag_video, BOX, frames=2, warmup=500, progress=False)
     with pytest.raises(SiamtrtError):
         run_mode_fps(tiny_dirs["longterm"], ["sideways"], bag_video, BOX, frames=2, warmup=0, progress=False)
+
+
+def test_threads_recorded_as_used(tiny_dirs, bag_video):
+    """threads=None ran on the physical cores but the report said null ("default threads" in the table)."""
+    from siamtrt.runtime.cpu import physical_cores
+
+    rep = run_mode_fps(tiny_dirs["short"], ["short"], bag_video, BOX, frames=2, warmup=0, backend="onnxruntime",
+                       progress=False)
+    assert rep["threads"] == physical_cores() and f"{physical_cores()} threads" in mode_table(rep)

@@ -266,6 +266,44 @@ CASES = [
     ("inspect-text-file", lambda ws, t, v: ["inspect", _file(ws, "notes.txt")], "neither a model directory"),
     ("inspect-engine-without-sidecar", lambda ws, t, v: ["inspect", _engine_without_sidecar(ws)], "has no sidecar"),
     ("unknown-job", lambda ws, t, v: ["trak", "--model", "x"], "did you mean 'track'"),
+    # ------------------------------------------------------------ bench / accuracy: what they read, what they write
+    ("accuracy-json-is-the-sequence-gt", lambda ws, t, v: ["accuracy", "--model", _model(ws, t), "--no-reference",
+                                                           "--max-frames", "5", "--sequence", _bag(ws, v), "--json",
+                                                           ws / "bag" / "groundtruth_rect.txt"], "is the input"),
+    ("accuracy-plot-is-a-frame", lambda ws, t, v: ["accuracy", "--model", _model(ws, t), "--no-reference",
+                                                   "--sequence", _bag(ws, v), "--plot",
+                                                   ws / "bag" / "img" / "00000001.jpg"], "lies in"),
+    ("accuracy-results-in-the-sequence", lambda ws, t, v: ["accuracy", "--model", _model(ws, t), "--no-reference",
+                                                           "--sequence", _bag(ws, v), "--results", ws / "bag" / "r"],
+     "lies in"),
+    ("accuracy-json-is-the-video-gt", lambda ws, t, v: ["accuracy", "--model", _model(ws, t), "--no-reference",
+                                                        "--sequence", _video_with_gt(ws, v), "--json",
+                                                        ws / "vid" / "bag.txt"], "is the input"),
+    ("accuracy-json-in-proc", lambda ws, t, v: ["accuracy", "--model", _model(ws, t), "--no-reference", "--sequence",
+                                                _bag(ws, v), "--json", "/proc/siamtrt-x.json"],
+     "does not accept new files"),
+    ("accuracy-results-in-proc", lambda ws, t, v: ["accuracy", "--model", _model(ws, t), "--no-reference",
+                                                   "--sequence", _bag(ws, v), "--results", "/proc/siamtrt-x"],
+     "does not accept new files"),
+    ("accuracy-json-in-the-model", lambda ws, t, v: ["accuracy", "--model", _model(ws, t), "--no-reference",
+                                                     "--sequence", _bag(ws, v), "--json", ws / "model" / "a.json"],
+     "lies in"),
+    ("bench-json-write-protected", lambda ws, t, v: ["bench", "--model", _model(ws, t), "--video", v, "--json",
+                                                     _read_only(_file(ws, "shared.json"))], "is write-protected"),
+    ("bench-json-in-proc", lambda ws, t, v: ["bench", "--model", _model(ws, t), "--video", v, "--json",
+                                             "/proc/siamtrt-x.json"], "does not accept new files"),
+    ("bench-results-in-proc", lambda ws, t, v: ["bench", "--model", _model(ws, t), "--video", v, "--results",
+                                                "/proc/siamtrt-x"], "does not accept new files"),
+    ("bench-json-in-the-model", lambda ws, t, v: ["bench", "--model", _model(ws, t), "--video", v, "--json",
+                                                  ws / "model" / "fps.json"], "lies in"),
+    ("bench-no-checkpoint", lambda ws, t, v: ["bench", "--model", _model(ws, t), "--video", v, "--checkpoint",
+                                              ws / "nonexist.pth"], "does not exist"),
+    ("bench-tensorrt-without-engines", lambda ws, t, v: ["bench", "--model", _model(ws, t), "--video", v,
+                                                         "--backend", "tensorrt", "--no-save"],
+     "backend tensorrt cannot run"),
+    ("bench-mode-ignored-options", lambda ws, t, v: ["bench", "--model", _model(ws, t), "--video", v, "--mode",
+                                                     "short", "--plot", ws / "p.png", "--targets", "2"],
+     "--mode does not use --plot, --targets"),
     # int8-family: the data folder is checked before the first member is exported (it ran ~65 s and wrote o/ first);
     # -v is taken as by every job
     ("int8-family-no-data", lambda ws, t, v: ["int8-family", "--arch", "alex", "--members", "1", "--data", ws / "nope",
@@ -283,6 +321,31 @@ CASES = [
     ("modes-empty-name", lambda ws, t, v: ["modes", "--model", _model(ws, t), "--name", "", "--out", ws / "m"],
      "is not a file name stem"),
 ]
+
+
+def _bag(ws: Path, video: Path) -> Path:
+    """A writable copy of the shared bag sequence folder (img/ + groundtruth_rect.txt; the shared one is read-only,
+    which alone refuses it as an output)."""
+    d = ws / "bag"
+    if not d.exists():
+        shutil.copytree(Path(video).parent / "bag", d, copy_function=shutil.copyfile)
+        for p in [d, *d.rglob("*")]:
+            if p.is_dir():
+                p.chmod(0o755)
+    return d
+
+
+def _video_with_gt(ws: Path, video: Path) -> Path:
+    """bag.avi with its ground truth beside it as bag.txt."""
+    d = ws / "vid"
+    d.mkdir(exist_ok=True)
+    shutil.copyfile(Path(video).parent / "bag" / "groundtruth_rect.txt", d / "bag.txt")
+    return _copy(video, d / "bag.avi")
+
+
+def _read_only(p: Path) -> Path:
+    p.chmod(0o444)
+    return p
 
 
 def _copy(src, dst: Path) -> Path:

@@ -127,6 +127,36 @@ def test_bench_mode_checks_its_json_first(tiny_model, clips, ws, capsys):
     assert code == 2 and "--json" in capsys.readouterr().err
 
 
+def test_bench_mode_frames_all_and_threads_used(tiny_model, clips, monkeypatch, capsys):
+    """--mode --frames all timed 60 frames (``frames or 60``), and the report said threads: null ("default
+    threads") where the physical core count was used."""
+    import siamtrt.benchmarks.fps_modes as fps_modes
+    from siamtrt.cli.fps import main
+    from siamtrt.runtime.cpu import physical_cores
+
+    seen = {}
+
+    def fake(model, modes, video, bbox, frames, warmup, threads, backend, progress):
+        seen.update(frames=frames, threads=threads)
+        return {}
+
+    monkeypatch.setattr(fps_modes, "run_mode_fps", fake)
+    monkeypatch.setattr(fps_modes, "mode_table", lambda rep: "")
+    code = main(["--model", str(tiny_model()), "--video", str(clips / "small.avi"), "--mode", "short", "--frames",
+                 "all", "--warmup", "1", "--quiet"])
+    assert code == 0 and seen == {"frames": 10 - 1 - 1, "threads": physical_cores()}, capsys.readouterr().err
+
+
+def test_bench_mode_refuses_the_options_it_ignores(tiny_model, clips, ws, capsys):
+    from siamtrt.cli.fps import main
+
+    code = main(["--model", str(tiny_model()), str(tiny_model()), "--video", str(clips / "small.avi"), "--mode",
+                 "short", "--reference-frames", "3", "--precision", "fp32", "--results", str(ws / "r"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--mode does not use --reference-frames, --precision, --results, a second --model" in err
+    assert not (ws / "r").exists()
+
+
 def test_modes_checks_out_before_the_run(tiny_model, bag_video, ws, monkeypatch):
     import siamtrt.benchmarks.modes as modes
     from siamtrt.runtime import Tracker

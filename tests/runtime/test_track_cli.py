@@ -324,7 +324,7 @@ def test_out_never_replaces_a_model_file_or_a_binary_file(tiny_dir, bag_video, t
     assert r.returncode == 2 and "is the input" in r.stderr, r.stderr
     assert (model / "search.onnx").read_bytes() == onnx
     victim = tmp_path / "clip.avi"
-    shutil.copy(bag_video, victim)
+    shutil.copyfile(bag_video, victim)  # writable: the binary check, not the mode, refuses it
     r = run("--model", model, "--video", bag_video, "--bbox", BOX, "--out", victim, "--max-frames", "3",
             "--no-progress")
     assert r.returncode == 2 and "is not a box file" in r.stderr, r.stderr
