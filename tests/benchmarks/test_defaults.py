@@ -19,6 +19,20 @@ def _saved_paths(stdout: str):
     return Path(found["JSON"]), Path(found["plot"])
 
 
+def _relabelled_fp16_copy(src, out) -> None:
+    """Stands in for the FP16 conversion (seconds of onnxconverter work): the FP32 files relabelled fp16."""
+    import onnx
+
+    from siamtrt.metadata import read_onnx_metadata, set_onnx_metadata
+
+    for f in ("template.onnx", "search.onnx"):
+        m = onnx.load(str(Path(src) / f))
+        meta = read_onnx_metadata(Path(src) / f)
+        meta["precision"] = "fp16"
+        set_onnx_metadata(m, meta)
+        onnx.save(m, str(Path(out) / f))
+
+
 @pytest.mark.slow
 def test_fps_no_arguments_fresh_cache(tmp_path, bag_video):
     """`python benchmarks/fps.py` in a fresh folder (empty ./models): exports the default model (random weights),
@@ -130,12 +144,9 @@ def test_precision_variants_are_derived_once_and_cached(tmp_path, alex_dir, bag_
     recorded precision names the variant (the converter itself is the calibration package's; stubbed here)."""
     import shutil
 
-    import onnx
-
     import siamtrt.calibration.fp16 as fp16
     from siamtrt.benchmarks.fps import run_fps
     from siamtrt.errors import ModelDirError
-    from siamtrt.metadata import read_onnx_metadata, set_onnx_metadata
 
     from siamtrt.benchmarks.variants import cache_key, write_cache_stamp
 
@@ -147,12 +158,7 @@ def test_precision_variants_are_derived_once_and_cached(tmp_path, alex_dir, bag_
     def fake_convert(src, out, *a, **k):
         calls.append(Path(out).name)
         Path(out).mkdir(parents=True)
-        for f in ("template.onnx", "search.onnx"):
-            m = onnx.load(str(Path(src) / f))
-            meta = read_onnx_metadata(Path(src) / f)
-            meta["precision"] = "fp16"
-            set_onnx_metadata(m, meta)
-            onnx.save(m, str(Path(out) / f))
+        _relabelled_fp16_copy(src, out)
 
     monkeypatch.setattr(fp16, "convert_fp16", fake_convert)
     kw = dict(config="siamrpn_alex_dwxcorr", video=bag_video, frames=2, warmup=0, template_reps=0, reference=False,
@@ -205,7 +211,6 @@ def test_cached_exports_and_derived_copies_follow_the_onnx_files(tmp_path, alex_
     import siamtrt.calibration.fp16 as fp16
     import siamtrt.export.onnx as onnx_export
     from siamtrt.calibration.derive import staged_model_dir
-    from siamtrt.metadata import read_onnx_metadata, set_onnx_metadata
 
     def retouch(d, note):  # other weights in the same folder: other bytes, the same metadata
         for f in ("template.onnx", "search.onnx"):
@@ -222,12 +227,7 @@ def test_cached_exports_and_derived_copies_follow_the_onnx_files(tmp_path, alex_
     def fake_convert(src, out, *a, **k):
         derived.append(Path(out).name)
         Path(out).mkdir(parents=True)
-        for f in ("template.onnx", "search.onnx"):
-            m = onnx.load(str(Path(src) / f))
-            meta = read_onnx_metadata(Path(src) / f)
-            meta["precision"] = "fp16"
-            set_onnx_metadata(m, meta)
-            onnx.save(m, str(Path(out) / f))
+        _relabelled_fp16_copy(src, out)
 
     monkeypatch.setattr(onnx_export, "export_model", fake_export)
     monkeypatch.setattr(fp16, "convert_fp16", fake_convert)
