@@ -526,6 +526,13 @@ def _check_counts(targets: int, frames: Optional[int], warmup: int, template_rep
                              fix=f"pass {name} {max(least, 1)} or more" + (" (or 'all')" if "frames" in name else ""))
 
 
+def check_outputs(json_out, plot_out, results_dir, video, checkpoint, models: Sequence) -> None:
+    """Refuse, before the run, a report it could not write, or one that would replace or land in what the run reads
+    (the video or image folder, the model directories, the checkpoint); the plain run and ``--mode`` alike."""
+    check_report_outputs(json_out, plot_out, results_dir, [video, checkpoint],
+                         [video if Path(video).is_dir() else None] + [m for m in models if Path(m).is_dir()])
+
+
 def check_available(variants: Sequence[Variant]) -> None:
     """Refuse a backend that cannot run its model directory here (not installed, no GPU, no engines) before any
     variant runs: the torch reference ran first, and only then was ``--backend tensorrt`` refused.
@@ -601,11 +608,8 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
                          fix="pass --video PATH (a video file or an image folder), or set SIAMTRT_DATA to the "
                              "folder holding bag.avi")
     _check_counts(targets, frames, warmup, template_reps, reference_frames)
-    # the results folder is written only where --json / --plot do not name both files; nothing may replace or land
-    # in what the run reads (the video or image folder, the model directories, the checkpoint)
-    check_report_outputs(json_out, plot_out, results_dir if not (json_out and plot_out) else None,
-                         [video, checkpoint], [video if video.is_dir() else None]
-                         + [m for m in models if Path(m).is_dir()])
+    # the results folder is written only where --json / --plot do not name both files
+    check_outputs(json_out, plot_out, results_dir if not (json_out and plot_out) else None, video, checkpoint, models)
     threads = cpu_threads(threads)
     machine = sysinfo.machine_info()  # before the run: the load average says whether others compete for the cores
     first, n_video = probe_video(video)
@@ -702,5 +706,5 @@ def _plot(report: FpsReport, out: Union[str, Path]) -> Path:
     return plot_fps(rows, FRAME_STAGES, out, title=title)
 
 
-__all__ = ["FpsReport", "VariantResult", "attach_headroom", "default_video", "measure", "run_fps",
+__all__ = ["FpsReport", "VariantResult", "attach_headroom", "check_outputs", "default_video", "measure", "run_fps",
            "search_gmac", "stats_ms", "target_boxes"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 from siamtrt.benchmarks.variants import add_variant_arguments  # torch-free
@@ -106,7 +105,6 @@ def _modes(args, kw) -> int:
     """--mode: per-mode frame time of one model directory (siamtrt.benchmarks.fps_modes)."""
     from siamtrt.benchmarks import fps, fps_modes
     from siamtrt.benchmarks.data import default_video
-    from siamtrt.benchmarks.results import check_report_outputs
     from siamtrt.benchmarks.variants import ensure_exported
     from siamtrt.config import DEFAULT_CONFIG
     from siamtrt.errors import InputError, SiamtrtError
@@ -120,9 +118,7 @@ def _modes(args, kw) -> int:
                                       "--backend, one target, and writes only --json",
                              fix=f"drop {', '.join(ignored)}, or run without --mode to compare backends/precisions")
         video = args.video or default_video()
-        model_dirs = [m for m in args.model[:1] if Path(m).is_dir()]
-        check_report_outputs(args.json, None, None, [video, args.checkpoint],  # before the run, not after it
-                             [video if Path(video).is_dir() else None] + model_dirs)
+        fps.check_outputs(args.json, None, None, video, args.checkpoint, args.model[:1])  # before the run
         threads = cpu_threads(args.threads)  # recorded as the number used, not "default"
         warmup = kw.get("warmup", fps.DEFAULT_WARMUP)
         frames = kw.get("frames", fps.DEFAULT_FRAMES)
