@@ -24,7 +24,7 @@ window, smoothing, clipping) is the short-term code path.
   re-ranks proposals, it does not move them). One search per frame at the same cost as short mode's (one call,
   same shapes), plus one batched template call (a crop per distractor) on each frame that found distractors: a
   sequence with distractors on every frame costs more per frame than short mode by that call (docs/runtime.md
-  "Measured" gives the medians).
+  "Measured" gives the medians). Distractor kernels that are not finite are left out ("Safety bounds" there).
 * ``longterm+distractor`` — both (the paper's long-term tracker).
 """
 
@@ -206,8 +206,18 @@ class DistractorMemory:
         """Some target has a distractor (its search then uses merged kernels)."""
         return bool((self.weight > 0).any())
 
-    def update(self, lr: float, owner: np.ndarray, kernels: Dict[str, np.ndarray]) -> None:
-        """Decay every target's memory, then add the distractor kernels (row i belongs to target ``owner[i]``)."""
+    def update(self, lr: float, owner: np.ndarray, kernels: Dict[str, np.ndarray]) -> int:
+        """Decay every target's memory, then add the distractor kernels (row i belongs to target ``owner[i]``).
+
+        Rows whose stored (classification) kernels are not finite are left out, as if not found: one NaN / inf in S
+        would make every later merged kernel of that target NaN. Returns how many rows were left out.
+        """
+        ok = np.ones(len(owner), bool)
+        if len(owner):
+            for k in self.sums:
+                ok &= np.isfinite(kernels[k]).reshape(len(owner), -1).all(1)
+        if not ok.all():
+            owner, kernels = owner[ok], {k: kernels[k][ok] for k in self.sums}
         decay = 1.0 - lr
         self.weight *= decay
         np.add.at(self.weight, owner, 1.0)
@@ -217,6 +227,7 @@ class DistractorMemory:
                 np.add.at(s, owner, kernels[k].astype(np.float64))
         if len(owner):
             self.changed = True
+        return len(ok) - int(ok.sum())
 
     def merge_into(self, base: Dict[str, np.ndarray], out: Dict[str, np.ndarray], weight: float) -> None:
         """Write (K_z − α̂·S/W)/(1 − α̂) into ``out[name]`` (persistent arrays shaped like ``base``) for the

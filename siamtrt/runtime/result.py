@@ -28,7 +28,8 @@ class TrackResult:
             search uses the large instance size). Always False in short / distractor mode.
         instance_size (np.ndarray): (N,) int, the search size each target was searched at in this frame.
         distractors (np.ndarray): (N,) int, distractor mode: distractors found for each target in this frame (each
-            adds its kernels to the target's decaying memory). Always 0 in short / long-term mode.
+            adds its kernels to the target's decaying memory, unless they are not finite). Always 0 in short /
+            long-term mode.
         mode (str): the tracker's mode when the frame was tracked.
 
     ``bbox`` / ``score`` are the unbatched fields of a one-target tracker; with N > 1 they raise InputError.

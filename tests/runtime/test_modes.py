@@ -338,6 +338,64 @@ def test_distractor_mode_learns_templates_and_changes_the_search_kernels(tiny_di
     assert any(not np.array_equal(kernels_fed[-1][k], dis._kernels[k]) for k in dis._kernels)
 
 
+def test_distractor_memory_leaves_out_non_finite_rows_only():
+    """One NaN / inf distractor kernel spoilt its target's memory for good (NaN in S: every later merged kernel NaN).
+    Such rows are left out; the batch's other rows, of the same target and of others, are learnt exactly as if the
+    bad ones had not been found."""
+    rng = np.random.default_rng(0)
+    k = {"cls": rng.normal(size=(2, 3, 2, 2)).astype(np.float32), "loc": np.ones((2, 4, 2, 2), np.float32)}
+    d = {"cls": rng.normal(size=(4, 3, 2, 2)).astype(np.float32), "loc": np.ones((4, 4, 2, 2), np.float32)}
+    d["cls"][1, 0, 0, 0], d["cls"][3, 2, 1, 1] = np.nan, -np.inf
+    d["loc"][0] = np.nan  # regression kernels are never learnt: no reason to leave row 0 out
+    owner, ok = np.array([0, 0, 1, 1]), np.array([True, False, True, False])
+    bad, ref = DistractorMemory(2, k), DistractorMemory(2, k)
+    left_out = [bad.update(0.1, owner, d), ref.update(0.1, owner[ok], {n: v[ok] for n, v in d.items()})]
+    bad.changed = ref.changed = False
+    nan = {n: np.full((2,) + v.shape[1:], np.nan, np.float32) for n, v in d.items()}
+    left_out += [bad.update(0.1, np.array([1, 0]), nan), ref.update(0.1, np.zeros(0, np.int64), {})]
+    out = merged(bad, k, 0.5)["cls"]
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out, merged(ref, k, 0.5)["cls"])
+    np.testing.assert_array_equal(bad.sums["cls"], ref.sums["cls"])
+    assert not bad.changed and bad.weight.tolist() == ref.weight.tolist() == [0.9, 0.9]
+    assert left_out == [2, 0, 2, 0]
+
+
+def test_non_finite_distractor_kernels_are_not_learnt(tiny_dir, bag_frames, caplog):
+    """A template branch returning NaN / inf for the distractor crops of one frame lost the target for good (its
+    memory NaN, then every merged kernel). Those kernels are left out: the run equals the one where those frames
+    found no distractor, with finite kernels and boxes, and one warning (not one per frame) says how many."""
+    d = tiny_dir("siamrpn_alex_dwxcorr")
+    bad, ref = (Tracker.from_model_dir(d, backend="onnxruntime", threads=1, mode="distractor") for _ in range(2))
+    on, off = ref.info, _with_constants(ref, distractor_max=0)
+    for t in bad, ref:
+        t.init(bag_frames[0], BOX)
+    orig, poison, poisoned = bad.backend.run_template, iter([1, 0, 1, 1, 0, 0, 1] + [0] * 100), []
+
+    def broken(z):  # after init every template call is a distractor batch
+        out = orig(z)
+        if next(poison):
+            out["cls_kernel"][:, 0, 0, 0] = np.nan
+            out["cls_kernel"][-1, 1] = np.inf
+            poisoned.append(len(z))
+        return out
+
+    bad.backend.run_template = broken
+    with caplog.at_level("WARNING", logger="siamtrt"):
+        for f in bag_frames[1:16]:
+            n = len(poisoned)
+            r = bad.track(f)
+            ref.info = off if len(poisoned) > n else on  # the frames whose distractors were poisoned find none
+            np.testing.assert_array_equal(r.boxes, ref.track(f).boxes)
+            assert np.isfinite(r.boxes).all() and np.isfinite(bad.memory.sums["cls_kernel"]).all()
+            np.testing.assert_array_equal(bad._search_kernels["cls_kernel"], ref._search_kernels["cls_kernel"])
+    assert len(poisoned) >= 2 and ref.memory.active  # several frames poisoned, others learnt
+    assert np.isfinite(bad._search_kernels["cls_kernel"]).all()
+    assert bad.distractors_dropped == sum(poisoned)
+    msgs = [m for m in caplog.messages if "not finite" in m]
+    assert len(msgs) == 1 and f"{poisoned[0]} of {poisoned[0]} distractor kernels from ort-template" in msgs[0]
+
+
 # ------------------------------------------------------------------------------------------------- errors
 def test_mode_errors_give_the_fix_as_its_own_line(tiny_dir):
     """what / fix like every other error: the fix is the error's ``fix``, not "; fix:" inside the what-text."""
