@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import mmap
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from . import __version__
 from .config import ModelConfig
@@ -148,8 +149,64 @@ def set_onnx_metadata(model, meta: Dict[str, Any]) -> None:
         entry.key, entry.value = k, v
 
 
+# ONNX ModelProto field numbers (onnx/onnx.proto3) the reader below needs; StringStringEntryProto: key 1, value 2.
+_IR_VERSION, _GRAPH, _METADATA_PROPS = 1, 7, 14
+
+
+def _varint(buf, i: int) -> Tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = buf[i]  # IndexError past the end: a truncated file
+        value |= (b & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if not b & 0x80:
+            return value, i
+        if shift > 63:
+            raise ValueError(f"varint longer than 10 bytes at offset {i}")
+
+
+def _fields(buf, start: int, end: int) -> Iterator[Tuple[int, Any]]:
+    """(field number, value) of one protobuf message in ``buf[start:end]``: an int for varint fields, a (start, end)
+    range for length-delimited ones, None for fixed-size ones (skipped)."""
+    i = start
+    while i < end:
+        tag, i = _varint(buf, i)
+        field, wire = tag >> 3, tag & 7
+        if field == 0:
+            raise ValueError(f"field number 0 at offset {i}")
+        if wire == 0:
+            value, i = _varint(buf, i)
+        elif wire == 2:
+            n, i = _varint(buf, i)
+            value, i = (i, i + n), i + n
+        elif wire in (1, 5):
+            value, i = None, i + (8 if wire == 1 else 4)
+        else:
+            raise ValueError(f"wire type {wire} at offset {i}")
+        if i > end:
+            raise ValueError(f"field {field} runs past the end ({i} > {end} bytes)")
+        yield field, value
+
+
+def _onnx_header(path: Path) -> Tuple[int, bool, Dict[str, str]]:
+    """ir_version, whether a graph is present, and metadata_props of an ONNX file, read from the protobuf wire
+    format without the ``onnx`` package (the runtime deploys without it) and without reading the weights: the file
+    is memory-mapped and the graph skipped by its length."""
+    ir_version, has_graph, props = 0, False, {}
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        for field, value in _fields(buf, 0, len(buf)):
+            if field == _IR_VERSION and isinstance(value, int):
+                ir_version = value
+            elif field == _GRAPH and isinstance(value, tuple):
+                has_graph = True
+            elif field == _METADATA_PROPS and isinstance(value, tuple):
+                entry = {k: bytes(buf[a:b]).decode("utf-8") for k, (a, b) in _fields(buf, *value) if k in (1, 2)}
+                props[entry.get(1, "")] = entry.get(2, "")
+    return ir_version, has_graph, props
+
+
 def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
-    """Read the siamtrt metadata of one ONNX file as stored (weights are not loaded).
+    """Read the siamtrt metadata of one ONNX file as stored (weights are not loaded; no ``onnx`` package needed).
 
     Directories written by earlier versions are brought to today's form in one place, ``siamtrt.modeldir.migrate``
     (which :class:`siamtrt.modeldir.ModelDir` applies); this reader does not rewrite keys.
@@ -157,8 +214,6 @@ def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
     Raises:
         ModelDirError: the file is missing, empty, truncated, not ONNX, or carries no siamtrt metadata.
     """
-    import onnx
-
     path = Path(path)
     if not path.is_file():
         raise ModelDirError(f"{path} does not exist", fix="export the model: python export/to_onnx.py --config NAME "
@@ -170,16 +225,16 @@ def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
                             evidence="usually an interrupted copy or download, or a write cut short by a full disk",
                             fix=reexport)
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # onnx raises DecodeError / google.protobuf errors
+        ir_version, has_graph, props = _onnx_header(path)
+    except (ValueError, IndexError, UnicodeDecodeError) as e:
         raise ModelDirError(f"{path} is not a readable ONNX file (corrupt or truncated?)",
                             evidence=f"{path.stat().st_size} bytes; {repr(e)[:300]}", fix=reexport) from None
-    if not model.ir_version or not model.HasField("graph"):  # protobuf parses some non-ONNX bytes as an empty model
+    if not ir_version or not has_graph:  # some non-ONNX bytes parse as protobuf fields
         raise ModelDirError(f"{path} is not an ONNX model (truncated, or another kind of file)",
                             evidence=f"{path.stat().st_size} bytes that hold no ONNX graph "
-                                     f"(ir_version {model.ir_version}, {len(model.graph.node)} nodes)",
+                                     f"(ir_version {ir_version}, graph {'present' if has_graph else 'absent'})",
                             fix=reexport)
-    meta = decode({p.key: p.value for p in model.metadata_props})
+    meta = decode(props)
     missing = [k for k in REQUIRED_KEYS if k not in meta] + ([] if "weights" in meta or "trained" in meta
                                                             else ["weights"])
     if missing:

@@ -1,4 +1,4 @@
-"""One progress line per long job: a tqdm bar on a terminal, plain phase lines in a log.
+"""One progress line per long job: a tqdm bar on a terminal (where tqdm is installed), plain phase lines in a log.
 
 tqdm redraws its line with carriage returns and cursor moves, which fill a log file (CI, ``nohup``, ``| tee``) with
 escape codes. :func:`progress_bar` gives the bar when stderr is a terminal and otherwise a :class:`LogProgress` that
@@ -117,7 +117,7 @@ class NullProgress:
 
 def progress_bar(total: Optional[int] = None, desc: str = "", unit: str = "it", enabled: bool = True,
                  stream: Optional[TextIO] = None, initial: int = 0, **tqdm_kwargs: Any):
-    """A progress object for ``total`` units: tqdm on a terminal, :class:`LogProgress` otherwise, None if disabled.
+    """A progress object for ``total`` units: tqdm on a terminal where installed, else :class:`LogProgress`.
 
     Args:
         total (int | None): units of work (None when unknown).
@@ -131,11 +131,14 @@ def progress_bar(total: Optional[int] = None, desc: str = "", unit: str = "it", 
     if not enabled:
         return NullProgress()
     stream = stream if stream is not None else sys.stderr
-    if not _is_tty(stream):
-        return LogProgress(total, desc, unit, stream, initial=initial)
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, file=stream, initial=initial, **tqdm_kwargs)
+    if _is_tty(stream):
+        try:
+            from tqdm import tqdm
+        except ImportError:  # a runtime-only install: tqdm only draws the bar, the plain lines say the same
+            pass
+        else:
+            return tqdm(total=total, desc=desc, unit=unit, file=stream, initial=initial, **tqdm_kwargs)
+    return LogProgress(total, desc, unit, stream, initial=initial)
 
 
 def progress_iter(iterable: Iterable[T], total: Optional[int] = None, desc: str = "", unit: str = "it",

@@ -75,3 +75,28 @@ def test_empty_or_truncated_onnx_is_named_as_such(tmp_path):
     with pytest.raises(ModelDirError, match="not an ONNX model") as e:
         read_onnx_metadata(p)
     assert "lacks siamtrt metadata" not in str(e.value) and "copy it again" in str(e.value)
+
+
+def test_metadata_reader_matches_onnx_without_it(tmp_path, monkeypatch):
+    """read_onnx_metadata parses the protobuf wire format itself (the runtime deploys without the onnx package): it
+    returns what onnx reads, unicode and foreign keys included, and a file cut anywhere is a ModelDirError."""
+    import onnx
+
+    sys.path.insert(0, str(REPO / "tests" / "runtime"))
+    from rt_tiny_models import make_tiny_model_dir
+
+    from siamtrt.metadata import decode, read_onnx_metadata, set_onnx_metadata
+
+    path = make_tiny_model_dir(tmp_path / "tiny") / "search.onnx"
+    model = onnx.load(str(path))
+    model.metadata_props.add(key="other.tool", value="kept")
+    set_onnx_metadata(model, dict(read_onnx_metadata(path), note="Zürich → 東京"))
+    onnx.save(model, str(path))
+    expected = decode({p.key: p.value for p in onnx.load(str(path)).metadata_props})
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    assert read_onnx_metadata(path) == expected and expected["note"] == "Zürich → 東京"
+    data = path.read_bytes()
+    for cut in (1, 2, 3, 16, len(data) // 3, len(data) // 2, len(data) - 40, len(data) - 1):
+        path.write_bytes(data[:cut])
+        with pytest.raises(ModelDirError, match="not a readable ONNX|not an ONNX model|lacks siamtrt metadata"):
+            read_onnx_metadata(path)

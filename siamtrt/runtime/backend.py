@@ -42,6 +42,8 @@ from ..metadata import SEARCH_INPUT, SEARCH_OUTPUTS, TEMPLATE_INPUT
 from ..modeldir import BRANCHES, SEARCH_ONNX, TEMPLATE_ONNX
 
 Source = Union[str, Path, bytes, Callable[[], Union[str, Path, bytes]]]
+#: the other half of every "backend not installed" fix: a deployment carries one engine, whichever it is
+OR_AUTO = "or --backend auto (uses the backend installed here)"
 # Per input: (numpy dtype, shape with None for a dynamic axis).
 InputMetadata = Dict[str, Tuple[np.dtype, Tuple[Optional[int], ...]]]
 
@@ -285,4 +287,4 @@ class Backend:
         raise NotImplementedError
 
 
-__all__ = ["Backend", "InputMetadata", "KernelSet", "Source", "resolve_source"]
+__all__ = ["OR_AUTO", "Backend", "InputMetadata", "KernelSet", "Source", "resolve_source"]

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Type, Union
 
 from ..errors import BackendError
 from ..modeldir import ENGINE_FILES
-from .backend import Backend
+from .backend import OR_AUTO, Backend
 
 
 def _load_onnxruntime() -> Type[Backend]:
@@ -30,8 +30,7 @@ def _load_tensorrt() -> Type[Backend]:
         from .trt import TrtBackend
     except ImportError as e:
         raise BackendError("the TensorRT backend is not available in this installation", evidence=repr(e)[:300],
-                           fix="install TensorRT (JetPack, or pip install tensorrt cuda-python) or use "
-                               "--backend onnxruntime") from None
+                           fix=f"install TensorRT (JetPack, or pip install tensorrt cuda-python), {OR_AUTO}") from None
     return TrtBackend
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import EngineError, InputError, SiamtrtError
 from ..metadata import file_sha256, read_onnx_metadata
 from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, ModelDir, sidecar_path
+from .backends import backend_class
 
 _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64",
            16: "bfloat16"}
@@ -109,11 +110,26 @@ def count_macs(model, inputs: Dict[str, Sequence[int]]) -> Dict[str, Any]:
     return {"macs": None if unknown else macs, "unknown": unknown}
 
 
+#: why a report has no graph detail: tracking never needs the onnx package, so a minimal install lacks it
+NO_ONNX = "I/O, parameters and GMAC not shown: no onnx package here (tracking needs none; pip install onnx shows them)"
+
+
+def _load_onnx(path: Path, weights: bool = True) -> Optional[Any]:
+    """The branch's ``onnx.ModelProto``, or None where the onnx package is not installed (a runtime-only install:
+    the metadata comes from :func:`siamtrt.metadata.read_onnx_metadata`, which needs no onnx)."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    return onnx.load(str(path), load_external_data=weights)
+
+
 def _onnx_branch(path: Path, bind: Dict[str, Dict[str, Sequence[int]]]) -> Dict[str, Any]:
     """One branch file: I/O, opset, parameters, size, sha256 and GMAC per binding (label → input shapes)."""
-    import onnx
-
-    model = onnx.load(str(path))
+    model = _load_onnx(path)
+    if model is None:
+        return {"file": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path), "detail": NO_ONNX,
+                "inputs": [], "outputs": [], "gmac": {}}
     params = sum(int(np.prod(i.dims)) for i in model.graph.initializer)
     init_names = {i.name for i in model.graph.initializer}
     gmac = {}
@@ -132,11 +148,9 @@ def _onnx_branch(path: Path, bind: Dict[str, Dict[str, Sequence[int]]]) -> Dict[
 
 def _single_file_binding(path: Path, size: int) -> Dict[str, List[int]]:
     """Input shapes of one branch file alone: batch 1, the image input at ``size``, the kernels' static dims."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    out = {}
-    for v in model.graph.input:
+    model = _load_onnx(path, weights=False)
+    out: Dict[str, List[int]] = {}
+    for v in model.graph.input if model is not None else ():
         dims = [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
         if v.name in ("template", "search"):
             out[v.name] = [1, 3, size, size]
@@ -146,9 +160,9 @@ def _single_file_binding(path: Path, size: int) -> Dict[str, List[int]]:
 
 
 def _kernel_shapes(template_path: Path, exemplar: int) -> Dict[str, List[int]]:
-    import onnx
-
-    model = onnx.load(str(template_path))
+    model = _load_onnx(template_path)
+    if model is None:
+        return {}
     shapes = _bound_shapes(model, {"template": [1, 3, exemplar, exemplar]})
     return {o.name: shapes[o.name] for o in model.graph.output if o.name in shapes}
 
@@ -273,6 +287,7 @@ def model_dir_report(path: Union[str, Path], engines: bool = True) -> Dict[str, 
         "engines": {},
     }
     rep["openvino_bf16"] = _bf16_record(md, rep["branches"]["template"]["sha256"], rep["branches"]["search"]["sha256"])
+    rep["openvino_here"] = backend_class("openvino").unavailable_reason() or "installed"
     if engines:
         rep["engines"], here = _engine_entries({b: md.engine(b) for b in BRANCHES})
         if here is not None:
@@ -370,17 +385,19 @@ def _engine_lines(b: str, e: Dict[str, Any]) -> List[str]:
             f"    integrity: {e['integrity']}", f"    here: {e['compatibility']}"]
 
 
-def _bf16_line(b: Optional[Dict[str, Any]]) -> str:
+def _bf16_line(b: Optional[Dict[str, Any]], here: str) -> str:
     if b is None:
         return ("  OpenVINO bf16: no record (precision auto runs f32; measure it: python calibration/quantize.py "
-                "--model DIR --calib calib.npz --check-bf16)")
+                "--model DIR --calib calib.npz --check-bf16)" if here == "installed" else
+                f"  OpenVINO bf16: no record ({here}: nothing here would use one)")
     from .openvino import bf16_plan_text
 
     ref = "the FP32 source" if str(b["reference"] or "").startswith("source") else "f32"
     figures = (f"worst template cls {b['cls']:.4f}, loc {b['loc']:.4f} vs {ref} on {b['crops']} crops"
                if b["cls"] is not None else f"not measured: {b['reason']}")
     use = (f"not used here: {b['stale']}; measure again with --check-bf16" if b["stale"] else
-           "auto uses bf16" if b["passed"] else "auto runs f32")
+           "auto runs f32" if not b["passed"] else "auto uses bf16" if here == "installed" else
+           f"auto uses bf16 where OpenVINO is installed ({here})")
     return (f"  OpenVINO bf16: {'kept' if b['passed'] else 'refused'} ({bf16_plan_text(b)}; {figures}; OpenVINO "
             f"{b['openvino'] or '?'}) — {use}; record in {b['where']}")
 
@@ -406,10 +423,12 @@ def format_report(rep: Dict[str, Any]) -> str:
         return "\n".join(lines)
     if rep.get("kind") == "onnx branch":
         return "\n".join([f"{rep['file']}: {rep.get('arch')} {rep.get('branch')} branch, {rep.get('precision')}, "
-                          f"opset {rep['opset']}, {rep['params'] / 1e6:.2f} M params, {rep['bytes'] / 1e6:.1f} MB"]
+                          + (rep["detail"] + ", " if "detail" in rep else
+                             f"opset {rep['opset']}, {rep['params'] / 1e6:.2f} M params, ")
+                          + f"{rep['bytes'] / 1e6:.1f} MB"]
                          + [f"  input  {v['name']} {v['dtype']} {_shape(v['shape'])}" for v in rep["inputs"]]
                          + [f"  output {v['name']} {v['dtype']} {_shape(v['shape'])}" for v in rep["outputs"]]
-                         + [f"  {_gmac_text(rep['gmac'])}" if rep["gmac"] else ""])
+                         + ([f"  {_gmac_text(rep['gmac'])}"] if rep["gmac"] else []))
     s = rep["sizes"]
     lines = [f"model directory {rep['path']}",
              f"  architecture: {rep['arch']} ({rep['family']}, {rep['flavour']} conventions; siamtrt "
@@ -436,11 +455,12 @@ def format_report(rep: Dict[str, Any]) -> str:
             lines.append(f"    float nodes: {', '.join(fs['float_nodes'][:12])}"
                          + (f", … ({len(fs['float_nodes'])} in all; --json lists them)" if len(fs['float_nodes']) > 12
                             else ""))
-    lines.append(_bf16_line(rep.get("openvino_bf16")))
+    lines.append(_bf16_line(rep.get("openvino_bf16"), rep.get("openvino_here", "installed")))
     for b in BRANCHES:
         r = rep["branches"][b]
-        lines.append(f"  {b}: {ONNX_FILES[b]} {r['bytes'] / 1e6:.1f} MB, sha256 {r['sha256'][:16]}…, opset "
-                     f"{r['opset']}, {r['nodes']} nodes, {r['params'] / 1e6:.2f} M params; {_gmac_text(r['gmac'])}")
+        lines.append(f"  {b}: {ONNX_FILES[b]} {r['bytes'] / 1e6:.1f} MB, sha256 {r['sha256'][:16]}…, "
+                     + (r["detail"] if "detail" in r else f"opset {r['opset']}, {r['nodes']} nodes, "
+                        f"{r['params'] / 1e6:.2f} M params; {_gmac_text(r['gmac'])}"))
         lines += [f"    input  {v['name']:14s} {v['dtype']:8s} {_shape(v['shape'])}" for v in r["inputs"]]
         lines += [f"    output {v['name']:14s} {v['dtype']:8s} {_shape(v['shape'])}" for v in r["outputs"]]
     if rep["engines"]:

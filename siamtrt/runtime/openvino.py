@@ -60,7 +60,7 @@ import numpy as np
 from ..errors import BackendError, ModelDirError
 from ..metadata import SEARCH_INPUT, SEARCH_OUTPUTS
 from ..modeldir import BRANCHES
-from .backend import Backend, InputMetadata, resolve_source
+from .backend import OR_AUTO, Backend, InputMetadata, resolve_source
 from .cpu import cpu_threads
 
 LOG = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def _import_ov():
         import openvino
     except ImportError as e:
         raise BackendError("openvino is not installed", evidence=repr(e)[:300],
-                           fix="pip install openvino (x86-64 or aarch64 wheels), or use --backend onnxruntime") \
+                           fix=f"pip install openvino (x86-64 or aarch64 wheels), {OR_AUTO}") \
             from None
     return openvino
 

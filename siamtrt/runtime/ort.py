@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import BackendError, ModelDirError
 from ..metadata import SEARCH_OUTPUTS
-from .backend import Backend, InputMetadata, resolve_source
+from .backend import OR_AUTO, Backend, InputMetadata, resolve_source
 from .cpu import cpu_threads
 
 LOG = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def _import_ort():
         import onnxruntime
     except ImportError as e:
         raise BackendError("onnxruntime is not installed", evidence=repr(e),
-                           fix="pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA)") from None
+                           fix=f"pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA), {OR_AUTO}") from None
     return onnxruntime
 
 
