@@ -85,16 +85,24 @@ def track_sequence(tracker: Any, seq: Seq, progress: bool = False) -> tuple:
     return boxes, times
 
 
+def pending(entrant: Entrant, sequences: Sequence[Seq], results_root: Union[str, Path],
+            force: bool = False) -> Tuple[Path, List[Seq], List[str]]:
+    """(run folder, sequences to track, the names of those whose complete result is recorded for another model or
+    sequence): a result is reused only when complete and recorded in run.json for this model and sequence."""
+    rdir = results.run_dir(results_root, entrant.model, entrant.backend, entrant.precision, entrant.run)
+    recorded, fp = results.read_run_info(rdir).get("sequences", {}), entrant.info.get("fingerprint")
+    complete = {s.name for s in sequences if not force and results.is_complete(rdir, s)}  # asked once per sequence
+    todo = [s for s in sequences
+            if s.name not in complete or recorded.get(results.safe_name(s.name)) != results.result_key(fp, s)]
+    return rdir, todo, [s.name for s in todo if s.name in complete]
+
+
 def run_entrant(entrant: Entrant, sequences: Sequence[Seq], results_root: Union[str, Path], force: bool = False,
                 progress: bool = True, kept: Optional[List[Tuple[Path, str]]] = None) -> Tuple[Path, int]:
-    """Track every sequence that has no complete result yet; returns (run folder, number of sequences reused).
+    """Track every sequence :func:`pending` names; returns (run folder, number of sequences reused).
     ``kept`` gets (run folder, sequence) for every result written (what a stopped evaluation leaves)."""
-    rdir = results.run_dir(results_root, entrant.model, entrant.backend, entrant.precision, entrant.run)
+    rdir, todo, stale = pending(entrant, sequences, results_root, force)
     fp = entrant.info.get("fingerprint")
-    prev = results.read_run_info(rdir)
-    done = {s.name for s in sequences if not force and results.is_complete(rdir, s)}
-    todo = [s for s in sequences if force or not results.is_reusable(rdir, s, fp)]
-    stale = [s.name for s in todo if s.name in done]
     if stale:
         LOG.warning("OPE: %s: the results for %s in %s were written for another model or another sequence of that "
                     "name; re-running", entrant.label, ", ".join(stale), rdir)
@@ -105,7 +113,7 @@ def run_entrant(entrant: Entrant, sequences: Sequence[Seq], results_root: Union[
         tracker = entrant.make_tracker()  # before writing anything: a tracker that cannot start leaves no run
         info = dict(entrant.info, model=entrant.model, backend=entrant.backend, precision=entrant.precision,
                     label=entrant.label, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        per = {k: v for k, v in prev.get("sequences", {}).items()
+        per = {k: v for k, v in results.read_run_info(rdir).get("sequences", {}).items()
                if k not in {results.safe_name(s.name) for s in todo}}  # a result being rewritten has no record
         results.write_run_info(rdir, dict(info, sequences=per))
         for seq in todo:
@@ -429,5 +437,5 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
 
 
 __all__ = ["AccuracyReport", "Entrant", "check_video_lengths", "evaluate", "run_accuracy",
-           "run_entrant", "track_sequence", "truncate",
+           "pending", "run_entrant", "track_sequence", "truncate",
            "default_sequences", "variant_entrant"]

@@ -174,3 +174,19 @@ def test_a_stopped_evaluation_says_which_results_it_kept(tmp_path, seqs, oracle_
     assert "reuses them" in what and not (tmp_path / "acc.json").exists()
     with pytest.raises(Interrupted, match="no sequence result was finished"):
         evaluate(ents[1:], seqs, tmp_path, progress=False)
+
+
+def test_each_result_is_read_once_to_decide_what_runs(tmp_path, seqs, oracle_cls, monkeypatch):
+    """run_entrant asked is_complete twice per sequence (once more to name stale results): once now, whether the
+    result is reused, re-run as stale, or missing."""
+    asked = []
+    complete = results.is_complete
+    monkeypatch.setattr(results, "is_complete", lambda rdir, s: asked.append(s.name) or complete(rdir, s))
+
+    def ent(fp):
+        return _entrant("oracle", lambda: oracle_cls(seqs), [], info={"fingerprint": fp})
+
+    for fp, notes in (("A", 0), ("A", 1), ("B", 0)):  # missing, reused, stale (another model)
+        asked.clear()
+        rep = evaluate([ent(fp)], seqs, tmp_path, progress=False)
+        assert sorted(asked) == sorted(s.name for s in seqs) and len(rep.notes) == notes
