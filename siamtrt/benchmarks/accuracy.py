@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -265,7 +266,7 @@ def evaluate(entrants: Sequence[Entrant], sequences: Sequence[Seq], results_root
         sequences (Sequence[Sequence]): evaluation sequences.
         results_root (str | Path): results folder. Defaults to "results".
         force (bool): re-run even when results exist. Defaults to False.
-        json_out, plot_out (str | Path): report files. Default to None.
+        json_out, plot_out (str | Path): report files (run_accuracy checks them before any work). Default to None.
         skip_errors_for_reference (bool): a reference that cannot run (no torch, no checkpoint) is skipped with a
             note instead of failing the evaluation. Defaults to False.
 
@@ -276,7 +277,6 @@ def evaluate(entrants: Sequence[Entrant], sequences: Sequence[Seq], results_root
         raise InputError("nothing to evaluate", fix="choose at least one --backend")
     if not sequences:
         raise InputError("no sequences to evaluate on", fix="pass --sequence PATH (OTB folder, dataset root, video)")
-    results.check_report_outputs(json_out, plot_out, results_root)
     done, skipped, notes = [], [], []
     kept: List[Tuple[Path, str]] = []
     try:
@@ -350,8 +350,9 @@ def variant_entrant(v: Variant, threads: Optional[int], check_weights: bool = Tr
 
 
 def default_sequences(results_root: Union[str, Path], synthetic: int = 1, data_dir: Optional[Path] = None,
-                      synthetic_frames: int = 60) -> List[str]:
-    """The shared ``bag`` sequence plus ``synthetic`` generated sequences (written once under the results folder)."""
+                      synthetic_frames: int = 60, make: bool = True) -> List[str]:
+    """The shared ``bag`` sequence plus ``synthetic`` generated sequences (written once under the results folder;
+    only named, not written, unless ``make``)."""
     from .data import DEFAULT_SEQUENCE_NAME, DEFAULT_VIDEO_NAME, default_data_dir
     from .synthetic import SyntheticSpec, make_synthetic_sequence
 
@@ -362,7 +363,7 @@ def default_sequences(results_root: Union[str, Path], synthetic: int = 1, data_d
         specs.append(str(bag))
     for seed in range(synthetic):
         out = Path(results_root) / SYNTHETIC_DIR / f"synthetic-s{seed}-f{synthetic_frames}"
-        if not (out / OTB_GT).is_file():
+        if make and not (out / OTB_GT).is_file():
             if not video.is_file():
                 raise InputError(f"no background video for the synthetic sequence: {video} is missing",
                                  fix="set SIAMTRT_DATA to the folder holding bag.avi, or pass --sequence")
@@ -404,17 +405,18 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
     """
     from ..runtime.cpu import cpu_threads
 
-    spec_files = [f for x in sequences for f in (str(x).rsplit(":", 1) if ":" in str(x) and not Path(x).exists()
-                                                 else [str(x)])]  # VIDEO:GT_FILE names two inputs
-    results.check_report_outputs(json_out, plot_out, results_root, inputs=spec_files)
     threads = cpu_threads(threads)
-    specs = list(sequences) or default_sequences(results_root, synthetic, synthetic_frames=synthetic_frames)
-    loaded = load_sequences(specs, polygon_mode)
-    # every file and folder the sequences and models are read from: no report or result may land on or in one
+    # what the run reads, known before any work: the given sequences (their ground truth read, nothing decoded) or the
+    # default folders (a missing synthetic one is made after the check); no report or result may land on or in them
+    loaded = load_sequences(sequences, polygon_mode)
+    defaults = partial(default_sequences, results_root, synthetic, synthetic_frames=synthetic_frames)
+    named = [] if sequences else defaults(make=False)
     results.check_report_outputs(json_out, plot_out, results_root,
                                  inputs=[checkpoint] + [f for s in loaded for f in s.input_files()],
-                                 input_dirs=[d for s in loaded for d in s.input_dirs()]
+                                 input_dirs=[d for s in loaded for d in s.input_dirs()] + named
                                  + [m for m in models if Path(m).is_dir()])
+    if named:
+        loaded = load_sequences(defaults(), polygon_mode)
     check_video_lengths(loaded)
     seqs = [truncate(s, max_frames) for s in loaded]
     variants = resolve_variants(models, config, checkpoint, backends, precisions, reference=reference,
