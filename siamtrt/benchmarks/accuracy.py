@@ -26,7 +26,7 @@ from ..errors import BackendError, CheckpointError, InputError, Interrupted
 from ..locations import RESULTS_DIR
 from . import metrics, results, sysinfo
 from ..runtime.sequences import OTB_GT, Sequence as Seq, load_sequences
-from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, resolve_variants
+from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, check_available, resolve_variants
 from ..progress import progress_iter
 
 LOG = logging.getLogger(__name__)
@@ -423,6 +423,9 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
                                 cache_root=cache_root, progress=progress)
     explicit_ref = REFERENCE_BACKEND in backends
     entrants = [variant_entrant(v, threads) for v in variants]
+    entrant_of = dict(zip(map(id, variants), entrants))
+    # a backend that cannot run here is refused before any entrant runs, unless saved results cover its sequences
+    check_available(variants, needed=lambda v: bool(pending(entrant_of[id(v)], seqs, results_root, force)[1]))
     report = evaluate(entrants, seqs, results_root, force, json_out, plot_out, progress,
                       skip_errors_for_reference=not explicit_ref)
     report.trained = all(v.trained for v in variants)
