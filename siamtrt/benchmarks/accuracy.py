@@ -406,8 +406,7 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
     from ..runtime.cpu import cpu_threads
 
     threads = cpu_threads(threads)
-    # what the run reads, known before any work: the given sequences (their ground truth read, nothing decoded) or the
-    # default folders (a missing synthetic one is made after the check); no report or result may land on or in them
+    # outputs checked once, before any work, against what the run reads (a missing synthetic sequence made after)
     loaded = load_sequences(sequences, polygon_mode)
     defaults = partial(default_sequences, results_root, synthetic, synthetic_frames=synthetic_frames)
     named = [] if sequences else defaults(make=False)

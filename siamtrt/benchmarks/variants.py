@@ -72,12 +72,9 @@ def unavailable_reason(backend: str, model_dir: Path) -> Optional[str]:
 
 
 def check_available(variants: Sequence["Variant"], needed: Callable[["Variant"], bool] = lambda v: True) -> None:
-    """Refuse, before any variant runs (bench, bench --mode, accuracy), a backend that cannot run its model directory
-    here (the torch reference aside): it was refused only after the others ran. ``needed(v)``, asked only of such a
-    variant, False lets it through (accuracy: saved results cover it).
-
-    Raises:
-        BackendError: the first needed variant whose backend cannot run here."""
+    """Raise BackendError, before any variant runs (bench, --mode, accuracy), for the first whose backend cannot run
+    its directory here (the torch reference aside; it was refused only after the others ran) and is ``needed``
+    (asked only then; accuracy: False where saved results cover it)."""
     for v in variants:
         why = None if v.is_reference else unavailable_reason(v.backend, v.model_dir)
         if why and needed(v):
