@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -25,7 +26,7 @@ from ..errors import BackendError, CheckpointError, InputError, Interrupted
 from ..locations import RESULTS_DIR
 from . import metrics, results, sysinfo
 from ..runtime.sequences import OTB_GT, Sequence as Seq, load_sequences
-from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, resolve_variants
+from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, check_available, resolve_variants
 from ..progress import progress_iter
 
 LOG = logging.getLogger(__name__)
@@ -85,16 +86,24 @@ def track_sequence(tracker: Any, seq: Seq, progress: bool = False) -> tuple:
     return boxes, times
 
 
+def pending(entrant: Entrant, sequences: Sequence[Seq], results_root: Union[str, Path],
+            force: bool = False) -> Tuple[Path, List[Seq], List[str]]:
+    """(run folder, sequences to track, the names of those whose complete result is recorded for another model or
+    sequence): a result is reused only when complete and recorded in run.json for this model and sequence."""
+    rdir = results.run_dir(results_root, entrant.model, entrant.backend, entrant.precision, entrant.run)
+    recorded, fp = results.read_run_info(rdir).get("sequences", {}), entrant.info.get("fingerprint")
+    complete = {s.name for s in sequences if not force and results.is_complete(rdir, s)}  # asked once per sequence
+    todo = [s for s in sequences
+            if s.name not in complete or recorded.get(results.safe_name(s.name)) != results.result_key(fp, s)]
+    return rdir, todo, [s.name for s in todo if s.name in complete]
+
+
 def run_entrant(entrant: Entrant, sequences: Sequence[Seq], results_root: Union[str, Path], force: bool = False,
                 progress: bool = True, kept: Optional[List[Tuple[Path, str]]] = None) -> Tuple[Path, int]:
-    """Track every sequence that has no complete result yet; returns (run folder, number of sequences reused).
+    """Track every sequence :func:`pending` names; returns (run folder, number of sequences reused).
     ``kept`` gets (run folder, sequence) for every result written (what a stopped evaluation leaves)."""
-    rdir = results.run_dir(results_root, entrant.model, entrant.backend, entrant.precision, entrant.run)
+    rdir, todo, stale = pending(entrant, sequences, results_root, force)
     fp = entrant.info.get("fingerprint")
-    prev = results.read_run_info(rdir)
-    done = {s.name for s in sequences if not force and results.is_complete(rdir, s)}
-    todo = [s for s in sequences if force or not results.is_reusable(rdir, s, fp)]
-    stale = [s.name for s in todo if s.name in done]
     if stale:
         LOG.warning("OPE: %s: the results for %s in %s were written for another model or another sequence of that "
                     "name; re-running", entrant.label, ", ".join(stale), rdir)
@@ -105,7 +114,7 @@ def run_entrant(entrant: Entrant, sequences: Sequence[Seq], results_root: Union[
         tracker = entrant.make_tracker()  # before writing anything: a tracker that cannot start leaves no run
         info = dict(entrant.info, model=entrant.model, backend=entrant.backend, precision=entrant.precision,
                     label=entrant.label, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        per = {k: v for k, v in prev.get("sequences", {}).items()
+        per = {k: v for k, v in results.read_run_info(rdir).get("sequences", {}).items()
                if k not in {results.safe_name(s.name) for s in todo}}  # a result being rewritten has no record
         results.write_run_info(rdir, dict(info, sequences=per))
         for seq in todo:
@@ -257,7 +266,7 @@ def evaluate(entrants: Sequence[Entrant], sequences: Sequence[Seq], results_root
         sequences (Sequence[Sequence]): evaluation sequences.
         results_root (str | Path): results folder. Defaults to "results".
         force (bool): re-run even when results exist. Defaults to False.
-        json_out, plot_out (str | Path): report files. Default to None.
+        json_out, plot_out (str | Path): report files (run_accuracy checks them before any work). Default to None.
         skip_errors_for_reference (bool): a reference that cannot run (no torch, no checkpoint) is skipped with a
             note instead of failing the evaluation. Defaults to False.
 
@@ -268,7 +277,6 @@ def evaluate(entrants: Sequence[Entrant], sequences: Sequence[Seq], results_root
         raise InputError("nothing to evaluate", fix="choose at least one --backend")
     if not sequences:
         raise InputError("no sequences to evaluate on", fix="pass --sequence PATH (OTB folder, dataset root, video)")
-    results.check_report_outputs(json_out, plot_out, results_root)
     done, skipped, notes = [], [], []
     kept: List[Tuple[Path, str]] = []
     try:
@@ -342,8 +350,9 @@ def variant_entrant(v: Variant, threads: Optional[int], check_weights: bool = Tr
 
 
 def default_sequences(results_root: Union[str, Path], synthetic: int = 1, data_dir: Optional[Path] = None,
-                      synthetic_frames: int = 60) -> List[str]:
-    """The shared ``bag`` sequence plus ``synthetic`` generated sequences (written once under the results folder)."""
+                      synthetic_frames: int = 60, make: bool = True) -> List[str]:
+    """The shared ``bag`` sequence plus ``synthetic`` generated sequences (written once under the results folder;
+    only named, not written, unless ``make``)."""
     from .data import DEFAULT_SEQUENCE_NAME, DEFAULT_VIDEO_NAME, default_data_dir
     from .synthetic import SyntheticSpec, make_synthetic_sequence
 
@@ -354,7 +363,7 @@ def default_sequences(results_root: Union[str, Path], synthetic: int = 1, data_d
         specs.append(str(bag))
     for seed in range(synthetic):
         out = Path(results_root) / SYNTHETIC_DIR / f"synthetic-s{seed}-f{synthetic_frames}"
-        if not (out / OTB_GT).is_file():
+        if make and not (out / OTB_GT).is_file():
             if not video.is_file():
                 raise InputError(f"no background video for the synthetic sequence: {video} is missing",
                                  fix="set SIAMTRT_DATA to the folder holding bag.avi, or pass --sequence")
@@ -396,23 +405,26 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
     """
     from ..runtime.cpu import cpu_threads
 
-    spec_files = [f for x in sequences for f in (str(x).rsplit(":", 1) if ":" in str(x) and not Path(x).exists()
-                                                 else [str(x)])]  # VIDEO:GT_FILE names two inputs
-    results.check_report_outputs(json_out, plot_out, results_root, inputs=spec_files)
     threads = cpu_threads(threads)
-    specs = list(sequences) or default_sequences(results_root, synthetic, synthetic_frames=synthetic_frames)
-    loaded = load_sequences(specs, polygon_mode)
-    # every file and folder the sequences and models are read from: no report or result may land on or in one
+    # outputs checked once, before any work, against what the run reads (a missing synthetic sequence made after)
+    loaded = load_sequences(sequences, polygon_mode)
+    defaults = partial(default_sequences, results_root, synthetic, synthetic_frames=synthetic_frames)
+    named = [] if sequences else defaults(make=False)
     results.check_report_outputs(json_out, plot_out, results_root,
                                  inputs=[checkpoint] + [f for s in loaded for f in s.input_files()],
-                                 input_dirs=[d for s in loaded for d in s.input_dirs()]
+                                 input_dirs=[d for s in loaded for d in s.input_dirs()] + named
                                  + [m for m in models if Path(m).is_dir()])
+    if named:
+        loaded = load_sequences(defaults(), polygon_mode)
     check_video_lengths(loaded)
     seqs = [truncate(s, max_frames) for s in loaded]
     variants = resolve_variants(models, config, checkpoint, backends, precisions, reference=reference,
                                 cache_root=cache_root, progress=progress)
     explicit_ref = REFERENCE_BACKEND in backends
     entrants = [variant_entrant(v, threads) for v in variants]
+    entrant_of = dict(zip(map(id, variants), entrants))
+    # a backend that cannot run here is refused before any entrant runs, unless saved results cover its sequences
+    check_available(variants, needed=lambda v: bool(pending(entrant_of[id(v)], seqs, results_root, force)[1]))
     report = evaluate(entrants, seqs, results_root, force, json_out, plot_out, progress,
                       skip_errors_for_reference=not explicit_ref)
     report.trained = all(v.trained for v in variants)
@@ -429,5 +441,5 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
 
 
 __all__ = ["AccuracyReport", "Entrant", "check_video_lengths", "evaluate", "run_accuracy",
-           "run_entrant", "track_sequence", "truncate",
+           "pending", "run_entrant", "track_sequence", "truncate",
            "default_sequences", "variant_entrant"]

@@ -46,7 +46,7 @@ from ..locations import RESULTS_DIR
 from . import sysinfo
 from .data import DEFAULT_BOX, default_video
 from .results import check_report_outputs, dump_json, report_footer, text_table
-from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, resolve_variants
+from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, check_available, resolve_variants
 from ..progress import progress_iter
 
 LOG = logging.getLogger(__name__)
@@ -531,28 +531,6 @@ def check_outputs(json_out, plot_out, results_dir, video, checkpoint, models: Se
     (the video or image folder, the model directories, the checkpoint); the plain run and ``--mode`` alike."""
     check_report_outputs(json_out, plot_out, results_dir, [video, checkpoint],
                          [video if Path(video).is_dir() else None] + [m for m in models if Path(m).is_dir()])
-
-
-def check_available(variants: Sequence[Variant]) -> None:
-    """Refuse a backend that cannot run its model directory here (not installed, no GPU, no engines) before any
-    variant runs: the torch reference ran first, and only then was ``--backend tensorrt`` refused.
-
-    Raises:
-        BackendError: the first variant whose backend gives a reason it cannot run.
-    """
-    from ..runtime.backends import backend_class
-
-    for v in variants:
-        if v.is_reference:
-            continue
-        try:
-            why = backend_class(v.backend).unavailable_reason(v.model_dir)
-        except BackendError as e:
-            why = e.what
-        if why:
-            raise BackendError(f"backend {v.backend} cannot run {v.model_dir} here", evidence=why,
-                               fix="choose a backend that runs here (--backend auto picks one), or build the "
-                                   "missing engines / install the missing library")
 
 
 def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = None,

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..progress import progress_bar
+from .variants import Variant, check_available
 
 TARGETS = {"longterm": 1.05, "distractor": 1.15}  # issue 10 item 5: frame-time ratio to short mode
 
@@ -40,6 +41,7 @@ def run_mode_fps(model_dir: Union[str, Path], modes: Sequence[str], video: Union
 
     Raises:
         InputError: unknown mode, too-short video. ModelDirError: a mode the directory was not exported for.
+        BackendError: a backend that cannot run the directory here.
     """
     from ..runtime import Tracker
     from ..runtime.modes import parse_mode
@@ -52,6 +54,7 @@ def run_mode_fps(model_dir: Union[str, Path], modes: Sequence[str], video: Union
 
     names = list(dict.fromkeys(["short"] + [parse_mode(m).name for m in modes]))
     backend = choose_backend(backend, model_dir)[0]   # "auto" → the name whose options apply
+    check_available([Variant(backend, Path(model_dir), {})])  # before the progress bar and the first frame
     base = Tracker.from_model_dir(model_dir, backend=backend, **accepted_options(backend, {"threads": threads}))
     trackers = {m: Tracker(base.backend, base.info, mode=m) for m in names}
     forced = None

@@ -99,12 +99,6 @@ def result_key(fingerprint: Optional[str], seq: Sequence) -> Dict[str, Any]:
     return {"model": fingerprint, "data": sequence_key(seq)}
 
 
-def is_reusable(rdir: Union[str, Path], seq: Sequence, fingerprint: Optional[str]) -> bool:
-    """True when ``seq``'s result is complete and was recorded (run.json) for this model and this sequence."""
-    recorded = read_run_info(rdir).get("sequences", {}).get(safe_name(seq.name))
-    return recorded == result_key(fingerprint, seq) and is_complete(rdir, seq)
-
-
 def weights_label(meta: Dict[str, Any]) -> str:
     """"checkpoint", or "stand-in (<random kind>)" for seeded random weights: every figure row carries it."""
     from ..metadata import weights_kind

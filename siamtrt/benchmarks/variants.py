@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..config import DEFAULT_CONFIG, get_config
 from ..locations import MODELS_DIR, default_model_dir
@@ -42,7 +42,7 @@ def backend_choices() -> Tuple[str, ...]:
 def backends_for(words: Sequence[str], model_dir: Path) -> Tuple[List[str], List[Dict[str, str]]]:
     """Concrete backend names for ``model_dir`` (``auto`` resolved as the runtime resolves it, ``all`` expanded to
     every available registered backend), and the backends ``all`` left out with the reason."""
-    from ..runtime.backends import BACKENDS, backend_class, choose_backend
+    from ..runtime.backends import BACKENDS, choose_backend
 
     names: List[str] = []
     left_out: List[Dict[str, str]] = []
@@ -51,10 +51,7 @@ def backends_for(words: Sequence[str], model_dir: Path) -> Tuple[List[str], List
             names.append(choose_backend("auto", model_dir)[0])
         elif w == "all":
             for b in BACKENDS:
-                try:
-                    why = backend_class(b).unavailable_reason(model_dir)
-                except BackendError as e:
-                    why = e.what
+                why = unavailable_reason(b, model_dir)
                 if why:
                     left_out.append({"label": f"{b} ({model_dir.name})", "reason": why})
                 else:
@@ -62,6 +59,28 @@ def backends_for(words: Sequence[str], model_dir: Path) -> Tuple[List[str], List
         else:
             names.append(w)
     return list(dict.fromkeys(names)), left_out
+
+
+def unavailable_reason(backend: str, model_dir: Path) -> Optional[str]:
+    """Why ``backend`` cannot run ``model_dir`` on this machine (not installed, no GPU, no engines), or None."""
+    from ..runtime.backends import backend_class
+
+    try:
+        return backend_class(backend).unavailable_reason(model_dir)
+    except BackendError as e:
+        return e.what
+
+
+def check_available(variants: Sequence["Variant"], needed: Callable[["Variant"], bool] = lambda v: True) -> None:
+    """Raise BackendError, before any variant runs (bench, --mode, accuracy), for the first whose backend cannot run
+    its directory here (the torch reference aside; it was refused only after the others ran) and is ``needed``
+    (asked only then; accuracy: False where saved results cover it)."""
+    for v in variants:
+        why = None if v.is_reference else unavailable_reason(v.backend, v.model_dir)
+        if why and needed(v):
+            raise BackendError(f"backend {v.backend} cannot run {v.model_dir} here", evidence=why,
+                               fix="choose a backend that runs here (--backend auto picks one), or build the "
+                                   "missing engines / install the missing library")
 
 
 DEFAULT_CACHE = MODELS_DIR

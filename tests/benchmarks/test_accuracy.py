@@ -174,3 +174,48 @@ def test_a_stopped_evaluation_says_which_results_it_kept(tmp_path, seqs, oracle_
     assert "reuses them" in what and not (tmp_path / "acc.json").exists()
     with pytest.raises(Interrupted, match="no sequence result was finished"):
         evaluate(ents[1:], seqs, tmp_path, progress=False)
+
+
+def test_an_unavailable_backend_is_refused_before_any_run_unless_saved_results_cover_it(tmp_path, bag_sequence):
+    """--backend onnxruntime tensorrt where TensorRT cannot run this directory (no engines here, whatever the
+    machine): refused before the ONNX Runtime entrant wrote anything. Results saved earlier for every sequence are
+    scored without the backend; a sequence they lack, or --force, needs it and is refused."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from siamtrt.errors import BackendError
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+    from rt_tiny_models import make_tiny_model_dir
+
+    model = make_tiny_model_dir(tmp_path / "tiny")
+    kw = dict(models=[model], sequences=[bag_sequence], reference=False, progress=False)
+    with pytest.raises(BackendError, match="backend tensorrt cannot run"):
+        run_accuracy(backends=["onnxruntime", "tensorrt"], max_frames=5, results_root=tmp_path / "r", **kw)
+    assert not (tmp_path / "r").exists()
+    # results of the same model and sequences saved under tensorrt's run folder (tracked by ONNX Runtime here)
+    ort_dir = run_accuracy(backends=["onnxruntime"], max_frames=5, results_root=tmp_path / "r", **kw).entries[0]
+    shutil.copytree(ort_dir["run_dir"], Path(ort_dir["run_dir"]).with_name("tensorrt-fp32"))
+    rep = run_accuracy(backends=["tensorrt"], max_frames=5, results_root=tmp_path / "r", **kw)
+    assert [e["label"] for e in rep.entries] == ["tensorrt-fp32"]
+    assert rep.entries[0]["scores"].success_score == ort_dir["scores"].success_score
+    for more in (dict(max_frames=6), dict(max_frames=5, force=True)):  # another sequence length; --force
+        with pytest.raises(BackendError, match="backend tensorrt cannot run"):
+            run_accuracy(backends=["tensorrt"], results_root=tmp_path / "r", **kw, **more)
+
+
+def test_each_result_is_read_once_to_decide_what_runs(tmp_path, seqs, oracle_cls, monkeypatch):
+    """run_entrant asked is_complete twice per sequence (once more to name stale results): once now, whether the
+    result is reused, re-run as stale, or missing."""
+    asked = []
+    complete = results.is_complete
+    monkeypatch.setattr(results, "is_complete", lambda rdir, s: asked.append(s.name) or complete(rdir, s))
+
+    def ent(fp):
+        return _entrant("oracle", lambda: oracle_cls(seqs), [], info={"fingerprint": fp})
+
+    for fp, notes in (("A", 0), ("A", 1), ("B", 0)):  # missing, reused, stale (another model)
+        asked.clear()
+        rep = evaluate([ent(fp)], seqs, tmp_path, progress=False)
+        assert sorted(asked) == sorted(s.name for s in seqs) and len(rep.notes) == notes

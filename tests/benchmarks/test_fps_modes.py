@@ -65,3 +65,21 @@ def test_threads_recorded_as_used(tiny_dirs, bag_video):
     rep = run_mode_fps(tiny_dirs["short"], ["short"], bag_video, BOX, frames=2, warmup=0, backend="onnxruntime",
                        progress=False)
     assert rep["threads"] == physical_cores() and f"{physical_cores()} threads" in mode_table(rep)
+
+
+def test_an_unavailable_backend_is_refused_before_the_trackers_start(tiny_dirs, bag_video, tmp_path, monkeypatch):
+    """--mode --backend tensorrt on a directory with engine files, where TensorRT cannot run them (not installed, no
+    GPU, or no sidecars): refused by the check bench uses, before a tracker loads or the progress bar prints (it was
+    refused at the first frame)."""
+    import shutil
+
+    import siamtrt.runtime as rt
+    from siamtrt.errors import BackendError
+
+    d = shutil.copytree(tiny_dirs["short"], tmp_path / "engines")
+    for name in ("template.engine", "search.engine"):
+        (d / name).write_bytes(b"not an engine")
+    monkeypatch.setattr(rt.Tracker, "from_model_dir", lambda *a, **k: pytest.fail("a tracker loaded"))
+    with pytest.raises(BackendError, match="backend tensorrt cannot run") as e:
+        run_mode_fps(d, ["short"], bag_video, BOX, frames=2, warmup=0, backend="tensorrt", progress=False)
+    assert e.value.evidence and e.value.fix

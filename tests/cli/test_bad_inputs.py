@@ -27,6 +27,14 @@ def _model(ws: Path, tiny) -> Path:
     return d
 
 
+def _with_engines(ws: Path, tiny) -> Path:
+    """The tiny model with engine files TensorRT cannot run (no sidecars; and here no GPU or no TensorRT)."""
+    d = _model(ws, tiny)
+    for name in ("template.engine", "search.engine"):
+        _file(d, name, b"not an engine")
+    return d
+
+
 def _model_copy(ws: Path, tiny) -> Path:
     """A byte-identical copy of the tiny model (a candidate the report accepts)."""
     d = ws / "copy"
@@ -301,6 +309,14 @@ CASES = [
     ("bench-tensorrt-without-engines", lambda ws, t, v: ["bench", "--model", _model(ws, t), "--video", v,
                                                          "--backend", "tensorrt", "--no-save"],
      "backend tensorrt cannot run"),
+    # bench --mode and accuracy refuse a backend that cannot run here before any output or tracking (--mode
+    # printed its progress bar first; accuracy wrote the onnxruntime results, then failed on tensorrt)
+    ("bench-mode-tensorrt-unavailable", lambda ws, t, v: ["bench", "--model", _with_engines(ws, t), "--video", v,
+                                                          "--mode", "short", "--backend", "tensorrt"],
+     "backend tensorrt cannot run"),
+    ("accuracy-tensorrt-unavailable", lambda ws, t, v: ["accuracy", "--model", _with_engines(ws, t), "--no-reference",
+                                                        "--backend", "onnxruntime", "tensorrt", "--max-frames", "3",
+                                                        "--sequence", _bag(ws, v)], "backend tensorrt cannot run"),
     ("bench-mode-ignored-options", lambda ws, t, v: ["bench", "--model", _model(ws, t), "--video", v, "--mode",
                                                      "short", "--plot", ws / "p.png", "--targets", "2"],
      "--mode does not use --plot, --targets"),

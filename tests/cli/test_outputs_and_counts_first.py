@@ -80,17 +80,22 @@ def test_bench_checks_its_outputs_before_the_run(case, tiny_model, bag_video, ws
     assert snapshot(ws) == before
 
 
+@pytest.mark.parametrize("given", [True, False], ids=["sequence", "defaults"])
 @pytest.mark.parametrize("case", OUTPUT_CASES, ids=[c[0] for c in OUTPUT_CASES])
-def test_accuracy_checks_its_outputs_before_the_run(case, tiny_model, bag_sequence, ws, monkeypatch):
+def test_accuracy_checks_its_outputs_before_the_run(case, given, tiny_model, bag_sequence, ws, monkeypatch):
+    """Checked once, against everything the run reads: the given sequences' ground truth is read first (no frame
+    decoded), the default synthetic sequence is made only after the check."""
     import siamtrt.benchmarks.accuracy as acc
+    import siamtrt.benchmarks.synthetic as synthetic
 
     _, opts, expect = case
     kw = opts(ws)
-    monkeypatch.setattr(acc, "load_sequences", _no_work)
+    monkeypatch.setattr(acc, "check_video_lengths", _no_work)
+    monkeypatch.setattr(synthetic, "make_synthetic_sequence", _no_work)
     before = snapshot(ws)
     with pytest.raises(InputError) as e:
-        acc.run_accuracy(models=[tiny_model()], backends=["onnxruntime"], sequences=[bag_sequence], synthetic=0,
-                         max_frames=5, reference=False, progress=False,
+        acc.run_accuracy(models=[tiny_model()], backends=["onnxruntime"], sequences=[bag_sequence] if given else [],
+                         synthetic=1 - given, max_frames=5, reference=False, progress=False,
                          results_root=kw.pop("results", ws / "results"), **kw)
     assert expect in str(e.value) and e.value.fix
     assert snapshot(ws) == before
