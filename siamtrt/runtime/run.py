@@ -443,13 +443,17 @@ def track_video(model: Union[str, Path], video: Union[str, int, Path],
     """
     fmt = check_request(out, save_video, fmt, backend, mode, max_frames, start_frame, show, video, model)
     src = open_frames(video, max_frames=max_frames, start_frame=start_frame)
+    tracker = None
     try:
         boxes0 = initial_boxes(bbox, src, show)
         tracker = Tracker.from_model_dir(model, backend=backend, mode=mode, **backend_options)
+        tracker.backend.activate()  # a backend that cannot run here is refused before any warning or output
         _warn_untrained(tracker.info)
         outputs = TrackOutputs(out, fmt, save_video, src.fps, src.size, show)
     except BaseException:
         src.close()
+        if tracker is not None:
+            tracker.close()
         raise
     state = _LoopState(boxes=[], scores=[]) if keep_results else _LoopState()
     bar = None

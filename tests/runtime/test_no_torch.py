@@ -134,4 +134,7 @@ def test_minimal_install_tracks_inspects_and_names_the_fix(tiny_dir, bag_video, 
     bf16 = [line for line in r.stdout.splitlines() if "OpenVINO bf16:" in line]  # a record may be in the cache
     assert bf16 and "openvino is not installed" in bf16[0] and "check-bf16" not in bf16[0], bf16
     assert "openvino is not installed" in r.stderr and "--backend auto" in r.stderr
+    # refused when the backend loads, before any output or frame (it said "stopped after 0 frames" after the
+    # weights warning)
+    assert "stopped after" not in r.stderr
     assert "Traceback" not in r.stderr
