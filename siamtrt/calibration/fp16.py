@@ -165,7 +165,7 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
                                fix="list node names with onnx.load('DIR/search.onnx').graph.node")
     kernels = cset.kernels_for(src, other_weights=force) if cset is not None else None
     converted = {b: _convert_branch(src, b, models[b], cset, kernels, data_max, exclude) for b in BRANCHES}
-    summary = QuantizeSummary(out_dir=out_dir, precision="fp16", target="any")
+    summary = QuantizeSummary(out_dir=out_dir, source=src.path, precision="fp16", target="any")
     with staged_model_dir(out_dir, source=src.path) as stage:  # written only once both branches converted
         for branch, (half, details, res) in converted.items():
             save_branch(half, stage, branch, derived_metadata(src, branch, "fp16", details))

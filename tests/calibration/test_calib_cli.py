@@ -58,10 +58,14 @@ def test_cli_chain(model_dir, bag_video, tmp_path):
             "--out", calib, "--max-samples", 6, "--templates", 2, "--max-frames", 16, "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "6 search crops" in r.stdout and calib.is_file()
+    # the next lines name the directories the job knows (the model it read, the source it quantized)
+    assert f"next: siamtrt quantize --model {model_dir(ALEX)} --calib {calib} --precision int8 --out " \
+           f"{model_dir(ALEX)}_int8" in r.stdout, r.stdout
     out = tmp_path / "int8"
     r = run("calibration/quantize.py", "--model", model_dir(ALEX), "--calib", calib, "--precision", "int8",
             "--target", "tensorrt", "--trt-cache", "--trt-version", "8.6.1", "--out", out)
     assert r.returncode == 0, r.stderr
+    assert f"next: siamtrt report --ref {model_dir(ALEX)} --cand {out} --video VIDEO" in r.stdout, r.stdout
     assert (out / "search.onnx").is_file() and (out / "search.calib.cache").read_text().startswith("TRT-8601-")
     from siamtrt.metadata import file_sha256, read_onnx_metadata
 
