@@ -84,6 +84,24 @@ def test_cli_chain(model_dir, bag_video, tmp_path):
     assert d["candidates"][0]["quantization"]["target"] == "tensorrt"
 
 
+def test_quantize_over_a_model_dir_says_which_engines_it_removed(model_dir, tmp_path):
+    """quantize --out over a model directory with engines drops them (built from the ONNX files it replaces) and
+    says so in one line by default (no -v), naming the files; the next line names the real source and output."""
+    out = tmp_path / "fp16"
+    cmd = ("calibration/quantize.py", "--model", model_dir(ALEX), "--precision", "fp16", "--out", out)
+    r = run(*cmd)
+    assert r.returncode == 0, r.stderr
+    assert f"next: siamtrt report --ref {model_dir(ALEX)} --cand {out} --video VIDEO" in r.stdout, r.stdout
+    (out / "search.engine").write_bytes(b"built from the old ONNX")
+    (out / "search.engine.json").write_text("{}")
+    r = run(*cmd)
+    assert r.returncode == 0, r.stderr
+    said = [line for line in r.stderr.splitlines() if "search.engine" in line]
+    assert len(said) == 1 and f"removed search.engine, search.engine.json from {out}" in said[0], r.stderr
+    assert "replaced" in said[0]
+    assert sorted(p.name for p in out.iterdir()) == ["search.onnx", "template.onnx"]
+
+
 def test_calibration_library_needs_no_torch():
     """calibration/ depends on onnx + onnxruntime (+ onnxconverter-common), not on the export side's torch."""
     code = ("import sys; sys.modules['torch'] = None\n"
