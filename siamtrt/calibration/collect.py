@@ -431,7 +431,8 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
     cset = _merge(md, got, max_samples, templates_per_source)
     path = cset.save(out) if out is not None else Path("")
     LOG.info("INT8: %s", cset.summary())  # (too few crops for calibration: the summary and quantize_int8 warn)
-    return CollectSummary(path=path, model_dir=md.path, calib=cset, seconds=time.perf_counter() - t0, per_source=[g.info for g in got])
+    return CollectSummary(path=path, model_dir=md.path, calib=cset, seconds=time.perf_counter() - t0,
+                          per_source=[g.info for g in got])
 
 
 def _merge(md: ModelDir, got: Sequence[SourceCrops], max_samples: int, templates_per_source: int) -> CalibrationSet:

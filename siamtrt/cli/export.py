@@ -160,7 +160,8 @@ def export(args: argparse.Namespace) -> int:
     if md.untrained_warning:
         print(md.untrained_warning)
     print(f"wrote {res.template_path} and {res.search_path} in {res.seconds:.1f} s")
-    print(f"next: {track_command(res.out_dir)}   |   siamtrt bench --model {res.out_dir}   |   siamtrt inspect {res.out_dir}")
+    print(f"next: {track_command(res.out_dir)}   |   siamtrt bench --model {res.out_dir}   |   "
+          f"siamtrt inspect {res.out_dir}")
     return 0
 
 
