@@ -360,7 +360,7 @@ class CollectSummary:
         if self.calib.num_search < MIN_RECOMMENDED_SEARCH:
             lines.append(f"  warning: fewer than {MIN_RECOMMENDED_SEARCH} search crops — INT8 ranges may be noisy")
         lines.append(f"next: siamtrt quantize --model {self.model_dir} --calib {self.path} --precision int8 "
-                     f"--out {self.model_dir}_int8")
+                     f"--out {self.model_dir}-int8")
         return "\n".join(lines)
 
 

@@ -185,9 +185,9 @@ def _convert_branch(src: ModelDir, branch: str, model, cset: Optional[Calibratio
     if cset is not None:
         feeds, n = cset.branch_feeds(branch, kernels)
     else:
-        probe = probe_feeds(src.onnx("template"), src.exemplar_size, src.instance_size,
-                            2 if src.dynamic_batch else 1)
-        feeds, n = probe[branch], len(probe[branch])
+        batch = 2 if src.dynamic_batch else 1
+        probe = probe_feeds(src.onnx("template"), src.exemplar_size, src.instance_size, batch)
+        feeds, n = probe[branch], len(probe[branch]) * batch  # crops (the progress counts rows)
     half, blocked = half_model(model, branch, feeds, n, data_max=data_max, exclude=exclude)
     details = {"library": "onnxconverter_common.float16", "library_version": onnxconverter_common.__version__,
                "keep_io_types": True, "data_max": data_max,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_cli_chain(model_dir, bag_video, tmp_path):
     assert "6 search crops" in r.stdout and calib.is_file()
     # the next lines name the directories the job knows (the model it read, the source it quantized)
     assert f"next: siamtrt quantize --model {model_dir(ALEX)} --calib {calib} --precision int8 --out " \
-           f"{model_dir(ALEX)}_int8" in r.stdout, r.stdout
+           f"{model_dir(ALEX)}-int8" in r.stdout, r.stdout
     out = tmp_path / "int8"
     r = run("calibration/quantize.py", "--model", model_dir(ALEX), "--calib", calib, "--precision", "int8",
             "--target", "tensorrt", "--trt-cache", "--trt-version", "8.6.1", "--out", out)
@@ -92,6 +93,11 @@ def test_quantize_over_a_model_dir_says_which_engines_it_removed(model_dir, tmp_
     r = run(*cmd)
     assert r.returncode == 0, r.stderr
     assert f"next: siamtrt report --ref {model_dir(ALEX)} --cand {out} --video VIDEO" in r.stdout, r.stdout
+    # the job's own INFO lines are shown as every other job's are (quantize never set up logging: -v did nothing),
+    # and the range guard's progress counts the crops it announced (it said "4/2 crops done" on batched feeds)
+    assert "FP16: search:" in r.stderr and "nodes kept in float32" in r.stderr, r.stderr
+    done = re.findall(r"ranges: (\d+)/(\d+) crops done", r.stderr)
+    assert len(done) == 2 and all(a == b for a, b in done), r.stderr
     (out / "search.engine").write_bytes(b"built from the old ONNX")
     (out / "search.engine.json").write_text("{}")
     r = run(*cmd)
