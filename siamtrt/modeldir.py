@@ -55,6 +55,12 @@ XCORR_FORMS = ("conv", "plugin")
 BATCH_FORMS = ("dynamic", "1")
 
 
+def track_command(model_dir: Union[str, Path], backend: str = "") -> str:
+    """The "next:" step of a job that wrote ``model_dir``, in the ``siamtrt JOB`` form the README teaches."""
+    backend = f" --backend {backend}" if backend else ""
+    return f"siamtrt track --model {model_dir}{backend} --video VIDEO --bbox x,y,w,h"
+
+
 def sidecar_path(engine_path: Union[str, Path]) -> Path:
     """``DIR/search.engine`` → ``DIR/search.engine.json`` (the JSON that travels with every engine)."""
     p = Path(engine_path)
@@ -460,4 +466,4 @@ def check_target(md: ModelDir, target: str) -> Target:
 
 __all__ = ["BATCH_FORMS", "BRANCHES", "ENGINE_FILES", "ModelDir", "ONNX_FILES", "PER_BRANCH_QUANTIZATION", "REEXPORT",
            "SEARCH_ONNX", "SHARED_KEYS", "SIDECAR_SUFFIX", "TARGETS", "TEMPLATE_ONNX", "TRT_CACHE_FILES", "Target",
-           "XCORR_FORMS", "check_target", "migrate", "sidecar_path"]
+           "XCORR_FORMS", "check_target", "migrate", "sidecar_path", "track_command"]

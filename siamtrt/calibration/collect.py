@@ -345,6 +345,7 @@ class CollectSummary:
     """What ``calibration/collect.py`` wrote."""
 
     path: Path
+    model_dir: Path
     calib: CalibrationSet
     seconds: float
     per_source: List[Dict[str, Any]]
@@ -358,8 +359,8 @@ class CollectSummary:
                          f"{s['search']} search / {s['templates']} template crop{'s' * (s['templates'] != 1)}")
         if self.calib.num_search < MIN_RECOMMENDED_SEARCH:
             lines.append(f"  warning: fewer than {MIN_RECOMMENDED_SEARCH} search crops — INT8 ranges may be noisy")
-        lines.append(f"next: python calibration/quantize.py --model MODEL_DIR --calib {self.path} --precision int8 "
-                     f"--out MODEL_DIR_int8")
+        lines.append(f"next: siamtrt quantize --model {self.model_dir} --calib {self.path} --precision int8 "
+                     f"--out {self.model_dir}-int8")
         return "\n".join(lines)
 
 
@@ -430,7 +431,8 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
     cset = _merge(md, got, max_samples, templates_per_source)
     path = cset.save(out) if out is not None else Path("")
     LOG.info("INT8: %s", cset.summary())  # (too few crops for calibration: the summary and quantize_int8 warn)
-    return CollectSummary(path=path, calib=cset, seconds=time.perf_counter() - t0, per_source=[g.info for g in got])
+    return CollectSummary(path=path, model_dir=md.path, calib=cset, seconds=time.perf_counter() - t0,
+                          per_source=[g.info for g in got])
 
 
 def _merge(md: ModelDir, got: Sequence[SourceCrops], max_samples: int, templates_per_source: int) -> CalibrationSet:

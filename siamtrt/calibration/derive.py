@@ -126,9 +126,10 @@ def staged_model_dir(out: Union[str, Path], source: Optional[Union[str, Path]] =
         stale = [name for name in _STALE if (stage / name).exists()]
         for name in stale:
             (stage / name).unlink()
-        if stale:
-            LOG.info("model dir: %s made from the replaced ONNX files are dropped: %s", out, ", ".join(stale))
         yield stage
+    if stale:  # a warning: shown without -v, whether or not the job configured logging; said once it is done
+        LOG.warning("model dir: removed %s from %s: made from the ONNX files this run replaced, they would not "
+                    "match the new ones", ", ".join(stale), out)
 
 
 def derived_metadata(source: ModelDir, branch: str, precision: str, details: Dict[str, Any]) -> Dict[str, Any]:

@@ -165,7 +165,7 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
                                fix="list node names with onnx.load('DIR/search.onnx').graph.node")
     kernels = cset.kernels_for(src, other_weights=force) if cset is not None else None
     converted = {b: _convert_branch(src, b, models[b], cset, kernels, data_max, exclude) for b in BRANCHES}
-    summary = QuantizeSummary(out_dir=out_dir, precision="fp16", target="any")
+    summary = QuantizeSummary(out_dir=out_dir, source=src.path, precision="fp16", target="any")
     with staged_model_dir(out_dir, source=src.path) as stage:  # written only once both branches converted
         for branch, (half, details, res) in converted.items():
             save_branch(half, stage, branch, derived_metadata(src, branch, "fp16", details))
@@ -185,9 +185,9 @@ def _convert_branch(src: ModelDir, branch: str, model, cset: Optional[Calibratio
     if cset is not None:
         feeds, n = cset.branch_feeds(branch, kernels)
     else:
-        probe = probe_feeds(src.onnx("template"), src.exemplar_size, src.instance_size,
-                            2 if src.dynamic_batch else 1)
-        feeds, n = probe[branch], len(probe[branch])
+        batch = 2 if src.dynamic_batch else 1
+        probe = probe_feeds(src.onnx("template"), src.exemplar_size, src.instance_size, batch)
+        feeds, n = probe[branch], len(probe[branch]) * batch  # crops (the progress counts rows)
     half, blocked = half_model(model, branch, feeds, n, data_max=data_max, exclude=exclude)
     details = {"library": "onnxconverter_common.float16", "library_version": onnxconverter_common.__version__,
                "keep_io_types": True, "data_max": data_max,

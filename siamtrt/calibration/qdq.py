@@ -310,6 +310,7 @@ class QuantizeSummary:
     """What ``calibration/quantize.py`` did (printed by the script)."""
 
     out_dir: Path
+    source: Path  # the fp32 directory it was made from
     precision: str
     target: str
     branches: List[BranchResult] = field(default_factory=list)
@@ -355,8 +356,7 @@ class QuantizeSummary:
         for f in self.extra_files:
             lines.append(f"  {f}")
         lines.append(f"  total {self.seconds:.1f}s")
-        lines.append(f"next: python calibration/report.py --ref SOURCE_DIR --cand {self.out_dir} "
-                     f"--video VIDEO --bbox x,y,w,h")
+        lines.append(f"next: siamtrt report --ref {self.source} --cand {self.out_dir} --video VIDEO --bbox x,y,w,h")
         return "\n".join(lines)
 
 
@@ -439,7 +439,7 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
         if qt.bf16_check:
             details["bf16"] = bf16_record(src, held or subset, results, threads, target_cos)
     fidelity = fidelity_record(results, probe, held, held_fid, target_cos, margin, threads, qt)
-    summary = QuantizeSummary(out_dir=Path(out_dir), precision="int8", target=qt.name,
+    summary = QuantizeSummary(out_dir=Path(out_dir), source=src.path, precision="int8", target=qt.name,
                               details=dict(details, fidelity=fidelity))
     caches = {}
     # written only once both branches succeeded, and complete or not at all (staged_model_dir: Ctrl-C included)

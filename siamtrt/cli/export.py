@@ -146,7 +146,7 @@ def export(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise InputError(f"exporting needs torch and the export extras ({e})",
                          fix="pip install torch==2.13.0 && pip install -e '.[export]'") from None
-    from siamtrt.modeldir import ModelDir
+    from siamtrt.modeldir import ModelDir, track_command
 
     res = export_model(args.config, out, checkpoint=args.checkpoint, lost_instance_size=args.lost_instance_size,
                        seed=args.seed, opset=args.opset, batch=args.batch, xcorr=args.xcorr,
@@ -160,8 +160,8 @@ def export(args: argparse.Namespace) -> int:
     if md.untrained_warning:
         print(md.untrained_warning)
     print(f"wrote {res.template_path} and {res.search_path} in {res.seconds:.1f} s")
-    print(f"next: siamtrt track --model {res.out_dir} --video VIDEO --bbox x,y,w,h   |   "
-          f"siamtrt bench --model {res.out_dir}   |   siamtrt inspect {res.out_dir}")
+    print(f"next: {track_command(res.out_dir)}   |   siamtrt bench --model {res.out_dir}   |   "
+          f"siamtrt inspect {res.out_dir}")
     return 0
 
 

@@ -58,5 +58,5 @@ def main(argv=None) -> int:
         return 2
     print(f"wrote {seq.source}: {len(seq)} frames, first box {', '.join(f'{v:.2f}' for v in seq.gt[0])}"
           + (f"; video {Path(args.out) / (Path(args.out).name + '.avi')}" if args.video else ""))
-    print(f"next: python benchmarks/accuracy.py --sequence {args.out}")
+    print(f"next: siamtrt accuracy --sequence {args.out}")
     return 0

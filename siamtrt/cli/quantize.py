@@ -34,7 +34,7 @@ import sys
 
 
 from siamtrt.calibration.qdq import QDQ_TARGETS
-from siamtrt.cli.common import add_verbose
+from siamtrt.cli.common import add_verbose, setup_logging
 from siamtrt.calibration.ranges import DEFAULT_METHOD, METHODS
 from siamtrt.calibration.sensitivity import DEFAULT_FIDELITY_SAMPLES, DEFAULT_HELD_OUT, DEFAULT_MIN_COSINE
 from siamtrt.errors import CalibrationError, SiamtrtError
@@ -87,6 +87,7 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
     try:
         if args.check_bf16:
             return _check_bf16(args)

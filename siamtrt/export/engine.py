@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from ..errors import EngineError, ExportError, InputError, folder_listing
 from ..gpu.cuda import CudaProbe, probe_cuda
 from ..gpu.tensorrt import TrtLogger, TrtModule, import_tensorrt
-from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, ModelDir, check_target
+from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, ModelDir, check_target, track_command
 from ..outputs import atomic_path, check_writable, staged_dir
 from ..progress import progress_bar
 from . import sidecar as sc
@@ -280,12 +280,10 @@ class BuildReport:
         lines.append(f"wrote {', '.join(str(e.engine) for e in self.engines)} (+ .json sidecars) in "
                      f"{self.seconds:.1f} s")
         if self.gpu == "built without GPU":  # the engines need a GPU; what runs here is the ONNX directory
-            lines.append(f"next (on the target GPU): python runtime/track.py --model {self.out_dir} --backend tensorrt "
-                         "--video VIDEO --bbox x,y,w,h   |   here, without a GPU: python runtime/track.py --model "
-                         f"{self.model.path} --backend onnxruntime --video VIDEO --bbox x,y,w,h")
+            lines.append(f"next (on the target GPU): {track_command(self.out_dir, 'tensorrt')}   |   here, without a "
+                         f"GPU: {track_command(self.model.path, 'onnxruntime')}")
         else:
-            lines.append(f"next: python runtime/track.py --model {self.out_dir} --backend tensorrt --video VIDEO "
-                         "--bbox x,y,w,h")
+            lines.append(f"next: {track_command(self.out_dir, 'tensorrt')}")
         return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,10 +59,14 @@ def test_cli_chain(model_dir, bag_video, tmp_path):
             "--out", calib, "--max-samples", 6, "--templates", 2, "--max-frames", 16, "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "6 search crops" in r.stdout and calib.is_file()
+    # the next lines name the directories the job knows (the model it read, the source it quantized)
+    assert f"next: siamtrt quantize --model {model_dir(ALEX)} --calib {calib} --precision int8 --out " \
+           f"{model_dir(ALEX)}-int8" in r.stdout, r.stdout
     out = tmp_path / "int8"
     r = run("calibration/quantize.py", "--model", model_dir(ALEX), "--calib", calib, "--precision", "int8",
             "--target", "tensorrt", "--trt-cache", "--trt-version", "8.6.1", "--out", out)
     assert r.returncode == 0, r.stderr
+    assert f"next: siamtrt report --ref {model_dir(ALEX)} --cand {out} --video VIDEO" in r.stdout, r.stdout
     assert (out / "search.onnx").is_file() and (out / "search.calib.cache").read_text().startswith("TRT-8601-")
     from siamtrt.metadata import file_sha256, read_onnx_metadata
 
@@ -78,6 +83,29 @@ def test_cli_chain(model_dir, bag_video, tmp_path):
     assert "\r" not in r.stderr and "\x1b[" not in r.stderr  # no tqdm redraws in a log
     d = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert d["candidates"][0]["quantization"]["target"] == "tensorrt"
+
+
+def test_quantize_over_a_model_dir_says_which_engines_it_removed(model_dir, tmp_path):
+    """quantize --out over a model directory with engines drops them (built from the ONNX files it replaces) and
+    says so in one line by default (no -v), naming the files; the next line names the real source and output."""
+    out = tmp_path / "fp16"
+    cmd = ("calibration/quantize.py", "--model", model_dir(ALEX), "--precision", "fp16", "--out", out)
+    r = run(*cmd)
+    assert r.returncode == 0, r.stderr
+    assert f"next: siamtrt report --ref {model_dir(ALEX)} --cand {out} --video VIDEO" in r.stdout, r.stdout
+    # the job's own INFO lines are shown as every other job's are (quantize never set up logging: -v did nothing),
+    # and the range guard's progress counts the crops it announced (it said "4/2 crops done" on batched feeds)
+    assert "FP16: search:" in r.stderr and "nodes kept in float32" in r.stderr, r.stderr
+    done = re.findall(r"ranges: (\d+)/(\d+) crops done", r.stderr)
+    assert len(done) == 2 and all(a == b for a, b in done), r.stderr
+    (out / "search.engine").write_bytes(b"built from the old ONNX")
+    (out / "search.engine.json").write_text("{}")
+    r = run(*cmd)
+    assert r.returncode == 0, r.stderr
+    said = [line for line in r.stderr.splitlines() if "search.engine" in line]
+    assert len(said) == 1 and f"removed search.engine, search.engine.json from {out}" in said[0], r.stderr
+    assert "replaced" in said[0]
+    assert sorted(p.name for p in out.iterdir()) == ["search.onnx", "template.onnx"]
 
 
 def test_calibration_library_needs_no_torch():

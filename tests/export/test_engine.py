@@ -598,8 +598,9 @@ def test_cli_builds_and_prints_summary(model_dir, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "per-layer precision" in res.stdout
     # built without a GPU: the engine runs on the target; here the ONNX directory runs on ONNX Runtime
-    assert "next (on the target GPU): python runtime/track.py" in res.stdout
-    assert "--backend onnxruntime" in res.stdout
+    assert f"next (on the target GPU): siamtrt track --model {tmp_path} --backend tensorrt --video VIDEO" in res.stdout
+    assert f"here, without a GPU: siamtrt track --model {model_dir('siamrpn_alex_dwxcorr')} --backend onnxruntime" \
+        in res.stdout
     side = json.loads((tmp_path / "search.engine.json").read_text())
     assert side["precision"] == "fp16"
 

@@ -152,7 +152,8 @@ def test_interrupted_export_leaves_the_directory_as_it_was(checkpoint, model_dir
 
     monkeypatch.setattr(onnx_export, "check_parity", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        onnx_export.export_model("siamrpn_alex_dwxcorr", tmp_path / "new", checkpoint=checkpoint("siamrpn_alex_dwxcorr"))
+        onnx_export.export_model("siamrpn_alex_dwxcorr", tmp_path / "new",
+                                 checkpoint=checkpoint("siamrpn_alex_dwxcorr"))
     assert not (tmp_path / "new").exists()
     old = tmp_path / "old"
     shutil.copytree(model_dir("siamrpn_alex_dwxcorr"), old)
@@ -190,6 +191,7 @@ def test_reexport_replaces_a_model_directory_and_drops_its_stale_engines(tmp_pat
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     r = subprocess.run(cmd + ["--seed", "1", "--force"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert f"removed search.engine, search.engine.json from {out}" in r.stderr, r.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "search.onnx", "template.onnx"]
     assert read_onnx_metadata(out / "search.onnx")["checkpoint_sha256"] == "random-seed-1"
 
