@@ -5,8 +5,10 @@ Files in the output folder:
 * ``<name>.csv`` or ``<name>.parquet`` — one row per frame and target: ``frame,target,x,y,w,h,score``
   (:mod:`siamtrt.batch.writers`); ``<name>.<ext>.part`` while the video is tracked, renamed when complete.
 * ``<name>.<ext>.lock`` — JSON (worker pid, host, start time) while a worker is on the video.
+* ``track-many.lock`` — JSON (driver pid, host, start time) while a run writes into the folder, flock'ed: a second
+  run on the same folder is refused (the OS releases the lock when the run's process dies, even by SIGKILL).
 * ``summary.json`` / ``summary.csv`` — the model's identity and one entry per video (status, frames, seconds,
-  frames/s, worker, attempts, error), rewritten atomically after every video (:mod:`siamtrt.batch.summary`).
+  frames/s, worker, attempts, error, warning), rewritten atomically after every video (:mod:`siamtrt.batch.summary`).
 
 :func:`track_many` checks everything cheap first (format, videos and boxes, output folder, Ray, the model directory,
 the model that wrote an existing summary), and only then creates the output folder and starts Ray.
@@ -14,9 +16,15 @@ the model that wrote an existing summary), and only then creates the output fold
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import socket
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 from ..errors import Interrupted
 from ..modeldir import ModelDir
@@ -25,9 +33,12 @@ from .errors import BatchError
 from .jobs import VideoJob, discover_jobs
 from .scheduler import connect_ray, import_ray, run_jobs
 from .summary import ManyReport, model_identity, plan_resume, write_summary
-from .writers import RESULT_FORMATS, result_path
+from .writers import RESULT_FORMATS, lock_path, result_path
 
+LOG = logging.getLogger(__name__)
 PathLike = Union[str, Path]
+#: the run's lock in the output folder (one run writes into a folder at a time)
+RUN_LOCK = "track-many.lock"
 
 
 def check_run(videos: Union[PathLike, Sequence[PathLike], Sequence[VideoJob]], out: PathLike,
@@ -90,37 +101,97 @@ def track_many(model: PathLike, videos: Union[PathLike, Sequence[PathLike], Sequ
         ManyReport.
 
     Raises:
-        BatchError: bad format, Ray unavailable, actors that cannot load the model, or (resume) ``out`` holding
-            another model's results. InputError: no videos, missing paths, duplicate names. ModelDirError.
+        BatchError: bad format, Ray unavailable, actors that cannot load the model, another run writing into
+            ``out``, or (resume) ``out`` holding another model's results. InputError: no videos, missing paths,
+            duplicate names. ModelDirError. OutputError: ``out`` refused the summary (disk full).
     """
     jobs = check_run(videos, out, bbox_file, fmt)
     md = ModelDir.open(model)
     identity = model_identity(md, backend)
     out = Path(out)
-    todo, skipped, summary = plan_resume(jobs, out, fmt, identity, resume, max_frames)
-    info = {"model": identity["path"], "model_identity": identity, "format": fmt, "backend": backend,
-            "started": time.time()}
     out.mkdir(parents=True, exist_ok=True)
-    ray, started_here = connect_ray(address, num_cpus)
+    with output_lock(out):
+        todo, skipped, summary = plan_resume(jobs, out, fmt, identity, resume, max_frames)
+        _warn_leftovers(out, todo, fmt)
+        info = {"model": identity["path"], "model_identity": identity, "format": fmt, "backend": backend,
+                "started": time.time()}
+        ray, started_here = connect_ray(address, num_cpus)
 
-    def done(row: Dict[str, Any]) -> None:
-        summary[row["name"]] = row
+        def done(row: Dict[str, Any]) -> None:
+            summary[row["name"]] = row
+            write_summary(out, summary, info)
+
+        try:
+            sched = run_jobs(ray, todo, identity["path"], str(out.resolve()), fmt, backend, threads, max_frames,
+                             workers, retries, done, on_event, progress, progress_total=len(jobs),
+                             progress_initial=len(skipped))
+        except KeyboardInterrupt:
+            raise Interrupted(_interrupted_text(out, todo, summary, fmt)) from None
+        finally:
+            if started_here:
+                ray.shutdown()
         write_summary(out, summary, info)
-
-    try:
-        sched = run_jobs(ray, todo, identity["path"], str(out.resolve()), fmt, backend, threads, max_frames, workers,
-                         retries, done, on_event, progress, progress_total=len(jobs), progress_initial=len(skipped))
-    except KeyboardInterrupt:
-        raise Interrupted(_interrupted_text(out, todo, summary, fmt)) from None
-    finally:
-        if started_here:
-            ray.shutdown()
-    write_summary(out, summary, info)
     names = {j.name for j in jobs}
     return ManyReport(out=out, workers=sched.workers, resource=sched.resource,
                       videos={n: row for n, row in summary.items() if n in names}, skipped=skipped,
                       tracked=[j.name for j in todo], seconds=sched.seconds, startup_seconds=sched.startup_seconds,
                       worker_deaths=sched.worker_deaths, model=identity)
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Only one run writes into ``out`` at a time: two runs on one folder tracked the same videos twice, each
+    renaming the other's ``.part`` files away, and the last summary written marked finished videos failed.
+
+    An exclusive ``flock`` on ``OUT/track-many.lock`` (JSON: pid, host, start time), which the OS releases when the
+    process ends however it ends; the file is removed at the end of the run.
+
+    Raises:
+        BatchError: another run holds the lock.
+    """
+    path = out / RUN_LOCK
+    while True:
+        f = open(path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "(no details yet)"
+            f.close()
+            raise BatchError(f"{out} is being written by another track-many run", evidence=f"{path}: {holder}",
+                             fix="wait until that run ends (a rerun then resumes), or choose another --out") from None
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                break  # else the run that held it removed the file meanwhile: lock the new one
+        f.close()
+    try:
+        f.seek(0)
+        if f.read().strip():
+            LOG.warning("Ray: %s was left by an earlier run that did not end cleanly (killed?); it is no longer "
+                        "running, so its lock is taken over", path)
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}))
+        f.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        f.close()
+
+
+def _warn_leftovers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:
+    """Partial files of an earlier run that was killed (no run holds ``out`` now): replaced, and said so."""
+    left = [j.name for j in todo if any(p.exists() for p in _partials(out, j.name, fmt))]
+    if left:
+        LOG.warning("Ray: %d video(s) left unfinished by an earlier run that stopped: %s%s; their partial files "
+                    "(NAME.%s.part / .lock) are replaced and the videos tracked again from frame 0", len(left),
+                    ", ".join(left[:5]), " ..." if len(left) > 5 else "", fmt)
+
+
+def _partials(out: Path, name: str, fmt: str):
+    final = result_path(out, name, fmt)
+    return part_path(final), lock_path(final)
 
 
 def _interrupted_text(out: Path, todo: Sequence[VideoJob], summary: Dict[str, Dict[str, Any]], fmt: str) -> str:
@@ -135,4 +206,4 @@ def _interrupted_text(out: Path, todo: Sequence[VideoJob], summary: Dict[str, Di
     return text + "; rerun the same command to finish: finished videos are kept, unfinished ones tracked again"
 
 
-__all__ = ["check_run", "track_many"]
+__all__ = ["RUN_LOCK", "check_run", "output_lock", "track_many"]

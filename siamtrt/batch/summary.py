@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..metadata import file_sha256
 from ..modeldir import BRANCHES, ModelDir
-from ..outputs import atomic_file
+from ..outputs import atomic_file, output_error
 from .errors import BatchError
 from .jobs import VideoJob
 from .video import SUMMARY_FIELDS, video_request
@@ -66,15 +66,25 @@ def load_summary(out_dir: Union[str, Path]) -> PreviousRun:
 
 
 def write_summary(out_dir: Union[str, Path], videos: Dict[str, Dict[str, Any]], info: Dict[str, Any]) -> None:
-    """summary.json + summary.csv, each written under a temporary name and renamed (never half-written)."""
+    """summary.json + summary.csv, each written under a temporary name and renamed (never half-written).
+
+    Raises:
+        OutputError: the folder refused the write (disk full, removed): the run stops, as every later video would
+            fail the same way, saying what was kept.
+    """
     out_dir = Path(out_dir)
-    with atomic_file(out_dir / SUMMARY_JSON) as f:
-        f.write(json.dumps({"run": info, "videos": videos}, indent=1, sort_keys=True))
-    with atomic_file(out_dir / SUMMARY_CSV, newline="") as f:
-        w = csv.DictWriter(f, SUMMARY_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for name in sorted(videos):
-            w.writerow(videos[name])
+    try:
+        with atomic_file(out_dir / SUMMARY_JSON) as f:
+            f.write(json.dumps({"run": info, "videos": videos}, indent=1, sort_keys=True))
+        with atomic_file(out_dir / SUMMARY_CSV, newline="") as f:
+            w = csv.DictWriter(f, SUMMARY_FIELDS, extrasaction="ignore")
+            w.writeheader()
+            for name in sorted(videos):
+                w.writerow(videos[name])
+    except OSError as e:
+        raise output_error(out_dir / SUMMARY_JSON, e, kept=(
+            "the run stops; the finished videos' result files are complete, the summary is the last one written "
+            "(a rerun tracks again what it does not record)")) from None
 
 
 def _check_same_model(out: Path, previous: PreviousRun, identity: Dict[str, Any]) -> None:
@@ -168,6 +178,7 @@ class ManyReport:
                  f"results: {self.out}/<video>.csv|parquet, summary: {self.out}/{SUMMARY_JSON}"]
         for n in self.failed:
             lines.append(f"  failed {n}: {self.videos[n]['error'].splitlines()[0][:160]}")
+        lines += [f"  warning {n}: {r['warning']}" for n, r in sorted(self.videos.items()) if r.get("warning")]
         return "\n".join(lines)
 
 

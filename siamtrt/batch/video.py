@@ -14,11 +14,11 @@ import numpy as np
 
 from ..errors import InputError, SiamtrtError
 from .jobs import VideoJob
-from .writers import open_result_writer, result_path
+from .writers import lock_path, open_result_writer, result_path
 
 #: the summary's columns (summary.csv keeps this order)
 SUMMARY_FIELDS = ("name", "status", "frames", "seconds", "fps", "worker", "attempts", "file", "source", "bbox_from",
-                  "error")
+                  "error", "warning")
 
 
 def video_request(job: VideoJob, max_frames: Optional[int] = None) -> Dict[str, Any]:
@@ -28,8 +28,8 @@ def video_request(job: VideoJob, max_frames: Optional[int] = None) -> Dict[str, 
 
 
 def summary_row(job: VideoJob, worker: str = "", *, status: str = "failed", frames: int = 0, seconds: float = 0.0,
-                file: str = "", error: str = "", attempts: int = 1, max_frames: Optional[int] = None
-                ) -> Dict[str, Any]:
+                file: str = "", error: str = "", attempts: int = 1, max_frames: Optional[int] = None,
+                warning: str = "") -> Dict[str, Any]:
     """A video's summary entry (the one place it is built, for every outcome).
 
     Args:
@@ -41,11 +41,14 @@ def summary_row(job: VideoJob, worker: str = "", *, status: str = "failed", fram
         error (str): why it failed (first 1000 characters). attempts (int): tries so far. Defaults to 1.
         max_frames (int): the frame limit asked for (None: all); recorded with the init box
             (:func:`video_request`). Defaults to None.
+        warning (str): what an ``ok`` video's result lacks (a file that decoded fewer frames than it declares).
+            Defaults to "".
     """
     seconds = round(float(seconds), 4)
     return {"name": job.name, "source": job.source, "status": status, "frames": int(frames), "seconds": seconds,
             "fps": round(frames / seconds, 2) if seconds > 0 and frames else 0.0, "worker": worker,
             "attempts": int(attempts), "file": file, "bbox_from": job.bbox_from, "error": error[:1000],
+            "warning": warning,
             **video_request(job, max_frames)}
 
 
@@ -64,7 +67,7 @@ def track_one(tracker, job: VideoJob, out_dir: Union[str, Path], fmt: str = "csv
     from ..runtime.video import open_frames
 
     final = result_path(out_dir, job.name, fmt)
-    lock = final.with_name(final.name + ".lock")
+    lock = lock_path(final)
     t0 = time.perf_counter()
     writer = None
     try:
@@ -84,8 +87,11 @@ def track_one(tracker, job: VideoJob, out_dir: Union[str, Path], fmt: str = "csv
                 res = tracker.track(frame)
                 writer.write(i, res.boxes, res.scores)
         writer.commit()
+        short = src.decode_shortfall
         return summary_row(job, worker, status="ok", frames=writer.frames, seconds=time.perf_counter() - t0,
-                           file=final.name, attempts=attempts, max_frames=max_frames)
+                           file=final.name, attempts=attempts, max_frames=max_frames,
+                           warning=f"the file ended after {short[0]} of the {short[1]} frames expected (truncated or "
+                                   "damaged?); the result covers the frames decoded" if short else "")
     except Exception as e:  # one bad video is reported, the others go on
         part = writer.close() if writer is not None else None
         return summary_row(job, worker, frames=writer.frames if writer is not None else 0,

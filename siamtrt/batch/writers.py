@@ -44,7 +44,8 @@ class ParquetBoxWriter:
         self.frames = 0
         self.committed = False
         self._pa = pa
-        self._schema = pa.schema([(c, pa.int64()) for c in CSV_HEADER[:2]] + [(c, pa.float64()) for c in CSV_HEADER[2:]])
+        self._schema = pa.schema([(c, pa.int64()) for c in CSV_HEADER[:2]]
+                                 + [(c, pa.float64()) for c in CSV_HEADER[2:]])
         self._rows = []
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._pq = pq.ParquetWriter(str(self.part), self._schema)
@@ -89,6 +90,12 @@ def result_path(out_dir: PathLike, name: str, fmt: str) -> Path:
     return Path(out_dir) / f"{name}.{fmt}"
 
 
+def lock_path(final: PathLike) -> Path:
+    """``OUT/<name>.<fmt>.lock``: who is tracking the video now (JSON: worker pid, host, start time)."""
+    final = Path(final)
+    return final.with_name(final.name + ".lock")
+
+
 def open_result_writer(path: PathLike, fmt: str):
     """A writer for ``fmt`` ("csv": the runtime's BoxWriter, "parquet": :class:`ParquetBoxWriter`)."""
     return BoxWriter(path, "csv") if fmt == "csv" else ParquetBoxWriter(path)
@@ -120,4 +127,5 @@ def read_results(path: PathLike) -> VideoResults:
     return VideoResults(boxes, scores)
 
 
-__all__ = ["ParquetBoxWriter", "RESULT_FORMATS", "VideoResults", "open_result_writer", "read_results", "result_path"]
+__all__ = ["ParquetBoxWriter", "RESULT_FORMATS", "VideoResults", "lock_path", "open_result_writer", "read_results",
+           "result_path"]

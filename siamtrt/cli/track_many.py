@@ -10,7 +10,7 @@
 it use the first ground-truth line beside them. Results: OUT/<name>.csv|parquet (frame,target,x,y,w,h,score) and
 OUT/summary.json|csv (model identity; status, frames, frames/s, worker, error, init box, frame limit per video). A
 rerun resumes only with the same model (refused otherwise: --no-resume redoes every video), and reuses a finished
-video only for the same init box and --max-frames.
+video only for the same init box and --max-frames. One run writes into an --out at a time (OUT/track-many.lock).
 """
 
 from __future__ import annotations

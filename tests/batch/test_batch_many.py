@@ -132,6 +132,8 @@ def test_killed_worker_is_retried_and_loses_nothing(ray_local, batch_model, vide
         else:
             assert rep.failed == ["long"] and "worker died" in rep.videos["long"]["error"]
             assert not (out / "long.csv").exists()  # never a truncated final file
+            assert rep.videos["long"]["file"] == "long.csv.part"  # the rows so far, named
+            assert not (out / "long.csv.lock").exists()  # no worker is on it any more
             rep2 = track_many(batch_model, videos, out, bbox_file=tmp_path / "boxes.txt", workers=2, progress=False)
             assert rep2.tracked == ["long"] and sorted(rep2.skipped) == ["synth1", "synth2"] and not rep2.failed
             assert {n: (out / f"{n}.csv").read_bytes() for n in done} == done  # kept as they were
@@ -152,7 +154,8 @@ def test_cli_on_an_existing_cluster(ray_local, batch_model, video_set, tmp_path)
            address, "--max-frames", "10", "--json", str(tmp_path / "many.json"), "--verbose"]  # Ray's lines shown
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert r.returncode == 1, r.stderr[-2000:]  # broken.avi failed (reported), synth1 done
-    assert "Connecting to existing Ray cluster" in r.stderr and "track-many: " in r.stderr and " videos" in r.stderr  # joined, progress over videos (plain lines in a log)
+    assert "Connecting to existing Ray cluster" in r.stderr  # joined
+    assert "track-many: " in r.stderr and " videos" in r.stderr  # progress over videos (plain lines in a log)
     assert "failed broken" in r.stdout
     job = {j.name: j for j in discover_jobs(root, boxes)}["synth1"]
     assert_equals_runtime(read_results(out / "synth1.csv"), batch_model, job.source, job.bbox, 10)

@@ -1,0 +1,115 @@
+"""Faults around a many-video run (one shared local Ray instance): a second run on the same output folder, an
+earlier run killed with its partial files left, a summary the disk refuses, a worker killed with no retry left, a
+damaged video that decodes short. Nothing finished is lost, and the summary says what happened."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from siamtrt.batch import BatchError, VideoJob, read_results, track_many, track_one
+from siamtrt.batch.summary import ManyReport
+from siamtrt.errors import OutputError
+from siamtrt.runtime import Tracker
+
+
+def test_second_run_on_the_same_out_is_refused(ray_local, batch_model, video_set, tmp_path):
+    """Two runs on one folder tracked the same videos twice, renamed each other's .part files away, and the last
+    summary written called finished videos failed: the second is refused while the first runs."""
+    root, boxes = video_set
+    out = tmp_path / "out"
+    second = {}
+
+    def on_event(kind, info):
+        if kind == "submitted" and not second:
+            with pytest.raises(BatchError, match="another track-many run") as e:
+                track_many(batch_model, [root / "synth2"], out, bbox_file=boxes, workers=1, max_frames=5,
+                           progress=False)
+            second["error"] = e.value
+
+    rep = track_many(batch_model, [root / "synth1"], out, bbox_file=boxes, workers=1, max_frames=5, progress=False,
+                     on_event=on_event)
+    assert not rep.failed and f'"pid": {os.getpid()}' in second["error"].evidence
+    assert "--out" in second["error"].fix
+    assert sorted(p.name for p in out.iterdir()) == ["summary.csv", "summary.json", "synth1.csv"]  # lock removed
+    rep2 = track_many(batch_model, [root / "synth1", root / "synth2"], out, bbox_file=boxes, workers=1,
+                      max_frames=5, progress=False)  # the lock is free again
+    assert rep2.skipped == ["synth1"] and rep2.tracked == ["synth2"] and not rep2.failed
+
+
+def test_rerun_after_a_killed_run_replaces_its_leftovers_and_says_so(ray_local, batch_model, video_set, tmp_path,
+                                                                     caplog):
+    """A run SIGKILLed leaves its run lock, a video's .part (rows so far) and .lock: the rerun says so, tracks the
+    video again from frame 0, keeps the finished one, and leaves no leftover behind."""
+    root, boxes = video_set
+    out = tmp_path / "out"
+    track_many(batch_model, [root / "synth1"], out, bbox_file=boxes, workers=1, max_frames=5, progress=False)
+    done = (out / "synth1.csv").read_bytes()
+    (out / "synth2.csv.part").write_text("frame,target,x,y,w,h,score\n0,0,1,2,3,4,1\n")
+    (out / "synth2.csv.lock").write_text(json.dumps({"pid": 1, "host": "gone", "started": 0.0}))
+    (out / "track-many.lock").write_text(json.dumps({"pid": 1, "host": "gone", "started": 0.0}))
+    with caplog.at_level(logging.WARNING, logger="siamtrt.batch"):
+        rep = track_many(batch_model, [root / "synth1", root / "synth2"], out, bbox_file=boxes, workers=1,
+                         max_frames=5, progress=False)
+    assert rep.skipped == ["synth1"] and rep.tracked == ["synth2"] and not rep.failed
+    assert "left unfinished by an earlier run" in caplog.text and "synth2" in caplog.text
+    assert "track-many.lock was left by an earlier run" in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == ["summary.csv", "summary.json", "synth1.csv", "synth2.csv"]
+    assert (out / "synth1.csv").read_bytes() == done and len(read_results(out / "synth2.csv").boxes) == 5
+
+
+def test_summary_the_disk_refuses_stops_the_run_with_what_was_kept(ray_local, batch_model, video_set, tmp_path,
+                                                                   monkeypatch):
+    """A full disk when the summary is rewritten was an OSError traceback (exit 1): now an OutputError (exit 2)
+    saying what was kept; the finished video's file and the last summary stay, and a rerun finishes the rest."""
+    import siamtrt.batch.summary as summary_mod
+
+    root, boxes = video_set
+    out = tmp_path / "out"
+    real, writes = summary_mod.atomic_file, []
+
+    @contextlib.contextmanager
+    def disk_full_after_first_video(path, *args, **kwargs):
+        writes.append(path)
+        if len(writes) > 2:  # summary.json + summary.csv after the first video, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        with real(path, *args, **kwargs) as f:
+            yield f
+
+    monkeypatch.setattr(summary_mod, "atomic_file", disk_full_after_first_video)
+    with pytest.raises(OutputError, match="No space left on device") as e:
+        track_many(batch_model, [root / "synth1", root / "synth2"], out, bbox_file=boxes, workers=1, max_frames=5,
+                   progress=False)
+    assert "summary.json" in e.value.what and "result files are complete" in e.value.what and "disk" in e.value.fix
+    recorded = json.loads((out / "summary.json").read_text())["videos"]
+    assert list(recorded) == ["synth1"] and recorded["synth1"]["status"] == "ok" and (out / "synth1.csv").is_file()
+    assert not (out / "track-many.lock").exists()
+    monkeypatch.setattr(summary_mod, "atomic_file", real)
+    rep = track_many(batch_model, [root / "synth1", root / "synth2"], out, bbox_file=boxes, workers=1, max_frames=5,
+                     progress=False)
+    assert rep.skipped == ["synth1"] and rep.tracked == ["synth2"] and not rep.failed
+
+
+def test_truncated_video_is_ok_with_a_warning(batch_model, bag_video, tmp_path):
+    """A damaged file decodes short and OpenCV just stops: the summary said "ok" with no word of the frames lost."""
+    short = tmp_path / "cut.avi"
+    data = bag_video.read_bytes()
+    short.write_bytes(data[:len(data) * 3 // 10])
+    (tmp_path / "out").mkdir()
+    tracker = Tracker.from_model_dir(batch_model, backend="onnxruntime", threads=1)
+    row = track_one(tracker, VideoJob("cut", str(short), [316.0, 140.0, 112.0, 115.0]), tmp_path / "out",
+                    max_frames=60)
+    assert row["status"] == "ok" and 1 < row["frames"] < 60
+    assert f"ended after {row['frames']} of the 60 frames expected" in row["warning"]  # the header says 196
+    rep = ManyReport(out=tmp_path / "out", workers=1, resource="1 CPU each", videos={"cut": row}, tracked=["cut"])
+    assert f"warning cut: the file ended after {row['frames']}" in rep.summary() and not rep.failed
+    whole = track_one(tracker, VideoJob("bag", str(bag_video), [316.0, 140.0, 112.0, 115.0]), tmp_path / "out",
+                      max_frames=3)
+    assert whole["status"] == "ok" and whole["warning"] == ""  # a frame limit is no shortfall
+    assert np.isfinite(read_results(tmp_path / "out" / "cut.csv").boxes).all()
