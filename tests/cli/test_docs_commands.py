@@ -3,9 +3,9 @@ tests/cli/test_readme_commands.py, which also runs them).
 
 Every ``bash`` or usage block of docs/*.md is parsed: each ``siamtrt JOB``, ``python SCRIPT.py`` and
 ``python -m siamtrt.MODULE`` must exist and every ``--option`` on its line (usage continuation lines included) must be
-one its ``--help`` lists. Every repository path the README and the guides name (``siamtrt/…py``, ``tests/…py``,
-``docs/…md``, ``scripts/…``, the checkout scripts) must exist. Only checked, not run: the guides' commands need
-checkpoints, GPUs, Jetsons or minutes.
+one its ``--help`` lists. Every ``.py`` / ``.md`` / ``.sh`` path the README and the guides name must exist from the
+repository root (or the doc's folder, for links): ``siamtrt/batch/jobs.py``, not ``batch/jobs.py``. Only checked,
+not run: the guides' commands need checkpoints, GPUs, Jetsons or minutes.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ import pytest
 from cli_helpers import REPO, cli_env
 
 DOCS = sorted((REPO / "docs").glob("*.md"))
-#: files that a build writes (named by the guides as outputs, not checked in)
-BUILT = re.compile(r"^siamtrt/plugin/build/")
-PATH = re.compile(r"(?<![\w./-])((?:siamtrt|tests|docs|scripts|benchmarks|export|runtime|calibration)/"
-                  r"[\w./-]*\.(?:py|md|sh|json|png|txt|yaml))\b")
+#: paths the docs name that are not this repository's: pysot's scripts
+EXTERNAL = {"tools/demo.py", "tools/test.py"}
+PATH = re.compile(r"(?<![\w./~-])([\w.-]+/[\w./-]*\.(?:py|md|sh))\b")
 
 
 def doc_commands() -> List[Tuple[str, str, List[str]]]:
@@ -90,6 +89,6 @@ def test_named_repository_paths_exist():
     for doc in [REPO / "README.md", *DOCS]:
         for n, line in enumerate(doc.read_text().splitlines(), 1):
             for path in PATH.findall(line):
-                if not BUILT.match(path) and not (REPO / path).exists():
+                if path not in EXTERNAL and not (REPO / path).exists() and not (doc.parent / path).exists():
                     missing.append(f"{doc.relative_to(REPO)}:{n}: {path}")
     assert not missing, "paths named in the docs that the repository does not have:\n" + "\n".join(missing)
