@@ -112,6 +112,7 @@ def track_many(model: PathLike, videos: Union[PathLike, Sequence[PathLike], Sequ
     out.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
         todo, skipped, summary = plan_resume(jobs, out, fmt, identity, resume, max_frames)
+        _refuse_live_workers(out, todo, fmt)
         _warn_leftovers(out, todo, fmt)
         info = {"model": identity["path"], "model_identity": identity, "format": fmt, "backend": backend,
                 "started": time.time()}
@@ -178,6 +179,41 @@ def output_lock(out: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):
             path.unlink()
         f.close()
+
+
+def _refuse_live_workers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:
+    """A run killed by SIGKILL leaves its Ray workers finishing their videos for a few seconds: a rerun that replaced
+    their ``.part`` files then would interleave two writers in one file. Refused while a ``.lock`` names a process of
+    this host that is still alive (other hosts cannot be asked; their stale locks are replaced as before).
+
+    Raises:
+        BatchError: some video is still being written by such a process.
+    """
+    host, live = socket.gethostname(), []
+    for j in todo:
+        try:
+            info = json.loads(lock_path(result_path(out, j.name, fmt)).read_text())
+            pid = int(info["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if info.get("host") == host and pid not in (0, os.getpid()) and _alive(pid):
+            live.append(f"{j.name} (pid {pid})")
+    if live:
+        raise BatchError(f"{len(live)} video(s) in {out} are still being written by a worker of an earlier run that "
+                         "stopped", evidence=f"their .lock files name live processes: {', '.join(live[:5])}"
+                                             f"{' ...' if len(live) > 5 else ''}",
+                         fix="wait a few seconds (Ray ends the workers of a driver that is gone) and rerun, or end "
+                             "those processes first (kill PID)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
 
 
 def _warn_leftovers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:

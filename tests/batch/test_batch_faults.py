@@ -113,3 +113,33 @@ def test_truncated_video_is_ok_with_a_warning(batch_model, bag_video, tmp_path):
                       max_frames=3)
     assert whole["status"] == "ok" and whole["warning"] == ""  # a frame limit is no shortfall
     assert np.isfinite(read_results(tmp_path / "out" / "cut.csv").boxes).all()
+
+
+def test_rerun_waits_for_the_workers_of_a_killed_run(ray_local, batch_model, video_set, tmp_path):
+    """After a driver SIGKILL its workers go on writing their videos for a few seconds: a rerun then replaced their
+    .part files under them (two writers in one file). Refused, before Ray starts, while a .lock names a live process
+    of this host; once it has ended the rerun tracks the video."""
+    import socket
+    import subprocess
+    import sys
+
+    root, boxes = video_set
+    out = tmp_path / "out"
+    out.mkdir()
+    part = out / "synth2.csv.part"
+    part.write_text("frame,target,x,y,w,h,score\n0,0,1,2,3,4,1\n")
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / "synth2.csv.lock").write_text(json.dumps({"pid": worker.pid, "host": socket.gethostname(),
+                                                         "started": 0.0}))
+        with pytest.raises(BatchError, match="still being written") as e:
+            track_many(batch_model, [root / "synth2"], out, bbox_file=boxes, workers=1, max_frames=5,
+                       progress=False)
+        assert f"pid {worker.pid}" in e.value.evidence and "kill" in e.value.fix
+        assert part.read_text().count("\n") == 2  # untouched
+    finally:
+        worker.kill()
+        worker.wait()
+    rep = track_many(batch_model, [root / "synth2"], out, bbox_file=boxes, workers=1, max_frames=5, progress=False)
+    assert rep.tracked == ["synth2"] and not rep.failed
+    assert read_results(out / "synth2.csv").boxes.shape[0] == 5
