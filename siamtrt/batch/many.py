@@ -196,7 +196,7 @@ def _refuse_live_workers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:
             pid = int(info["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if info.get("host") == host and pid not in (0, os.getpid()) and _alive(pid):
+        if info.get("host") == host and pid not in (0, os.getpid()) and _alive(pid, float(info.get("started") or 0)):
             live.append(f"{j.name} (pid {pid})")
     if live:
         raise BatchError(f"{len(live)} video(s) in {out} are still being written by a worker of an earlier run that "
@@ -206,14 +206,22 @@ def _refuse_live_workers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:
                              "those processes first (kill PID)")
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, since: float) -> bool:
+    """Whether process ``pid`` exists and, where Linux says when it started, started before ``since`` (the lock's
+    time): a pid reused by a later process is not the worker."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by another user
+        pass
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK") <= since + 1.0
+    except (OSError, ValueError, IndexError, StopIteration):
         return True
-    return True
 
 
 def _warn_leftovers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:

@@ -118,28 +118,32 @@ def test_truncated_video_is_ok_with_a_warning(batch_model, bag_video, tmp_path):
 def test_rerun_waits_for_the_workers_of_a_killed_run(ray_local, batch_model, video_set, tmp_path):
     """After a driver SIGKILL its workers go on writing their videos for a few seconds: a rerun then replaced their
     .part files under them (two writers in one file). Refused, before Ray starts, while a .lock names a live process
-    of this host; once it has ended the rerun tracks the video."""
+    of this host that started before the lock; a pid reused by a later process does not hold the video."""
     import socket
     import subprocess
     import sys
+    import time
 
     root, boxes = video_set
     out = tmp_path / "out"
     out.mkdir()
-    part = out / "synth2.csv.part"
+    part, lock = out / "synth2.csv.part", out / "synth2.csv.lock"
     part.write_text("frame,target,x,y,w,h,score\n0,0,1,2,3,4,1\n")
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / "synth2.csv.lock").write_text(json.dumps({"pid": worker.pid, "host": socket.gethostname(),
-                                                         "started": 0.0}))
+        time.sleep(0.1)
+        lock.write_text(json.dumps({"pid": worker.pid, "host": socket.gethostname(), "started": time.time()}))
         with pytest.raises(BatchError, match="still being written") as e:
             track_many(batch_model, [root / "synth2"], out, bbox_file=boxes, workers=1, max_frames=5,
                        progress=False)
         assert f"pid {worker.pid}" in e.value.evidence and "kill" in e.value.fix
-        assert part.read_text().count("\n") == 2  # untouched
+        assert part.read_text().count("\n") == 2 and lock.is_file()  # untouched
+        # the same pid, but the process started after the lock was written: another process, the video is free
+        lock.write_text(json.dumps({"pid": worker.pid, "host": socket.gethostname(), "started": time.time() - 3600}))
+        rep = track_many(batch_model, [root / "synth2"], out, bbox_file=boxes, workers=1, max_frames=5,
+                         progress=False)
     finally:
         worker.kill()
         worker.wait()
-    rep = track_many(batch_model, [root / "synth2"], out, bbox_file=boxes, workers=1, max_frames=5, progress=False)
     assert rep.tracked == ["synth2"] and not rep.failed
     assert read_results(out / "synth2.csv").boxes.shape[0] == 5
