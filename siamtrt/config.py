@@ -300,9 +300,8 @@ PYSOT_KEYS = {
 _LEGACY_KEYS = {"BACKBONE": ("LAYERS", "CHANNELS"), "ADJUST": ("ADJUST_CHANNEL",), "RPN": ("WEIGHTED",)}
 _PYSOT_TREE = "https://github.com/STVIR/pysot/tree/master/experiments"
 _SUPPORTED = ("siamtrt exports pysot SiamRPN++ (TRACK.TYPE SiamRPNTracker or SiamRPNLTTracker, MASK.MASK false) "
-              "with backbone {backbone}, neck {adjust}, head {rpn}").format(**{k: "/".join(v) for k, v in {
-                  "backbone": ("resnet50", "mobilenetv2", "alexnetlegacy"), "adjust": ("AdjustAllLayer", "AdjustLayer"),
-                  "rpn": ("DepthwiseRPN", "MultiRPN")}.items()})
+              "with backbone {backbone}, neck {adjust}, head {rpn}").format(
+                  **{k: "/".join(v) for k, v in SUPPORTED_TYPES.items()})
 _USE_SIAMRPN = (f"use a siamrpn_* config.yaml from {_PYSOT_TREE} (e.g. siamrpn_r50_l234_dwxcorr) or a built-in "
                 "name: " + ", ".join(sorted(CONFIGS)))
 
