@@ -30,7 +30,8 @@ def _freeze(obj: Any) -> Any:
 
 
 def _thaw(obj: Any) -> Any:
-    if isinstance(obj, tuple) and obj and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in obj):
+    if isinstance(obj, tuple) and obj and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+                                              for p in obj):
         return {k: _thaw(v) for k, v in obj}
     if isinstance(obj, tuple):
         return [_thaw(v) for v in obj]
@@ -248,8 +249,8 @@ CONFIGS: Dict[str, ModelConfig] = {
     c.name: c for c in (
         _pysot("siamrpn_r50_l234_dwxcorr", **_R50, pk=0.05, wi=0.42, lr=0.38,
                desc="SiamRPN++ ResNet-50 (VOT)"),
-        _pysot("siamrpn_r50_l234_dwxcorr_otb", **_R50, pk=0.24, wi=0.50, lr=0.25,
-               desc="SiamRPN++ ResNet-50 (OTB hyper-parameters)"),
+        _pysot("siamrpn_r50_l234_dwxcorr_otb", **{**_R50, "rkw": {**_R50["rkw"], "weighted": False}}, pk=0.24,
+               wi=0.50, lr=0.25, desc="SiamRPN++ ResNet-50 (OTB; mean fusion)"),
         _pysot("siamrpn_mobilev2_l234_dwxcorr", "mobilenetv2", {"used_layers": [3, 5, 7], "width_mult": 1.4},
                "AdjustAllLayer", {"in_channels": [44, 134, 448], "out_channels": [256, 256, 256]},
                "MultiRPN", {"anchor_num": 5, "in_channels": [256, 256, 256], "weighted": False},
@@ -285,8 +286,57 @@ def _unknown_name(name: str) -> ConfigError:
                        + "pass a built-in name or the path of a pysot experiments/<name>/config.yaml")
 
 
+#: pysot/core/config.py's keys per section (its yacs loader refuses any other); TRAIN / DATASET are training-only
+PYSOT_KEYS = {
+    "META_ARC": (), "CUDA": (), "TRAIN": None, "DATASET": None,
+    "BACKBONE": ("TYPE", "KWARGS", "PRETRAINED", "TRAIN_LAYERS", "LAYERS_LR", "TRAIN_EPOCH"),
+    "ADJUST": ("ADJUST", "KWARGS", "TYPE"), "RPN": ("TYPE", "KWARGS"), "MASK": ("MASK", "TYPE", "KWARGS"),
+    "REFINE": ("REFINE", "TYPE"), "ANCHOR": ("STRIDE", "RATIOS", "SCALES", "ANCHOR_NUM"),
+    "TRACK": ("TYPE", "PENALTY_K", "WINDOW_INFLUENCE", "LR", "EXEMPLAR_SIZE", "INSTANCE_SIZE", "BASE_SIZE",
+              "CONTEXT_AMOUNT", "LOST_INSTANCE_SIZE", "CONFIDENCE_LOW", "CONFIDENCE_HIGH", "MASK_THERSHOLD",
+              "MASK_OUTPUT_SIZE"),
+}
+#: first-release keys that pysot's own _lt yaml still carries beside KWARGS (ignored: KWARGS says the same)
+_LEGACY_KEYS = {"BACKBONE": ("LAYERS", "CHANNELS"), "ADJUST": ("ADJUST_CHANNEL",), "RPN": ("WEIGHTED",)}
+_PYSOT_TREE = "https://github.com/STVIR/pysot/tree/master/experiments"
+_SUPPORTED = ("siamtrt exports pysot SiamRPN++ (TRACK.TYPE SiamRPNTracker or SiamRPNLTTracker, MASK.MASK false) "
+              "with backbone {backbone}, neck {adjust}, head {rpn}").format(
+                  **{k: "/".join(v) for k, v in SUPPORTED_TYPES.items()})
+_USE_SIAMRPN = (f"use a siamrpn_* config.yaml from {_PYSOT_TREE} (e.g. siamrpn_r50_l234_dwxcorr) or a built-in "
+                "name: " + ", ".join(sorted(CONFIGS)))
+
+
+def _check_pysot_keys(path: Path, raw: Dict[str, Any]) -> None:
+    """Refuse keys pysot does not know (a typo'd TRACK key would silently fall back to pysot's default) and
+    pysot's first-release format (dotted TYPE paths, no KWARGS), whose architecture keys mean something else."""
+    sec_dicts = {k: v for k, v in raw.items() if isinstance(v, dict)}
+    first = [f"{k}.TYPE {v['TYPE']}" for k, v in sec_dicts.items() if "." in str(v.get("TYPE", ""))] + [
+        f"{k}.{key}" for k, keys in _LEGACY_KEYS.items() for key in keys if key in sec_dicts.get(k, {})
+        and "KWARGS" not in sec_dicts[k]]
+    if first:
+        raise ConfigError(f"{path} is a first-release pysot config (dotted TYPE paths; LAYERS / CHANNELS / "
+                          "ADJUST_CHANNEL / WEIGHTED where today's files have KWARGS)",
+                          evidence="first-release entries: " + ", ".join(first),
+                          fix=f"use the file of the same name from {_PYSOT_TREE}/<name>/config.yaml (the model zoo's "
+                              "checkpoints match it)")
+    sections = [("", list(raw), list(PYSOT_KEYS))] + [
+        (sec + ".", list(sec_dicts[sec]), list(keys) + list(_LEGACY_KEYS.get(sec, ())))
+        for sec, keys in PYSOT_KEYS.items() if keys and sec in sec_dicts]
+    for prefix, keys, known in sections:
+        for key in (k for k in keys if k not in known):
+            close = difflib.get_close_matches(str(key), known, n=1)
+            raise ConfigError(f"{path}: unknown key {prefix}{key}",
+                              evidence=f"pysot's keys{' in ' + prefix[:-1] if prefix else ''}: " + ", ".join(known),
+                              fix=(f"did you mean {close[0]}? " if close else "remove it; ")
+                              + "pysot itself refuses keys it does not know (pysot/core/config.py)")
+
+
 def config_from_pysot_yaml(path: Union[str, Path]) -> ModelConfig:
-    """Read a pysot ``experiments/<name>/config.yaml`` into a ModelConfig (pysot defaults for absent keys)."""
+    """Read a pysot ``experiments/<name>/config.yaml`` into a ModelConfig (pysot defaults for absent keys).
+
+    The config is named after its folder (``<name>``; a file not called config.yaml after its stem): pysot copies
+    META_ARC between experiments (its _lt, 8gpu and 16gpu files all say siamrpn_r50_l234_dwxcorr).
+    """
     import yaml  # export-side dependency only
 
     path = Path(path)
@@ -299,9 +349,10 @@ def config_from_pysot_yaml(path: Union[str, Path]) -> ModelConfig:
         raise ConfigError(f"{path} is not a pysot config (no BACKBONE section)",
                           evidence=f"top-level keys: {sorted(raw) if isinstance(raw, dict) else type(raw).__name__}",
                           fix="use a file from pysot's experiments/ folder")
+    _check_pysot_keys(path, raw)
     if (raw.get("MASK") or {}).get("MASK"):
         raise ConfigError(f"{path} describes a SiamMask model (MASK.MASK: true), which siamtrt does not export",
-                          fix="use a siamrpn_* config")
+                          evidence=_SUPPORTED, fix=_USE_SIAMRPN)
     bb = raw["BACKBONE"]
     adj = raw.get("ADJUST") or {}
     rpn = raw.get("RPN") or {}
@@ -309,14 +360,12 @@ def config_from_pysot_yaml(path: Union[str, Path]) -> ModelConfig:
     anc = raw.get("ANCHOR") or {}
     ttype = trk.get("TYPE", "SiamRPNTracker")
     if ttype not in ("SiamRPNTracker", "SiamRPNLTTracker"):
-        raise ConfigError(f"{path}: TRACK.TYPE {ttype!r} is not supported",
-                          evidence="siamtrt implements pysot's SiamRPNTracker and SiamRPNLTTracker",
-                          fix="use a siamrpn_* config (short-term or _lt)")
+        raise ConfigError(f"{path}: TRACK.TYPE {ttype!r} is not supported", evidence=_SUPPORTED, fix=_USE_SIAMRPN)
     adjust = adj.get("TYPE", "AdjustAllLayer") if adj.get("ADJUST", True) else None
     for kind, value in (("backbone", bb.get("TYPE")), ("adjust", adjust), ("rpn", rpn.get("TYPE", "MultiRPN"))):
         if value is not None and value not in SUPPORTED_TYPES[kind]:
-            raise ConfigError(f"{path}: {kind} type {value!r} is not supported",
-                              evidence=f"supported: {SUPPORTED_TYPES[kind]}")
+            raise ConfigError(f"{path}: {kind} type {value!r} is not supported", evidence=_SUPPORTED,
+                              fix=_USE_SIAMRPN)
     # Defaults below are pysot/core/config.py's.
     lt = {}
     if ttype == "SiamRPNLTTracker":  # pysot/core/config.py defaults for the keys the yaml leaves out
@@ -327,7 +376,7 @@ def config_from_pysot_yaml(path: Union[str, Path]) -> ModelConfig:
     anchor = AnchorConfig(stride=int(anc.get("STRIDE", 8)),
                           ratios=tuple(float(r) for r in anc.get("RATIOS", [0.33, 0.5, 1, 2, 3])),
                           scales=tuple(float(s) for s in anc.get("SCALES", [8])))
-    name = str(raw.get("META_ARC") or path.parent.name or path.stem)
+    name = path.resolve().parent.name if path.name == "config.yaml" else path.stem
     return ModelConfig(name=name, family="pysot", backbone=bb["TYPE"], backbone_kwargs=_freeze(bb.get("KWARGS") or {}),
                        adjust=adjust, adjust_kwargs=_freeze(adj.get("KWARGS") or {}) if adjust else (),
                        rpn=rpn.get("TYPE", "MultiRPN"), rpn_kwargs=_freeze(rpn.get("KWARGS") or {}),

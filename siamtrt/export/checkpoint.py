@@ -102,10 +102,6 @@ def config_signatures() -> Dict[str, Dict[str, Tuple[int, ...]]]:
     return out
 
 
-#: a config is named as the checkpoint's likely one only when at least this share of (key, shape) pairs match
-LIKELY_MIN_OVERLAP = 0.5
-
-
 def likely_configs(sd: Dict[str, torch.Tensor], top: int = 2) -> List[Tuple[str, float]]:
     """Built-in configs ranked by how many (key, shape) pairs they share with ``sd``."""
     sig = _signature(sd)
@@ -139,12 +135,12 @@ def load_checkpoint(model: nn.Module, path: Union[str, Path], cfg: ModelConfig =
         arch = cfg.name if cfg is not None else type(model).__name__
         guess = likely_configs(sd)
         hint = ", ".join(f"{n} ({s:.0%} of keys match)" for n, s in guess)
-        if guess and guess[0][1] >= LIKELY_MIN_OVERLAP:
+        if guess and guess[0][1] == 1.0:  # every key and shape: the checkpoint loads into it
             fix = f"pass the matching --config (likely '{guess[0][0]}') or the config.yaml the model was trained with"
-        else:  # a stray key or a foreign network: naming a config would be a guess
-            hint += f" — it matches none of the built-in configs (none shares {LIKELY_MIN_OVERLAP:.0%} of its keys)"
-            fix = ("check that the file is a pysot / DaSiamRPN tracker checkpoint; for a custom architecture pass "
-                   "the config.yaml it was trained with")
+        else:  # a partial overlap (the _lt r50 shares 81% with the r50s) or a foreign network: naming one is a guess
+            hint += " — it matches none of the built-in configs (none has all its keys and shapes)"
+            fix = ("pass the config.yaml the model was trained with (pysot: experiments/<name>/config.yaml beside "
+                   "the model.pth), and check that the file is a pysot / DaSiamRPN tracker checkpoint")
         raise CheckpointError(
             f"checkpoint {path} does not match the architecture '{arch}'",
             evidence=(f"missing keys ({len(missing)}): {_short(missing)}\n"

@@ -104,3 +104,20 @@ def test_cli_errors_are_clean(tmp_path):
     r = subprocess.run([sys.executable, str(REPO / "export" / "to_onnx.py"), "--config", "siamrpn_alex_dwxcorr",
                         "--checkpoint", str(bad), "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert r.returncode == 2 and "cannot read checkpoint" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("trained, fits", [("siamrpn_r50_l234_dwxcorr_lt", None),
+                                           ("siamrpn_r50_l234_dwxcorr_otb", "siamrpn_r50_l234_dwxcorr_otb")])
+def test_mismatch_names_only_a_config_the_checkpoint_fits(tmp_path, trained, fits):
+    """The yaml of one pysot model with another's model.pth: the _lt checkpoint shares 81% of its keys with the r50
+    configs, which the fix named as 'likely' (the very config that had just failed); name one only if it loads."""
+    from siamtrt.config import get_config
+
+    data = Path(__file__).parents[1] / "data" / "pysot_configs"
+    path = tmp_path / "model.pth"
+    torch.save(build_model(get_config(data / trained / "config.yaml")).state_dict(), path)
+    cfg = get_config(data / "siamrpn_r50_l234_dwxcorr" / "config.yaml")
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(build_model(cfg), path, cfg)
+    assert (f"likely '{fits}'" in e.value.fix) if fits else ("likely" not in e.value.fix
+                                                             and "config.yaml" in e.value.fix)
