@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import mmap
+import os
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -165,9 +165,10 @@ def _varint(buf, i: int) -> Tuple[int, int]:
             raise ValueError(f"varint longer than 10 bytes at offset {i}")
 
 
-def _fields(buf, start: int, end: int) -> Iterator[Tuple[int, Any]]:
+def _fields(buf: bytes, start: int, end: int) -> Iterator[Tuple[int, Any]]:
     """(field number, value) of one protobuf message in ``buf[start:end]``: an int for varint fields, a (start, end)
-    range for length-delimited ones, None for fixed-size ones (skipped)."""
+    range for length-delimited ones, None for fixed-size ones (skipped). Groups (wire types 3 / 4, which no ONNX
+    writer emits) are refused."""
     i = start
     while i < end:
         tag, i = _varint(buf, i)
@@ -188,21 +189,64 @@ def _fields(buf, start: int, end: int) -> Iterator[Tuple[int, Any]]:
         yield field, value
 
 
+class _FileBytes:
+    """Byte access to an open file for :func:`_varint` (reads, never maps: a file truncated meanwhile is an error,
+    not a SIGBUS)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __getitem__(self, i: int) -> int:
+        self.f.seek(i)
+        b = self.f.read(1)
+        if not b:
+            raise IndexError(f"the file ends at offset {i}, inside a field header")
+        return b[0]
+
+
 def _onnx_header(path: Path) -> Tuple[int, bool, Dict[str, str]]:
     """ir_version, whether a graph is present, and metadata_props of an ONNX file, read from the protobuf wire
-    format without the ``onnx`` package (the runtime deploys without it) and without reading the weights: the file
-    is memory-mapped and the graph skipped by its length."""
+    format without the ``onnx`` package (the runtime deploys without it) and without reading the weights: the
+    top-level fields are read one by one, the graph skipped by its length."""
     ir_version, has_graph, props = 0, False, {}
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        for field, value in _fields(buf, 0, len(buf)):
-            if field == _IR_VERSION and isinstance(value, int):
-                ir_version = value
-            elif field == _GRAPH and isinstance(value, tuple):
-                has_graph = True
-            elif field == _METADATA_PROPS and isinstance(value, tuple):
-                entry = {k: bytes(buf[a:b]).decode("utf-8") for k, (a, b) in _fields(buf, *value) if k in (1, 2)}
-                props[entry.get(1, "")] = entry.get(2, "")
+    with open(path, "rb") as f:
+        size, at = os.fstat(f.fileno()).st_size, _FileBytes(f)
+        i = 0
+        while i < size:
+            tag, i = _varint(at, i)
+            field, wire = tag >> 3, tag & 7
+            if field == 0:
+                raise ValueError(f"field number 0 at offset {i}")
+            if wire == 0:
+                value, i = _varint(at, i)
+                if field == _IR_VERSION:
+                    ir_version = value
+            elif wire == 2:
+                n, i = _varint(at, i)
+                if i + n > size:
+                    raise ValueError(f"field {field} runs past the end ({i + n} > {size} bytes)")
+                if field == _GRAPH:
+                    has_graph = True
+                elif field == _METADATA_PROPS:
+                    f.seek(i)
+                    entry_bytes = f.read(n)
+                    entry = {k: entry_bytes[v[0]:v[1]].decode("utf-8")  # key 1, value 2; other fields skipped
+                             for k, v in _fields(entry_bytes, 0, n) if k in (1, 2) and isinstance(v, tuple)}
+                    props[entry.get(1, "")] = entry.get(2, "")
+                i += n
+            elif wire in (1, 5):
+                i += 8 if wire == 1 else 4
+            else:
+                raise ValueError(f"wire type {wire} at offset {i}")
+        if i > size:
+            raise ValueError(f"the last field runs past the end ({i} > {size} bytes)")
     return ir_version, has_graph, props
+
+
+def reexport_fix(path: Path) -> str:
+    """The fix for an ONNX file of a model directory that cannot be read."""
+    return (f"copy it again from the directory it came from, or re-export the directory: python export/to_onnx.py "
+            f"--config NAME --checkpoint model.pth --out {Path(path).parent}")
 
 
 def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
@@ -212,14 +256,15 @@ def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
     (which :class:`siamtrt.modeldir.ModelDir` applies); this reader does not rewrite keys.
 
     Raises:
-        ModelDirError: the file is missing, empty, truncated, not ONNX, or carries no siamtrt metadata.
+        ModelDirError: the file is missing, unreadable, empty, truncated, not ONNX, or carries no siamtrt metadata.
+            Only the top level and the metadata are read here: a graph damaged inside is refused by the engine that
+            loads it.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelDirError(f"{path} does not exist", fix="export the model: python export/to_onnx.py --config NAME "
                             f"--checkpoint model.pth --out {path.parent}")
-    reexport = (f"copy it again from the directory it came from, or re-export the "
-                f"directory: python export/to_onnx.py --config NAME --checkpoint model.pth --out {path.parent}")
+    reexport = reexport_fix(path)
     if path.stat().st_size == 0:
         raise ModelDirError(f"{path} is empty (0 bytes)",
                             evidence="usually an interrupted copy or download, or a write cut short by a full disk",
@@ -229,6 +274,9 @@ def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
     except (ValueError, IndexError, UnicodeDecodeError) as e:
         raise ModelDirError(f"{path} is not a readable ONNX file (corrupt or truncated?)",
                             evidence=f"{path.stat().st_size} bytes; {repr(e)[:300]}", fix=reexport) from None
+    except OSError as e:
+        raise ModelDirError(f"{path} cannot be read", evidence=f"{type(e).__name__}: {e}",
+                            fix="check the file's permissions and the file system it is on") from None
     if not ir_version or not has_graph:  # some non-ONNX bytes parse as protobuf fields
         raise ModelDirError(f"{path} is not an ONNX model (truncated, or another kind of file)",
                             evidence=f"{path.stat().st_size} bytes that hold no ONNX graph "

@@ -100,3 +100,51 @@ def test_metadata_reader_matches_onnx_without_it(tmp_path, monkeypatch):
         path.write_bytes(data[:cut])
         with pytest.raises(ModelDirError, match="not a readable ONNX|not an ONNX model|lacks siamtrt metadata"):
             read_onnx_metadata(path)
+
+
+def test_metadata_reader_skips_unknown_fields_and_refuses_unreadable_files(tmp_path, monkeypatch):
+    """A metadata entry carrying a field besides key / value (valid protobuf: onnx keeps it) was a TypeError
+    traceback; an OSError while reading (permissions, a file system that cannot serve it) was one too: read as onnx
+    does, or refused as ModelDirError (exit 2)."""
+    import builtins
+
+    import onnx
+
+    sys.path.insert(0, str(REPO / "tests" / "runtime"))
+    from rt_tiny_models import make_tiny_model_dir
+
+    import siamtrt.metadata as metadata
+
+    path = make_tiny_model_dir(tmp_path / "tiny") / "template.onnx"
+    entry = b"\x0a\x01x" + b"\x12\x01y" + b"\x18\x01" + b"\x25\x00\x00\x00\x00"  # key, value, a varint, a fixed32
+    path.write_bytes(path.read_bytes() + bytes([14 << 3 | 2, len(entry)]) + entry)
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    assert props["x"] == "y" and metadata._onnx_header(path)[2] == props
+    assert metadata.read_onnx_metadata(path)["arch"]
+
+    def refused(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(builtins, "open", refused)
+    with pytest.raises(ModelDirError, match="cannot be read") as e:
+        metadata.read_onnx_metadata(path)
+    assert "Permission denied" in e.value.evidence and "permissions" in e.value.fix
+
+
+def test_inspect_refuses_a_graph_damaged_inside(tmp_path):
+    """The metadata reader reads the header only, so a graph damaged inside passes ModelDir.open; inspect then loads
+    the graph: a ModelDirError with the re-export fix (was a DecodeError traceback)."""
+    sys.path.insert(0, str(REPO / "tests" / "runtime"))
+    from rt_tiny_models import make_tiny_model_dir
+
+    from siamtrt.metadata import _fields
+    from siamtrt.runtime.inspection import model_dir_report
+
+    d = make_tiny_model_dir(tmp_path / "tiny")
+    data = bytearray((d / "search.onnx").read_bytes())
+    start = next(v[0] for f, v in _fields(data, 0, len(data)) if f == 7)  # the graph's first byte
+    data[start] = 0x07  # field 0, wire type 7: no protobuf parser accepts it
+    (d / "search.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelDirError, match="not a readable ONNX graph") as e:
+        model_dir_report(d)
+    assert "re-export" in e.value.fix

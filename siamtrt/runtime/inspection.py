@@ -16,8 +16,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import EngineError, InputError, SiamtrtError
-from ..metadata import file_sha256, read_onnx_metadata
+from ..errors import EngineError, InputError, ModelDirError, SiamtrtError
+from ..metadata import file_sha256, read_onnx_metadata, reexport_fix
 from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, ModelDir, sidecar_path
 from .backends import backend_class
 
@@ -121,7 +121,11 @@ def _load_onnx(path: Path, weights: bool = True) -> Optional[Any]:
         import onnx
     except ImportError:
         return None
-    return onnx.load(str(path), load_external_data=weights)
+    try:
+        return onnx.load(str(path), load_external_data=weights)
+    except Exception as e:  # DecodeError / google.protobuf errors: the metadata reader reads the header only
+        raise ModelDirError(f"{path} is not a readable ONNX graph (corrupt?)", evidence=repr(e)[:300],
+                            fix=reexport_fix(path)) from None
 
 
 def _onnx_branch(path: Path, bind: Dict[str, Dict[str, Sequence[int]]]) -> Dict[str, Any]:
