@@ -152,6 +152,7 @@ def output_lock(out: Path) -> Iterator[None]:
     """
     path = out / RUN_LOCK
     while True:
+        existed = path.exists()
         f = open(path, "a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -161,6 +162,15 @@ def output_lock(out: Path) -> Iterator[None]:
             f.close()
             raise BatchError(f"{out} is being written by another track-many run", evidence=f"{path}: {holder}",
                              fix="wait until that run ends (a rerun then resumes), or choose another --out") from None
+        except OSError as e:  # ENOLCK / ENOSYS: NFS without lockd, some FUSE and Lustre mounts
+            f.close()
+            if not existed:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise BatchError(f"the file system of {out} does not support file locks, which keep two runs from "
+                             "writing into one folder", evidence=f"flock {path}: {type(e).__name__}: {e}",
+                             fix="choose an --out on a local disk (or a mount with locks: NFSv4, Lustre with "
+                                 "-o flock) and copy the results afterwards") from None
         with contextlib.suppress(OSError):
             if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
                 break  # else the run that held it removed the file meanwhile: lock the new one
@@ -193,10 +203,10 @@ def _refuse_live_workers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:
     for j in todo:
         try:
             info = json.loads(lock_path(result_path(out, j.name, fmt)).read_text())
-            pid = int(info["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if info.get("host") == host and pid not in (0, os.getpid()) and _alive(pid, float(info.get("started") or 0)):
+            pid, started = int(info["pid"]), float(info.get("started") or 0)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # not a lock a worker wrote: replaced as before
+        if info.get("host") == host and pid > 0 and pid != os.getpid() and _alive(pid, started):
             live.append(f"{j.name} (pid {pid})")
     if live:
         raise BatchError(f"{len(live)} video(s) in {out} are still being written by a worker of an earlier run that "

@@ -147,3 +147,27 @@ def test_rerun_waits_for_the_workers_of_a_killed_run(ray_local, batch_model, vid
         worker.wait()
     assert rep.tracked == ["synth2"] and not rep.failed
     assert read_results(out / "synth2.csv").boxes.shape[0] == 5
+
+
+def test_run_lock_on_a_file_system_without_locks_and_damaged_worker_locks(tmp_path, monkeypatch):
+    """flock failing with ENOLCK (NFS without lockd) was an OSError traceback that left track-many.lock behind (the
+    next run then called it a killed run's); a worker .lock naming pid -1 or a non-numeric time crashed the check or
+    advised `kill -1`. Now: a BatchError naming the mount problem, nothing left; damaged locks replaced as before."""
+    import socket
+
+    import siamtrt.batch.many as many
+
+    def no_locks(f, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(many.fcntl, "flock", no_locks)
+    with pytest.raises(BatchError, match="does not support file locks") as e:
+        with many.output_lock(tmp_path):
+            pass
+    assert "ENOLCK" in e.value.evidence or "No locks available" in e.value.evidence
+    assert not (tmp_path / many.RUN_LOCK).exists()
+    host = socket.gethostname()
+    for bad in ({"pid": -1, "host": host, "started": 1e18}, {"pid": os.getppid(), "host": host, "started": "x"},
+                {"pid": "1", "host": host, "started": None}):
+        (tmp_path / "v.csv.lock").write_text(json.dumps(bad))
+        many._refuse_live_workers(tmp_path, [VideoJob("v", str(tmp_path / "v.avi"), None)], "csv")  # no error
