@@ -299,7 +299,9 @@ PYSOT_KEYS = {
 #: first-release keys that pysot's own _lt yaml still carries beside KWARGS (ignored: KWARGS says the same)
 _LEGACY_KEYS = {"BACKBONE": ("LAYERS", "CHANNELS"), "ADJUST": ("ADJUST_CHANNEL",), "RPN": ("WEIGHTED",)}
 _PYSOT_TREE = "https://github.com/STVIR/pysot/tree/master/experiments"
-_SUPPORTED = ("siamtrt exports pysot SiamRPN++ (TRACK.TYPE SiamRPNTracker or SiamRPNLTTracker, MASK.MASK false) "
+#: pysot tracker classes siamtrt reproduces (TRACK.TYPE)
+TRACKER_TYPES = ("SiamRPNTracker", "SiamRPNLTTracker")
+_SUPPORTED = (f"siamtrt exports pysot SiamRPN++ (TRACK.TYPE {' or '.join(TRACKER_TYPES)}, MASK.MASK false) "
               "with backbone {backbone}, neck {adjust}, head {rpn}").format(
                   **{k: "/".join(v) for k, v in SUPPORTED_TYPES.items()})
 _USE_SIAMRPN = (f"use a siamrpn_* config.yaml from {_PYSOT_TREE} (e.g. siamrpn_r50_l234_dwxcorr) or a built-in "
@@ -324,7 +326,8 @@ def _check_pysot_keys(path: Path, raw: Dict[str, Any]) -> None:
         for sec, keys in PYSOT_KEYS.items() if keys and sec in sec_dicts]
     for prefix, keys, known in sections:
         for key in (k for k in keys if k not in known):
-            close = difflib.get_close_matches(str(key), known, n=1)
+            close = [k for k in known if k.lower() == str(key).lower()] or \
+                difflib.get_close_matches(str(key), known, n=1)  # `track:` is TRACK, not a key to remove
             raise ConfigError(f"{path}: unknown key {prefix}{key}",
                               evidence=f"pysot's keys{' in ' + prefix[:-1] if prefix else ''}: " + ", ".join(known),
                               fix=(f"did you mean {close[0]}? " if close else "remove it; ")
@@ -359,7 +362,7 @@ def config_from_pysot_yaml(path: Union[str, Path]) -> ModelConfig:
     trk = raw.get("TRACK") or {}
     anc = raw.get("ANCHOR") or {}
     ttype = trk.get("TYPE", "SiamRPNTracker")
-    if ttype not in ("SiamRPNTracker", "SiamRPNLTTracker"):
+    if ttype not in TRACKER_TYPES:
         raise ConfigError(f"{path}: TRACK.TYPE {ttype!r} is not supported", evidence=_SUPPORTED, fix=_USE_SIAMRPN)
     adjust = adj.get("TYPE", "AdjustAllLayer") if adj.get("ADJUST", True) else None
     for kind, value in (("backbone", bb.get("TYPE")), ("adjust", adjust), ("rpn", rpn.get("TYPE", "MultiRPN"))):
@@ -376,7 +379,7 @@ def config_from_pysot_yaml(path: Union[str, Path]) -> ModelConfig:
     anchor = AnchorConfig(stride=int(anc.get("STRIDE", 8)),
                           ratios=tuple(float(r) for r in anc.get("RATIOS", [0.33, 0.5, 1, 2, 3])),
                           scales=tuple(float(s) for s in anc.get("SCALES", [8])))
-    name = path.resolve().parent.name if path.name == "config.yaml" else path.stem
+    name = path.absolute().parent.name if path.name == "config.yaml" else path.stem  # a link keeps its folder
     return ModelConfig(name=name, family="pysot", backbone=bb["TYPE"], backbone_kwargs=_freeze(bb.get("KWARGS") or {}),
                        adjust=adjust, adjust_kwargs=_freeze(adj.get("KWARGS") or {}) if adjust else (),
                        rpn=rpn.get("TYPE", "MultiRPN"), rpn_kwargs=_freeze(rpn.get("KWARGS") or {}),

@@ -266,7 +266,7 @@ def evaluate(entrants: Sequence[Entrant], sequences: Sequence[Seq], results_root
         sequences (Sequence[Sequence]): evaluation sequences.
         results_root (str | Path): results folder. Defaults to "results".
         force (bool): re-run even when results exist. Defaults to False.
-        json_out, plot_out (str | Path): report files (run_accuracy checks them before any work). Default to None.
+        json_out, plot_out (str | Path): report files, checked before any sequence runs. Default to None.
         skip_errors_for_reference (bool): a reference that cannot run (no torch, no checkpoint) is skipped with a
             note instead of failing the evaluation. Defaults to False.
 
@@ -277,6 +277,7 @@ def evaluate(entrants: Sequence[Entrant], sequences: Sequence[Seq], results_root
         raise InputError("nothing to evaluate", fix="choose at least one --backend")
     if not sequences:
         raise InputError("no sequences to evaluate on", fix="pass --sequence PATH (OTB folder, dataset root, video)")
+    results.check_report_outputs(json_out, plot_out, results_root)  # library callers too (microseconds)
     done, skipped, notes = [], [], []
     kept: List[Tuple[Path, str]] = []
     try:

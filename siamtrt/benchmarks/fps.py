@@ -260,8 +260,8 @@ class FpsReport:
                      "--reference-frames).")
         if self.probes:
             lines.append("of peak: search GMAC/s (fastest frame) / the engine's matrix throughput here "
-                         "(siamtrt/benchmarks/probe.py, best call, same threads; INT8 figure for int8 directories, bf16 for "
-                         "float ones run in bf16, FP32 otherwise): " + "; ".join(
+                         "(siamtrt/benchmarks/probe.py, best call, same threads; INT8 figure for int8 directories, "
+                         "bf16 for float ones run in bf16, FP32 otherwise): " + "; ".join(
                              f"{k} FP32 {p.fp32_gmacs:.0f}, INT8 {p.int8_gmacs:.0f}"
                              + (f", bf16 {p.bf16_gmacs:.0f}" if p.bf16_gmacs else "") + " GMAC/s"
                              for k, p in self.probes.items()))

@@ -122,7 +122,7 @@ def load_checkpoint(model: nn.Module, path: Union[str, Path], cfg: ModelConfig =
 
     Raises:
         CheckpointError: unreadable/unsafe file, or keys/shapes that do not match the architecture (lists the
-            missing and unexpected keys and names the built-in config the checkpoint most likely belongs to).
+            missing and unexpected keys, and names a built-in config only where the checkpoint fits it exactly).
     """
     sd = read_state_dict(path)
     expected = _signature(model)

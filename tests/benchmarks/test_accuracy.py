@@ -10,6 +10,7 @@ import pytest
 from siamtrt.benchmarks import metrics, results
 from siamtrt.benchmarks.accuracy import Entrant, evaluate, run_accuracy, truncate
 from siamtrt.runtime.sequences import load_folder_sequence
+from siamtrt.errors import InputError
 
 
 @pytest.fixture
@@ -219,3 +220,14 @@ def test_each_result_is_read_once_to_decide_what_runs(tmp_path, seqs, oracle_cls
         asked.clear()
         rep = evaluate([ent(fp)], seqs, tmp_path, progress=False)
         assert sorted(asked) == sorted(s.name for s in seqs) and len(rep.notes) == notes
+
+
+def test_evaluate_checks_its_report_paths_before_tracking(tmp_path, seqs, oracle_cls):
+    """evaluate() is public: its --json / --plot are checked before any sequence is tracked (run_accuracy checks them
+    with the inputs too; a library caller got the refusal only after the whole run)."""
+    calls = []
+    ent = _entrant("oracle", lambda: oracle_cls(seqs), calls)
+    (tmp_path / "acc.json").mkdir()
+    with pytest.raises(InputError):
+        evaluate([ent], seqs, tmp_path / "res", json_out=tmp_path / "acc.json", progress=False)
+    assert calls == [] and not (tmp_path / "res").exists()

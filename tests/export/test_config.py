@@ -68,6 +68,7 @@ def _edited(tmp_path, old, new, name="siamrpn_r50_l234_dwxcorr"):
     ("CONTEXT_AMOUNT: 0.5", "CONTEXT_AMOUNT: 0.5\n    SCORE_THRESHOLD: 0.9", "TRACK.SCORE_THRESHOLD", None),
     ("STRIDE: 8", "STRIDES: 8", "ANCHOR.STRIDES", "STRIDE"),
     ("TRACK:", "TRAK:\n    LR: 0.1\nTRACK:", "TRAK", "TRACK"),
+    ("TRACK:", "track:", "track", "TRACK"),  # difflib is case-sensitive: it advised "remove it" (the whole section)
 ])
 def test_key_pysot_does_not_know_is_refused(tmp_path, old, new, key, close):
     with pytest.raises(ConfigError, match=f"unknown key {key}") as e:
