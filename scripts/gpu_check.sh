@@ -30,6 +30,15 @@ set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# the run starts in the checkout (python -m would import a siamtrt/ of the caller's folder first): a relative --out
+# names a file of the caller's folder, so it is made absolute first (it was written into the checkout instead)
+args=() want_out=0
+for a in "$@"; do
+    if [ "$want_out" = 1 ] && [ "${a#/}" = "$a" ]; then a="$PWD/$a"; fi
+    case "$a" in --out=[!/]*) a="--out=$PWD/${a#--out=}" ;; esac
+    want_out=0; [ "$a" = "--out" ] && want_out=1
+    args+=("$a")
+done
 cd "$ROOT" || exit 1
 # NVRTC (the plugin's fallback compiler) looks for cuda_fp16.h under $CUDA_HOME: point it at nvcc's toolkit
 if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null 2>&1; then
@@ -37,7 +46,7 @@ if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null 2>&1; then
     [ -f "$toolkit/include/cuda_fp16.h" ] && export CUDA_HOME="$toolkit"
 fi
 # the run stops itself inside its 450 s budget; this is the hard stop (the JSON is rewritten after every section)
-timeout -k 5 470 "$PYTHON" -m siamtrt.benchmarks.gpu_check "$@"
+timeout -k 5 470 "$PYTHON" -m siamtrt.benchmarks.gpu_check ${args[@]+"${args[@]}"}
 rc=$?
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     echo "gpu_check: stopped at the 470 s hard limit; the JSON holds the sections finished before it" >&2

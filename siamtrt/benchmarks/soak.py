@@ -457,12 +457,18 @@ def plot_memory_samples(x: Sequence[float], mb: Sequence[float], warmup_x: float
     return save_png(fig, out_png)
 
 
-def results_dir(root: PathLike = RESULTS_DIR / "soak", create: bool = True) -> Path:
-    """``<root>/<date-time>/`` (created unless ``create`` is False: then by the first file written into it)."""
-    out = Path(root) / time.strftime("%Y%m%d-%H%M%S")
-    if create:
-        out.mkdir(parents=True, exist_ok=True)
-    return out
+def results_dir(root: PathLike = RESULTS_DIR / "soak") -> Path:
+    """``<root>/<date-time>/``, made now and this run's own: a soak started in the same second as another gets
+    ``<date-time>-2`` (both wrote one soak.json, the later replacing the earlier's runs)."""
+    stamp, n = time.strftime("%Y%m%d-%H%M%S"), 1
+    Path(root).mkdir(parents=True, exist_ok=True)
+    while True:
+        out = Path(root) / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            out.mkdir()
+            return out
+        except FileExistsError:
+            n += 1
 
 
 __all__ = ["SoakGoals", "SoakRun", "format_runtime_table", "load_frames", "pingpong_index", "plot_memory_samples",

@@ -367,7 +367,8 @@ class CollectSummary:
 def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templates_per_source: int,
                    model_dir: Union[str, Path, None] = None) -> None:
     """Everything checkable before a model is loaded: options, sources and their boxes, the output file (a file
-    of its own: not a folder, which would be written beside as FOLDER.npz, nor inside the model directory)."""
+    of its own: not a folder, which would be written beside as FOLDER.npz, nor inside the model directory or a
+    source folder, whose next export or read would drop or see it)."""
     if not sources:
         raise InputError("no calibration source given", fix="pass --video V (a video, image folder or OTB folder)")
     if max_samples < 1 or templates_per_source < 1:
@@ -384,11 +385,8 @@ def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templat
         if Path(out).is_dir():
             raise InputError(f"--out {out} is a folder: the calibration file would be written beside it as {target}",
                              fix=f"name the file, e.g. --out {Path(out) / 'calib.npz'}")
-        if model_dir is not None and target.resolve().parent == Path(model_dir).resolve():
-            raise InputError(f"--out {out} lies inside the model directory {model_dir}",
-                             evidence=f"it would be written as {target}, beside the model's own files",
-                             fix=f"write it elsewhere, e.g. --out calib/{Path(model_dir).name}.npz")
-        check_writable([target], what=["--out"])
+        check_writable([target], what=["--out"], input_dirs=[model_dir] + [s.path for s in sources if
+                                                                           Path(s.path).is_dir()])
 
 
 def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Optional[Union[str, Path]] = None, *,

@@ -338,20 +338,16 @@ def _tracking(ref_run, run, step: np.ndarray) -> Dict[str, Any]:
 
 
 def _check_request(video, out: Path, samples: int, speed_rounds: int, model_dirs: Sequence[Path] = ()) -> None:
-    """Options, the video and the output folder (not one of the model directories compared), checked before any
-    model runs."""
+    """Options, the video and the output folder (not inside a model directory compared nor the video's folder: a
+    re-export would drop it, a rerun would read it), checked before any model runs."""
     if samples < 1 or speed_rounds < 1:
         raise InputError("--samples and --speed-rounds must be ≥ 1",
                          evidence=f"samples={samples}, speed_rounds={speed_rounds}",
                          fix="pass --samples 1 or more (default 64) and --speed-rounds 1 or more (default 10)")
     if not Path(video).exists():
         raise InputError(f"video {video} does not exist", fix="pass a video file, image folder or OTB folder")
-    for m in model_dirs:
-        if out.resolve() == Path(m).resolve():
-            raise InputError(f"--out {out} is the model directory {m}: the report would be written among its files",
-                             fix=f"leave --out unset (results/calibration/NAME) or pick another folder, e.g. "
-                                 f"--out results/calibration/{Path(m).name}")
-    check_writable([out / REPORT_JSON, out / REPORT_PNG], what=["--out", "--out"], dirs=[out])
+    check_writable([out / REPORT_JSON, out / REPORT_PNG], what=["--out", "--out"], dirs=[out],
+                   input_dirs=list(model_dirs) + ([video] if Path(video).is_dir() else []))
 
 
 def accuracy_report(ref: Union[str, Path], cands: Sequence[Union[str, Path]], video: Union[str, Path],

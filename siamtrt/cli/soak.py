@@ -158,7 +158,7 @@ def _run(a: argparse.Namespace) -> int:
     box = parse_bbox(a.bbox) if a.bbox else DEFAULT_BOX
     _check_inputs(a, video, box)
     model = _model(a, video)
-    out = results_dir(a.out, create=False)  # made by the first result written
+    out = results_dir(a.out)  # this run's own folder, removed below if nothing was measured
     try:
         return _soak(a, model, video, box, out)
     finally:

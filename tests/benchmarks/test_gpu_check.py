@@ -41,6 +41,20 @@ def _run_script(tmp_path: Path, *args: str, timeout: float = 600) -> tuple:
     return res, report
 
 
+@no_gpu_only
+def test_script_writes_a_relative_out_in_the_callers_folder(tmp_path):
+    """The script runs in the checkout: a relative --out was written there (and named relative to it) instead of in
+    the folder it was typed in."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(tmp_path)}
+    for arg in (["--out", "mine.json"], ["--out=sub/mine2.json"]):
+        res = subprocess.run(["bash", str(SCRIPT), *arg], capture_output=True, text=True, timeout=120, env=env,
+                             cwd=str(tmp_path))
+        assert res.returncode == 3, res.stderr[-2000:]
+    assert json.loads((tmp_path / "mine.json").read_text())["status"] == "no_cuda_device"
+    assert (tmp_path / "sub" / "mine2.json").is_file() and f"wrote {tmp_path / 'sub' / 'mine2.json'}" in res.stderr
+    assert not (REPO / "mine.json").exists() and not (REPO / "sub").exists()
+
+
 # ------------------------------------------------------------------------------------------ the no-GPU path
 @no_gpu_only
 def test_script_without_cuda_device_exits_3_with_every_section_skipped(tmp_path):

@@ -236,10 +236,18 @@ def test_soak_out_a_file_and_stopped_soak_leave_nothing(tmp_path, bag_video, cap
     assert "afile exists and is not a directory" in capsys.readouterr().err
 
     def stopped(a, model, video, box, out):
-        out.mkdir(parents=True)
+        assert out.is_dir()
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "_soak", stopped)
     assert cli.main(["--video", str(bag_video), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "soak")]) \
         == 130
     assert not any((tmp_path / "soak").iterdir())
+
+
+def test_soaks_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    """Two soaks started in one second shared OUT/<date-time>/: the later soak.json replaced the earlier's runs."""
+    monkeypatch.setattr(soak.time, "strftime", lambda fmt, *a: "20260101-120000")
+    first, second = soak.results_dir(tmp_path), soak.results_dir(tmp_path)
+    assert first != second and first.is_dir() and second.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["20260101-120000", "20260101-120000-2"]

@@ -73,6 +73,24 @@ def test_collect_checks_its_inputs_and_output_before_running(tmp_path, bag_video
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
+def _image_folder(tmp_path: Path, bag_sequence: Path) -> Path:
+    """A 3-frame image folder of the user's own (the shared data is read-only)."""
+    img = tmp_path / "seq" / "img"
+    img.mkdir(parents=True)
+    for f in sorted((bag_sequence / "img").iterdir())[:3]:
+        (img / f.name).write_bytes(f.read_bytes())
+    return img
+
+
+def test_collect_refuses_out_inside_a_source_folder(tiny, tmp_path, bag_sequence):
+    """--out inside an image folder the job reads was written there (and seen by the next run's frame listing); only
+    the model directory itself was refused."""
+    img = _image_folder(tmp_path, bag_sequence)
+    with pytest.raises(InputError, match="which the job reads"):
+        collect(tiny, [SourceSpec(img, bbox=BAG_INIT_BOX)], img / "calib.npz", progress=False)
+    assert sorted(p.suffix for p in img.iterdir()) == [".jpg"] * 3
+
+
 # ------------------------------------------------------------------------------------------------- derived dirs
 def test_interrupted_fp16_conversion_leaves_no_directory(tiny, tmp_path, monkeypatch):
     import siamtrt.calibration.fp16 as fp16_mod
@@ -163,7 +181,7 @@ def test_interrupted_report_writes_neither_file(tmp_path, monkeypatch):
     assert _files(tmp_path / "old") == before and list((tmp_path / "new").iterdir()) == []
 
 
-def test_report_checks_its_output_before_running(tmp_path, bag_video, monkeypatch):
+def test_report_checks_its_output_before_running(tmp_path, bag_video, bag_sequence, monkeypatch):
     import siamtrt.calibration.report as report_mod
 
     def must_not_run(*args, **kwargs):
@@ -180,3 +198,9 @@ def test_report_checks_its_output_before_running(tmp_path, bag_video, monkeypatc
         report_mod.accuracy_report(ref, [cand], tmp_path / "missing.avi", BAG_INIT_BOX, out=tmp_path / "r")
     with pytest.raises(InputError, match="must be ≥ 1"):
         report_mod.accuracy_report(ref, [cand], bag_video, BAG_INIT_BOX, out=tmp_path / "r", samples=0)
+    with pytest.raises(InputError, match="which the job reads"):  # a folder inside a candidate (was written)
+        report_mod.accuracy_report(ref, [cand], bag_video, BAG_INIT_BOX, out=cand / "rep", progress=False)
+    img = _image_folder(tmp_path, bag_sequence)
+    with pytest.raises(InputError, match="which the job reads"):  # inside the image folder read as the video
+        report_mod.accuracy_report(ref, [cand], img, BAG_INIT_BOX, out=img / "rep", progress=False)
+    assert not (cand / "rep").exists() and not (img / "rep").exists()

@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "search-branch times. Writes one JSON. Exit 0 pass, 1 a check failed, "
                                             "2 bad arguments, 3 no CUDA device, 4 incomplete (a check skipped).")
     p.add_argument("--out", type=Path, default=None,
-                   help="the JSON report (default: results/gpu_check/<date-time>/gpu_check.json)")
+                   help="the JSON report (default: results/gpu_check/<date-time>/gpu_check.json in the checkout)")
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                    help="cpu = dry run: nvcc build, kernel cases through a CPU stand-in, torch FP32 on the CPU")
     p.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=None, metavar="NAME",
@@ -353,7 +353,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     if args.section:
         return run_one_section(args)
-    out = args.out or Path("results/gpu_check") / time.strftime("%Y%m%d-%H%M%S") / "gpu_check.json"
+    out = args.out or REPO_ROOT / "results" / "gpu_check" / time.strftime("%Y%m%d-%H%M%S") / "gpu_check.json"
     try:
         return run_all(args, out)
     except KeyboardInterrupt:
