@@ -365,7 +365,7 @@ class CollectSummary:
 
 
 def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templates_per_source: int,
-                   model_dir: Union[str, Path, None] = None) -> None:
+                   model_dir: Union[str, Path, None] = None, max_frames: Optional[int] = None) -> None:
     """Everything checkable before a model is loaded: options, sources and their boxes, the output file (a file
     of its own: not a folder, which would be written beside as FOLDER.npz, nor inside the model directory or a
     source folder, whose next export or read would drop or see it)."""
@@ -375,6 +375,9 @@ def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templat
         raise InputError("--max-samples and --templates must be ≥ 1",
                          evidence=f"max_samples={max_samples}, templates={templates_per_source}",
                          fix="pass --max-samples 1 or more (default 256) and --templates 1 or more (default 8)")
+    if max_frames is not None and max_frames < 2:  # the search crops come from frames after the first
+        raise InputError(f"--max-frames {max_frames} leaves no frame after the first to cut search crops from",
+                         fix="pass --max-frames 2 or more, or leave it out (every frame)")
     for s in sources:
         if not Path(s.path).exists():
             raise InputError(f"calibration source {s.path} does not exist",
@@ -414,7 +417,7 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
     from ..runtime.video import open_frames
 
     t0 = time.perf_counter()
-    _check_request(sources, out, max_samples, templates_per_source, model_dir)
+    _check_request(sources, out, max_samples, templates_per_source, model_dir, max_frames)
     md = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
     counts = []
     for s in sources:
@@ -428,7 +431,7 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
             got.append(collect_source(tracker, s, budget, templates_per_source, progress, max_frames=max_frames))
     cset = _merge(md, got, max_samples, templates_per_source)
     path = cset.save(out) if out is not None else Path("")
-    LOG.info("INT8: %s", cset.summary())  # (too few crops for calibration: the summary and quantize_int8 warn)
+    LOG.info("collect: %s", cset.summary())  # (too few for INT8 calibration: the summary and quantize_int8 warn)
     return CollectSummary(path=path, model_dir=md.path, calib=cset, seconds=time.perf_counter() - t0,
                           per_source=[g.info for g in got])
 

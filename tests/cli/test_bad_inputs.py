@@ -199,6 +199,9 @@ CASES = [
     ("collect-negative-max-frames", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox",
                                                       BAG_BOX, "--max-frames", "-1", "--out", ws / "calib.npz"],
      "argument --max-frames: must be 1 or more"),
+    ("collect-max-frames-1", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox", BAG_BOX,
+                                               "--max-frames", "1", "--out", ws / "calib.npz"],
+     "--max-frames 1 leaves no frame after the first"),  # it said "bag.avi has 1 frames", after loading the model
     ("collect-out-in-model-dir", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox",
                                                    BAG_BOX, "--out", ws / "model" / "search.onnx"],
      "which the job reads"),
