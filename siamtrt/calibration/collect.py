@@ -23,7 +23,7 @@ from ..modeldir import ModelDir
 from ..outputs import check_writable
 from ..runtime.boxes import read_box_file
 from ..runtime.sequences import OTB_GT
-from .data import FORMAT, MIN_RECOMMENDED_SEARCH, CalibrationSet, npz_path
+from .data import FORMAT, MIN_RECOMMENDED_SEARCH, CalibrationSet, is_calibration_file, npz_path
 from ..progress import progress_bar
 
 LOG = logging.getLogger(__name__)
@@ -390,6 +390,10 @@ def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templat
                              fix=f"name the file, e.g. --out {Path(out) / 'calib.npz'}")
         check_writable([target], what=["--out"], input_dirs=[model_dir] + [s.path for s in sources if
                                                                            Path(s.path).is_dir()])
+        if target.is_file() and not is_calibration_file(target):
+            raise InputError(f"--out {target} exists and is not a siamtrt calibration file: collecting would replace "
+                             "it", evidence=f"{target.stat().st_size} bytes, no {FORMAT!r} metadata",
+                             fix="choose another --out, or move that file away first")
 
 
 def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Optional[Union[str, Path]] = None, *,

@@ -208,6 +208,9 @@ CASES = [
     ("collect-out-is-a-folder", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox",
                                                   BAG_BOX, "--out", _file(ws, "calib/keep.txt").parent],
      "is a folder: the calibration file would be written beside it"),
+    ("collect-out-not-calibration", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox",
+                                                      BAG_BOX, "--out", _file(ws, "weights.npz")],
+     "exists and is not a siamtrt calibration file"),  # was replaced silently
     ("report-out-is-the-model-dir", lambda ws, t, v: ["report", "--ref", _model(ws, t), "--cand", _model_copy(ws, t),
                                                       "--video", v, "--bbox", BAG_BOX, "--out", ws / "model"],
      "which the job reads"),
