@@ -426,6 +426,7 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
     counts = []
     for s in sources:
         with open_frames(s.path, max_frames=max_frames) as fs:
+            _plan_frames(s, fs.frame_count, fs.size, 1, 1)  # frame count, box file and box refused before loading
             counts.append(max((fs.frame_count or 2) - 1, 0))
     opts = {"providers": "cpu", **({"threads": threads} if threads else {})}
     tracker = Tracker.from_model_dir(md.path, backend="onnxruntime", **opts)
