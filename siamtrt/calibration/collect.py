@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import CalibrationError, InputError
+from ..locations import derived_model_dir
 from ..modeldir import ModelDir
 from ..outputs import check_writable
 from ..runtime.boxes import read_box_file
@@ -360,7 +361,7 @@ class CollectSummary:
         if self.calib.num_search < MIN_RECOMMENDED_SEARCH:
             lines.append(f"  warning: fewer than {MIN_RECOMMENDED_SEARCH} search crops — INT8 ranges may be noisy")
         lines.append(f"next: siamtrt quantize --model {self.model_dir} --calib {self.path} --precision int8 "
-                     f"--out {self.model_dir}-int8")
+                     f"--out {derived_model_dir(self.model_dir, 'int8')}")
         return "\n".join(lines)
 
 
