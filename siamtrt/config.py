@@ -379,6 +379,14 @@ def config_from_pysot_yaml(path: Union[str, Path]) -> ModelConfig:
     anchor = AnchorConfig(stride=int(anc.get("STRIDE", 8)),
                           ratios=tuple(float(r) for r in anc.get("RATIOS", [0.33, 0.5, 1, 2, 3])),
                           scales=tuple(float(s) for s in anc.get("SCALES", [8])))
+    n = len(anchor.ratios) * len(anchor.scales)  # the head's outputs per position (pysot: ratios × scales)
+    given = {k: v for k, v in (("ANCHOR.ANCHOR_NUM", anc.get("ANCHOR_NUM")),
+                               ("RPN.KWARGS.anchor_num", (rpn.get("KWARGS") or {}).get("anchor_num"))) if v is not None}
+    if any(int(v) != n for v in given.values()):
+        raise ConfigError(f"{path}: the anchor count does not match ANCHOR.RATIOS × SCALES",
+                          evidence=f"{len(anchor.ratios)} ratios × {len(anchor.scales)} scales = {n}; "
+                                   + ", ".join(f"{k} {v}" for k, v in given.items()),
+                          fix=f"set {' and '.join(given)} to {n}, or the ratios / scales the model was trained with")
     name = path.absolute().parent.name if path.name == "config.yaml" else path.stem  # a link keeps its folder
     return ModelConfig(name=name, family="pysot", backbone=bb["TYPE"], backbone_kwargs=_freeze(bb.get("KWARGS") or {}),
                        adjust=adjust, adjust_kwargs=_freeze(adj.get("KWARGS") or {}) if adjust else (),

@@ -46,4 +46,11 @@ def default_model_dir(config: str, checkpoint: Optional[Union[str, Path]] = None
     return Path(root) / f"{name}{tag}{'' if precision == 'fp32' else '-' + precision}"
 
 
-__all__ = ["MODELS_DIR", "RESULTS_DIR", "TRITON_REPO", "default_model_dir"]
+def derived_model_dir(model_dir: Union[str, Path], precision: str) -> Path:
+    """The default folder of a ``precision`` copy of ``model_dir`` (``<dir>-int8``, ``<dir>-fp16``: the suffix of
+    :func:`default_model_dir`), named in the "next:" and fix lines of the jobs that make or need one."""
+    model_dir = Path(model_dir)
+    return model_dir.parent / f"{model_dir.name}-{precision}"
+
+
+__all__ = ["MODELS_DIR", "RESULTS_DIR", "TRITON_REPO", "default_model_dir", "derived_model_dir"]

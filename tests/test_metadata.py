@@ -42,19 +42,23 @@ def test_track_cli_warns_once_on_random_weights(tmp_path, bag_video):
     assert "UNTRAINED" in first
 
 
-def test_tracking_one_model_again_warns_once(tmp_path, bag_video, caplog):
+def test_tracking_one_model_again_warns_once(tmp_path, bag_video, caplog, monkeypatch):
     """A job that tracks the same random-weights model several times (``report``: the reference, then each
-    candidate) warns once, not once per run (it printed the warning five times)."""
+    candidate, a copy with the same weights) warns once, not once per run (it printed the warning five times, then
+    once per directory)."""
     import logging
+    import shutil
 
     sys.path.insert(0, str(REPO / "tests" / "runtime"))
     from rt_tiny_models import make_tiny_model_dir
-    from siamtrt.runtime.run import track_video
+    import siamtrt.runtime.run as run
 
+    monkeypatch.setattr(run, "_WARNED_UNTRAINED", set())  # other tests of this process tracked these weights
     model = make_tiny_model_dir(tmp_path / "tiny")
+    copy = shutil.copytree(model, tmp_path / "copy")  # as an FP16 / INT8 directory carries its source's weights
     with caplog.at_level(logging.WARNING):
-        for _ in range(3):
-            track_video(model, bag_video, bbox=(316, 140, 112, 115), max_frames=2, progress=False)
+        for m in (model, model, copy):
+            run.track_video(m, bag_video, bbox=(316, 140, 112, 115), max_frames=2, progress=False)
     assert sum("SEEDED RANDOM WEIGHTS" in r.getMessage() for r in caplog.records) == 1
 
 

@@ -236,9 +236,12 @@ def resolve_warmup(frames: int, warmup: Optional[int] = None) -> int:
         InputError: a warm-up of 0 or one that leaves fewer than 2 frames.
     """
     warmup = max(50, frames // 20) if warmup is None else warmup
-    if not 0 < warmup < frames - 1:
-        raise InputError(f"warm-up {warmup} must leave frames to measure ({frames} frames)",
-                         fix="pass more --frames or a smaller --warmup")
+    if warmup < 1:  # the memory baseline is taken after the warm-up
+        raise InputError(f"--warmup {warmup}: at least 1 warm-up frame is needed (memory growth is measured from "
+                         "its end)", fix="pass --warmup 1 or more (default max(50, frames/20))")
+    if warmup >= frames - 1:
+        raise InputError(f"warm-up {warmup} must leave at least 2 frames to measure ({frames} frames)",
+                         fix=f"pass --frames {warmup + 2} or more, or --warmup {max(1, frames - 2)} or less")
     return warmup
 
 

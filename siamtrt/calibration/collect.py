@@ -19,11 +19,12 @@ import numpy as np
 
 from .. import __version__
 from ..errors import CalibrationError, InputError
+from ..locations import derived_model_dir
 from ..modeldir import ModelDir
 from ..outputs import check_writable
 from ..runtime.boxes import read_box_file
 from ..runtime.sequences import OTB_GT
-from .data import FORMAT, MIN_RECOMMENDED_SEARCH, CalibrationSet, npz_path
+from .data import FORMAT, MIN_RECOMMENDED_SEARCH, CalibrationSet, is_calibration_file, npz_path
 from ..progress import progress_bar
 
 LOG = logging.getLogger(__name__)
@@ -360,12 +361,12 @@ class CollectSummary:
         if self.calib.num_search < MIN_RECOMMENDED_SEARCH:
             lines.append(f"  warning: fewer than {MIN_RECOMMENDED_SEARCH} search crops — INT8 ranges may be noisy")
         lines.append(f"next: siamtrt quantize --model {self.model_dir} --calib {self.path} --precision int8 "
-                     f"--out {self.model_dir}-int8")
+                     f"--out {derived_model_dir(self.model_dir, 'int8')}")
         return "\n".join(lines)
 
 
 def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templates_per_source: int,
-                   model_dir: Union[str, Path, None] = None) -> None:
+                   model_dir: Union[str, Path, None] = None, max_frames: Optional[int] = None) -> None:
     """Everything checkable before a model is loaded: options, sources and their boxes, the output file (a file
     of its own: not a folder, which would be written beside as FOLDER.npz, nor inside the model directory or a
     source folder, whose next export or read would drop or see it)."""
@@ -375,6 +376,9 @@ def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templat
         raise InputError("--max-samples and --templates must be ≥ 1",
                          evidence=f"max_samples={max_samples}, templates={templates_per_source}",
                          fix="pass --max-samples 1 or more (default 256) and --templates 1 or more (default 8)")
+    if max_frames is not None and max_frames < 2:  # the search crops come from frames after the first
+        raise InputError(f"--max-frames {max_frames} leaves no frame after the first to cut search crops from",
+                         fix="pass --max-frames 2 or more, or leave it out (every frame)")
     for s in sources:
         if not Path(s.path).exists():
             raise InputError(f"calibration source {s.path} does not exist",
@@ -387,6 +391,10 @@ def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templat
                              fix=f"name the file, e.g. --out {Path(out) / 'calib.npz'}")
         check_writable([target], what=["--out"], input_dirs=[model_dir] + [s.path for s in sources if
                                                                            Path(s.path).is_dir()])
+        if target.is_file() and not is_calibration_file(target):
+            raise InputError(f"--out {target} exists and is not a siamtrt calibration file: collecting would replace "
+                             "it", evidence=f"{target.stat().st_size} bytes, no {FORMAT!r} metadata",
+                             fix="choose another --out, or move that file away first")
 
 
 def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Optional[Union[str, Path]] = None, *,
@@ -414,11 +422,12 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
     from ..runtime.video import open_frames
 
     t0 = time.perf_counter()
-    _check_request(sources, out, max_samples, templates_per_source, model_dir)
+    _check_request(sources, out, max_samples, templates_per_source, model_dir, max_frames)
     md = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
     counts = []
     for s in sources:
         with open_frames(s.path, max_frames=max_frames) as fs:
+            _plan_frames(s, fs.frame_count, fs.size, 1, 1)  # frame count, box file and box refused before loading
             counts.append(max((fs.frame_count or 2) - 1, 0))
     opts = {"providers": "cpu", **({"threads": threads} if threads else {})}
     tracker = Tracker.from_model_dir(md.path, backend="onnxruntime", **opts)
@@ -428,7 +437,7 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
             got.append(collect_source(tracker, s, budget, templates_per_source, progress, max_frames=max_frames))
     cset = _merge(md, got, max_samples, templates_per_source)
     path = cset.save(out) if out is not None else Path("")
-    LOG.info("INT8: %s", cset.summary())  # (too few crops for calibration: the summary and quantize_int8 warn)
+    LOG.info("collect: %s", cset.summary())  # (too few for INT8 calibration: the summary and quantize_int8 warn)
     return CollectSummary(path=path, model_dir=md.path, calib=cset, seconds=time.perf_counter() - t0,
                           per_source=[g.info for g in got])
 

@@ -207,6 +207,17 @@ def npz_path(path: Union[str, Path]) -> Path:
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
+def is_calibration_file(path: Union[str, Path]) -> bool:
+    """Whether ``path`` is a file :meth:`CalibrationSet.save` wrote (its ``meta`` names :data:`FORMAT`; only that
+    array is read): what ``collect --out`` may replace."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, AttributeError):
+        return False
+    return isinstance(meta, dict) and str(meta.get("format", "")).startswith(FORMAT.split("/")[0] + "/")
+
+
 def load_calibration(path: Union[str, Path]) -> CalibrationSet:
     """Read and validate a calibration file written by :meth:`CalibrationSet.save`.
 
@@ -290,4 +301,5 @@ def run_template(model: ModelDir, crops: np.ndarray, threads: Optional[int] = No
     return {n: np.concatenate(v) for n, v in parts.items()}
 
 
-__all__ = ["FORMAT", "MIN_RECOMMENDED_SEARCH", "CalibrationSet", "load_calibration", "npz_path", "run_template"]
+__all__ = ["FORMAT", "MIN_RECOMMENDED_SEARCH", "CalibrationSet", "is_calibration_file", "load_calibration", "npz_path",
+           "run_template"]

@@ -42,7 +42,7 @@ def check_model_out_dir(out: Union[str, Path], source: Optional[Union[str, Path]
     out = Path(out)
     if source is not None and out.resolve() == Path(source).resolve():
         raise InputError(f"the output directory {out} is the source directory",
-                         fix="pass a new --out, e.g. models/NAME_int8")
+                         fix="pass a new --out, e.g. models/NAME-int8")
     check_writable([], dirs=[out])
     if out.is_dir() and any(out.iterdir()) and not any((out / f).is_file() for f in ONNX_FILES.values()):
         raise InputError(f"output directory {out} holds other files and no model",

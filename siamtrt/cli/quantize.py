@@ -103,7 +103,7 @@ def _check_copy_options(args) -> None:
     """--precision and --out are both needed for a copy; int8-only options are refused for fp16."""
     missing = [f"--{k}" for k in ("precision", "out") if getattr(args, k) is None]
     if missing:
-        raise CalibrationError(f"{' and '.join(missing)} required", fix="e.g. --precision int8 --out models/NAME_int8"
+        raise CalibrationError(f"{' and '.join(missing)} required", fix="e.g. --precision int8 --out models/NAME-int8"
                                " (or --check-bf16 to measure OpenVINO's bf16 hint instead)")
     if args.precision == "fp16":
         int8_only = [f"--{k.replace('_', '-')}" for k in ("method", "head_method", "float_prefix",

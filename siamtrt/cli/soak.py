@@ -19,6 +19,7 @@ import argparse
 import os
 from pathlib import Path
 
+from ..errors import Interrupted
 from ..locations import MODELS_DIR, RESULTS_DIR
 from ..modeldir import SEARCH_ONNX
 from .common import EXIT_PARTIAL, add_verbose, int_at_least, positive_int, run_command, setup_logging
@@ -161,6 +162,11 @@ def _run(a: argparse.Namespace) -> int:
     out = results_dir(a.out)  # this run's own folder, removed below if nothing was measured
     try:
         return _soak(a, model, video, box, out)
+    except KeyboardInterrupt:
+        if (out / "soak.json").is_file():  # "no output was left half-written" did not say where the runs are
+            raise Interrupted(f"stopped; {out / 'soak.json'} holds the runs finished before the stop (complete: "
+                              "false marks a run cut short)") from None
+        raise
     finally:
         if out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # nothing was measured (refused or stopped before the first run): no empty run folder

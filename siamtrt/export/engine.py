@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import EngineError, ExportError, InputError, folder_listing
+from ..locations import derived_model_dir
 from ..gpu.cuda import CudaProbe, probe_cuda
 from ..gpu.tensorrt import TrtLogger, TrtModule, import_tensorrt
 from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, ModelDir, check_target, track_command
@@ -43,20 +44,16 @@ log = logging.getLogger(__name__)
 
 
 def quantize_command(model_dir: Path, calib_file: str = "calib.npz") -> str:
-    """The command that quantizes the FP32 directory ``model_dir`` for TensorRT (into ``<model_dir>_int8``)."""
+    """The command that quantizes the FP32 directory ``model_dir`` for TensorRT (into ``<model_dir>-int8``)."""
     d = Path(model_dir)
     return (f"python calibration/quantize.py --model {d} --calib {calib_file} --precision int8 --target tensorrt "
-            f"--out {_int8_dir(d)}")
-
-
-def _int8_dir(model_dir: Path) -> Path:
-    return model_dir.parent / (model_dir.name + "_int8")
+            f"--out {derived_model_dir(d, 'int8')}")
 
 
 def _int8_fix(source: Path, calib_file: str) -> str:
     """Quantize ``source`` for TensorRT, then build the new directory."""
     return (quantize_command(source, calib_file)
-            + f"\npython export/build_engine.py --model {_int8_dir(Path(source))} --int8")
+            + f"\npython export/build_engine.py --model {derived_model_dir(source, 'int8')} --int8")
 
 
 def quantize_source(md: ModelDir) -> Tuple[Path, str]:

@@ -213,10 +213,11 @@ _WARNED_UNTRAINED: set = set()
 
 
 def _warn_untrained(info) -> None:
-    """The untrained-weights warning, once per model directory and process (a report tracks the same models over
-    and over: it printed the warning five times)."""
-    if info.untrained_warning and str(info.path) not in _WARNED_UNTRAINED:
-        _WARNED_UNTRAINED.add(str(info.path))
+    """The untrained-weights warning, once per weights and process (it names them): a report tracks the same models
+    over and over, and an FP32 directory and its FP16 / INT8 copies carry the same weights (it printed the warning
+    five times, then once per directory)."""
+    if info.untrained_warning and info.untrained_warning not in _WARNED_UNTRAINED:
+        _WARNED_UNTRAINED.add(info.untrained_warning)
         LOG.warning("%s", info.untrained_warning)
 
 

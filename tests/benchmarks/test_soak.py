@@ -243,6 +243,18 @@ def test_soak_out_a_file_and_stopped_soak_leave_nothing(tmp_path, bag_video, cap
     assert cli.main(["--video", str(bag_video), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "soak")]) \
         == 130
     assert not any((tmp_path / "soak").iterdir())
+    capsys.readouterr()
+
+    def stopped_after_a_run(a, model, video, box, out):
+        (out / "soak.json").write_text("{}")  # what save() leaves after the first finished run
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_soak", stopped_after_a_run)
+    assert cli.main(["--video", str(bag_video), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "soak")]) \
+        == 130
+    err = capsys.readouterr().err  # it said "no output was left half-written", not where the finished runs are
+    kept = next((tmp_path / "soak").iterdir()) / "soak.json"
+    assert f"{kept} holds the runs finished before the stop" in err and "half-written" not in err
 
 
 def test_soaks_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
@@ -251,3 +263,17 @@ def test_soaks_started_in_the_same_second_get_their_own_folders(tmp_path, monkey
     first, second = soak.results_dir(tmp_path), soak.results_dir(tmp_path)
     assert first != second and first.is_dir() and second.is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["20260101-120000", "20260101-120000-2"]
+
+
+def test_warmup_refusals_name_the_rule():
+    """--warmup 0 was told it "must leave frames to measure" (the rule is at least 1); too large a warm-up names the
+    --frames / --warmup that would work."""
+    from siamtrt.benchmarks.soak import resolve_warmup
+    from siamtrt.errors import InputError
+
+    assert resolve_warmup(3, 1) == 1 and resolve_warmup(2000) == 100 and resolve_warmup(100) == 50
+    with pytest.raises(InputError, match="at least 1 warm-up frame"):
+        resolve_warmup(100, 0)
+    with pytest.raises(InputError, match="at least 2 frames to measure") as e:
+        resolve_warmup(10, 9)
+    assert "--frames 11" in e.value.fix and "--warmup 8" in e.value.fix

@@ -91,6 +91,32 @@ def test_collect_refuses_out_inside_a_source_folder(tiny, tmp_path, bag_sequence
     assert sorted(p.suffix for p in img.iterdir()) == [".jpg"] * 3
 
 
+def test_collect_refuses_bad_boxes_and_short_sources_before_loading_the_model(tiny, tmp_path, bag_video,
+                                                                             monkeypatch):
+    """A zero-size or fully-outside --bbox and a 1-frame source were refused only after the tracker had loaded
+    (its "runtime: backend" line printed first): now before."""
+    import cv2
+
+    from siamtrt.runtime.tracker import Tracker
+
+    def no_loading(*a, **k):
+        raise AssertionError("the model was loaded before the request was refused")
+
+    monkeypatch.setattr(Tracker, "from_model_dir", no_loading)
+    one = tmp_path / "one.avi"
+    cap = cv2.VideoCapture(str(bag_video))
+    ok, frame = cap.read()
+    w = cv2.VideoWriter(str(one), cv2.VideoWriter_fourcc(*"MJPG"), 10, (frame.shape[1], frame.shape[0]))
+    w.write(frame)
+    w.release()
+    for source, match in ((SourceSpec(bag_video, bbox=(10, 10, 0, 0)), "box"),
+                          (SourceSpec(bag_video, bbox=(5000, 5000, 40, 40)), "box"),
+                          (SourceSpec(one, bbox=BAG_INIT_BOX), "1 frames|at least 2 frames")):
+        with pytest.raises(InputError, match=match):
+            collect(tiny, [source], tmp_path / "calib.npz", progress=False)
+    assert not (tmp_path / "calib.npz").exists()
+
+
 # ------------------------------------------------------------------------------------------------- derived dirs
 def test_interrupted_fp16_conversion_leaves_no_directory(tiny, tmp_path, monkeypatch):
     import siamtrt.calibration.fp16 as fp16_mod
@@ -109,7 +135,8 @@ def test_interrupted_fp16_conversion_leaves_no_directory(tiny, tmp_path, monkeyp
     monkeypatch.undo()
     summary = fp16_mod.convert_fp16(tiny, tmp_path / "fp16")
     assert sorted(p.name for p in (tmp_path / "fp16").iterdir()) == ["search.onnx", "template.onnx"]
-    assert [b.path for b in summary.branches] == [tmp_path / "fp16" / "template.onnx", tmp_path / "fp16" / "search.onnx"]
+    assert [b.path for b in summary.branches] == [tmp_path / "fp16" / "template.onnx",
+                                                  tmp_path / "fp16" / "search.onnx"]
 
 
 def test_interrupted_int8_quantization_leaves_the_directory_as_it_was(model_dir, calib_set, int8_dir, tmp_path,

@@ -199,12 +199,18 @@ CASES = [
     ("collect-negative-max-frames", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox",
                                                       BAG_BOX, "--max-frames", "-1", "--out", ws / "calib.npz"],
      "argument --max-frames: must be 1 or more"),
+    ("collect-max-frames-1", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox", BAG_BOX,
+                                               "--max-frames", "1", "--out", ws / "calib.npz"],
+     "--max-frames 1 leaves no frame after the first"),  # it said "bag.avi has 1 frames", after loading the model
     ("collect-out-in-model-dir", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox",
                                                    BAG_BOX, "--out", ws / "model" / "search.onnx"],
      "which the job reads"),
     ("collect-out-is-a-folder", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox",
                                                   BAG_BOX, "--out", _file(ws, "calib/keep.txt").parent],
      "is a folder: the calibration file would be written beside it"),
+    ("collect-out-not-calibration", lambda ws, t, v: ["collect", "--model", _model(ws, t), "--video", v, "--bbox",
+                                                      BAG_BOX, "--out", _file(ws, "weights.npz")],
+     "exists and is not a siamtrt calibration file"),  # was replaced silently
     ("report-out-is-the-model-dir", lambda ws, t, v: ["report", "--ref", _model(ws, t), "--cand", _model_copy(ws, t),
                                                       "--video", v, "--bbox", BAG_BOX, "--out", ws / "model"],
      "which the job reads"),

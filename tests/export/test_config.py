@@ -95,3 +95,12 @@ def test_not_a_pysot_yaml(tmp_path):
     p.write_text("foo: 1\n")
     with pytest.raises(ConfigError, match="not a pysot config"):
         get_config(p)
+
+
+@pytest.mark.parametrize("old, new", [("ANCHOR_NUM: 5", "ANCHOR_NUM: 3"), ("SCALES: [8]", "SCALES: [8, 16]")])
+def test_anchor_count_must_match_ratios_times_scales(tmp_path, old, new):
+    """pysot's tracker takes len(RATIOS) × len(SCALES) anchors per position and its head outputs anchor_num: a
+    yaml where they differ cannot run there (it was accepted)."""
+    with pytest.raises(ConfigError, match="anchor count does not match") as e:
+        get_config(_edited(tmp_path, old, new))
+    assert "ratios ×" in e.value.evidence and "ANCHOR.ANCHOR_NUM" in e.value.fix

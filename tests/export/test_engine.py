@@ -143,7 +143,7 @@ def test_int8_without_qdq_says_how_to_quantize(tmp_path):
         plan_precision("int8", "fp32", _caps(), tmp_path / "mv2", "search")
     msg = str(e.value)
     assert "python calibration/quantize.py --model" in msg and "--precision int8 --target tensorrt" in msg
-    assert "--out" in msg and "mv2_int8" in msg
+    assert "--out" in msg and "mv2-int8" in msg
 
 
 def test_implicit_int8_plan_needs_calibrators(tmp_path):
@@ -389,7 +389,7 @@ def test_int8_quantized_for_another_engine_is_refused_before_parsing(model_dir, 
                 mp.setattr(eng, "_parse", lambda *a, **k: pytest.fail("parsed"))
                 build_engine(d, precision=precision, out_dir=tmp_path / "e", progress=False, trt=RTX)
         assert f"python calibration/quantize.py --model {src} --calib crops.npz --precision int8 --target tensorrt" \
-            in e.value.fix and f"--model {src.parent / (src.name + '_int8')} --int8" in e.value.fix
+            in e.value.fix and f"--model {src.parent / (src.name + '-int8')} --int8" in e.value.fix
     assert not (tmp_path / "e").exists()
     ok = _with_quantization(qdq_dir("siamrpn_alex_dwxcorr"), tmp_path / "t", target="tensorrt")
     eng.check_qdq_target(eng.ModelDir.open(ok))  # what quantize --target tensorrt writes is taken
