@@ -165,7 +165,7 @@ def _varint(buf, i: int) -> Tuple[int, int]:
             raise ValueError(f"varint longer than 10 bytes at offset {i}")
 
 
-def _fields(buf: bytes, start: int, end: int) -> Iterator[Tuple[int, Any]]:
+def _fields(buf, start: int, end: int) -> Iterator[Tuple[int, Any]]:
     """(field number, value) of one protobuf message in ``buf[start:end]``: an int for varint fields, a (start, end)
     range for length-delimited ones, None for fixed-size ones (skipped). Groups (wire types 3 / 4, which no ONNX
     writer emits) are refused."""
@@ -210,36 +210,19 @@ def _onnx_header(path: Path) -> Tuple[int, bool, Dict[str, str]]:
     top-level fields are read one by one, the graph skipped by its length."""
     ir_version, has_graph, props = 0, False, {}
     with open(path, "rb") as f:
-        size, at = os.fstat(f.fileno()).st_size, _FileBytes(f)
-        i = 0
-        while i < size:
-            tag, i = _varint(at, i)
-            field, wire = tag >> 3, tag & 7
-            if field == 0:
-                raise ValueError(f"field number 0 at offset {i}")
-            if wire == 0:
-                value, i = _varint(at, i)
-                if field == _IR_VERSION:
-                    ir_version = value
-            elif wire == 2:
-                n, i = _varint(at, i)
-                if i + n > size:
-                    raise ValueError(f"field {field} runs past the end ({i + n} > {size} bytes)")
-                if field == _GRAPH:
-                    has_graph = True
-                elif field == _METADATA_PROPS:
-                    f.seek(i)
-                    entry_bytes = f.read(n)
-                    entry = {k: entry_bytes[v[0]:v[1]].decode("utf-8")  # key 1, value 2; other fields skipped
-                             for k, v in _fields(entry_bytes, 0, n) if k in (1, 2) and isinstance(v, tuple)}
-                    props[entry.get(1, "")] = entry.get(2, "")
-                i += n
-            elif wire in (1, 5):
-                i += 8 if wire == 1 else 4
-            else:
-                raise ValueError(f"wire type {wire} at offset {i}")
-        if i > size:
-            raise ValueError(f"the last field runs past the end ({i} > {size} bytes)")
+        for field, value in _fields(_FileBytes(f), 0, os.fstat(f.fileno()).st_size):
+            if field == _IR_VERSION and isinstance(value, int):
+                ir_version = value
+            elif field == _GRAPH and isinstance(value, tuple):
+                has_graph = True
+            elif field == _METADATA_PROPS and isinstance(value, tuple):
+                f.seek(value[0])
+                entry_bytes = f.read(value[1] - value[0])
+                entry = {}
+                for k, span in _fields(entry_bytes, 0, len(entry_bytes)):
+                    if k in (1, 2) and isinstance(span, tuple):  # key 1, value 2; other fields skipped
+                        entry[k] = entry_bytes[span[0]:span[1]].decode("utf-8")
+                props[entry.get(1, "")] = entry.get(2, "")
     return ir_version, has_graph, props
 
 

@@ -210,7 +210,7 @@ def test_soak_counts_are_refused_before_anything_runs(argv, expect, tmp_path, ca
     (["--targets", "0"], "1 to 4 targets"),
     (["--mode", "foo"], "unknown tracking mode 'foo'"),
     (["--backend", "foo"], "unknown backend 'foo'"),
-    (["--frames", "40", "--warmup", "40"], "warm-up 40 must leave frames"),
+    (["--frames", "40", "--warmup", "40"], "warm-up 40 must leave at least 2 frames"),
     (["--bbox", "1000,1000,5,5"], "outside the"),
     (["-v", "--targets", "5"], "1 to 4 targets"),  # -v as every command takes it
 ])

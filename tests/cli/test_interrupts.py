@@ -25,7 +25,14 @@ def _interrupt(argv, cwd, sig, after_s):
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_collect_interrupted(sig, code, tiny_model, bag_video, tmp_path):
-    (tmp_path / "calib.npz").write_bytes(b"an older calibration file")
+    import json
+
+    import numpy as np
+
+    from siamtrt.calibration.data import FORMAT
+
+    # an older calibration file (collect refuses to replace a file that is not one)
+    np.savez(tmp_path / "calib.npz", meta=np.array(json.dumps({"format": FORMAT, "note": "older"})))
     before = snapshot(tmp_path)
     sources = ["--video", bag_video, "--bbox", "316,140,112,115"] * 4  # long enough to be stopped midway
     rc, out, err = _interrupt(["collect", "--model", tiny_model(), *sources, "--out", tmp_path / "calib.npz",
