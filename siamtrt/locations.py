@@ -48,7 +48,7 @@ def default_model_dir(config: str, checkpoint: Optional[Union[str, Path]] = None
 
 def derived_model_dir(model_dir: Union[str, Path], precision: str) -> Path:
     """The default folder of a ``precision`` copy of ``model_dir`` (``<dir>-int8``, ``<dir>-fp16``: the suffix of
-    :func:`default_model_dir`), named in the "next:" and fix lines of the jobs that make or need one."""
+    :func:`default_model_dir`): where bench derives one, and what the "next:" and fix lines of the jobs name."""
     model_dir = Path(model_dir)
     return model_dir.parent / f"{model_dir.name}-{precision}"
 

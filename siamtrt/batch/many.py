@@ -24,7 +24,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..errors import Interrupted
 from ..modeldir import ModelDir
@@ -202,7 +202,7 @@ def _refuse_live_workers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:
     host, live = socket.gethostname(), []
     for j in todo:
         try:
-            info = json.loads(lock_path(result_path(out, j.name, fmt)).read_text())
+            info = json.loads(_partials(out, j.name, fmt)[1].read_text())
             pid, started = int(info["pid"]), float(info.get("started") or 0)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # not a lock a worker wrote: replaced as before
@@ -243,7 +243,8 @@ def _warn_leftovers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:
                     ", ".join(left[:5]), " ..." if len(left) > 5 else "", fmt)
 
 
-def _partials(out: Path, name: str, fmt: str):
+def _partials(out: Path, name: str, fmt: str) -> Tuple[Path, Path]:
+    """A video's ``NAME.<fmt>.part`` and ``.lock`` in ``out``."""
     final = result_path(out, name, fmt)
     return part_path(final), lock_path(final)
 
@@ -251,7 +252,7 @@ def _partials(out: Path, name: str, fmt: str):
 def _interrupted_text(out: Path, todo: Sequence[VideoJob], summary: Dict[str, Dict[str, Any]], fmt: str) -> str:
     """What an interrupted run kept: the videos it finished, the partial rows of the others."""
     finished = [j.name for j in todo if j.name in summary]
-    partial = [j.name for j in todo if j.name not in summary and part_path(result_path(out, j.name, fmt)).is_file()]
+    partial = [j.name for j in todo if j.name not in summary and _partials(out, j.name, fmt)[0].is_file()]
     text = (f"interrupted after {len(finished)} of the {len(todo)} videos this run tracks (their files and "
             f"{out / 'summary.json'} are complete)")
     if partial:

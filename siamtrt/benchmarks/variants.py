@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..config import DEFAULT_CONFIG, get_config
-from ..locations import MODELS_DIR, default_model_dir
+from ..locations import MODELS_DIR, default_model_dir, derived_model_dir
 from ..errors import BackendError, CheckpointError, ModelDirError
 from ..metadata import PRECISIONS
 from ..modeldir import CACHE_STAMP, REFERENCE_WEIGHTS, SEARCH_ONNX, TEMPLATE_ONNX, onnx_digest
@@ -298,7 +298,7 @@ def ensure_precision(fp32_dir: Path, precision: str) -> Path:
     """
     if precision == "fp32":
         return fp32_dir
-    out = fp32_dir.parent / f"{fp32_dir.name}-{precision}"
+    out = derived_model_dir(fp32_dir, precision)
     # derived from these ONNX files: re-derived when they change (the fp32 stamp alone outlived an export over them)
     source = {"derived_from": onnx_digest(fp32_dir)}
     if (out / SEARCH_ONNX).is_file():
