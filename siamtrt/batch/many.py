@@ -24,16 +24,16 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 from ..errors import Interrupted
 from ..modeldir import ModelDir
-from ..outputs import check_writable, part_path
+from ..outputs import check_writable
 from .errors import BatchError
 from .jobs import VideoJob, discover_jobs
 from .scheduler import connect_ray, import_ray, run_jobs
 from .summary import ManyReport, model_identity, plan_resume, write_summary
-from .writers import RESULT_FORMATS, lock_path, result_path
+from .writers import RESULT_FORMATS, partial_paths
 
 LOG = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -202,7 +202,7 @@ def _refuse_live_workers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:
     host, live = socket.gethostname(), []
     for j in todo:
         try:
-            info = json.loads(_partials(out, j.name, fmt)[1].read_text())
+            info = json.loads(partial_paths(out, j.name, fmt)[1].read_text())
             pid, started = int(info["pid"]), float(info.get("started") or 0)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # not a lock a worker wrote: replaced as before
@@ -236,23 +236,17 @@ def _alive(pid: int, since: float) -> bool:
 
 def _warn_leftovers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:
     """Partial files of an earlier run that was killed (no run holds ``out`` now): replaced, and said so."""
-    left = [j.name for j in todo if any(p.exists() for p in _partials(out, j.name, fmt))]
+    left = [j.name for j in todo if any(p.exists() for p in partial_paths(out, j.name, fmt))]
     if left:
         LOG.warning("Ray: %d video(s) left unfinished by an earlier run that stopped: %s%s; their partial files "
                     "(NAME.%s.part / .lock) are replaced and the videos tracked again from frame 0", len(left),
                     ", ".join(left[:5]), " ..." if len(left) > 5 else "", fmt)
 
 
-def _partials(out: Path, name: str, fmt: str) -> Tuple[Path, Path]:
-    """A video's ``NAME.<fmt>.part`` and ``.lock`` in ``out``."""
-    final = result_path(out, name, fmt)
-    return part_path(final), lock_path(final)
-
-
 def _interrupted_text(out: Path, todo: Sequence[VideoJob], summary: Dict[str, Dict[str, Any]], fmt: str) -> str:
     """What an interrupted run kept: the videos it finished, the partial rows of the others."""
     finished = [j.name for j in todo if j.name in summary]
-    partial = [j.name for j in todo if j.name not in summary and _partials(out, j.name, fmt)[0].is_file()]
+    partial = [j.name for j in todo if j.name not in summary and partial_paths(out, j.name, fmt)[0].is_file()]
     text = (f"interrupted after {len(finished)} of the {len(todo)} videos this run tracks (their files and "
             f"{out / 'summary.json'} are complete)")
     if partial:

@@ -12,12 +12,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
-from ..outputs import part_path, reinstate_interrupt_signals
+from ..outputs import reinstate_interrupt_signals
 from ..progress import progress_bar
 from .errors import BatchError
 from .jobs import VideoJob
 from .video import summary_row, track_one
-from .writers import lock_path, result_path
+from .writers import partial_paths
 
 #: backends that run on a GPU when the cluster has one ("auto" picks TensorRT when engines and a GPU are there)
 GPU_BACKENDS = ("auto", "tensorrt", "trt")
@@ -156,10 +156,9 @@ def run_jobs(ray, jobs: List[VideoJob], model: str, out_dir: str, fmt: str, back
                     queue.insert(0, (job, attempt + 1))
                     submit(actor)
                     continue
-                final = result_path(out_dir, job.name, fmt)
+                part, lock = partial_paths(out_dir, job.name, fmt)
                 with contextlib.suppress(OSError):
-                    lock_path(final).unlink()  # the dead worker's: nobody is on this video now
-                part = part_path(final)
+                    lock.unlink()  # the dead worker's: nobody is on this video now
                 row = summary_row(job, str(dead), attempts=attempt, max_frames=max_frames,
                                   file=part.name if part.is_file() else "",
                                   error=f"worker died while tracking ({type(e).__name__}), {attempt} attempt(s); "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -96,6 +96,12 @@ def lock_path(final: PathLike) -> Path:
     return final.with_name(final.name + ".lock")
 
 
+def partial_paths(out_dir: PathLike, name: str, fmt: str) -> Tuple[Path, Path]:
+    """A video's ``NAME.<fmt>.part`` (rows so far) and ``.lock`` (who is on it) in ``out_dir``."""
+    final = result_path(out_dir, name, fmt)
+    return part_path(final), lock_path(final)
+
+
 def open_result_writer(path: PathLike, fmt: str):
     """A writer for ``fmt`` ("csv": the runtime's BoxWriter, "parquet": :class:`ParquetBoxWriter`)."""
     return BoxWriter(path, "csv") if fmt == "csv" else ParquetBoxWriter(path)
@@ -127,5 +133,5 @@ def read_results(path: PathLike) -> VideoResults:
     return VideoResults(boxes, scores)
 
 
-__all__ = ["ParquetBoxWriter", "RESULT_FORMATS", "VideoResults", "lock_path", "open_result_writer", "read_results",
-           "result_path"]
+__all__ = ["ParquetBoxWriter", "RESULT_FORMATS", "VideoResults", "lock_path", "open_result_writer", "partial_paths",
+           "read_results", "result_path"]
