@@ -4,7 +4,7 @@ Files in the output folder:
 
 * ``<name>.csv`` or ``<name>.parquet`` — one row per frame and target: ``frame,target,x,y,w,h,score``
   (:mod:`siamtrt.batch.writers`); ``<name>.<ext>.part`` while the video is tracked, renamed when complete.
-* ``<name>.<ext>.lock`` — JSON (worker pid, host, start time) while a worker is on the video.
+* ``<name>.<ext>.lock`` — JSON (worker pid, host, start time), flock'ed by the worker while it is on the video.
 * ``track-many.lock`` — JSON (driver pid, host, start time) while a run writes into the folder, flock'ed: a second
   run on the same folder is refused (the OS releases the lock when the run's process dies, even by SIGKILL).
 * ``summary.json`` / ``summary.csv`` — the model's identity and one entry per video (status, frames, seconds,
@@ -17,11 +17,8 @@ the model that wrote an existing summary), and only then creates the output fold
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
-import os
-import socket
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
@@ -33,7 +30,7 @@ from .errors import BatchError
 from .jobs import VideoJob, discover_jobs
 from .scheduler import connect_ray, import_ray, run_jobs
 from .summary import ManyReport, model_identity, plan_resume, write_summary
-from .writers import RESULT_FORMATS, partial_paths
+from .writers import RESULT_FORMATS, hold_lock, lock_file, lock_record, partial_paths
 
 LOG = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -144,94 +141,52 @@ def output_lock(out: Path) -> Iterator[None]:
     """Only one run writes into ``out`` at a time: two runs on one folder tracked the same videos twice, each
     renaming the other's ``.part`` files away, and the last summary written marked finished videos failed.
 
-    An exclusive ``flock`` on ``OUT/track-many.lock`` (JSON: pid, host, start time), which the OS releases when the
-    process ends however it ends; the file is removed at the end of the run.
+    :func:`~siamtrt.batch.writers.hold_lock` on ``OUT/track-many.lock`` (JSON: pid, host, start time), which the OS
+    releases when the process ends however it ends; the file is removed at the end of the run.
 
     Raises:
-        BatchError: another run holds the lock.
+        BatchError: another run holds the lock, or the file system has no locks.
     """
     path = out / RUN_LOCK
-    while True:
-        existed = path.exists()
-        f = open(path, "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "(no details yet)"
-            f.close()
-            raise BatchError(f"{out} is being written by another track-many run", evidence=f"{path}: {holder}",
-                             fix="wait until that run ends (a rerun then resumes), or choose another --out") from None
-        except OSError as e:  # ENOLCK / ENOSYS: NFS without lockd, some FUSE and Lustre mounts
-            f.close()
-            if not existed:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            raise BatchError(f"the file system of {out} does not support file locks, which keep two runs from "
-                             "writing into one folder", evidence=f"flock {path}: {type(e).__name__}: {e}",
-                             fix="choose an --out on a local disk (or a mount with locks: NFSv4, Lustre with "
-                                 "-o flock) and copy the results afterwards") from None
-        with contextlib.suppress(OSError):
-            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
-                break  # else the run that held it removed the file meanwhile: lock the new one
-        f.close()
-    try:
-        f.seek(0)
-        if f.read().strip():
+
+    def busy(holder: str) -> BatchError:
+        return BatchError(f"{out} is being written by another track-many run", evidence=f"{path}: {holder}",
+                          fix="wait until that run ends (a rerun then resumes), or choose another --out")
+
+    with hold_lock(path, busy) as before:
+        if before:
             LOG.warning("Ray: %s was left by an earlier run that did not end cleanly (killed?); it is no longer "
                         "running, so its lock is taken over", path)
-        f.seek(0)
-        f.truncate()
-        f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}))
-        f.flush()
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        f.close()
 
 
 def _refuse_live_workers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:
     """A run killed by SIGKILL leaves its Ray workers finishing their videos for a few seconds: a rerun that replaced
-    their ``.part`` files then would interleave two writers in one file. Refused while a ``.lock`` names a process of
-    this host that is still alive (other hosts cannot be asked; their stale locks are replaced as before).
+    their ``.part`` files then would interleave two writers in one file. Refused while a process holds the ``flock``
+    of a video's ``.lock``; a ``.lock`` nobody holds is stale, whatever pid it names (dead, or alive by reuse), and is
+    replaced.
 
     Raises:
         BatchError: some video is still being written by such a process.
     """
-    host, live = socket.gethostname(), []
+    live = []
     for j in todo:
-        try:
-            info = json.loads(partial_paths(out, j.name, fmt)[1].read_text())
-            pid, started = int(info["pid"]), float(info.get("started") or 0)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue  # not a lock a worker wrote: replaced as before
-        if info.get("host") == host and pid > 0 and pid != os.getpid() and _alive(pid, started):
-            live.append(f"{j.name} (pid {pid})")
+        lock = partial_paths(out, j.name, fmt)[1]
+        if lock.exists():
+            f = lock_file(lock)
+            if f is None:
+                record = lock_record(lock)
+                with contextlib.suppress(ValueError, TypeError, KeyError):
+                    record = f"pid {int(json.loads(record)['pid'])}"
+                live.append(f"{j.name} ({record[:80]})")
+            else:
+                f.close()
     if live:
         raise BatchError(f"{len(live)} video(s) in {out} are still being written by a worker of an earlier run that "
-                         "stopped", evidence=f"their .lock files name live processes: {', '.join(live[:5])}"
+                         "stopped", evidence=f"a process holds the flock of their .lock files: {', '.join(live[:5])}"
                                              f"{' ...' if len(live) > 5 else ''}",
                          fix="wait a few seconds (Ray ends the workers of a driver that is gone) and rerun, or end "
                              "those processes first (kill PID)")
-
-
-def _alive(pid: int, since: float) -> bool:
-    """Whether process ``pid`` exists and, where Linux says when it started, started before ``since`` (the lock's
-    time): a pid reused by a later process is not the worker."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        pass
-    try:
-        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK") <= since + 1.0
-    except (OSError, ValueError, IndexError, StopIteration):
-        return True
 
 
 def _warn_leftovers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:

@@ -3,9 +3,7 @@ one summary row back (built here, once, for every outcome)."""
 
 from __future__ import annotations
 
-import json
-import os
-import socket
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -13,8 +11,9 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 
 from ..errors import InputError, SiamtrtError
+from .errors import BatchError
 from .jobs import VideoJob
-from .writers import lock_path, open_result_writer, result_path
+from .writers import hold_lock, lock_path, open_result_writer, result_path
 
 #: the summary's columns (summary.csv keeps this order)
 SUMMARY_FIELDS = ("name", "status", "frames", "seconds", "fps", "worker", "attempts", "file", "source", "bbox_from",
@@ -61,8 +60,9 @@ def track_one(tracker, job: VideoJob, out_dir: Union[str, Path], fmt: str = "csv
     """Track one video with ``tracker`` (a runtime Tracker) and stream its rows; returns its summary entry.
 
     Never raises for a bad video: a decoding error, a missing box or a tracker error becomes ``status: failed`` with
-    the error text; rows tracked before a failure stay in ``NAME.part`` (named in the entry). A killed process
-    leaves its ``.part`` / ``.lock`` files behind, which the next attempt replaces.
+    the error text; rows tracked before a failure stay in ``NAME.part`` (named in the entry). The video's ``.lock`` is
+    flock'ed while it is written (:func:`~siamtrt.batch.writers.hold_lock`); a killed process leaves its ``.part`` /
+    ``.lock`` files behind (the OS releases the lock), which the next attempt replaces.
     """
     from ..runtime.video import open_frames
 
@@ -70,9 +70,14 @@ def track_one(tracker, job: VideoJob, out_dir: Union[str, Path], fmt: str = "csv
     lock = lock_path(final)
     t0 = time.perf_counter()
     writer = None
+    held = contextlib.ExitStack()
+
+    def busy(holder: str) -> BatchError:
+        return BatchError(f"{job.name} is being tracked by another process", evidence=f"{lock}: {holder}",
+                          fix="rerun once that process has ended")
+
     try:
-        lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                                    "worker": worker}))
+        held.enter_context(hold_lock(lock, busy, worker=worker))
         if job.bbox is None:
             raise InputError(f"{job.name}: no init box", evidence="not in the bbox file, no ground truth beside it",
                              fix="add a line 'name,x,y,w,h' to --bbox-file")
@@ -98,10 +103,7 @@ def track_one(tracker, job: VideoJob, out_dir: Union[str, Path], fmt: str = "csv
                            seconds=time.perf_counter() - t0, file=part.name if part else "",
                            error=_error_text(e), attempts=attempts, max_frames=max_frames)
     finally:
-        try:
-            lock.unlink()
-        except OSError:
-            pass
+        held.close()  # after the writer's last byte
 
 
 __all__ = ["SUMMARY_FIELDS", "summary_row", "track_one", "video_request"]

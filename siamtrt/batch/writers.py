@@ -4,19 +4,26 @@ extra format) through a writer with the same interface, and one reader for both.
 Both formats hold the columns of the runtime's CSV (``frame,target,x,y,w,h,score``, frame and target 0-based; frame
 0 is the init box with score 1, as runtime/track.py writes it) at full float precision, and both are written as
 ``NAME.part`` while the video is tracked and renamed to ``NAME`` when it is complete, so a final file is always whole.
+Lock files (a video's ``NAME.lock``, the run's ``track-many.lock``) are ``flock``ed by who writes (:func:`hold_lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import IO, Callable, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
 from ..outputs import part_path
 from ..runtime.boxes import CSV_HEADER, BoxWriter, read_results as read_box_results, read_scores
+from .errors import BatchError
 
 RESULT_FORMATS = ("csv", "parquet")
 PathLike = Union[str, Path]
@@ -91,7 +98,7 @@ def result_path(out_dir: PathLike, name: str, fmt: str) -> Path:
 
 
 def lock_path(final: PathLike) -> Path:
-    """``OUT/<name>.<fmt>.lock``: who is tracking the video now (JSON: worker pid, host, start time)."""
+    """``OUT/<name>.<fmt>.lock``: flock'ed by the worker tracking the video (JSON: its pid, host, start time)."""
     final = Path(final)
     return final.with_name(final.name + ".lock")
 
@@ -100,6 +107,73 @@ def partial_paths(out_dir: PathLike, name: str, fmt: str) -> Tuple[Path, Path]:
     """A video's ``NAME.<fmt>.part`` (rows so far) and ``.lock`` (who is on it) in ``out_dir``."""
     final = result_path(out_dir, name, fmt)
     return part_path(final), lock_path(final)
+
+
+def lock_file(path: Path) -> Optional[IO[str]]:
+    """``path`` opened (created when missing) and exclusively ``flock``ed, or None while another process holds it.
+
+    The OS releases the lock when its process ends however it ends (even SIGKILL), so a lock found free is stale,
+    whatever pid its file names (that process may be alive, or the pid reused). A holder removes the file when done;
+    a file removed between our open and our lock is opened again.
+
+    Raises:
+        BatchError: the file system has no locks (ENOLCK / ENOSYS); a file this call created is removed.
+    """
+    while True:
+        existed = path.exists()
+        f = open(path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            return None
+        except OSError as e:  # ENOLCK / ENOSYS: NFS without lockd, some FUSE and Lustre mounts
+            f.close()
+            if not existed:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise BatchError(f"the file system of {path.parent} does not support file locks, which keep two runs "
+                             "(or workers) from writing into one folder",
+                             evidence=f"flock {path}: {type(e).__name__}: {e}",
+                             fix="choose an --out on a local disk (or a mount with locks: NFSv4, Lustre with "
+                                 "-o flock) and copy the results afterwards") from None
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                return f
+        f.close()
+
+
+def lock_record(path: Path) -> str:
+    """What a lock file says of its holder (its JSON text), for messages."""
+    try:
+        return path.read_text().strip() or "(no details yet)"
+    except OSError as e:
+        return f"(unreadable: {e.strerror})"
+
+
+@contextlib.contextmanager
+def hold_lock(path: Path, busy: Callable[[str], Exception], **info) -> Iterator[str]:
+    """Hold :func:`lock_file` on ``path`` for the block, the file saying who (JSON: pid, host, start time, ``info``);
+    yields what it said before (a killed holder's record; "" when new). The file is removed at the end.
+
+    Raises:
+        ``busy(record)`` while another process holds it (``record``: its file's text); BatchError: no file locks.
+    """
+    f = lock_file(path)
+    if f is None:
+        raise busy(lock_record(path))
+    try:
+        f.seek(0)
+        before = f.read().strip()
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), **info}))
+        f.flush()
+        yield before
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        f.close()
 
 
 def open_result_writer(path: PathLike, fmt: str):
@@ -133,5 +207,5 @@ def read_results(path: PathLike) -> VideoResults:
     return VideoResults(boxes, scores)
 
 
-__all__ = ["ParquetBoxWriter", "RESULT_FORMATS", "VideoResults", "lock_path", "open_result_writer", "partial_paths",
-           "read_results", "result_path"]
+__all__ = ["ParquetBoxWriter", "RESULT_FORMATS", "VideoResults", "hold_lock", "lock_file", "lock_path",
+           "lock_record", "open_result_writer", "partial_paths", "read_results", "result_path"]

@@ -115,10 +115,23 @@ def test_truncated_video_is_ok_with_a_warning(batch_model, bag_video, tmp_path):
     assert np.isfinite(read_results(tmp_path / "out" / "cut.csv").boxes).all()
 
 
+def _hold_flock(path):
+    """A process holding an exclusive flock on ``path`` (as a worker of a killed run does on its video's .lock)."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+                          "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(120)", str(path)],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
 def test_rerun_waits_for_the_workers_of_a_killed_run(ray_local, batch_model, video_set, tmp_path):
     """After a driver SIGKILL its workers go on writing their videos for a few seconds: a rerun then replaced their
-    .part files under them (two writers in one file). Refused, before Ray starts, while a .lock names a live process
-    of this host that started before the lock; a pid reused by a later process does not hold the video."""
+    .part files under them (two writers in one file). Refused, before Ray starts, while a process holds the flock of
+    a video's .lock, whatever pid the file names (here one that has exited); a .lock nobody holds is stale even when
+    its pid is alive (the old pid + /proc start-time check refused the first case's opposite and ran the first)."""
     import socket
     import subprocess
     import sys
@@ -129,45 +142,90 @@ def test_rerun_waits_for_the_workers_of_a_killed_run(ray_local, batch_model, vid
     out.mkdir()
     part, lock = out / "synth2.csv.part", out / "synth2.csv.lock"
     part.write_text("frame,target,x,y,w,h,score\n0,0,1,2,3,4,1\n")
-    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid names no process now
+    lock.write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(), "started": time.time()}))
+    holder, alive = _hold_flock(lock), subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        time.sleep(0.1)
-        lock.write_text(json.dumps({"pid": worker.pid, "host": socket.gethostname(), "started": time.time()}))
         with pytest.raises(BatchError, match="still being written") as e:
             track_many(batch_model, [root / "synth2"], out, bbox_file=boxes, workers=1, max_frames=5,
                        progress=False)
-        assert f"pid {worker.pid}" in e.value.evidence and "kill" in e.value.fix
+        assert f"synth2 (pid {gone.pid})" in e.value.evidence and "kill" in e.value.fix
         assert part.read_text().count("\n") == 2 and lock.is_file()  # untouched
-        # the same pid, but the process started after the lock was written: another process, the video is free
-        lock.write_text(json.dumps({"pid": worker.pid, "host": socket.gethostname(), "started": time.time() - 3600}))
+        holder.kill()  # SIGKILL: the OS releases its flock
+        holder.wait()
+        time.sleep(0.5)
+        lock.write_text(json.dumps({"pid": alive.pid, "host": socket.gethostname(), "started": time.time()}))
         rep = track_many(batch_model, [root / "synth2"], out, bbox_file=boxes, workers=1, max_frames=5,
-                         progress=False)
+                         progress=False)  # a live pid without the flock: stale
     finally:
-        worker.kill()
-        worker.wait()
-    assert rep.tracked == ["synth2"] and not rep.failed
+        for p in (holder, alive):
+            p.kill()
+            p.wait()
+    assert rep.tracked == ["synth2"] and not rep.failed and not lock.exists()
     assert read_results(out / "synth2.csv").boxes.shape[0] == 5
+
+
+def test_worker_holds_the_flock_of_its_video(batch_model, bag_video, tmp_path):
+    """The worker flocks its video's .lock while it tracks (a record alone told nothing once its pid was reused),
+    removes it when done, and a video whose .lock another process holds is failed, not written beside it."""
+    import fcntl
+
+    lock, seen = tmp_path / "bag.csv.lock", []
+    tracker = Tracker.from_model_dir(batch_model, backend="onnxruntime", threads=1)
+    real_init = tracker.init
+
+    def probe(frame, box):  # during tracking: another open of the .lock cannot take the flock
+        with open(lock) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen.append("free")
+            except BlockingIOError:
+                seen.append(json.loads(lock.read_text())["pid"])
+        real_init(frame, box)
+
+    tracker.init = probe
+    job = VideoJob("bag", str(bag_video), [316.0, 140.0, 112.0, 115.0])
+    assert track_one(tracker, job, tmp_path, max_frames=2)["status"] == "ok"
+    assert seen == [os.getpid()] and not lock.exists()
+    holder = _hold_flock(lock)
+    try:
+        row = track_one(tracker, job, tmp_path, max_frames=2)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert row["status"] == "failed" and "being tracked by another process" in row["error"] and lock.exists()
+    assert len(seen) == 1  # not tracked
 
 
 def test_run_lock_on_a_file_system_without_locks_and_damaged_worker_locks(tmp_path, monkeypatch):
     """flock failing with ENOLCK (NFS without lockd) was an OSError traceback that left track-many.lock behind (the
     next run then called it a killed run's); a worker .lock naming pid -1 or a non-numeric time crashed the check or
-    advised `kill -1`. Now: a BatchError naming the mount problem, nothing left; damaged locks replaced as before."""
-    import socket
+    advised `kill -1`. Now: a BatchError naming the mount problem, nothing left; a damaged .lock nobody holds is
+    replaced as before, one a process holds is refused with its text."""
+    import fcntl
 
     import siamtrt.batch.many as many
 
     def no_locks(f, op):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(many.fcntl, "flock", no_locks)
+    monkeypatch.setattr(fcntl, "flock", no_locks)
     with pytest.raises(BatchError, match="does not support file locks") as e:
         with many.output_lock(tmp_path):
             pass
     assert "ENOLCK" in e.value.evidence or "No locks available" in e.value.evidence
     assert not (tmp_path / many.RUN_LOCK).exists()
-    host = socket.gethostname()
-    for bad in ({"pid": -1, "host": host, "started": 1e18}, {"pid": os.getppid(), "host": host, "started": "x"},
-                {"pid": "1", "host": host, "started": None}):
+    monkeypatch.undo()
+    todo = [VideoJob("v", str(tmp_path / "v.avi"), None)]
+    for bad in ({"pid": -1, "started": 1e18}, {"pid": os.getppid(), "started": "x"}, ["not", "a", "record"]):
         (tmp_path / "v.csv.lock").write_text(json.dumps(bad))
-        many._refuse_live_workers(tmp_path, [VideoJob("v", str(tmp_path / "v.avi"), None)], "csv")  # no error
+        many._refuse_live_workers(tmp_path, todo, "csv")  # nobody holds it: no error
+    holder = _hold_flock(tmp_path / "v.csv.lock")
+    try:
+        with pytest.raises(BatchError, match="still being written") as e:
+            many._refuse_live_workers(tmp_path, todo, "csv")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert 'v (["not", "a", "record"])' in e.value.evidence
