@@ -11,13 +11,11 @@ not run: the guides' commands need checkpoints, GPUs, Jetsons or minutes.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from typing import Dict, List, Set, Tuple
+from typing import List, Tuple
 
 import pytest
 
-from cli_helpers import REPO, cli_env
+from cli_helpers import REPO, help_options
 
 DOCS = sorted((REPO / "docs").glob("*.md"))
 #: paths the docs name that are not this repository's: pysot's scripts
@@ -55,18 +53,6 @@ def doc_commands() -> List[Tuple[str, str, List[str]]]:
                         continue
                     found.append((doc.name, line.strip(), argv))
     return found
-
-
-_HELP: Dict[Tuple[str, ...], Set[str]] = {}
-
-
-def help_options(argv: List[str]) -> Set[str]:
-    if tuple(argv) not in _HELP:
-        r = subprocess.run([sys.executable, *argv, "--help"], capture_output=True, text=True, env=cli_env(),
-                           cwd=REPO, timeout=120)
-        assert r.returncode == 0, f"{' '.join(argv)} --help failed: {r.stderr[-500:]}"
-        _HELP[tuple(argv)] = set(re.findall(r"(--[a-z][a-z0-9-]*)", r.stdout))
-    return _HELP[tuple(argv)]
 
 
 @pytest.mark.parametrize("doc,line,argv", doc_commands(), ids=lambda v: v[:60] if isinstance(v, str) else None)
