@@ -78,3 +78,13 @@ def test_named_repository_paths_exist():
                 if path not in EXTERNAL and not (REPO / path).exists() and not (doc.parent / path).exists():
                     missing.append(f"{doc.relative_to(REPO)}:{n}: {path}")
     assert not missing, "paths named in the docs that the repository does not have:\n" + "\n".join(missing)
+
+
+def test_readme_lists_every_job():
+    """The README's job table names every job of ``siamtrt --help`` (soak and make-synthetic were missing)."""
+    from siamtrt.cli.main import JOBS
+
+    rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `siamtrt ")]
+    cells = " ".join(" ".join(row.split(" | ")[:2]) for row in rows)  # job, and what it does ("also `accuracy`")
+    named = set(re.findall(r"`(?:siamtrt )?([a-z][a-z0-9-]*)`", cells))
+    assert set(JOBS) <= named, f"jobs the README's table does not name: {sorted(set(JOBS) - named)}"
