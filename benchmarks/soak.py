@@ -1,18 +1,12 @@
 #!/usr/bin/env python
-"""Soak: memory and frame time over long runs (runtime in every mode, Triton tracker model, Ray with killed workers).
-
-  python benchmarks/soak.py --model DIR --mode all --frames 10000 --targets 1 4
-  python benchmarks/soak.py --model DIR --parts runtime triton ray
-
-JSON + PNG into results/soak/<date-time>/ (see siamtrt/cli/soak.py).
-"""
+"""``python benchmarks/soak.py`` = ``siamtrt soak``: options and help in siamtrt/cli/soak.py (``--help``)."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from siamtrt.cli.soak import main  # noqa: E402
+from siamtrt.cli.main import run_job  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_job("soak"))

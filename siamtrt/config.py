@@ -204,7 +204,7 @@ class ModelConfig:
                        rpn=d["rpn"], anchor=anchor, track=track, description=d.get("description", ""), **kw)
         except KeyError as e:
             raise ConfigError(f"model config is missing the field {e}", evidence=json.dumps(d)[:400],
-                              fix="re-export the model with `python export/to_onnx.py`") from None
+                              fix="re-export the model with `siamtrt export`") from None
 
 
 def _make(cls, values: Dict[str, Any], where: str):

@@ -53,7 +53,7 @@ def weights_kind(meta: Dict[str, Any]) -> str:
     if kind not in WEIGHTS_KINDS:
         raise ModelDirError(f"unknown weights kind {kind!r} in the model metadata",
                             evidence=f"expected one of {WEIGHTS_KINDS} (or the older 'trained' key)",
-                            fix="re-export it with python export/to_onnx.py")
+                            fix="re-export it with siamtrt export")
     return kind
 
 
@@ -228,7 +228,7 @@ def _onnx_header(path: Path) -> Tuple[int, bool, Dict[str, str]]:
 
 def reexport_fix(path: Path) -> str:
     """The fix for an ONNX file of a model directory that cannot be read."""
-    return (f"copy it again from the directory it came from, or re-export the directory: python export/to_onnx.py "
+    return (f"copy it again from the directory it came from, or re-export the directory: siamtrt export "
             f"--config NAME --checkpoint model.pth --out {Path(path).parent}")
 
 
@@ -245,7 +245,7 @@ def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelDirError(f"{path} does not exist", fix="export the model: python export/to_onnx.py --config NAME "
+        raise ModelDirError(f"{path} does not exist", fix="export the model: siamtrt export --config NAME "
                             f"--checkpoint model.pth --out {path.parent}")
     reexport = reexport_fix(path)
     if path.stat().st_size == 0:
@@ -271,7 +271,7 @@ def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
     if missing:
         raise ModelDirError(f"{path} lacks siamtrt metadata keys {missing}",
                             evidence="it was not written by siamtrt's exporter (or by an older version)",
-                            fix="re-export it with python export/to_onnx.py")
+                            fix="re-export it with siamtrt export")
     return meta
 
 

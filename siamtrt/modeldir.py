@@ -50,7 +50,7 @@ SHARED_KEYS = ("arch", "family", "exemplar_size", "instance_size", "score_size",
 #: calibration file, library, method, fidelity) and is the same in both branches of one quantize run
 PER_BRANCH_QUANTIZATION = ("samples", "excluded_nodes", "range_methods", "source_sha256", "float_mac_share",
                            "trt_calibration_cache")
-REEXPORT = "re-export the directory: python export/to_onnx.py --config NAME --checkpoint model.pth --out DIR"
+REEXPORT = "re-export the directory: siamtrt export --config NAME --checkpoint model.pth --out DIR"
 XCORR_FORMS = ("conv", "plugin")
 BATCH_FORMS = ("dynamic", "1")
 
@@ -59,6 +59,12 @@ def track_command(model_dir: Union[str, Path], backend: str = "") -> str:
     """The "next:" step of a job that wrote ``model_dir``, in the ``siamtrt JOB`` form the README teaches."""
     backend = f" --backend {backend}" if backend else ""
     return f"siamtrt track --model {model_dir}{backend} --video VIDEO --bbox x,y,w,h"
+
+
+def build_command(model_dir: Union[str, Path], flags: str = "") -> str:
+    """The command that builds ``model_dir``'s engines (``flags``: e.g. "--int8"), in the same form: the fixes of
+    every missing or stale engine and the rebuild command each sidecar records."""
+    return f"siamtrt build --model {model_dir}" + (f" {flags}" if flags else "")
 
 
 def sidecar_path(engine_path: Union[str, Path]) -> Path:
@@ -115,7 +121,7 @@ class ModelDir:
         if not path.is_dir():
             raise ModelDirError(f"model directory {path} does not exist" if not path.exists()
                                 else f"{path} is a file, not a model directory",
-                                fix="pass the folder written by python export/to_onnx.py (it holds "
+                                fix="pass the folder written by siamtrt export (it holds "
                                     f"{', '.join(ONNX_FILES.values())})")
         missing = [f for f in ONNX_FILES.values() if not (path / f).is_file()]
         if missing:
@@ -126,7 +132,7 @@ class ModelDir:
         if require_conv and md.xcorr == "plugin":
             raise ModelDirError(f"{path} uses the DepthwiseXCorr TensorRT plugin node, which only TensorRT can run",
                                 evidence="metadata xcorr = 'plugin'",
-                                fix="use the plugin-free export of the same model (python export/to_onnx.py ... "
+                                fix="use the plugin-free export of the same model (siamtrt export ... "
                                     "--xcorr conv)")
         if require_fp32 and md.precision != "fp32":
             raise ModelDirError(f"{path} is already a reduced-precision directory ({md.precision})",
@@ -421,7 +427,7 @@ class Target:
 
 
 #: how to get a directory every plugin-free target takes
-PLUGIN_FREE_FIX = "export the plugin-free form (python export/to_onnx.py ... --xcorr conv)"
+PLUGIN_FREE_FIX = "export the plugin-free form (siamtrt export ... --xcorr conv)"
 
 TARGETS: Dict[str, Target] = {t.name: t for t in (
     Target("onnxruntime", "ONNX Runtime (CPU / CUDA)",
@@ -429,9 +435,9 @@ TARGETS: Dict[str, Target] = {t.name: t for t in (
     Target("openvino", "OpenVINO (CPU)",
            fix=PLUGIN_FREE_FIX),
     Target("tensorrt", "TensorRT (JetPack, desktop)", xcorr=XCORR_FORMS,
-           fix="re-export with python export/to_onnx.py", engine_packages=("tensorrt",)),
+           fix="re-export with siamtrt export", engine_packages=("tensorrt",)),
     Target("tensorrt_rtx", "TensorRT-RTX (no plugin layers)",
-           fix="build from the conv-mode export (python export/to_onnx.py ... --xcorr conv)",
+           fix="build from the conv-mode export (siamtrt export ... --xcorr conv)",
            engine_packages=("tensorrt_rtx",)),
     # Triton model repositories (export/to_triton.py --backend ...): the Python backend runs ONNX Runtime, the
     # TensorRT backend links full TensorRT (it cannot load TensorRT-RTX engines)
@@ -440,10 +446,10 @@ TARGETS: Dict[str, Target] = {t.name: t for t in (
     Target("triton_onnxruntime", "Triton's ONNX Runtime backend",
            fix=PLUGIN_FREE_FIX + ", or --backend tensorrt"),
     Target("triton_tensorrt", "Triton's TensorRT backend (full TensorRT)", xcorr=XCORR_FORMS,
-           fix="re-export with python export/to_onnx.py", engine_packages=("tensorrt",)),
+           fix="re-export with siamtrt export", engine_packages=("tensorrt",)),
     Target("opencv", "OpenCV's cv2.TrackerDaSiamRPN", precisions=("fp32",), families=("dasiamrpn",),
-           fix="use the fp32 conv-mode export of a DaSiamRPN vot/otb checkpoint (python export/to_onnx.py --config "
-               "SiamRPNvot --checkpoint SiamRPNVOT.model --out DIR), or no directory: python export/to_opencv.py "
+           fix="use the fp32 conv-mode export of a DaSiamRPN vot/otb checkpoint (siamtrt export --config "
+               "SiamRPNvot --checkpoint SiamRPNVOT.model --out DIR), or no directory: siamtrt export --target opencv "
                "--config SiamRPNvot --checkpoint SiamRPNVOT.model"),
 )}
 
@@ -466,4 +472,4 @@ def check_target(md: ModelDir, target: str) -> Target:
 
 __all__ = ["BATCH_FORMS", "BRANCHES", "ENGINE_FILES", "ModelDir", "ONNX_FILES", "PER_BRANCH_QUANTIZATION", "REEXPORT",
            "SEARCH_ONNX", "SHARED_KEYS", "SIDECAR_SUFFIX", "TARGETS", "TEMPLATE_ONNX", "TRT_CACHE_FILES", "Target",
-           "XCORR_FORMS", "check_target", "migrate", "sidecar_path", "track_command"]
+           "XCORR_FORMS", "build_command", "check_target", "migrate", "sidecar_path", "track_command"]

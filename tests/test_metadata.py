@@ -73,7 +73,7 @@ def test_empty_or_truncated_onnx_is_named_as_such(tmp_path):
     with pytest.raises(ModelDirError) as e:
         read_onnx_metadata(p)
     msg = str(e.value)
-    assert "is empty (0 bytes)" in msg and "copy it again" in msg and "to_onnx.py" in msg
+    assert "is empty (0 bytes)" in msg and "copy it again" in msg and "siamtrt export --config" in msg
     assert "lacks siamtrt metadata" not in msg and "exporter" not in msg
     p.write_bytes(b"\x08\x00")  # a valid protobuf varint: parses as a ModelProto without a graph
     with pytest.raises(ModelDirError, match="not an ONNX model") as e:

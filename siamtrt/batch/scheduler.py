@@ -95,7 +95,7 @@ class _Pool:
             self.pids = dict(zip(actors, ray.get([a.pid.remote() for a in actors]))) if actors else {}
         except ray.exceptions.RayError as e:  # the tracker could not be built in the worker
             raise BatchError(f"the tracker actors could not load {model}", evidence=str(e)[-800:],
-                             fix="check the model directory with python runtime/track.py --model DIR first") from None
+                             fix="check the model directory with siamtrt track --model DIR first") from None
 
     def replace(self, actor):
         self.pids.pop(actor, None)

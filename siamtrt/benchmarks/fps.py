@@ -660,7 +660,7 @@ def _auto_bf16_check(model_dir: Path, video: Path, bbox: Sequence[float], thread
         return []
     hint = bf16_plan_text(rec)
     return [f"OpenVINO bf16 check for {Path(model_dir).name}, measured now on {rec['crops']} crops of {video.name} "
-            f"(kept for later runs; python calibration/quantize.py --check-bf16 measures on your own crops): {hint}; "
+            f"(kept for later runs; siamtrt quantize --check-bf16 measures on your own crops): {hint}; "
             f"worst template cls {rec['cls']:.4f} loc {rec['loc']:.4f} vs f32 — "
             + ("bf16 kept" if rec["passed"] else "NOT kept, f32")]
 

@@ -64,7 +64,7 @@ def read_result(rdir: Union[str, Path], seq_name: str) -> Tuple[np.ndarray, Opti
     bpath, tpath = result_paths(rdir, seq_name)
     if not bpath.is_file():
         raise InputError(f"no result for sequence '{seq_name}' in {Path(rdir)}", evidence=f"missing {bpath.name}",
-                         fix="run the tracker first: python benchmarks/accuracy.py ... (results are cached)")
+                         fix="run the tracker first: siamtrt accuracy ... (results are cached)")
     try:
         boxes = np.loadtxt(bpath, delimiter=",", ndmin=2)
     except ValueError as e:

@@ -324,7 +324,7 @@ def ensure_precision(fp32_dir: Path, precision: str) -> Path:
         return out
     raise ModelDirError(f"no {precision} model directory for {fp32_dir}",
                         evidence="INT8 needs calibration crops, which the benchmark does not collect on its own",
-                        fix=f"python calibration/collect.py --model {fp32_dir} ... then python calibration/quantize.py "
+                        fix=f"siamtrt collect --model {fp32_dir} ... then siamtrt quantize "
                             f"--model {fp32_dir} --precision int8 --out {out}, and pass --model {out}")
 
 

@@ -168,7 +168,7 @@ class CalibrationSet:
                 f"calibration file {self.path or ''} does not fit the model {model.path}",
                 evidence=f"crops are exemplar/instance {have[0]}/{have[1]}, the model ({model.meta['arch']}) "
                          f"takes {want[0]}/{want[1]}",
-                fix=f"collect crops for this model: python calibration/collect.py --model {model.path} --video V "
+                fix=f"collect crops for this model: siamtrt collect --model {model.path} --video V "
                     f"--bbox x,y,w,h --out calib.npz")
         mine = self.meta.get("checkpoint_sha256")
         same = (mine == model.checkpoint_sha256 if mine is not None
@@ -179,7 +179,7 @@ class CalibrationSet:
                     f"{model.sha256('template')[:16]}…")
             raise CalibrationError(f"calibration file {self.path or ''} was collected on other weights than "
                                    f"{model.path}", evidence=f"it records {what}",
-                                   fix=f"collect crops with this model: python calibration/collect.py --model "
+                                   fix=f"collect crops with this model: siamtrt collect --model "
                                        f"{model.path} --video V --bbox x,y,w,h --out calib.npz (or --force if the "
                                        "two are exports of the same weights)")
 
@@ -225,7 +225,7 @@ def load_calibration(path: Union[str, Path]) -> CalibrationSet:
         CalibrationError: missing, empty, corrupt or inconsistent file (what is wrong, and how to re-collect).
     """
     path = Path(path)
-    recollect = (f"re-create it: python calibration/collect.py --model DIR --video V --bbox x,y,w,h "
+    recollect = (f"re-create it: siamtrt collect --model DIR --video V --bbox x,y,w,h "
                  f"--out {path}")
     if not path.is_file():
         raise CalibrationError(f"calibration file {path} does not exist", fix=recollect)

@@ -183,7 +183,7 @@ def collect_statistics(model_path: Union[str, Path], feeds: Iterable[Feed], *,
                     raise CalibrationError(f"ONNX Runtime could not run {Path(model_path).name} on the calibration "
                                            f"feeds", evidence=f"feed {names}: {str(e).splitlines()[0][:300]}",
                                            fix="re-collect the calibration file for this model directory: "
-                                               "python calibration/collect.py --model DIR ...") from None
+                                               "siamtrt collect --model DIR ...") from None
                 n = sum(next(iter(f.values())).shape[0] for f in part)
                 samples += n
                 bar.update(n)
@@ -192,7 +192,7 @@ def collect_statistics(model_path: Union[str, Path], feeds: Iterable[Feed], *,
         if samples == 0:
             raise CalibrationError(f"no calibration data reached {Path(model_path).name}",
                                    evidence="the calibration feed iterator was empty",
-                                   fix="collect crops first: python calibration/collect.py --model DIR --video V "
+                                   fix="collect crops first: siamtrt collect --model DIR --video V "
                                        "--bbox x,y,w,h --out calib.npz")
         if histograms:
             hist = dict(calibrator.collector.histogram_dict)

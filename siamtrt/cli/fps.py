@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--interleave", action="store_true", help=argparse.SUPPRESS)  # the default now; kept working
     run.add_argument("--precision-hint", choices=("f32", "bf16", "auto"),
                      help="OpenVINO's float-layer precision (default: its own, auto = bf16 only where a passing "
-                          "bf16 fidelity record exists (python calibration/quantize.py --check-bf16), else f32); a "
+                          "bf16 fidelity record exists (siamtrt quantize --check-bf16), else f32); a "
                           "bf16 variant is labelled [bf16]")
     run.add_argument("--no-probe", action="store_true",
                      help="skip the engines' matrix-throughput probe (no 'of peak' column)")

@@ -43,11 +43,12 @@ JOBS: Dict[str, Tuple[str, str]] = {
     "client": ("client", ""),
     "serving-bench": ("serving_bench", "benchmarks/serving.py"),
     "track-many": ("track_many", "benchmarks/track_many.py"),
+    "soak": ("soak", "benchmarks/soak.py"),
 }
 #: the order and grouping of ``siamtrt --help``
 GROUPS = (("model", ("export", "collect", "quantize", "report", "build", "inspect")),
           ("track", ("track", "bench", "accuracy", "modes", "int8-family", "make-synthetic")),
-          ("serve", ("triton", "serve", "client", "serving-bench", "track-many")))
+          ("serve", ("triton", "serve", "client", "serving-bench", "track-many", "soak")))
 
 
 def job_summary(job: str) -> str:

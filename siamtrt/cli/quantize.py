@@ -129,7 +129,7 @@ def _int8(args):
     _check_copy_options(args)
     if not args.calib:
         raise CalibrationError("--precision int8 needs --calib",
-                               fix="collect crops first: python calibration/collect.py --model DIR "
+                               fix="collect crops first: siamtrt collect --model DIR "
                                    "--video V --bbox x,y,w,h --out calib.npz")
     from siamtrt.calibration.qdq import quantize_int8
 
@@ -151,7 +151,7 @@ def _check_bf16(args) -> int:
     """--check-bf16: measure and record OpenVINO's bf16 fidelity for --model (siamtrt.calibration.sensitivity)."""
     if not args.calib:
         raise CalibrationError("--check-bf16 needs --calib (real crops: synthetic probes do not show bf16's errors)",
-                               fix="collect crops first: python calibration/collect.py --model DIR --video V "
+                               fix="collect crops first: siamtrt collect --model DIR --video V "
                                    "--bbox x,y,w,h --out calib.npz")
     given = [f"--{k.replace('_', '-')}" for k in ("precision", "out") if getattr(args, k) is not None]
     if given:

@@ -29,7 +29,7 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)
     p.add_argument("--model-repository", required=True, type=Path, metavar="DIR",
-                   help="model repository (written by siamtrt triton / python export/to_triton.py)")
+                   help="model repository (written by siamtrt triton)")
     p.add_argument("--http-port", type=int, default=8000, help="HTTP port (default 8000, as tritonserver)")
     p.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default 8001, as tritonserver)")
     p.add_argument("--address", default="127.0.0.1",

@@ -1,15 +1,15 @@
-"""Soak: memory and frame time over long runs — the runtime in every mode, the Triton tracker model with sequences
+"""Memory and frame time over long runs (soak) — the runtime in every mode, the Triton tracker model with sequences
 started, ended and abandoned, Ray with a worker killed twice. JSON + PNG into results/soak/<date-time>/.
 
-  python benchmarks/soak.py --model DIR --mode all --frames 10000 --targets 1 4          # the runtime (default part)
-  python benchmarks/soak.py --model DIR --parts triton --streams 8 --stream-frames 2000  # a real local tritonserver
-  python benchmarks/soak.py --model DIR --parts ray --ray-videos 24 --kills 2            # a local Ray instance
-  python benchmarks/soak.py --model DIR --parts runtime triton ray                       # all three
+  siamtrt soak --model DIR --mode all --frames 10000 --targets 1 4     # the runtime (= python benchmarks/soak.py)
+  siamtrt soak --model DIR --parts triton --streams 8 --stream-frames 2000  # a real local tritonserver
+  siamtrt soak --model DIR --parts ray --ray-videos 24 --kills 2            # a local Ray instance
+  siamtrt soak --model DIR --parts runtime triton ray                       # all three
 
 Goals (issue 20): runtime RSS growth after warm-up <= 20 MB, local frames p99 <= 3x median, global frames p99 <= 3x
 their median; Triton server memory (PSS) flat, abandoned sequences released, streams isolated; Ray: nothing lost,
 summary complete. Exit 1 when a goal is missed. Long-term modes need a model exported with --lost-instance-size 831.
-Without --model: the alex matching-head stand-in with the long-term size (benchmarks/modes.py --make-stand-in),
+Without --model: the alex matching-head stand-in with the long-term size (siamtrt modes --make-stand-in),
 exported once into ./models (needs torch).
 """
 

@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional
 
 from ..errors import EngineError, InputError
 from ..metadata import PRECISIONS
-from ..modeldir import XCORR_FORMS
+from ..modeldir import XCORR_FORMS, build_command
 from ..outputs import check_writable
 
 HARDWARE_COMPAT = ("none", "ampere_plus", "same_compute_capability")
@@ -99,11 +99,12 @@ class BuildOptions:
             raise EngineError(f"unknown hardware compatibility '{self.hardware_compatibility}'",
                               evidence=f"valid: {HARDWARE_COMPAT}")
         if self.workspace_gib is not None and self.workspace_gib <= 0:
-            raise EngineError(f"invalid workspace {self.workspace_gib} GiB", fix="pass a positive size, e.g. --workspace 2")
+            raise EngineError(f"invalid workspace {self.workspace_gib} GiB",
+                              fix="pass a positive size, e.g. --workspace 2")
         for name, path in (("--calib", self.calib), ("--plugin-lib", self.plugin_lib)):
             if path is not None and not Path(path).is_file():
                 raise InputError(f"{name} {path} does not exist",
-                                 fix="collect crops first: python calibration/collect.py --model DIR --video V --bbox "
+                                 fix="collect crops first: siamtrt collect --model DIR --video V --bbox "
                                      "x,y,w,h --out calib.npz" if name == "--calib"
                                  else "build it: python -m siamtrt.plugin.build --cpp")
         check_writable([self.timing_cache], what=["--timing-cache"], dirs=[self.out_dir])
@@ -115,10 +116,10 @@ class BuildOptions:
                 for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
 
     def rebuild_command(self, model_dir: Path) -> str:
-        """The exact ``export/build_engine.py`` command that reproduces a build with these (resolved) options:
+        """The exact ``siamtrt build`` command that reproduces a build with these (resolved) options:
         the precision, correlation and batch always, the rest where they differ from their defaults."""
         model_dir = Path(model_dir).resolve()
-        parts = ["python", "export/build_engine.py", "--model", str(model_dir)]
+        parts = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name == "out_dir" and value is not None and Path(value).resolve() == model_dir:
@@ -131,7 +132,7 @@ class BuildOptions:
             if isinstance(value, Path):
                 value = Path(value).resolve()
             parts += [f.metadata["flag"], f"{value:g}" if isinstance(value, float) else str(value)]
-        return " ".join(shlex.quote(p) for p in parts)
+        return build_command(shlex.quote(str(model_dir)), " ".join(shlex.quote(p) for p in parts))
 
 
 __all__ = ["BuildOptions", "HARDWARE_COMPAT", "PRECISION_HELP"]

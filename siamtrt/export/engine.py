@@ -33,7 +33,7 @@ from ..errors import EngineError, ExportError, InputError, folder_listing
 from ..locations import derived_model_dir
 from ..gpu.cuda import CudaProbe, probe_cuda
 from ..gpu.tensorrt import TrtLogger, TrtModule, import_tensorrt
-from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, ModelDir, check_target, track_command
+from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, ModelDir, build_command, check_target, track_command
 from ..outputs import atomic_path, check_writable, staged_dir
 from ..progress import progress_bar
 from . import sidecar as sc
@@ -46,14 +46,14 @@ log = logging.getLogger(__name__)
 def quantize_command(model_dir: Path, calib_file: str = "calib.npz") -> str:
     """The command that quantizes the FP32 directory ``model_dir`` for TensorRT (into ``<model_dir>-int8``)."""
     d = Path(model_dir)
-    return (f"python calibration/quantize.py --model {d} --calib {calib_file} --precision int8 --target tensorrt "
+    return (f"siamtrt quantize --model {d} --calib {calib_file} --precision int8 --target tensorrt "
             f"--out {derived_model_dir(d, 'int8')}")
 
 
 def _int8_fix(source: Path, calib_file: str) -> str:
     """Quantize ``source`` for TensorRT, then build the new directory."""
     return (quantize_command(source, calib_file)
-            + f"\npython export/build_engine.py --model {derived_model_dir(source, 'int8')} --int8")
+            + "\n" + build_command(derived_model_dir(source, "int8"), "--int8"))
 
 
 def quantize_source(md: ModelDir) -> Tuple[Path, str]:
@@ -431,7 +431,7 @@ def _profile_for(branch: str, inputs: Dict[str, List], md: ModelDir, opts: Build
                 if name != "search":
                     raise EngineError(f"{ONNX_FILES[branch]} input '{name}' has an unexpected dynamic axis {axis} "
                                       f"({d})",
-                                      fix="re-export the model directory with python export/to_onnx.py")
+                                      fix="re-export the model directory with siamtrt export")
                 s_opt = md.instance_size
                 triple = (s_opt, s_opt, s_opt) if dla else (min(sizes), s_opt, max(sizes))
             lo.append(triple[0])
@@ -577,11 +577,11 @@ def _refuse_xcorr(caps: BuilderCaps, md: ModelDir, branches: Sequence[str], xcor
                           "layers",
                           evidence="INetworkDefinition has neither add_plugin_v3 nor add_plugin_v2 (its ONNX parser "
                                    "also aborts the whole process on a plugin node, so siamtrt stops before parsing)",
-                          fix=f"build with --xcorr conv (python export/build_engine.py --model {md.path} --xcorr "
+                          fix=f"build with --xcorr conv (siamtrt build --model {md.path} --xcorr "
                               "conv), or use full TensorRT (JetPack / pypi.nvidia.com) for plugin mode")
     if xcorr == "conv" and md.xcorr == "plugin":
         raise EngineError(f"{md.onnx('search')} is in plugin mode; --xcorr conv needs the conv-mode export",
-                          fix="re-export with python export/to_onnx.py ... --xcorr conv")
+                          fix="re-export with siamtrt export ... --xcorr conv")
 
 
 def _plan_branches(requested: str, md: ModelDir, caps: BuilderCaps, branches: Sequence[str],
@@ -652,7 +652,7 @@ def _prepare_onnx(job: _BuildJob, branch: str, plan: PrecisionPlan, tmp: Path):
     if static_b is not None and opts.max_batch > static_b:
         raise EngineError(f"{src} was exported with a fixed batch of {static_b}; --max-batch {opts.max_batch} "
                           "needs a dynamic-batch export",
-                          fix="re-export without --batch 1: python export/to_onnx.py ... (batch is dynamic by default)")
+                          fix="re-export without --batch 1: siamtrt export ... (batch is dynamic by default)")
     if static_b is not None:
         fixed = static_b if static_b > 1 else None
     if branch == "search" and opts.xcorr == "plugin" and job.md.xcorr == "conv":
@@ -693,7 +693,7 @@ def _parse(job: _BuildJob, branch: str, plan: PrecisionPlan, parse_path: Path, c
         raise EngineError(f"{trt.describe()} could not parse {ONNX_FILES[branch]}"
                           + (" (prepared copy)" if changed else ""),
                           evidence="\n".join(e[:300] for e in errs)[:1500] or "; ".join(job.logger.errors)[-600:],
-                          fix="check that the export is current (python export/to_onnx.py) and see "
+                          fix="check that the export is current (siamtrt export) and see "
                               "docs/tensorrt.md for what each TensorRT version parses")
     return network, parser, _network_layers(trt, network)
 

@@ -75,7 +75,7 @@ OPENCV_CONSTANTS = {k: getattr(OPENCV_TRACK, k) for k in ("penalty_k", "window_i
 OPENCV_ANCHOR = AnchorConfig(stride=8, ratios=(0.33, 0.5, 1.0, 2.0, 3.0), scales=(8.0,))
 OPENCV_CHANNELS = 256  # feature channels of the kernels the tracker reshapes
 OPENCV_FIX = ("export a DaSiamRPN vot or otb model (--config SiamRPNvot | SiamRPNotb with its checkpoint), or run this "
-              "model with the siamtrt runtime (python export/to_onnx.py ..., then runtime/track.py)")
+              "model with the siamtrt runtime (siamtrt export ..., then siamtrt track)")
 
 
 # --------------------------------------------------------------------------------------------- what OpenCV runs
@@ -246,7 +246,7 @@ def opencv_paths(folder: Union[str, Path]) -> Dict[str, Path]:
     missing = [f for f in OPENCV_FILES.values() if not (folder / f).is_file()]
     if missing:
         raise InputError(f"{folder} lacks {missing}", evidence=folder_listing(folder),
-                         fix=f"write them with python export/to_opencv.py ... --out {folder}")
+                         fix=f"write them with siamtrt export --target opencv ... --out {folder}")
     return {k: folder / v for k, v in OPENCV_FILES.items()}
 
 

@@ -291,7 +291,7 @@ def files_arch(opencv_dir: Union[str, Path]) -> Tuple[str, str]:
     meta = decode({p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props})
     if "arch" not in meta:
         raise InputError(f"{path} carries no siamtrt metadata (not written by export/to_opencv.py)",
-                         fix="compare files written by python export/to_opencv.py")
+                         fix="compare files written by siamtrt export --target opencv")
     return str(meta["arch"]), f"{meta.get('weights')} ({str(meta.get('checkpoint_sha256'))[:16]})"
 
 

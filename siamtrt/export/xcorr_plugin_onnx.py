@@ -220,11 +220,11 @@ def convert_search_to_plugin(src: Path, dst: Path) -> Path:
         model = onnx.load(str(src))
     except Exception as e:
         raise ExportError(f"cannot read {src} as ONNX", evidence=repr(e)[:300],
-                          fix="re-export it with python export/to_onnx.py") from None
+                          fix="re-export it with siamtrt export") from None
     meta = decode({p.key: p.value for p in model.metadata_props})
     if meta.get("xcorr") == "plugin" or any(n.domain == PLUGIN_DOMAIN for n in model.graph.node):
         raise ExportError(f"{src} is already in plugin mode",
-                          fix="convert the conv-mode search.onnx (python export/to_onnx.py --xcorr conv)")
+                          fix="convert the conv-mode search.onnx (siamtrt export --xcorr conv)")
     if meta.get("family") == "dasiamrpn":
         raise ExportError(f"{src} is a DaSiamRPN model, whose up-channel correlation is not depthwise",
                           evidence=f"arch {meta.get('arch')}",

@@ -129,7 +129,7 @@ class Backend:
 
     @classmethod
     def missing_files_fix(cls, model_dir: Path) -> str:
-        return f"export the model: python export/to_onnx.py --config NAME --checkpoint model.pth --out {model_dir}"
+        return f"export the model: siamtrt export --config NAME --checkpoint model.pth --out {model_dir}"
 
     @classmethod
     def unavailable_reason(cls, model_dir: Optional[Path] = None) -> Optional[str]:
@@ -194,7 +194,7 @@ class Backend:
             if have != want:
                 raise ModelDirError(f"{self.instance_name(branch)}: model inputs do not match the metadata",
                                     evidence=f"model inputs {sorted(have)}, metadata expects {sorted(want)}",
-                                    fix="re-export the model directory with python export/to_onnx.py "
+                                    fix="re-export the model directory with siamtrt export "
                                         "(the ONNX file and its metadata disagree)")
 
     # ------------------------------------------------------------------------------------------------- running

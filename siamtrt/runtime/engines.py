@@ -21,7 +21,7 @@ from ..errors import EngineError
 from ..gpu.cuda import CudaDevice, require_cuda
 from ..gpu.tensorrt import TrtLogger, TrtModule, import_tensorrt
 from ..metadata import file_sha256
-from ..modeldir import sidecar_path
+from ..modeldir import build_command, sidecar_path
 
 LOG = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def rebuild_command(engine_path: Union[str, Path], side: Optional[Dict[str, Any]
         if isinstance(sib, dict) and sib.get("rebuild_command") and sib.get(DIGEST_KEY, sidecar_digest(sib)) == \
                 sidecar_digest(sib):
             return str(sib["rebuild_command"])
-    return f"python export/build_engine.py --model {engine_path.parent}"
+    return build_command(engine_path.parent)
 
 
 def _rebuild(side: Dict[str, Any], engine_path: Path) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import EngineError, InputError, ModelDirError, SiamtrtError
 from ..metadata import file_sha256, read_onnx_metadata, reexport_fix
-from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, ModelDir, sidecar_path
+from ..modeldir import BRANCHES, ENGINE_FILES, ONNX_FILES, ModelDir, build_command, sidecar_path
 from .backends import backend_class
 
 _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64",
@@ -199,7 +199,7 @@ def engine_report(engine_path: Union[str, Path], here: Optional[Dict[str, Any]] 
     engine_path = Path(engine_path)
     if not engine_path.is_file():
         raise EngineError(f"engine {engine_path} does not exist",
-                          fix="build it: python export/build_engine.py --model DIR")
+                          fix="build it: siamtrt build --model DIR")
     side = read_sidecar(engine_path)
     here = tensorrt_here() if here is None else here
     eng = side.get("engine") or {}
@@ -391,7 +391,7 @@ def _engine_lines(b: str, e: Dict[str, Any]) -> List[str]:
 
 def _bf16_line(b: Optional[Dict[str, Any]], here: str) -> str:
     if b is None:
-        return ("  OpenVINO bf16: no record (precision auto runs f32; measure it: python calibration/quantize.py "
+        return ("  OpenVINO bf16: no record (precision auto runs f32; measure it: siamtrt quantize "
                 "--model DIR --calib calib.npz --check-bf16)" if here == "installed" else
                 f"  OpenVINO bf16: no record ({here}: nothing here would use one)")
     from .openvino import bf16_plan_text
@@ -474,8 +474,8 @@ def format_report(rep: Dict[str, Any]) -> str:
         for b, e in rep["engines"].items():
             lines += _engine_lines(b, e)
     else:
-        lines.append(f"  engines: none ({' / '.join(ENGINE_FILES.values())} absent; python export/build_engine.py "
-                     f"--model {rep['path']})")
+        lines.append(f"  engines: none ({' / '.join(ENGINE_FILES.values())} absent; "
+                     f"{build_command(rep['path'])})")
     return "\n".join(lines)
 
 

@@ -81,7 +81,7 @@ def check_mode(mode: Mode, info) -> None:
     if mode.longterm and t.lost_instance_size is None:
         raise ModelDirError(f"{info.path}: mode {mode.name!r} needs the long-term search size, which this model "
                             f"directory was exported without",
-                            fix=f"re-export with python export/to_onnx.py --config {info.meta.get('arch', 'NAME')} "
+                            fix=f"re-export with siamtrt export --config {info.meta.get('arch', 'NAME')} "
                                 f"[--checkpoint model.pth] --lost-instance-size 831 --out DIR")
     if mode.longterm and t.lost_growth_step % info.anchor.stride:
         raise ModelDirError(f"{info.path}: lost_growth_step {t.lost_growth_step} is not a multiple of the anchor "

@@ -73,7 +73,7 @@ BF16_RECORD = "bf16-checks.json"
 #: and a day of this project's benchmarks left 2.0 GB in 117 blobs. Least recently used blobs go first (recompiled
 #: when next needed), checked when a backend starts.
 CACHE_MAX_BYTES = 2 << 30
-BF16_CHECK_FIX = ("measure it on your crops: python calibration/quantize.py --model DIR --calib calib.npz "
+BF16_CHECK_FIX = ("measure it on your crops: siamtrt quantize --model DIR --calib calib.npz "
                   "--check-bf16 (or quantize with --target openvino)")
 #: Batch sizes compiled: a batch of N runs as chunks of these sizes (N = 11: 8 + 3). The correlation folds the
 #: batch into its groups, so OpenVINO needs a static batch per compiled model; compiling every N a tracker meets
@@ -374,7 +374,7 @@ class OpenVinoBackend(Backend):
         if self.meta.get("xcorr") == "plugin":
             raise BackendError("this model directory uses the siamtrt::DepthwiseXCorr TensorRT plugin node, "
                                "which OpenVINO cannot run", evidence="metadata xcorr = 'plugin'",
-                               fix="export a plugin-free directory with python export/to_onnx.py ... --xcorr conv")
+                               fix="export a plugin-free directory with siamtrt export ... --xcorr conv")
         opts = self.options
         want = str(opts.get("precision") or "auto")
         if want not in PRECISIONS:
@@ -410,7 +410,7 @@ class OpenVinoBackend(Backend):
             raise ModelDirError(f"outputs {missing} are missing from the ONNX models",
                                 evidence=f"template outputs {self._out_names['template']}, "
                                          f"search outputs {self._out_names['search']}",
-                                fix="re-export the model directory with python export/to_onnx.py")
+                                fix="re-export the model directory with siamtrt export")
         self.precision = self._choose_precision(want)
         if self.precision == "bf16" and self.f32_convs:
             self._models["search"] = keep_f32(self._core, self._models["search"], self.f32_convs)
@@ -423,7 +423,7 @@ class OpenVinoBackend(Backend):
         src = resolve_source(self.sources[branch])
         if isinstance(src, Path) and not src.is_file():
             raise ModelDirError(f"{self.instance_name(branch)}: {src} does not exist",
-                                fix="export the model with python export/to_onnx.py")
+                                fix="export the model with siamtrt export")
         try:
             if isinstance(src, bytes):
                 model = self._core.read_model(src, b"")
@@ -435,7 +435,7 @@ class OpenVinoBackend(Backend):
             raise ModelDirError(f"{self.instance_name(branch)}: OpenVINO cannot read "
                                 f"{src if isinstance(src, Path) else 'the model bytes'}",
                                 evidence=str(e).strip().splitlines()[-1][:400],
-                                fix="re-export the model directory with python export/to_onnx.py") from None
+                                fix="re-export the model directory with siamtrt export") from None
         return model
 
     def _deactivate(self) -> None:

@@ -112,7 +112,7 @@ class OrtBackend(Backend):
                                "which ONNX Runtime cannot run",
                                evidence="metadata xcorr = 'plugin'",
                                fix="run it with --backend tensorrt, or export a plugin-free directory with "
-                                   "python export/to_onnx.py ... --xcorr conv")
+                                   "siamtrt export ... --xcorr conv")
         opts = self.options
         self.threads = cpu_threads(opts.get("threads"))
         self.providers = resolve_providers(opts.get("providers"), ort.get_available_providers())
@@ -130,7 +130,7 @@ class OrtBackend(Backend):
             src = resolve_source(self.sources[branch])
             if isinstance(src, Path) and not src.is_file():
                 raise ModelDirError(f"{self.instance_name(branch)}: {src} does not exist",
-                                    fix="export the model with python export/to_onnx.py")
+                                    fix="export the model with siamtrt export")
             try:
                 sess = ort.InferenceSession(src if isinstance(src, bytes) else str(src), sess_options=so,
                                             providers=self.providers)
@@ -138,7 +138,7 @@ class OrtBackend(Backend):
                 raise ModelDirError(f"{self.instance_name(branch)}: ONNX Runtime cannot load "
                                     f"{src if isinstance(src, Path) else 'the model bytes'}",
                                     evidence=str(e).splitlines()[0][:400],
-                                    fix="re-export the model directory with python export/to_onnx.py") from None
+                                    fix="re-export the model directory with siamtrt export") from None
             self.sessions[branch] = sess
             self._out_names[branch] = [o.name for o in sess.get_outputs()]
         missing = [n for n in SEARCH_OUTPUTS if n not in self._out_names["search"]]
@@ -147,7 +147,7 @@ class OrtBackend(Backend):
             raise ModelDirError(f"outputs {missing} are missing from the ONNX models",
                                 evidence=f"template outputs {self._out_names['template']}, "
                                          f"search outputs {self._out_names['search']}",
-                                fix="re-export the model directory with python export/to_onnx.py")
+                                fix="re-export the model directory with siamtrt export")
         self._on_cuda = self.sessions["search"].get_providers()[0] in ("CUDAExecutionProvider",
                                                                        "TensorrtExecutionProvider")
         if self.options.get("io_binding", True):

@@ -559,6 +559,6 @@ class Tracker:
             raise ModelDirError(f"{self.info.path}: search outputs do not match the metadata",
                                 evidence=f"cls {cls.shape}, loc {loc.shape}; metadata implies cls {(n, 2 * a, s, s)}, "
                                          f"loc {(n, 4 * a, s, s)} (A={a} anchors, score size {s}, instance {inst})",
-                                fix="re-export the directory with python export/to_onnx.py")
+                                fix="re-export the directory with siamtrt export")
         if inst in self.geometries:  # not the growth sizes: the set would grow by one per size
             self._outputs_checked.add(key)

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import BackendError, EngineError, ModelDirError
 from ..gpu.cuda import CudaGraph, DeviceBuffer, PinnedBuffer, Stream, probe_cuda, require_cuda
 from ..gpu.tensorrt import TrtLogger, TrtModule, import_tensorrt
-from ..modeldir import ENGINE_FILES
+from ..modeldir import ENGINE_FILES, build_command
 from .backend import Backend, InputMetadata, resolve_source
 from .engines import load_engine, verify_engine
 
@@ -100,7 +100,7 @@ class _EngineIO:
         if not self.context.set_input_shape(tensor, shape):
             raise BackendError(f"{self.name}: input '{tensor}' shape {shape} is outside the engine's profile",
                                evidence=f"max shape {self.max_shapes[tensor]}",
-                               fix="rebuild with a larger --max-batch: python export/build_engine.py --max-batch N")
+                               fix="rebuild with a larger --max-batch: siamtrt build --max-batch N")
         self.current_shapes[tensor] = shape
         return True
 
@@ -147,7 +147,7 @@ class TrtBackend(Backend):
     # ------------------------------------------------------------------------------------------- availability
     @classmethod
     def missing_files_fix(cls, model_dir: Path) -> str:
-        return f"build the engines: python export/build_engine.py --model {model_dir}"
+        return f"build the engines: {build_command(model_dir)}"
 
     @classmethod
     def unavailable_reason(cls, model_dir: Optional[Path] = None) -> Optional[str]:
@@ -214,7 +214,7 @@ class TrtBackend(Backend):
         if missing:
             raise ModelDirError(f"engine outputs {missing} are missing",
                                 evidence=f"template outputs {t.outputs}, search outputs {s.outputs}",
-                                fix="rebuild the engines from the model directory: python export/build_engine.py")
+                                fix="rebuild the engines from the model directory: siamtrt build")
 
     def _deactivate(self) -> None:
         for g in self.graphs.values():

@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..errors import EngineError, ModelDirError, SiamtrtError
 from ..metadata import SEARCH_OUTPUTS
-from ..modeldir import BRANCHES, ENGINE_FILES, TARGETS, ModelDir, check_target, sidecar_path
+from ..modeldir import BRANCHES, ENGINE_FILES, TARGETS, ModelDir, build_command, check_target, sidecar_path
 from ..outputs import check_writable, staged_dir
 from ..runtime.engines import verify_integrity
 
@@ -296,21 +296,21 @@ def check_engines(md: ModelDir, engine_dir: Path, tensorrt_version: Optional[str
     missing = md.missing_engines(engine_dir)
     if missing:
         raise ModelDirError(f"{engine_dir} lacks {list(missing)} for the tensorrt backend",
-                            fix=f"siamtrt build --model {md.path}  (full TensorRT, on the serving "
+                            fix=f"{build_command(md.path)}  (full TensorRT, on the serving "
                                 "GPU), or --backend python / onnxruntime")
     sides = {}
     for branch in BRANCHES:
         engine = md.engine(branch, engine_dir)
         side = verify_integrity(engine)
-        rebuild = side.get("rebuild_command") or f"siamtrt build --model {md.path}"
+        rebuild = side.get("rebuild_command") or build_command(md.path)
         package, version = side["tensorrt"].get("package"), side["tensorrt"].get("version")
         if package not in target.engine_packages:
             raise EngineError(f"{engine} is a {package} {version} engine, which {target.what} cannot load",
                               evidence=f"{sidecar_path(engine).name}: tensorrt.package = {package!r}; Triton's "
                                        "TensorRT backend links full TensorRT (TensorRT-RTX engines need its own "
                                        "runtime)",
-                              fix="build the engines with full TensorRT on the serving GPU (python "
-                                  f"export/build_engine.py --model {md.path}), or write the repository with "
+                              fix="build the engines with full TensorRT on the serving GPU ("
+                                  f"{build_command(md.path)}), or write the repository with "
                                   "--backend python / onnxruntime")
         if (side.get("source_onnx") or {}).get("sha256") not in (None, md.sha256(branch)):
             raise EngineError(f"{engine} was not built from {md.onnx(branch)}",

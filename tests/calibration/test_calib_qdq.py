@@ -222,7 +222,7 @@ def test_calibration_from_other_weights_is_refused(model_dir, calib_set, tmp_pat
     other = _with_meta(model_dir(ALEX), tmp_path / "other", checkpoint_sha256="f" * 64)
     with pytest.raises(CalibrationError, match="other weights") as e:
         quantize_int8(other, c, tmp_path / "x")
-    assert "ffffffff" in str(e.value) and "collect.py --model" in str(e.value) and "--force" in str(e.value)
+    assert "ffffffff" in str(e.value) and "siamtrt collect --model" in str(e.value) and "--force" in str(e.value)
     assert not (tmp_path / "x").exists()
     src, _, _ = open_int8_inputs(other, c, tmp_path / "x", (), force=True)
     assert src.path == other

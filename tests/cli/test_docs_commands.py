@@ -11,13 +11,11 @@ not run: the guides' commands need checkpoints, GPUs, Jetsons or minutes.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from typing import Dict, List, Set, Tuple
+from typing import List, Tuple
 
 import pytest
 
-from cli_helpers import REPO, cli_env
+from cli_helpers import REPO, help_options
 
 DOCS = sorted((REPO / "docs").glob("*.md"))
 #: paths the docs name that are not this repository's: pysot's scripts
@@ -57,18 +55,6 @@ def doc_commands() -> List[Tuple[str, str, List[str]]]:
     return found
 
 
-_HELP: Dict[Tuple[str, ...], Set[str]] = {}
-
-
-def help_options(argv: List[str]) -> Set[str]:
-    if tuple(argv) not in _HELP:
-        r = subprocess.run([sys.executable, *argv, "--help"], capture_output=True, text=True, env=cli_env(),
-                           cwd=REPO, timeout=120)
-        assert r.returncode == 0, f"{' '.join(argv)} --help failed: {r.stderr[-500:]}"
-        _HELP[tuple(argv)] = set(re.findall(r"(--[a-z][a-z0-9-]*)", r.stdout))
-    return _HELP[tuple(argv)]
-
-
 @pytest.mark.parametrize("doc,line,argv", doc_commands(), ids=lambda v: v[:60] if isinstance(v, str) else None)
 def test_guide_command_and_options_exist(doc, line, argv):
     if argv[0].endswith(".py"):
@@ -92,3 +78,13 @@ def test_named_repository_paths_exist():
                 if path not in EXTERNAL and not (REPO / path).exists() and not (doc.parent / path).exists():
                     missing.append(f"{doc.relative_to(REPO)}:{n}: {path}")
     assert not missing, "paths named in the docs that the repository does not have:\n" + "\n".join(missing)
+
+
+def test_readme_lists_every_job():
+    """The README's job table names every job of ``siamtrt --help`` (soak and make-synthetic were missing)."""
+    from siamtrt.cli.main import JOBS
+
+    rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `siamtrt ")]
+    cells = " ".join(" ".join(row.split(" | ")[:2]) for row in rows)  # job, and what it does ("also `accuracy`")
+    named = set(re.findall(r"`(?:siamtrt )?([a-z][a-z0-9-]*)`", cells))
+    assert set(JOBS) <= named, f"jobs the README's table does not name: {sorted(set(JOBS) - named)}"

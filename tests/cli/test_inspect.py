@@ -116,7 +116,7 @@ def _fake_engine(tmp_path, package, version):
             "precision": "fp16", "xcorr": "conv", "io": {"search": {"shape": [1, 3, 287, 287]}},
             "profile": {"shapes": {"search": {"min": [1, 3, 287, 287], "opt": [1, 3, 287, 287],
                                               "max": [1, 3, 831, 831]}}},
-            "rebuild_command": "python export/build_engine.py --model m --fp16"}
+            "rebuild_command": "siamtrt build --model m --fp16"}
     (tmp_path / "search.engine.json").write_text(json.dumps(side))
     return eng
 
@@ -155,7 +155,7 @@ def _engine_pair(folder, package, version, onnx_dir=None):
                                                      "bytes": eng.stat().st_size},
                 "tensorrt": {"package": package, "version": version}, "gpu": {"built_without_gpu": True},
                 "precision": "int8", "xcorr": "conv",
-                "rebuild_command": "python export/build_engine.py --model /src/alex --int8 --out /src/eng"}
+                "rebuild_command": "siamtrt build --model /src/alex --int8 --out /src/eng"}
         if onnx_dir is not None:
             side["source_onnx"] = {"file": f"{b}.onnx", "path": str(onnx_dir / f"{b}.onnx"),
                                    "sha256": file_sha256(onnx_dir / f"{b}.onnx")}
@@ -204,7 +204,7 @@ def test_inspect_check_fails_on_every_engine_problem_with_the_full_report(tiny_m
     assert r.returncode == 1, r.stdout + r.stderr
     assert expect in r.stdout and "Traceback" not in r.stderr, r.stdout + r.stderr
     assert "template: " in r.stdout and "integrity: ok" in r.stdout  # the intact branch is still reported
-    assert "python export/build_engine.py --model /src/alex --int8 --out /src/eng" in r.stdout  # the recorded one
+    assert "siamtrt build --model /src/alex --int8 --out /src/eng" in r.stdout  # the recorded one
     rep = json.loads(siamtrt("inspect", d, "--json").stdout)
     assert rep["engines"]["search"]["intact"] is False and rep["engines"]["template"]["intact"] is True
 

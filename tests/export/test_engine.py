@@ -142,7 +142,7 @@ def test_int8_without_qdq_says_how_to_quantize(tmp_path):
     with pytest.raises(EngineError) as e:
         plan_precision("int8", "fp32", _caps(), tmp_path / "mv2", "search")
     msg = str(e.value)
-    assert "python calibration/quantize.py --model" in msg and "--precision int8 --target tensorrt" in msg
+    assert "siamtrt quantize --model" in msg and "--precision int8 --target tensorrt" in msg
     assert "--out" in msg and "mv2-int8" in msg
 
 
@@ -210,7 +210,7 @@ def test_build_conv_mode(model_dir, tmp_path, name, precision):
                                        "sha256": file_sha256(onnx_file)}
         assert side["build_options"]["converted_fp16"] == (precision == "fp16")
         assert side["metadata"]["arch"] == name and side["metadata"]["branch"] == e.branch
-        assert side["rebuild_command"].startswith("python export/build_engine.py --model ")
+        assert side["rebuild_command"].startswith("siamtrt build --model ")
         assert f"--{precision}" in side["rebuild_command"] and str(tmp_path) in side["rebuild_command"]
         types = e.layers["network_output_types"]
         if precision == "fp16":  # strongly typed network from the converted ONNX: the convolutions run in HALF
@@ -355,7 +355,7 @@ def test_int8_on_fp32_dir_raises_with_quantize_command(model_dir, tmp_path):
     src = model_dir("siamrpn_alex_dwxcorr")
     with pytest.raises(EngineError, match="needs a quantized") as e:
         build_engine(src, precision="int8", out_dir=tmp_path, progress=False, trt=RTX)
-    assert f"python calibration/quantize.py --model {src} --calib calib.npz --precision int8 --target tensorrt" \
+    assert f"siamtrt quantize --model {src} --calib calib.npz --precision int8 --target tensorrt" \
         in str(e.value)
     assert not list(tmp_path.glob("*.engine"))
 
@@ -388,7 +388,7 @@ def test_int8_quantized_for_another_engine_is_refused_before_parsing(model_dir, 
             with pytest.MonkeyPatch.context() as mp:
                 mp.setattr(eng, "_parse", lambda *a, **k: pytest.fail("parsed"))
                 build_engine(d, precision=precision, out_dir=tmp_path / "e", progress=False, trt=RTX)
-        assert f"python calibration/quantize.py --model {src} --calib crops.npz --precision int8 --target tensorrt" \
+        assert f"siamtrt quantize --model {src} --calib crops.npz --precision int8 --target tensorrt" \
             in e.value.fix and f"--model {src.parent / (src.name + '-int8')} --int8" in e.value.fix
     assert not (tmp_path / "e").exists()
     ok = _with_quantization(qdq_dir("siamrpn_alex_dwxcorr"), tmp_path / "t", target="tensorrt")
@@ -406,7 +406,7 @@ def test_int8_from_fp16_dir_quantizes_its_fp32_source(model_dir, tmp_path):
     convert_fp16(src, fp16)
     with pytest.raises(EngineError, match="needs a quantized") as e:
         build_engine(fp16, precision="int8", out_dir=tmp_path / "e", progress=False, trt=RTX)
-    assert f"python calibration/quantize.py --model {src} --calib " in e.value.fix
+    assert f"siamtrt quantize --model {src} --calib " in e.value.fix
     assert f"--model {fp16} " not in e.value.fix and "add --calib" not in e.value.fix
 
 
@@ -489,16 +489,16 @@ def test_build_options_are_defined_once(tmp_path):
     opts = BuildOptions(precision="fp16", xcorr="conv", max_batch=3, opt_batch=2, workspace_gib=1.5,
                         timing_cache=cache, hardware_compatibility="ampere_plus", out_dir=tmp_path / "out")
     cmd = opts.rebuild_command(tmp_path / "m")
-    argv = cmd.split()[2:]  # after "python export/build_engine.py"
+    argv = cmd.split()[2:]  # after "siamtrt build"
     args = parse_args(argv)
     again = BuildOptions.from_args(args)
     assert again == dataclasses.replace(opts, timing_cache=cache.resolve(), out_dir=(tmp_path / "out").resolve())
     assert args.model == (tmp_path / "m").resolve()
-    assert cmd.startswith(f"python export/build_engine.py --model {(tmp_path / 'm').resolve()} --fp16 --xcorr conv "
+    assert cmd.startswith(f"siamtrt build --model {(tmp_path / 'm').resolve()} --fp16 --xcorr conv "
                           "--max-batch 3 --opt-batch 2 --workspace 1.5")
     # defaults stay out of the command, except precision, correlation and batch (always spelled)
     assert BuildOptions(precision="fp32", xcorr="conv").rebuild_command(tmp_path) == \
-        f"python export/build_engine.py --model {tmp_path.resolve()} --fp32 --xcorr conv --max-batch 1"
+        f"siamtrt build --model {tmp_path.resolve()} --fp32 --xcorr conv --max-batch 1"
     rec = opts.record()
     assert set(rec) == {f.name for f in dataclasses.fields(BuildOptions)} and \
         rec["timing_cache"] == str(cache.resolve())

@@ -407,7 +407,7 @@ def test_mode_errors_give_the_fix_as_its_own_line(tiny_dir):
     with pytest.raises(ModelDirError) as e:
         Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime", mode="longterm")
     assert "fix" not in e.value.what and "long-term search size" in e.value.what
-    assert "--lost-instance-size 831" in e.value.fix and "export/to_onnx.py" in e.value.fix
+    assert "--lost-instance-size 831" in e.value.fix and "siamtrt export --config" in e.value.fix
 
 
 def test_inconsistent_lt_yaml_is_refused_in_one_line(tmp_path):

@@ -105,7 +105,7 @@ def test_tampered_engine_is_refused(engine_dir, trt_mod, tmp_path):
     eng.write_bytes(bytes(data))
     with pytest.raises(EngineError, match="modified after it was built \\(hash mismatch\\)") as e:
         verify_engine(eng, trt=trt_mod)
-    assert "python export/build_engine.py --model" in str(e.value) and "--fp32" in str(e.value)
+    assert "siamtrt build --model" in str(e.value) and "--fp32" in str(e.value)
 
 
 def test_truncated_engine_is_refused(engine_dir, trt_mod, tmp_path):
@@ -138,7 +138,7 @@ def test_edited_onnx_is_refused(engine_dir, trt_mod, tmp_path):
     onnx.save(m, str(d / "search.onnx"))
     with pytest.raises(EngineError, match="changed since search.engine was built") as e:
         verify_engine(d / "search.engine", trt=trt_mod)
-    assert "build_engine.py" in str(e.value)
+    assert "siamtrt build" in str(e.value)
     verify_engine(d / "template.engine", trt=trt_mod)  # the untouched branch still loads
 
 
@@ -204,7 +204,7 @@ def test_backend_missing_engines_says_how_to_build(model_dir):
 
     d = model_dir("siamrpn_alex_dwxcorr")
     smeta = ModelDir.open(d).meta
-    with pytest.raises(ModelDirError, match="build_engine.py --model"):
+    with pytest.raises(ModelDirError, match="siamtrt build --model"):
         backend_class("tensorrt").from_model_dir(d, smeta)
 
 

@@ -16,7 +16,6 @@ pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] (serving/tes
 from siamtrt.serving.repository import parse_config  # noqa: E402
 
 
-
 def _with_fake_engines(model_dir, tmp_path, max_batch, package="tensorrt", version="10.3.0", search_batch=None):
     """Stand-in engines (not real plans: serving them needs a GPU) with sidecars as build_engine writes them: the
     engine's size and sha256, its source ONNX, TensorRT package/version, batch profile and the sidecar digest."""
@@ -35,7 +34,7 @@ def _with_fake_engines(model_dir, tmp_path, max_batch, package="tensorrt", versi
                 "tensorrt": {"package": package, "version": version}, "profile": {"batch": batch},
                 "source_onnx": {"file": f"{b}.onnx", "path": str(model_dir / f"{b}.onnx"),
                                 "sha256": file_sha256(model_dir / f"{b}.onnx")},
-                "rebuild_command": f"python export/build_engine.py --model {model_dir}"}
+                "rebuild_command": f"siamtrt build --model {model_dir}"}
         side[DIGEST_KEY] = sidecar_digest(side)
         (d / f"{b}.engine.json").write_text(json.dumps(side))
     return d
