@@ -353,7 +353,7 @@ def variant_entrant(v: Variant, threads: Optional[int], check_weights: bool = Tr
 def default_sequences(results_root: Union[str, Path], synthetic: int = 1, data_dir: Optional[Path] = None,
                       synthetic_frames: int = 60, make: bool = True) -> List[str]:
     """The shared ``bag`` sequence plus ``synthetic`` generated sequences (written once under the results folder;
-    only named, not written, unless ``make``)."""
+    only named, not written, unless ``make``; a missing background video is refused either way)."""
     from .data import DEFAULT_SEQUENCE_NAME, DEFAULT_VIDEO_NAME, default_data_dir
     from .synthetic import SyntheticSpec, make_synthetic_sequence
 
@@ -364,12 +364,13 @@ def default_sequences(results_root: Union[str, Path], synthetic: int = 1, data_d
         specs.append(str(bag))
     for seed in range(synthetic):
         out = Path(results_root) / SYNTHETIC_DIR / f"synthetic-s{seed}-f{synthetic_frames}"
-        if make and not (out / OTB_GT).is_file():
+        if not (out / OTB_GT).is_file():
             if not video.is_file():
                 raise InputError(f"no background video for the synthetic sequence: {video} is missing",
                                  fix="set SIAMTRT_DATA to the folder holding bag.avi, or pass --sequence")
-            make_synthetic_sequence(out, video, SyntheticSpec(frames=synthetic_frames, seed=seed,
-                                                              background_start=37 * seed))
+            if make:
+                make_synthetic_sequence(out, video, SyntheticSpec(frames=synthetic_frames, seed=seed,
+                                                                  background_start=37 * seed))
         specs.append(str(out))
     if not specs:
         raise InputError("no default sequences found", evidence=f"looked for {bag}",
@@ -407,7 +408,8 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
     from ..runtime.cpu import cpu_threads
 
     threads = cpu_threads(threads)
-    # outputs checked once, before any work, against what the run reads (a missing synthetic sequence made after)
+    # outputs checked once, before any work, against what the run reads (a missing synthetic sequence is written
+    # only once the backends are accepted: a refused run writes nothing)
     loaded = load_sequences(sequences, polygon_mode)
     defaults = partial(default_sequences, results_root, synthetic, synthetic_frames=synthetic_frames)
     named = [] if sequences else defaults(make=False)
@@ -415,8 +417,10 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
                                  inputs=[checkpoint] + [f for s in loaded for f in s.input_files()],
                                  input_dirs=[d for s in loaded for d in s.input_dirs()] + named
                                  + [m for m in models if Path(m).is_dir()])
+    to_make = [n for n in named if Path(n).parent == Path(results_root) / SYNTHETIC_DIR
+               and not (Path(n) / OTB_GT).is_file()]  # synthetic sequences, written once the run is accepted
     if named:
-        loaded = load_sequences(defaults(), polygon_mode)
+        loaded = load_sequences([n for n in named if n not in to_make], polygon_mode)
     check_video_lengths(loaded)
     seqs = [truncate(s, max_frames) for s in loaded]
     variants = resolve_variants(models, config, checkpoint, backends, precisions, reference=reference,
@@ -425,7 +429,11 @@ def run_accuracy(models: Sequence[Union[str, Path]] = (), config: Optional[str] 
     entrants = [variant_entrant(v, threads) for v in variants]
     entrant_of = dict(zip(map(id, variants), entrants))
     # a backend that cannot run here is refused before any entrant runs, unless saved results cover its sequences
-    check_available(variants, needed=lambda v: bool(pending(entrant_of[id(v)], seqs, results_root, force)[1]))
+    # (a sequence not yet made has none)
+    check_available(variants, needed=lambda v: bool(to_make)
+                    or bool(pending(entrant_of[id(v)], seqs, results_root, force)[1]))
+    if to_make:
+        seqs = [truncate(s, max_frames) for s in load_sequences(defaults(), polygon_mode)]
     report = evaluate(entrants, seqs, results_root, force, json_out, plot_out, progress,
                       skip_errors_for_reference=not explicit_ref)
     report.trained = all(v.trained for v in variants)

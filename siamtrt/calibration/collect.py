@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
@@ -157,15 +157,26 @@ class _FramePlan:
     count: int
     gt: Optional[np.ndarray]
     gt_path: Optional[Path]
-    search_at: Set[int]
-    template_at: Set[int]
     init_box: np.ndarray
+    search_at: Set[int] = field(default_factory=set)
+    template_at: Set[int] = field(default_factory=set)
+
+    def pick(self, n_search: int, n_templates: int) -> "_FramePlan":
+        """Search crops at ``n_search`` evenly spaced frames ≥ 1 (with a box file: those whose previous box exists),
+        templates at ``n_templates`` evenly spaced frames (frame 0 always)."""
+        count, gt = self.count, self.gt
+        frame_ok = [True] * count if gt is None else [True] + [bool(np.all(np.isfinite(gt[t - 1])))
+                                                               for t in range(1, count)]
+        search_at = set(even_indices([t for t in range(1, count) if frame_ok[t]], n_search))
+        template_at = set(even_indices(list(range(count)), n_templates)) | {0}
+        if gt is not None:
+            template_at = {t for t in template_at if np.all(np.isfinite(gt[t]))}
+        return replace(self, search_at=search_at, template_at=template_at)
 
 
-def _plan_frames(source: SourceSpec, frame_count: Optional[int], frame_wh, n_search: int,
-                 n_templates: int) -> _FramePlan:
-    """Search crops at ``n_search`` evenly spaced frames ≥ 1 (with a box file: those whose previous box exists),
-    templates at ``n_templates`` evenly spaced frames (frame 0 always)."""
+def _plan_frames(source: SourceSpec, frame_count: Optional[int], frame_wh) -> _FramePlan:
+    """The frame count and boxes of a source, checked (its box file read here, once per run); frames are
+    picked later by :meth:`_FramePlan.pick`, when the sample budget is known."""
     from ..runtime.tracker import check_boxes
 
     gt_path = source.resolve_boxes()
@@ -183,15 +194,9 @@ def _plan_frames(source: SourceSpec, frame_count: Optional[int], frame_wh, n_sea
     if count is None or count < 2:
         raise InputError(f"calibration source {source.path} has {count or 'an unknown number of'} frames",
                          fix="use a video or image folder with at least 2 frames")
-    frame_ok = [True] * count if gt is None else [True] + [bool(np.all(np.isfinite(gt[t - 1])))
-                                                           for t in range(1, count)]
-    search_at = set(even_indices([t for t in range(1, count) if frame_ok[t]], n_search))
-    template_at = set(even_indices(list(range(count)), n_templates)) | {0}
-    if gt is not None:
-        template_at = {t for t in template_at if np.all(np.isfinite(gt[t]))}
     init_box = np.asarray(gt[0] if gt is not None else source.bbox, np.float64)
     check_boxes(init_box, frame_wh)
-    return _FramePlan(count, gt, gt_path, search_at, template_at, init_box)
+    return _FramePlan(count, gt, gt_path, init_box)
 
 
 def _search_step(tracker, atracker, log: _CropLog, plan: _FramePlan, t: int, frame, prev, last_box,
@@ -307,13 +312,14 @@ def _walk_frames(src, plan: _FramePlan, trk: _Trackers, log: _CropLog, crops: So
 
 
 def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int, progress: bool = True,
-                   max_frames: Optional[int] = None) -> SourceCrops:
+                   max_frames: Optional[int] = None, plan: Optional[_FramePlan] = None) -> SourceCrops:
     """Crops from one source with an (already built) FP32 tracker, read through its observer hook.
 
     Search crops are taken at ``n_search`` evenly spaced frames ≥ 1, template crops at ``n_templates`` evenly
     spaced frames (frame 0 always); a search crop is paired with the latest template taken before its frame. With an
     adaptive model (SiamRPNBIG) each sampled frame also gives the crop at the other search size, cut by a second
-    tracker at that size started from the same box on the previous frame.
+    tracker at that size started from the same box on the previous frame. ``plan``: the source's checked frame
+    count and boxes from :func:`collect`'s up-front check (read here when None).
     """
     from ..runtime.tracker import Tracker
     from ..runtime.video import open_frames
@@ -329,7 +335,7 @@ def collect_source(tracker, source: SourceSpec, n_search: int, n_templates: int,
     crops = SourceCrops()
     src = open_frames(source.path, max_frames=max_frames)
     try:
-        plan = _plan_frames(source, src.frame_count, src.size, n_search, n_templates)
+        plan = (plan or _plan_frames(source, src.frame_count, src.size)).pick(n_search, n_templates)
         with progress_bar(plan.count, f"collect {Path(source.path).name}", "frame", progress, leave=False) as bar:
             _walk_frames(src, plan, trk, log, crops, bar)
     finally:
@@ -424,17 +430,18 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
     t0 = time.perf_counter()
     _check_request(sources, out, max_samples, templates_per_source, model_dir, max_frames)
     md = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
-    counts = []
+    plans, counts = [], []
     for s in sources:
         with open_frames(s.path, max_frames=max_frames) as fs:
-            _plan_frames(s, fs.frame_count, fs.size, 1, 1)  # frame count, box file and box refused before loading
+            plans.append(_plan_frames(s, fs.frame_count, fs.size))  # bad frame count, box file, box: before loading
             counts.append(max((fs.frame_count or 2) - 1, 0))
     opts = {"providers": "cpu", **({"threads": threads} if threads else {})}
     tracker = Tracker.from_model_dir(md.path, backend="onnxruntime", **opts)
     got: List[SourceCrops] = []
     with tracker:
-        for s, budget in zip(sources, split_budget(counts, max_samples)):
-            got.append(collect_source(tracker, s, budget, templates_per_source, progress, max_frames=max_frames))
+        for s, plan, budget in zip(sources, plans, split_budget(counts, max_samples)):
+            got.append(collect_source(tracker, s, budget, templates_per_source, progress, max_frames=max_frames,
+                                      plan=plan))
     cset = _merge(md, got, max_samples, templates_per_source)
     path = cset.save(out) if out is not None else Path("")
     LOG.info("collect: %s", cset.summary())  # (too few for INT8 calibration: the summary and quantize_int8 warn)

@@ -125,9 +125,8 @@ class Report:
                  f"{d['frames']} frames, ONNX Runtime CPU, {d['threads']} threads"
                  + (f" — NOT DERIVED FROM THIS REFERENCE: {', '.join(foreign)} (another export or unrecorded "
                     "source: weight differences are mixed into the precision loss)" if foreign else ""),
+                 # random weights: their WARNING was logged once by the tracking runs, not repeated here
                  f"weights: {d['ref'].get('weights_line', d['ref'].get('weights'))}"]
-        if d["ref"].get("untrained_warning"):
-            lines.append(d["ref"]["untrained_warning"])
         hdr = (f"{'variant':{w}s} {'prec':5s} {'cls cos':>8s} {'cls SQNR':>9s} {'loc cos':>8s} {'loc max':>8s} "
                f"{'box IoU':>7s} {'kern cos':>8s} "
                f"{'argmax':>7s} {'IoU mean':>8s} {'IoU min':>8s} {'1-step':>7s} {'search ms':>9s} {'ratio':>6s} "

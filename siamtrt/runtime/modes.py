@@ -206,27 +206,39 @@ class DistractorMemory:
         """Some target has a distractor (its search then uses merged kernels)."""
         return bool((self.weight > 0).any())
 
-    def update(self, lr: float, owner: np.ndarray, kernels: Dict[str, np.ndarray]) -> int:
+    def update(self, lr: float, owner: np.ndarray, kernels: Dict[str, np.ndarray], base: Dict[str, np.ndarray],
+               weight: float) -> int:
         """Decay every target's memory, then add the distractor kernels (row i belongs to target ``owner[i]``).
 
         Rows whose stored (classification) kernels are not finite are left out, as if not found: one NaN / inf in S
-        would make every later merged kernel of that target NaN. Returns how many rows were left out.
+        would make every later merged kernel of that target NaN. So are all this frame's rows of a target whose merged
+        kernel (:meth:`merge_into` of ``base`` with ``weight``) they would make overflow the kernels' dtype: finite
+        but huge kernels (a float32 mean beyond about 3.4e38·(1 − α̂)/α̂) overflow there, not in S (float64, bounded
+        by the float32 maximum times 1/η). Returns how many rows were left out.
         """
+        decay = 1.0 - lr
+        w, sums = self.weight * decay, {k: s * decay for k, s in self.sums.items()}
         ok = np.ones(len(owner), bool)
         if len(owner):
-            for k in self.sums:
+            for k in sums:
                 ok &= np.isfinite(kernels[k]).reshape(len(owner), -1).all(1)
-        if not ok.all():
-            owner, kernels = owner[ok], {k: kernels[k][ok] for k in self.sums}
-        decay = 1.0 - lr
-        self.weight *= decay
-        np.add.at(self.weight, owner, 1.0)
-        for k, s in self.sums.items():
-            s *= decay
-            if len(owner):
-                np.add.at(s, owner, kernels[k].astype(np.float64))
-        if len(owner):
-            self.changed = True
+        if ok.any():
+            np.add.at(w, owner[ok], 1.0)
+            for k, s in sums.items():
+                np.add.at(s, owner[ok], kernels[k][ok].astype(np.float64))
+            rows = np.unique(owner[ok])
+            over = np.zeros(len(rows), bool)
+            with np.errstate(over="ignore"):
+                for k, s in sums.items():
+                    m = _merged(base[k][rows], s[rows], w[rows], weight).astype(base[k].dtype)
+                    over |= ~np.isfinite(m).reshape(len(rows), -1).all(1)
+            for r in rows[over]:  # that target learns nothing this frame: decay only
+                ok &= owner != r
+                w[r] = self.weight[r] * decay
+                for k, s in sums.items():
+                    s[r] = self.sums[k][r] * decay
+        self.weight, self.sums = w, sums
+        self.changed |= bool(ok.any())
         return len(ok) - int(ok.sum())
 
     def merge_into(self, base: Dict[str, np.ndarray], out: Dict[str, np.ndarray], weight: float) -> None:
@@ -238,8 +250,13 @@ class DistractorMemory:
             kz = base[k]
             np.copyto(arr, kz)
             if has.any():
-                mean = self.sums[k][has] / self.weight[has].reshape((-1,) + (1,) * (kz.ndim - 1))
-                arr[has] = ((kz[has].astype(np.float64) - weight * mean) / (1.0 - weight)).astype(kz.dtype)
+                arr[has] = _merged(kz[has], self.sums[k][has], self.weight[has], weight).astype(kz.dtype)
+
+
+def _merged(kz: np.ndarray, s: np.ndarray, w: np.ndarray, weight: float) -> np.ndarray:
+    """(K_z − α̂·S/W)/(1 − α̂) in float64, for rows with W > 0 (the one formula the update's bound checks)."""
+    mean = s / w.reshape((-1,) + (1,) * (kz.ndim - 1))
+    return (kz.astype(np.float64) - weight * mean) / (1.0 - weight)
 
 
 __all__ = ["DistractorMemory", "Mode", "MODES", "check_mode", "find_distractors", "longterm_update",

@@ -126,8 +126,8 @@ class Tracker:
     returns a :class:`~siamtrt.runtime.result.TrackResult` (``boxes`` (N, 4), ``scores`` (N,); ``bbox`` / ``score``
     for one target). ``last_timings`` holds seconds of the last call ("crop", "template" or "search", "post").
 
-    Distractor mode: distractor kernels that are not finite are not learnt; the first frame with any logs a
-    warning, :attr:`distractors_dropped` counts them all.
+    Distractor mode: distractor kernels that are not finite, or would make the merged kernel overflow, are not
+    learnt; the first frame with any logs a warning, :attr:`distractors_dropped` counts them all.
 
     Observers (:meth:`add_observer`) see every batched backend call with its exact inputs and outputs; with none
     registered the tracker builds no event (no cost).
@@ -167,7 +167,7 @@ class Tracker:
         self.lost = np.zeros((0,), bool)
         self.lost_steps = np.zeros((0,), np.int64)
         self.memory: Optional[DistractorMemory] = None
-        self.distractors_dropped = 0  # distractor kernels not learnt because not finite, over the tracker's life
+        self.distractors_dropped = 0  # distractor kernels not learnt (not finite, overflow), over the tracker's life
         self._group_key: Optional[Tuple[bytes, bytes]] = None
         self._lost_params = dataclasses.replace(self.params, window_influence=float(t.lost_window_influence))
 
@@ -540,11 +540,11 @@ class Tracker:
             crop_batch(frame, centers, self.exemplar_size, side.astype(np.int64), self.avg_chans[owner],
                        self.flavour, out=z)
             kernels = self._run_template(z, "distractor", centers, self.size[owner], side, indices=owner)
-        dropped = self.memory.update(t.distractor_lr, owner, kernels)
+        dropped = self.memory.update(t.distractor_lr, owner, kernels, self._kernels, t.distractor_weight)
         if dropped and not self.distractors_dropped:  # once per tracker: the log stays bounded like the memory
-            LOG.warning("runtime: %d of %d distractor kernels from %s were not finite (NaN / inf) and were not "
-                        "learnt; later ones are counted in Tracker.distractors_dropped, not logged (check the model "
-                        "directory: siamtrt inspect DIR --check)", dropped, len(owner),
+            LOG.warning("runtime: %d of %d distractor kernels from %s were not finite (NaN / inf, or overflowing the "
+                        "merged kernel) and were not learnt; later ones are counted in Tracker.distractors_dropped, "
+                        "not logged (check the model directory: siamtrt inspect DIR --check)", dropped, len(owner),
                         self.backend.instance_name("template"))
         self.distractors_dropped += dropped
         self.last_timings["distractor"] = time.perf_counter() - t0

@@ -206,6 +206,25 @@ def test_an_unavailable_backend_is_refused_before_any_run_unless_saved_results_c
             run_accuracy(backends=["tensorrt"], results_root=tmp_path / "r", **kw, **more)
 
 
+def test_a_refused_run_writes_no_synthetic_sequence(tmp_path, data_dir, monkeypatch):
+    """The default sequences' synthetic one was written under --results before an unavailable backend was refused:
+    a refused run leaves the results folder absent."""
+    import sys
+    from pathlib import Path
+
+    from siamtrt.errors import BackendError
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+    from rt_tiny_models import make_tiny_model_dir
+
+    monkeypatch.setenv("SIAMTRT_DATA", str(data_dir))
+    with pytest.raises(BackendError, match="backend tensorrt cannot run"):
+        run_accuracy(models=[make_tiny_model_dir(tmp_path / "tiny")], backends=["onnxruntime", "tensorrt"],
+                     synthetic=1, synthetic_frames=6, max_frames=5, results_root=tmp_path / "r", reference=False,
+                     progress=False)
+    assert not (tmp_path / "r").exists()
+
+
 def test_each_result_is_read_once_to_decide_what_runs(tmp_path, seqs, oracle_cls, monkeypatch):
     """run_entrant asked is_complete twice per sequence (once more to name stale results): once now, whether the
     result is reused, re-run as stale, or missing."""

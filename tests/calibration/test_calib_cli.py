@@ -85,6 +85,24 @@ def test_cli_chain(model_dir, bag_video, tmp_path):
     assert d["candidates"][0]["quantization"]["target"] == "tensorrt"
 
 
+def test_report_on_stand_in_weights_warns_once(bag_video, tmp_path):
+    """On seeded random weights the report said the untrained-weights warning twice: logged by its tracking runs,
+    then again in the report text. Once; the text's weights line still names them untrained."""
+    import shutil
+
+    sys.path.insert(0, str(REPO / "tests" / "runtime"))
+    from rt_tiny_models import make_tiny_model_dir
+
+    ref = make_tiny_model_dir(tmp_path / "tiny")
+    cand = shutil.copytree(ref, tmp_path / "copy")
+    r = run("calibration/report.py", "--ref", ref, "--cand", cand, "--video", bag_video, "--bbox", BOX,
+            "--samples", 2, "--max-frames", 6, "--speed-rounds", 1, "--threads", 2, "--out", tmp_path / "rep",
+            "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert (r.stdout + r.stderr).count("SEEDED RANDOM WEIGHTS") == 1, r.stdout + r.stderr
+    assert "weights: random-realistic (seed 0; untrained random heads)" in r.stdout, r.stdout
+
+
 def test_quantize_over_a_model_dir_says_which_engines_it_removed(model_dir, tmp_path):
     """quantize --out over a model directory with engines drops them (built from the ONNX files it replaces) and
     says so in one line by default (no -v), naming the files; the next line names the real source and output."""

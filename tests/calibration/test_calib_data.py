@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -95,8 +96,12 @@ def test_collect_is_deterministic_and_capped(model_dir, bag_video, tmp_path):
     assert runs[0].meta["sources"][0]["search_frames"] == [1, 5, 10, 15, 19]
 
 
-def test_collect_from_otb_ground_truth(model_dir, bag_sequence, tmp_path):
-    """An OTB folder without --bbox uses its groundtruth_rect.txt; crops follow those boxes."""
+def test_collect_from_otb_ground_truth(model_dir, bag_sequence, tmp_path, monkeypatch):
+    """An OTB folder without --bbox uses its groundtruth_rect.txt, read once (checked before the model loads, the
+    same boxes then planned); crops follow those boxes."""
+    collect_mod = importlib.import_module("siamtrt.calibration.collect")  # the package's `collect` is the function
+    reads = []
+    monkeypatch.setattr(collect_mod, "read_box_file", lambda p, *a, **k: reads.append(p) or read_box_file(p, *a, **k))
     s = collect(model_dir(ALEX), [SourceSpec(bag_sequence)], tmp_path / "gt.npz", max_samples=4,
                 templates_per_source=2, max_frames=12, progress=False)
     src = s.calib.meta["sources"][0]
@@ -104,6 +109,7 @@ def test_collect_from_otb_ground_truth(model_dir, bag_sequence, tmp_path):
     gt = read_box_file(bag_sequence / "groundtruth_rect.txt")
     np.testing.assert_allclose(src["init_bbox"], gt[0])
     assert s.calib.num_search == 4
+    assert reads == [bag_sequence / "groundtruth_rect.txt"]
 
 
 def test_sampling_helpers():

@@ -281,12 +281,12 @@ def test_distractor_memory_merges_kernels_linearly():
     m = DistractorMemory(2, k)
     assert merged(m, k, 0.5) is k  # nothing learnt yet: the very same arrays (short-mode search)
     d = {"cls": np.full((1, 3, 2, 2), 3.0, np.float32), "loc": np.zeros((1, 4, 2, 2), np.float32)}
-    m.update(0.5, np.array([1]), d)
+    m.update(0.5, np.array([1]), d, k, 0.5)
     out = merged(m, k, 0.5)
     np.testing.assert_array_equal(out["cls"][0], k["cls"][0])  # target 0 has no distractor
     np.testing.assert_allclose(out["cls"][1], (1 - 0.5 * 3) / 0.5)  # (K − α̂·D̄)/(1 − α̂)
     assert out["loc"] is k["loc"]  # regression kernels stay the target's
-    m.update(0.5, np.zeros(0, np.int64), {})  # decay only: the mean distractor stays, its weight halves
+    m.update(0.5, np.zeros(0, np.int64), {}, k, 0.5)  # decay only: the mean distractor stays, its weight halves
     assert m.weight.tolist() == [0.0, 0.5]
     np.testing.assert_allclose(merged(m, k, 0.5)["cls"][1], (1 - 0.5 * 3) / 0.5)
 
@@ -349,16 +349,39 @@ def test_distractor_memory_leaves_out_non_finite_rows_only():
     d["loc"][0] = np.nan  # regression kernels are never learnt: no reason to leave row 0 out
     owner, ok = np.array([0, 0, 1, 1]), np.array([True, False, True, False])
     bad, ref = DistractorMemory(2, k), DistractorMemory(2, k)
-    left_out = [bad.update(0.1, owner, d), ref.update(0.1, owner[ok], {n: v[ok] for n, v in d.items()})]
+    left_out = [bad.update(0.1, owner, d, k, 0.5), ref.update(0.1, owner[ok], {n: v[ok] for n, v in d.items()}, k, 0.5)]
     bad.changed = ref.changed = False
     nan = {n: np.full((2,) + v.shape[1:], np.nan, np.float32) for n, v in d.items()}
-    left_out += [bad.update(0.1, np.array([1, 0]), nan), ref.update(0.1, np.zeros(0, np.int64), {})]
+    left_out += [bad.update(0.1, np.array([1, 0]), nan, k, 0.5), ref.update(0.1, np.zeros(0, np.int64), {}, k, 0.5)]
     out = merged(bad, k, 0.5)["cls"]
     assert np.isfinite(out).all()
     np.testing.assert_array_equal(out, merged(ref, k, 0.5)["cls"])
     np.testing.assert_array_equal(bad.sums["cls"], ref.sums["cls"])
     assert not bad.changed and bad.weight.tolist() == ref.weight.tolist() == [0.9, 0.9]
     assert left_out == [2, 0, 2, 0]
+
+
+def test_distractor_memory_leaves_out_a_frame_whose_rows_overflow_the_merged_kernel():
+    """Finite but huge distractor kernels (3e38 in float32) stay finite in S (float64), but the merged kernel
+    (K_z − α̂·S/W)/(1 − α̂) overflowed to inf once cast back to float32: the target's search kernel inf for good. That
+    target learns none of the frame's rows; the other targets learn theirs as if those were not found; kernels whose
+    merged kernel stays finite (1e30) are learnt as before."""
+    rng = np.random.default_rng(1)
+    k = {"cls": rng.normal(size=(3, 3, 2, 2)).astype(np.float32), "loc": np.ones((3, 4, 2, 2), np.float32)}
+    d = {"cls": rng.normal(size=(4, 3, 2, 2)).astype(np.float32), "loc": np.ones((4, 4, 2, 2), np.float32)}
+    d["cls"][1] = 3e38  # target 0: mean 1.5e38, merged (K_z − 0.8·1.5e38)/0.2 ≈ −6e38 beyond float32
+    owner, ok = np.array([0, 0, 1, 2]), np.array([False, False, True, True])
+    bad, ref = DistractorMemory(3, k), DistractorMemory(3, k)
+    assert bad.update(0.1, owner, d, k, 0.8) == 2
+    assert ref.update(0.1, owner[ok], {n: v[ok] for n, v in d.items()}, k, 0.8) == 0
+    out = merged(bad, k, 0.8)["cls"]
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out, merged(ref, k, 0.8)["cls"])
+    np.testing.assert_array_equal(bad.sums["cls"], ref.sums["cls"])
+    assert bad.weight.tolist() == ref.weight.tolist() == [0.0, 1.0, 1.0]
+    huge = {n: np.full((1,) + v.shape[1:], 1e30, np.float32) for n, v in d.items()}
+    assert bad.update(0.1, np.array([0]), huge, k, 0.8) == 0 and bad.weight[0] == 1.0
+    np.testing.assert_allclose(merged(bad, k, 0.8)["cls"][0], (k["cls"][0] - 0.8 * 1e30) / 0.2, rtol=1e-6)
 
 
 def test_non_finite_distractor_kernels_are_not_learnt(tiny_dir, bag_frames, caplog):
