@@ -7,6 +7,8 @@ Every command that writes goes through these helpers:
 * :func:`atomic_file` — write a file under a temporary name in the same folder and rename it into place only when
   complete (``os.replace`` is atomic on one filesystem); on failure or interruption the target is untouched;
 * :func:`staged_dir` — the same for a whole output directory (an export, a derived model directory, engines);
+* :func:`check_replaceable` — refuse, before any work, an output folder that is not new, empty, or what siamtrt
+  wrote there (a sequence, an OpenCV export, a Triton repository, a model directory): no job deletes a user's files;
 * :class:`PartFile` — a text file whose rows reach the disk as they are produced: written as ``NAME.part`` (flushed
   after every row) and renamed to ``NAME`` by :meth:`PartFile.commit`, so an interrupted run leaves its rows so far
   in a file whose name says it is partial. A row that fails to reach the disk (disk full) is cut back off, so a
@@ -32,9 +34,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, Iterator, Optional, Sequence, Tuple, Union
+from typing import IO, Callable, Iterator, Optional, Sequence, Tuple, Type, Union
 
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, SiamtrtError, folder_listing
 
 PART_SUFFIX = ".part"
 PathLike = Union[str, Path]
@@ -153,6 +155,45 @@ def check_writable(paths: Sequence[Optional[PathLike]], *, what: Sequence[str] =
             raise InputError(f"cannot write the output directory {p}: {e.strerror or e}",
                              evidence=f"[Errno {e.errno}]", fix=_WRITE_FIXES.get(e.errno, "choose another one")
                              ) from None
+
+
+def check_replaceable(out: PathLike, *, overwrite: bool, flag: Optional[str], recognise: Callable[[Path], bool],
+                      what: str, kind: str, layout: str, strays: Callable[[Path], Sequence[str]] = lambda p: (),
+                      error: Type[SiamtrtError] = InputError) -> Path:
+    """Refuse, before any work, an output folder a job may not replace: it replaces (once the new one is complete)
+    only what it wrote there, never a user's files (``--force`` / ``--overwrite`` wiped them).
+
+    Args:
+        out (str | Path): the folder. overwrite (bool): ``flag`` was given. flag (str): its name; None for a job
+            that replaces its own folder without one.
+        recognise (Callable): whether a non-empty folder holds what the job wrote and nothing it may not drop.
+        what, kind, layout (str): for the messages: the option naming the folder ("--out"), what the job writes
+            ("OpenCV export"), what such a folder holds. strays (Callable): the names in an unrecognised folder
+            besides what the job wrote there (none if it wrote nothing there). error (type): what to raise.
+
+    Raises:
+        InputError (or ``error``): ``out`` cannot be written (:func:`check_writable`), or is non-empty and
+            ``overwrite`` is False, or non-empty and not recognised.
+    """
+    out = Path(out)
+    check_writable([], dirs=[out])
+    if not (out.is_dir() and any(out.iterdir())):
+        return out
+    listing = folder_listing(out, limit=8)
+    if not overwrite:
+        raise error(f"{what} {out} exists and is not empty", evidence=listing,
+                    fix=f"choose a new {what}, or pass {flag} to replace the {kind} siamtrt wrote there")
+    if recognise(out):
+        return out
+    others = sorted(strays(out))
+    if others:
+        more = f" ... and {len(others) - 8} more" if len(others) > 8 else ""
+        raise error(f"{what} {out} holds other files besides the {kind} siamtrt wrote: {flag} would delete them",
+                    evidence=f"not written by siamtrt: {others[:8]}{more}",
+                    fix=f"move these files out of it, or choose a new or empty {what}")
+    raise error(f"{what} {out} holds other files and no {kind} siamtrt wrote"
+                + (f": {flag} replaces nothing else" if flag else ""),
+                evidence=f"{listing} ({layout})", fix=f"choose a new or empty {what}, or move these files out of it")
 
 
 def refuse_binary(out: PathLike, name: str = "--out") -> None:
@@ -477,6 +518,6 @@ def interrupted_signal_name() -> str:
     return signal.Signals(_LAST_SIGNAL["signum"]).name
 
 
-__all__ = ["PART_SUFFIX", "PartFile", "atomic_file", "atomic_path", "check_writable", "deferred_interrupt",
-           "exit_code_for_interrupt", "interrupted_signal_name", "output_error", "part_path",
+__all__ = ["PART_SUFFIX", "PartFile", "atomic_file", "atomic_path", "check_replaceable", "check_writable",
+           "deferred_interrupt", "exit_code_for_interrupt", "interrupted_signal_name", "output_error", "part_path",
            "refuse_binary", "reinstate_interrupt_signals", "signals_as_interrupt", "staged_dir"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from siamtrt.errors import InputError
-from siamtrt.outputs import (PartFile, atomic_file, atomic_path, check_writable, deferred_interrupt,
+from siamtrt.errors import InputError, SiamtrtError
+from siamtrt.outputs import (PartFile, atomic_file, atomic_path, check_replaceable, check_writable, deferred_interrupt,
                              exit_code_for_interrupt, part_path, reinstate_interrupt_signals,
                              signals_as_interrupt, staged_dir)
 
@@ -68,6 +68,76 @@ def test_staged_dir_refuses_then_replaces_whole(tmp_path):
         (d / "search.engine").write_text("e")
     assert sorted(p.name for p in out.iterdir()) == ["search.engine", "template.onnx"]
     assert sorted(p.name for p in out.parent.iterdir()) == ["m"]  # no .partial / .old folders left
+
+
+def test_check_replaceable_replaces_only_what_the_job_wrote(tmp_path):
+    """One skeleton for every job that replaces a folder it wrote: new or empty passes; non-empty needs the flag;
+    with it, a folder the recogniser does not take (or holding other files besides it) is refused, evidence listing
+    what it holds, and nothing in it is touched."""
+    out = tmp_path / "out"
+
+    def check(**kw):
+        args = dict(overwrite=True, flag="--force", recognise=lambda p: (p / "ours.txt").is_file() and
+                    len(list(p.iterdir())) == 1, what="--out", kind="thing", layout="a thing holds ours.txt only")
+        return check_replaceable(out, **{**args, **kw})
+
+    assert check(overwrite=False) == out and not out.exists()  # new: nothing made before the work
+    out.mkdir()
+    assert check(overwrite=False) == out  # empty
+    (out / "ours.txt").write_text("o")
+    with pytest.raises(InputError, match="--out .* exists and is not empty") as e:
+        check(overwrite=False)
+    assert "ours.txt" in e.value.evidence and "pass --force" in e.value.fix
+    assert check() == out  # recognised, with the flag
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="holds other files and no thing siamtrt wrote: --force replaces nothing "
+                                         "else") as e:
+        check()
+    assert "notes.txt" in e.value.evidence and "a thing holds ours.txt only" in e.value.evidence
+    with pytest.raises(SiamtrtError, match="holds other files besides the thing siamtrt wrote: --force would "
+                                           "delete them") as e:
+        check(strays=lambda p: ["notes.txt"], error=SiamtrtError)
+    assert type(e.value) is SiamtrtError and e.value.evidence == "not written by siamtrt: ['notes.txt']"
+    with pytest.raises(InputError) as e:
+        check(flag=None)  # a job that needs no flag to replace its own folder
+    assert str(e.value).splitlines()[0].endswith("holds other files and no thing siamtrt wrote")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "ours.txt"]
+
+
+@pytest.mark.parametrize("job", ["make-synthetic", "export-opencv", "triton", "export"])
+def test_every_job_refuses_a_users_folder_in_the_same_words(job, tmp_path):
+    """The four jobs that replace an output folder only if siamtrt wrote it share one check
+    (:func:`check_replaceable`): a folder of the user's files is refused in the same words, naming what the job
+    writes and its flag, listing what the folder holds, before any work, and kept as it was."""
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("precious")
+    if job == "make-synthetic":
+        from siamtrt.benchmarks.synthetic import make_synthetic_sequence
+        run, kind, flag = lambda: make_synthetic_sequence(user, tmp_path / "none.avi", overwrite=True), \
+            "synthetic sequence", "--overwrite"
+    elif job == "export-opencv":
+        from siamtrt.export.opencv import export_opencv
+        run, kind, flag = lambda: export_opencv(user, config="SiamRPNvot", overwrite=True), "OpenCV export", "--force"
+    elif job == "triton":
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent / "runtime"))
+        from rt_tiny_models import make_tiny_model_dir
+
+        from siamtrt.serving.repository import write_repository
+        model = make_tiny_model_dir(tmp_path / "m")
+        run, kind, flag = lambda: write_repository(model, user, overwrite=True), "Triton repository", "--overwrite"
+    else:
+        from siamtrt.export.onnx import export_model
+        run, kind, flag = lambda: export_model("siamrpn_alex_dwxcorr", user), "model directory", None
+    with pytest.raises(SiamtrtError) as e:
+        run()
+    what = str(e.value).splitlines()[0]
+    assert f"{user} holds other files and no {kind} siamtrt wrote" in what, what
+    assert (f": {flag} replaces nothing else" in what) == (flag is not None), what
+    assert "notes.txt" in e.value.evidence and "fix:" in str(e.value)
+    assert [p.name for p in user.iterdir()] == ["notes.txt"] and (user / "notes.txt").read_text() == "precious"
 
 
 @pytest.mark.parametrize("out", [".", "..", "ABS"])

@@ -22,8 +22,8 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import InputError, folder_listing
-from ..outputs import check_writable, staged_dir
+from ..errors import InputError
+from ..outputs import check_replaceable, staged_dir
 from ..runtime.sequences import OTB_GT, VOT_GT, Sequence, load_folder_sequence
 
 #: the record of how a sequence was made; it also marks a folder as a synthetic sequence siamtrt wrote
@@ -124,20 +124,10 @@ def check_sequence_out(out_dir: Union[str, Path], overwrite: bool = False) -> Pa
         raise InputError(f"{out} exists and is not a folder", evidence="a synthetic sequence is a folder (img/ + "
                          "ground-truth files) named after the sequence",
                          fix="give a new folder path, e.g. out/synthetic-s0")
-    check_writable([], dirs=[out])
-    if out.is_dir() and any(out.iterdir()):
-        listing = folder_listing(out, limit=8)
-        if not overwrite:
-            raise InputError(f"sequence folder {out} exists and is not empty", evidence=listing,
-                             fix="choose a new folder, or pass --overwrite to replace a synthetic sequence siamtrt "
-                                 "wrote")
-        if not is_synthetic_sequence(out):
-            raise InputError(f"sequence folder {out} holds other files and no synthetic sequence: --overwrite "
-                             "replaces only a sequence siamtrt wrote",
-                             evidence=f"{listing} (a written sequence holds {SYNTHETIC_JSON}, img/, {OTB_GT}, "
-                                      f"{VOT_GT} and the optional <name>.avi / <name>.txt only)",
-                             fix="choose a new or empty folder, or move these files out of it")
-    return out
+    return check_replaceable(out, overwrite=overwrite, flag="--overwrite", recognise=is_synthetic_sequence,
+                             what="sequence folder", kind="synthetic sequence",
+                             layout=f"a written sequence holds {SYNTHETIC_JSON}, img/, {OTB_GT}, {VOT_GT} and the "
+                                    "optional <name>.avi / <name>.txt only")
 
 
 def make_texture(size: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:

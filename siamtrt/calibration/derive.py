@@ -21,7 +21,7 @@ from ..errors import InputError, ModelDirError
 from ..metadata import read_onnx_metadata, set_onnx_metadata, weights_line
 from ..modeldir import (BRANCHES, CACHE_STAMP, ENGINE_FILES, ONNX_FILES, REFERENCE_WEIGHTS, TRT_CACHE_FILES, ModelDir,
                         sidecar_path)
-from ..outputs import check_writable, staged_dir
+from ..outputs import check_replaceable, staged_dir
 
 LOG = logging.getLogger(__name__)
 
@@ -43,12 +43,9 @@ def check_model_out_dir(out: Union[str, Path], source: Optional[Union[str, Path]
     if source is not None and out.resolve() == Path(source).resolve():
         raise InputError(f"the output directory {out} is the source directory",
                          fix="pass a new --out, e.g. models/NAME-int8")
-    check_writable([], dirs=[out])
-    if out.is_dir() and any(out.iterdir()) and not any((out / f).is_file() for f in ONNX_FILES.values()):
-        raise InputError(f"output directory {out} holds other files and no model",
-                         evidence=f"holds {sorted(p.name for p in out.iterdir())[:8]}",
-                         fix="choose a new or empty output directory")
-    return out
+    return check_replaceable(out, overwrite=True, flag=None, what="output directory", kind="model directory",
+                             recognise=lambda p: any((p / f).is_file() for f in ONNX_FILES.values()),
+                             layout=f"a model directory holds {' and '.join(ONNX_FILES.values())}")
 
 
 def check_replaced_weights(out: Union[str, Path], weights: Mapping[str, Any], force: bool = False) -> None:

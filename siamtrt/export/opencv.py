@@ -45,7 +45,7 @@ from ..config import AnchorConfig, ModelConfig, TrackConfig, get_config
 from ..errors import ExportError, InputError, folder_listing
 from ..metadata import decode, set_onnx_metadata
 from ..modeldir import ModelDir, check_target
-from ..outputs import check_writable, staged_dir
+from ..outputs import check_replaceable, staged_dir
 from ..progress import progress_bar
 from .checkpoint import load_checkpoint, require_checkpoint
 from .models import build_model
@@ -264,29 +264,6 @@ def is_opencv_export(folder: Union[str, Path]) -> bool:
         if decode({p.key: p.value for p in model.metadata_props}).get("opencv_file") != key:
             return False
     return True
-
-
-def check_opencv_out(out_dir: Union[str, Path], overwrite: bool) -> None:
-    """Refuse, before any work, an ``out_dir`` the export may not replace: a non-empty folder without ``overwrite``;
-    with it, any folder but an earlier OpenCV export (``--force`` deleted users' files and model directories).
-
-    Raises:
-        InputError: the folder cannot be written, or may not be replaced.
-    """
-    out = Path(out_dir)
-    check_writable([], dirs=[out])
-    if not (out.is_dir() and any(out.iterdir())):
-        return
-    listing = folder_listing(out, limit=8)
-    if not overwrite:
-        raise InputError(f"output directory {out} exists and is not empty", evidence=listing,
-                         fix="choose a new output directory, or pass --force to replace an OpenCV export siamtrt wrote")
-    if not is_opencv_export(out):
-        raise InputError(f"--out {out} holds other files and no OpenCV export: --force replaces only a folder this "
-                         "exporter wrote",
-                         evidence=f"{listing} (an OpenCV export holds {', '.join(OPENCV_FILES.values())} only, "
-                                  "each with siamtrt.opencv_file metadata)",
-                         fix="choose a new or empty --out, or move these files out of it")
 
 
 class OrtOpenCVFiles:
@@ -543,7 +520,9 @@ def export_opencv(out_dir: Union[str, Path], *, config: Optional[str] = None,
     cfg, md, ckpt = _source(config, checkpoint, model_dir)
     if ckpt is not None:
         require_checkpoint(ckpt)  # before the progress line starts
-    check_opencv_out(out_dir, overwrite)
+    check_replaceable(out_dir, overwrite=overwrite, flag="--force", recognise=is_opencv_export, what="--out",
+                      kind="OpenCV export", layout=f"an OpenCV export holds {', '.join(OPENCV_FILES.values())} only, "
+                                                   "each with siamtrt.opencv_file metadata")
     steps = ["weights", "files", "vs PyTorch"] + (["vs --model"] if md is not None else []) + (
         ["OpenCV dnn"] if check_opencv else [])
     with third_party_logs(verbose), staged_dir(out_dir, overwrite=overwrite) as tmp, \

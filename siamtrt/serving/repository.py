@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from ..errors import EngineError, ModelDirError, SiamtrtError
 from ..metadata import SEARCH_OUTPUTS
 from ..modeldir import BRANCHES, ENGINE_FILES, TARGETS, ModelDir, build_command, check_target, sidecar_path
-from ..outputs import check_writable, staged_dir
+from ..outputs import check_replaceable, staged_dir
 from ..runtime.engines import verify_integrity
 
 LOG = logging.getLogger(__name__)
@@ -255,31 +255,16 @@ def siamtrt_repository_models(folder: Union[str, Path]) -> Optional[List[str]]:
     model names): ``folder`` is one when it holds such a file and nothing but the model folders it names.
     """
     folder = Path(folder)
-    if not folder.is_dir():
+    if not folder.is_dir() or not _written_model_names(folder) or _strays(folder):
         return None
+    return sorted(p.name for p in folder.iterdir())
+
+
+def _strays(folder: Path) -> List[str]:
+    """What ``folder`` holds besides the model folders of a repository siamtrt wrote there (none if it wrote none):
+    ``--overwrite`` would delete them."""
     names = _written_model_names(folder)
-    entries = list(folder.iterdir())
-    if not names or any(p.name not in names or not p.is_dir() for p in entries):
-        return None
-    return sorted(p.name for p in entries)
-
-
-def _check_replaceable(out: Path) -> None:
-    """``--overwrite`` replaces a repository siamtrt wrote, never a folder of other files (it wiped them)."""
-    if siamtrt_repository_models(out) is not None:
-        return
-    names = _written_model_names(out)
-    others = sorted(p.name for p in out.iterdir() if p.name not in names or not p.is_dir())
-    listing = f"{others[:8]}{f' ... and {len(others) - 8} more' if len(others) > 8 else ''}"
-    if names:
-        raise ServingError(f"--out {out} holds other files besides the Triton repository siamtrt wrote: --overwrite "
-                           "would delete them", evidence=f"not siamtrt models: {listing}",
-                           fix="move these files out of it, or choose a new or empty --out")
-    raise ServingError(f"--out {out} holds other files and no siamtrt Triton repository: --overwrite replaces only a "
-                       "repository siamtrt wrote",
-                       evidence=f"holds {listing} (a written repository holds only its model folders, the tracker's "
-                                f"with 1/{META_FILE})",
-                       fix="choose a new or empty --out, or move these files out of it")
+    return [p.name for p in folder.iterdir() if p.name not in names or not p.is_dir()] if names else []
 
 
 def check_engines(md: ModelDir, engine_dir: Path, tensorrt_version: Optional[str] = None) -> Dict[str, Dict]:
@@ -414,11 +399,9 @@ def write_repository(model_dir: Union[str, Path], out: Union[str, Path], backend
     out = Path(out)
     engine_dir = md.path if engine_dir is None else Path(engine_dir)
     _check_out_place(out, {"--model": md.path, **({"--engine": engine_dir} if backend == "tensorrt" else {})})
-    check_writable([], dirs=[out])
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ServingError(f"{out} exists and is not empty", fix="choose a new --out or pass --overwrite")
-        _check_replaceable(out)
+    check_replaceable(out, overwrite=overwrite, flag="--overwrite", what="--out", kind="Triton repository",
+                      recognise=lambda p: siamtrt_repository_models(p) is not None, strays=_strays, error=ServingError,
+                      layout=f"a written repository holds only its model folders, the tracker's with 1/{META_FILE}")
     notes: List[str] = []
     sides = check_engines(md, engine_dir, tensorrt_version) if backend == "tensorrt" else {}
     if sides and tensorrt_version is None:

@@ -57,7 +57,7 @@ def test_triton_overwrite_replaces_only_a_repository_siamtrt_wrote(ws):
     (user / "sub" / "data.csv").write_text("1,2\n")
     before = snapshot(ws)
     _refused(siamtrt("triton", "--model", "M", "--out", "U", "--overwrite", cwd=ws),
-             "holds other files and no siamtrt Triton repository")
+             "holds other files and no Triton repository siamtrt wrote")
     assert snapshot(ws) == before
 
     r = siamtrt("triton", "--model", "M", "--out", "R", "--max-batch", "4", cwd=ws)

@@ -229,7 +229,7 @@ def test_force_replaces_only_an_opencv_export(opencv_run, tmp_path, capsys):
         before = sorted((p.name, p.stat().st_size) for p in out.iterdir())
         assert main(["--config", "SiamRPNvot", "--out", str(out), "--force", "--no-opencv-check"]) == 2
         err = capsys.readouterr().err
-        assert "holds other files and no OpenCV export: --force replaces only a folder this exporter wrote" in err
+        assert "holds other files and no OpenCV export siamtrt wrote: --force replaces nothing else" in err
         assert "evidence:" in err and "fix:" in err and "Traceback" not in err
         assert sorted((p.name, p.stat().st_size) for p in out.iterdir()) == before
     assert is_opencv_export(opencv_run.out) and not is_opencv_export(model)
