@@ -24,7 +24,8 @@ from ..modeldir import ModelDir
 from ..outputs import check_writable
 from ..runtime.boxes import read_box_file
 from ..runtime.sequences import OTB_GT
-from .data import FORMAT, MIN_RECOMMENDED_SEARCH, CalibrationSet, is_calibration_file, npz_path
+from .data import FORMAT, MIN_RECOMMENDED_SEARCH, CalibrationSet, calibration_meta, npz_path, weights_mismatch
+from .derive import other_weights_model, weights_text
 from ..progress import progress_bar
 
 LOG = logging.getLogger(__name__)
@@ -397,10 +398,33 @@ def _check_request(sources: Sequence[SourceSpec], out, max_samples: int, templat
                              fix=f"name the file, e.g. --out {Path(out) / 'calib.npz'}")
         check_writable([target], what=["--out"], input_dirs=[model_dir] + [s.path for s in sources if
                                                                            Path(s.path).is_dir()])
-        if target.is_file() and not is_calibration_file(target):
+        if target.is_file() and calibration_meta(target) is None:
             raise InputError(f"--out {target} exists and is not a siamtrt calibration file: collecting would replace "
                              "it", evidence=f"{target.stat().st_size} bytes, no {FORMAT!r} metadata",
                              fix="choose another --out, or move that file away first")
+
+
+def _check_other_model(target: Path, md: ModelDir) -> None:
+    """Refuse an ``--out`` that belongs to another model (other weights or architecture than ``md``): a calibration
+    file collected for it (collecting would replace it), or a file inside its model directory (where a quantize of
+    that model would take crops cut with other weights).
+
+    Raises:
+        InputError: naming both models; the fix is another --out.
+    """
+    found = other_weights_model(target.parent, md.meta)
+    if found:
+        raise InputError(f"--out {target} lies in the model directory {target.parent} of other weights than --model "
+                         f"{md.path}", evidence=f"{found[0]} records {weights_text(found[1])}; --model: "
+                                                f"{weights_text(md.meta)}",
+                         fix=f"choose another --out, e.g. {target.parent.parent / target.name}")
+    meta = calibration_meta(target) if target.is_file() else None
+    what = weights_mismatch(meta, md) if meta else ""
+    if what:
+        raise InputError(f"--out {target} holds a calibration file collected for another model than --model "
+                         f"{md.path}: collecting would replace it",
+                         evidence=f"it was collected with {meta.get('model_dir', '?')} and records {what}",
+                         fix="choose another --out, or move that file away first")
 
 
 def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Optional[Union[str, Path]] = None, *,
@@ -421,8 +445,9 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
         progress (bool): progress lines (siamtrt.progress: a bar on a terminal, plain lines in a log). Defaults to True.
 
     Raises:
-        InputError: missing or unreadable source, bad box or box file, unwritable ``out``. ModelDirError: bad model
-        directory. CalibrationError: no crop could be taken.
+        InputError: missing or unreadable source, bad box or box file, unwritable ``out``, an ``out`` of another
+        model (:func:`_check_other_model`). ModelDirError: bad model directory. CalibrationError: no crop could be
+        taken.
     """
     from ..runtime.tracker import Tracker
     from ..runtime.video import open_frames
@@ -430,6 +455,8 @@ def collect(model_dir: Union[str, Path], sources: Sequence[SourceSpec], out: Opt
     t0 = time.perf_counter()
     _check_request(sources, out, max_samples, templates_per_source, model_dir, max_frames)
     md = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
+    if out is not None:
+        _check_other_model(npz_path(out), md)
     plans, counts = [], []
     for s in sources:
         with open_frames(s.path, max_frames=max_frames) as fs:

@@ -151,9 +151,9 @@ class CalibrationSet:
     def check_model(self, model: ModelDir, other_weights: bool = False) -> None:
         """The crops fit ``model`` (exemplar and instance size) and were collected on its weights.
 
-        The weights are those of the checkpoint recorded at collect time (``checkpoint_sha256``; files written
-        before it was recorded: the template.onnx sha256). Crops cut along another checkpoint's trajectory, with
-        its kernels, calibrate the wrong activations; ``other_weights=True`` (``quantize.py --force``) accepts them.
+        The weights are the architecture and checkpoint recorded at collect time (:func:`weights_mismatch`). Crops
+        cut along another checkpoint's trajectory, with its kernels, calibrate the wrong activations;
+        ``other_weights=True`` (``quantize.py --force``) accepts them.
 
         Raises:
             CalibrationError: size mismatch, or other weights, with the collect command that fixes it.
@@ -170,13 +170,8 @@ class CalibrationSet:
                          f"takes {want[0]}/{want[1]}",
                 fix=f"collect crops for this model: siamtrt collect --model {model.path} --video V "
                     f"--bbox x,y,w,h --out calib.npz")
-        mine = self.meta.get("checkpoint_sha256")
-        same = (mine == model.checkpoint_sha256 if mine is not None
-                else self.meta.get("template_sha256") in (None, model.sha256("template")))
-        if not same and not other_weights:
-            what = (f"checkpoint {str(mine)[:16]}…, the model's is {model.checkpoint_sha256[:16]}…" if mine else
-                    f"template.onnx sha256 {str(self.meta.get('template_sha256'))[:16]}…, the model's is "
-                    f"{model.sha256('template')[:16]}…")
+        what = weights_mismatch(self.meta, model)
+        if what and not other_weights:
             raise CalibrationError(f"calibration file {self.path or ''} was collected on other weights than "
                                    f"{model.path}", evidence=f"it records {what}",
                                    fix=f"collect crops with this model: siamtrt collect --model "
@@ -207,15 +202,35 @@ def npz_path(path: Union[str, Path]) -> Path:
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
-def is_calibration_file(path: Union[str, Path]) -> bool:
-    """Whether ``path`` is a file :meth:`CalibrationSet.save` wrote (its ``meta`` names :data:`FORMAT`; only that
-    array is read): what ``collect --out`` may replace."""
+def calibration_meta(path: Union[str, Path]) -> Optional[Dict[str, Any]]:
+    """The ``meta`` of a file :meth:`CalibrationSet.save` wrote (it names :data:`FORMAT`; only that array is read),
+    or None for any other file: what ``collect --out`` may replace (when :func:`weights_mismatch` finds nothing)."""
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, AttributeError):
-        return False
-    return isinstance(meta, dict) and str(meta.get("format", "")).startswith(FORMAT.split("/")[0] + "/")
+        return None
+    ok = isinstance(meta, dict) and str(meta.get("format", "")).startswith(FORMAT.split("/")[0] + "/")
+    return meta if ok else None
+
+
+def weights_mismatch(meta: Dict[str, Any], model: ModelDir) -> str:
+    """What a calibration file's ``meta`` records instead of ``model``'s weights ("" when collected on them).
+
+    The weights are the architecture and the checkpoint recorded at collect time (``checkpoint_sha256``: seeded
+    random weights of two architectures share it); an older file without it is judged by the template.onnx sha256
+    it records (another one: another export, maybe of the same weights, which the file cannot tell).
+    """
+    mine = meta.get("checkpoint_sha256")
+    if meta.get("arch") not in (None, model.arch):
+        return f"architecture {meta['arch']}, the model's is {model.arch}"
+    if mine is not None:
+        return "" if mine == model.checkpoint_sha256 else \
+            f"checkpoint {str(mine)[:16]}…, the model's is {model.checkpoint_sha256[:16]}…"
+    if meta.get("template_sha256") in (None, model.sha256("template")):
+        return ""
+    return (f"no checkpoint (an older file) but template.onnx sha256 {str(meta['template_sha256'])[:16]}…, the "
+            f"model's is {model.sha256('template')[:16]}…")
 
 
 def load_calibration(path: Union[str, Path]) -> CalibrationSet:
@@ -301,5 +316,5 @@ def run_template(model: ModelDir, crops: np.ndarray, threads: Optional[int] = No
     return {n: np.concatenate(v) for n, v in parts.items()}
 
 
-__all__ = ["FORMAT", "MIN_RECOMMENDED_SEARCH", "CalibrationSet", "is_calibration_file", "load_calibration", "npz_path",
-           "run_template"]
+__all__ = ["FORMAT", "MIN_RECOMMENDED_SEARCH", "CalibrationSet", "calibration_meta", "load_calibration", "npz_path",
+           "run_template", "weights_mismatch"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional, Union
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
 
 from ..errors import InputError, ModelDirError
 from ..metadata import read_onnx_metadata, set_onnx_metadata, weights_line
@@ -30,65 +30,84 @@ _STALE = tuple(ENGINE_FILES[b] for b in BRANCHES) + tuple(sidecar_path(ENGINE_FI
     + tuple(TRT_CACHE_FILES[b] for b in BRANCHES) + (CACHE_STAMP, REFERENCE_WEIGHTS)
 
 
-def check_model_out_dir(out: Union[str, Path], source: Optional[Union[str, Path]] = None) -> Path:
+def check_model_out_dir(out: Union[str, Path], source: Optional[Union[str, Path]] = None,
+                        force: bool = False) -> Path:
     """Refuse, before any work, an output directory a model directory cannot be written to.
 
     Accepted: a new or empty folder, or an existing model directory (it is updated once the new one is complete;
-    its engines and calibration caches, made from the ONNX files being replaced, are dropped).
+    its engines and calibration caches, made from the ONNX files being replaced, are dropped) made from the weights
+    of ``source`` (a re-quantize), or from any weights with ``force``.
 
     Raises:
-        InputError: ``out`` is ``source``, a file, not writable, or a non-empty folder that is not a model directory.
+        InputError: ``out`` is ``source``, a file, not writable, a non-empty folder that is not a model directory, or
+        (unless ``force``) a model directory made from other weights than ``source``.
     """
     out = Path(out)
     if source is not None and out.resolve() == Path(source).resolve():
         raise InputError(f"the output directory {out} is the source directory",
                          fix="pass a new --out, e.g. models/NAME-int8")
-    return check_replaceable(out, overwrite=True, flag=None, what="output directory", kind="model directory",
-                             recognise=lambda p: any((p / f).is_file() for f in ONNX_FILES.values()),
-                             layout=f"a model directory holds {' and '.join(ONNX_FILES.values())}")
+    check_replaceable(out, overwrite=True, flag=None, what="output directory", kind="model directory",
+                      recognise=lambda p: any((p / f).is_file() for f in ONNX_FILES.values()),
+                      layout=f"a model directory holds {' and '.join(ONNX_FILES.values())}")
+    if source is not None:
+        check_replaced_weights(out, read_onnx_metadata(Path(source) / ONNX_FILES["template"]), force, source)
+    return out
 
 
-def check_replaced_weights(out: Union[str, Path], weights: Mapping[str, Any], force: bool = False) -> None:
-    """Refuse, before any work, to replace a model directory exported from other weights than ``weights``.
+def other_weights_model(folder: Union[str, Path], weights: Mapping[str, Any]) -> Optional[Tuple[Path, Dict]]:
+    """(ONNX file, its metadata) of the model directory ``folder`` when made from other weights than ``weights``
+    (another ``checkpoint_sha256``, or another ``arch`` where both name one: seeded random weights of two
+    architectures share a label), else None — also when ``folder`` holds no readable ONNX file (nothing to keep)."""
+    folder = Path(folder)
+    for branch in BRANCHES if folder.is_dir() else ():
+        f = folder / ONNX_FILES[branch]
+        try:
+            old = read_onnx_metadata(f) if f.is_file() else None
+        except ModelDirError:
+            old = None  # unreadable: nothing to keep
+        if old is None:
+            continue
+        other_arch = None not in (old.get("arch"), weights.get("arch")) and old["arch"] != weights["arch"]
+        if other_arch or str(old.get("checkpoint_sha256")) != str(weights.get("checkpoint_sha256")):
+            return f, old
+    return None
 
-    Re-exporting the same weights (the same checkpoint sha256, or seeded random weights of the same seed and kind)
-    replaces ``out`` silently; other weights — another checkpoint, or random weights where a checkpoint's were
-    (a forgotten ``--checkpoint``) — would lose that export, so they need ``force``. Only the existing metadata is
-    read; a directory none of whose ONNX files is readable has nothing to keep.
+
+def check_replaced_weights(out: Union[str, Path], weights: Mapping[str, Any], force: bool = False,
+                           source: Optional[Union[str, Path]] = None) -> None:
+    """Refuse, before any work, to replace a model directory made from other weights than ``weights``.
+
+    Re-exporting (or re-deriving) the same weights (the same checkpoint sha256, or seeded random weights of the same
+    seed and kind) replaces ``out`` silently; other weights — another checkpoint, or random weights where a
+    checkpoint's were (a forgotten ``--checkpoint``) — would lose that work, so they need ``force``. Only the
+    existing metadata is read (:func:`other_weights_model`).
 
     Args:
-        out (str | Path): the output directory. weights (Mapping): the new export's ``weights`` and
-            ``checkpoint_sha256`` (:func:`siamtrt.metadata.export_weights`). force (bool): replace anyway.
+        out (str | Path): the output directory. weights (Mapping): the new model's ``weights`` and
+            ``checkpoint_sha256`` (:func:`siamtrt.metadata.export_weights`, or the source's metadata). force (bool):
+            replace anyway. source (str | Path): the model directory a derived copy is made from (None: an export).
 
     Raises:
         InputError: ``out`` holds a model directory made from other weights and ``force`` is False.
     """
-    out = Path(out)
-    if force or not out.is_dir():
+    found = None if force else other_weights_model(out, weights)
+    if found is None:
         return
-    new_sha = str(weights.get("checkpoint_sha256"))
-    for branch in BRANCHES:
-        f = out / ONNX_FILES[branch]
-        if not f.is_file():
-            continue
-        try:
-            old = read_onnx_metadata(f)
-        except ModelDirError:
-            continue  # unreadable: nothing to keep
-        old_sha = str(old.get("checkpoint_sha256"))
-        if old_sha == new_sha:
-            continue
-        raise InputError(f"{out} holds a model exported from other weights, which this export would replace",
-                         evidence=f"{f} records {_weights_text(old)}; this export: {_weights_text(weights)}",
-                         fix=f"export into another --out, re-export the same weights ({_same_weights(old)}), or "
-                             "pass --force to replace it")
+    f, old = found
+    job = "export" if source is None else f"copy of {source}"
+    raise InputError(f"{out} holds a model exported from other weights, which this {job} would replace",
+                     evidence=f"{f} records {weights_text(old)}; this {job}: {weights_text(weights)}",
+                     fix="write into another --out" + (f", re-export the same weights ({_same_weights(old)})"
+                                                       if source is None else "") + ", or pass --force to replace it")
 
 
-def _weights_text(meta: Mapping[str, Any]) -> str:
+def weights_text(meta: Mapping[str, Any]) -> str:
+    """The weights of a model's metadata in words (its architecture first where it names one)."""
+    arch = f"{meta['arch']}, " if meta.get("arch") else ""
     try:
-        return weights_line(dict(meta))
+        return arch + weights_line(dict(meta))
     except ModelDirError:
-        return f"checkpoint_sha256 {meta.get('checkpoint_sha256')!r}"
+        return f"{arch}checkpoint_sha256 {meta.get('checkpoint_sha256')!r}"
 
 
 def _same_weights(meta: Mapping[str, Any]) -> str:
@@ -101,7 +120,8 @@ def _same_weights(meta: Mapping[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def staged_model_dir(out: Union[str, Path], source: Optional[Union[str, Path]] = None) -> Iterator[Path]:
+def staged_model_dir(out: Union[str, Path], source: Optional[Union[str, Path]] = None,
+                     force: bool = False) -> Iterator[Path]:
     """Write a model directory into the yielded temporary folder; it becomes ``out`` when the block completes.
 
     Usage (the int8 and fp16 writers)::
@@ -114,11 +134,12 @@ def staged_model_dir(out: Union[str, Path], source: Optional[Union[str, Path]] =
     Args:
         out (str | Path): the directory the caller promises (checked by :func:`check_model_out_dir`).
         source (str | Path): the directory it is made from, which must not be ``out``. Defaults to None.
+        force (bool): replace a model directory made from other weights than ``source``. Defaults to False.
 
     Raises:
         InputError: see :func:`check_model_out_dir`.
     """
-    out = check_model_out_dir(out, source)
+    out = check_model_out_dir(out, source, force)
     with staged_dir(out, keep_existing=True) as stage:
         stale = [name for name in _STALE if (stage / name).exists()]
         for name in stale:
@@ -154,4 +175,5 @@ def save_branch(model, out_dir: Path, branch: str, meta: Dict[str, Any]) -> Path
     return dst
 
 
-__all__ = ["check_model_out_dir", "check_replaced_weights", "derived_metadata", "save_branch", "staged_model_dir"]
+__all__ = ["check_model_out_dir", "check_replaced_weights", "derived_metadata", "other_weights_model", "save_branch",
+           "staged_model_dir", "weights_text"]

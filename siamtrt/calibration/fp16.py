@@ -139,8 +139,8 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
             Defaults to None (then only the stem, the correlations and Casts are kept in float32).
         data_max (float): output magnitude above which a node stays float32. Defaults to 4096.
         exclude (tuple): extra node names kept in float32. Defaults to ().
-        force (bool): accept crops collected on other weights of the same architecture (``--force``, as for int8).
-            Defaults to False.
+        force (bool): accept crops collected on other weights of the same architecture, and replace an ``out_dir``
+            made from other weights (``--force``, as for int8). Defaults to False.
 
     Raises:
         ModelDirError: see :meth:`siamtrt.modeldir.ModelDir.open`. CalibrationError: conversion or onnx.checker
@@ -150,7 +150,7 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
 
     t0 = time.perf_counter()
     src = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
-    out_dir = check_model_out_dir(out_dir, source=src.path)
+    out_dir = check_model_out_dir(out_dir, source=src.path, force=force)
     cset = None
     if calib is not None:
         cset = calib if isinstance(calib, CalibrationSet) else load_calibration(calib)
@@ -166,7 +166,7 @@ def convert_fp16(model_dir: Union[str, Path], out_dir: Union[str, Path],
     kernels = cset.kernels_for(src, other_weights=force) if cset is not None else None
     converted = {b: _convert_branch(src, b, models[b], cset, kernels, data_max, exclude) for b in BRANCHES}
     summary = QuantizeSummary(out_dir=out_dir, source=src.path, precision="fp16", target="any")
-    with staged_model_dir(out_dir, source=src.path) as stage:  # written only once both branches converted
+    with staged_model_dir(out_dir, source=src.path, force=force) as stage:  # written only once both branches converted
         for branch, (half, details, res) in converted.items():
             save_branch(half, stage, branch, derived_metadata(src, branch, "fp16", details))
             res.path = out_dir / ONNX_FILES[branch]

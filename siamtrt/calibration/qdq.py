@@ -404,8 +404,8 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
         margin (float): added to the target on the calibration subset. Defaults to 0.003.
         threads (int): threads of the fidelity runs. Defaults to the physical cores.
         progress (bool): progress lines (siamtrt.progress: a bar on a terminal, plain lines in a log). Defaults to True.
-        force (bool): accept a calibration file collected on other weights of the same architecture. Defaults to
-            False.
+        force (bool): accept a calibration file collected on other weights of the same architecture, and replace an
+            ``out_dir`` made from other weights. Defaults to False.
 
     Raises:
         ModelDirError / CalibrationError: see :meth:`siamtrt.modeldir.ModelDir.open`, :func:`load_calibration`,
@@ -443,7 +443,7 @@ def quantize_int8(model_dir: Union[str, Path], calib: Union[str, Path, Calibrati
                               details=dict(details, fidelity=fidelity))
     caches = {}
     # written only once both branches succeeded, and complete or not at all (staged_model_dir: Ctrl-C included)
-    with staged_model_dir(out_dir, source=src.path) as stage:
+    with staged_model_dir(out_dir, source=src.path, force=force) as stage:
         if trt_cache:
             from .cache import write_trt_caches
 
@@ -487,9 +487,11 @@ def open_int8_inputs(model_dir: Union[str, Path], calib: Union[str, Path, Calibr
     Raises:
         ModelDirError: not an fp32 conv-mode directory. CalibrationError: output = source, a calibration file for
             another model (or other weights, unless ``force``), ``exclude`` names that exist in neither branch.
+        InputError: an ``out_dir`` that cannot take the copy (:func:`.derive.check_model_out_dir`: one made from
+            other weights only with ``force``).
     """
     src = ModelDir.open(model_dir, require_fp32=True, require_conv=True)
-    check_model_out_dir(out_dir, source=src.path)  # refused before any work; written staged at the end
+    check_model_out_dir(out_dir, source=src.path, force=force)  # refused before any work; written staged at the end
     cset = calib if isinstance(calib, CalibrationSet) else load_calibration(calib)
     cset.check_model(src, other_weights=force)
     if cset.num_search < MIN_RECOMMENDED_SEARCH:

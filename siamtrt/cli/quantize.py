@@ -18,7 +18,8 @@ stem is fast: it is quantized where fidelity allows); then the float prefix (the
 grows, per model, until the INT8 pair keeps cls and loc cosine >= --min-cosine (default 0.98) against FP32 for the
 worst template of 32 calibration crops, and the pair is checked on 32 held-out crops (--min-cosine 0: no search;
 --float-prefix / --exclude force more float). Every step of the search, the chosen set and the fidelity reached are
-printed and written to the metadata. A calibration file collected on other weights is refused (--force accepts it).
+printed and written to the metadata. A calibration file collected on other weights is refused (--force accepts it),
+and so is an --out holding a model made from other weights (--force replaces it; the same weights are replaced).
 
 --check-bf16 (no --precision / --out): measures, on the calibration crops, whether OpenVINO's bf16 hint for the
 float layers keeps the directory's outputs (worst template min cls/loc cosine >= 0.98 against the f32 hint) and
@@ -76,7 +77,8 @@ def build_parser(prog=None) -> argparse.ArgumentParser:
                     help="int8: also write TensorRT implicit-INT8 calibration caches (TensorRT <= 10)")
     ap.add_argument("--trt-version", help="TensorRT version the cache is for, e.g. 8.5.2 (default: installed)")
     ap.add_argument("--force", action="store_true",
-                    help="accept a calibration file collected on other weights of the same architecture")
+                    help="accept other weights: a calibration file collected on other weights of the same "
+                         "architecture, and an --out holding a model made from other weights (replaced)")
     ap.add_argument("--check-bf16", action="store_true",
                     help="measure whether OpenVINO's bf16 hint keeps --model's outputs on the --calib crops and record "
                          "it in the OpenVINO cache folder (no copy is made)")

@@ -126,6 +126,25 @@ def test_quantize_over_a_model_dir_says_which_engines_it_removed(model_dir, tmp_
     assert sorted(p.name for p in out.iterdir()) == ["search.onnx", "template.onnx"]
 
 
+def test_quantize_and_collect_refuse_an_out_of_other_weights(model_dir, calib_set, bag_video, tmp_path):
+    """quantize --out over another model's directory, and collect --out into one, exit 2 naming both weights; the
+    other model's directory is left as it was."""
+    sys.path.insert(0, str(REPO / "tests" / "runtime"))
+    from rt_tiny_models import make_tiny_model_dir
+
+    other = make_tiny_model_dir(tmp_path / "other", ALEX, seed=1)
+    before = {p.name: p.read_bytes() for p in other.iterdir()}
+    for cmd in (("calibration/quantize.py", "--model", model_dir(ALEX), "--calib", calib_set(ALEX)[0],
+                 "--precision", "int8", "--out", other),
+                ("calibration/quantize.py", "--model", model_dir(ALEX), "--precision", "fp16", "--out", other),
+                ("calibration/collect.py", "--model", model_dir(ALEX), "--video", bag_video, "--bbox", BOX,
+                 "--out", other / "calib.npz")):
+        r = run(*cmd)
+        assert r.returncode == 2 and "other weights" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+        assert "seed 1" in r.stderr and "checkpoint (sha256" in r.stderr, r.stderr
+    assert {p.name: p.read_bytes() for p in other.iterdir()} == before
+
+
 def test_calibration_library_needs_no_torch():
     """calibration/ depends on onnx + onnxruntime (+ onnxconverter-common), not on the export side's torch."""
     code = ("import sys; sys.modules['torch'] = None\n"

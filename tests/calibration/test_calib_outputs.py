@@ -117,6 +117,43 @@ def test_collect_refuses_bad_boxes_and_short_sources_before_loading_the_model(ti
     assert not (tmp_path / "calib.npz").exists()
 
 
+def test_collect_refuses_an_out_of_another_model(tiny, tmp_path, bag_video, monkeypatch):
+    """A calibration file collected for another model (other weights or architecture) was replaced silently, and
+    --out inside another model's directory was written there: both refused before the tracker loads; the same
+    model's file (or an older file that records no checkpoint nor template) is still replaced."""
+    from siamtrt.calibration.data import FORMAT
+    from siamtrt.runtime.tracker import Tracker
+
+    def loading(*a, **k):
+        raise AssertionError("loading the tracker")
+
+    monkeypatch.setattr(Tracker, "from_model_dir", loading)
+    src = [SourceSpec(bag_video, bbox=BAG_INIT_BOX)]
+    crops = dict(template=np.zeros((1, 3, 127, 127), np.uint8), search=np.zeros((1, 3, 287, 287), np.uint8),
+                 pair=np.zeros(1, np.int64))
+    base = {"format": FORMAT, "arch": "siamrpn_alex_dwxcorr", "model_dir": "models/elsewhere"}
+    for i, (meta, refused) in enumerate((({"checkpoint_sha256": "random-seed-1"}, "checkpoint random-seed-1"),
+                                         ({"checkpoint_sha256": "random-seed-0", "arch": "siamrpn_r50_l234_dwxcorr"},
+                                          "architecture siamrpn_r50_l234_dwxcorr"),
+                                         ({"template_sha256": "ab" * 32}, "no checkpoint (an older file)"),
+                                         ({"checkpoint_sha256": "random-seed-0"}, None), ({}, None))):
+        old = CalibrationSet(meta=dict(base, **meta), **crops).save(tmp_path / f"c{i}.npz")
+        with pytest.raises(InputError if refused else AssertionError) as e:
+            collect(tiny, src, old, progress=False)
+        if refused:
+            assert "collected for another model" in str(e.value) and refused in str(e.value)
+            assert "models/elsewhere" in str(e.value) and str(tiny) in str(e.value)
+        assert load_calibration(old).meta == dict(base, **meta)
+    other = make_tiny_model_dir(tmp_path / "other", "siamrpn_alex_dwxcorr", seed=1)
+    with pytest.raises(InputError, match="lies in the model directory .* of other weights") as e:
+        collect(tiny, src, other / "calib.npz", progress=False)
+    assert "seed 1" in str(e.value) and "seed 0" in str(e.value)
+    with pytest.raises(AssertionError):  # a model directory of the same weights (an fp16 copy, say) is no other model
+        collect(tiny, src, make_tiny_model_dir(tmp_path / "same", "siamrpn_alex_dwxcorr") / "calib.npz",
+                progress=False)
+    assert sorted(p.name for p in other.iterdir()) == ["search.onnx", "template.onnx"]
+
+
 # ------------------------------------------------------------------------------------------------- derived dirs
 def test_interrupted_fp16_conversion_leaves_no_directory(tiny, tmp_path, monkeypatch):
     import siamtrt.calibration.fp16 as fp16_mod
@@ -178,6 +215,23 @@ def test_derived_directory_refusals_come_first(tiny, tmp_path):
     with pytest.raises(InputError, match="is the source directory"):
         convert_fp16(tiny, tiny)
     assert [p.name for p in other.iterdir()] == ["notes.txt"]
+
+
+def test_derived_copy_replaces_a_model_of_other_weights_only_with_force(tiny, tmp_path):
+    """quantize --out over a model directory of other weights replaced it silently (export refused that): refused
+    before any work, naming both weights; --force replaces it, and the same weights (a re-quantize) still do."""
+    from siamtrt.calibration.fp16 import convert_fp16
+    from siamtrt.metadata import read_onnx_metadata
+
+    other = make_tiny_model_dir(tmp_path / "other", "siamrpn_alex_dwxcorr", seed=1)
+    before = _files(other)
+    with pytest.raises(InputError, match="holds a model exported from other weights") as e:
+        convert_fp16(tiny, other)
+    assert "seed 1" in str(e.value) and "seed 0" in str(e.value) and "--force" in str(e.value)
+    assert _files(other) == before
+    convert_fp16(tiny, other, force=True)
+    convert_fp16(tiny, other)  # now the same weights: a re-quantize
+    assert read_onnx_metadata(other / "search.onnx")["checkpoint_sha256"] == "random-seed-0"
 
 
 # ------------------------------------------------------------------------------------------------------- report
