@@ -216,30 +216,43 @@ class DistractorMemory:
         but huge kernels (a float32 mean beyond about 3.4e38·(1 − α̂)/α̂) overflow there, not in S (float64, bounded
         by the float32 maximum times 1/η). Returns how many rows were left out.
         """
-        decay = 1.0 - lr
-        w, sums = self.weight * decay, {k: s * decay for k, s in self.sums.items()}
         ok = np.ones(len(owner), bool)
         if len(owner):
-            for k in sums:
+            for k in self.sums:
                 ok &= np.isfinite(kernels[k]).reshape(len(owner), -1).all(1)
-        if ok.any():
-            np.add.at(w, owner[ok], 1.0)
-            for k, s in sums.items():
-                np.add.at(s, owner[ok], kernels[k][ok].astype(np.float64))
-            rows = np.unique(owner[ok])
-            over = np.zeros(len(rows), bool)
-            with np.errstate(over="ignore"):
-                for k, s in sums.items():
-                    m = _merged(base[k][rows], s[rows], w[rows], weight).astype(base[k].dtype)
-                    over |= ~np.isfinite(m).reshape(len(rows), -1).all(1)
-            for r in rows[over]:  # that target learns nothing this frame: decay only
-                ok &= owner != r
-                w[r] = self.weight[r] * decay
-                for k, s in sums.items():
-                    s[r] = self.sums[k][r] * decay
-        self.weight, self.sums = w, sums
+        rows = np.unique(owner[ok])
+        kept_w, kept = self.weight[rows], {k: s[rows] for k, s in self.sums.items()}  # copies: the rows before
+        decay = 1.0 - lr
+        self.weight *= decay
+        for s in self.sums.values():
+            s *= decay
+        for i in np.flatnonzero(ok):  # in row order, as np.add.at would (a slice add per row: ~7x faster here)
+            self.weight[owner[i]] += 1.0
+            for k, s in self.sums.items():
+                s[owner[i]] += kernels[k][i]  # float64 += float32: cast, then added
+        for i in np.flatnonzero(self._overflowing(rows, base, weight)):  # that target learns nothing: decay only
+            ok &= owner != rows[i]
+            self.weight[rows[i]] = kept_w[i] * decay
+            for k, s in self.sums.items():
+                s[rows[i]] = kept[k][i] * decay
         self.changed |= bool(ok.any())
         return len(ok) - int(ok.sum())
+
+    def _overflowing(self, rows: np.ndarray, base: Dict[str, np.ndarray], weight: float) -> np.ndarray:
+        """Which of ``rows`` have a merged kernel that is not finite in the kernels' dtype. A bound first,
+        (max|K_z| + α̂·max|S|/W)/(1 − α̂) ≤ the dtype's maximum, clears every normal row in one pass over it; only a
+        row above the bound is merged exactly."""
+        over = np.zeros(len(rows), bool)
+        for i, r in enumerate(rows):
+            for k, s in self.sums.items():
+                kz, w = base[k][r], self.weight[r]
+                if (np.abs(kz).max(initial=0.0) + weight * np.abs(s[r]).max(initial=0.0) / w) / (1.0 - weight) \
+                        <= np.finfo(kz.dtype).max:
+                    continue
+                with np.errstate(over="ignore"):
+                    over[i] |= not np.isfinite(_merged(kz[None], s[r][None], np.array([w]), weight)
+                                               .astype(kz.dtype)).all()
+        return over
 
     def merge_into(self, base: Dict[str, np.ndarray], out: Dict[str, np.ndarray], weight: float) -> None:
         """Write (K_z − α̂·S/W)/(1 − α̂) into ``out[name]`` (persistent arrays shaped like ``base``) for the
