@@ -239,10 +239,13 @@ class Tracker:
         ``last_timings``); an exception in an observer propagates. Nothing is built when no observer is registered.
 
         Raises:
-            InputError: unknown branch.
+            InputError: unknown branch, ``fn`` not callable.
         """
         if branch not in self._observers:
             raise InputError(f"unknown observer branch {branch!r}", fix="use branch='search' or branch='template'")
+        if not callable(fn):
+            raise InputError(f"observer must be callable, got {reprlib.repr(fn)}",
+                             fix="pass a function taking one event: tracker.add_observer(lambda ev: ...)")
         self._observers[branch].append(fn)
         return fn
 
