@@ -64,7 +64,7 @@ def parse_mode(mode: str) -> Mode:
     canon = {"short": "short", "longterm": "longterm", "distractor": "distractor",
              "distractor+longterm": "longterm+distractor"}.get("+".join(parts))
     if canon is None:
-        close = difflib.get_close_matches(str(mode), list(MODES), n=1)
+        close = difflib.get_close_matches(str(mode).lower(), list(MODES), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise InputError(f"unknown tracking mode {mode!r}{hint}", fix=f"use one of {', '.join(MODES)}")
     return Mode(canon, "longterm" in canon, "distractor" in canon)

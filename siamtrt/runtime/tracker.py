@@ -44,15 +44,30 @@ LOG = logging.getLogger(__name__)
 
 
 def check_frame(frame: Any) -> np.ndarray:
-    """A BGR uint8 HxWx3 frame, or InputError saying what it is instead."""
+    """A BGR uint8 HxWx3 frame, or InputError naming the conversion the frame given needs (views of any strides are
+    frames: the crop reads them as they are)."""
+    if frame is None:
+        raise InputError("frame is None", fix="cv2.imread returns None for a file it cannot read, cap.read() "
+                                              "(False, None) at the end of a video or on a camera error: check them")
     if not isinstance(frame, np.ndarray):
         raise InputError(f"frame must be a numpy array, got {type(frame).__name__}",
-                         fix="pass an image read with cv2.imread / cv2.VideoCapture")
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 or frame.shape[0] < 1 or frame.shape[1] < 1:
+                         fix="pass a numpy array: an image read with cv2.imread / cv2.VideoCapture")
+    shape, fixes = frame.shape, []
+    if frame.dtype != np.uint8:  # 0..255 or 0..1 or 16-bit: a guess would be silently wrong, so it is refused
+        fixes.append("cast to 0..255 uint8: frame.astype(np.uint8) (float 0..255), "
+                     "(frame * 255).round().astype(np.uint8) (float 0..1), (frame >> 8).astype(np.uint8) (16-bit)")
+    if frame.ndim == 2 or shape[-1:] == (1,):
+        fixes.append("grey: cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)")
+    elif frame.ndim == 3 and shape[2] == 4:
+        fixes.append("4 channels: cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR) (RGBA: COLOR_RGBA2BGR)")
+    elif frame.size == 0:
+        fixes.append("the frame is empty: pass a decoded image (check the ok of cap.read())")
+    elif frame.ndim != 3 or shape[2] != 3:
+        fixes.append("pass one HxWx3 image, channels last: (3,H,W) → frame.transpose(1, 2, 0); a batch → one frame "
+                     "of it")
+    if fixes:
         raise InputError("frame must be an HxWx3 uint8 BGR image",
-                         evidence=f"got shape {frame.shape}, dtype {frame.dtype}",
-                         fix="convert grey or RGBA images with cv2.cvtColor(img, cv2.COLOR_GRAY2BGR / "
-                             "COLOR_BGRA2BGR)")
+                         evidence=f"got shape {shape}, dtype {frame.dtype}", fix="; ".join(fixes))
     return frame
 
 
@@ -72,7 +87,7 @@ def check_boxes(bbox: Any, frame_wh: Tuple[int, int]) -> Tuple[np.ndarray, bool]
     boxes = arr.reshape(1, -1) if single else arr
     if boxes.ndim != 2 or boxes.shape[1] != 4 or boxes.shape[0] == 0:
         raise InputError(f"bbox must be x,y,w,h (4 numbers) or an (N, 4) array, got shape {arr.shape}",
-                         fix="e.g. --bbox 316,140,112,115")
+                         evidence=f"got {reprlib.repr(bbox)}", fix="e.g. --bbox 316,140,112,115")
     w_img, h_img = frame_wh
     for i, (x, y, w, h) in enumerate(boxes):
         name = "bbox" if single else f"bbox[{i}]"
@@ -239,10 +254,13 @@ class Tracker:
         ``last_timings``); an exception in an observer propagates. Nothing is built when no observer is registered.
 
         Raises:
-            InputError: unknown branch.
+            InputError: unknown branch, ``fn`` not callable.
         """
         if branch not in self._observers:
             raise InputError(f"unknown observer branch {branch!r}", fix="use branch='search' or branch='template'")
+        if not callable(fn):
+            raise InputError(f"observer must be callable, got {reprlib.repr(fn)}",
+                             fix="pass a function taking one event: tracker.add_observer(lambda ev: ...)")
         self._observers[branch].append(fn)
         return fn
 

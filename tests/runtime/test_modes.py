@@ -427,6 +427,9 @@ def test_mode_errors_give_the_fix_as_its_own_line(tiny_dir):
     assert "did you mean 'longterm'" in e.value.what and "fix" not in e.value.what
     assert "longterm+distractor" in e.value.fix and "\n  fix: use one of" in str(e.value)
     assert parse_mode("distractor+longterm").name == "longterm+distractor"
+    for typo, near in (("SHORT", "short"), ("LongTerm", "longterm"), ("Distracter", "distractor")):
+        with pytest.raises(InputError, match=f"did you mean {near!r}"):  # case-insensitive suggestion, no fix-up
+            parse_mode(typo)
     with pytest.raises(ModelDirError) as e:
         Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime", mode="longterm")
     assert "fix" not in e.value.what and "long-term search size" in e.value.what

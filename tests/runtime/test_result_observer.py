@@ -155,3 +155,16 @@ def test_observer_branch_is_checked(tiny_dir):
     t = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
     with pytest.raises(InputError, match="observer branch"):
         t.add_observer(print, branch="searhc")
+
+
+def test_observer_must_be_callable(tiny_dir, bag_frames):
+    """add_observer(None) was accepted; every init / track after it then raised a bare TypeError from inside the
+    tracker, so one wrong argument left the tracker unusable."""
+    t = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
+    for bad in (None, "print", [print]):
+        with pytest.raises(InputError, match="observer must be callable"):
+            t.add_observer(bad)
+        with pytest.raises(InputError, match="observer must be callable"):
+            t.add_observer(bad, branch="template")
+    t.init(bag_frames[0], BOX)
+    assert t.track(bag_frames[1]).boxes.shape == (1, 4)

@@ -2,6 +2,7 @@
 N targets exactly like N single trackers, and refuses bad inputs with specific errors."""
 
 
+import cv2
 import numpy as np
 import pytest
 
@@ -100,7 +101,7 @@ def test_fixed_batch_model_runs_targets_one_by_one(tiny_dir, bag_frames):
                                      ((500, 10, 20, 20), "outside"), ((-50, -50, 40, 40), "outside"),
                                      ((1, 2, 3), "4 numbers"), ((np.nan, 1, 2, 3), "non-finite"),
                                      (("a", 1, 2, 3), "4 numbers"), ({"x": 1}, "4 numbers"),
-                                     ([(1, 2, 3, 4), (1, 2)], "4 numbers")])
+                                     ([(1, 2, 3, 4), (1, 2)], "4 numbers"), (None, "got None")])
 def test_bad_boxes(box, msg, tiny_dir, bag_frames):
     """init and add refuse the same boxes the same way (strings, dicts, ragged lists: ValueError / TypeError from
     numpy before)."""
@@ -167,6 +168,41 @@ def test_bad_frames_and_order(tiny_dir, bag_frames):
         t.init(bag_frames[0][:, :, 0], BOX)
     with pytest.raises(InputError, match="HxWx3 uint8"):
         t.init(bag_frames[0].astype(np.float32), BOX)
+
+
+@pytest.mark.parametrize("make,fix", [
+    (lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), "COLOR_GRAY2BGR"), (lambda f: f[:, :, :1], "COLOR_GRAY2BGR"),
+    (lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2BGRA), "COLOR_BGRA2BGR"),
+    (lambda f: f.astype(np.float32), "astype(np.uint8)"), (lambda f: f / 255.0, "* 255"),
+    (lambda f: f.astype(np.uint16) * 257, ">> 8"), (lambda f: np.zeros((0, 0, 3), np.uint8), "empty"),
+    (lambda f: f.transpose(2, 0, 1), "transpose(1, 2, 0)"), (lambda f: f[None], "one frame"),
+    (lambda f: None, "cap.read()"), (lambda f: f.tolist(), "numpy array")])
+def test_bad_frames_name_their_own_fix(make, fix, tiny_dir, bag_frames):
+    """The mistakes users make with frames each get the conversion they need (a float or 16-bit frame was told to
+    convert grey or RGBA, None — cv2.imread's answer for an unreadable file — to use cv2.imread), at init and at
+    track, and the tracker goes on."""
+    t = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
+    bad = make(bag_frames[1])
+    with pytest.raises(InputError, match="frame") as e:
+        t.init(bad, BOX)
+    assert fix in e.value.fix
+    t.init(bag_frames[0], BOX)
+    with pytest.raises(InputError) as e:
+        t.track(bad)
+    assert fix in e.value.fix
+    assert t.track(bag_frames[1]).boxes.shape == (1, 4)
+
+
+@pytest.mark.parametrize("frame", [lambda f: f[:, ::-1], lambda f: np.asfortranarray(f), lambda f: f[::2, ::2]])
+def test_views_and_other_sizes_are_tracked(frame, tiny_dir, bag_frames):
+    """Strided / non-contiguous views and frames of another size than init's are images too (the references take
+    them): tracked like a contiguous copy."""
+    a = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
+    b = Tracker.from_model_dir(tiny_dir("siamrpn_alex_dwxcorr"), backend="onnxruntime")
+    a.init(bag_frames[0], BOX)
+    b.init(bag_frames[0], BOX)
+    np.testing.assert_array_equal(a.track(frame(bag_frames[1])).boxes,
+                                  b.track(np.ascontiguousarray(frame(bag_frames[1]))).boxes)
 
 
 def test_model_dir_errors(tiny_dir, tmp_path):
