@@ -14,10 +14,12 @@ server and exits 0); its log goes to --log (default: a file named at start).
 from __future__ import annotations
 
 import argparse
+import re
+import signal
 import socket
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from .common import add_verbose, parse_args, positive_seconds, run_command, setup_logging
 
@@ -47,11 +49,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     return run_command(lambda: serve(args), name="serve")
 
 
-def check_repository(repo: Path) -> List[str]:
-    """Model names of a Triton repository (folders holding config.pbtxt).
+#: backend folder each ``platform:`` of a config runs on (siamtrt writes these two; others name ``backend:``)
+PLATFORM_BACKENDS = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt"}
+
+
+def check_repository(repo: Path, backends: Optional[Path] = None) -> List[str]:
+    """Model names of a Triton repository (folders holding config.pbtxt), checked for what the server cannot show
+    clearly: a backend missing from its ``backends`` folder (refused only in its log) and a Python model's missing
+    ``model.py`` (its stub fails to start and the server hangs until the startup timeout).
 
     Raises:
-        InputError: missing folder, or no model in it.
+        InputError: missing folder, no model in it, a backend this server lacks, a missing model.py.
     """
     from ..errors import InputError
 
@@ -59,12 +67,32 @@ def check_repository(repo: Path) -> List[str]:
         raise InputError(f"model repository {repo} does not exist" if not repo.exists() else
                          f"{repo} is a file, not a model repository",
                          fix="write one first: siamtrt triton --model DIR --out " + str(repo))
-    models = sorted(p.parent.name for p in repo.glob("*/config.pbtxt"))
-    if not models:
+    configs = sorted(repo.glob("*/config.pbtxt"))
+    if not configs:
         raise InputError(f"{repo} holds no Triton model (no */config.pbtxt)",
                          evidence=f"entries: {sorted(p.name for p in repo.iterdir())[:8]}",
                          fix="write one: siamtrt triton --model DIR --out " + str(repo))
-    return models
+    lacking: Dict[str, List[str]] = {}
+    for cfg in configs:
+        text = cfg.read_text(errors="replace")
+        found = re.search(r'^\s*(?:backend|platform):\s*"([^"]+)"', text, re.M)
+        backend = PLATFORM_BACKENDS.get(found.group(1), found.group(1)) if found else None
+        if backends is not None and backends.is_dir() and backend and not (backends / backend).is_dir():
+            lacking.setdefault(backend, []).append(cfg.parent.name)
+        if backend == "python":
+            missing = [v for v in cfg.parent.iterdir() if v.name.isdigit() and not (v / "model.py").is_file()]
+            if missing:
+                raise InputError(f"model {cfg.parent.name} has no {missing[0].name}/model.py",
+                                 evidence=f"{missing[0]} holds {sorted(p.name for p in missing[0].iterdir())[:8]}",
+                                 fix=f"write the repository again: siamtrt triton --model DIR --out {repo} --overwrite")
+    if lacking:
+        raise InputError("this tritonserver lacks the backends the repository's models need: "
+                         + "; ".join(f"{b} ({', '.join(m)})" for b, m in lacking.items()),
+                         evidence=f"its backends ({backends}): {', '.join(sorted(p.name for p in backends.iterdir()))}",
+                         fix=f"write the repository for this server: siamtrt triton --model DIR --out {repo} "
+                             "--overwrite --backend python, or serve it with a tritonserver that has those backends "
+                             "(the NGC container, or SIAMTRT_TRITONSERVER=/path/to/tritonserver)")
+    return [c.parent.name for c in configs]
 
 
 def check_port(address: str, port: int, option: str) -> None:
@@ -89,12 +117,12 @@ def serve(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..serving.server import TritonServer, find_server
 
-    models = check_repository(args.model_repository)
     if args.http_port == args.grpc_port:
         raise InputError(f"--http-port and --grpc-port are both {args.http_port}", fix="give them different ports")
+    dist = find_server()
+    models = check_repository(args.model_repository, dist.backends)
     check_port(args.address, args.http_port, "--http-port")
     check_port(args.address, args.grpc_port, "--grpc-port")
-    dist = find_server()
     srv = TritonServer(args.model_repository, http_port=args.http_port, grpc_port=args.grpc_port,
                        startup_timeout=args.startup_timeout, dist=dist, log_path=args.log, address=args.address)
     print(f"serve: starting {dist.binary} ({DIST_KINDS.get(dist.kind, dist.kind)}) on {args.model_repository} "
@@ -107,6 +135,12 @@ def serve(args: argparse.Namespace) -> int:
         code = srv.proc.returncode
         from ..serving.repository import ServingError
 
+        if code < 0:  # killed: its log ends as a healthy server's does, so it is no evidence
+            raise ServingError(f"tritonserver was killed by {signal.Signals(-code).name}; streams still running "
+                               "stopped with an error (their clients keep the frames answered so far)",
+                               evidence=srv.log_errors(tail=False),
+                               fix="find what killed it (another user's kill, the OOM killer: dmesg | grep -i "
+                                   "kill), then start siamtrt serve again")
         raise ServingError(f"tritonserver exited by itself with code {code}", evidence=srv.log_errors(),
                            fix=f"read the log {srv.log_path}")
     except KeyboardInterrupt:
