@@ -53,13 +53,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 PLATFORM_BACKENDS = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt"}
 
 
-def check_repository(repo: Path, backends: Optional[Path] = None) -> List[str]:
-    """Model names of a Triton repository (folders holding config.pbtxt), checked for what the server cannot show
-    clearly: a backend missing from its ``backends`` folder (refused only in its log) and a Python model's missing
-    ``model.py`` (its stub fails to start and the server hangs until the startup timeout).
+def check_repository(repo: Path) -> Dict[str, Optional[str]]:
+    """Backend of each model of a Triton repository (folders holding config.pbtxt); a Python model must hold
+    ``model.py`` (without it the stub fails to start and the server hangs until the startup timeout).
 
     Raises:
-        InputError: missing folder, no model in it, a backend this server lacks, a missing model.py.
+        InputError: missing folder, no model in it, a missing model.py.
     """
     from ..errors import InputError
 
@@ -72,19 +71,28 @@ def check_repository(repo: Path, backends: Optional[Path] = None) -> List[str]:
         raise InputError(f"{repo} holds no Triton model (no */config.pbtxt)",
                          evidence=f"entries: {sorted(p.name for p in repo.iterdir())[:8]}",
                          fix="write one: siamtrt triton --model DIR --out " + str(repo))
-    lacking: Dict[str, List[str]] = {}
+    models: Dict[str, Optional[str]] = {}
     for cfg in configs:
-        text = cfg.read_text(errors="replace")
-        found = re.search(r'^\s*(?:backend|platform):\s*"([^"]+)"', text, re.M)
-        backend = PLATFORM_BACKENDS.get(found.group(1), found.group(1)) if found else None
-        if backends is not None and backends.is_dir() and backend and not (backends / backend).is_dir():
-            lacking.setdefault(backend, []).append(cfg.parent.name)
-        if backend == "python":
-            missing = [v for v in cfg.parent.iterdir() if v.name.isdigit() and not (v / "model.py").is_file()]
-            if missing:
-                raise InputError(f"model {cfg.parent.name} has no {missing[0].name}/model.py",
-                                 evidence=f"{missing[0]} holds {sorted(p.name for p in missing[0].iterdir())[:8]}",
-                                 fix=f"write the repository again: siamtrt triton --model DIR --out {repo} --overwrite")
+        found = re.search(r'^\s*(?:backend|platform):\s*"([^"]+)"', cfg.read_text(errors="replace"), re.M)
+        backend = models[cfg.parent.name] = PLATFORM_BACKENDS.get(found.group(1), found.group(1)) if found else None
+        missing = [v for v in cfg.parent.iterdir() if v.name.isdigit() and not (v / "model.py").is_file()]
+        if backend == "python" and missing:
+            raise InputError(f"model {cfg.parent.name} has no {missing[0].name}/model.py",
+                             evidence=f"{missing[0]} holds {sorted(p.name for p in missing[0].iterdir())[:8]}",
+                             fix=f"write the repository again: siamtrt triton --model DIR --out {repo} --overwrite")
+    return models
+
+
+def check_backends(models: Dict[str, Optional[str]], backends: Path, repo: Path) -> None:
+    """Refuse models whose backend the server's ``backends`` folder lacks (the server says so only in its log)."""
+    from ..errors import InputError
+
+    if not backends.is_dir():  # a layout not known here: the server decides
+        return
+    lacking: Dict[str, List[str]] = {}
+    for model, backend in models.items():
+        if backend and not (backends / backend).is_dir():
+            lacking.setdefault(backend, []).append(model)
     if lacking:
         raise InputError("this tritonserver lacks the backends the repository's models need: "
                          + "; ".join(f"{b} ({', '.join(m)})" for b, m in lacking.items()),
@@ -92,7 +100,6 @@ def check_repository(repo: Path, backends: Optional[Path] = None) -> List[str]:
                          fix=f"write the repository for this server: siamtrt triton --model DIR --out {repo} "
                              "--overwrite --backend python, or serve it with a tritonserver that has those backends "
                              "(the NGC container, or SIAMTRT_TRITONSERVER=/path/to/tritonserver)")
-    return [c.parent.name for c in configs]
 
 
 def check_port(address: str, port: int, option: str) -> None:
@@ -117,12 +124,13 @@ def serve(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..serving.server import TritonServer, find_server
 
+    models = check_repository(args.model_repository)
     if args.http_port == args.grpc_port:
         raise InputError(f"--http-port and --grpc-port are both {args.http_port}", fix="give them different ports")
-    dist = find_server()
-    models = check_repository(args.model_repository, dist.backends)
     check_port(args.address, args.http_port, "--http-port")
     check_port(args.address, args.grpc_port, "--grpc-port")
+    dist = find_server()
+    check_backends(models, dist.backends, args.model_repository)
     srv = TritonServer(args.model_repository, http_port=args.http_port, grpc_port=args.grpc_port,
                        startup_timeout=args.startup_timeout, dist=dist, log_path=args.log, address=args.address)
     print(f"serve: starting {dist.binary} ({DIST_KINDS.get(dist.kind, dist.kind)}) on {args.model_repository} "
