@@ -143,12 +143,17 @@ def serve(args: argparse.Namespace) -> int:
         code = srv.proc.returncode
         from ..serving.repository import ServingError
 
-        if code < 0:  # killed: its log ends as a healthy server's does, so it is no evidence
-            raise ServingError(f"tritonserver was killed by {signal.Signals(-code).name}; streams still running "
-                               "stopped with an error (their clients keep the frames answered so far)",
-                               evidence=srv.log_errors(tail=False),
-                               fix="find what killed it (another user's kill, the OOM killer: dmesg | grep -i "
-                                   "kill), then start siamtrt serve again")
+        # killed (code -N), or stopped by a signal sent to it (it logs "Signal (N) received." and exits 0): its
+        # log is a healthy server's, no evidence
+        got = re.findall(r"^Signal \((\d+)\) received", srv.log_tail(1 << 16), re.M)
+        sig = -code if code < 0 else int(got[-1]) if got else 0
+        if sig:
+            name = {s.value: s.name for s in signal.Signals}.get(sig, f"signal {sig}")
+            raise ServingError(f"tritonserver was {'killed' if code < 0 else 'stopped'} by {name} (not by siamtrt "
+                               "serve); streams still running stopped with an error (their clients keep the frames "
+                               "answered so far)", evidence=srv.log_errors(tail=False),
+                               fix="find what sent it (another user's kill, a service manager; SIGKILL: also the OOM "
+                                   "killer, dmesg | grep -i kill), then start siamtrt serve again")
         raise ServingError(f"tritonserver exited by itself with code {code}", evidence=srv.log_errors(),
                            fix=f"read the log {srv.log_path}")
     except KeyboardInterrupt:
