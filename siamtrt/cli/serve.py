@@ -73,10 +73,11 @@ def check_repository(repo: Path) -> Dict[str, Optional[str]]:
                          fix="write one: siamtrt triton --model DIR --out " + str(repo))
     models: Dict[str, Optional[str]] = {}
     for cfg in configs:
-        found = re.search(r'^\s*(?:backend|platform):\s*"([^"]+)"', cfg.read_text(errors="replace"), re.M)
+        text = cfg.read_text(errors="replace")
+        found = re.search(r'^\s*(?:backend|platform):\s*"([^"]+)"', text, re.M)
         backend = models[cfg.parent.name] = PLATFORM_BACKENDS.get(found.group(1), found.group(1)) if found else None
         missing = [v for v in cfg.parent.iterdir() if v.name.isdigit() and not (v / "model.py").is_file()]
-        if backend == "python" and missing:
+        if backend == "python" and missing and "default_model_filename" not in text:  # another file name: not ours
             raise InputError(f"model {cfg.parent.name} has no {missing[0].name}/model.py",
                              evidence=f"{missing[0]} holds {sorted(p.name for p in missing[0].iterdir())[:8]}",
                              fix=f"write the repository again: siamtrt triton --model DIR --out {repo} --overwrite")
