@@ -14,10 +14,12 @@ server and exits 0); its log goes to --log (default: a file named at start).
 from __future__ import annotations
 
 import argparse
+import re
+import signal
 import socket
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from .common import add_verbose, parse_args, positive_seconds, run_command, setup_logging
 
@@ -47,11 +49,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     return run_command(lambda: serve(args), name="serve")
 
 
-def check_repository(repo: Path) -> List[str]:
-    """Model names of a Triton repository (folders holding config.pbtxt).
+#: backend folder each ``platform:`` of a config runs on (siamtrt writes these two; others name ``backend:``)
+PLATFORM_BACKENDS = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt"}
+
+
+def check_repository(repo: Path) -> Dict[str, Optional[str]]:
+    """Backend of each model of a Triton repository (folders holding config.pbtxt); a Python model must hold
+    ``model.py`` (without it the stub fails to start and the server hangs until the startup timeout).
 
     Raises:
-        InputError: missing folder, or no model in it.
+        InputError: missing folder, no model in it, a missing model.py.
     """
     from ..errors import InputError
 
@@ -59,12 +66,41 @@ def check_repository(repo: Path) -> List[str]:
         raise InputError(f"model repository {repo} does not exist" if not repo.exists() else
                          f"{repo} is a file, not a model repository",
                          fix="write one first: siamtrt triton --model DIR --out " + str(repo))
-    models = sorted(p.parent.name for p in repo.glob("*/config.pbtxt"))
-    if not models:
+    configs = sorted(repo.glob("*/config.pbtxt"))
+    if not configs:
         raise InputError(f"{repo} holds no Triton model (no */config.pbtxt)",
                          evidence=f"entries: {sorted(p.name for p in repo.iterdir())[:8]}",
                          fix="write one: siamtrt triton --model DIR --out " + str(repo))
+    models: Dict[str, Optional[str]] = {}
+    for cfg in configs:
+        text = cfg.read_text(errors="replace")
+        found = re.search(r'^\s*(?:backend|platform):\s*"([^"]+)"', text, re.M)
+        backend = models[cfg.parent.name] = PLATFORM_BACKENDS.get(found.group(1), found.group(1)) if found else None
+        missing = [v for v in cfg.parent.iterdir() if v.name.isdigit() and not (v / "model.py").is_file()]
+        if backend == "python" and missing and "default_model_filename" not in text:  # another file name: not ours
+            raise InputError(f"model {cfg.parent.name} has no {missing[0].name}/model.py",
+                             evidence=f"{missing[0]} holds {sorted(p.name for p in missing[0].iterdir())[:8]}",
+                             fix=f"write the repository again: siamtrt triton --model DIR --out {repo} --overwrite")
     return models
+
+
+def check_backends(models: Dict[str, Optional[str]], backends: Path, repo: Path) -> None:
+    """Refuse models whose backend the server's ``backends`` folder lacks (the server says so only in its log)."""
+    from ..errors import InputError
+
+    if not backends.is_dir():  # a layout not known here: the server decides
+        return
+    lacking: Dict[str, List[str]] = {}
+    for model, backend in models.items():
+        if backend and not (backends / backend).is_dir():
+            lacking.setdefault(backend, []).append(model)
+    if lacking:
+        raise InputError("this tritonserver lacks the backends the repository's models need: "
+                         + "; ".join(f"{b} ({', '.join(m)})" for b, m in lacking.items()),
+                         evidence=f"its backends ({backends}): {', '.join(sorted(p.name for p in backends.iterdir()))}",
+                         fix=f"write the repository for this server: siamtrt triton --model DIR --out {repo} "
+                             "--overwrite --backend python, or serve it with a tritonserver that has those backends "
+                             "(the NGC container, or SIAMTRT_TRITONSERVER=/path/to/tritonserver)")
 
 
 def check_port(address: str, port: int, option: str) -> None:
@@ -95,6 +131,7 @@ def serve(args: argparse.Namespace) -> int:
     check_port(args.address, args.http_port, "--http-port")
     check_port(args.address, args.grpc_port, "--grpc-port")
     dist = find_server()
+    check_backends(models, dist.backends, args.model_repository)
     srv = TritonServer(args.model_repository, http_port=args.http_port, grpc_port=args.grpc_port,
                        startup_timeout=args.startup_timeout, dist=dist, log_path=args.log, address=args.address)
     print(f"serve: starting {dist.binary} ({DIST_KINDS.get(dist.kind, dist.kind)}) on {args.model_repository} "
@@ -107,6 +144,17 @@ def serve(args: argparse.Namespace) -> int:
         code = srv.proc.returncode
         from ..serving.repository import ServingError
 
+        # killed (code -N), or stopped by a signal sent to it (it logs "Signal (N) received." and exits 0): its
+        # log is a healthy server's, no evidence
+        got = re.findall(r"^Signal \((\d+)\) received", srv.log_tail(1 << 16), re.M)
+        sig = -code if code < 0 else int(got[-1]) if got else 0
+        if sig:
+            name = {s.value: s.name for s in signal.Signals}.get(sig, f"signal {sig}")
+            raise ServingError(f"tritonserver was {'killed' if code < 0 else 'stopped'} by {name} (not by siamtrt "
+                               "serve); streams still running stopped with an error (their clients keep the frames "
+                               "answered so far)", evidence=srv.log_errors(tail=False),
+                               fix="find what sent it (another user's kill, a service manager; SIGKILL: also the OOM "
+                                   "killer, dmesg | grep -i kill), then start siamtrt serve again")
         raise ServingError(f"tritonserver exited by itself with code {code}", evidence=srv.log_errors(),
                            fix=f"read the log {srv.log_path}")
     except KeyboardInterrupt:

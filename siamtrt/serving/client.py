@@ -42,6 +42,13 @@ def _request_fix(err: str, model: str, protocol: str) -> str:
     if "unknown model" in err:
         return (f"this server serves no model {model!r}: a repository written with siamtrt triton --prefix P serves "
                 "P_tracker; pass --model P_tracker (the server's log lists its models)")
+    if "GOAWAY" in err or "Server not ready" in err:  # a server shutting down, not a protocol mismatch
+        return "the server is stopping or restarting: check it runs (siamtrt serve's output and log), then run again"
+    if "Deadline Exceeded" in err or "timed out" in err:
+        return ("the server did not answer in time: it is overloaded, or all its sequence slots (4 x the --max-batch "
+                "the repository was written with) are held by running streams or by streams that vanished without "
+                "END (a killed client: freed after the repository's --idle-seconds, 60 by default); retry later, or "
+                "write the repository with a larger --max-batch or a shorter --idle-seconds")
     if any(w in err for w in ("Expected HTTP/", "Socket closed", "RST_STREAM", "Trying to connect an http1.x server")):
         return (f"--url may be the server's {other.upper()} port: pass --protocol {other}, or the {protocol} port "
                 "(tritonserver's defaults: gRPC 8001, HTTP 8000)")

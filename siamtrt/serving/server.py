@@ -206,7 +206,10 @@ class TritonServer:
             if self.proc.poll() is not None:
                 self.stop()
                 raise ServingError(f"tritonserver exited with code {self.proc.returncode} while starting",
-                                   evidence=self.log_errors(), fix="read the errors above (model config or backend)")
+                                   evidence=self.log_errors(),
+                                   fix="read the errors above; a repository siamtrt wrote that fails to load is "
+                                       "incomplete or damaged: write it again (siamtrt triton --model DIR --out "
+                                       f"{self.repository} --overwrite)")
             if self.is_ready():
                 return self
             time.sleep(0.25)
@@ -228,17 +231,17 @@ class TritonServer:
         except OSError:
             return "(no log)"
 
-    def log_errors(self, limit: int = 12) -> str:
+    def log_errors(self, limit: int = 12, tail: bool = True) -> str:
         """Evidence from the log: its error lines (glog ``E`` lines, ``error:`` lines, UNAVAILABLE models: the cause,
         e.g. "unable to find backend library for backend 'onnxruntime'", is rarely in the last lines), else its
-        tail; then where the whole log is."""
+        tail (``tail``, else a line saying it has none); then where the whole log is."""
         found: List[str] = []
         for line in self.log_tail(1 << 24).splitlines():
             line = " ".join(line.split())
             if _ERROR_LINE.search(line) and not any(b in line for b in _BENIGN_ERRORS) and line not in found:
                 found.append(line[:400])
         body = "\n".join(found[:limit] + ([f"... and {len(found) - limit} more"] if len(found) > limit else []))
-        return (body or self.log_tail(1500)) + f"\nlog: {self.log_path}"
+        return (body or (self.log_tail(1500) if tail else "no error in the server's log")) + f"\nlog: {self.log_path}"
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL after ``timeout``), idempotent."""

@@ -121,6 +121,10 @@ def test_sequence_ids_do_not_depend_on_the_clock(monkeypatch):
     ("('Expected HTTP/, RTSP/ or ICE/', 8)", "http", "--protocol grpc"),
     ("[StatusCode.NOT_FOUND] Request for unknown model: 'foo_tracker' is not found", "grpc", "--prefix"),
     ("[StatusCode.UNAVAILABLE] failed to connect to all addresses; Connection refused", "grpc", "--protocol"),
+    # a server stopping mid-stream (SIGTERM) is not a protocol mismatch, though its words hold "Socket closed"
+    ("[StatusCode.UNAVAILABLE] Stream removed (Socket closed (GOAWAY received; Error code: 0; Debug Text: ))",
+     "grpc", "the server is stopping"),
+    ("[StatusCode.DEADLINE_EXCEEDED] Deadline Exceeded", "grpc", "--idle-seconds"),
 ])
 def test_request_fix_names_the_likely_mistake(evidence, protocol, expect):
     fix = client_mod._request_fix(evidence, "foo_tracker", protocol)

@@ -275,9 +275,9 @@ def test_serve_killed_mid_stream(serving_model, bag_video, tmp_path):
     assert "move or delete it" in err and "Traceback" not in err, err
 
 
-def test_serve_startup_failure_names_the_cause(serving_model, tmp_path):
-    """A repository the server cannot load (onnxruntime branches on the wheel's server): ``siamtrt serve``'s
-    evidence holds the log's error lines, the cause among them, not its last lines."""
+def test_serve_refuses_a_backend_the_server_lacks(serving_model, tmp_path):
+    """A repository for a backend this server has not (onnxruntime branches on the wheel's server): refused before
+    the server starts, naming the backend, its models and the server's backends (the log buried the cause)."""
     import subprocess
     import sys
 
@@ -291,6 +291,6 @@ def test_serve_startup_failure_names_the_cause(serving_model, tmp_path):
                         str(free_port()), "--grpc-port", str(free_port())], capture_output=True, text=True,
                        env=_cli_env(), timeout=180)
     assert r.returncode == 2, r.stderr
-    evidence = r.stderr.split("evidence:", 1)[-1]
-    assert "unable to find backend library for backend 'onnxruntime'" in evidence, r.stderr
-    assert "Traceback" not in r.stderr
+    assert "lacks the backends the repository's models need: onnxruntime (siamtrt_search, siamtrt_template)" \
+        in r.stderr, r.stderr
+    assert "--backend python" in r.stderr.split("fix:", 1)[-1] and "Traceback" not in r.stderr, r.stderr
