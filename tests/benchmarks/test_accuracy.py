@@ -250,3 +250,19 @@ def test_evaluate_checks_its_report_paths_before_tracking(tmp_path, seqs, oracle
     with pytest.raises(InputError):
         evaluate([ent], seqs, tmp_path / "res", json_out=tmp_path / "acc.json", progress=False)
     assert calls == [] and not (tmp_path / "res").exists()
+
+
+def test_two_model_directories_of_the_same_weights_keep_their_own_results(tmp_path, seqs, oracle_cls, stuck_cls):
+    """Two directories of one checkpoint and precision (another xcorr, batch or Q/DQ target) share
+    ``<model>/<backend>-<precision>``: the second overwrote the first's results, and both rows (and the plot's one
+    curve) showed the second's scores. Each now keeps its own run folder and label, and a rerun reuses both."""
+    calls = []
+    good = _entrant("ort", lambda: oracle_cls(seqs), calls, info={"fingerprint": "dir-a"})
+    bad = _entrant("ort", stuck_cls, calls, info={"fingerprint": "dir-b"})
+    rep = evaluate([good, bad], seqs, tmp_path, progress=False)
+    assert [e["label"] for e in rep.entries] == ["ort-fp32", "ort-fp32_001"]
+    assert len({e["run_dir"] for e in rep.entries}) == 2 and len(rep.scores()) == 2
+    assert rep.entries[0]["scores"].success_score > rep.entries[1]["scores"].success_score
+    rerun = [_entrant("ort", lambda: oracle_cls(seqs), calls, info={"fingerprint": fp}) for fp in ("dir-b", "dir-a")]
+    again = evaluate(rerun, seqs, tmp_path, progress=False)
+    assert len(calls) == 2 and [e["label"] for e in again.entries] == ["ort-fp32_001", "ort-fp32"]
