@@ -41,11 +41,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import BackendError, CheckpointError, InputError
+from ..errors import BackendError, CheckpointError, InputError, Interrupted
 from ..locations import RESULTS_DIR
 from . import sysinfo
 from .data import DEFAULT_BOX, default_video
-from .results import check_report_outputs, dump_json, report_footer, text_table
+from .results import check_report_outputs, dump_json, new_run_folder, report_footer, text_table
 from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, check_available, resolve_variants
 from ..progress import progress_iter
 
@@ -631,14 +631,19 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
             return True
         return False
 
-    results = measure(variants, video, boxes, frames, warmup, threads, template_reps, schedule, progress,
-                      on_error=skip_reference, reference_frames=reference_frames)
-    probes = attach_headroom(results, threads, targets, progress) if headroom else {}
+    try:
+        results = measure(variants, video, boxes, frames, warmup, threads, template_reps, schedule, progress,
+                          on_error=skip_reference, reference_frames=reference_frames)
+        probes = attach_headroom(results, threads, targets, progress) if headroom else {}
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted before the report: nothing saved, no JSON or plot written (a report is "
+                          "written only from a complete run: interleaved variants finish together, and a ratio "
+                          "needs both sides); run again, with --frames N for a shorter run") from None
     report = FpsReport(results=results, video=video, frame_size=(fw, fh), targets=targets, warmup=warmup,
                        threads=threads, machine=machine, schedule=schedule, notes=notes, skipped=skipped,
                        probes=probes)
     if results_dir is not None and results and not (json_out and plot_out):
-        run = Path(results_dir) / time.strftime("%Y%m%d-%H%M%S")
+        run = new_run_folder(results_dir)
         json_out = json_out or run / "fps.json"
         plot_out = plot_out or run / "fps.png"
     if json_out:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 from typing import Sequence as Sequence_
@@ -161,6 +162,19 @@ def dump_json(path: Union[str, Path], obj: Any) -> Path:
     with atomic_file(path) as f:
         f.write(text)
     return path
+
+
+def new_run_folder(root: Union[str, Path]) -> Path:
+    """A new ``<root>/<date-time>[_<n>]`` folder, made here: two runs finishing in the same second (parallel jobs)
+    wrote into one folder, the second replacing the first's report."""
+    stamp, n = time.strftime("%Y%m%d-%H%M%S"), 1
+    while True:
+        run = Path(root) / (stamp if n == 1 else f"{stamp}_{n}")
+        try:
+            run.mkdir(parents=True)
+            return run
+        except FileExistsError:
+            n += 1
 
 
 def write_run_info(rdir: Union[str, Path], info: Dict[str, Any]) -> None:

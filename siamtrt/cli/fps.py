@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     import logging
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s")
-    from siamtrt.errors import SiamtrtError
+    from siamtrt.errors import Interrupted, SiamtrtError
     from siamtrt.benchmarks import fps
 
     kw = {}
@@ -170,6 +170,8 @@ def main(argv=None) -> int:
                              (args.reference_frames or fps.DEFAULT_REFERENCE_FRAMES),
                              results_dir=None if args.no_save else args.results, headroom=not args.no_probe,
                              backend_options={"precision": args.precision_hint}, **kw)
+    except Interrupted:
+        raise  # the command's runner says what was kept and exits 130 / 143
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
