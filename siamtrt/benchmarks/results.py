@@ -144,13 +144,24 @@ def check_report_outputs(json_out: Optional[Union[str, Path]], plot_out: Optiona
     """Refuse, before a benchmark runs, a report it could not write at the end (a folder given as ``--json``, one file
     named by ``--json`` and ``--plot``, a path under a file, an output that is an input or lies in one of
     ``input_dirs`` (a sequence folder, an image-folder video, a model directory), a results ``folder`` that is a
-    file): its measurements were lost to a traceback after the whole run.
+    file, an existing file that is not a JSON (``--json``) or PNG (``--plot``)): its measurements were lost to a
+    traceback after the whole run, or a file of the user's was replaced.
 
     Raises:
         InputError: an unwritable output.
     """
     check_writable([json_out, plot_out], what=["--json", "--plot"], dirs=[folder] if folder is not None else [],
                    inputs=list(inputs), input_dirs=list(input_dirs))
+    kinds = ((json_out, "--json", "JSON", (b"{", b"[")), (plot_out, "--plot", "PNG", (b"\x89PNG",)))
+    for path, name, kind, starts in kinds:
+        if path is None or not Path(path).is_file():
+            continue
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip()
+        if head and not head.startswith(starts):  # a report replaces a report, never a file of another kind
+            raise InputError(f"{name} {path} exists and is not a {kind} file: the report would replace it",
+                             evidence=f"it starts with {head[:16]!r}",
+                             fix=f"choose another {name}, or delete the file first if it is not needed")
 
 
 def dump_json(path: Union[str, Path], obj: Any) -> Path:

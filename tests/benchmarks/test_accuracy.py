@@ -266,3 +266,20 @@ def test_two_model_directories_of_the_same_weights_keep_their_own_results(tmp_pa
     rerun = [_entrant("ort", lambda: oracle_cls(seqs), calls, info={"fingerprint": fp}) for fp in ("dir-b", "dir-a")]
     again = evaluate(rerun, seqs, tmp_path, progress=False)
     assert len(calls) == 2 and [e["label"] for e in again.entries] == ["ort-fp32_001", "ort-fp32"]
+
+
+def test_a_report_replaces_only_a_report(tmp_path, seqs, oracle_cls):
+    """An existing --json / --plot that is not a JSON / PNG (notes, a frame, the other report) is refused before any
+    tracking; it was replaced silently. An earlier report of the same kind is replaced, as a rerun expects."""
+    calls = []
+    ent = _entrant("oracle", lambda: oracle_cls(seqs), calls)
+    notes, js, png = tmp_path / "notes.txt", tmp_path / "acc.json", tmp_path / "acc.png"
+    notes.write_text("my notes\n")
+    for kw in ({"json_out": notes}, {"plot_out": notes}, {"plot_out": js}):
+        js.write_text("{}")
+        with pytest.raises(InputError, match="exists and is not a"):
+            evaluate([ent], seqs, tmp_path / "res", progress=False, **kw)
+    assert calls == [] and notes.read_text() == "my notes\n" and js.read_text() == "{}"
+    evaluate([ent], seqs, tmp_path / "res", progress=False, json_out=js, plot_out=png)
+    evaluate([ent], seqs, tmp_path / "res", progress=False, json_out=js, plot_out=png)  # a rerun replaces both
+    assert json.loads(js.read_text())["entries"] and png.read_bytes().startswith(b"\x89PNG")
