@@ -119,7 +119,7 @@ def export(args: argparse.Namespace) -> int:
     from siamtrt.metadata import export_weights
     from siamtrt.outputs import check_writable
 
-    get_config(args.config)  # cheap checks first: torch takes seconds to import
+    cfg = get_config(args.config)  # cheap checks first: torch takes seconds to import
     if args.checkpoint and not Path(args.checkpoint).is_file():
         raise InputError(f"checkpoint {args.checkpoint} does not exist",
                          fix="pass the model.pth / SiamRPN*.model file, or omit --checkpoint for random weights")
@@ -140,7 +140,8 @@ def export(args: argparse.Namespace) -> int:
               f"siamtrt export or siamtrt bench): reused. Pass --out DIR to export again elsewhere.")
         return 0
     # before torch is imported: never lose a directory of other weights (a forgotten --checkpoint) without --force
-    check_replaced_weights(out, export_weights(args.checkpoint, args.seed, args.random_heads), force=args.force)
+    check_replaced_weights(out, export_weights(args.checkpoint, args.seed, args.random_heads, cfg.name),
+                           force=args.force)
     try:
         from siamtrt.export.onnx import export_model
     except ImportError as e:
