@@ -9,8 +9,9 @@ Without --out the directory is models/<config>-random (seeded random weights) or
 checkpoint): the one `siamtrt bench` / benchmarks/fps.py reuses instead of exporting a second copy.
 
 An --out that already holds a model directory is replaced once the new export is complete when both have the same
-weights (checkpoint sha256, or random seed and heads); one exported from other weights (say a trained checkpoint,
-where --checkpoint was forgotten) is refused before any work unless --force.
+architecture and weights (checkpoint sha256, or random seed and heads); one exported from other weights (say a
+trained checkpoint, where --checkpoint was forgotten, or another architecture's random stand-in) is refused
+before any work unless --force.
 """
 
 from __future__ import annotations
