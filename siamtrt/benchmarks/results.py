@@ -48,11 +48,14 @@ def result_paths(rdir: Union[str, Path], seq_name: str) -> Tuple[Path, Path]:
 
 
 def write_result(rdir: Union[str, Path], seq_name: str, boxes: np.ndarray, times: np.ndarray) -> Path:
-    """Write one sequence's boxes and per-frame times; returns the box file."""
+    """Write one sequence's boxes and per-frame times, each atomically (a stopped run leaves whole files, never a
+    truncated one); returns the box file."""
     bpath, tpath = result_paths(rdir, seq_name)
     bpath.parent.mkdir(parents=True, exist_ok=True)
-    np.savetxt(bpath, np.asarray(boxes, np.float64).reshape(-1, 4), fmt="%.3f", delimiter=",")
-    np.savetxt(tpath, np.asarray(times, np.float64).reshape(-1), fmt="%.8f")
+    with atomic_file(bpath) as f:
+        np.savetxt(f, np.asarray(boxes, np.float64).reshape(-1, 4), fmt="%.3f", delimiter=",")
+    with atomic_file(tpath) as f:
+        np.savetxt(f, np.asarray(times, np.float64).reshape(-1), fmt="%.8f")
     return bpath
 
 

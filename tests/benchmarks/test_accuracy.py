@@ -283,3 +283,22 @@ def test_a_report_replaces_only_a_report(tmp_path, seqs, oracle_cls):
     evaluate([ent], seqs, tmp_path / "res", progress=False, json_out=js, plot_out=png)
     evaluate([ent], seqs, tmp_path / "res", progress=False, json_out=js, plot_out=png)  # a rerun replaces both
     assert json.loads(js.read_text())["entries"] and png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_stopped_result_write_leaves_whole_files(tmp_path, monkeypatch):
+    """Ctrl-C while a sequence's boxes are written: the earlier file stays whole (np.savetxt wrote into it directly,
+    leaving a truncated box file)."""
+    results.write_result(tmp_path, "seq", np.ones((5, 4)), np.ones(5))
+    before = (tmp_path / "seq.txt").read_text()
+
+    def stopped(f, rows, **kw):  # np.savetxt stopped after its first value, into a path or an open file
+        f = f if hasattr(f, "write") else open(f, "w")
+        f.write("1.000,")
+        f.flush()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savetxt", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        results.write_result(tmp_path, "seq", np.zeros((5, 4)), np.zeros(5))
+    assert (tmp_path / "seq.txt").read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "seq.txt", "seq_time.txt"]
