@@ -61,6 +61,10 @@ DEFAULT_WARMUP = 3
 DEFAULT_TEMPLATE_REPS = 5
 REFERENCE_TEMPLATE_REPS = 2  # at most, for the torch reference (its template call alone is ~0.1-2 s)
 DEFAULT_RESULTS = RESULTS_DIR / "fps"
+#: what a stopped fps run (``--mode`` too) says it kept
+INTERRUPTED = ("interrupted before the report: nothing saved, no JSON or plot written (a report is written only from "
+               "a complete run: interleaved variants finish together, and a ratio needs both sides); run again, with "
+               "--frames N for a shorter run")
 
 
 def stats_ms(seconds: Sequence[float]) -> Dict[str, Optional[float]]:
@@ -636,9 +640,7 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
                           on_error=skip_reference, reference_frames=reference_frames)
         probes = attach_headroom(results, threads, targets, progress) if headroom else {}
     except KeyboardInterrupt:
-        raise Interrupted("interrupted before the report: nothing saved, no JSON or plot written (a report is "
-                          "written only from a complete run: interleaved variants finish together, and a ratio "
-                          "needs both sides); run again, with --frames N for a shorter run") from None
+        raise Interrupted(INTERRUPTED) from None
     report = FpsReport(results=results, video=video, frame_size=(fw, fh), targets=targets, warmup=warmup,
                        threads=threads, machine=machine, schedule=schedule, notes=notes, skipped=skipped,
                        probes=probes)
