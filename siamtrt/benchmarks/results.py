@@ -153,8 +153,10 @@ def check_report_outputs(json_out: Optional[Union[str, Path]], plot_out: Optiona
     Raises:
         InputError: an unwritable output.
     """
-    check_writable([json_out, plot_out], what=["--json", "--plot"], dirs=[folder] if folder is not None else [],
-                   inputs=list(inputs), input_dirs=list(input_dirs))
+    # the results folder and a new folder in it: the runs are written inside it (an existing r-x folder took them)
+    check_writable([json_out, plot_out], what=["--json", "--plot"],
+                   dirs=[] if folder is None else [folder, Path(folder) / "run"], inputs=list(inputs),
+                   input_dirs=list(input_dirs))
     kinds = ((json_out, "--json", "JSON", (b"{", b"[")), (plot_out, "--plot", "PNG", (b"\x89PNG",)))
     for path, name, kind, starts in kinds:
         if path is None or not Path(path).is_file():

@@ -250,6 +250,10 @@ def test_evaluate_checks_its_report_paths_before_tracking(tmp_path, seqs, oracle
     with pytest.raises(InputError):
         evaluate([ent], seqs, tmp_path / "res", json_out=tmp_path / "acc.json", progress=False)
     assert calls == [] and not (tmp_path / "res").exists()
+    (tmp_path / "ro").mkdir(mode=0o555)  # an existing results folder that takes no files (as ../shared)
+    with pytest.raises(InputError, match="does not accept new files"):
+        evaluate([ent], seqs, tmp_path / "ro", progress=False)
+    assert calls == []
 
 
 def test_two_model_directories_of_the_same_weights_keep_their_own_results(tmp_path, seqs, oracle_cls, stuck_cls):
