@@ -85,16 +85,19 @@ def random_weights_label(seed: int, random_heads: str = "realistic") -> str:
 
 
 def export_weights(checkpoint: Optional[Union[str, Path]] = None, seed: int = 0,
-                   random_heads: str = "realistic") -> Dict[str, str]:
+                   random_heads: str = "realistic", arch: Optional[str] = None) -> Dict[str, str]:
     """The ``weights`` and ``checkpoint_sha256`` entries an export with these options records, without torch (the
-    checkpoint file is hashed, not loaded): what :func:`weights_line` and the replace check compare."""
+    checkpoint file is hashed, not loaded), plus ``arch`` when given: what :func:`weights_line` and the replace check
+    compare (seeded random weights of two architectures share the label ``random-seed-<n>``)."""
     if checkpoint is not None:
         p = Path(checkpoint)
         st = p.stat()
-        return {"weights": "checkpoint", "checkpoint_sha256": _sha256_once(str(p.resolve()), st.st_size,
-                                                                           st.st_mtime_ns)}
-    return {"weights": "random-matching" if random_heads == "matching" else "random-realistic",
-            "checkpoint_sha256": random_weights_label(seed, random_heads)}
+        out = {"weights": "checkpoint", "checkpoint_sha256": _sha256_once(str(p.resolve()), st.st_size,
+                                                                          st.st_mtime_ns)}
+    else:
+        out = {"weights": "random-matching" if random_heads == "matching" else "random-realistic",
+               "checkpoint_sha256": random_weights_label(seed, random_heads)}
+    return out if arch is None else dict(out, arch=arch)
 
 
 @functools.lru_cache(maxsize=8)
@@ -226,10 +229,14 @@ def _onnx_header(path: Path) -> Tuple[int, bool, Dict[str, str]]:
     return ir_version, has_graph, props
 
 
+def export_command(out: Union[str, Path] = "DIR") -> str:
+    """The export command the fixes name (one spelling: ``modeldir.REEXPORT`` and the readers here use it)."""
+    return f"siamtrt export --config NAME --checkpoint model.pth --out {out}"
+
+
 def reexport_fix(path: Path) -> str:
     """The fix for an ONNX file of a model directory that cannot be read."""
-    return (f"copy it again from the directory it came from, or re-export the directory: siamtrt export "
-            f"--config NAME --checkpoint model.pth --out {Path(path).parent}")
+    return f"copy it again from the directory it came from, or re-export the directory: {export_command(path.parent)}"
 
 
 def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
@@ -245,8 +252,7 @@ def read_onnx_metadata(path: Union[str, Path]) -> Dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelDirError(f"{path} does not exist", fix="export the model: siamtrt export --config NAME "
-                            f"--checkpoint model.pth --out {path.parent}")
+        raise ModelDirError(f"{path} does not exist", fix=f"export the model: {export_command(path.parent)}")
     reexport = reexport_fix(path)
     if path.stat().st_size == 0:
         raise ModelDirError(f"{path} is empty (0 bytes)",

@@ -20,8 +20,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from . import __version__
 from .config import FLAVOURS, AnchorConfig, TrackConfig
 from .errors import ConfigError, ModelDirError, folder_listing
-from .metadata import (PRECISIONS, REQUIRED_KEYS, file_sha256, read_onnx_metadata, untrained_warning,
-                       weights_kind, weights_line)
+from .metadata import (PRECISIONS, REQUIRED_KEYS, export_command, file_sha256, read_onnx_metadata,
+                       untrained_warning, weights_kind, weights_line)
 
 # --------------------------------------------------------------------------------------------------- file names
 BRANCHES = ("template", "search")
@@ -50,7 +50,7 @@ SHARED_KEYS = ("arch", "family", "exemplar_size", "instance_size", "score_size",
 #: calibration file, library, method, fidelity) and is the same in both branches of one quantize run
 PER_BRANCH_QUANTIZATION = ("samples", "excluded_nodes", "range_methods", "source_sha256", "float_mac_share",
                            "trt_calibration_cache")
-REEXPORT = "re-export the directory: siamtrt export --config NAME --checkpoint model.pth --out DIR"
+REEXPORT = "re-export the directory: " + export_command()
 XCORR_FORMS = ("conv", "plugin")
 BATCH_FORMS = ("dynamic", "1")
 

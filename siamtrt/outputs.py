@@ -266,6 +266,10 @@ def _check_parent(p: Path, name: str) -> None:
         raise InputError(f"cannot write {name} {p}: {probe} is a file, not a folder", fix=f"choose another {name}")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(f"cannot write {name} {p}: no write permission in {probe}", fix=f"choose another {name}")
+    if not probe.stat().st_mode & 0o222:  # r-x for all (as ../shared): kept even from root, as a write-protected file
+        raise InputError(f"cannot write {name} {p}: {probe} does not accept new files (no write bit)",
+                         evidence=f"{probe} mode {probe.stat().st_mode & 0o777:o}",
+                         fix=f"choose another {name}, in a folder you may write")
     # os.access says yes to root everywhere (/proc, a read-only mount): a file made and removed at once says truly
     try:
         fd, tmp = tempfile.mkstemp(prefix=".siamtrt-probe-", suffix=".tmp", dir=str(probe))

@@ -296,6 +296,21 @@ def test_check_writable_refuses_a_write_protected_file(tmp_path):
     check_writable([ro], what=["--json"])  # writable again: replaced atomically as before
 
 
+def test_check_writable_refuses_a_write_protected_folder(tmp_path):
+    """A folder with no write bit (as /work/shared, r-x for all) takes no output, even from root: os.access and a
+    probe file said yes to root, and bench wrote its report there."""
+    ro = tmp_path / "shared"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        for paths, dirs in (([ro / "x.json"], []), ([], [ro / "fps"]), ([ro / "new" / "x.png"], [])):
+            with pytest.raises(InputError, match="does not accept new files"):
+                check_writable(paths, dirs=dirs)
+    finally:
+        ro.chmod(0o755)
+    check_writable([ro / "x.json"], dirs=[ro / "fps"])
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
 def test_check_writable_refuses_a_folder_that_takes_no_files(tmp_path):
     """As root os.access says /proc is writable: the run then crashed making /proc/x after its work."""

@@ -89,9 +89,17 @@ def track_sequence(tracker: Any, seq: Seq, progress: bool = False) -> tuple:
 def pending(entrant: Entrant, sequences: Sequence[Seq], results_root: Union[str, Path],
             force: bool = False) -> Tuple[Path, List[Seq], List[str]]:
     """(run folder, sequences to track, the names of those whose complete result is recorded for another model or
-    sequence): a result is reused only when complete and recorded in run.json for this model and sequence."""
+    sequence): a result is reused only when complete and recorded in run.json for this model and sequence.
+
+    The run folder is the first ``<backend>-<precision>[_<run:03d>]`` that is new or holds this model directory's
+    results (its fingerprint): two directories of the same weights and precision (another xcorr, batch or Q/DQ
+    target, a re-export) keep each their own results; ``entrant.run`` is set to it (so is its label)."""
+    fp = entrant.info.get("fingerprint")
     rdir = results.run_dir(results_root, entrant.model, entrant.backend, entrant.precision, entrant.run)
-    recorded, fp = results.read_run_info(rdir).get("sequences", {}), entrant.info.get("fingerprint")
+    while results.read_run_info(rdir).get("fingerprint", fp) != fp:  # another model directory's results: kept
+        entrant.run = (entrant.run or 0) + 1
+        rdir = results.run_dir(results_root, entrant.model, entrant.backend, entrant.precision, entrant.run)
+    recorded = results.read_run_info(rdir).get("sequences", {})
     complete = {s.name for s in sequences if not force and results.is_complete(rdir, s)}  # asked once per sequence
     todo = [s for s in sequences
             if s.name not in complete or recorded.get(results.safe_name(s.name)) != results.result_key(fp, s)]

@@ -41,11 +41,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import BackendError, CheckpointError, InputError
+from ..errors import BackendError, CheckpointError, InputError, Interrupted
 from ..locations import RESULTS_DIR
 from . import sysinfo
 from .data import DEFAULT_BOX, default_video
-from .results import check_report_outputs, dump_json, report_footer, text_table
+from .results import check_report_outputs, dump_json, new_run_folder, report_footer, text_table
 from .variants import DEFAULT_CACHE, REFERENCE_BACKEND, Variant, check_available, resolve_variants
 from ..progress import progress_iter
 
@@ -61,6 +61,10 @@ DEFAULT_WARMUP = 3
 DEFAULT_TEMPLATE_REPS = 5
 REFERENCE_TEMPLATE_REPS = 2  # at most, for the torch reference (its template call alone is ~0.1-2 s)
 DEFAULT_RESULTS = RESULTS_DIR / "fps"
+#: what a stopped fps run (``--mode`` too) says it kept
+INTERRUPTED = ("interrupted before the report: nothing saved, no JSON or plot written (a report is written only from "
+               "a complete run: interleaved variants finish together, and a ratio needs both sides); run again, with "
+               "--frames N for a shorter run")
 
 
 def stats_ms(seconds: Sequence[float]) -> Dict[str, Optional[float]]:
@@ -631,14 +635,17 @@ def run_fps(models: Sequence[Union[str, Path]] = (), config: Optional[str] = Non
             return True
         return False
 
-    results = measure(variants, video, boxes, frames, warmup, threads, template_reps, schedule, progress,
-                      on_error=skip_reference, reference_frames=reference_frames)
-    probes = attach_headroom(results, threads, targets, progress) if headroom else {}
+    try:
+        results = measure(variants, video, boxes, frames, warmup, threads, template_reps, schedule, progress,
+                          on_error=skip_reference, reference_frames=reference_frames)
+        probes = attach_headroom(results, threads, targets, progress) if headroom else {}
+    except KeyboardInterrupt:
+        raise Interrupted(INTERRUPTED) from None
     report = FpsReport(results=results, video=video, frame_size=(fw, fh), targets=targets, warmup=warmup,
                        threads=threads, machine=machine, schedule=schedule, notes=notes, skipped=skipped,
                        probes=probes)
     if results_dir is not None and results and not (json_out and plot_out):
-        run = Path(results_dir) / time.strftime("%Y%m%d-%H%M%S")
+        run = new_run_folder(results_dir)
         json_out = json_out or run / "fps.json"
         plot_out = plot_out or run / "fps.png"
     if json_out:

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, Interrupted
 from ..progress import progress_bar
 from .variants import Variant, check_available
 
@@ -93,6 +93,10 @@ def run_mode_fps(model_dir: Union[str, Path], modes: Sequence[str], video: Union
                     bar.update(1)
                 if done >= warmup + frames:
                     break
+    except KeyboardInterrupt:
+        from .fps import INTERRUPTED
+
+        raise Interrupted(INTERRUPTED) from None
     finally:
         if bar is not None:  # closed before any error line is printed
             bar.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 from typing import Sequence as Sequence_
@@ -47,11 +48,14 @@ def result_paths(rdir: Union[str, Path], seq_name: str) -> Tuple[Path, Path]:
 
 
 def write_result(rdir: Union[str, Path], seq_name: str, boxes: np.ndarray, times: np.ndarray) -> Path:
-    """Write one sequence's boxes and per-frame times; returns the box file."""
+    """Write one sequence's boxes and per-frame times, each atomically (a stopped run leaves whole files, never a
+    truncated one); returns the box file."""
     bpath, tpath = result_paths(rdir, seq_name)
     bpath.parent.mkdir(parents=True, exist_ok=True)
-    np.savetxt(bpath, np.asarray(boxes, np.float64).reshape(-1, 4), fmt="%.3f", delimiter=",")
-    np.savetxt(tpath, np.asarray(times, np.float64).reshape(-1), fmt="%.8f")
+    with atomic_file(bpath) as f:
+        np.savetxt(f, np.asarray(boxes, np.float64).reshape(-1, 4), fmt="%.3f", delimiter=",")
+    with atomic_file(tpath) as f:
+        np.savetxt(f, np.asarray(times, np.float64).reshape(-1), fmt="%.8f")
     return bpath
 
 
@@ -143,13 +147,26 @@ def check_report_outputs(json_out: Optional[Union[str, Path]], plot_out: Optiona
     """Refuse, before a benchmark runs, a report it could not write at the end (a folder given as ``--json``, one file
     named by ``--json`` and ``--plot``, a path under a file, an output that is an input or lies in one of
     ``input_dirs`` (a sequence folder, an image-folder video, a model directory), a results ``folder`` that is a
-    file): its measurements were lost to a traceback after the whole run.
+    file, an existing file that is not a JSON (``--json``) or PNG (``--plot``)): its measurements were lost to a
+    traceback after the whole run, or a file of the user's was replaced.
 
     Raises:
         InputError: an unwritable output.
     """
-    check_writable([json_out, plot_out], what=["--json", "--plot"], dirs=[folder] if folder is not None else [],
-                   inputs=list(inputs), input_dirs=list(input_dirs))
+    # the results folder and a new folder in it: the runs are written inside it (an existing r-x folder took them)
+    check_writable([json_out, plot_out], what=["--json", "--plot"],
+                   dirs=[] if folder is None else [folder, Path(folder) / "run"], inputs=list(inputs),
+                   input_dirs=list(input_dirs))
+    kinds = ((json_out, "--json", "JSON", (b"{", b"[")), (plot_out, "--plot", "PNG", (b"\x89PNG",)))
+    for path, name, kind, starts in kinds:
+        if path is None or not Path(path).is_file():
+            continue
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip()
+        if head and not head.startswith(starts):  # a report replaces a report, never a file of another kind
+            raise InputError(f"{name} {path} exists and is not a {kind} file: the report would replace it",
+                             evidence=f"it starts with {head[:16]!r}",
+                             fix=f"choose another {name}, or delete the file first if it is not needed")
 
 
 def dump_json(path: Union[str, Path], obj: Any) -> Path:
@@ -161,6 +178,19 @@ def dump_json(path: Union[str, Path], obj: Any) -> Path:
     with atomic_file(path) as f:
         f.write(text)
     return path
+
+
+def new_run_folder(root: Union[str, Path]) -> Path:
+    """A new ``<root>/<date-time>[_<n>]`` folder, made here: two runs finishing in the same second (parallel jobs)
+    wrote into one folder, the second replacing the first's report."""
+    stamp, n = time.strftime("%Y%m%d-%H%M%S"), 1
+    while True:
+        run = Path(root) / (stamp if n == 1 else f"{stamp}_{n}")
+        try:
+            run.mkdir(parents=True)
+            return run
+        except FileExistsError:
+            n += 1
 
 
 def write_run_info(rdir: Union[str, Path], info: Dict[str, Any]) -> None:

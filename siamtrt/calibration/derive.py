@@ -112,11 +112,11 @@ def weights_text(meta: Mapping[str, Any]) -> str:
 
 def _same_weights(meta: Mapping[str, Any]) -> str:
     """The export options that give ``meta``'s weights again."""
-    sha = str(meta.get("checkpoint_sha256"))
+    sha, config = str(meta.get("checkpoint_sha256")), f"--config {meta['arch']}, " if meta.get("arch") else ""
     if not sha.startswith("random-seed-"):
-        return f"--checkpoint FILE, the file with sha256 {sha[:16]}…"
+        return f"{config}--checkpoint FILE, the file with sha256 {sha[:16]}…"
     seed = sha.split("-")[2]
-    return f"no --checkpoint, --seed {seed}" + (" --random-heads matching" if sha.endswith("-matching") else "")
+    return f"{config}no --checkpoint, --seed {seed}" + (" --random-heads matching" if sha.endswith("-matching") else "")
 
 
 @contextlib.contextmanager

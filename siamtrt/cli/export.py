@@ -9,8 +9,9 @@ Without --out the directory is models/<config>-random (seeded random weights) or
 checkpoint): the one `siamtrt bench` / benchmarks/fps.py reuses instead of exporting a second copy.
 
 An --out that already holds a model directory is replaced once the new export is complete when both have the same
-weights (checkpoint sha256, or random seed and heads); one exported from other weights (say a trained checkpoint,
-where --checkpoint was forgotten) is refused before any work unless --force.
+architecture and weights (checkpoint sha256, or random seed and heads); one exported from other weights (say a
+trained checkpoint, where --checkpoint was forgotten, or another architecture's random stand-in) is refused
+before any work unless --force.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def export(args: argparse.Namespace) -> int:
     from siamtrt.metadata import export_weights
     from siamtrt.outputs import check_writable
 
-    get_config(args.config)  # cheap checks first: torch takes seconds to import
+    cfg = get_config(args.config)  # cheap checks first: torch takes seconds to import
     if args.checkpoint and not Path(args.checkpoint).is_file():
         raise InputError(f"checkpoint {args.checkpoint} does not exist",
                          fix="pass the model.pth / SiamRPN*.model file, or omit --checkpoint for random weights")
@@ -140,7 +141,8 @@ def export(args: argparse.Namespace) -> int:
               f"siamtrt export or siamtrt bench): reused. Pass --out DIR to export again elsewhere.")
         return 0
     # before torch is imported: never lose a directory of other weights (a forgotten --checkpoint) without --force
-    check_replaced_weights(out, export_weights(args.checkpoint, args.seed, args.random_heads), force=args.force)
+    check_replaced_weights(out, export_weights(args.checkpoint, args.seed, args.random_heads, cfg.name),
+                           force=args.force)
     try:
         from siamtrt.export.onnx import export_model
     except ImportError as e:

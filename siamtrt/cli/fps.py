@@ -107,7 +107,7 @@ def _modes(args, kw) -> int:
     from siamtrt.benchmarks.data import default_video
     from siamtrt.benchmarks.variants import ensure_exported
     from siamtrt.config import DEFAULT_CONFIG
-    from siamtrt.errors import InputError, SiamtrtError
+    from siamtrt.errors import InputError, Interrupted, SiamtrtError
     from siamtrt.runtime.cpu import cpu_threads
 
     try:
@@ -129,6 +129,8 @@ def _modes(args, kw) -> int:
         rep = fps_modes.run_mode_fps(model, args.mode, video, kw.get("bbox", fps.DEFAULT_BOX), frames=frames,
                                      warmup=warmup, threads=threads, backend=args.backend[0],
                                      progress=not args.quiet)
+    except Interrupted:
+        raise  # the command's runner says what was kept and exits 130 / 143
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -146,7 +148,7 @@ def main(argv=None) -> int:
     import logging
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s")
-    from siamtrt.errors import SiamtrtError
+    from siamtrt.errors import Interrupted, SiamtrtError
     from siamtrt.benchmarks import fps
 
     kw = {}
@@ -170,6 +172,8 @@ def main(argv=None) -> int:
                              (args.reference_frames or fps.DEFAULT_REFERENCE_FRAMES),
                              results_dir=None if args.no_save else args.results, headroom=not args.no_probe,
                              backend_options={"precision": args.precision_hint}, **kw)
+    except Interrupted:
+        raise  # the command's runner says what was kept and exits 130 / 143
     except SiamtrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -104,8 +104,10 @@ def _torch_export(module: nn.Module, args: Tuple[torch.Tensor, ...], path: Path,
                               external_data=False)
     except Exception as e:
         log.debug(buf.getvalue())
-        raise ExportError(f"torch.onnx.export failed for {path.name}", evidence=f"{type(e).__name__}: {str(e)[:600]}",
-                          fix="check the torch version (>= 2.6 needed for the dynamo exporter) or try --opset 18") from e
+        raise ExportError(f"torch.onnx.export failed for {path.name}",
+                          evidence=f"{type(e).__name__}: {str(e)[:600]}",
+                          fix="check the torch version (>= 2.6 needed for the dynamo exporter) or try --opset 18"
+                          ) from e
     log.debug(buf.getvalue())
 
 
@@ -303,7 +305,7 @@ def _check_request(cfg: ModelConfig, out_dir: Path, checkpoint, batch: str, xcor
     if checkpoint is not None:
         require_checkpoint(checkpoint)
     check_model_out_dir(out_dir)
-    check_replaced_weights(out_dir, export_weights(checkpoint, seed, random_heads), force=force)
+    check_replaced_weights(out_dir, export_weights(checkpoint, seed, random_heads, cfg.name), force=force)
 
 
 def _weights(cfg: ModelConfig, checkpoint, seed: int, frames, random_heads: str) -> Tuple[nn.Module, str, str]:
@@ -335,7 +337,8 @@ def _summary_row(path: Path) -> Dict[str, Any]:
             "size (MB)": f"{os.path.getsize(path) / 1e6:.1f}"}
 
 
-def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path], checkpoint: Optional[Union[str, Path]] = None,
+def _export_model(config: Union[str, ModelConfig], out_dir: Union[str, Path],
+                  checkpoint: Optional[Union[str, Path]] = None,
                   seed: int = 0, opset: int = DEFAULT_OPSET, batch: str = "dynamic", xcorr: str = "conv",
                   simplify: bool = True, check: bool = True, frames=None, progress: bool = False,
                   random_heads: str = "realistic", lost_instance_size: Optional[int] = None,

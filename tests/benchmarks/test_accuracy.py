@@ -250,3 +250,59 @@ def test_evaluate_checks_its_report_paths_before_tracking(tmp_path, seqs, oracle
     with pytest.raises(InputError):
         evaluate([ent], seqs, tmp_path / "res", json_out=tmp_path / "acc.json", progress=False)
     assert calls == [] and not (tmp_path / "res").exists()
+    (tmp_path / "ro").mkdir(mode=0o555)  # an existing results folder that takes no files (as ../shared)
+    with pytest.raises(InputError, match="does not accept new files"):
+        evaluate([ent], seqs, tmp_path / "ro", progress=False)
+    assert calls == []
+
+
+def test_two_model_directories_of_the_same_weights_keep_their_own_results(tmp_path, seqs, oracle_cls, stuck_cls):
+    """Two directories of one checkpoint and precision (another xcorr, batch or Q/DQ target) share
+    ``<model>/<backend>-<precision>``: the second overwrote the first's results, and both rows (and the plot's one
+    curve) showed the second's scores. Each now keeps its own run folder and label, and a rerun reuses both."""
+    calls = []
+    good = _entrant("ort", lambda: oracle_cls(seqs), calls, info={"fingerprint": "dir-a"})
+    bad = _entrant("ort", stuck_cls, calls, info={"fingerprint": "dir-b"})
+    rep = evaluate([good, bad], seqs, tmp_path, progress=False)
+    assert [e["label"] for e in rep.entries] == ["ort-fp32", "ort-fp32_001"]
+    assert len({e["run_dir"] for e in rep.entries}) == 2 and len(rep.scores()) == 2
+    assert rep.entries[0]["scores"].success_score > rep.entries[1]["scores"].success_score
+    rerun = [_entrant("ort", lambda: oracle_cls(seqs), calls, info={"fingerprint": fp}) for fp in ("dir-b", "dir-a")]
+    again = evaluate(rerun, seqs, tmp_path, progress=False)
+    assert len(calls) == 2 and [e["label"] for e in again.entries] == ["ort-fp32_001", "ort-fp32"]
+
+
+def test_a_report_replaces_only_a_report(tmp_path, seqs, oracle_cls):
+    """An existing --json / --plot that is not a JSON / PNG (notes, a frame, the other report) is refused before any
+    tracking; it was replaced silently. An earlier report of the same kind is replaced, as a rerun expects."""
+    calls = []
+    ent = _entrant("oracle", lambda: oracle_cls(seqs), calls)
+    notes, js, png = tmp_path / "notes.txt", tmp_path / "acc.json", tmp_path / "acc.png"
+    notes.write_text("my notes\n")
+    for kw in ({"json_out": notes}, {"plot_out": notes}, {"plot_out": js}):
+        js.write_text("{}")
+        with pytest.raises(InputError, match="exists and is not a"):
+            evaluate([ent], seqs, tmp_path / "res", progress=False, **kw)
+    assert calls == [] and notes.read_text() == "my notes\n" and js.read_text() == "{}"
+    evaluate([ent], seqs, tmp_path / "res", progress=False, json_out=js, plot_out=png)
+    evaluate([ent], seqs, tmp_path / "res", progress=False, json_out=js, plot_out=png)  # a rerun replaces both
+    assert json.loads(js.read_text())["entries"] and png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_stopped_result_write_leaves_whole_files(tmp_path, monkeypatch):
+    """Ctrl-C while a sequence's boxes are written: the earlier file stays whole (np.savetxt wrote into it directly,
+    leaving a truncated box file)."""
+    results.write_result(tmp_path, "seq", np.ones((5, 4)), np.ones(5))
+    before = (tmp_path / "seq.txt").read_text()
+
+    def stopped(f, rows, **kw):  # np.savetxt stopped after its first value, into a path or an open file
+        f = f if hasattr(f, "write") else open(f, "w")
+        f.write("1.000,")
+        f.flush()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savetxt", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        results.write_result(tmp_path, "seq", np.zeros((5, 4)), np.zeros(5))
+    assert (tmp_path / "seq.txt").read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "seq.txt", "seq_time.txt"]

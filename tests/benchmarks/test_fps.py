@@ -120,7 +120,8 @@ def test_plot_and_json_say_the_weights(tmp_path, alex_dir, bag_video, monkeypatc
                   reference=False, results_dir=tmp_path / "res", progress=False, headroom=False)
     assert rep.json_path.parent == rep.plot_path.parent and rep.json_path.parent.parent == tmp_path / "res"
     assert rep.plot_path.stat().st_size > 5_000
-    assert seen["labels"] == ["onnxruntime-fp32\ncheckpoint, 2 frames"] and "weights: checkpoint (sha256" in seen["title"]
+    assert seen["labels"] == ["onnxruntime-fp32\ncheckpoint, 2 frames"]
+    assert "weights: checkpoint (sha256" in seen["title"]
     assert "SEEDED RANDOM" not in seen["title"]
     d = json.loads(rep.json_path.read_text())
     assert d["weights_kinds"] == ["checkpoint"] and d["variants"][0]["weights_kind"] == "checkpoint"
@@ -290,3 +291,31 @@ def test_a_share_above_the_probed_peak_is_flagged(alex_dir, bag_video, monkeypat
     (r,) = rep.results
     assert r.peak_share > 1.0 and any("means nothing" in n for n in r.notes)
     assert "means nothing" in rep.summary()
+
+
+def test_two_runs_in_the_same_second_keep_both_reports(tmp_path, alex_dir, bag_video, monkeypatch):
+    """Two runs that finish in the same second (parallel jobs on one --results) wrote into one <date-time> folder,
+    the second replacing the first's fps.json and fps.png without a word; each now gets its own folder."""
+    monkeypatch.setattr("time.strftime", lambda *a: "20260101-000000")
+    kw = dict(models=[alex_dir], backends=["onnxruntime"], video=bag_video, frames=1, warmup=0, template_reps=1,
+              reference=False, progress=False, headroom=False, results_dir=tmp_path / "r")
+    first, second = run_fps(**kw), run_fps(**kw)
+    assert first.json_path.parent != second.json_path.parent and first.plot_path.parent == first.json_path.parent
+    assert [p.name for p in sorted((tmp_path / "r").iterdir())] == ["20260101-000000", "20260101-000000_2"]
+    assert all(p.is_file() for p in (first.json_path, first.plot_path, second.json_path, second.plot_path))
+
+
+def test_an_interrupted_run_says_nothing_was_saved(tmp_path, alex_dir, bag_video, monkeypatch, capsys):
+    """Ctrl-C / SIGTERM during the measurement: exit 130, no report, and the message says nothing was saved and why
+    (it said only "no output was left half-written", as if the finished measurements were somewhere)."""
+    from siamtrt.benchmarks import fps
+    from siamtrt.cli.main import run_job
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fps, "measure", stopped)
+    rc = run_job("bench", ["--model", str(alex_dir), "--video", str(bag_video), "--frames", "1", "--no-probe",
+                           "--quiet", "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 130 and "nothing saved" in err and "Traceback" not in err and not (tmp_path / "r").exists()

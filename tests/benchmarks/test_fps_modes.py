@@ -83,3 +83,19 @@ def test_an_unavailable_backend_is_refused_before_the_trackers_start(tiny_dirs, 
     with pytest.raises(BackendError, match="backend tensorrt cannot run") as e:
         run_mode_fps(d, ["short"], bag_video, BOX, frames=2, warmup=0, backend="tensorrt", progress=False)
     assert e.value.evidence and e.value.fix
+
+
+def test_an_interrupted_mode_run_says_nothing_was_saved(tiny_dirs, bag_video, tmp_path, monkeypatch, capsys):
+    """Ctrl-C during ``bench --mode``: exit 130 and a message saying no --json was written and why (it said only
+    "no output was left half-written")."""
+    import siamtrt.runtime as rt
+    from siamtrt.cli.main import run_job
+
+    def stopped(self, frame):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rt.Tracker, "track", stopped)
+    rc = run_job("bench", ["--model", str(tiny_dirs["short"]), "--backend", "onnxruntime", "--video", str(bag_video),
+                           "--mode", "short", "--frames", "2", "--quiet", "--json", str(tmp_path / "m.json")])
+    err = capsys.readouterr().err
+    assert rc == 130 and "nothing saved" in err and "Traceback" not in err and not (tmp_path / "m.json").exists()

@@ -81,3 +81,18 @@ def test_library_export_refuses_too(tmp_path):
     trained = _trained_dir(tmp_path / "alex")
     with pytest.raises(InputError, match="exported from other weights"):
         export_model("siamrpn_alex_dwxcorr", trained, seed=0)
+
+
+def test_random_weights_of_another_architecture_need_force(tmp_path):
+    """Seeded random weights of two architectures share the label random-seed-0: exporting alex into a folder that
+    holds a mobilev2 stand-in of the same seed replaced it silently; the export's arch is compared too."""
+    other = {"arch": "siamrpn_mobilev2_l234_dwxcorr"}
+    stand_in = make_tiny_model_dir(tmp_path / "models", meta_overrides={"template": other, "search": other})
+    before = {p.name: p.read_bytes() for p in stand_in.iterdir()}
+    r = subprocess.run([sys.executable, "-m", "siamtrt", "export", "--config", "siamrpn_alex_dwxcorr", "--out",
+                        str(stand_in)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "exported from other weights" in r.stderr and "siamrpn_mobilev2_l234_dwxcorr, random-realistic" in r.stderr
+    assert "--config siamrpn_mobilev2_l234_dwxcorr, no --checkpoint, --seed 0" in r.stderr
+    assert {p.name: p.read_bytes() for p in stand_in.iterdir()} == before
+    check_replaced_weights(stand_in, export_weights(None, 0, arch="siamrpn_mobilev2_l234_dwxcorr"))  # same: kept
