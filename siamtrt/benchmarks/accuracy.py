@@ -92,18 +92,31 @@ def pending(entrant: Entrant, sequences: Sequence[Seq], results_root: Union[str,
     sequence): a result is reused only when complete and recorded in run.json for this model and sequence.
 
     The run folder is the first ``<backend>-<precision>[_<run:03d>]`` that is new or holds this model directory's
-    results (its fingerprint): two directories of the same weights and precision (another xcorr, batch or Q/DQ
-    target, a re-export) keep each their own results; ``entrant.run`` is set to it (so is its label)."""
+    results (its fingerprint) and none for another sequence of a name it tracks: two directories of the same weights
+    and precision (another xcorr, batch or Q/DQ target, a re-export), and a ``--max-frames`` run beside the full one,
+    keep each their own results; ``entrant.run`` is set to it (so is its label)."""
     fp = entrant.info.get("fingerprint")
+    keys = {results.safe_name(s.name): results.result_key(fp, s) for s in sequences}
     rdir = results.run_dir(results_root, entrant.model, entrant.backend, entrant.precision, entrant.run)
-    while results.read_run_info(rdir).get("fingerprint", fp) != fp:  # another model directory's results: kept
+    while _holds_other_results(results.read_run_info(rdir), fp, keys):  # kept: the run goes to the next folder
         entrant.run = (entrant.run or 0) + 1
         rdir = results.run_dir(results_root, entrant.model, entrant.backend, entrant.precision, entrant.run)
     recorded = results.read_run_info(rdir).get("sequences", {})
     complete = {s.name for s in sequences if not force and results.is_complete(rdir, s)}  # asked once per sequence
-    todo = [s for s in sequences
-            if s.name not in complete or recorded.get(results.safe_name(s.name)) != results.result_key(fp, s)]
+    todo = [s for s in sequences if s.name not in complete or recorded.get(results.safe_name(s.name))
+            != keys[results.safe_name(s.name)]]
     return rdir, todo, [s.name for s in todo if s.name in complete]
+
+
+def _holds_other_results(info: Dict[str, Any], fp: Optional[str], keys: Dict[str, Dict[str, Any]]) -> bool:
+    """Whether a run folder (its run.json ``info``) keeps results a run of model ``fp`` with result ``keys`` would
+    replace: another model directory's, or this one's for another sequence of a name it tracks (a ``--max-frames``
+    run and the full run: the reduced one replaced the full-length results in place)."""
+    recorded = info.get("sequences")
+    recorded = recorded if isinstance(recorded, dict) else {}
+    return info.get("fingerprint", fp) != fp or any(
+        isinstance(recorded.get(n), dict) and recorded[n].get("model") == fp and recorded[n] != k
+        for n, k in keys.items())
 
 
 def run_entrant(entrant: Entrant, sequences: Sequence[Seq], results_root: Union[str, Path], force: bool = False,

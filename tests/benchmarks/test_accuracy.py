@@ -306,3 +306,21 @@ def test_a_stopped_result_write_leaves_whole_files(tmp_path, monkeypatch):
         results.write_result(tmp_path, "seq", np.zeros((5, 4)), np.zeros(5))
     assert (tmp_path / "seq.txt").read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == [
         "seq.txt", "seq_time.txt"]
+
+
+def test_a_reduced_run_keeps_the_full_length_results(tmp_path, seqs, oracle_cls):
+    """A ``--max-frames`` rerun of a model replaced its full-length results in place (a warning said so): it now
+    writes its own run folder, and the full run, rerun, still finds its results."""
+    calls = []
+
+    def ent(on):
+        return _entrant("oracle", lambda: oracle_cls(on), calls, info={"fingerprint": "A"})
+
+    full = evaluate([ent(seqs)], seqs, tmp_path, progress=False)
+    box_file = results.result_paths(full.entries[0]["run_dir"], seqs[0].name)[0]
+    before = box_file.read_bytes()
+    short = [truncate(s, 6) for s in seqs]
+    reduced = evaluate([ent(short)], short, tmp_path, progress=False)
+    assert [e["label"] for e in reduced.entries] == ["oracle-fp32_001"] and box_file.read_bytes() == before
+    again = evaluate([ent(seqs)], seqs, tmp_path, progress=False)
+    assert len(calls) == 2 and [e["label"] for e in again.entries] == ["oracle-fp32"]
