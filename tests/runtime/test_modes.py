@@ -382,6 +382,12 @@ def test_distractor_memory_leaves_out_a_frame_whose_rows_overflow_the_merged_ker
     huge = {n: np.full((1,) + v.shape[1:], 1e30, np.float32) for n, v in d.items()}
     assert bad.update(0.1, np.array([0]), huge, k, 0.8) == 0 and bad.weight[0] == 1.0
     np.testing.assert_allclose(merged(bad, k, 0.8)["cls"][0], (k["cls"][0] - 0.8 * 1e30) / 0.2, rtol=1e-6)
+    # above the cheap bound ((|K_z| + α̂·|S|/W)/(1 − α̂) > float32 max) yet finite once merged: K_z and the mean
+    # cancel, (3e38 − 0.8·3e38)/0.2 = 3e38: learnt (the bound only decides which rows are merged exactly)
+    big = {n: np.full_like(v, 3e38) for n, v in k.items()}
+    same = DistractorMemory(3, big)
+    assert same.update(0.1, np.array([2]), {n: v[:1] for n, v in big.items()}, big, 0.8) == 0
+    assert same.weight[2] == 1.0 and np.isfinite(merged(same, big, 0.8)["cls"]).all()
 
 
 def test_non_finite_distractor_kernels_are_not_learnt(tiny_dir, bag_frames, caplog):
