@@ -577,8 +577,8 @@ def _refuse_xcorr(caps: BuilderCaps, md: ModelDir, branches: Sequence[str], xcor
                           "layers",
                           evidence="INetworkDefinition has neither add_plugin_v3 nor add_plugin_v2 (its ONNX parser "
                                    "also aborts the whole process on a plugin node, so siamtrt stops before parsing)",
-                          fix=f"build with --xcorr conv (siamtrt build --model {md.path} --xcorr "
-                              "conv), or use full TensorRT (JetPack / pypi.nvidia.com) for plugin mode")
+                          fix=f"build with --xcorr conv ({build_command(md.path, '--xcorr conv')}), or use full "
+                              "TensorRT (JetPack / pypi.nvidia.com) for plugin mode")
     if xcorr == "conv" and md.xcorr == "plugin":
         raise EngineError(f"{md.onnx('search')} is in plugin mode; --xcorr conv needs the conv-mode export",
                           fix="re-export with siamtrt export ... --xcorr conv")

@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import BackendError, ModelDirError, folder_listing
-from ..metadata import SEARCH_INPUT, SEARCH_OUTPUTS, TEMPLATE_INPUT
+from ..metadata import SEARCH_INPUT, SEARCH_OUTPUTS, TEMPLATE_INPUT, export_command
 from ..modeldir import BRANCHES, SEARCH_ONNX, TEMPLATE_ONNX
 
 Source = Union[str, Path, bytes, Callable[[], Union[str, Path, bytes]]]
@@ -129,7 +129,7 @@ class Backend:
 
     @classmethod
     def missing_files_fix(cls, model_dir: Path) -> str:
-        return f"export the model: siamtrt export --config NAME --checkpoint model.pth --out {model_dir}"
+        return f"export the model: {export_command(model_dir)}"
 
     @classmethod
     def unavailable_reason(cls, model_dir: Optional[Path] = None) -> Optional[str]:

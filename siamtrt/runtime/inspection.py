@@ -199,7 +199,7 @@ def engine_report(engine_path: Union[str, Path], here: Optional[Dict[str, Any]] 
     engine_path = Path(engine_path)
     if not engine_path.is_file():
         raise EngineError(f"engine {engine_path} does not exist",
-                          fix="build it: siamtrt build --model DIR")
+                          fix=f"build it: {build_command('DIR')}")
     side = read_sidecar(engine_path)
     here = tensorrt_here() if here is None else here
     eng = side.get("engine") or {}
