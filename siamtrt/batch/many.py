@@ -30,7 +30,7 @@ from .errors import BatchError
 from .jobs import VideoJob, discover_jobs
 from .scheduler import connect_ray, import_ray, run_jobs
 from .summary import ManyReport, model_identity, plan_resume, write_summary
-from .writers import RESULT_FORMATS, hold_lock, lock_file, lock_record, partial_paths
+from .writers import RESULT_FORMATS, hold_lock, lock_holder, partial_paths
 
 LOG = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -171,16 +171,11 @@ def _refuse_live_workers(out: Path, todo: Sequence[VideoJob], fmt: str) -> None:
     """
     live = []
     for j in todo:
-        lock = partial_paths(out, j.name, fmt)[1]
-        if lock.exists():
-            f = lock_file(lock)
-            if f is None:
-                record = lock_record(lock)
-                with contextlib.suppress(ValueError, TypeError, KeyError):
-                    record = f"pid {int(json.loads(record)['pid'])}"
-                live.append(f"{j.name} ({record[:80]})")
-            else:
-                f.close()
+        record = lock_holder(partial_paths(out, j.name, fmt)[1])
+        if record is not None:
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                record = f"pid {int(json.loads(record)['pid'])}"
+            live.append(f"{j.name} ({record[:80]})")
     if live:
         raise BatchError(f"{len(live)} video(s) in {out} are still being written by a worker of an earlier run that "
                          "stopped", evidence=f"a process holds the flock of their .lock files: {', '.join(live[:5])}"

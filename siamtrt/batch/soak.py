@@ -128,7 +128,8 @@ def ray_soak(model: PathLike, videos_dir: PathLike, out: PathLike, kills: int = 
         with Tracker.from_model_dir(model, backend="onnxruntime", threads=1) as tracker:
             equal = all(_equals_runtime(tracker, j, files[j.name]) for j in jobs if files[j.name].is_file())
     rerun = track_many(model, jobs, out, workers=workers, fmt=fmt, num_cpus=num_cpus, progress=False)
-    result = {"kind": "ray", "model": str(model), "videos": len(jobs), "frames_per_video": sorted(set(lengths.values())),
+    result = {"kind": "ray", "model": str(model), "videos": len(jobs),
+              "frames_per_video": sorted(set(lengths.values())),
               "workers": rep.workers, "kills": killer.log, "worker_deaths": rep.worker_deaths,
               "ok_videos": len(jobs) - len(rep.failed), "failed": rep.failed,
               "summary_complete": sorted(rep.videos) == sorted(lengths),

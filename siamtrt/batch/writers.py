@@ -123,24 +123,55 @@ def lock_file(path: Path) -> Optional[IO[str]]:
         existed = path.exists()
         f = open(path, "a+")
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.close()
-            return None
-        except OSError as e:  # ENOLCK / ENOSYS: NFS without lockd, some FUSE and Lustre mounts
-            f.close()
+            if not _flock(f, fcntl.LOCK_EX, path):
+                return None
+        except BatchError:
             if not existed:
                 with contextlib.suppress(OSError):
                     path.unlink()
-            raise BatchError(f"the file system of {path.parent} does not support file locks, which keep two runs "
-                             "(or workers) from writing into one folder",
-                             evidence=f"flock {path}: {type(e).__name__}: {e}",
-                             fix="choose an --out on a local disk (or a mount with locks: NFSv4, Lustre with "
-                                 "-o flock) and copy the results afterwards") from None
+            raise
         with contextlib.suppress(OSError):
             if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
                 return f
         f.close()
+
+
+def lock_holder(path: Path) -> Optional[str]:
+    """What the live holder of ``path``'s ``flock`` says of itself (:func:`lock_record`), or None when no process
+    holds it or the file is gone. Creates nothing: a check that opened the file to lock it re-created, empty, a
+    ``.lock`` its worker had just removed.
+
+    Raises:
+        BatchError: the file system has no locks (ENOLCK / ENOSYS).
+    """
+    try:
+        f = open(path)
+    except FileNotFoundError:
+        return None
+    with f:
+        return None if _flock(f, fcntl.LOCK_SH, path) else lock_record(path)
+
+
+def _flock(f: IO[str], op: int, path: Path) -> bool:
+    """``flock(f, op)`` without waiting: True once taken (the caller closes ``f`` to release it), False while another
+    process holds it; ``f`` is closed unless taken.
+
+    Raises:
+        BatchError: the file system has no locks (ENOLCK / ENOSYS).
+    """
+    try:
+        fcntl.flock(f, op | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        f.close()
+        return False
+    except OSError as e:  # ENOLCK / ENOSYS: NFS without lockd, some FUSE and Lustre mounts
+        f.close()
+        raise BatchError(f"the file system of {path.parent} does not support file locks, which keep two runs "
+                         "(or workers) from writing into one folder",
+                         evidence=f"flock {path}: {type(e).__name__}: {e}",
+                         fix="choose an --out on a local disk (or a mount with locks: NFSv4, Lustre with "
+                             "-o flock) and copy the results afterwards") from None
 
 
 def lock_record(path: Path) -> str:
@@ -207,5 +238,5 @@ def read_results(path: PathLike) -> VideoResults:
     return VideoResults(boxes, scores)
 
 
-__all__ = ["ParquetBoxWriter", "RESULT_FORMATS", "VideoResults", "hold_lock", "lock_file", "lock_path",
+__all__ = ["ParquetBoxWriter", "RESULT_FORMATS", "VideoResults", "hold_lock", "lock_file", "lock_holder", "lock_path",
            "lock_record", "open_result_writer", "partial_paths", "read_results", "result_path"]

@@ -229,3 +229,19 @@ def test_run_lock_on_a_file_system_without_locks_and_damaged_worker_locks(tmp_pa
         holder.kill()
         holder.wait()
     assert 'v (["not", "a", "record"])' in e.value.evidence
+
+
+def test_live_worker_check_creates_no_lock_file(tmp_path, monkeypatch):
+    """A rerun's check of a video's .lock opened it to lock it, creating it: a worker of the stopped run that removed
+    its .lock between the check's exists() and open() left an empty .lock behind (reported and replaced by the next
+    run, but a file nobody wrote). Simulated by a .lock that exists() reports and that is gone when opened: the check
+    now finds nobody on it and creates nothing."""
+    from pathlib import Path
+
+    import siamtrt.batch.many as many
+
+    real_exists = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda p, *a, **k: p.name.endswith(".lock") or real_exists(p, *a, **k))
+    many._refuse_live_workers(tmp_path, [VideoJob("v", str(tmp_path / "v.avi"), None)], "csv")
+    monkeypatch.undo()
+    assert sorted(tmp_path.iterdir()) == []
