@@ -80,7 +80,8 @@ def check_repository(repo: Path) -> Dict[str, Optional[str]]:
         kind, name = found.groups() if found else ("", None)
         # an unknown platform is no folder name: the server decides
         backend = models[cfg.parent.name] = PLATFORM_BACKENDS.get(name) if kind == "platform" else name
-        missing = [v for v in cfg.parent.iterdir() if v.name.isdigit() and not (v / "model.py").is_file()]
+        missing = [v for v in cfg.parent.iterdir()
+                   if v.name.isdigit() and v.is_dir() and not (v / "model.py").is_file()]  # a file: no version
         if backend == "python" and missing and "default_model_filename" not in text:  # another file name: not ours
             raise InputError(f"model {cfg.parent.name} has no {missing[0].name}/model.py",
                              evidence=f"{missing[0]} holds {sorted(p.name for p in missing[0].iterdir())[:8]}",

@@ -125,6 +125,7 @@ def test_serve_backend_check_maps_every_triton_platform(tmp_path):
         (repo / name / "config.pbtxt").write_text(f'name: "{name}"\n{line}\n')
     for b in ("onnxruntime", "python", "pytorch", "tensorflow"):
         (backends / b).mkdir(parents=True)
+    (repo / "py" / "2").write_text("a file, no version folder")  # the server skips it; the check read it as one
     models = check_repository(repo)
     assert models == {"ens": None, "ort": "onnxruntime", "pt": "pytorch", "py": "python", "tf": "tensorflow"}
     check_backends(models, backends, repo)  # all there
