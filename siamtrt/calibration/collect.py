@@ -417,7 +417,7 @@ def _check_other_model(target: Path, md: ModelDir) -> None:
         raise InputError(f"--out {target} lies in the model directory {target.parent} of other weights than --model "
                          f"{md.path}", evidence=f"{found[0]} records {weights_text(found[1])}; --model: "
                                                 f"{weights_text(md.meta)}",
-                         fix=f"choose another --out, e.g. {target.parent.parent / target.name}")
+                         fix=f"choose another --out, e.g. {target.absolute().parent.parent / target.name}")
     meta = calibration_meta(target) if target.is_file() else None
     what = weights_mismatch(meta, md) if meta else ""
     if what:

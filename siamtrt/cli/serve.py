@@ -49,8 +49,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     return run_command(lambda: serve(args), name="serve")
 
 
-#: backend folder each ``platform:`` of a config runs on (siamtrt writes these two; others name ``backend:``)
-PLATFORM_BACKENDS = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt"}
+#: backend folder each ``platform:`` of a config runs on (siamtrt writes the first two; Triton's model configuration
+#: docs list the others); None: built into the server (ensemble), no folder. A ``backend:`` names its folder itself.
+PLATFORM_BACKENDS = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt", "pytorch_libtorch": "pytorch",
+                     "tensorflow_savedmodel": "tensorflow", "tensorflow_graphdef": "tensorflow", "ensemble": None}
 
 
 def check_repository(repo: Path) -> Dict[str, Optional[str]]:
@@ -74,9 +76,12 @@ def check_repository(repo: Path) -> Dict[str, Optional[str]]:
     models: Dict[str, Optional[str]] = {}
     for cfg in configs:
         text = cfg.read_text(errors="replace")
-        found = re.search(r'^\s*(?:backend|platform):\s*"([^"]+)"', text, re.M)
-        backend = models[cfg.parent.name] = PLATFORM_BACKENDS.get(found.group(1), found.group(1)) if found else None
-        missing = [v for v in cfg.parent.iterdir() if v.name.isdigit() and not (v / "model.py").is_file()]
+        found = re.search(r'^\s*(backend|platform):\s*"([^"]+)"', text, re.M)
+        kind, name = found.groups() if found else ("", None)
+        # an unknown platform is no folder name: the server decides
+        backend = models[cfg.parent.name] = PLATFORM_BACKENDS.get(name) if kind == "platform" else name
+        missing = [v for v in cfg.parent.iterdir()
+                   if v.name.isdigit() and v.is_dir() and not (v / "model.py").is_file()]  # a file: no version
         if backend == "python" and missing and "default_model_filename" not in text:  # another file name: not ours
             raise InputError(f"model {cfg.parent.name} has no {missing[0].name}/model.py",
                              evidence=f"{missing[0]} holds {sorted(p.name for p in missing[0].iterdir())[:8]}",

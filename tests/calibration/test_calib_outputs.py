@@ -152,6 +152,10 @@ def test_collect_refuses_an_out_of_another_model(tiny, tmp_path, bag_video, monk
         collect(tiny, src, make_tiny_model_dir(tmp_path / "same", "siamrpn_alex_dwxcorr") / "calib.npz",
                 progress=False)
     assert sorted(p.name for p in other.iterdir()) == ["search.onnx", "template.onnx"]
+    monkeypatch.chdir(other)  # --out calib.npz in that directory: the fix named that same path ("e.g. calib.npz")
+    with pytest.raises(InputError, match="of other weights") as e:
+        collect(tiny, src, "calib.npz", progress=False)
+    assert f"e.g. {tmp_path / 'calib.npz'}" in str(e.value), str(e.value)
 
 
 # ------------------------------------------------------------------------------------------------- derived dirs

@@ -106,3 +106,29 @@ def test_sequence_slots_interrupted_and_abandoned_streams(serving_model, serving
         assert "sequence slots" in e.value.fix and "--idle-seconds" in e.value.fix, str(e.value)
         assert len(track_video(srv.grpc_url, serving_frames[:3], BOX).boxes) == 3  # waits for the idle release
         assert RELEASE_LOG in srv.log_tail(1 << 20)
+
+
+def test_serve_backend_check_maps_every_triton_platform(tmp_path):
+    """The backend check refused repositories a server with the right backends runs: an ``ensemble`` model (built
+    into the server: no backends/ folder) and ``pytorch_libtorch`` / ``tensorflow_*`` models (their folders are
+    ``pytorch`` / ``tensorflow``) were each named as a backend the server lacks. No server needed: the check reads
+    the configs and the backends folder."""
+    from siamtrt.cli.serve import check_backends, check_repository
+    from siamtrt.errors import InputError
+
+    repo, backends = tmp_path / "repo", tmp_path / "backends"
+    for name, line in (("ens", 'platform: "ensemble"'), ("pt", 'platform: "pytorch_libtorch"'),
+                       ("tf", 'platform: "tensorflow_savedmodel"'), ("ort", 'platform: "onnxruntime_onnx"'),
+                       ("py", 'backend: "python"')):
+        (repo / name / "1").mkdir(parents=True)
+        (repo / name / "1" / "model.py").write_text("")
+        (repo / name / "config.pbtxt").write_text(f'name: "{name}"\n{line}\n')
+    for b in ("onnxruntime", "python", "pytorch", "tensorflow"):
+        (backends / b).mkdir(parents=True)
+    (repo / "py" / "2").write_text("a file, no version folder")  # the server skips it; the check read it as one
+    models = check_repository(repo)
+    assert models == {"ens": None, "ort": "onnxruntime", "pt": "pytorch", "py": "python", "tf": "tensorflow"}
+    check_backends(models, backends, repo)  # all there
+    (backends / "pytorch").rmdir()
+    with pytest.raises(InputError, match=r"lacks the backends .*: pytorch \(pt\)\n"):
+        check_backends(models, backends, repo)
