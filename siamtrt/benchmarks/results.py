@@ -198,8 +198,24 @@ def write_run_info(rdir: Union[str, Path], info: Dict[str, Any]) -> None:
 
 
 def read_run_info(rdir: Union[str, Path]) -> Dict[str, Any]:
+    """A run folder's ``run.json`` ({} when it has none).
+
+    Raises:
+        InputError: it is not a JSON object (edited or damaged: written atomically, a stopped run leaves none).
+    """
     p = Path(rdir) / RUN_INFO
-    return json.loads(p.read_text()) if p.is_file() else {}
+    if not p.is_file():
+        return {}
+    try:
+        info = json.loads(p.read_text())
+    except (ValueError, OSError) as e:
+        info = e
+    if not isinstance(info, dict):
+        raise InputError(f"{p} is not a run record: a JSON object saying which model, backend and sequences the "
+                         "run folder's results come from", evidence=str(info)[:200],
+                         fix=f"move {Path(rdir)} away (its box files are kept) and run again: the run is then "
+                             "tracked afresh")
+    return info
 
 
 def speed_fps(times: Optional[np.ndarray]) -> Optional[float]:

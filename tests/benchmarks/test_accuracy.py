@@ -324,3 +324,14 @@ def test_a_reduced_run_keeps_the_full_length_results(tmp_path, seqs, oracle_cls)
     assert [e["label"] for e in reduced.entries] == ["oracle-fp32_001"] and box_file.read_bytes() == before
     again = evaluate([ent(seqs)], seqs, tmp_path, progress=False)
     assert len(calls) == 2 and [e["label"] for e in again.entries] == ["oracle-fp32"]
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_a_damaged_run_record_is_a_clear_error(tmp_path, text):
+    """A run.json that is not a JSON object (edited or damaged) was a JSONDecodeError / AttributeError traceback
+    when a run read it to decide which folder its results go to; now an InputError naming the file."""
+    (tmp_path / "run.json").write_text(text)
+    with pytest.raises(InputError, match="is not a run record") as e:
+        results.read_run_info(tmp_path)
+    assert "run.json" in str(e.value) and str(tmp_path) in e.value.fix
+    assert results.read_run_info(tmp_path / "none") == {}
