@@ -156,6 +156,7 @@ def test_collect_refuses_an_out_of_another_model(tiny, tmp_path, bag_video, monk
     with pytest.raises(InputError, match="of other weights") as e:
         collect(tiny, src, "calib.npz", progress=False)
     assert f"e.g. {tmp_path / 'calib.npz'}" in str(e.value), str(e.value)
+    assert f"lies in the model directory {other} of" in str(e.value)  # not "directory ."
 
 
 # ------------------------------------------------------------------------------------------------- derived dirs
