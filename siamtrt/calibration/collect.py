@@ -414,8 +414,8 @@ def _check_other_model(target: Path, md: ModelDir) -> None:
     """
     found = other_weights_model(target.parent, md.meta)
     if found:
-        raise InputError(f"--out {target} lies in the model directory {target.absolute().parent} of other weights than --model "
-                         f"{md.path}", evidence=f"{found[0]} records {weights_text(found[1])}; --model: "
+        raise InputError(f"--out {target} lies in the model directory {target.absolute().parent} of other weights "
+                         f"than --model {md.path}", evidence=f"{found[0]} records {weights_text(found[1])}; --model: "
                                                 f"{weights_text(md.meta)}",
                          fix=f"choose another --out, e.g. {target.absolute().parent.parent / target.name}")
     meta = calibration_meta(target) if target.is_file() else None
