@@ -67,6 +67,17 @@ def build_command(model_dir: Union[str, Path], flags: str = "") -> str:
     return f"siamtrt build --model {model_dir}" + (f" {flags}" if flags else "")
 
 
+def collect_command(model_dir: Union[str, Path] = "DIR", out: Union[str, Path] = "calib.npz") -> str:
+    """The command that collects calibration crops for ``model_dir`` into ``out`` (the fixes of every missing or
+    mismatched calibration file)."""
+    return f"siamtrt collect --model {model_dir} --video V --bbox x,y,w,h --out {out}"
+
+
+def triton_command(out: Union[str, Path], flags: str = "") -> str:
+    """The command that writes a Triton model repository into ``out`` (``flags``: e.g. "--overwrite")."""
+    return f"siamtrt triton --model DIR --out {out}" + (f" {flags}" if flags else "")
+
+
 def sidecar_path(engine_path: Union[str, Path]) -> Path:
     """``DIR/search.engine`` → ``DIR/search.engine.json`` (the JSON that travels with every engine)."""
     p = Path(engine_path)
@@ -472,4 +483,5 @@ def check_target(md: ModelDir, target: str) -> Target:
 
 __all__ = ["BATCH_FORMS", "BRANCHES", "ENGINE_FILES", "ModelDir", "ONNX_FILES", "PER_BRANCH_QUANTIZATION", "REEXPORT",
            "SEARCH_ONNX", "SHARED_KEYS", "SIDECAR_SUFFIX", "TARGETS", "TEMPLATE_ONNX", "TRT_CACHE_FILES", "Target",
-           "XCORR_FORMS", "build_command", "check_target", "migrate", "sidecar_path", "track_command"]
+           "XCORR_FORMS", "build_command", "check_target", "collect_command", "migrate", "sidecar_path",
+           "track_command", "triton_command"]

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import CalibrationError
 from ..metadata import SEARCH_INPUT, TEMPLATE_INPUT
-from ..modeldir import ModelDir
+from ..modeldir import ModelDir, collect_command
 from ..outputs import atomic_path
 
 LOG = logging.getLogger(__name__)
@@ -168,15 +168,13 @@ class CalibrationSet:
                 f"calibration file {self.path or ''} does not fit the model {model.path}",
                 evidence=f"crops are exemplar/instance {have[0]}/{have[1]}, the model ({model.meta['arch']}) "
                          f"takes {want[0]}/{want[1]}",
-                fix=f"collect crops for this model: siamtrt collect --model {model.path} --video V "
-                    f"--bbox x,y,w,h --out calib.npz")
+                fix=f"collect crops for this model: {collect_command(model.path)}")
         what = weights_mismatch(self.meta, model)
         if what and not other_weights:
             raise CalibrationError(f"calibration file {self.path or ''} was collected on other weights than "
                                    f"{model.path}", evidence=f"it records {what}",
-                                   fix=f"collect crops with this model: siamtrt collect --model "
-                                       f"{model.path} --video V --bbox x,y,w,h --out calib.npz (or --force if the "
-                                       "two are exports of the same weights)")
+                                   fix=f"collect crops with this model: {collect_command(model.path)} (or --force if "
+                                       "the two are exports of the same weights)")
 
     # -------------------------------------------------------------------------------------------------- storage
     def save(self, path: Union[str, Path]) -> Path:
@@ -240,8 +238,7 @@ def load_calibration(path: Union[str, Path]) -> CalibrationSet:
         CalibrationError: missing, empty, corrupt or inconsistent file (what is wrong, and how to re-collect).
     """
     path = Path(path)
-    recollect = (f"re-create it: siamtrt collect --model DIR --video V --bbox x,y,w,h "
-                 f"--out {path}")
+    recollect = f"re-create it: {collect_command(out=path)}"
     if not path.is_file():
         raise CalibrationError(f"calibration file {path} does not exist", fix=recollect)
     if path.stat().st_size == 0:

@@ -32,6 +32,7 @@ from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, 
 import numpy as np
 
 from ..errors import CalibrationError
+from ..modeldir import collect_command
 from ..progress import progress_bar
 
 LOG = logging.getLogger(__name__)
@@ -192,8 +193,7 @@ def collect_statistics(model_path: Union[str, Path], feeds: Iterable[Feed], *,
         if samples == 0:
             raise CalibrationError(f"no calibration data reached {Path(model_path).name}",
                                    evidence="the calibration feed iterator was empty",
-                                   fix="collect crops first: siamtrt collect --model DIR --video V "
-                                       "--bbox x,y,w,h --out calib.npz")
+                                   fix=f"collect crops first: {collect_command()}")
         if histograms:
             hist = dict(calibrator.collector.histogram_dict)
             minmax = {n: (float(h[2]), float(h[3])) for n, h in hist.items()}

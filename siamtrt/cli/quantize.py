@@ -39,6 +39,7 @@ from siamtrt.cli.common import add_verbose, setup_logging
 from siamtrt.calibration.ranges import DEFAULT_METHOD, METHODS
 from siamtrt.calibration.sensitivity import DEFAULT_FIDELITY_SAMPLES, DEFAULT_HELD_OUT, DEFAULT_MIN_COSINE
 from siamtrt.errors import CalibrationError, SiamtrtError
+from siamtrt.modeldir import collect_command
 
 
 def build_parser(prog=None) -> argparse.ArgumentParser:
@@ -131,8 +132,7 @@ def _int8(args):
     _check_copy_options(args)
     if not args.calib:
         raise CalibrationError("--precision int8 needs --calib",
-                               fix="collect crops first: siamtrt collect --model DIR "
-                                   "--video V --bbox x,y,w,h --out calib.npz")
+                               fix=f"collect crops first: {collect_command()}")
     from siamtrt.calibration.qdq import quantize_int8
 
     prefix = {}
@@ -153,8 +153,7 @@ def _check_bf16(args) -> int:
     """--check-bf16: measure and record OpenVINO's bf16 fidelity for --model (siamtrt.calibration.sensitivity)."""
     if not args.calib:
         raise CalibrationError("--check-bf16 needs --calib (real crops: synthetic probes do not show bf16's errors)",
-                               fix="collect crops first: siamtrt collect --model DIR --video V "
-                                   "--bbox x,y,w,h --out calib.npz")
+                               fix=f"collect crops first: {collect_command()}")
     given = [f"--{k.replace('_', '-')}" for k in ("precision", "out") if getattr(args, k) is not None]
     if given:
         raise CalibrationError(f"--check-bf16 makes no copy: {', '.join(given)} do not apply",

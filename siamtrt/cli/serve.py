@@ -63,16 +63,17 @@ def check_repository(repo: Path) -> Dict[str, Optional[str]]:
         InputError: missing folder, no model in it, a missing model.py.
     """
     from ..errors import InputError
+    from ..modeldir import triton_command
 
     if not repo.is_dir():
         raise InputError(f"model repository {repo} does not exist" if not repo.exists() else
                          f"{repo} is a file, not a model repository",
-                         fix="write one first: siamtrt triton --model DIR --out " + str(repo))
+                         fix=f"write one first: {triton_command(repo)}")
     configs = sorted(repo.glob("*/config.pbtxt"))
     if not configs:
         raise InputError(f"{repo} holds no Triton model (no */config.pbtxt)",
                          evidence=f"entries: {sorted(p.name for p in repo.iterdir())[:8]}",
-                         fix="write one: siamtrt triton --model DIR --out " + str(repo))
+                         fix=f"write one: {triton_command(repo)}")
     models: Dict[str, Optional[str]] = {}
     for cfg in configs:
         text = cfg.read_text(errors="replace")
@@ -85,13 +86,14 @@ def check_repository(repo: Path) -> Dict[str, Optional[str]]:
         if backend == "python" and missing and "default_model_filename" not in text:  # another file name: not ours
             raise InputError(f"model {cfg.parent.name} has no {missing[0].name}/model.py",
                              evidence=f"{missing[0]} holds {sorted(p.name for p in missing[0].iterdir())[:8]}",
-                             fix=f"write the repository again: siamtrt triton --model DIR --out {repo} --overwrite")
+                             fix=f"write the repository again: {triton_command(repo, '--overwrite')}")
     return models
 
 
 def check_backends(models: Dict[str, Optional[str]], backends: Path, repo: Path) -> None:
     """Refuse models whose backend the server's ``backends`` folder lacks (the server says so only in its log)."""
     from ..errors import InputError
+    from ..modeldir import triton_command
 
     if not backends.is_dir():  # a layout not known here: the server decides
         return
@@ -103,9 +105,10 @@ def check_backends(models: Dict[str, Optional[str]], backends: Path, repo: Path)
         raise InputError("this tritonserver lacks the backends the repository's models need: "
                          + "; ".join(f"{b} ({', '.join(m)})" for b, m in lacking.items()),
                          evidence=f"its backends ({backends}): {', '.join(sorted(p.name for p in backends.iterdir()))}",
-                         fix=f"write the repository for this server: siamtrt triton --model DIR --out {repo} "
-                             "--overwrite --backend python, or serve it with a tritonserver that has those backends "
-                             "(the NGC container, or SIAMTRT_TRITONSERVER=/path/to/tritonserver)")
+                         fix="write the repository for this server: "
+                             f"{triton_command(repo, '--overwrite --backend python')}, or serve it with a "
+                             "tritonserver that has those backends (the NGC container, or "
+                             "SIAMTRT_TRITONSERVER=/path/to/tritonserver)")
 
 
 def check_port(address: str, port: int, option: str) -> None:

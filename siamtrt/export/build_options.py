@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional
 
 from ..errors import EngineError, InputError
 from ..metadata import PRECISIONS
-from ..modeldir import XCORR_FORMS, build_command
+from ..modeldir import XCORR_FORMS, build_command, collect_command
 from ..outputs import check_writable
 
 HARDWARE_COMPAT = ("none", "ampere_plus", "same_compute_capability")
@@ -104,8 +104,7 @@ class BuildOptions:
         for name, path in (("--calib", self.calib), ("--plugin-lib", self.plugin_lib)):
             if path is not None and not Path(path).is_file():
                 raise InputError(f"{name} {path} does not exist",
-                                 fix="collect crops first: siamtrt collect --model DIR --video V --bbox "
-                                     "x,y,w,h --out calib.npz" if name == "--calib"
+                                 fix=f"collect crops first: {collect_command()}" if name == "--calib"
                                  else "build it: python -m siamtrt.plugin.build --cpp")
         check_writable([self.timing_cache], what=["--timing-cache"], dirs=[self.out_dir])
 

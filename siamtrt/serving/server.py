@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
+from ..modeldir import triton_command
 from .repository import ServingError
 
 LOG = logging.getLogger(__name__)
@@ -208,8 +209,8 @@ class TritonServer:
                 raise ServingError(f"tritonserver exited with code {self.proc.returncode} while starting",
                                    evidence=self.log_errors(),
                                    fix="read the errors above; a repository siamtrt wrote that fails to load is "
-                                       "incomplete or damaged: write it again (siamtrt triton --model DIR --out "
-                                       f"{self.repository} --overwrite)")
+                                       "incomplete or damaged: write it again ("
+                                       f"{triton_command(self.repository, '--overwrite')})")
             if self.is_ready():
                 return self
             time.sleep(0.25)
